@@ -1,0 +1,64 @@
+// Parallel loops bounded by --jobs, for algorithms that know nothing of the graph.
+//
+// The executor installs a pool of `--jobs` workers for the run; caulk::parallel_for uses it when one
+// is installed and runs serially otherwise (tests, tools). The calling thread always takes part,
+// and only ever waits for work it or an idle worker has already started, so nested loops (a node's
+// loop over models, inside it a model's loop over row blocks) cannot deadlock.
+//
+// Determinism is the caller's part: fn(i) must write only to slot i of its results, and any
+// reduction must combine the slots in index order, so the numbers do not depend on the width.
+#pragma once
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace caulk {
+
+class ThreadPool {
+ public:
+  // `threads` is the total width including the calling thread; width 1 starts no worker.
+  explicit ThreadPool(unsigned threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  unsigned width() const { return width_; }
+  // Queues a task for a worker (or runs it inline when the pool has no worker).
+  void submit(std::function<void()> task);
+  // Runs fn(i) for every i in [0, n); rethrows the exception of the lowest failing index after
+  // every started iteration has finished.
+  void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+
+ private:
+  void worker_loop();
+  unsigned width_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+};
+
+// The pool of the current run (nullptr outside a run).
+ThreadPool* current_pool();
+// Installs `pool` as current for the lifetime of the guard (process-wide: one run at a time).
+class ScopedPool {
+ public:
+  explicit ScopedPool(ThreadPool* pool);
+  ~ScopedPool();
+
+ private:
+  ThreadPool* previous_;
+};
+
+// fn(i) for i in [0, n) on the current pool, serially when there is none.
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+// The width of the current pool (1 when there is none).
+unsigned parallel_width();
+
+}  // namespace caulk

@@ -1,0 +1,119 @@
+#include "caulk/parallel.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+
+namespace caulk {
+
+ThreadPool::ThreadPool(unsigned threads) : width_(threads == 0 ? 1 : threads) {
+  for (unsigned i = 1; i < width_; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::submit(std::function<void()> task) {
+  if (workers_.empty()) {
+    task();
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void ThreadPool::worker_loop() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock lock(mutex_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    task();
+  }
+}
+
+namespace {
+// Shared by the caller and the helpers of one parallel_for: iterations are claimed one at a time.
+// The caller waits until every iteration has *completed*; it never waits for a helper that has not
+// started (it may sit in the queue behind a long task), and such a helper, when it finally runs,
+// claims nothing and leaves without touching `fn`.
+struct LoopState {
+  std::size_t n = 0;
+  const std::function<void(std::size_t)>* fn = nullptr;
+  std::atomic<std::size_t> next{0};
+  std::mutex mutex;
+  std::condition_variable done_cv;
+  std::size_t completed = 0;
+  std::size_t first_error_index = static_cast<std::size_t>(-1);
+  std::exception_ptr first_error;
+
+  void run() {
+    for (;;) {
+      std::size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      std::exception_ptr error;
+      try {
+        (*fn)(i);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard lock(mutex);
+      if (error && i < first_error_index) {
+        first_error_index = i;
+        first_error = error;
+      }
+      if (++completed == n) done_cv.notify_all();
+    }
+  }
+};
+}  // namespace
+
+void ThreadPool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  if (n == 0) return;
+  auto state = std::make_shared<LoopState>();
+  state->n = n;
+  state->fn = &fn;
+  std::size_t helpers = std::min<std::size_t>(workers_.size(), n - 1);
+  for (std::size_t h = 0; h < helpers; ++h) submit([state] { state->run(); });
+  state->run();
+  std::unique_lock lock(state->mutex);
+  state->done_cv.wait(lock, [&] { return state->completed == n; });
+  if (state->first_error) std::rethrow_exception(state->first_error);
+}
+
+namespace {
+std::atomic<ThreadPool*> g_current_pool{nullptr};
+}
+
+ThreadPool* current_pool() { return g_current_pool.load(); }
+
+ScopedPool::ScopedPool(ThreadPool* pool) : previous_(g_current_pool.exchange(pool)) {}
+ScopedPool::~ScopedPool() { g_current_pool.store(previous_); }
+
+void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  if (ThreadPool* pool = current_pool()) {
+    pool->parallel_for(n, fn);
+    return;
+  }
+  for (std::size_t i = 0; i < n; ++i) fn(i);
+}
+
+unsigned parallel_width() {
+  ThreadPool* pool = current_pool();
+  return pool ? pool->width() : 1;
+}
+
+}  // namespace caulk

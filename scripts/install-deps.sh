@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages caulk needs, skipping those already present.
+# Runs `apt-get update` only when something must be installed.
+# Usage: scripts/install-deps.sh [core|fuzz|browser|mpi]...   (default: core)
+set -euo pipefail
+
+core=(cmake make g++ pkg-config
+      libboost-dev libtomlplusplus-dev libeigen3-dev libopenblas-dev liblapacke-dev
+      liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+      libgtest-dev libgmock-dev libbenchmark-dev)
+fuzz=(clang-14 libclang-rt-14-dev)
+browser=(chromium graphviz)
+mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
+
+groups=("$@")
+[ ${#groups[@]} -gt 0 ] || groups=(core)
+wanted=()
+for g in "${groups[@]}"; do
+  case "$g" in
+    core) wanted+=("${core[@]}") ;;
+    fuzz) wanted+=("${fuzz[@]}") ;;
+    browser) wanted+=("${browser[@]}") ;;
+    mpi) wanted+=("${mpi[@]}") ;;
+    *) echo "install-deps: unknown group '$g' (core, fuzz, browser, mpi)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
