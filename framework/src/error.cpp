@@ -11,6 +11,9 @@ std::string SourceLocation::str() const {
 DataError::DataError(const std::string& file, const std::string& problem)
     : Error(file + ": " + problem), file_(file), problem_(problem) {}
 
+DataError::DataError(const std::string& file, int line, const std::string& problem)
+    : Error(file + ":" + std::to_string(line) + ": " + problem), file_(file), problem_(problem), line_(line) {}
+
 std::string Diagnostic::str() const {
   std::string where_text = where.str();
   return (where_text.empty() ? std::string("<pipeline>") : where_text) + ": error: " + message;

@@ -27,12 +27,17 @@ class Error : public std::runtime_error {
 // A malformed or inconsistent data file: the message always begins with the file's path.
 class DataError : public Error {
  public:
+  // "FILE: problem"
   DataError(const std::string& file, const std::string& problem);
+  // "FILE:LINE: problem", for text files where the line helps (line is 1-based).
+  DataError(const std::string& file, int line, const std::string& problem);
   const std::string& file() const { return file_; }
+  int line() const { return line_; }  // 0 when unknown
   const std::string& problem() const { return problem_; }
 
  private:
   std::string file_, problem_;
+  int line_ = 0;
 };
 
 // Bad command line use (exit code 2).
