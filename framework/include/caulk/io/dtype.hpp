@@ -24,6 +24,11 @@ float bf16_to_f32(std::uint16_t b);
 std::uint16_t f32_to_bf16(float f);
 
 // Element `i` of a buffer of type `t`, as double (any type, including BOOL and integers).
+// The buffer need not be aligned (safetensors offsets and .npy padding are arbitrary).
 double load_as_double(const void* data, DType t, std::size_t i);
+// The first `count` elements of a buffer of type `t` (aligned or not), converted in bulk.
+// Integers wider than 24 (float) or 53 (double) bits are rounded to nearest.
+void convert_to_double(const void* data, DType t, std::size_t count, double* out);
+void convert_to_float(const void* data, DType t, std::size_t count, float* out);
 
 }  // namespace caulk::io
