@@ -43,13 +43,18 @@ class NpyArray {
   std::size_t size() const { return header_.element_count(); }
   std::size_t ndim() const { return header_.shape.size(); }
   const void* data() const;
+  // The mapping the data lives in (shared with every in-place view of it).
+  const std::shared_ptr<const MappedFile>& mapping() const { return map_; }
 
-  // A 2-D view: a 1-D array of length N is N x 1. F32 and F64 are viewed in place (no copy);
-  // other types are converted to a float64 buffer owned by the view.
-  // Throws DataError when ndim > 2.
+  // A 2-D view: a 1-D array of length N is N x 1. F32 and F64 are viewed in place (no copy; the
+  // view keeps the mapping alive; C order is row-major, Fortran order column-major) unless a
+  // hand-made header leaves the data misaligned, when they are copied; other types are converted
+  // to a float64 buffer owned by the view.
+  // Throws DataError when ndim is 0 or more than 2.
   MatrixView matrix() const;
   // Every element as int64 (integer and bool arrays; floats that are whole numbers).
-  // Throws DataError for floats with a fractional part or for ndim > 2 with more than one column.
+  // Throws DataError for floats with a fractional part, values outside int64, and arrays that are
+  // not a vector (shape (N) or (N, 1)).
   std::vector<std::int64_t> to_int64() const;
 
  private:

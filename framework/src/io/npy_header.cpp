@@ -1,0 +1,384 @@
+// Reading and writing the .npy header: magic, version, length, and the Python dict literal.
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "caulk/error.hpp"
+#include "caulk/io/npy.hpp"
+#include "npy_format.hpp"
+#include "sizes.hpp"
+
+namespace caulk::io {
+
+namespace {
+
+using detail::python_shape;
+using detail::quote_bytes;
+
+constexpr unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+constexpr std::size_t kAlignment = 64;
+static_assert(sizeof(std::size_t) >= sizeof(std::uint64_t), "shapes are parsed as 64-bit integers");
+
+// A value of the small subset of Python literals a .npy header uses.
+struct PyValue {
+  enum class Kind { None, Bool, Int, Str, Tuple, List, Dict };
+  Kind kind = Kind::None;
+  bool boolean = false;
+  bool negative = false;
+  std::uint64_t magnitude = 0;
+  std::string text;
+  std::vector<PyValue> items;     // tuple and list elements, dict values
+  std::vector<std::string> keys;  // dict keys (strings only)
+  std::size_t begin = 0, end = 0;  // where it was written, for messages
+};
+
+// A recursive-descent parser for dicts, tuples, lists, strings, integers, True, False and None.
+// Depth is bounded so that hostile input cannot exhaust the stack.
+class PyLiteralParser {
+ public:
+  PyLiteralParser(std::string_view text, const std::string& file) : text_(text), file_(file) {}
+
+  PyValue parse() {
+    PyValue v = value(0);
+    skip_space();
+    if (pos_ < text_.size()) fail("unexpected text after the dict");
+    return v;
+  }
+
+  std::string source(const PyValue& v) const { return quote_bytes(text_.data() + v.begin, v.end - v.begin); }
+
+ private:
+  static constexpr int kMaxDepth = 16;
+
+  [[noreturn]] void fail(const std::string& what) const {
+    std::string where = " at column " + std::to_string(pos_ + 1);
+    if (!key_.empty()) where += ", in the value of '" + key_ + "'";
+    std::size_t n = std::min<std::size_t>(20, text_.size() - std::min(pos_, text_.size()));
+    std::string near = n ? " near '" + quote_bytes(text_.data() + pos_, n) + "'" : " at the end of the header";
+    throw DataError(file_, "malformed header: " + what + where + near);
+  }
+
+  void skip_space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
+      ++pos_;
+  }
+  bool at(char c) {
+    skip_space();
+    return pos_ < text_.size() && text_[pos_] == c;
+  }
+  void expect(char c) {
+    if (!at(c)) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+
+  PyValue value(int depth) {
+    if (depth > kMaxDepth) fail("nested more than " + std::to_string(kMaxDepth) + " levels deep");
+    skip_space();
+    if (pos_ >= text_.size()) fail("expected a value");
+    std::size_t begin = pos_;
+    char c = text_[pos_];
+    PyValue v;
+    if (c == '{') v = dict(depth);
+    else if (c == '(') v = tuple(depth);
+    else if (c == '[') v = sequence(depth, '[', ']', PyValue::Kind::List);
+    else if (c == '\'' || c == '"') v = string();
+    else if (c == '-' || c == '+' || (c >= '0' && c <= '9')) v = integer();
+    else if (std::isalpha(static_cast<unsigned char>(c))) v = name();
+    else fail("expected a value");
+    v.begin = begin;
+    v.end = pos_;
+    return v;
+  }
+
+  PyValue dict(int depth) {
+    PyValue v;
+    v.kind = PyValue::Kind::Dict;
+    expect('{');
+    while (!at('}')) {
+      PyValue key = value(depth + 1);
+      if (key.kind != PyValue::Kind::Str) fail("dict keys must be strings");
+      expect(':');
+      if (depth == 0) key_ = key.text;
+      v.items.push_back(value(depth + 1));
+      key_.clear();
+      v.keys.push_back(std::move(key.text));
+      if (!at(',')) break;
+      ++pos_;
+    }
+    expect('}');
+    return v;
+  }
+
+  // "(x)" is just x in Python; a tuple needs a comma, or nothing at all: "()".
+  PyValue tuple(int depth) {
+    expect('(');
+    if (at(')')) {
+      ++pos_;
+      PyValue empty;
+      empty.kind = PyValue::Kind::Tuple;
+      return empty;
+    }
+    PyValue first = value(depth + 1);
+    if (at(')')) {
+      ++pos_;
+      return first;
+    }
+    expect(',');
+    PyValue v;
+    v.kind = PyValue::Kind::Tuple;
+    v.items.push_back(std::move(first));
+    while (!at(')')) {
+      v.items.push_back(value(depth + 1));
+      if (!at(',')) break;
+      ++pos_;
+    }
+    expect(')');
+    return v;
+  }
+
+  PyValue sequence(int depth, char open, char close, PyValue::Kind kind) {
+    PyValue v;
+    v.kind = kind;
+    expect(open);
+    while (!at(close)) {
+      v.items.push_back(value(depth + 1));
+      if (!at(',')) break;
+      ++pos_;
+    }
+    expect(close);
+    return v;
+  }
+
+  PyValue string() {
+    PyValue v;
+    v.kind = PyValue::Kind::Str;
+    const char quote = text_[pos_++];
+    for (;;) {
+      if (pos_ >= text_.size() || text_[pos_] == '\n') fail("unterminated string");
+      char c = text_[pos_++];
+      if (c == quote) return v;
+      if (c == '\\' && pos_ < text_.size()) {
+        char e = text_[pos_++];
+        switch (e) {
+          case 'n': v.text += '\n'; break;
+          case 't': v.text += '\t'; break;
+          case '\\': case '\'': case '"': v.text += e; break;
+          default: v.text += '\\'; v.text += e;
+        }
+      } else {
+        v.text += c;
+      }
+    }
+  }
+
+  PyValue integer() {
+    PyValue v;
+    v.kind = PyValue::Kind::Int;
+    if (text_[pos_] == '-' || text_[pos_] == '+') v.negative = text_[pos_++] == '-';
+    std::size_t digits = 0;
+    for (; pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9'; ++pos_, ++digits) {
+      auto d = static_cast<std::uint64_t>(text_[pos_] - '0');
+      if (v.magnitude > (std::numeric_limits<std::uint64_t>::max() - d) / 10) fail("integer too large");
+      v.magnitude = v.magnitude * 10 + d;
+    }
+    if (digits == 0) fail("expected digits");
+    if (pos_ < text_.size() && (text_[pos_] == 'L' || text_[pos_] == 'l')) ++pos_;  // Python 2 long
+    if (pos_ < text_.size() && (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E' ||
+                                std::isalpha(static_cast<unsigned char>(text_[pos_]))))
+      fail("expected an integer");
+    return v;
+  }
+
+  PyValue name() {
+    std::size_t start = pos_;
+    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) ++pos_;
+    std::string_view word = text_.substr(start, pos_ - start);
+    PyValue v;
+    if (word == "True" || word == "False") {
+      v.kind = PyValue::Kind::Bool;
+      v.boolean = word == "True";
+    } else if (word != "None") {
+      pos_ = start;
+      fail("unknown name '" + std::string(word) + "'");
+    }
+    return v;
+  }
+
+  std::string_view text_;
+  const std::string& file_;
+  std::size_t pos_ = 0;
+  std::string key_;  // the top-level key whose value is being parsed
+};
+
+struct NpyType {
+  const char* code;
+  DType dtype;
+};
+constexpr NpyType kNpyTypes[] = {
+    {"b1", DType::BOOL}, {"?", DType::BOOL},  {"u1", DType::U8},  {"i1", DType::I8},   {"u2", DType::U16},
+    {"i2", DType::I16},  {"u4", DType::U32},  {"i4", DType::I32}, {"u8", DType::U64},  {"i8", DType::I64},
+    {"f2", DType::F16},  {"f4", DType::F32},  {"f8", DType::F64},
+};
+
+DType dtype_from_descr(const std::string& descr, const std::string& file) {
+  std::string_view code = descr;
+  char order = '=';
+  if (!code.empty() && std::strchr("<>|=", code.front())) {
+    order = code.front();
+    code.remove_prefix(1);
+  }
+  if (!code.empty() && code.front() == 'O')
+    throw DataError(file, "object arrays (descr '" + descr + "') are not supported: they hold pickled Python objects, not numbers");
+  for (const auto& t : kNpyTypes) {
+    if (code != t.code) continue;
+    if (order == '>' && dtype_size(t.dtype) > 1)
+      throw DataError(file, "big-endian arrays (descr '" + descr + "') are not supported; save it little-endian, e.g. "
+                            "np.save(path, a.astype('<" + std::string(code) + "'))");
+    return t.dtype;  // '<', '|' and '=' (native, and every platform caulk runs on is little-endian)
+  }
+  if (order == '>') throw DataError(file, "big-endian arrays (descr '" + descr + "') are not supported");
+  throw DataError(file, "unsupported dtype '" + descr + "' (caulk reads float16/32/64, signed and unsigned integers "
+                        "of 1 to 8 bytes, and bool)");
+}
+
+std::size_t read_le(const std::byte* p, int bytes) {
+  std::size_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<std::size_t>(p[i]);
+  return v;
+}
+
+}  // namespace
+
+std::size_t NpyHeader::element_count() const {
+  std::size_t n = 1;
+  for (std::size_t d : shape) n *= d;  // validated by the parser: cannot overflow
+  return n;
+}
+
+NpyHeader parse_npy_header(const std::byte* bytes, std::size_t size, const std::filesystem::path& path) {
+  const std::string file = path.string();
+  if (size == 0 || bytes == nullptr) throw DataError(file, "empty file");
+  if (std::memcmp(bytes, kMagic, std::min<std::size_t>(size, sizeof kMagic)) != 0)
+    throw DataError(file, "not a .npy file: bad magic '" + quote_bytes(bytes, std::min<std::size_t>(size, 6)) +
+                              "' (expected '\\x93NUMPY')");
+  if (size < 8) throw DataError(file, "truncated header: the file ends after " + std::to_string(size) + " bytes, before the format version");
+  const auto major = static_cast<unsigned>(bytes[6]), minor = static_cast<unsigned>(bytes[7]);
+  if (major < 1 || major > 3 || minor != 0)
+    throw DataError(file, "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                              " (caulk reads 1.0, 2.0 and 3.0)");
+  const int length_bytes = major == 1 ? 2 : 4;
+  const std::size_t prefix = 8 + static_cast<std::size_t>(length_bytes);
+  if (size < prefix)
+    throw DataError(file, "truncated header: the file ends after " + std::to_string(size) + " bytes, inside the header length");
+  const std::size_t header_length = read_le(bytes + 8, length_bytes);
+  if (header_length > size - prefix)
+    throw DataError(file, "header length " + std::to_string(header_length) + " runs past the end of the file (" +
+                              std::to_string(size - prefix) + " bytes follow the length field)");
+
+  std::string_view text(reinterpret_cast<const char*>(bytes + prefix), header_length);
+  if (major < 3) {  // 3.0 exists only to allow UTF-8
+    auto bad = std::find_if(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+    if (bad != text.end())
+      throw DataError(file, "header is not ASCII (byte " + quote_bytes(&*bad, 1) + " at column " +
+                                std::to_string(bad - text.begin() + 1) + "); non-ASCII headers need format 3.0");
+  }
+  PyLiteralParser parser(text, file);
+  PyValue dict = parser.parse();
+  if (dict.kind != PyValue::Kind::Dict)
+    throw DataError(file, "header is not a dict: '" + parser.source(dict) + "'");
+
+  const PyValue *descr = nullptr, *fortran = nullptr, *shape = nullptr;
+  for (std::size_t i = 0; i < dict.keys.size(); ++i) {
+    const std::string& key = dict.keys[i];
+    const PyValue** slot = key == "descr" ? &descr : key == "fortran_order" ? &fortran : key == "shape" ? &shape : nullptr;
+    if (!slot) throw DataError(file, "header has an unexpected key '" + key + "' (expected 'descr', 'fortran_order', 'shape')");
+    if (*slot) throw DataError(file, "header has the key '" + key + "' twice");
+    *slot = &dict.items[i];
+  }
+  for (auto [value, key] : {std::pair{descr, "descr"}, {fortran, "fortran_order"}, {shape, "shape"}})
+    if (!value) throw DataError(file, std::string("header has no '") + key + "' key");
+
+  NpyHeader header;
+  if (descr->kind == PyValue::Kind::List)
+    throw DataError(file, "structured arrays (descr " + parser.source(*descr) + ") are not supported");
+  if (descr->kind != PyValue::Kind::Str) throw DataError(file, "'descr' is not a string: " + parser.source(*descr));
+  header.dtype = dtype_from_descr(descr->text, file);
+  if (fortran->kind != PyValue::Kind::Bool)
+    throw DataError(file, "'fortran_order' is not True or False: " + parser.source(*fortran));
+  header.fortran_order = fortran->boolean;
+  if (shape->kind != PyValue::Kind::Tuple)
+    throw DataError(file, "'shape' is not a tuple of non-negative integers: " + parser.source(*shape));
+  for (const PyValue& dim : shape->items) {
+    if (dim.kind != PyValue::Kind::Int || (dim.negative && dim.magnitude != 0))
+      throw DataError(file, "'shape' is not a tuple of non-negative integers: " + parser.source(*shape));
+    header.shape.push_back(static_cast<std::size_t>(dim.magnitude));
+  }
+
+  header.data_offset = prefix + header_length;
+  const std::string described = "shape " + python_shape(header.shape) + " of '" + descr->text + "'";
+  auto count = detail::checked_product(header.shape);
+  auto needed = count ? detail::checked_mul(*count, dtype_size(header.dtype)) : std::nullopt;
+  if (!needed) throw DataError(file, described + " has too many elements to address");
+  const std::size_t available = size - header.data_offset;
+  if (available < *needed)
+    throw DataError(file, "data is truncated: " + described + " needs " + std::to_string(*needed) + " bytes, the file has " +
+                              std::to_string(available) + " after the header");
+  if (available > *needed)
+    throw DataError(file, "data is longer than the shape says: " + described + " needs " + std::to_string(*needed) +
+                              " bytes, the file has " + std::to_string(available) + " after the header");
+  return header;
+}
+
+namespace detail {
+
+std::optional<std::string> npy_descr(DType t) {
+  switch (t) {
+    case DType::BOOL: return "|b1";
+    case DType::U8: return "|u1";
+    case DType::I8: return "|i1";
+    case DType::U16: return "<u2";
+    case DType::I16: return "<i2";
+    case DType::U32: return "<u4";
+    case DType::I32: return "<i4";
+    case DType::U64: return "<u8";
+    case DType::I64: return "<i8";
+    case DType::F16: return "<f2";
+    case DType::F32: return "<f4";
+    case DType::F64: return "<f8";
+    case DType::BF16: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+std::string npy_header_image(const std::string& descr, const std::vector<std::size_t>& shape, bool fortran_order) {
+  // The dict as NumPy writes it: keys sorted, a trailing ", ".
+  const std::string dict = "{'descr': '" + descr + "', 'fortran_order': " + (fortran_order ? "True" : "False") +
+                           ", 'shape': " + python_shape(shape) + ", }";
+  for (unsigned major : {1u, 2u}) {
+    const std::size_t prefix = major == 1 ? 10 : 12;
+    const std::size_t unpadded = prefix + dict.size() + 1;  // + the closing newline
+    const std::size_t total = (unpadded + kAlignment - 1) / kAlignment * kAlignment;
+    const std::size_t header_length = total - prefix;
+    if (major == 1 && header_length > 0xFFFF) continue;
+    if (header_length > 0xFFFFFFFFu) break;
+    std::string image(reinterpret_cast<const char*>(kMagic), sizeof kMagic);
+    image.push_back(static_cast<char>(major));
+    image.push_back('\0');
+    for (std::size_t i = 0; i < prefix - 8; ++i) image.push_back(static_cast<char>((header_length >> (8 * i)) & 0xFF));
+    image += dict;
+    image.append(total - unpadded, ' ');
+    image.push_back('\n');
+    return image;
+  }
+  throw std::length_error("npy header longer than 4 GiB");
+}
+
+}  // namespace detail
+
+}  // namespace caulk::io
