@@ -61,12 +61,15 @@ class SafetensorsFile {
 };
 
 // A checkpoint that may be one .safetensors file or a folder of shards with
-// model.safetensors.index.json. Shards are opened on first use.
+// model.safetensors.index.json. Every shard is mapped and its header validated at open, so an
+// index that disagrees with its shards is caught before anything runs; tensor data is only read
+// (paged in) when used.
 class Checkpoint {
  public:
   // `path` is a .safetensors file, a folder holding model.safetensors.index.json (or a single
   // model.safetensors), or the index file itself. Throws DataError (missing shard, tensor listed
-  // in the index but absent from its shard, bad JSON, ...).
+  // in the index but absent from its shard, a tensor in two shards or in none the index names,
+  // bad JSON, ...).
   static Checkpoint open(const std::filesystem::path& path);
 
   const std::filesystem::path& path() const { return path_; }
@@ -80,6 +83,8 @@ class Checkpoint {
   bool sharded() const { return sharded_; }
 
  private:
+  static Checkpoint open_single(const std::filesystem::path& path, const std::filesystem::path& file);
+  static Checkpoint open_index(const std::filesystem::path& path, const std::filesystem::path& index);
   const SafetensorsFile& shard_of(const std::string& name) const;
   std::filesystem::path path_;
   bool sharded_ = false;
