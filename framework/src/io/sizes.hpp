@@ -30,16 +30,28 @@ inline std::optional<std::size_t> checked_product(const std::vector<std::size_t>
   return n;
 }
 
+// "2, 3"
+inline std::string joined_dims(const std::vector<std::size_t>& shape) {
+  std::string s;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s;
+}
+
 // A shape written as a Python tuple ("()", "(3,)", "(2, 3)") or a JSON list ("[2, 3]").
 inline std::string python_shape(const std::vector<std::size_t>& shape) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + (shape.size() == 1 ? ",)" : ")");
+  std::string s = "(";  // appended, not "(" + string: that trips a GCC 12 -Wrestrict false alarm
+  s += joined_dims(shape);
+  s += shape.size() == 1 ? ",)" : ")";
+  return s;
 }
 inline std::string json_shape(const std::vector<std::size_t>& shape) {
   std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
+  s += joined_dims(shape);
+  s += "]";
+  return s;
 }
 
 // Bytes from a file quoted for a message: printable ASCII as is, anything else as \xNN.
