@@ -290,6 +290,19 @@ TEST_F(Npy, DataSizeMustMatchTheShape) {
   EXPECT_THAT(open_error(npy_image(dict_of("<f8", "(4611686018427387904,)"), "")), HasSubstr("too many elements"));
 }
 
+TEST_F(Npy, HeaderLengthIsBounded) {
+  // A shape tuple megabytes long would cost far more memory to parse than its bytes: refused.
+  std::string dict = dict_of("<f4", "(1,)");
+  dict.append(kMaxNpyHeader, ' ');
+  EXPECT_THAT(open_error(npy_image(dict, f32s({1}), 2)),
+              AllOf(HasSubstr("header length 10"), HasSubstr(" exceeds the limit of 1048576 bytes")));
+  std::vector<std::size_t> shape(kMaxNpyHeader / 3, 1);
+  const float one = 1;
+  EXPECT_THAT(data_error_message([&] { write_npy(dir_ / "deep.npy", DType::F32, shape, &one); }),
+              HasSubstr("too many dimensions for a .npy header"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "deep.npy"));
+}
+
 TEST(NpyHeaderBytes, EveryPrefixAndRandomDamageIsADataError) {
   // parse_npy_header is the fuzzing entry point: no disk, arbitrary bytes, only DataError.
   const std::string good = npy_image(dict_of("<f4", "(2, 3)"), f32s({1, 2, 3, 4, 5, 6}));

@@ -1,5 +1,6 @@
 // Checkpoints: one .safetensors file, or shards named by model.safetensors.index.json.
 #include <algorithm>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -54,15 +55,19 @@ bool stays_inside(const std::filesystem::path& relative) {
 }  // namespace
 
 Checkpoint Checkpoint::open(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    if (is_file(path / kIndexName)) return open_index(path, path / kIndexName);
-    if (is_file(path / kSingleName)) return open_single(path, path / kSingleName);
-    throw DataError(path.string(), std::string("the folder holds neither ") + kIndexName + " nor " + kSingleName);
+  try {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      if (is_file(path / kIndexName)) return open_index(path, path / kIndexName);
+      if (is_file(path / kSingleName)) return open_single(path, path / kSingleName);
+      throw DataError(path.string(), std::string("the folder holds neither ") + kIndexName + " nor " + kSingleName);
+    }
+    const std::string name = path.filename().string();
+    if (name.size() > 11 && name.ends_with(".index.json")) return open_index(path, path);
+    return open_single(path, path);
+  } catch (const std::bad_alloc&) {
+    throw DataError(path.string(), "not enough memory to open the checkpoint");
   }
-  const std::string name = path.filename().string();
-  if (name.size() > 11 && name.ends_with(".index.json")) return open_index(path, path);
-  return open_single(path, path);
 }
 
 Checkpoint Checkpoint::open_single(const std::filesystem::path& path, const std::filesystem::path& file) {

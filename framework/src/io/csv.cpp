@@ -2,6 +2,7 @@
 #include "caulk/io/csv.hpp"
 
 #include <charconv>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 
@@ -81,7 +82,9 @@ class CsvParser {
 
 }  // namespace
 
-CsvTable parse_csv(std::string_view text, const std::filesystem::path& name) {
+namespace {
+
+CsvTable parse(std::string_view text, const std::filesystem::path& name) {
   const std::string file = name.string();
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // the byte-order mark spreadsheets write
   CsvParser parser(text, file);
@@ -105,6 +108,16 @@ CsvTable parse_csv(std::string_view text, const std::filesystem::path& name) {
     table.row_lines.push_back(line);
   }
   return table;
+}
+
+}  // namespace
+
+CsvTable parse_csv(std::string_view text, const std::filesystem::path& name) {
+  try {
+    return parse(text, name);
+  } catch (const std::bad_alloc&) {
+    throw DataError(name.string(), "not enough memory to read the table");
+  }
 }
 
 CsvTable read_csv(const std::filesystem::path& path) {

@@ -137,8 +137,14 @@ void write_npy_with(const std::filesystem::path& path, DType dtype, const std::v
   auto count = detail::checked_product(shape);
   if (!count || !detail::checked_mul(*count, dtype_size(dtype)))
     throw DataError(file, "shape " + detail::python_shape(shape) + " has too many elements to address");
+  std::string header;
+  try {
+    header = detail::npy_header_image(*descr, shape, false);
+  } catch (const std::length_error&) {
+    throw DataError(file, "shape " + detail::python_shape(shape) + " has too many dimensions for a .npy header");
+  }
   AtomicFile out(path);
-  out.write(detail::npy_header_image(*descr, shape, false));
+  out.write(header);
   write_data(out, *count * dtype_size(dtype));
   out.commit();
 }

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstring>
 #include <limits>
+#include <new>
 #include <string>
 #include <stdexcept>
 #include <string_view>
@@ -261,8 +262,9 @@ std::size_t NpyHeader::element_count() const {
   return n;
 }
 
-NpyHeader parse_npy_header(const std::byte* bytes, std::size_t size, const std::filesystem::path& path) {
-  const std::string file = path.string();
+namespace {
+
+NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::string& file) {
   if (size == 0 || bytes == nullptr) throw DataError(file, "empty file");
   if (std::memcmp(bytes, kMagic, std::min<std::size_t>(size, sizeof kMagic)) != 0)
     throw DataError(file, "not a .npy file: bad magic '" + quote_bytes(bytes, std::min<std::size_t>(size, 6)) +
@@ -280,6 +282,9 @@ NpyHeader parse_npy_header(const std::byte* bytes, std::size_t size, const std::
   if (header_length > size - prefix)
     throw DataError(file, "header length " + std::to_string(header_length) + " runs past the end of the file (" +
                               std::to_string(size - prefix) + " bytes follow the length field)");
+  if (header_length > kMaxNpyHeader)
+    throw DataError(file, "header length " + std::to_string(header_length) + " exceeds the limit of " +
+                              std::to_string(kMaxNpyHeader) + " bytes");
 
   std::string_view text(reinterpret_cast<const char*>(bytes + prefix), header_length);
   if (major < 3) {  // 3.0 exists only to allow UTF-8
@@ -335,6 +340,16 @@ NpyHeader parse_npy_header(const std::byte* bytes, std::size_t size, const std::
   return header;
 }
 
+}  // namespace
+
+NpyHeader parse_npy_header(const std::byte* bytes, std::size_t size, const std::filesystem::path& path) {
+  try {
+    return parse_header(bytes, size, path.string());
+  } catch (const std::bad_alloc&) {
+    throw DataError(path.string(), "not enough memory to read the header");
+  }
+}
+
 namespace detail {
 
 std::optional<std::string> npy_descr(DType t) {
@@ -366,7 +381,7 @@ std::string npy_header_image(const std::string& descr, const std::vector<std::si
     const std::size_t total = (unpadded + kAlignment - 1) / kAlignment * kAlignment;
     const std::size_t header_length = total - prefix;
     if (major == 1 && header_length > 0xFFFF) continue;
-    if (header_length > 0xFFFFFFFFu) break;
+    if (header_length > kMaxNpyHeader) break;
     std::string image(reinterpret_cast<const char*>(kMagic), sizeof kMagic);
     image.push_back(static_cast<char>(major));
     image.push_back('\0');
@@ -376,7 +391,7 @@ std::string npy_header_image(const std::string& descr, const std::vector<std::si
     image.push_back('\n');
     return image;
   }
-  throw std::length_error("npy header longer than 4 GiB");
+  throw std::length_error("the .npy header would exceed " + std::to_string(kMaxNpyHeader) + " bytes");
 }
 
 }  // namespace detail

@@ -107,6 +107,32 @@ json parse_header_json(const char* text, std::size_t size, const std::string& fi
   }
 }
 
+// Sorts the tensors by offset, checks that they tile the data exactly (each begins where the last
+// ended, the last ends at the end of the data) and indexes them by name.
+void sort_and_check_tiling(std::vector<TensorInfo>& tensors, std::map<std::string, std::size_t>& index,
+                           const std::string& file, std::size_t data_size) {
+  std::sort(tensors.begin(), tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
+  });
+  std::size_t covered = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const TensorInfo& t = tensors[i];
+    if (t.begin < covered) {
+      const TensorInfo& previous = tensors[i - 1];
+      throw DataError(file, "tensors '" + previous.name + "' " + offsets_text(previous.begin, previous.end) + " and '" +
+                                t.name + "' " + offsets_text(t.begin, t.end) + " overlap");
+    }
+    if (t.begin > covered)
+      throw DataError(file, "a hole in the data: bytes " + offsets_text(covered, t.begin) + " belong to no tensor (before '" +
+                                t.name + "')");
+    covered = t.end;
+    index[t.name] = i;
+  }
+  if (covered != data_size)
+    throw DataError(file, "the data section has " + std::to_string(data_size) + " bytes but the tensors cover only " +
+                              std::to_string(covered) + " (trailing bytes)");
+}
+
 }  // namespace
 
 std::size_t TensorInfo::element_count() const {
@@ -159,31 +185,10 @@ void SafetensorsFile::parse(const std::byte* data, std::size_t size) {
       else
         tensors_.push_back(parse_tensor(key, value, file, data_size));
     }
+    sort_and_check_tiling(tensors_, index_, file, data_size);
   } catch (const std::bad_alloc&) {
     throw DataError(file, "not enough memory to read the header");
   }
-
-  // The tensors must tile the data exactly: sorted by offset, each begins where the last ended.
-  std::sort(tensors_.begin(), tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
-    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
-  });
-  std::size_t covered = 0;
-  for (std::size_t i = 0; i < tensors_.size(); ++i) {
-    const TensorInfo& t = tensors_[i];
-    if (t.begin < covered) {
-      const TensorInfo& previous = tensors_[i - 1];
-      throw DataError(file, "tensors '" + previous.name + "' " + offsets_text(previous.begin, previous.end) + " and '" +
-                                t.name + "' " + offsets_text(t.begin, t.end) + " overlap");
-    }
-    if (t.begin > covered)
-      throw DataError(file, "a hole in the data: bytes " + offsets_text(covered, t.begin) + " belong to no tensor (before '" +
-                                t.name + "')");
-    covered = t.end;
-    index_[t.name] = i;
-  }
-  if (covered != data_size)
-    throw DataError(file, "the data section has " + std::to_string(data_size) + " bytes but the tensors cover only " +
-                              std::to_string(covered) + " (trailing bytes)");
 }
 
 const TensorInfo* SafetensorsFile::find(const std::string& name) const {

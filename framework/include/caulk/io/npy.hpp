@@ -17,6 +17,10 @@
 
 namespace caulk::io {
 
+// The longest header read or written. A real header is well under a kilobyte (NumPy itself
+// refuses more than 10,000 bytes by default); the bound keeps a hostile shape from exhausting memory.
+inline constexpr std::size_t kMaxNpyHeader = 1 << 20;
+
 struct NpyHeader {
   DType dtype = DType::F64;
   std::vector<std::size_t> shape;
