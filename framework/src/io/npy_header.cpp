@@ -1,11 +1,9 @@
 // Reading and writing the .npy header: magic, version, length, and the Python dict literal.
 #include <algorithm>
-#include <cctype>
 #include <cstring>
-#include <limits>
 #include <new>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -13,209 +11,20 @@
 #include "caulk/error.hpp"
 #include "caulk/io/npy.hpp"
 #include "npy_format.hpp"
+#include "py_literal.hpp"
 #include "sizes.hpp"
 
 namespace caulk::io {
 
 namespace {
 
+using detail::PyValue;
 using detail::python_shape;
 using detail::quote_bytes;
 
 constexpr unsigned char kMagic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 constexpr std::size_t kAlignment = 64;
 static_assert(sizeof(std::size_t) >= sizeof(std::uint64_t), "shapes are parsed as 64-bit integers");
-
-// A value of the small subset of Python literals a .npy header uses.
-struct PyValue {
-  enum class Kind { None, Bool, Int, Str, Tuple, List, Dict };
-  Kind kind = Kind::None;
-  bool boolean = false;
-  bool negative = false;
-  std::uint64_t magnitude = 0;
-  std::string text;
-  std::vector<PyValue> items;     // tuple and list elements, dict values
-  std::vector<std::string> keys;  // dict keys (strings only)
-  std::size_t begin = 0, end = 0;  // where it was written, for messages
-};
-
-// A recursive-descent parser for dicts, tuples, lists, strings, integers, True, False and None.
-// Depth is bounded so that hostile input cannot exhaust the stack.
-class PyLiteralParser {
- public:
-  PyLiteralParser(std::string_view text, const std::string& file) : text_(text), file_(file) {}
-
-  PyValue parse() {
-    PyValue v = value(0);
-    skip_space();
-    if (pos_ < text_.size()) fail("unexpected text after the dict");
-    return v;
-  }
-
-  std::string source(const PyValue& v) const { return quote_bytes(text_.data() + v.begin, v.end - v.begin); }
-
- private:
-  static constexpr int kMaxDepth = 16;
-
-  [[noreturn]] void fail(const std::string& what) const {
-    std::string where = " at column " + std::to_string(pos_ + 1);
-    if (!key_.empty()) where += ", in the value of '" + key_ + "'";
-    std::size_t n = std::min<std::size_t>(20, text_.size() - std::min(pos_, text_.size()));
-    std::string near = n ? " near '" + quote_bytes(text_.data() + pos_, n) + "'" : " at the end of the header";
-    throw DataError(file_, "malformed header: " + what + where + near);
-  }
-
-  void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
-      ++pos_;
-  }
-  bool at(char c) {
-    skip_space();
-    return pos_ < text_.size() && text_[pos_] == c;
-  }
-  void expect(char c) {
-    if (!at(c)) fail(std::string("expected '") + c + "'");
-    ++pos_;
-  }
-
-  PyValue value(int depth) {
-    if (depth > kMaxDepth) fail("nested more than " + std::to_string(kMaxDepth) + " levels deep");
-    skip_space();
-    if (pos_ >= text_.size()) fail("expected a value");
-    std::size_t begin = pos_;
-    char c = text_[pos_];
-    PyValue v;
-    if (c == '{') v = dict(depth);
-    else if (c == '(') v = tuple(depth);
-    else if (c == '[') v = sequence(depth, '[', ']', PyValue::Kind::List);
-    else if (c == '\'' || c == '"') v = string();
-    else if (c == '-' || c == '+' || (c >= '0' && c <= '9')) v = integer();
-    else if (std::isalpha(static_cast<unsigned char>(c))) v = name();
-    else fail("expected a value");
-    v.begin = begin;
-    v.end = pos_;
-    return v;
-  }
-
-  PyValue dict(int depth) {
-    PyValue v;
-    v.kind = PyValue::Kind::Dict;
-    expect('{');
-    while (!at('}')) {
-      PyValue key = value(depth + 1);
-      if (key.kind != PyValue::Kind::Str) fail("dict keys must be strings");
-      expect(':');
-      if (depth == 0) key_ = key.text;
-      v.items.push_back(value(depth + 1));
-      key_.clear();
-      v.keys.push_back(std::move(key.text));
-      if (!at(',')) break;
-      ++pos_;
-    }
-    expect('}');
-    return v;
-  }
-
-  // "(x)" is just x in Python; a tuple needs a comma, or nothing at all: "()".
-  PyValue tuple(int depth) {
-    expect('(');
-    if (at(')')) {
-      ++pos_;
-      PyValue empty;
-      empty.kind = PyValue::Kind::Tuple;
-      return empty;
-    }
-    PyValue first = value(depth + 1);
-    if (at(')')) {
-      ++pos_;
-      return first;
-    }
-    expect(',');
-    PyValue v;
-    v.kind = PyValue::Kind::Tuple;
-    v.items.push_back(std::move(first));
-    while (!at(')')) {
-      v.items.push_back(value(depth + 1));
-      if (!at(',')) break;
-      ++pos_;
-    }
-    expect(')');
-    return v;
-  }
-
-  PyValue sequence(int depth, char open, char close, PyValue::Kind kind) {
-    PyValue v;
-    v.kind = kind;
-    expect(open);
-    while (!at(close)) {
-      v.items.push_back(value(depth + 1));
-      if (!at(',')) break;
-      ++pos_;
-    }
-    expect(close);
-    return v;
-  }
-
-  PyValue string() {
-    PyValue v;
-    v.kind = PyValue::Kind::Str;
-    const char quote = text_[pos_++];
-    for (;;) {
-      if (pos_ >= text_.size() || text_[pos_] == '\n') fail("unterminated string");
-      char c = text_[pos_++];
-      if (c == quote) return v;
-      if (c == '\\' && pos_ < text_.size()) {
-        char e = text_[pos_++];
-        switch (e) {
-          case 'n': v.text += '\n'; break;
-          case 't': v.text += '\t'; break;
-          case '\\': case '\'': case '"': v.text += e; break;
-          default: v.text += '\\'; v.text += e;
-        }
-      } else {
-        v.text += c;
-      }
-    }
-  }
-
-  PyValue integer() {
-    PyValue v;
-    v.kind = PyValue::Kind::Int;
-    if (text_[pos_] == '-' || text_[pos_] == '+') v.negative = text_[pos_++] == '-';
-    std::size_t digits = 0;
-    for (; pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9'; ++pos_, ++digits) {
-      auto d = static_cast<std::uint64_t>(text_[pos_] - '0');
-      if (v.magnitude > (std::numeric_limits<std::uint64_t>::max() - d) / 10) fail("integer too large");
-      v.magnitude = v.magnitude * 10 + d;
-    }
-    if (digits == 0) fail("expected digits");
-    if (pos_ < text_.size() && (text_[pos_] == 'L' || text_[pos_] == 'l')) ++pos_;  // Python 2 long
-    if (pos_ < text_.size() && (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E' ||
-                                std::isalpha(static_cast<unsigned char>(text_[pos_]))))
-      fail("expected an integer");
-    return v;
-  }
-
-  PyValue name() {
-    std::size_t start = pos_;
-    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_')) ++pos_;
-    std::string_view word = text_.substr(start, pos_ - start);
-    PyValue v;
-    if (word == "True" || word == "False") {
-      v.kind = PyValue::Kind::Bool;
-      v.boolean = word == "True";
-    } else if (word != "None") {
-      pos_ = start;
-      fail("unknown name '" + std::string(word) + "'");
-    }
-    return v;
-  }
-
-  std::string_view text_;
-  const std::string& file_;
-  std::size_t pos_ = 0;
-  std::string key_;  // the top-level key whose value is being parsed
-};
 
 struct NpyType {
   const char* code;
@@ -293,10 +102,10 @@ NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::stri
       throw DataError(file, "header is not ASCII (byte " + quote_bytes(&*bad, 1) + " at column " +
                                 std::to_string(bad - text.begin() + 1) + "); non-ASCII headers need format 3.0");
   }
-  PyLiteralParser parser(text, file);
-  PyValue dict = parser.parse();
+  const PyValue dict = detail::parse_py_literal(text, file);
+  auto source = [&](const PyValue& v) { return quote_bytes(text.data() + v.begin, v.end - v.begin); };
   if (dict.kind != PyValue::Kind::Dict)
-    throw DataError(file, "header is not a dict: '" + parser.source(dict) + "'");
+    throw DataError(file, "header is not a dict: '" + source(dict) + "'");
 
   const PyValue *descr = nullptr, *fortran = nullptr, *shape = nullptr;
   for (std::size_t i = 0; i < dict.keys.size(); ++i) {
@@ -311,17 +120,17 @@ NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::stri
 
   NpyHeader header;
   if (descr->kind == PyValue::Kind::List)
-    throw DataError(file, "structured arrays (descr " + parser.source(*descr) + ") are not supported");
-  if (descr->kind != PyValue::Kind::Str) throw DataError(file, "'descr' is not a string: " + parser.source(*descr));
+    throw DataError(file, "structured arrays (descr " + source(*descr) + ") are not supported");
+  if (descr->kind != PyValue::Kind::Str) throw DataError(file, "'descr' is not a string: " + source(*descr));
   header.dtype = dtype_from_descr(descr->text, file);
   if (fortran->kind != PyValue::Kind::Bool)
-    throw DataError(file, "'fortran_order' is not True or False: " + parser.source(*fortran));
+    throw DataError(file, "'fortran_order' is not True or False: " + source(*fortran));
   header.fortran_order = fortran->boolean;
   if (shape->kind != PyValue::Kind::Tuple)
-    throw DataError(file, "'shape' is not a tuple of non-negative integers: " + parser.source(*shape));
+    throw DataError(file, "'shape' is not a tuple of non-negative integers: " + source(*shape));
   for (const PyValue& dim : shape->items) {
     if (dim.kind != PyValue::Kind::Int || (dim.negative && dim.magnitude != 0))
-      throw DataError(file, "'shape' is not a tuple of non-negative integers: " + parser.source(*shape));
+      throw DataError(file, "'shape' is not a tuple of non-negative integers: " + source(*shape));
     header.shape.push_back(static_cast<std::size_t>(dim.magnitude));
   }
 
