@@ -3,7 +3,8 @@ include(CMakePackageConfigHelpers)
 install(TARGETS caulk EXPORT caulkTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(DIRECTORY framework/include/caulk DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY framework/include/caulk DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.hpp")
+install(FILES "${PROJECT_BINARY_DIR}/generated/include/caulk/version.hpp" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/caulk)
 if(TARGET caulk_cli)
   install(TARGETS caulk_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 endif()

@@ -21,7 +21,9 @@ function(caulk_add_plugin name)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     CXX_STANDARD 20
-    CXX_STANDARD_REQUIRED ON)
+    CXX_STANDARD_REQUIRED ON
+    # Installed beside caulk's own plugins (<prefix>/lib/caulk/plugins), it finds libcaulk two up.
+    INSTALL_RPATH "$ORIGIN/../..")
   # Undefined symbols are an error at link time, not a surprise at load time.
   target_link_options(${name} PRIVATE "LINKER:--no-undefined")
   if(DEFINED CAULK_PLUGIN_OUTPUT_DIR)

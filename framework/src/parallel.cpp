@@ -6,8 +6,15 @@
 
 namespace caulk {
 
-ThreadPool::ThreadPool(unsigned threads) : width_(threads == 0 ? 1 : threads) {
-  for (unsigned i = 1; i < width_; ++i) workers_.emplace_back([this] { worker_loop(); });
+ThreadPool::ThreadPool(unsigned threads) : ThreadPool(threads == 0 ? 0 : threads - 1, threads == 0 ? 1 : threads) {}
+
+ThreadPool::ThreadPool(unsigned workers, unsigned width) : width_(width) {
+  for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+std::unique_ptr<ThreadPool> ThreadPool::with_workers(unsigned workers) {
+  if (workers == 0) workers = 1;
+  return std::unique_ptr<ThreadPool>(new ThreadPool(workers, workers));
 }
 
 ThreadPool::~ThreadPool() {

@@ -23,6 +23,9 @@ class ThreadPool {
  public:
   // `threads` is the total width including the calling thread; width 1 starts no worker.
   explicit ThreadPool(unsigned threads);
+  // A pool of `workers` threads whose callers only wait (the executor's scheduler): the width
+  // is the number of workers, all of which compute.
+  static std::unique_ptr<ThreadPool> with_workers(unsigned workers);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -35,6 +38,7 @@ class ThreadPool {
   void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
 
  private:
+  ThreadPool(unsigned workers, unsigned width);
   void worker_loop();
   unsigned width_;
   std::vector<std::thread> workers_;

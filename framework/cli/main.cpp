@@ -1,0 +1,187 @@
+// The caulk command line: run, check, graph and nodes. Exit codes are a promise:
+// 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "caulk/describe.hpp"
+#include "caulk/executor.hpp"
+#include "caulk/pipeline.hpp"
+#include "caulk/registry.hpp"
+#include "caulk/version.hpp"
+
+namespace fs = std::filesystem;
+using namespace caulk;
+
+namespace {
+
+struct Options {
+  std::vector<std::string> plugin_paths;
+  std::string file;
+  std::string out;
+  std::vector<std::string> sets;
+  unsigned jobs = 0;
+  std::string node_type;
+  bool markdown = false;
+};
+
+void say_error(const std::string& message) { std::cerr << "caulk: error: " << message << "\n"; }
+
+// Loads plugins; returns false (after reporting each failure) when any failed.
+bool load_plugins(Registry& registry, const Options& o) {
+  std::vector<fs::path> cli(o.plugin_paths.begin(), o.plugin_paths.end());
+  registry.load_plugins(Registry::search_path(cli));
+  std::string failures = describe_plugin_failures(registry);
+  if (failures.empty()) return true;
+  std::cerr << failures;
+  return false;
+}
+
+Pipeline load_pipeline(const Registry& registry, const Options& o) {
+  PipelineConfig config = parse_pipeline_file(o.file);
+  apply_overrides(config, o.sets);
+  return validate_pipeline(std::move(config), registry);
+}
+
+int report_pipeline_error(const PipelineError& e) {
+  for (const auto& d : e.diagnostics()) std::cerr << d.str() << "\n";
+  std::size_t n = e.diagnostics().size();
+  std::cerr << fmt::format("caulk: {} problem{} found; nothing was run\n", n, n == 1 ? "" : "s");
+  return kExitUsage;
+}
+
+int cmd_run(const Options& o) {
+  Registry registry;
+  if (!load_plugins(registry, o)) return kExitPlugin;
+  Pipeline pipeline;
+  try {
+    pipeline = load_pipeline(registry, o);
+  } catch (const PipelineError& e) {
+    return report_pipeline_error(e);
+  }
+  RunOptions run;
+  run.out_dir = o.out.empty() ? fs::path("runs") / pipeline.config.name : fs::path(o.out);
+  run.jobs = o.jobs ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
+  run.progress_bars = ::isatty(STDERR_FILENO);
+  RunReport report = run_pipeline(pipeline, run);
+  if (report.ok) {
+    std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, (run.out_dir / "run.json").string());
+    return kExitOk;
+  }
+  for (const auto& n : report.nodes)
+    if (n.status == "failed") say_error(fmt::format("node '{}' ({}) failed: {}", n.id, n.type, n.error));
+  std::cerr << fmt::format("caulk: {} failed; partial results in {}\n", pipeline.config.name,
+                           (run.out_dir / "run.json").string());
+  return kExitNodeFailed;
+}
+
+int cmd_check(const Options& o) {
+  Registry registry;
+  if (!load_plugins(registry, o)) return kExitPlugin;
+  try {
+    Pipeline p = load_pipeline(registry, o);
+    std::cout << fmt::format("{}: ok ({} nodes)\n", o.file, p.nodes.size());
+    return kExitOk;
+  } catch (const PipelineError& e) {
+    return report_pipeline_error(e);
+  }
+}
+
+int cmd_graph(const Options& o) {
+  Registry registry;
+  if (!load_plugins(registry, o)) return kExitPlugin;
+  try {
+    std::cout << pipeline_to_dot(load_pipeline(registry, o));
+    return kExitOk;
+  } catch (const PipelineError& e) {
+    return report_pipeline_error(e);
+  }
+}
+
+int cmd_nodes(const Options& o) {
+  Registry registry;
+  bool plugins_ok = load_plugins(registry, o);
+  if (o.markdown) {
+    std::cout << node_reference_markdown(registry);
+  } else if (!o.node_type.empty()) {
+    const NodeType* t = registry.find_node(o.node_type);
+    if (!t) {
+      auto close = closest_names(o.node_type, registry.node_type_names());
+      say_error("unknown node type '" + o.node_type + "'" + (close.empty() ? "" : " (did you mean '" + close.front() + "'?)"));
+      return plugins_ok ? kExitUsage : kExitPlugin;
+    }
+    std::cout << describe_node_type(*t, registry);
+  } else {
+    std::cout << list_node_types(registry);
+  }
+  return plugins_ok ? kExitOk : kExitPlugin;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // OpenBLAS must run single-threaded: its eigensolver gives different bits with different
+  // thread counts, and results must not depend on --jobs. Parallelism comes from the engine's
+  // pool instead. Set before any plugin (and so OpenBLAS) is loaded.
+  ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+
+  Options o;
+  CLI::App app{"caulk: rank, tune, merge and average the models of a hub, as TOML pipelines"};
+  app.name("caulk");
+  app.set_version_flag("--version", std::string("caulk ") + CAULK_VERSION_STRING);
+  app.require_subcommand(1);
+  app.fallthrough();
+  app.add_option("--plugin-path", o.plugin_paths, "Also load plugins from this folder or file (repeatable)")
+      ->allow_extra_args(false)
+      ->type_name("DIR");
+
+  auto* run = app.add_subcommand("run", "Validate and run a pipeline");
+  run->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
+  run->add_option("--out", o.out, "Output folder (default runs/<pipeline name>)")->type_name("DIR");
+  run->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
+  run->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
+
+  auto* check = app.add_subcommand("check", "Validate a pipeline without running it");
+  check->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
+  check->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
+
+  auto* graph = app.add_subcommand("graph", "Print a pipeline as Graphviz DOT, edges labelled with artifact types");
+  graph->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
+  graph->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
+
+  auto* nodes = app.add_subcommand("nodes", "List node types, or describe one (ports, parameters, defaults)");
+  nodes->add_option("type", o.node_type, "A node type to describe")->type_name("TYPE");
+  nodes->add_flag("--markdown", o.markdown, "Print the node reference as Markdown (docs/nodes.md)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  try {
+    if (*run) return cmd_run(o);
+    if (*check) return cmd_check(o);
+    if (*graph) return cmd_graph(o);
+    if (*nodes) return cmd_nodes(o);
+  } catch (const PluginError& e) {
+    say_error(e.what());
+    return kExitPlugin;
+  } catch (const PipelineError& e) {
+    return report_pipeline_error(e);
+  } catch (const std::bad_alloc&) {
+    say_error("out of memory");
+    return kExitNodeFailed;
+  } catch (const std::exception& e) {
+    say_error(e.what());
+    return kExitUsage;
+  }
+  return kExitUsage;
+}

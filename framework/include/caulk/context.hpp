@@ -1,0 +1,113 @@
+// What a running node sees: its validated inputs and parameters, and where to publish.
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "caulk/artifact.hpp"
+#include "caulk/error.hpp"
+#include "caulk/node.hpp"
+
+namespace caulk {
+
+using Json = nlohmann::ordered_json;
+
+class RunEnvironment;  // the executor's shared state (progress, output, options)
+
+// A progress counter for a long loop inside a node: a bar on a terminal, sparse lines otherwise.
+class Progress {
+ public:
+  Progress(const RunEnvironment* env, std::string node_id, std::string what, std::size_t total);
+  ~Progress();
+  void advance(std::size_t n = 1);
+
+ private:
+  const RunEnvironment* env_;
+  std::string node_id_, what_;
+  std::size_t total_, done_ = 0;
+  int last_decile_ = -1;
+  std::chrono::steady_clock::time_point started_, last_draw_;
+  std::mutex mutex_;
+};
+
+class NodeContext {
+ public:
+  struct Input {
+    std::string port;
+    std::vector<std::shared_ptr<const Artifact>> artifacts;
+  };
+
+  NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs,
+              const RunEnvironment* env);
+
+  const std::string& id() const { return id_; }
+  const std::string& type() const { return type_; }
+  const Params& params() const { return params_; }
+
+  // --- inputs
+  bool has_input(const std::string& port) const;
+  const std::vector<std::shared_ptr<const Artifact>>& raw_inputs(const std::string& port) const;
+  // The single artifact on a port, as T (throws Error when absent or of another type).
+  template <class T>
+  std::shared_ptr<const T> input(const std::string& port) const {
+    const auto& all = raw_inputs(port);
+    if (all.size() != 1) throw Error(fmt_input_count(port, all.size()));
+    return cast<T>(all.front(), port);
+  }
+  // Every artifact on a port (a port that takes several), as T.
+  template <class T>
+  std::vector<std::shared_ptr<const T>> inputs(const std::string& port) const {
+    std::vector<std::shared_ptr<const T>> out;
+    for (const auto& a : raw_inputs(port)) out.push_back(cast<T>(a, port));
+    return out;
+  }
+
+  // --- outputs
+  void publish(const std::string& port, std::shared_ptr<Artifact> artifact);
+  std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> take_outputs();
+  // Headline numbers for run.json ("summary" of this node).
+  Json& summary() { return summary_; }
+
+  // --- environment
+  // The run's output folder (created before the first node runs).
+  const std::filesystem::path& out_dir() const;
+  // Text for stdout; a node's output is written as one block when the node ends.
+  void print(const std::string& text);
+  std::string take_printed();
+  // A line on stderr, prefixed with the node id.
+  void log(const std::string& message) const;
+  Progress progress(std::string what, std::size_t total) const;
+  unsigned jobs() const;
+
+  // Runs fn(i) for every unit (one per model, fold, shard...) concurrently, bounded by --jobs.
+  // Units must be independent and write only their own slot. When units fail, every failure is
+  // collected and one Error is thrown naming each failing unit with its message.
+  void for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
+                     const std::function<void(std::size_t)>& fn) const;
+
+ private:
+  template <class T>
+  static std::shared_ptr<const T> cast(const std::shared_ptr<const Artifact>& a, const std::string& port) {
+    auto t = std::dynamic_pointer_cast<const T>(a);
+    if (!t) throw Error(fmt_type_mismatch(port, T::kType, a->type_name()));
+    return t;
+  }
+  std::string fmt_input_count(const std::string& port, std::size_t n) const;
+  static std::string fmt_type_mismatch(const std::string& port, std::string_view want, std::string_view got);
+
+  std::string id_, type_;
+  const Params& params_;
+  std::vector<Input> inputs_;
+  std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> outputs_;
+  Json summary_ = Json::object();
+  std::string printed_;
+  mutable std::mutex mutex_;
+  const RunEnvironment* env_;
+};
+
+}  // namespace caulk

@@ -1,0 +1,43 @@
+// Running a validated pipeline: ready nodes on a pool of --jobs threads, results independent of
+// the width; on a failure no new node starts, running ones finish, descendants are skipped, and
+// every error is reported. Writes OUT/run.json atomically.
+#pragma once
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "caulk/context.hpp"
+#include "caulk/pipeline.hpp"
+
+namespace caulk {
+
+struct RunOptions {
+  std::filesystem::path out_dir;  // created if missing
+  unsigned jobs = 1;
+  std::ostream* out = nullptr;  // tables and reports (stdout when null)
+  std::ostream* err = nullptr;  // progress and errors (stderr when null)
+  bool progress_bars = false;   // draw bars (stderr is a terminal)
+};
+
+struct NodeOutcome {
+  std::string id, type;
+  std::string status = "skipped";  // ok | failed | skipped
+  double seconds = 0;
+  std::string error;
+  Json summary = Json::object();
+};
+
+struct RunReport {
+  std::string pipeline;
+  bool ok = true;
+  std::vector<NodeOutcome> nodes;  // in file order
+  Json to_json() const;
+};
+
+// Runs every node; never throws for a node's failure (that is in the report). Throws Error only
+// when the run cannot start (e.g. the output folder cannot be created) or run.json cannot be
+// written.
+RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options);
+
+}  // namespace caulk

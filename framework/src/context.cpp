@@ -1,0 +1,160 @@
+#include "caulk/context.hpp"
+
+#include <fmt/format.h>
+
+#include "caulk/parallel.hpp"
+#include "run_environment.hpp"
+
+namespace caulk {
+
+// ------------------------------------------------------------------------------ RunEnvironment
+
+void RunEnvironment::log_line(const std::string& line) const {
+  std::lock_guard lock(mutex_);
+  if (bar_drawn_) {
+    *err << "\r\033[K";
+    bar_drawn_ = false;
+  }
+  *err << line << "\n" << std::flush;
+}
+
+void RunEnvironment::draw_bar(const std::string& line) const {
+  std::lock_guard lock(mutex_);
+  *err << "\r\033[K" << line << std::flush;
+  bar_drawn_ = true;
+}
+
+void RunEnvironment::write_out(const std::string& text) const {
+  std::lock_guard lock(mutex_);
+  if (bar_drawn_) {
+    *err << "\r\033[K" << std::flush;
+    bar_drawn_ = false;
+  }
+  *out << text << std::flush;
+}
+
+// ------------------------------------------------------------------------------ Progress
+
+Progress::Progress(const RunEnvironment* env, std::string node_id, std::string what, std::size_t total)
+    : env_(env), node_id_(std::move(node_id)), what_(std::move(what)), total_(total),
+      started_(std::chrono::steady_clock::now()), last_draw_(started_) {}
+
+Progress::~Progress() {
+  if (env_ && env_->progress_bars && done_ > 0) env_->log_line(fmt::format("[{}] {}: {}/{}", node_id_, what_, done_, total_));
+}
+
+void Progress::advance(std::size_t n) {
+  if (!env_) return;
+  std::lock_guard lock(mutex_);
+  done_ += n;
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - started_).count();
+  if (env_->progress_bars) {
+    if (now - last_draw_ < std::chrono::milliseconds(100) && done_ < total_) return;
+    last_draw_ = now;
+    constexpr int kWidth = 30;
+    int filled = total_ ? static_cast<int>(kWidth * done_ / total_) : kWidth;
+    double rate = elapsed > 0 ? done_ / elapsed : 0;
+    env_->draw_bar(fmt::format("[{}] {} [{}{}] {}/{} ({:.1f}/s)", node_id_, what_, std::string(filled, '#'),
+                               std::string(kWidth - filled, '.'), done_, total_, rate));
+  } else {
+    // Plain lines for logs: one at each tenth of the way.
+    int decile = total_ ? static_cast<int>(10 * done_ / total_) : 10;
+    if (decile == last_decile_ || (decile < 10 && elapsed < 2.0)) return;
+    last_decile_ = decile;
+    env_->log_line(fmt::format("[{}] {}: {}/{} after {:.1f} s", node_id_, what_, done_, total_, elapsed));
+  }
+}
+
+// ------------------------------------------------------------------------------ NodeContext
+
+NodeContext::NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs,
+                         const RunEnvironment* env)
+    : id_(std::move(id)), type_(std::move(type)), params_(params), inputs_(std::move(inputs)), env_(env) {}
+
+bool NodeContext::has_input(const std::string& port) const {
+  for (const auto& in : inputs_)
+    if (in.port == port) return !in.artifacts.empty();
+  return false;
+}
+
+const std::vector<std::shared_ptr<const Artifact>>& NodeContext::raw_inputs(const std::string& port) const {
+  static const std::vector<std::shared_ptr<const Artifact>> kNone;
+  for (const auto& in : inputs_)
+    if (in.port == port) return in.artifacts;
+  return kNone;
+}
+
+std::string NodeContext::fmt_input_count(const std::string& port, std::size_t n) const {
+  return fmt::format("node '{}': input '{}' has {} artifacts where one was expected", id_, port, n);
+}
+
+std::string NodeContext::fmt_type_mismatch(const std::string& port, std::string_view want, std::string_view got) {
+  return fmt::format("input '{}' expects {} but received {}", port, want, got);
+}
+
+void NodeContext::publish(const std::string& port, std::shared_ptr<Artifact> artifact) {
+  if (!artifact) throw Error("node '" + id_ + "' published nothing on output '" + port + "'");
+  artifact->producer_node = id_;
+  artifact->producer_port = port;
+  std::lock_guard lock(mutex_);
+  for (auto& [p, a] : outputs_)
+    if (p == port) throw Error("node '" + id_ + "' published output '" + port + "' twice");
+  outputs_.emplace_back(port, std::move(artifact));
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> NodeContext::take_outputs() {
+  std::lock_guard lock(mutex_);
+  return std::move(outputs_);
+}
+
+const std::filesystem::path& NodeContext::out_dir() const {
+  static const std::filesystem::path kHere = ".";
+  return env_ ? env_->out_dir : kHere;
+}
+
+void NodeContext::print(const std::string& text) {
+  std::lock_guard lock(mutex_);
+  printed_ += text;
+}
+
+std::string NodeContext::take_printed() {
+  std::lock_guard lock(mutex_);
+  return std::move(printed_);
+}
+
+void NodeContext::log(const std::string& message) const {
+  if (env_) env_->log_line("[" + id_ + "] " + message);
+}
+
+Progress NodeContext::progress(std::string what, std::size_t total) const {
+  return Progress(env_, id_, std::move(what), total);
+}
+
+unsigned NodeContext::jobs() const { return env_ ? env_->jobs : parallel_width(); }
+
+void NodeContext::for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
+                                const std::function<void(std::size_t)>& fn) const {
+  std::vector<std::string> errors(unit_names.size());
+  Progress bar = progress(what + "s", unit_names.size());
+  parallel_for(unit_names.size(), [&](std::size_t i) {
+    try {
+      fn(i);
+    } catch (const std::bad_alloc&) {
+      errors[i] = "out of memory";
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+    bar.advance();
+  });
+  std::string message;
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    if (errors[i].empty()) continue;
+    ++failed;
+    message += fmt::format("\n  {} '{}': {}", what, unit_names[i], errors[i]);
+  }
+  if (failed) throw Error(fmt::format("{} of {} {}s failed:{}", failed, unit_names.size(), what, message));
+}
+
+}  // namespace caulk

@@ -1,0 +1,29 @@
+// Shared state of one run, seen by every node's context (internal to the engine).
+#pragma once
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <string>
+
+namespace caulk {
+
+class RunEnvironment {
+ public:
+  std::filesystem::path out_dir;
+  unsigned jobs = 1;
+  std::ostream* out = &std::cout;
+  std::ostream* err = &std::cerr;
+  bool progress_bars = false;
+
+  // One line on stderr; clears a progress bar being drawn first.
+  void log_line(const std::string& line) const;
+  // Draws (or replaces) the progress bar line on a terminal.
+  void draw_bar(const std::string& line) const;
+  void write_out(const std::string& text) const;
+
+ private:
+  mutable std::mutex mutex_;
+  mutable bool bar_drawn_ = false;
+};
+
+}  // namespace caulk

@@ -1,0 +1,8 @@
+#include "caulk/plugin.hpp"
+
+#include "nodes.hpp"
+
+CAULK_PLUGIN("adapters", CAULK_VERSION_STRING, "Bring data and models in: datasets and hub manifests") {
+  caulk::adapters::register_dataset_load(registrar);
+  caulk::adapters::register_precomputed(registrar);
+}

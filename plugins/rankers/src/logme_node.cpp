@@ -1,0 +1,33 @@
+// rank.logme: LogME (You et al., ICML 2021 / JMLR 2022), the authors' fixed-point algorithm.
+#include "logme.hpp"
+#include "nodes.hpp"
+#include "ranker_node.hpp"
+
+namespace caulk::rankers {
+
+namespace {
+
+class LogMENode : public RankerNode {
+ public:
+  static NodeSpec spec() {
+    return ranker_spec("rank.logme",
+                       "Rank models by LogME, the maximum evidence of a Bayesian linear model on their features "
+                       "(classification and regression; keeps posterior mean weights for B-Tuning)");
+  }
+
+ protected:
+  std::string method() const override { return "logme"; }
+  bool supports_regression() const override { return true; }
+  RankerResult score(const RankerInput& in, const Params&) override {
+    rank::LogMEResult r = in.data.kind == TaskKind::Classification
+                              ? rank::logme_classification(in.features, in.split.classes, in.data.num_classes())
+                              : rank::logme_regression(in.features, in.split.targets);
+    return {r.score, std::move(r.weights)};
+  }
+};
+
+}  // namespace
+
+void register_logme(PluginRegistrar& r) { r.add_node<LogMENode>(); }
+
+}  // namespace caulk::rankers

@@ -1,0 +1,12 @@
+#include "caulk/plugin.hpp"
+
+#include "nodes.hpp"
+
+// OpenBLAS's eigensolver gives different bits with different thread counts; results must not
+// depend on --jobs, so BLAS runs single-threaded and parallelism comes from the engine's pool.
+extern "C" void openblas_set_num_threads(int);
+
+CAULK_PLUGIN("rankers", CAULK_VERSION_STRING, "Transferability metrics: score every model of a hub before tuning") {
+  openblas_set_num_threads(1);
+  caulk::rankers::register_logme(registrar);
+}

@@ -1,0 +1,6 @@
+#pragma once
+#include "caulk/registry.hpp"
+
+namespace caulk::reports {
+void register_ranking_report(PluginRegistrar& r);
+}  // namespace caulk::reports

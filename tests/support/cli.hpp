@@ -1,0 +1,48 @@
+// Running the caulk binary from tests: exit code, stdout and stderr.
+#pragma once
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "temp_dir.hpp"
+
+namespace caulk::testing {
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+inline std::filesystem::path caulk_binary() { return std::filesystem::path(CAULK_BINARY_DIR) / "bin" / "caulk"; }
+inline std::filesystem::path source_dir() { return CAULK_SOURCE_DIR; }
+inline std::filesystem::path test_plugin(const std::string& name) {
+  return std::filesystem::path(CAULK_BINARY_DIR) / "test-plugins" / name / (name + ".so");
+}
+
+inline std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// Runs `caulk ARGS...` with `env` prefixed (e.g. "CAULK_PLUGIN_PATH=/x"), capturing both streams.
+inline CliResult run_caulk(const std::vector<std::string>& args, const std::string& env = "",
+                           const std::filesystem::path& cwd = {}) {
+  TempDir capture;
+  std::string cmd;
+  if (!cwd.empty()) cmd += "cd " + shell_quote(cwd.string()) + " && ";
+  cmd += "env -u CAULK_PLUGIN_PATH " + env + " " + shell_quote(caulk_binary().string());
+  for (const auto& a : args) cmd += " " + shell_quote(a);
+  cmd += " >" + shell_quote((capture / "out").string()) + " 2>" + shell_quote((capture / "err").string());
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(capture / "out");
+  r.err = read_file(capture / "err");
+  return r;
+}
+
+}  // namespace caulk::testing

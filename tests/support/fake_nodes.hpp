@@ -1,0 +1,108 @@
+// In-process node types for engine tests (no plugin needed).
+#pragma once
+#include <atomic>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "caulk/registry.hpp"
+
+namespace caulk::testing {
+
+// Emits a Dataset with `rows` rows; fails when param fail = true.
+class FakeSource : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.source", "Emit a dataset");
+    s.output("data", "Dataset", "a dataset");
+    s.param(ParamSpec::integer("rows", 3, "rows").range(1, 100));
+    s.param(ParamSpec::flag("fail", false, "fail when running"));
+    s.param(ParamSpec::path("file", "a file").optional());
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    if (ctx.params().flag("fail")) throw Error("asked to fail");
+    auto d = std::make_shared<Dataset>();
+    DatasetSplit s;
+    s.name = "train";
+    s.rows = static_cast<std::size_t>(ctx.params().integer("rows"));
+    d->splits.push_back(s);
+    ctx.summary()["rows"] = s.rows;
+    ctx.publish("data", d);
+  }
+};
+
+class FakeEmbed : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.embed", "Emit embeddings");
+    s.output("features", "Embeddings", "features");
+    s.param(ParamSpec::choice("kind", "a", {"alpha", "beta", "a"}, "a choice"));
+    return s;
+  }
+  void run(NodeContext& ctx) override { ctx.publish("features", std::make_shared<Embeddings>()); }
+};
+
+class FakeRank : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.rank", "Score models");
+    s.input("features", "Embeddings", "features");
+    s.input("data", "Dataset", "data");
+    s.output("scores", "Scores", "scores");
+    s.param(ParamSpec::integer("max_iter", 11, "iterations").range(1, 100));
+    s.param(ParamSpec::real("eps", 1e-3, "tolerance").range(0, 1));
+    s.param(ParamSpec::string("label", "x", "free text"));
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    auto scores = std::make_shared<Scores>();
+    auto data = ctx.input<Dataset>("data");
+    scores->scores.push_back({"m", static_cast<double>(data->splits.front().rows) * ctx.params().real("eps"), 0});
+    ctx.summary()["score"] = scores->scores.front().score;
+    ctx.publish("scores", scores);
+  }
+};
+
+class FakeCollect : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.collect", "Collect scores");
+    s.inputs_many("scores", "Scores", "several scores");
+    s.input_optional("extra", "Dataset", "optional");
+    s.output("table", "Table", "a table");
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    ctx.summary()["inputs"] = ctx.inputs<Scores>("scores").size();
+    ctx.publish("table", std::make_shared<Table>());
+  }
+};
+
+// Declares an output it never publishes.
+class FakeForgetful : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.forgetful", "Forgets its output");
+    s.input("data", "Dataset", "data");
+    s.output("table", "Table", "never published");
+    return s;
+  }
+  void run(NodeContext&) override {}
+};
+
+inline void register_fake_nodes(Registry& r) {
+  PluginInfo info;
+  info.name = "fake";
+  info.loaded = true;
+  PluginRegistrar reg(r, info, nullptr);
+  reg.add_node<FakeSource>();
+  reg.add_node<FakeEmbed>();
+  reg.add_node<FakeRank>();
+  reg.add_node<FakeCollect>();
+  reg.add_node<FakeForgetful>();
+}
+
+}  // namespace caulk::testing

@@ -1,0 +1,150 @@
+// The executor: scheduling, failure handling, the output contract and run.json.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "caulk/executor.hpp"
+#include "caulk/pipeline.hpp"
+#include "caulk/registry.hpp"
+#include "fake_nodes.hpp"
+#include "temp_dir.hpp"
+
+using namespace caulk;
+using ::testing::HasSubstr;
+
+namespace {
+
+class Executor : public ::testing::Test {
+ protected:
+  void SetUp() override { caulk::testing::register_fake_nodes(registry_); }
+  RunReport run(const std::string& text, unsigned jobs = 2) {
+    auto file = dir_.write("p.toml", text);
+    Pipeline p = validate_pipeline(parse_pipeline_file(file), registry_);
+    RunOptions o;
+    o.out_dir = dir_ / "out";
+    o.jobs = jobs;
+    o.out = &out_;
+    o.err = &err_;
+    return run_pipeline(p, o);
+  }
+  Registry registry_;
+  caulk::testing::TempDir dir_;
+  std::ostringstream out_, err_;
+};
+
+const char* kTwoBranches = R"([pipeline]
+name = "branches"
+[[node]]
+id = "bad"
+type = "test.source"
+params = { fail = true }
+[[node]]
+id = "good"
+type = "test.source"
+params = { rows = 4 }
+[[node]]
+id = "f"
+type = "test.embed"
+[[node]]
+id = "after_bad"
+type = "test.rank"
+inputs = { features = "f", data = "bad" }
+[[node]]
+id = "after_good"
+type = "test.rank"
+inputs = { features = "f", data = "good" }
+[[node]]
+id = "last"
+type = "test.collect"
+inputs = { scores = ["after_bad", "after_good"] }
+)";
+
+TEST_F(Executor, AFailureSkipsDescendantsAndReportsEveryError) {
+  RunReport r = run(kTwoBranches, 1);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.nodes[0].status, "failed");
+  EXPECT_EQ(r.nodes[0].error, "asked to fail");
+  // With one job, 'bad' runs first (file order) and nothing starts after it fails.
+  EXPECT_EQ(r.nodes[1].status, "skipped");
+  EXPECT_THAT(r.nodes[1].error, HasSubstr("the run stopped after node 'bad' failed"));
+  EXPECT_EQ(r.nodes[3].status, "skipped");
+  EXPECT_THAT(r.nodes[3].error, HasSubstr("depends on node 'bad', which failed"));
+  EXPECT_THAT(r.nodes[5].error, HasSubstr("depends on node 'bad'"));
+  EXPECT_THAT(err_.str(), HasSubstr("FAILED bad"));
+}
+
+TEST_F(Executor, RunJsonHasTheDocumentedShape) {
+  RunReport r = run(kTwoBranches, 2);
+  auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
+  EXPECT_EQ(j["pipeline"], "branches");
+  EXPECT_EQ(j["status"], "failed");
+  ASSERT_TRUE(j["nodes"].contains("bad"));
+  EXPECT_EQ(j["nodes"]["bad"]["type"], "test.source");
+  EXPECT_EQ(j["nodes"]["bad"]["status"], "failed");
+  EXPECT_EQ(j["nodes"]["bad"]["error"], "asked to fail");
+  EXPECT_TRUE(j["nodes"]["bad"]["seconds"].is_number());
+  EXPECT_TRUE(j["nodes"]["bad"]["summary"].is_object());
+  EXPECT_EQ(j["nodes"]["after_bad"]["status"], "skipped");
+}
+
+TEST_F(Executor, SuccessfulRunPassesArtifactsAlongEdges) {
+  const char* text = R"([pipeline]
+name = "ok"
+[[node]]
+id = "src"
+type = "test.source"
+params = { rows = 7 }
+[[node]]
+id = "f"
+type = "test.embed"
+[[node]]
+id = "r1"
+type = "test.rank"
+inputs = { features = "f", data = "src" }
+params = { eps = 0.5 }
+[[node]]
+id = "r2"
+type = "test.rank"
+inputs = { features = "f", data = "src" }
+[[node]]
+id = "all"
+type = "test.collect"
+inputs = { scores = ["r1", "r2"] }
+)";
+  for (unsigned jobs : {1u, 3u}) {
+    RunReport r = run(text, jobs);
+    ASSERT_TRUE(r.ok) << err_.str();
+    EXPECT_DOUBLE_EQ(r.nodes[2].summary["score"].get<double>(), 3.5);
+    EXPECT_EQ(r.nodes[4].summary["inputs"], 2);
+  }
+}
+
+TEST_F(Executor, ANodeThatForgetsAnOutputFails) {
+  RunReport r = run(R"([pipeline]
+name = "x"
+[[node]]
+id = "src"
+type = "test.source"
+[[node]]
+id = "lazy"
+type = "test.forgetful"
+inputs = { data = "src" }
+)");
+  EXPECT_EQ(r.nodes[1].status, "failed");
+  EXPECT_EQ(r.nodes[1].error, "the node did not publish its output 'table'");
+}
+
+TEST_F(Executor, ForEachUnitNamesEveryFailingUnit) {
+  NodeContext ctx("n", "t", Params(), {}, nullptr);
+  try {
+    ctx.for_each_unit("model", {"a", "b", "c"}, [](std::size_t i) {
+      if (i != 1) throw Error("broken " + std::to_string(i));
+    });
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "2 of 3 models failed:\n  model 'a': broken 0\n  model 'c': broken 2");
+  }
+}
+
+}  // namespace
