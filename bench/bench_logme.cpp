@@ -6,6 +6,7 @@
 // features. `bench_logme --memory FILE.npy` instead runs LogME once on a memory-mapped file and
 // prints the peak resident memory, for the memory target.
 #include <benchmark/benchmark.h>
+#include <Eigen/Eigenvalues>
 #include <cblas.h>
 #include <lapacke.h>
 #include <sys/resource.h>
@@ -78,6 +79,18 @@ void BM_LogME(benchmark::State& state) {
   }
 }
 
+// Eigen's own kernels for the same two steps, to decide between Eigen and OpenBLAS/LAPACKE.
+void BM_Eigen_RankUpdate_SelfAdjointEigenSolver(benchmark::State& state) {
+  const caulk::Matrix f = problem().features.cast<double>();
+  for (auto _ : state) {
+    caulk::Matrix gram = caulk::Matrix::Zero(kDims, kDims);
+    gram.selfadjointView<Eigen::Upper>().rankUpdate(f.transpose());
+    Eigen::SelfAdjointEigenSolver<caulk::Matrix> eig(gram.selfadjointView<Eigen::Upper>());
+    benchmark::DoNotOptimize(eig.eigenvalues().data());
+  }
+}
+
+BENCHMARK(BM_Eigen_RankUpdate_SelfAdjointEigenSolver)->Unit(benchmark::kMillisecond)->Iterations(2)->UseRealTime();
 BENCHMARK(BM_Floor_Dsyrk_Dsyevd)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 BENCHMARK(BM_LogME)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 
