@@ -16,35 +16,20 @@
 #include <vector>
 
 #include "caulk/error.hpp"
+#include "temp_dir.hpp"
 
 namespace caulk::test {
 
-// A fresh folder under the temp dir, removed with everything in it at the end of the test.
-class ScratchDir {
+// The suite's temporary folder, plus a listing of what is in it (to check that a failed write
+// left nothing behind).
+class ScratchDir : public caulk::testing::TempDir {
  public:
-  ScratchDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "caulk-io-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
   // Every entry of the folder, by file name (hidden files included).
   std::vector<std::string> entries() const {
     std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(path_)) names.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(path())) names.push_back(e.path().filename().string());
     return names;
   }
-
- private:
-  std::filesystem::path path_;
 };
 
 inline void write_bytes(const std::filesystem::path& path, const std::string& bytes) {

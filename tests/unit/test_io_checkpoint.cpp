@@ -16,9 +16,9 @@ using caulk::test::le_f32;
 using caulk::test::le_uint;
 using caulk::test::ScratchDir;
 using caulk::test::write_bytes;
-using testing::ElementsAre;
-using testing::HasSubstr;
-using testing::StartsWith;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 namespace {
 
@@ -30,7 +30,7 @@ const std::string kShard1 = "model-00001-of-00002.safetensors";
 const std::string kShard2 = "model-00002-of-00002.safetensors";
 
 // Shard 1 holds "a" (F32 [2]) and "b" (I8 [1]); shard 2 holds "c" (F32 [1]).
-class ShardedCheckpoint : public testing::Test {
+class ShardedCheckpoint : public ::testing::Test {
  protected:
   void SetUp() override {
     write_bytes(dir_ / kShard1, st_image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"

@@ -15,8 +15,8 @@ using caulk::test::data_error_message;
 using caulk::test::read_bytes;
 using caulk::test::ScratchDir;
 using caulk::test::write_bytes;
-using testing::ElementsAre;
-using testing::HasSubstr;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 using Rows = std::vector<std::vector<std::string>>;
 

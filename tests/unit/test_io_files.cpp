@@ -16,9 +16,9 @@ using caulk::test::data_error_message;
 using caulk::test::read_bytes;
 using caulk::test::ScratchDir;
 using caulk::test::write_bytes;
-using testing::ElementsAre;
-using testing::HasSubstr;
-using testing::StartsWith;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 TEST(MappedFile, MapsTheWholeFile) {
   ScratchDir dir;

@@ -20,9 +20,9 @@ using caulk::test::le_uint;
 using caulk::test::read_bytes;
 using caulk::test::ScratchDir;
 using caulk::test::write_bytes;
-using testing::AllOf;
-using testing::HasSubstr;
-using testing::StartsWith;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 namespace {
 
@@ -55,7 +55,7 @@ std::string f64s(std::initializer_list<double> values) {
   return out;
 }
 
-class Npy : public testing::Test {
+class Npy : public ::testing::Test {
  protected:
   std::filesystem::path file(const std::string& bytes, const std::string& name = "a.npy") {
     auto path = dir_ / name;

@@ -20,10 +20,10 @@ using caulk::test::read_bytes;
 using caulk::test::ScratchDir;
 using caulk::test::to_byte_vector;
 using caulk::test::write_bytes;
-using testing::AllOf;
-using testing::ElementsAre;
-using testing::HasSubstr;
-using testing::StartsWith;
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 namespace {
 
