@@ -37,8 +37,10 @@ std::vector<std::string> closest_names(const std::string& name, const std::vecto
     if (d <= budget || contains) scored.emplace_back(contains ? std::min(d, budget) : d, c);
   }
   std::stable_sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  // Only the near-best: a one-letter slip should not also suggest names three edits away.
   std::vector<std::string> out;
-  for (std::size_t i = 0; i < scored.size() && i < limit; ++i) out.push_back(scored[i].second);
+  for (std::size_t i = 0; i < scored.size() && i < limit && scored[i].first <= scored[0].first + 1; ++i)
+    out.push_back(scored[i].second);
   return out;
 }
 
@@ -98,8 +100,9 @@ class Validator {
   std::optional<Value> check_param(const std::string& node, const ParamSpec& spec, const Value& v) {
     std::string ctx = "node '" + node + "': parameter '" + spec.name + "'";
     auto wrong = [&](const std::string& want) {
-      error(v.where(), ctx + " must be " + want + ", found " + v.kind_name() +
-                           (v.is_table() || v.is_array() ? std::string() : " " + v.to_toml()));
+      std::string found = v.kind_name();
+      if (!v.is_table() && !v.is_array()) found.append(" ").append(v.to_toml());
+      error(v.where(), ctx + " must be " + want + ", found " + found);
       return std::nullopt;
     };
     Value out = v;

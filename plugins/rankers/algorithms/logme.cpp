@@ -1,7 +1,5 @@
 #include "logme.hpp"
 
-#include <cblas.h>
-#include <lapacke.h>
 
 #include <Eigen/SVD>
 #include <algorithm>
@@ -17,10 +15,9 @@ namespace caulk::rank {
 
 namespace {
 
-// F^T F is summed over a fixed number of row lanes, each with its own accumulator, then added in
+// F^T Y is summed over a fixed number of row lanes, each with its own accumulator, then added in
 // lane order: the result does not depend on how many threads ran the lanes.
 constexpr std::size_t kLanes = 4;
-constexpr std::size_t kBlockRows = 512;
 // The reference drops singular values at or below this.
 constexpr double kSingularCutoff = 1e-10;
 
@@ -31,62 +28,41 @@ void check_shape(const MatrixView& features, std::size_t target_rows) {
                                 std::to_string(target_rows));
 }
 
-// Adds block^T * targets(rows) to fty; `targets` fills one block's N x C target rows.
-using TargetRows = std::function<void(std::size_t first, std::size_t count, Matrix& out)>;
-
-// N > D: F^T F in float64 by blocks (never a float64 copy of F), then one symmetric
-// eigendecomposition. Returns the spectrum and F^T Y.
-LogMESpectrum spectrum_from_gram(const MatrixView& F, std::size_t num_targets, const TargetRows& target_rows, Matrix& fty) {
-  const std::size_t N = F.rows(), D = F.cols();
-  std::vector<Matrix> grams(kLanes), ftys(kLanes);
-  parallel_for(kLanes, [&](std::size_t lane) {
-    const std::size_t begin = N * lane / kLanes, end = N * (lane + 1) / kLanes;
-    Matrix& gram = grams[lane];
-    Matrix& lane_fty = ftys[lane];
-    gram.setZero(D, D);
-    lane_fty.setZero(D, num_targets);
-    RowMatrix block;
-    Matrix targets;
-    for (std::size_t first = begin; first < end; first += kBlockRows) {
-      const std::size_t count = std::min(kBlockRows, end - first);
-      F.rows_to(first, count, block);
-      // A row-major count x D block is the column-major D x count matrix A; gram += A A^T.
-      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(D), static_cast<int>(count), 1.0, block.data(),
-                  static_cast<int>(D), 1.0, gram.data(), static_cast<int>(D));
-      target_rows(first, count, targets);
-      Eigen::Map<const Matrix> a(block.data(), static_cast<Eigen::Index>(D), static_cast<Eigen::Index>(count));
-      lane_fty.noalias() += a * targets;
-    }
-  });
-  Matrix gram = std::move(grams[0]);
-  fty = std::move(ftys[0]);
-  for (std::size_t lane = 1; lane < kLanes; ++lane) {
-    gram += grams[lane];
-    fty += ftys[lane];
-    grams[lane] = Matrix();
-  }
-
-  Vector eigenvalues(static_cast<Eigen::Index>(D));
-  const int info = LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', static_cast<int>(D), gram.data(), static_cast<int>(D),
-                                  eigenvalues.data());
-  if (info != 0) throw std::runtime_error("LogME: the eigendecomposition of F^T F failed (LAPACK dsyevd info " + std::to_string(info) + ")");
-
+// N > D: the spectrum from the (shared) eigendecomposition of F^T F.
+LogMESpectrum spectrum_from_gram(const FeatureStats& stats) {
+  const MatrixView& F = stats.features();
+  const SymmetricEigen& e = stats.gram_eigen();
   // Descending order, as the reference's SVD gives; the reference keeps sqrt(|lambda|) > 1e-10.
   std::vector<Eigen::Index> kept;
-  for (Eigen::Index i = static_cast<Eigen::Index>(D) - 1; i >= 0; --i)
-    if (std::sqrt(std::abs(eigenvalues[i])) > kSingularCutoff) kept.push_back(i);
+  for (Eigen::Index i = e.values.size() - 1; i >= 0; --i)
+    if (std::sqrt(std::abs(e.values[i])) > kSingularCutoff) kept.push_back(i);
   std::stable_sort(kept.begin(), kept.end(),
-                   [&](Eigen::Index a, Eigen::Index b) { return std::abs(eigenvalues[a]) > std::abs(eigenvalues[b]); });
+                   [&](Eigen::Index a, Eigen::Index b) { return std::abs(e.values[a]) > std::abs(e.values[b]); });
   LogMESpectrum s;
-  s.rows = N;
-  s.dims = D;
+  s.rows = F.rows();
+  s.dims = F.cols();
   s.sigma.resize(static_cast<Eigen::Index>(kept.size()));
-  s.V.resize(static_cast<Eigen::Index>(D), static_cast<Eigen::Index>(kept.size()));
+  s.V.resize(e.vectors.rows(), static_cast<Eigen::Index>(kept.size()));
   for (std::size_t j = 0; j < kept.size(); ++j) {
-    s.sigma[static_cast<Eigen::Index>(j)] = std::abs(eigenvalues[kept[j]]);
-    s.V.col(static_cast<Eigen::Index>(j)) = gram.col(kept[j]);
+    s.sigma[static_cast<Eigen::Index>(j)] = std::abs(e.values[kept[j]]);
+    s.V.col(static_cast<Eigen::Index>(j)) = e.vectors.col(kept[j]);
   }
   return s;
+}
+
+// F^T Y (D x T) by row blocks over fixed lanes.
+Matrix features_times_targets(const MatrixView& F, const Matrix& Y) {
+  const std::size_t N = F.rows();
+  std::vector<Matrix> parts(kLanes);
+  parallel_for(kLanes, [&](std::size_t lane) {
+    parts[lane].setZero(static_cast<Eigen::Index>(F.cols()), Y.cols());
+    for_each_row_block(F, N * lane / kLanes, N * (lane + 1) / kLanes, [&](std::size_t first, const RowMatrix& block) {
+      parts[lane].noalias() += block.transpose() * Y.middleRows(static_cast<Eigen::Index>(first), block.rows());
+    });
+  });
+  Matrix total = std::move(parts[0]);
+  for (std::size_t lane = 1; lane < kLanes; ++lane) total += parts[lane];
+  return total;
 }
 
 // N <= D: the thin SVD of F itself, keeping singular values > 1e-10. Returns U^T Y directly.
@@ -123,20 +99,19 @@ LogMEResult solve_columns(const LogMESpectrum& spectrum, const Matrix& x, const 
   return result;
 }
 
-LogMEResult logme(const MatrixView& F, std::size_t num_targets, const TargetRows& target_rows, const Vector& y_norms) {
-  const std::size_t N = F.rows();
-  if (N > F.cols()) {
-    Matrix fty;
-    LogMESpectrum spectrum = spectrum_from_gram(F, num_targets, target_rows, fty);
+// `fty` computes F^T Y (only called when N > D); Y is formed only when N <= D.
+LogMEResult logme(const FeatureStats& stats, const std::function<Matrix()>& fty, const std::function<Matrix()>& targets,
+                  const Vector& y_norms) {
+  const MatrixView& F = stats.features();
+  if (F.rows() > F.cols()) {
+    LogMESpectrum spectrum = spectrum_from_gram(stats);
     // x = U^T y = diag(1/s) V^T F^T y: U itself is never formed.
     Vector inv_s = spectrum.sigma.array().sqrt().inverse();
-    Matrix x = inv_s.asDiagonal() * (spectrum.V.transpose() * fty);
+    Matrix x = inv_s.asDiagonal() * (spectrum.V.transpose() * fty());
     return solve_columns(spectrum, x, y_norms);
   }
-  Matrix Y;
-  target_rows(0, N, Y);
   Matrix x;
-  LogMESpectrum spectrum = spectrum_from_svd(F, Y, x);
+  LogMESpectrum spectrum = spectrum_from_svd(F, targets(), x);
   return solve_columns(spectrum, x, y_norms);
 }
 
@@ -173,7 +148,8 @@ LogMEColumn logme_column(const LogMESpectrum& spectrum, const Vector& x, double 
   return col;
 }
 
-LogMEResult logme_classification(const MatrixView& features, const std::vector<int>& labels, int num_classes) {
+LogMEResult logme_classification(const FeatureStats& stats, const std::vector<int>& labels, int num_classes) {
+  const MatrixView& features = stats.features();
   check_shape(features, labels.size());
   if (num_classes < 1) throw std::invalid_argument("LogME: a classification task needs at least one class");
   for (int y : labels)
@@ -182,21 +158,22 @@ LogMEResult logme_classification(const MatrixView& features, const std::vector<i
   const auto C = static_cast<Eigen::Index>(num_classes);
   Vector counts = Vector::Zero(C);
   for (int y : labels) counts[y] += 1;
-  auto one_hot = [&](std::size_t first, std::size_t count, Matrix& out) {
-    out.setZero(static_cast<Eigen::Index>(count), C);
-    for (std::size_t i = 0; i < count; ++i) out(static_cast<Eigen::Index>(i), labels[first + i]) = 1;
+  // F^T y_c for the one-hot column of class c is the sum of the class's rows.
+  auto fty = [&] { return Matrix(class_means(features, labels, num_classes).sums.transpose()); };
+  auto one_hot = [&] {
+    Matrix Y = Matrix::Zero(static_cast<Eigen::Index>(labels.size()), C);
+    for (std::size_t i = 0; i < labels.size(); ++i) Y(static_cast<Eigen::Index>(i), labels[i]) = 1;
+    return Y;
   };
-  return logme(features, static_cast<std::size_t>(num_classes), one_hot, counts);
+  return logme(stats, fty, one_hot, counts);
 }
 
-LogMEResult logme_regression(const MatrixView& features, const Matrix& targets) {
+LogMEResult logme_regression(const FeatureStats& stats, const Matrix& targets) {
+  const MatrixView& features = stats.features();
   check_shape(features, static_cast<std::size_t>(targets.rows()));
   if (targets.cols() < 1) throw std::invalid_argument("LogME: regression needs at least one target column");
   Vector norms = targets.colwise().squaredNorm().transpose();
-  auto rows = [&](std::size_t first, std::size_t count, Matrix& out) {
-    out = targets.middleRows(static_cast<Eigen::Index>(first), static_cast<Eigen::Index>(count));
-  };
-  return logme(features, static_cast<std::size_t>(targets.cols()), rows, norms);
+  return logme(stats, [&] { return features_times_targets(features, targets); }, [&] { return targets; }, norms);
 }
 
 }  // namespace caulk::rank

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "caulk/matrix.hpp"
+#include "feature_stats.hpp"
 
 namespace caulk::rank {
 
@@ -25,9 +26,10 @@ struct LogMESpectrum {
 };
 
 // Classification: one 0/1 target column per class 0..num_classes-1. labels[i] in [0, num_classes).
-LogMEResult logme_classification(const MatrixView& features, const std::vector<int>& labels, int num_classes);
+// When N > D the eigendecomposition of F^T F comes from (and is shared through) `features`.
+LogMEResult logme_classification(const FeatureStats& features, const std::vector<int>& labels, int num_classes);
 // Regression: one column per target (Y is N x T).
-LogMEResult logme_regression(const MatrixView& features, const Matrix& targets);
+LogMEResult logme_regression(const FeatureStats& features, const Matrix& targets);
 
 // The fixed-point iteration for one column, given the spectrum, x = U^T y (length k) and
 // ||y||^2. Exposed for tests that check it against the explicit evidence formula.

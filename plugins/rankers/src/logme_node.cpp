@@ -20,9 +20,9 @@ class LogMENode : public RankerNode {
   bool supports_regression() const override { return true; }
   RankerResult score(const RankerInput& in, const Params&) override {
     rank::LogMEResult r = in.data.kind == TaskKind::Classification
-                              ? rank::logme_classification(in.features, in.split.classes, in.data.num_classes())
-                              : rank::logme_regression(in.features, in.split.targets);
-    return {r.score, std::move(r.weights)};
+                              ? rank::logme_classification(in.stats, in.split.classes, in.data.num_classes())
+                              : rank::logme_regression(in.stats, in.split.targets);
+    return {r.score, std::move(r.weights), {}};
   }
 };
 

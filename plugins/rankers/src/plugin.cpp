@@ -9,4 +9,7 @@ extern "C" void openblas_set_num_threads(int);
 CAULK_PLUGIN("rankers", CAULK_VERSION_STRING, "Transferability metrics: score every model of a hub before tuning") {
   openblas_set_num_threads(1);
   caulk::rankers::register_logme(registrar);
+  caulk::rankers::register_covariance_rankers(registrar);
+  caulk::rankers::register_source_probability_rankers(registrar);
+  caulk::rankers::register_class_model_rankers(registrar);
 }

@@ -1,5 +1,7 @@
 #include "ranker_node.hpp"
 
+#include "shared_stats_cache.hpp"
+
 #include <fmt/format.h>
 
 #include <chrono>
@@ -24,6 +26,7 @@ void RankerNode::run(NodeContext& ctx) {
   if (data->kind == TaskKind::Regression && !supports_regression())
     throw Error(ctx.type() + " ranks models for classification tasks only; the dataset is a regression task");
 
+  describe_run(params, ctx.summary());
   const auto& models = embeddings->models;
   std::vector<std::string> names;
   for (const auto& m : models) names.push_back(m.name);
@@ -38,7 +41,8 @@ void RankerNode::run(NodeContext& ctx) {
     if (features.rows() != split.rows)
       throw DataError(file.describe(), fmt::format("model '{}' has {} rows of features for split '{}' but the labels ({}) have {}",
                                                    m.name, features.rows(), split_name, split.labels_file.string(), split.rows));
-    RankerInput in{m, features, *data, split, std::nullopt};
+    const rank::FeatureStats stats(features, shared_decompositions(file, features));
+    RankerInput in{m, features, stats, *data, split, std::nullopt};
     if (needs_source_probs()) {
       const ArrayFile& probs = m.source_probs_for(split_name);
       in.source_probs = probs.open(fmt::format("source_probs of model '{}'", m.name));
@@ -53,18 +57,20 @@ void RankerNode::run(NodeContext& ctx) {
   auto scores = std::make_shared<Scores>();
   scores->method = method();
   scores->higher_is_better = higher_is_better();
-  Json score_json = Json::object(), seconds_json = Json::object();
+  Json score_json = Json::object(), seconds_json = Json::object(), details_json = Json::object();
   for (std::size_t i = 0; i < models.size(); ++i) {
     scores->scores.push_back({models[i].name, results[i].score, seconds[i]});
     if (results[i].weights.size()) scores->posterior_weights[models[i].name] = std::move(results[i].weights);
     score_json[models[i].name] = results[i].score;
     seconds_json[models[i].name] = seconds[i];
+    if (!results[i].details.is_null()) details_json[models[i].name] = std::move(results[i].details);
   }
   Json& sum = ctx.summary();
   sum["scores"] = score_json;
   sum["higher_is_better"] = higher_is_better();
   sum["split"] = split_name;
   sum["seconds"] = seconds_json;
+  if (!details_json.empty()) sum["details"] = std::move(details_json);
   ctx.publish("scores", std::move(scores));
 }
 

@@ -8,12 +8,14 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/node.hpp"
+#include "feature_stats.hpp"
 
 namespace caulk::rankers {
 
 struct RankerInput {
   const ModelEmbedding& model;
   MatrixView features;  // N x D, rows aligned with split
+  const rank::FeatureStats& stats;  // the features with the decompositions other rankers share
   const Dataset& data;
   const DatasetSplit& split;
   std::optional<MatrixView> source_probs;  // N x Cs when the ranker needs them
@@ -22,6 +24,7 @@ struct RankerInput {
 struct RankerResult {
   double score = 0;
   Matrix weights;  // optional per-model weights to keep (LogME's posterior means)
+  Json details;    // optional per-model facts for run.json (rows sampled, dimensions kept, ...)
 };
 
 class RankerNode : public Node {
@@ -38,6 +41,8 @@ class RankerNode : public Node {
   virtual bool needs_source_probs() const { return false; }
   virtual bool supports_regression() const { return false; }
   virtual RankerResult score(const RankerInput& in, const Params& params) = 0;
+  // Facts about the whole run for run.json (e.g. the seed used); called once before scoring.
+  virtual void describe_run(const Params&, Json&) const {}
 };
 
 }  // namespace caulk::rankers

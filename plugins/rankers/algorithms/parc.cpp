@@ -1,0 +1,119 @@
+// PARC: do samples that look alike to the model share labels? Spearman correlation of the two
+// pairwise dissimilarity matrices, on a seeded subsample.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "feature_stats.hpp"
+#include "transferability.hpp"
+
+namespace caulk::rank {
+
+namespace {
+
+// Rows standardised to zero mean and unit norm, so that row_i . row_j is their Pearson
+// correlation. A constant row has no correlation with anything: it stays zero.
+Matrix rows_for_correlation(Matrix X) {
+  X.colwise() -= X.rowwise().mean();
+  for (Eigen::Index i = 0; i < X.rows(); ++i) {
+    const double norm = X.row(i).norm();
+    if (norm > 0) X.row(i) /= norm;
+  }
+  return X;
+}
+
+// The strict upper triangle of 1 - X X^T, row by row.
+std::vector<double> upper_dissimilarities(const Matrix& X) {
+  const Eigen::Index n = X.rows();
+  std::vector<double> out;
+  out.reserve(static_cast<std::size_t>(n * (n - 1) / 2));
+  const Matrix corr = X * X.transpose();
+  for (Eigen::Index i = 0; i < n; ++i)
+    for (Eigen::Index j = i + 1; j < n; ++j) out.push_back(1.0 - corr(i, j));
+  return out;
+}
+
+// Ranks 1..n with ties given their average rank.
+std::vector<double> average_ranks(const std::vector<double>& v) {
+  std::vector<std::size_t> order(v.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(v.size());
+  for (std::size_t i = 0; i < order.size();) {
+    std::size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    const double rank = 0.5 * static_cast<double>(i + j) + 1.0;
+    for (std::size_t k = i; k <= j; ++k) ranks[order[k]] = rank;
+    i = j + 1;
+  }
+  return ranks;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  const double n = static_cast<double>(a.size());
+  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb);
+    saa += (a[i] - ma) * (a[i] - ma);
+    sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+}  // namespace
+
+ParcResult parc(const FeatureStats& stats, const std::vector<int>& labels, int num_classes, int pca_dims, std::size_t max_samples,
+                std::uint64_t seed) {
+  const MatrixView& F = stats.features();
+  check_labels(F, labels, num_classes, "PARC");
+  if (pca_dims < 1) throw std::invalid_argument("PARC: pca_dims must be at least 1");
+  const std::size_t N = F.rows(), D = F.cols();
+  // The rows to use: all, or a seeded sample in ascending order.
+  std::vector<std::size_t> rows(N);
+  std::iota(rows.begin(), rows.end(), std::size_t{0});
+  if (max_samples >= 2 && N > max_samples) {
+    std::mt19937_64 rng(seed);
+    std::shuffle(rows.begin(), rows.end(), rng);
+    rows.resize(max_samples);
+    std::sort(rows.begin(), rows.end());
+  }
+  // Exact PCA on all rows, then the sampled rows' top components.
+  Matrix reduced;
+  if (D <= static_cast<std::size_t>(pca_dims)) {
+    reduced = F.gather_rows(rows);
+  } else {
+    const SymmetricEigen& e = stats.scatter_eigen();
+    Matrix top = e.vectors.rightCols(pca_dims).rowwise().reverse();  // descending variance
+    // Row correlations depend on each component's sign, which an eigensolver leaves free: fix it
+    // as scikit-learn's PCA does (the largest loading of each component is positive).
+    for (Eigen::Index c = 0; c < top.cols(); ++c) {
+      Eigen::Index largest = 0;
+      top.col(c).cwiseAbs().maxCoeff(&largest);
+      if (top(largest, c) < 0) top.col(c) *= -1;
+    }
+    Matrix sampled = F.gather_rows(rows);
+    reduced = (sampled.rowwise() - stats.moments().mean.transpose()) * top;
+  }
+  // Standardise each column on the rows used (zero mean, unit population variance).
+  const Eigen::RowVectorXd mean = reduced.colwise().mean();
+  reduced.rowwise() -= mean;
+  for (Eigen::Index c = 0; c < reduced.cols(); ++c) {
+    const double sd = std::sqrt(reduced.col(c).squaredNorm() / static_cast<double>(reduced.rows()));
+    if (sd > 0) reduced.col(c) /= sd;
+  }
+  Matrix onehot = Matrix::Zero(static_cast<Eigen::Index>(rows.size()), num_classes);
+  for (std::size_t i = 0; i < rows.size(); ++i) onehot(static_cast<Eigen::Index>(i), labels[rows[i]]) = 1;
+
+  const std::vector<double> feature_dist = upper_dissimilarities(rows_for_correlation(std::move(reduced)));
+  const std::vector<double> label_dist = upper_dissimilarities(rows_for_correlation(std::move(onehot)));
+  ParcResult out;
+  out.samples = rows.size();
+  out.dims = D <= static_cast<std::size_t>(pca_dims) ? D : static_cast<std::size_t>(pca_dims);
+  out.score = 100.0 * pearson(average_ranks(feature_dist), average_ranks(label_dist));
+  return out;
+}
+
+}  // namespace caulk::rank
