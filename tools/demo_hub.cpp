@@ -7,6 +7,9 @@
 // Each model also has a 10-class "source head" (softmax of a random map of its features), for the
 // rankers that need source-class probabilities.
 //
+// ground_truth.csv is what the rankers are judged against: the test accuracy of a linear probe
+// (L2 logistic regression, L-BFGS) tuned on each model's train features.
+//
 // The generator uses its own RNG (xoshiro256**) and Box-Muller, so the bytes do not depend on the
 // standard library's distributions; a test regenerates the hub and compares it with the committed
 // files. Usage: caulk_demo_hub OUTPUT_DIR
@@ -16,11 +19,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/npy.hpp"
+#include "linear_probe.hpp"
 
 namespace fs = std::filesystem;
 using caulk::RowMatrixF;
@@ -127,11 +132,14 @@ int main(int argc, char** argv) {
       "# The embedded demo hub, written by tools/demo_hub.cpp (`caulk_demo_hub pipelines/demo`).\n"
       "[hub]\nname = \"demo\"\n"
       "description = \"Five models whose features support the demo task from very well to not at all\"\n";
+  std::string ground_truth = "model,accuracy\n";
+  std::vector<int> train_labels(splits[0].y.begin(), splits[0].y.end()), test_labels(splits[1].y.begin(), splits[1].y.end());
   for (const auto& def : kModels) {
     // The model's view of the latent, and its source head.
     std::vector<double> view(static_cast<std::size_t>(def.dim) * kLatent), head(static_cast<std::size_t>(kSourceClasses) * def.dim);
     for (auto& a : view) a = rng.normal() / std::sqrt(double(kLatent));
     for (auto& h : head) h = rng.normal() / std::sqrt(double(def.dim));
+    std::map<std::string, RowMatrixF> features_of;
     for (auto& s : splits) {
       RowMatrixF f(s.rows, def.dim), p(s.rows, kSourceClasses);
       for (int i = 0; i < s.rows; ++i) {
@@ -150,6 +158,7 @@ int main(int argc, char** argv) {
         for (int c = 0; c < kSourceClasses; ++c) p(i, c) = static_cast<float>(logits[c] / total);
       }
       caulk::io::write_npy(out / "features" / fmt::format("{}_{}.npy", def.name, s.name), f);
+      features_of[s.name] = f;
       caulk::io::write_npy(out / "source_probs" / fmt::format("{}_{}.npy", def.name, s.name), p);
     }
     manifest += fmt::format(
@@ -157,7 +166,11 @@ int main(int argc, char** argv) {
         "features = {{ train = \"features/{0}_train.npy\", test = \"features/{0}_test.npy\" }}\n"
         "source_probs = {{ train = \"source_probs/{0}_train.npy\", test = \"source_probs/{0}_test.npy\" }}\n",
         def.name, def.description);
+    const auto probe = caulk::eval::fit_linear_probe(caulk::MatrixView::borrow(features_of["train"]), train_labels, kClasses);
+    const double accuracy = probe.accuracy(caulk::MatrixView::borrow(features_of["test"]), test_labels);
+    ground_truth += fmt::format("{},{:.6f}\n", def.name, accuracy);
   }
+  caulk::io::write_file_atomic(out / "ground_truth.csv", ground_truth);
   caulk::io::write_file_atomic(out / "hub.toml", manifest);
   std::cout << "wrote the demo hub to " << out.string() << "\n";
   return 0;

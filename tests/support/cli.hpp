@@ -33,10 +33,11 @@ inline CliResult run_caulk(const std::vector<std::string>& args, const std::stri
                            const std::filesystem::path& cwd = {}) {
   TempDir capture;
   std::string cmd;
-  if (!cwd.empty()) cmd += "cd " + shell_quote(cwd.string()) + " && ";
-  cmd += "env -u CAULK_PLUGIN_PATH " + env + " " + shell_quote(caulk_binary().string());
-  for (const auto& a : args) cmd += " " + shell_quote(a);
-  cmd += " >" + shell_quote((capture / "out").string()) + " 2>" + shell_quote((capture / "err").string());
+  // Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
+  if (!cwd.empty()) cmd.append("cd ").append(shell_quote(cwd.string())).append(" && ");
+  cmd.append("env -u CAULK_PLUGIN_PATH ").append(env).append(" ").append(shell_quote(caulk_binary().string()));
+  for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
+  cmd.append(" >").append(shell_quote((capture / "out").string())).append(" 2>").append(shell_quote((capture / "err").string()));
   int status = std::system(cmd.c_str());
   CliResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

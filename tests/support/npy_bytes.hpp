@@ -26,11 +26,16 @@ inline std::string npy_image(const std::string& descr, const std::string& shape,
 }
 
 inline std::string npy_f32(std::size_t rows, std::size_t cols, const std::vector<float>& v) {
-  return npy_image("<f4", "(" + std::to_string(rows) + ", " + std::to_string(cols) + ")", v.data(), v.size() * 4);
+  // Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
+  std::string shape = "(";
+  shape.append(std::to_string(rows)).append(", ").append(std::to_string(cols)).append(")");
+  return npy_image("<f4", shape, v.data(), v.size() * 4);
 }
 
 inline std::string npy_i64(const std::vector<std::int64_t>& v) {
-  return npy_image("<i8", "(" + std::to_string(v.size()) + ",)", v.data(), v.size() * 8);
+  std::string shape = "(";
+  shape.append(std::to_string(v.size())).append(",)");
+  return npy_image("<i8", shape, v.data(), v.size() * 8);
 }
 
 }  // namespace caulk::testing

@@ -1,0 +1,90 @@
+// eval.rank_correlation: how well each ranker's scores agree with the accuracy the models really
+// reached (a CSV of ground truth), by weighted Kendall tau, Kendall tau-b, Spearman, Pearson and
+// top-1 regret.
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "caulk/io/csv.hpp"
+#include "nodes.hpp"
+#include "rank_correlation.hpp"
+
+namespace caulk::evaluators {
+
+namespace {
+
+class RankCorrelation : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("eval.rank_correlation",
+               "Judge rankers against ground truth (e.g. accuracy after tuning): weighted Kendall tau (as "
+               "scipy.stats.weightedtau), Kendall tau-b, Spearman, Pearson, top-1 regret");
+    s.inputs_many("scores", "Scores", "one or several rankers' scores");
+    s.output("correlations", "Table", "one row per ranker");
+    s.output("ground_truth", "Scores", "the ground truth as scores, in the rankers' model order (for report.ranking)");
+    s.param(ParamSpec::path("ground_truth", "CSV with a header: a `model` column and the value column"));
+    s.param(ParamSpec::string("column", "accuracy", "the ground-truth column of the CSV (higher is better)"));
+    s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& params = ctx.params();
+    const io::CsvTable csv = io::read_csv(params.path("ground_truth"));
+    const std::size_t model_col = csv.column("model"), value_col = csv.column(params.string("column"));
+    std::map<std::string, double> truth;
+    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+      const std::string& model = csv.rows[r][model_col];
+      if (!truth.emplace(model, csv.number(r, value_col)).second)
+        throw DataError(fmt::format("{}:{}", csv.path.string(), csv.row_lines[r]), fmt::format("model '{}' appears twice", model));
+    }
+
+    auto all = ctx.inputs<Scores>("scores");
+    auto table = std::make_shared<Table>();
+    table->title = fmt::format("Rank correlation with {} ({})", params.string("column"), csv.path.filename().string());
+    table->columns = {"ranker", "weighted_tau", "kendall_tau", "spearman", "pearson", "top1_regret"};
+    Json& summary = ctx.summary();
+    for (const auto& scores : all) {
+      std::set<std::string> scored;
+      std::vector<double> x, y;
+      for (const auto& s : scores->scores) {
+        auto it = truth.find(s.model);
+        if (it == truth.end())
+          throw Error(fmt::format("model '{}' is scored by '{}' but has no ground truth in {}", s.model, scores->producer_node,
+                                  csv.path.string()));
+        scored.insert(s.model);
+        x.push_back(scores->higher_is_better ? s.score : -s.score);
+        y.push_back(it->second);
+      }
+      for (const auto& [model, value] : truth)
+        if (!scored.count(model))
+          throw Error(fmt::format("model '{}' has ground truth in {} but is not scored by '{}'", model, csv.path.string(),
+                                  scores->producer_node));
+      if (x.size() < 2) throw Error(fmt::format("'{}' scored {} model(s); correlations need at least two", scores->producer_node, x.size()));
+      const double wtau = eval::weighted_tau(x, y), tau = eval::kendall_tau_b(x, y), rho = eval::spearman(x, y),
+                   r = eval::pearson(x, y), regret = eval::top1_regret(x, y);
+      table->rows.push_back({scores->producer_node, wtau, tau, rho, r, regret});
+      // NaN (a constant side) is written as null in run.json.
+      summary[scores->producer_node] = Json{{"weighted_tau", wtau}, {"kendall_tau", tau}, {"spearman", rho}, {"pearson", r},
+                                            {"top1_regret", regret}};
+    }
+
+    auto gt = std::make_shared<Scores>();
+    gt->method = "ground_truth:" + params.string("column");
+    gt->higher_is_better = true;
+    for (const auto& s : all.front()->scores) gt->scores.push_back({s.model, truth.at(s.model), 0.0});
+
+    ctx.print(table->to_text(static_cast<int>(params.integer("digits"))));
+    ctx.publish("correlations", std::move(table));
+    ctx.publish("ground_truth", std::move(gt));
+  }
+};
+
+}  // namespace
+
+void register_rank_correlation(PluginRegistrar& r) { r.add_node<RankCorrelation>(); }
+
+}  // namespace caulk::evaluators
