@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <numeric>
+#include <set>
+#include <system_error>
 
 #include "caulk/error.hpp"
 #include "caulk/io/csv.hpp"
@@ -24,6 +27,39 @@ std::string join(const std::vector<std::string>& names) {
   for (const auto& n : names) out += (out.empty() ? "'" : ", '") + n + "'";
   return out.empty() ? "none" : out;
 }
+// Files already checked for non-finite values in this process, by identity (canonical path, size,
+// modification time): several nodes open the same features, and scanning them once is enough.
+class CheckedFiles {
+ public:
+  static std::string identity(const std::filesystem::path& path) {
+    std::error_code ec;
+    const auto canonical = std::filesystem::canonical(path, ec);
+    if (ec) return {};
+    const auto size = std::filesystem::file_size(canonical, ec);
+    if (ec) return {};
+    const auto modified = std::filesystem::last_write_time(canonical, ec);
+    if (ec) return {};
+    return fmt::format("{}\n{}\n{}", canonical.string(), size, modified.time_since_epoch().count());
+  }
+  bool contains(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    return !id.empty() && ids_.count(id);
+  }
+  void add(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    if (!id.empty()) ids_.insert(id);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> ids_;
+};
+
+CheckedFiles& checked_files() {
+  static CheckedFiles c;
+  return c;
+}
+
 template <class Map>
 std::vector<std::string> keys(const Map& m) {
   std::vector<std::string> out;
@@ -41,9 +77,12 @@ MatrixView ArrayFile::open(const std::string& what) const {
   if (array.ndim() != 1 && array.ndim() != 2)
     throw DataError(path.string(), label + "expected a 1-D or 2-D array, found " + std::to_string(array.ndim()) + "-D");
   MatrixView view = array.matrix();
+  const std::string id = CheckedFiles::identity(path);
+  if (checked_files().contains(id)) return view;
   std::size_t r = 0, c = 0;
   if (view.find_non_finite(r, c))
     throw DataError(path.string(), label + fmt::format("non-finite value ({}) at row {}, column {}", view(r, c), r, c));
+  checked_files().add(id);
   return view;
 }
 
@@ -182,7 +221,8 @@ std::string Table::to_markdown(int digits) const {
   std::string out;
   if (!title.empty()) out += "## " + title + "\n\n";
   out += "|";
-  for (const auto& c : columns) out += " " + escape(c) + " |";
+  // append, not "literal" + std::string: GCC 12 warns falsely (-Wrestrict) on the latter.
+  for (const auto& c : columns) out.append(" ").append(escape(c)).append(" |");
   out += "\n|";
   for (std::size_t j = 0; j < columns.size(); ++j) {
     bool numeric = !rows.empty() && j < rows.front().size() && is_numeric(rows.front()[j]);
@@ -191,7 +231,8 @@ std::string Table::to_markdown(int digits) const {
   out += "\n";
   for (const auto& row : rows) {
     out += "|";
-    for (std::size_t j = 0; j < columns.size(); ++j) out += " " + escape(j < row.size() ? format_cell(row[j], digits) : "") + " |";
+    for (std::size_t j = 0; j < columns.size(); ++j)
+      out.append(" ").append(escape(j < row.size() ? format_cell(row[j], digits) : "")).append(" |");
     out += "\n";
   }
   return out;

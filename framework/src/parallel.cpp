@@ -52,6 +52,18 @@ void ThreadPool::worker_loop() {
   }
 }
 
+bool ThreadPool::run_one_queued() {
+  std::function<void()> task;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) return false;
+    task = std::move(queue_.front());
+    queue_.pop_front();
+  }
+  task();
+  return true;
+}
+
 namespace {
 // Shared by the caller and the helpers of one parallel_for: iterations are claimed one at a time.
 // The caller waits until every iteration has *completed*; it never waits for a helper that has not
@@ -116,6 +128,11 @@ void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
     return;
   }
   for (std::size_t i = 0; i < n; ++i) fn(i);
+}
+
+bool help_current_pool() {
+  ThreadPool* pool = current_pool();
+  return pool && pool->run_one_queued();
 }
 
 unsigned parallel_width() {

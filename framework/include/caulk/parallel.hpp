@@ -36,6 +36,9 @@ class ThreadPool {
   // Runs fn(i) for every i in [0, n); rethrows the exception of the lowest failing index after
   // every started iteration has finished.
   void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
+  // Runs one queued task on the calling thread, if there is one: a thread that must wait for
+  // work another thread is doing can help the pool instead of idling.
+  bool run_one_queued();
 
  private:
   ThreadPool(unsigned workers, unsigned width);
@@ -64,5 +67,7 @@ class ScopedPool {
 void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn);
 // The width of the current pool (1 when there is none).
 unsigned parallel_width();
+// Runs one queued task of the current pool on the calling thread; false when there was none.
+bool help_current_pool();
 
 }  // namespace caulk

@@ -1,10 +1,11 @@
 // H-score, shrinkage H-score and TransRate: metrics of the features' covariance and its classes.
 #include <cblas.h>
+#include <lapacke.h>
 
-#include <Eigen/Cholesky>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 
 #include "caulk/parallel.hpp"
 #include "feature_stats.hpp"
@@ -39,6 +40,17 @@ double trace_pinv_times(const SymmetricEigen& e, double rcond, const Matrix& B, 
   return trace_pinv_times(e, e.vectors, rcond, B, denominator);
 }
 
+// 1/2 logdet(I + scale G) for a symmetric positive semi-definite G, by a Cholesky factorisation
+// (LAPACK dpotrf: I + scale G is positive definite). 1/2 logdet = sum log diag(L).
+double half_logdet_identity_plus(Matrix G, double scale) {
+  G *= scale;
+  G.diagonal().array() += 1.0;
+  const int n = static_cast<int>(G.rows());
+  const int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, G.data(), n);
+  if (info != 0) throw std::runtime_error("TransRate: Cholesky factorisation failed (LAPACK dpotrf info " + std::to_string(info) + ")");
+  return G.diagonal().array().log().sum();
+}
+
 // 1/2 logdet(I + Z^T Z / (n eps)) for the rows `index` of F centred by `mean`, through whichever
 // of the D x D or n x n Gram matrices is smaller (their determinants agree).
 double coding_rate(const MatrixView& F, const std::vector<std::size_t>& index, const Vector& mean, double eps) {
@@ -63,9 +75,7 @@ double coding_rate(const MatrixView& F, const std::vector<std::size_t>& index, c
     }
     gram.triangularView<Eigen::StrictlyLower>() = gram.transpose();
   }
-  Matrix A = Matrix::Identity(gram.rows(), gram.cols()) + scale * gram;
-  Eigen::LLT<Matrix> llt(A);  // A is symmetric positive definite (I plus a PSD matrix)
-  return llt.matrixLLT().diagonal().array().log().sum();  // 1/2 logdet = sum log diag(L)
+  return half_logdet_identity_plus(std::move(gram), scale);
 }
 
 }  // namespace
@@ -117,10 +127,9 @@ double transrate(const FeatureStats& stats, const std::vector<int>& labels, int 
   const Moments& m = stats.moments();
   const Vector mean = m.mean;
   const double N = static_cast<double>(m.rows);
-  // The whole matrix from its scatter's eigenvalues: logdet(I + Z^T Z / (N eps)).
-  const SymmetricEigen& e = stats.scatter_eigen();
-  double whole = 0;
-  for (Eigen::Index i = 0; i < e.values.size(); ++i) whole += 0.5 * std::log1p(std::max(e.values[i], 0.0) / (N * eps));
+  // The whole matrix: 1/2 logdet(I + Z^T Z / (N eps)) from the (shared) scatter, by Cholesky: no
+  // eigendecomposition needed.
+  const double whole = half_logdet_identity_plus(m.scatter, 1.0 / (N * eps));
   // Each class: its rows of the globally centred F (not re-centred).
   std::vector<std::vector<std::size_t>> rows_of(static_cast<std::size_t>(num_classes));
   for (std::size_t i = 0; i < labels.size(); ++i) rows_of[static_cast<std::size_t>(labels[i])].push_back(i);

@@ -4,6 +4,7 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -118,18 +119,46 @@ Matrix project_rows(const MatrixView& F, const Vector& mean, const Matrix& basis
   return out;
 }
 
+void ComputeOnce::run(const std::function<void()>& compute) {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (state_ == State::Done) return;
+    if (state_ == State::Idle) {
+      state_ = State::Running;
+      lock.unlock();
+      try {
+        compute();
+      } catch (...) {
+        lock.lock();
+        state_ = State::Idle;  // the next caller tries again (and meets the same error)
+        done_.notify_all();
+        throw;
+      }
+      lock.lock();
+      state_ = State::Done;
+      done_.notify_all();
+      return;
+    }
+    // Another thread is computing: help the pool, or wait a little when there is nothing to run.
+    lock.unlock();
+    const bool helped = help_current_pool();
+    lock.lock();
+    if (!helped) done_.wait_for(lock, std::chrono::milliseconds(2), [&] { return state_ != State::Running; });
+  }
+}
+
 const Moments& SharedDecompositions::moments(const MatrixView& F) {
-  std::call_once(moments_once_, [&] { moments_ = rank::moments(F); });
+  moments_once_.run([&] { moments_ = rank::moments(F); });
   return moments_;
 }
 
 const SymmetricEigen& SharedDecompositions::gram_eigen(const MatrixView& F) {
-  std::call_once(gram_once_, [&] { gram_eigen_ = symmetric_eigen(moments(F).gram()); });
+  gram_once_.run([&] { gram_eigen_ = symmetric_eigen(moments(F).gram()); });
   return gram_eigen_;
 }
 
 const SymmetricEigen& SharedDecompositions::scatter_eigen(const MatrixView& F) {
-  std::call_once(scatter_once_, [&] {
+  scatter_once_.run([&] {
     scatter_eigen_ = symmetric_eigen(moments(F).scatter);
   });
   return scatter_eigen_;

@@ -2,6 +2,8 @@
 // (never a float64 copy of F), summed over a fixed number of lanes so the bits do not depend on
 // the pool's width.
 #pragma once
+#include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -54,6 +56,20 @@ Matrix symmetric_pinv(const SymmetricEigen& e, double rcond);
 // Rows of F projected on the given columns of `basis` after subtracting `mean`: N x k, small.
 Matrix project_rows(const MatrixView& F, const Vector& mean, const Matrix& basis);
 
+// Computes a value once for all the threads that ask; unlike std::call_once, a thread waiting for
+// another one's computation runs the pool's queued tasks meanwhile (the computation itself may be
+// waiting for a free worker to run its parallel lanes).
+class ComputeOnce {
+ public:
+  void run(const std::function<void()>& compute);
+
+ private:
+  enum class State { Idle, Running, Done };
+  std::mutex mutex_;
+  std::condition_variable done_;
+  State state_ = State::Idle;
+};
+
 // The expensive statistics of one feature matrix that several rankers need: computed at most once
 // (thread-safe, on first use) and shareable between rankers through a cache keyed by the features'
 // identity. Holds no copy of F: N-sized work happens once, then only D x D matrices are kept.
@@ -69,7 +85,7 @@ class SharedDecompositions {
   static std::size_t max_bytes(std::size_t D) { return (3 * D * D + 3 * D) * sizeof(double); }
 
  private:
-  std::once_flag moments_once_, gram_once_, scatter_once_;
+  ComputeOnce moments_once_, gram_once_, scatter_once_;
   Moments moments_;
   SymmetricEigen gram_eigen_, scatter_eigen_;
 };
