@@ -17,56 +17,17 @@
 #include <random>
 #include <thread>
 
+#include "bench_support.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/parallel.hpp"
 #include "logme.hpp"
 
-extern "C" void openblas_set_num_threads(int);
-
 namespace {
 
-constexpr int kRows = 20000, kDims = 1024, kClasses = 10;
-const unsigned kCores = std::max(1u, std::thread::hardware_concurrency());
+using namespace caulk::bench;
 
-struct Problem {
-  caulk::RowMatrixF features;
-  std::vector<int> labels;
-};
-
-// Features with class structure (a class mean plus noise), so the fixed point does real work.
-const Problem& problem() {
-  static const Problem p = [] {
-    Problem p;
-    std::mt19937_64 rng(42);
-    std::normal_distribution<float> normal;
-    caulk::RowMatrixF means(kClasses, kDims);
-    for (int c = 0; c < kClasses; ++c)
-      for (int d = 0; d < kDims; ++d) means(c, d) = 0.3f * normal(rng);
-    p.features.resize(kRows, kDims);
-    p.labels.resize(kRows);
-    for (int i = 0; i < kRows; ++i) {
-      p.labels[i] = i % kClasses;
-      for (int d = 0; d < kDims; ++d) p.features(i, d) = means(p.labels[i], d) + normal(rng);
-    }
-    return p;
-  }();
-  return p;
-}
-
-void BM_Floor_Dsyrk_Dsyevd(benchmark::State& state) {
-  // The float64 copy is the floor's input, made outside the timed region.
-  const caulk::RowMatrix f = problem().features.cast<double>();
-  openblas_set_num_threads(static_cast<int>(kCores));
-  caulk::Matrix gram(kDims, kDims);
-  caulk::Vector eigenvalues(kDims);
-  for (auto _ : state) {
-    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, kDims, kRows, 1.0, f.data(), kDims, 0.0, gram.data(), kDims);
-    LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', kDims, gram.data(), kDims, eigenvalues.data());
-    benchmark::DoNotOptimize(eigenvalues.data());
-  }
-  openblas_set_num_threads(1);
-}
+void BM_Floor_Dsyrk_Dsyevd(benchmark::State& state) { floor_dsyrk_dsyevd(state); }
 
 void BM_LogME(benchmark::State& state) {
   const Problem& p = problem();
@@ -93,17 +54,6 @@ void BM_Eigen_RankUpdate_SelfAdjointEigenSolver(benchmark::State& state) {
 BENCHMARK(BM_Eigen_RankUpdate_SelfAdjointEigenSolver)->Unit(benchmark::kMillisecond)->Iterations(2)->UseRealTime();
 BENCHMARK(BM_Floor_Dsyrk_Dsyevd)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 BENCHMARK(BM_LogME)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
-
-// Keeps each benchmark's mean real time to compare them after the run.
-class RecordingReporter : public benchmark::ConsoleReporter {
- public:
-  std::map<std::string, double> seconds;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration) seconds[r.benchmark_name()] = r.GetAdjustedRealTime() / 1e3;
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
 
 long peak_rss_kib() {
   rusage u{};
@@ -146,8 +96,8 @@ int main(int argc, char** argv) {
   problem();  // generate the data before timing
   RecordingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  const double floor = reporter.seconds["BM_Floor_Dsyrk_Dsyevd/iterations:5/real_time"];
-  const double logme = reporter.seconds["BM_LogME/iterations:5/real_time"];
+  const double floor = reporter.seconds["BM_Floor_Dsyrk_Dsyevd"];
+  const double logme = reporter.seconds["BM_LogME"];
   if (floor > 0 && logme > 0) {
     const double ratio = logme / floor;
     std::printf("\nLogME %.3f s, floor (dsyrk + dsyevd, %u threads) %.3f s: %.2f x the floor (target <= 1.30): %s\n", logme,

@@ -10,9 +10,6 @@
 // Usage: bench_rankers [--caulk PATH/TO/caulk] [--scratch DIR] [google-benchmark flags]. The
 // pipeline parts need the caulk binary (default: beside this program) and write 16 x 80 MB of
 // features under the scratch folder (default: a folder in /tmp, removed at the end).
-#include <benchmark/benchmark.h>
-#include <cblas.h>
-#include <lapacke.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -21,66 +18,25 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <random>
 #include <string>
-#include <thread>
 
+#include "bench_support.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/parallel.hpp"
 #include "logme.hpp"
 #include "transferability.hpp"
 
-extern "C" void openblas_set_num_threads(int);
-
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kRows = 20000, kDims = 1024, kClasses = 10, kHubModels = 16;
-const unsigned kCores = std::max(1u, std::thread::hardware_concurrency());
+using namespace caulk::bench;
 
-struct Problem {
-  caulk::RowMatrixF features;
-  std::vector<int> labels;
-};
-
-// Features with class structure (a class mean plus noise); `seed` makes the hub's models differ.
-Problem make_problem(std::uint64_t seed) {
-  Problem p;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  caulk::RowMatrixF means(kClasses, kDims);
-  for (int c = 0; c < kClasses; ++c)
-    for (int d = 0; d < kDims; ++d) means(c, d) = 0.3f * normal(rng);
-  p.features.resize(kRows, kDims);
-  p.labels.resize(kRows);
-  for (int i = 0; i < kRows; ++i) {
-    p.labels[i] = i % kClasses;
-    for (int d = 0; d < kDims; ++d) p.features(i, d) = means(p.labels[i], d) + normal(rng);
-  }
-  return p;
-}
-
-const Problem& problem() {
-  static const Problem p = make_problem(42);
-  return p;
-}
+constexpr int kHubModels = 16;
 
 caulk::MatrixView features() { return caulk::MatrixView::borrow(problem().features); }
 
-void BM_Floor_Dsyrk_Dsyevd(benchmark::State& state) {
-  const caulk::RowMatrix f = problem().features.cast<double>();  // the floor's input, not timed
-  openblas_set_num_threads(static_cast<int>(kCores));
-  caulk::Matrix gram(kDims, kDims);
-  caulk::Vector eigenvalues(kDims);
-  for (auto _ : state) {
-    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, kDims, kRows, 1.0, f.data(), kDims, 0.0, gram.data(), kDims);
-    LAPACKE_dsyevd(LAPACK_COL_MAJOR, 'V', 'U', kDims, gram.data(), kDims, eigenvalues.data());
-    benchmark::DoNotOptimize(eigenvalues.data());
-  }
-  openblas_set_num_threads(1);
-}
+void BM_Floor_Dsyrk_Dsyevd(benchmark::State& state) { floor_dsyrk_dsyevd(state); }
 
 // Runs `fn` on caulk's pool with BLAS single-threaded, as the rankers plugin does.
 template <class Fn>
@@ -124,16 +80,6 @@ BENCHMARK(BM_HScoreShrinkage)->Unit(benchmark::kMillisecond)->Iterations(3)->Use
 BENCHMARK(BM_TransRate)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 BENCHMARK(BM_LogME)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 BENCHMARK(BM_FourShared)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
-
-class RecordingReporter : public benchmark::ConsoleReporter {
- public:
-  std::map<std::string, double> seconds;
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration) seconds[r.run_name.function_name] = r.GetAdjustedRealTime() / 1e3;
-    ConsoleReporter::ReportRuns(runs);
-  }
-};
 
 // ------------------------------------------------------------------ pipelines through `caulk run`
 

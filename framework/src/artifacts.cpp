@@ -31,16 +31,6 @@ std::string join(const std::vector<std::string>& names) {
 // modification time): several nodes open the same features, and scanning them once is enough.
 class CheckedFiles {
  public:
-  static std::string identity(const std::filesystem::path& path) {
-    std::error_code ec;
-    const auto canonical = std::filesystem::canonical(path, ec);
-    if (ec) return {};
-    const auto size = std::filesystem::file_size(canonical, ec);
-    if (ec) return {};
-    const auto modified = std::filesystem::last_write_time(canonical, ec);
-    if (ec) return {};
-    return fmt::format("{}\n{}\n{}", canonical.string(), size, modified.time_since_epoch().count());
-  }
   bool contains(const std::string& id) {
     std::lock_guard lock(mutex_);
     return !id.empty() && ids_.count(id);
@@ -70,6 +60,17 @@ std::vector<std::string> keys(const Map& m) {
 
 // --------------------------------------------------------------------------------- ArrayFile
 
+std::string file_identity(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto canonical = std::filesystem::canonical(path, ec);
+  if (ec) return {};
+  const auto size = std::filesystem::file_size(canonical, ec);
+  if (ec) return {};
+  const auto modified = std::filesystem::last_write_time(canonical, ec);
+  if (ec) return {};
+  return fmt::format("{}\n{}\n{}", canonical.string(), size, modified.time_since_epoch().count());
+}
+
 MatrixView ArrayFile::open(const std::string& what) const {
   if (in_memory()) return memory;
   io::NpyArray array = io::NpyArray::open(path);
@@ -77,7 +78,7 @@ MatrixView ArrayFile::open(const std::string& what) const {
   if (array.ndim() != 1 && array.ndim() != 2)
     throw DataError(path.string(), label + "expected a 1-D or 2-D array, found " + std::to_string(array.ndim()) + "-D");
   MatrixView view = array.matrix();
-  const std::string id = CheckedFiles::identity(path);
+  const std::string id = file_identity(path);
   if (checked_files().contains(id)) return view;
   std::size_t r = 0, c = 0;
   if (view.find_non_finite(r, c))

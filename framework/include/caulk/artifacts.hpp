@@ -18,6 +18,10 @@ std::string_view task_kind_name(TaskKind k);
 
 // A 2-D numeric array that lives in a .npy file (mapped when opened, released when the last view
 // goes) or in memory (made by a node in this run).
+// The identity of a file's current contents, for caches inside one process: canonical path, size
+// and modification time. Empty when the file cannot be examined (then nothing should be cached).
+std::string file_identity(const std::filesystem::path& path);
+
 struct ArrayFile {
   std::filesystem::path path;  // empty when held in memory
   MatrixView memory;           // used when path is empty

@@ -1,5 +1,7 @@
 #include "rank_correlation.hpp"
 
+#include "caulk/statistics.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -55,20 +57,6 @@ double weighted_tau_one_way(const std::vector<double>& x, const std::vector<doub
 
 }  // namespace
 
-std::vector<double> average_ranks(const std::vector<double>& v) {
-  std::vector<std::size_t> order(v.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-  std::vector<double> ranks(v.size());
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    for (std::size_t k = i; k <= j; ++k) ranks[order[k]] = 0.5 * static_cast<double>(i + j) + 1.0;
-    i = j + 1;
-  }
-  return ranks;
-}
-
 double weighted_tau(const std::vector<double>& x, const std::vector<double>& y) {
   check(x, y, "weighted tau");
   return (weighted_tau_one_way(x, y) + weighted_tau_one_way(y, x)) / 2;
@@ -94,21 +82,12 @@ double kendall_tau_b(const std::vector<double>& x, const std::vector<double>& y)
 
 double pearson(const std::vector<double>& x, const std::vector<double>& y) {
   check(x, y, "Pearson correlation");
-  const double n = static_cast<double>(x.size());
-  const double mx = std::accumulate(x.begin(), x.end(), 0.0) / n, my = std::accumulate(y.begin(), y.end(), 0.0) / n;
-  double sxy = 0, sxx = 0, syy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) * (x[i] - mx);
-    syy += (y[i] - my) * (y[i] - my);
-  }
-  if (sxx == 0 || syy == 0) return kNaN;
-  return std::min(1.0, std::max(-1.0, sxy / std::sqrt(sxx * syy)));
+  return stats::pearson(x, y);
 }
 
 double spearman(const std::vector<double>& x, const std::vector<double>& y) {
   check(x, y, "Spearman correlation");
-  return pearson(average_ranks(x), average_ranks(y));
+  return stats::pearson(stats::average_ranks(x), stats::average_ranks(y));
 }
 
 double top1_regret(const std::vector<double>& x, const std::vector<double>& y) {

@@ -20,7 +20,4 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y);
 // max(y) - y[top], where top is the index of the largest x (the first one on ties).
 double top1_regret(const std::vector<double>& x, const std::vector<double>& y);
 
-// Ranks 1..n, ties given their average rank.
-std::vector<double> average_ranks(const std::vector<double>& v);
-
 }  // namespace caulk::eval

@@ -6,6 +6,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "caulk/statistics.hpp"
 #include "feature_stats.hpp"
 #include "transferability.hpp"
 
@@ -33,34 +34,6 @@ std::vector<double> upper_dissimilarities(const Matrix& X) {
   for (Eigen::Index i = 0; i < n; ++i)
     for (Eigen::Index j = i + 1; j < n; ++j) out.push_back(1.0 - corr(i, j));
   return out;
-}
-
-// Ranks 1..n with ties given their average rank.
-std::vector<double> average_ranks(const std::vector<double>& v) {
-  std::vector<std::size_t> order(v.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return v[a] < v[b]; });
-  std::vector<double> ranks(v.size());
-  for (std::size_t i = 0; i < order.size();) {
-    std::size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    const double rank = 0.5 * static_cast<double>(i + j) + 1.0;
-    for (std::size_t k = i; k <= j; ++k) ranks[order[k]] = rank;
-    i = j + 1;
-  }
-  return ranks;
-}
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = static_cast<double>(a.size());
-  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
 }
 
 }  // namespace
@@ -112,7 +85,9 @@ ParcResult parc(const FeatureStats& stats, const std::vector<int>& labels, int n
   ParcResult out;
   out.samples = rows.size();
   out.dims = D <= static_cast<std::size_t>(pca_dims) ? D : static_cast<std::size_t>(pca_dims);
-  out.score = 100.0 * pearson(average_ranks(feature_dist), average_ranks(label_dist));
+  // A constant side (e.g. one class only) has no correlation: score 0, as before.
+  const double rho = stats::pearson(stats::average_ranks(feature_dist), stats::average_ranks(label_dist));
+  out.score = std::isnan(rho) ? 0.0 : 100.0 * rho;
   return out;
 }
 

@@ -1,12 +1,8 @@
 #include "shared_stats_cache.hpp"
 
-#include <fmt/format.h>
-
-#include <filesystem>
 #include <list>
 #include <map>
 #include <mutex>
-#include <system_error>
 
 namespace caulk::rankers {
 
@@ -30,22 +26,10 @@ Cache& cache() {
   return c;
 }
 
-// Empty when the file cannot be identified (then nothing is shared).
-std::string identity_of(const ArrayFile& file) {
-  std::error_code ec;
-  const auto canonical = std::filesystem::canonical(file.path, ec);
-  if (ec) return {};
-  const auto size = std::filesystem::file_size(canonical, ec);
-  if (ec) return {};
-  const auto modified = std::filesystem::last_write_time(canonical, ec);
-  if (ec) return {};
-  return fmt::format("{}\n{}\n{}", canonical.string(), size, modified.time_since_epoch().count());
-}
-
 }  // namespace
 
 std::shared_ptr<rank::SharedDecompositions> shared_decompositions(const ArrayFile& file, const MatrixView& view) {
-  const std::string key = file.in_memory() ? std::string() : identity_of(file);
+  const std::string key = file.in_memory() ? std::string() : file_identity(file.path);
   if (key.empty()) return std::make_shared<rank::SharedDecompositions>();
   Cache& c = cache();
   std::lock_guard lock(c.mutex);
