@@ -134,7 +134,9 @@ struct Scheduler {
         // No more nodes in flight than workers: a queued node would still start after a
         // failure, and the run must stop starting nodes as soon as one fails.
         for (std::size_t i : pipeline.order) {
-          if (running >= pool.width()) break;
+          // `stop` again: a node submitted in this loop may already have failed while the lock
+          // was released.
+          if (stop || running >= pool.width()) break;
           if (state[i] != State::Pending || !inputs_ready(i)) continue;
           state[i] = State::Running;
           ++running;
