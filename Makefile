@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build demo test bench docs clean
+.PHONY: deps configure build demo test bench docs sanitize fuzz clean
 
 deps:
 	scripts/install-deps.sh core
@@ -27,5 +27,20 @@ docs: build
 bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target benchmarks
 
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), in its
+# own build folder. Any finding fails the test that met it.
+SANITIZE_BUILD ?= build-sanitize
+sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+	  -DCAULK_SANITIZE=ON -DCAULK_BUILD_BENCHMARKS=OFF
+	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir $(SANITIZE_BUILD) --output-on-failure -j $(JOBS)
+
+# Every libFuzzer target for FUZZ_SECONDS each (clang, ASan + UBSan); see scripts/fuzz.sh.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD) build-fuzz

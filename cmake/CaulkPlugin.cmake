@@ -24,8 +24,11 @@ function(caulk_add_plugin name)
     CXX_STANDARD_REQUIRED ON
     # Installed beside caulk's own plugins (<prefix>/lib/caulk/plugins), it finds libcaulk two up.
     INSTALL_RPATH "$ORIGIN/../..")
-  # Undefined symbols are an error at link time, not a surprise at load time.
-  target_link_options(${name} PRIVATE "LINKER:--no-undefined")
+  # Undefined symbols are an error at link time, not a surprise at load time (except in caulk's
+  # own sanitized builds, whose runtime lives in the executable).
+  if(NOT CAULK_SANITIZE)
+    target_link_options(${name} PRIVATE "LINKER:--no-undefined")
+  endif()
   if(DEFINED CAULK_PLUGIN_OUTPUT_DIR)
     set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${CAULK_PLUGIN_OUTPUT_DIR}")
   endif()

@@ -240,4 +240,14 @@ Manifest read_manifest(const fs::path& file, const ManifestSchema& schema) {
   return parse_manifest_text(buffer.str(), file, schema);
 }
 
+const ManifestSchema& hub_manifest_schema() {
+  static const ManifestSchema schema{
+      "hub",
+      {"description"},
+      {{"features", ManifestSchema::Key::SplitPaths, true},
+       {"source_probs", ManifestSchema::Key::SplitPaths, false},
+       {"description", ManifestSchema::Key::String, false}}};
+  return schema;
+}
+
 }  // namespace caulk

@@ -2,13 +2,13 @@
 # Installs caulk into a temporary prefix, builds plugin-template/ out of tree against it with
 # find_package(caulk), and runs a pipeline that uses the template's node on the demo hub.
 set -euo pipefail
-src=$1 build=$2
+src=$1 build=$2 cxx_flags=${3:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build" --prefix "$work/prefix" >"$work/install.log"
 cmake -S "$src/plugin-template" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$work/prefix" >"$work/configure.log"
+  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_CXX_FLAGS="$cxx_flags" >"$work/configure.log"
 cmake --build "$work/build" -j 2 >"$work/build.log"
 
 caulk="$work/prefix/bin/caulk"

@@ -56,6 +56,10 @@ struct Manifest {
   const ManifestModel* find(const std::string& model) const;
 };
 
+// The hub manifest of adapter.precomputed: [hub] (name, description) and [[model]]s with
+// features (required), source_probs and description.
+const ManifestSchema& hub_manifest_schema();
+
 // Throws DataError ("FILE:LINE:COL: problem") on a missing file, bad TOML, unknown or missing
 // keys, values of the wrong kind, duplicate or invalid model names, or no models at all.
 Manifest read_manifest(const std::filesystem::path& file, const ManifestSchema& schema);

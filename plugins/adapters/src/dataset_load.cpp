@@ -96,7 +96,9 @@ class DatasetLoad : public Node {
       if (!p.has(which)) continue;
       for (const auto& [split, file] : p.split_paths(which)) {
         // check_splits made sure every split named here has labels.
-        auto& s = *std::find_if(data->splits.begin(), data->splits.end(), [&](const auto& x) { return x.name == split; });
+        // (A copy of the name: C++20 lambdas cannot capture structured bindings, and clang says so.)
+        const std::string name = split;
+        auto& s = *std::find_if(data->splits.begin(), data->splits.end(), [&](const auto& x) { return x.name == name; });
         ArrayFile a = array_for_split(file, s.rows, s.labels_file, which);
         (std::string(which) == "inputs" ? s.inputs : s.covariates) = std::move(a);
       }

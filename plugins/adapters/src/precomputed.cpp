@@ -12,16 +12,6 @@ namespace caulk::adapters {
 
 namespace {
 
-const ManifestSchema& hub_schema() {
-  static const ManifestSchema schema{
-      "hub",
-      {"description"},
-      {{"features", ManifestSchema::Key::SplitPaths, true},
-       {"source_probs", ManifestSchema::Key::SplitPaths, false},
-       {"description", ManifestSchema::Key::String, false}}};
-  return schema;
-}
-
 // Shapes of a model's files by split, checked without reading the data.
 std::map<std::string, ArrayFile> arrays(const ManifestModel& m, const std::string& key, std::size_t* cols) {
   std::map<std::string, ArrayFile> out;
@@ -55,7 +45,7 @@ class Precomputed : public Node {
   }
 
   void run(NodeContext& ctx) override {
-    Manifest manifest = read_manifest(ctx.params().path("manifest"), hub_schema());
+    Manifest manifest = read_manifest(ctx.params().path("manifest"), hub_manifest_schema());
     auto out = std::make_shared<Embeddings>();
     out->hub = manifest.name;
     Json dims = Json::object();
