@@ -1,0 +1,239 @@
+#include "training.hpp"
+
+#include <LBFGS.h>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "caulk/error.hpp"
+#include "caulk/parallel.hpp"
+#include "peft.hpp"
+
+namespace caulk::mlp {
+
+Samples Samples::subset(const std::vector<std::size_t>& index) const {
+  Samples s;
+  s.X.resize(X.rows(), static_cast<Eigen::Index>(index.size()));
+  const bool classes = !y.classes.empty();
+  if (!classes) s.y.values.resize(y.values.rows(), s.X.cols());
+  for (std::size_t j = 0; j < index.size(); ++j) {
+    const auto i = static_cast<Eigen::Index>(index[j]);
+    s.X.col(static_cast<Eigen::Index>(j)) = X.col(i);
+    if (classes)
+      s.y.classes.push_back(y.classes[index[j]]);
+    else
+      s.y.values.col(static_cast<Eigen::Index>(j)) = y.values.col(i);
+  }
+  return s;
+}
+
+namespace {
+
+// Columns [first, first + count) of a sample set.
+Samples columns(const Samples& d, Eigen::Index first, Eigen::Index count) {
+  Samples s;
+  s.X = d.X.middleCols(first, count);
+  if (!d.y.classes.empty())
+    s.y.classes.assign(d.y.classes.begin() + first, d.y.classes.begin() + first + count);
+  else
+    s.y.values = d.y.values.middleCols(first, count);
+  return s;
+}
+
+// Chunks a minibatch of `rows` is split into: a function of its size only (determinism).
+int chunks_for(Eigen::Index rows) { return static_cast<int>(std::clamp<Eigen::Index>(rows / 128, 1, 8)); }
+
+}  // namespace
+
+double scheduled_rate(const TrainOptions& o, int epoch) {
+  if (o.schedule == "constant") return o.learning_rate;
+  if (o.schedule == "cosine") return o.learning_rate * 0.5 * (1 + std::cos(M_PI * double(epoch) / double(std::max(1, o.epochs))));
+  if (o.schedule == "step") return o.learning_rate * std::pow(o.step_gamma, double(epoch / std::max(1, o.step_every)));
+  throw Error(fmt::format("unknown learning-rate schedule '{}' (known: constant, cosine, step)", o.schedule));
+}
+
+double mean_loss(const Model<float>& m, const Samples& data) {
+  const Eigen::Index n = data.size(), batch = 512;
+  if (n == 0) return std::numeric_limits<double>::quiet_NaN();
+  const std::size_t blocks = static_cast<std::size_t>((n + batch - 1) / batch);
+  std::vector<double> sums(blocks);
+  caulk::parallel_for(blocks, [&](std::size_t k) {
+    const Eigen::Index first = static_cast<Eigen::Index>(k) * batch, count = std::min(batch, n - first);
+    const Samples part = columns(data, first, count);
+    Trace<float> t;
+    forward(m, part.X, &t);
+    sums[k] = loss_and_output_gradient<float>(m, t, part.y, 1.0, nullptr);
+  });
+  double total = 0;
+  for (double s : sums) total += s;
+  return total / double(n);
+}
+
+TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& data, const Samples* validation,
+                  const TrainOptions& o) {
+  if (o.optimizer == "lbfgs") return fit_head_lbfgs(m, data, validation, o);
+  if (o.optimizer != "adam" && o.optimizer != "sgd")
+    throw Error(fmt::format("unknown optimizer '{}' (known: adam, sgd, lbfgs)", o.optimizer));
+  const Eigen::Index n = data.size();
+  if (n == 0) throw Error("no training samples");
+  scheduled_rate(o, 0);  // rejects an unknown schedule before any work
+
+  auto params = parameters(m);
+  Model<float> first_moment = zeros_like(m), second_moment = zeros_like(m);
+  auto m1 = parameters(first_moment), m2 = parameters(second_moment);
+  const int max_chunks = chunks_for(std::min<Eigen::Index>(o.batch_size, n));
+  std::vector<Model<float>> grads(max_chunks, zeros_like(m));
+
+  SeededUniform rng(o.seed);
+  std::vector<std::size_t> order(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+
+  TrainReport report;
+  Model<float> best = m;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int since_best = 0;
+  long step = 0;
+  for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);  // Fisher-Yates
+    const double lr = scheduled_rate(o, epoch);
+    for (Eigen::Index first = 0; first < n; first += o.batch_size) {
+      const Eigen::Index rows = std::min<Eigen::Index>(o.batch_size, n - first);
+      const Samples batch = data.subset({order.begin() + first, order.begin() + first + rows});
+      const int chunks = chunks_for(rows);
+      caulk::parallel_for(static_cast<std::size_t>(chunks), [&](std::size_t c) {
+        const Eigen::Index a = rows * Eigen::Index(c) / chunks, b = rows * Eigen::Index(c + 1) / chunks;
+        for (auto& p : parameters(grads[c])) std::fill(p.data, p.data + p.size(), 0.f);
+        const Samples chunk = columns(batch, a, b - a);
+        accumulate_gradient(m, chunk.X, chunk.y, double(rows), trainable, grads[c]);
+      });
+      auto g0 = parameters(grads[0]);
+      for (int c = 1; c < chunks; ++c) {
+        auto gc = parameters(grads[c]);
+        for (std::size_t k = 0; k < g0.size(); ++k)
+          if (trainable[k]) Eigen::Map<Vec<float>>(g0[k].data, g0[k].size()) += Eigen::Map<Vec<float>>(gc[k].data, gc[k].size());
+      }
+      ++step;
+      for (std::size_t k = 0; k < params.size(); ++k) {
+        if (!trainable[k]) continue;
+        Eigen::Map<Vec<float>> theta(params[k].data, params[k].size()), g(g0[k].data, g0[k].size()),
+            v1(m1[k].data, m1[k].size()), v2(m2[k].data, m2[k].size());
+        const bool decay = o.weight_decay > 0 && !params[k].is_bias;
+        if (o.optimizer == "sgd") {
+          if (decay) g += float(o.weight_decay) * theta;
+          v1 = float(o.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)
+          theta -= float(lr) * v1;
+        } else {
+          if (decay) theta *= float(1 - lr * o.weight_decay);  // AdamW: decoupled
+          v1 = float(o.beta1) * v1 + float(1 - o.beta1) * g;
+          v2 = float(o.beta2) * v2 + float(1 - o.beta2) * g.cwiseProduct(g);
+          const double c1 = 1 - std::pow(o.beta1, double(step)), c2 = 1 - std::pow(o.beta2, double(step));
+          theta.array() -= float(lr / c1) * v1.array() / ((v2.array() / float(c2)).sqrt() + float(o.epsilon));
+        }
+      }
+    }
+    report.epochs = epoch + 1;
+    if (validation && validation->size() > 0) {
+      const double v = mean_loss(m, *validation);
+      report.validation_curve.push_back(v);
+      if (v < best_loss) {
+        best_loss = v;
+        best = m;
+        report.best_epoch = epoch + 1;
+        since_best = 0;
+      } else if (o.patience > 0 && ++since_best >= o.patience) {
+        report.stopped_early = true;
+        break;
+      }
+    } else {
+      report.best_epoch = epoch + 1;
+    }
+  }
+  if (validation && validation->size() > 0 && std::isfinite(best_loss)) {
+    m = std::move(best);
+    report.validation_loss = best_loss;
+  }
+  report.train_loss = mean_loss(m, data);
+  return report;
+}
+
+TrainReport fit_head_lbfgs(Model<float>& m, const Samples& data, const Samples* validation, const TrainOptions& o) {
+  const int L = m.num_layers();
+  if (m.feature_layer != L - 2)
+    throw Error("L-BFGS fits a linear head only: the head must be one layer reading the features (use adam or sgd)");
+  if (data.size() == 0) throw Error("no training samples");
+  // Features once, in double: the head's problem is convex and small.
+  Mat<double> F = forward<float>(m, data.X, nullptr, m.feature_layer).cast<double>();
+  const Eigen::Index C = m.output_dim(), D = F.rows(), n = F.cols();
+  const bool softmax = m.output == Output::Softmax;
+  Mat<double> Y;
+  if (!softmax) Y = data.y.values.cast<double>();
+
+  auto objective = [&](const Eigen::VectorXd& p, Eigen::VectorXd& g) {
+    Eigen::Map<const Mat<double>> W(p.data(), C, D);
+    Eigen::Map<const Vec<double>> b(p.data() + C * D, C);
+    Mat<double> Z = W * F;
+    Z.colwise() += b;
+    double f = 0;
+    Mat<double> dZ(C, n);
+    if (softmax) {
+      for (Eigen::Index i = 0; i < n; ++i) {
+        const double mx = Z.col(i).maxCoeff();
+        const auto e = (Z.col(i).array() - mx).exp();
+        const double s = e.sum();
+        f += mx + std::log(s) - Z(data.y.classes[i], i);
+        dZ.col(i) = e / s;
+        dZ(data.y.classes[i], i) -= 1;
+      }
+      f /= double(n);
+      dZ /= double(n);
+    } else {
+      const Mat<double> R = Z - Y;
+      f = R.squaredNorm() / double(n * C);
+      dZ = R * (2.0 / double(n * C));
+    }
+    f += 0.5 * o.weight_decay * W.squaredNorm();
+    g.resize(p.size());
+    Eigen::Map<Mat<double>>(g.data(), C, D) = dZ * F.transpose() + o.weight_decay * W;
+    g.tail(C) = dZ.rowwise().sum();
+    return f;
+  };
+
+  Eigen::VectorXd p(C * D + C);
+  Eigen::Map<Mat<double>>(p.data(), C, D) = m.layers.back().W.cast<double>();
+  p.tail(C) = m.layers.back().b.cast<double>();
+  LBFGSpp::LBFGSParam<double> param;
+  param.epsilon = o.lbfgs_tolerance;
+  param.epsilon_rel = o.lbfgs_tolerance;
+  param.max_iterations = o.lbfgs_iterations;
+  LBFGSpp::LBFGSSolver<double> solver(param);
+  // Keep the best point evaluated: LBFGSpp throws when its line search gives up at the optimum.
+  Eigen::VectorXd best = p;
+  double best_value = std::numeric_limits<double>::infinity();
+  auto tracked = [&](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
+    const double f = objective(x, g);
+    if (f < best_value) {
+      best_value = f;
+      best = x;
+    }
+    return f;
+  };
+  TrainReport report;
+  double value = 0;
+  try {
+    report.epochs = solver.minimize(tracked, p, value);
+  } catch (const std::runtime_error&) {
+    report.epochs = o.lbfgs_iterations;
+  }
+  m.layers.back().W = Eigen::Map<const Mat<double>>(best.data(), C, D).cast<float>();
+  m.layers.back().b = best.tail(C).cast<float>();
+  report.best_epoch = report.epochs;
+  report.train_loss = mean_loss(m, data);
+  if (validation && validation->size() > 0) {
+    report.validation_loss = mean_loss(m, *validation);
+    report.validation_curve.push_back(report.validation_loss);
+  }
+  return report;
+}
+
+}  // namespace caulk::mlp

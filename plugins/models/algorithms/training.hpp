@@ -1,0 +1,67 @@
+// Training an MLP's trainable parameters: minibatch SGD with momentum or Adam(W), a learning-rate
+// schedule, early stopping on a validation set; L-BFGS for a convex head (a linear probe).
+// Seeded and deterministic: the minibatch order comes from the seed, and each minibatch is split
+// into a fixed number of chunks (from its size alone) whose gradients are summed in order, so the
+// numbers do not depend on the number of threads.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backprop.hpp"
+
+namespace caulk::mlp {
+
+// Samples as columns: X is input_dim x N (float32), with class indices or target values.
+struct Samples {
+  Mat<float> X;
+  Targets<float> y;
+  Eigen::Index size() const { return X.cols(); }
+  // The columns listed by `index` (a subset, or a shuffled minibatch).
+  Samples subset(const std::vector<std::size_t>& index) const;
+};
+
+struct TrainOptions {
+  std::string optimizer = "adam";    // adam, sgd, lbfgs (lbfgs: the head of a linear probe only)
+  double learning_rate = 1e-3;
+  double momentum = 0.9;             // sgd
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // adam
+  // sgd and lbfgs: the penalty (wd / 2) ||W||^2 on weight matrices (not biases);
+  // adam: decoupled decay W <- W - lr wd W (AdamW).
+  double weight_decay = 0;
+  int epochs = 50;
+  int batch_size = 64;
+  std::string schedule = "constant";  // constant, cosine (to 0 at the last epoch), step
+  int step_every = 10;                // step: multiply the rate by step_gamma every this many epochs
+  double step_gamma = 0.1;
+  int patience = 10;                  // early stopping: epochs without a better validation loss; 0 = off
+  int lbfgs_iterations = 500;
+  double lbfgs_tolerance = 1e-6;     // on the gradient norm, relative to max(1, ||theta||)
+  std::uint64_t seed = 0;
+};
+
+struct TrainReport {
+  int epochs = 0;          // epochs run (lbfgs: iterations)
+  int best_epoch = 0;      // the epoch whose parameters were kept
+  bool stopped_early = false;
+  double train_loss = 0;   // mean loss on the training samples with the final parameters
+  double validation_loss = std::numeric_limits<double>::quiet_NaN();
+  std::vector<double> validation_curve;  // per epoch
+};
+
+// Mean loss of the model over the samples (in blocks; the sum accumulated in double).
+double mean_loss(const Model<float>& m, const Samples& data);
+
+// Trains the parameters marked in `trainable` (see prepare_tuning). With `validation` (may be
+// null), the parameters of the epoch with the lowest validation loss are kept.
+TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& train, const Samples* validation,
+                  const TrainOptions& options);
+
+// The convex case: only the last layer trains and it reads the features directly (a linear probe).
+// Minimises mean loss + (wd / 2) ||W||^2 by L-BFGS in float64 over precomputed features.
+TrainReport fit_head_lbfgs(Model<float>& m, const Samples& train, const Samples* validation, const TrainOptions& options);
+
+// The learning rate of an epoch (0-based) under the schedule.
+double scheduled_rate(const TrainOptions& o, int epoch);
+
+}  // namespace caulk::mlp

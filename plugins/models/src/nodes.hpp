@@ -1,0 +1,5 @@
+#pragma once
+#include "caulk/registry.hpp"
+
+namespace caulk::models {
+}  // namespace caulk::models
