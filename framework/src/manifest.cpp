@@ -250,4 +250,14 @@ const ManifestSchema& hub_manifest_schema() {
   return schema;
 }
 
+const ManifestSchema& checkpoint_hub_schema() {
+  static const ManifestSchema schema{
+      "hub",
+      {"description"},
+      {{"checkpoint", ManifestSchema::Key::Path, true},
+       {"description", ManifestSchema::Key::String, false},
+       {"base", ManifestSchema::Key::Bool, false}}};
+  return schema;
+}
+
 }  // namespace caulk

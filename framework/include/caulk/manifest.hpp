@@ -59,6 +59,10 @@ struct Manifest {
 // The hub manifest of adapter.precomputed: [hub] (name, description) and [[model]]s with
 // features (required), source_probs and description.
 const ManifestSchema& hub_manifest_schema();
+// A hub of model checkpoints (adapter.mlp, tune.peft, ...): [hub] (name, description) and
+// [[model]]s with checkpoint (a .safetensors file or sharded folder; required), description, and
+// base = true for the pre-trained model that task-vector merges subtract.
+const ManifestSchema& checkpoint_hub_schema();
 
 // Throws DataError ("FILE:LINE:COL: problem") on a missing file, bad TOML, unknown or missing
 // keys, values of the wrong kind, duplicate or invalid model names, or no models at all.

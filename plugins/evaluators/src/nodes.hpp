@@ -3,4 +3,5 @@
 
 namespace caulk::evaluators {
 void register_rank_correlation(PluginRegistrar& r);
+void register_prediction_evals(PluginRegistrar& r);  // eval.classification, eval.regression
 }  // namespace caulk::evaluators

@@ -4,4 +4,5 @@
 
 CAULK_PLUGIN("evaluators", CAULK_VERSION_STRING, "Evaluators: judge rankings and models against ground truth") {
   caulk::evaluators::register_rank_correlation(registrar);
+  caulk::evaluators::register_prediction_evals(registrar);
 }

@@ -2,6 +2,9 @@
 // reached (a CSV of ground truth), by weighted Kendall tau, Kendall tau-b, Spearman, Pearson and
 // top-1 regret.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include <map>
 #include <set>
@@ -16,6 +19,25 @@ namespace caulk::evaluators {
 
 namespace {
 
+// model -> value from a table with a `model` column (e.g. eval.classification's metrics).
+std::map<std::string, double> truth_from_table(const Table& t, const std::string& column) {
+  auto index_of = [&](const std::string& name) {
+    auto it = std::find(t.columns.begin(), t.columns.end(), name);
+    if (it == t.columns.end())
+      throw Error(fmt::format("table '{}' has no column '{}' (it has: {})", t.title, name, fmt::join(t.columns, ", ")));
+    return static_cast<std::size_t>(it - t.columns.begin());
+  };
+  const std::size_t model_col = index_of("model"), value_col = index_of(column);
+  std::map<std::string, double> out;
+  for (const auto& row : t.rows) {
+    const auto* model = std::get_if<std::string>(&row.at(model_col));
+    const auto* value = std::get_if<double>(&row.at(value_col));
+    if (!model || !value) throw Error(fmt::format("table '{}': a row without a model name or a number in '{}'", t.title, column));
+    if (!out.emplace(*model, *value).second) throw Error(fmt::format("table '{}': model '{}' appears twice", t.title, *model));
+  }
+  return out;
+}
+
 class RankCorrelation : public Node {
  public:
   static NodeSpec spec() {
@@ -23,28 +45,39 @@ class RankCorrelation : public Node {
                "Judge rankers against ground truth (e.g. accuracy after tuning): weighted Kendall tau (as "
                "scipy.stats.weightedtau), Kendall tau-b, Spearman, Pearson, top-1 regret");
     s.inputs_many("scores", "Scores", "one or several rankers' scores");
+    s.input_optional("truth", "Table", "ground truth computed in this run (e.g. eval.classification's metrics); or give the CSV");
     s.output("correlations", "Table", "one row per ranker");
     s.output("ground_truth", "Scores", "the ground truth as scores, in the rankers' model order (for report.ranking)");
-    s.param(ParamSpec::path("ground_truth", "CSV with a header: a `model` column and the value column"));
-    s.param(ParamSpec::string("column", "accuracy", "the ground-truth column of the CSV (higher is better)"));
+    s.param(ParamSpec::path("ground_truth", "CSV with a header: a `model` column and the value column; or connect `truth`").optional());
+    s.param(ParamSpec::string("column", "accuracy", "the ground-truth column of the CSV or table (higher is better)"));
     s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
     return s;
   }
 
   void run(NodeContext& ctx) override {
     const Params& params = ctx.params();
-    const io::CsvTable csv = io::read_csv(params.path("ground_truth"));
-    const std::size_t model_col = csv.column("model"), value_col = csv.column(params.string("column"));
+    const std::string column = params.string("column");
     std::map<std::string, double> truth;
-    for (std::size_t r = 0; r < csv.rows.size(); ++r) {
-      const std::string& model = csv.rows[r][model_col];
-      if (!truth.emplace(model, csv.number(r, value_col)).second)
-        throw DataError(fmt::format("{}:{}", csv.path.string(), csv.row_lines[r]), fmt::format("model '{}' appears twice", model));
+    std::string source;  // where the ground truth came from, for messages and the title
+    if (ctx.has_input("truth") == params.has("ground_truth"))
+      throw Error("give the ground truth either as the `truth` input or as the `ground_truth` CSV, exactly one of them");
+    if (params.has("ground_truth")) {
+      const io::CsvTable csv = io::read_csv(params.path("ground_truth"));
+      const std::size_t model_col = csv.column("model"), value_col = csv.column(column);
+      for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+        const std::string& model = csv.rows[r][model_col];
+        if (!truth.emplace(model, csv.number(r, value_col)).second)
+          throw DataError(fmt::format("{}:{}", csv.path.string(), csv.row_lines[r]), fmt::format("model '{}' appears twice", model));
+      }
+      source = csv.path.string();
+    } else {
+      truth = truth_from_table(*ctx.input<Table>("truth"), column);
+      source = "table '" + ctx.input<Table>("truth")->title + "'";
     }
 
     auto all = ctx.inputs<Scores>("scores");
     auto table = std::make_shared<Table>();
-    table->title = fmt::format("Rank correlation with {} ({})", params.string("column"), csv.path.filename().string());
+    table->title = fmt::format("Rank correlation with {} ({})", column, source);
     table->columns = {"ranker", "weighted_tau", "kendall_tau", "spearman", "pearson", "top1_regret"};
     Json& summary = ctx.summary();
     for (const auto& scores : all) {
@@ -53,16 +86,14 @@ class RankCorrelation : public Node {
       for (const auto& s : scores->scores) {
         auto it = truth.find(s.model);
         if (it == truth.end())
-          throw Error(fmt::format("model '{}' is scored by '{}' but has no ground truth in {}", s.model, scores->producer_node,
-                                  csv.path.string()));
+          throw Error(fmt::format("model '{}' is scored by '{}' but has no ground truth in {}", s.model, scores->producer_node, source));
         scored.insert(s.model);
         x.push_back(scores->higher_is_better ? s.score : -s.score);
         y.push_back(it->second);
       }
       for (const auto& [model, value] : truth)
         if (!scored.count(model))
-          throw Error(fmt::format("model '{}' has ground truth in {} but is not scored by '{}'", model, csv.path.string(),
-                                  scores->producer_node));
+          throw Error(fmt::format("model '{}' has ground truth in {} but is not scored by '{}'", model, source, scores->producer_node));
       if (x.size() < 2) throw Error(fmt::format("'{}' scored {} model(s); correlations need at least two", scores->producer_node, x.size()));
       const double wtau = eval::weighted_tau(x, y), tau = eval::kendall_tau_b(x, y), rho = eval::spearman(x, y),
                    r = eval::pearson(x, y), regret = eval::top1_regret(x, y);
@@ -73,7 +104,7 @@ class RankCorrelation : public Node {
     }
 
     auto gt = std::make_shared<Scores>();
-    gt->method = "ground_truth:" + params.string("column");
+    gt->method = "ground_truth:" + column;
     gt->higher_is_better = true;
     for (const auto& s : all.front()->scores) gt->scores.push_back({s.model, truth.at(s.model), 0.0});
 

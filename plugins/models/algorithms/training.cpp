@@ -70,20 +70,63 @@ double mean_loss(const Model<float>& m, const Samples& data) {
   return total / double(n);
 }
 
+Optimizer::Optimizer(const Model<float>& shape, const TrainOptions& o)
+    : o_(o), first_moment_(zeros_like(shape)), second_moment_(zeros_like(shape)) {
+  if (o.optimizer != "adam" && o.optimizer != "sgd")
+    throw Error(fmt::format("unknown optimizer '{}' for minibatch steps (known: adam, sgd)", o.optimizer));
+}
+
+double Optimizer::step(Model<float>& m, const std::vector<bool>& trainable, const Samples& batch, double lr) {
+  const Eigen::Index rows = batch.size();
+  const int chunks = chunks_for(rows);
+  while (static_cast<int>(grads_.size()) < chunks) grads_.push_back(zeros_like(m));
+  std::vector<double> losses(static_cast<std::size_t>(chunks));
+  caulk::parallel_for(static_cast<std::size_t>(chunks), [&](std::size_t c) {
+    const Eigen::Index a = rows * Eigen::Index(c) / chunks, b = rows * Eigen::Index(c + 1) / chunks;
+    auto g = parameters(grads_[c]);
+    for (std::size_t k = 0; k < g.size(); ++k)
+      if (trainable[k]) std::fill(g[k].data, g[k].data + g[k].size(), 0.f);
+    const Samples chunk = chunks == 1 ? Samples{} : columns(batch, a, b - a);
+    const Samples& part = chunks == 1 ? batch : chunk;
+    losses[c] = accumulate_gradient(m, part.X, part.y, double(rows), trainable, grads_[c]);
+  });
+  auto params = parameters(m);
+  auto g0 = parameters(grads_[0]), m1 = parameters(first_moment_), m2 = parameters(second_moment_);
+  for (int c = 1; c < chunks; ++c) {
+    auto gc = parameters(grads_[c]);
+    for (std::size_t k = 0; k < g0.size(); ++k)
+      if (trainable[k]) Eigen::Map<Vec<float>>(g0[k].data, g0[k].size()) += Eigen::Map<Vec<float>>(gc[k].data, gc[k].size());
+  }
+  ++steps_;
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    if (!trainable[k]) continue;
+    Eigen::Map<Vec<float>> theta(params[k].data, params[k].size()), g(g0[k].data, g0[k].size()), v1(m1[k].data, m1[k].size()),
+        v2(m2[k].data, m2[k].size());
+    const bool decay = o_.weight_decay > 0 && !params[k].is_bias;
+    if (o_.optimizer == "sgd") {
+      if (decay) g += float(o_.weight_decay) * theta;
+      v1 = float(o_.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)
+      theta -= float(lr) * v1;
+    } else {
+      if (decay) theta *= float(1 - lr * o_.weight_decay);  // AdamW: decoupled
+      v1 = float(o_.beta1) * v1 + float(1 - o_.beta1) * g;
+      v2 = float(o_.beta2) * v2 + float(1 - o_.beta2) * g.cwiseProduct(g);
+      const double c1 = 1 - std::pow(o_.beta1, double(steps_)), c2 = 1 - std::pow(o_.beta2, double(steps_));
+      theta.array() -= float(lr / c1) * v1.array() / ((v2.array() / float(c2)).sqrt() + float(o_.epsilon));
+    }
+  }
+  double loss = 0;
+  for (double l : losses) loss += l;
+  return loss;
+}
+
 TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& data, const Samples* validation,
                   const TrainOptions& o) {
   if (o.optimizer == "lbfgs") return fit_head_lbfgs(m, data, validation, o);
-  if (o.optimizer != "adam" && o.optimizer != "sgd")
-    throw Error(fmt::format("unknown optimizer '{}' (known: adam, sgd, lbfgs)", o.optimizer));
   const Eigen::Index n = data.size();
   if (n == 0) throw Error("no training samples");
   scheduled_rate(o, 0);  // rejects an unknown schedule before any work
-
-  auto params = parameters(m);
-  Model<float> first_moment = zeros_like(m), second_moment = zeros_like(m);
-  auto m1 = parameters(first_moment), m2 = parameters(second_moment);
-  const int max_chunks = chunks_for(std::min<Eigen::Index>(o.batch_size, n));
-  std::vector<Model<float>> grads(max_chunks, zeros_like(m));
+  Optimizer optimizer(m, o);
 
   SeededUniform rng(o.seed);
   std::vector<std::size_t> order(static_cast<std::size_t>(n));
@@ -93,44 +136,12 @@ TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Sam
   Model<float> best = m;
   double best_loss = std::numeric_limits<double>::infinity();
   int since_best = 0;
-  long step = 0;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
     for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);  // Fisher-Yates
     const double lr = scheduled_rate(o, epoch);
     for (Eigen::Index first = 0; first < n; first += o.batch_size) {
       const Eigen::Index rows = std::min<Eigen::Index>(o.batch_size, n - first);
-      const Samples batch = data.subset({order.begin() + first, order.begin() + first + rows});
-      const int chunks = chunks_for(rows);
-      caulk::parallel_for(static_cast<std::size_t>(chunks), [&](std::size_t c) {
-        const Eigen::Index a = rows * Eigen::Index(c) / chunks, b = rows * Eigen::Index(c + 1) / chunks;
-        for (auto& p : parameters(grads[c])) std::fill(p.data, p.data + p.size(), 0.f);
-        const Samples chunk = columns(batch, a, b - a);
-        accumulate_gradient(m, chunk.X, chunk.y, double(rows), trainable, grads[c]);
-      });
-      auto g0 = parameters(grads[0]);
-      for (int c = 1; c < chunks; ++c) {
-        auto gc = parameters(grads[c]);
-        for (std::size_t k = 0; k < g0.size(); ++k)
-          if (trainable[k]) Eigen::Map<Vec<float>>(g0[k].data, g0[k].size()) += Eigen::Map<Vec<float>>(gc[k].data, gc[k].size());
-      }
-      ++step;
-      for (std::size_t k = 0; k < params.size(); ++k) {
-        if (!trainable[k]) continue;
-        Eigen::Map<Vec<float>> theta(params[k].data, params[k].size()), g(g0[k].data, g0[k].size()),
-            v1(m1[k].data, m1[k].size()), v2(m2[k].data, m2[k].size());
-        const bool decay = o.weight_decay > 0 && !params[k].is_bias;
-        if (o.optimizer == "sgd") {
-          if (decay) g += float(o.weight_decay) * theta;
-          v1 = float(o.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)
-          theta -= float(lr) * v1;
-        } else {
-          if (decay) theta *= float(1 - lr * o.weight_decay);  // AdamW: decoupled
-          v1 = float(o.beta1) * v1 + float(1 - o.beta1) * g;
-          v2 = float(o.beta2) * v2 + float(1 - o.beta2) * g.cwiseProduct(g);
-          const double c1 = 1 - std::pow(o.beta1, double(step)), c2 = 1 - std::pow(o.beta2, double(step));
-          theta.array() -= float(lr / c1) * v1.array() / ((v2.array() / float(c2)).sqrt() + float(o.epsilon));
-        }
-      }
+      optimizer.step(m, trainable, data.subset({order.begin() + first, order.begin() + first + rows}), lr);
     }
     report.epochs = epoch + 1;
     if (validation && validation->size() > 0) {

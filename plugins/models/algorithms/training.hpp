@@ -52,6 +52,21 @@ struct TrainReport {
 // Mean loss of the model over the samples (in blocks; the sum accumulated in double).
 double mean_loss(const Model<float>& m, const Samples& data);
 
+// Minibatch steps with SGD (momentum) or Adam(W), keeping the moments between steps.
+class Optimizer {
+ public:
+  Optimizer(const Model<float>& shape, const TrainOptions& options);
+  // One step on a minibatch: its gradient (in a fixed number of chunks by its size, summed in
+  // order) and the update of the trainable parameters. Returns the minibatch's mean loss.
+  double step(Model<float>& m, const std::vector<bool>& trainable, const Samples& batch, double learning_rate);
+
+ private:
+  TrainOptions o_;
+  Model<float> first_moment_, second_moment_;
+  std::vector<Model<float>> grads_;
+  long steps_ = 0;
+};
+
 // Trains the parameters marked in `trainable` (see prepare_tuning). With `validation` (may be
 // null), the parameters of the epoch with the lowest validation loss are kept.
 TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& train, const Samples* validation,

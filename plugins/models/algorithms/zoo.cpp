@@ -1,0 +1,156 @@
+#include "zoo.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "caulk/error.hpp"
+#include "peft.hpp"
+
+namespace caulk::mlp {
+
+namespace {
+
+// Standard normals from the seeded generator (Box-Muller), the same on every platform.
+class Normal {
+ public:
+  explicit Normal(std::uint64_t seed) : u_(seed) {}
+  double next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    double a = 0;
+    while (a <= 0) a = 0.5 * (u_.next(1.0) + 1.0);
+    const double b = 0.5 * (u_.next(1.0) + 1.0);
+    const double r = std::sqrt(-2 * std::log(a));
+    spare_ = r * std::sin(2 * M_PI * b);
+    has_spare_ = true;
+    return r * std::cos(2 * M_PI * b);
+  }
+  Mat<double> matrix(Eigen::Index r, Eigen::Index c, double scale) {
+    Mat<double> m(r, c);
+    for (Eigen::Index j = 0; j < c; ++j)
+      for (Eigen::Index i = 0; i < r; ++i) m(i, j) = scale * next();
+    return m;
+  }
+
+ private:
+  SeededUniform u_;
+  double spare_ = 0;
+  bool has_spare_ = false;
+};
+
+// Independent streams for each purpose, derived from the user's seed.
+std::uint64_t stream(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index = 0) {
+  SeededUniform mix(seed * 0x9E3779B97F4A7C15ull + purpose * 0xD1B54A32D192ED03ull + index);
+  return mix.next_u64();
+}
+
+struct Concept {
+  Mat<double> G;  // K x P, the target's latent directions
+  Mat<double> V;  // C x K, the target's class scores
+};
+
+Concept target_concept(const ZooOptions& o) {
+  Normal n(stream(o.seed, 1));
+  // Scale 2/sqrt(P): the latent's pre-activation has standard deviation 2, well into tanh's bend.
+  return {n.matrix(o.latent, o.inputs, 2.0 / std::sqrt(double(o.inputs))), n.matrix(o.classes, o.latent, 1.0)};
+}
+
+Samples sample_task(const Mat<double>& G_left, const Mat<double>& G_right, const Mat<double>& V, int count, double noise,
+                    std::uint64_t seed, int inputs) {
+  Normal n(seed);
+  Samples s;
+  const Mat<double> X = n.matrix(inputs, count, 1.0);
+  s.X = X.cast<float>();
+  for (int i = 0; i < count; ++i) {
+    const Mat<double>& G = X(0, i) < 0 ? G_left : G_right;
+    const Vec<double> u = (G * X.col(i)).array().tanh();
+    Vec<double> score = V * u;
+    for (Eigen::Index c = 0; c < score.size(); ++c) score(c) += noise * n.next();
+    Eigen::Index best = 0;
+    score.maxCoeff(&best);
+    s.y.classes.push_back(static_cast<int>(best));
+  }
+  return s;
+}
+
+double accuracy(const Model<float>& m, const Samples& s) {
+  const Mat<float> p = forward<float>(m, s.X);
+  int right = 0;
+  for (Eigen::Index i = 0; i < p.cols(); ++i) {
+    Eigen::Index c = 0;
+    p.col(i).maxCoeff(&c);
+    right += c == s.y.classes[i];
+  }
+  return double(right) / double(p.cols());
+}
+
+}  // namespace
+
+std::vector<ZooModelSpec> default_zoo_models() {
+  using A = Activation;
+  return {{"related_wide", 0.95, {64, 64}, "", A::Relu},  {"related_small", 0.95, {16}, "", A::Relu},
+          {"partly_related", 0.7, {64, 32}, "", A::Gelu}, {"weakly_related", 0.4, {64, 32}, "", A::Relu},
+          {"unrelated", 0.0, {64, 64}, "", A::Tanh},      {"left_expert", 1.0, {64, 32}, "left", A::Relu},
+          {"right_expert", 1.0, {64, 32}, "right", A::Relu}};
+}
+
+ZooTask make_target_task(const ZooOptions& o) {
+  const Concept c = target_concept(o);
+  return {sample_task(c.G, c.G, c.V, o.train, o.label_noise, stream(o.seed, 2, 0), o.inputs),
+          sample_task(c.G, c.G, c.V, o.validation, o.label_noise, stream(o.seed, 2, 1), o.inputs),
+          sample_task(c.G, c.G, c.V, o.test, o.label_noise, stream(o.seed, 2, 2), o.inputs)};
+}
+
+PretrainedModel pretrain_zoo_model(const ZooOptions& o, std::size_t index) {
+  const ZooModelSpec& spec = o.models.at(index);
+  if (spec.hidden.empty()) throw Error(fmt::format("zoo model '{}' needs at least one hidden layer", spec.name));
+  if (spec.relatedness < 0 || spec.relatedness > 1)
+    throw Error(fmt::format("zoo model '{}': relatedness {} is outside [0, 1]", spec.name, spec.relatedness));
+  const Concept c = target_concept(o);
+  Normal n(stream(o.seed, 3, index));
+  const Mat<double> R = n.matrix(o.latent, o.inputs, 2.0 / std::sqrt(double(o.inputs)));
+  const Mat<double> V = n.matrix(o.source_classes, o.latent, 1.0);
+  const double rho = spec.relatedness;
+  const Mat<double> mixed = rho * c.G + std::sqrt(1 - rho * rho) * R;
+  const Mat<double>& left = spec.region == "right" ? R : mixed;
+  const Mat<double>& right = spec.region == "left" ? R : mixed;
+  const Samples source = sample_task(left, right, V, o.source_samples, o.label_noise, stream(o.seed, 4, index), o.inputs);
+  const Samples held_out = sample_task(left, right, V, 1000, o.label_noise, stream(o.seed, 5, index), o.inputs);
+
+  // nn.Linear's initialisation, seeded per model.
+  SeededUniform init(stream(o.seed, 6, index));
+  Model<float> m;
+  m.activation = spec.activation;
+  m.output = Output::Softmax;
+  int in = o.inputs;
+  std::vector<int> widths = spec.hidden;
+  widths.push_back(o.source_classes);
+  for (int w : widths) {
+    Dense<float> d;
+    d.W.resize(w, in);
+    d.b.resize(w);
+    const double bound = 1 / std::sqrt(double(in));
+    for (Eigen::Index j = 0; j < d.W.cols(); ++j)
+      for (Eigen::Index i = 0; i < d.W.rows(); ++i) d.W(i, j) = float(init.next(bound));
+    for (Eigen::Index i = 0; i < d.b.size(); ++i) d.b(i) = float(init.next(bound));
+    m.layers.push_back(std::move(d));
+    in = w;
+  }
+  m.feature_layer = m.num_layers() - 2;
+  validate(m);
+  TrainOptions t;
+  t.optimizer = "adam";
+  t.learning_rate = 1e-3;
+  t.epochs = o.epochs;
+  t.batch_size = 64;
+  t.patience = 0;
+  t.seed = stream(o.seed, 7, index);
+  train(m, std::vector<bool>(parameters(m).size(), true), source, nullptr, t);
+  const double acc = accuracy(m, held_out);
+  return {std::move(m), acc};
+}
+
+}  // namespace caulk::mlp

@@ -1,0 +1,298 @@
+// eval.sample_complexity: how many target samples each model of a hub needs to reach a risk
+// (methods.md section 2). For every model, every training-set size n and every repetition, a
+// seeded subsample of n training samples tunes the model (the tune.peft parameters) and its risk
+// on the test split is measured; a learning curve risk(n) = a n^-b + c is fitted per model and
+// inverted at the target risk.
+//
+// Seeding (identical output with any --jobs):
+//   - the training subsamples depend on (seed, repetition) only and are nested: repetition r draws
+//     one permutation of the training split and the subsample of size n is its first n samples
+//     (without replacement). Every model sees the same subsamples, so models are compared on the
+//     same data (a paired design) and each repetition's curve is smooth in n;
+//   - the tuning (new head, adapter or LoRA initialisation, minibatch order) is seeded from
+//     (seed, the model's index in the hub, n, repetition).
+// Curves: the main fit is on every point (n, risk) of the model; with the same number of
+// repetitions at every n it has the same a, b, c as the fit to the per-n mean risks. Each
+// repetition's points are also fitted alone; n_needed_low and n_needed_high are the smallest and
+// largest n needed over those per-repetition fits (the range across seeds). The curves are
+// non-linear in the data, so this range need not contain the pooled fit's n_needed, least of all
+// when the target lies beyond the largest measured n (run.json flags that as "extrapolated").
+// Infinity (a target at or under a curve's floor c: unreachable) is "inf" in the tables and null
+// in run.json.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "caulk/io/atomic_file.hpp"
+#include "learning_curve.hpp"
+#include "mlp_checkpoint.hpp"
+#include "model_inputs.hpp"
+#include "nodes.hpp"
+#include "peft.hpp"
+#include "training.hpp"
+#include "tuning_params.hpp"
+
+namespace fs = std::filesystem;
+
+namespace caulk::models {
+
+namespace {
+
+const std::vector<std::int64_t> kDefaultSizes = {10, 20, 50, 100, 200, 500};
+
+// A 64-bit seed from a base and a list of indices (splitmix64 steps, the same on every platform).
+std::uint64_t derive_seed(std::uint64_t base, std::initializer_list<std::uint64_t> parts) {
+  std::uint64_t h = mlp::SeededUniform(base).next_u64();
+  for (std::uint64_t v : parts) h = mlp::SeededUniform(h ^ (v * 0xD1B54A32D192ED03ull + 0x8CB92BA72F3D8DD7ull)).next_u64();
+  return h;
+}
+constexpr std::uint64_t kSubsampleTag = 1, kTuningTag = 2;
+
+std::string check_sizes(const Value& v) {
+  if (!v.is_array()) return "expected an array of sample sizes";
+  std::set<std::int64_t> seen;
+  for (const Value& e : v.as_array()) {
+    if (!e.is_int()) return fmt::format("sample sizes must be integers, found {}", e.to_toml());
+    if (e.as_int() < 1) return fmt::format("sample sizes must be positive, found {}", e.as_int());
+    if (!seen.insert(e.as_int()).second) return fmt::format("sample size {} is listed twice", e.as_int());
+  }
+  if (seen.size() < 3)
+    return fmt::format("a learning curve a n^-b + c has 3 parameters: give at least 3 sample sizes, found {}", seen.size());
+  return "";
+}
+
+std::vector<std::int64_t> read_sizes(const Params& p) {
+  std::vector<std::int64_t> sizes;
+  if (!p.has("sizes")) return kDefaultSizes;
+  for (const Value& v : p.get("sizes").as_array()) sizes.push_back(v.as_int());
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
+enum class Risk { Error, LogLoss, Mse };
+
+Risk parse_risk(const std::string& name, TaskKind kind) {
+  if (name == "mse") {
+    if (kind != TaskKind::Regression)
+      throw Error("risk = \"mse\" is for regression, but the dataset is a classification task (use \"error\" or \"log_loss\")");
+    return Risk::Mse;
+  }
+  if (kind != TaskKind::Classification)
+    throw Error(fmt::format("risk = \"{}\" is for classification, but the dataset is a regression task (use \"mse\")", name));
+  return name == "log_loss" ? Risk::LogLoss : Risk::Error;
+}
+
+// The risk of a tuned model on the test samples: 1 - accuracy (argmax, lowest class on ties), the
+// mean cross-entropy (exact, from the log-softmax), or the squared error averaged over samples and
+// target columns.
+double test_risk(const mlp::Model<float>& m, const mlp::Samples& test, Risk risk) {
+  if (risk == Risk::LogLoss) return mlp::mean_loss(m, test);
+  const mlp::RunOutputs r = mlp::run_batches(m, test.X, false, true);
+  const Eigen::Index n = r.outputs.rows();
+  if (risk == Risk::Error) {
+    std::size_t wrong = 0;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Eigen::Index best = 0;
+      r.outputs.row(i).maxCoeff(&best);
+      if (best != test.y.classes[static_cast<std::size_t>(i)]) ++wrong;
+    }
+    return double(wrong) / double(n);
+  }
+  // values are T x N, outputs N x T
+  const double sse = (r.outputs.cast<double>() - test.y.values.transpose().cast<double>()).squaredNorm();
+  return sse / double(r.outputs.size());
+}
+
+Json finite_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+class SampleComplexity : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("eval.sample_complexity",
+               "Sample complexity: tune every model on seeded subsamples of n training samples for a grid of n, fit the "
+               "learning curve risk(n) = a n^-b + c per model and report the n needed to reach a target risk");
+    s.input("data", "Dataset", "the task, with model inputs for the training and test splits");
+    declare_hub(s);
+    s.output("curves", "Table",
+             "per model: a, b, c, n_needed, n_needed_low, n_needed_high (range over the repetitions' own fits), "
+             "risk_at_max_n (mean over repetitions); inf = unreachable");
+    s.output("points", "Table", "every measured point, for plotting: model, n, seed (the repetition), risk");
+    declare_tuning_params(s, "linear_probe");
+    // There is no validation split here: every run trains for `epochs`, so early stopping is off.
+    for (ParamSpec& q : s.params)
+      if (q.name == "patience") {
+        q.default_value = Value(0);
+        q.range(0, 0);
+        q.doc = "early stopping is off here (no validation split: every run trains for `epochs`); only 0";
+      }
+    ParamSpec sizes = ParamSpec::list("sizes", "the training-set sizes n of the curve (at least 3 different positive integers)");
+    sizes.default_value = Value(Value::Array(kDefaultSizes.begin(), kDefaultSizes.end()));
+    sizes.validate(check_sizes);
+    s.param(std::move(sizes));
+    s.param(ParamSpec::integer("seeds", 3, "repetitions per n, each with its own seeded subsample and tuning seed").range(1, 1000));
+    s.param(ParamSpec::integer("seed", 0, "seed of the subsamples and of the tuning").range(0, 9007199254740991.0));
+    s.param(ParamSpec::string("train_split", "train", "the split the subsamples are drawn from"));
+    s.param(ParamSpec::string("test_split", "test", "the split the risk is measured on"));
+    s.param(ParamSpec::choice("risk", "error", {"error", "log_loss", "mse"},
+                              "error (1 - accuracy) or log_loss for classification, mse for regression"));
+    s.param(ParamSpec::real("target_risk", 0,
+                            "the risk to reach (default: halfway between the best model's mean risk at the largest n and "
+                            "the worst model's mean risk at the smallest n)")
+                .at_least(0)
+                .optional());
+    s.check = [](const Params& p) {
+      std::vector<std::pair<std::string, std::string>> problems;
+      if (p.string("optimizer") == "lbfgs" && p.string("mode") != "linear_probe")
+        problems.emplace_back("optimizer", "lbfgs fits a convex head only: use it with mode = \"linear_probe\" (or use adam or sgd)");
+      return problems;
+    };
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const auto data = ctx.input<Dataset>("data");
+    const Risk risk = parse_risk(p.string("risk"), data->kind);
+    const std::vector<CheckpointRef> models = hub_models(ctx);
+    if (models.empty()) throw Error("the hub has no models");
+    const std::vector<std::int64_t> sizes = read_sizes(p);
+    const std::size_t reps = static_cast<std::size_t>(p.integer("seeds"));
+    const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
+    const std::string train_split = p.string("train_split"), test_split = p.string("test_split");
+
+    const mlp::Samples train = split_samples(*data, train_split);
+    const mlp::Samples test = split_samples(*data, test_split);
+    const auto n_train = static_cast<std::int64_t>(train.size());
+    if (sizes.back() > n_train)
+      throw Error(fmt::format("sample size {} is larger than the training split '{}' ({} samples): the sizes must be at most {}",
+                              sizes.back(), train_split, n_train, n_train));
+    if (test.size() == 0) throw Error(fmt::format("the test split '{}' has no samples", test_split));
+    if (train.X.rows() != test.X.rows())
+      throw Error(fmt::format("split '{}' has {} input columns but split '{}' has {}", train_split, train.X.rows(), test_split,
+                              test.X.rows()));
+
+    // The nested subsamples, one permutation per repetition, shared by every model.
+    std::vector<std::vector<std::size_t>> permutation(reps);
+    for (std::size_t r = 0; r < reps; ++r) {
+      auto& perm = permutation[r];
+      perm.resize(static_cast<std::size_t>(n_train));
+      for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
+      mlp::SeededUniform rng(derive_seed(seed, {kSubsampleTag, r}));
+      for (std::size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
+    }
+    auto subsample = [&](std::size_t r, std::int64_t n) {
+      std::vector<std::size_t> index(permutation[r].begin(), permutation[r].begin() + n);
+      std::sort(index.begin(), index.end());
+      return index;
+    };
+
+    // risk[model][size][repetition]
+    std::vector<std::vector<std::vector<double>>> risks(models.size());
+    std::vector<std::string> names;
+    for (const auto& m : models) names.push_back(m.model);
+    ctx.for_each_unit("model", names, [&](std::size_t i) {
+      const mlp::Model<float> pretrained = mlp::load_model(models[i].path);
+      if (pretrained.input_dim() != train.X.rows())
+        throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", models[i].model, pretrained.input_dim(),
+                                train_split, train.X.rows()));
+      auto& out = risks[i];
+      out.assign(sizes.size(), std::vector<double>(reps));
+      for (std::size_t k = 0; k < sizes.size(); ++k) {
+        for (std::size_t r = 0; r < reps; ++r) {
+          const std::uint64_t s = derive_seed(seed, {kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r});
+          const mlp::Samples sub = train.subset(subsample(r, sizes[k]));
+          mlp::TuningSetup setup = mlp::prepare_tuning(pretrained, peft_options(p, *data, s));
+          mlp::TrainOptions o = train_options(p, s);
+          o.patience = 0;  // no validation split: train for the given epochs (the parameter is fixed at 0)
+          mlp::train(setup.model, setup.trainable, sub, nullptr, o);  // lbfgs: fit_head_lbfgs
+          out[k][r] = test_risk(setup.model, test, risk);
+          if (!std::isfinite(out[k][r]))
+            throw Error(fmt::format("the test risk is not finite after tuning on n = {} (repetition {}): lower the learning rate",
+                                    sizes[k], r));
+        }
+      }
+    });
+
+    // Mean risk per model and n.
+    std::vector<std::vector<double>> mean(models.size(), std::vector<double>(sizes.size()));
+    for (std::size_t i = 0; i < models.size(); ++i)
+      for (std::size_t k = 0; k < sizes.size(); ++k) {
+        double sum = 0;
+        for (double v : risks[i][k]) sum += v;
+        mean[i][k] = sum / double(reps);
+      }
+
+    double target = 0;
+    if (p.has("target_risk")) {
+      target = p.real("target_risk");
+    } else {
+      double best_final = std::numeric_limits<double>::infinity(), worst_first = -best_final;
+      for (const auto& m : mean) {
+        best_final = std::min(best_final, m.back());
+        worst_first = std::max(worst_first, m.front());
+      }
+      target = (best_final + worst_first) / 2;
+    }
+
+    const std::string risk_name = p.string("risk");
+    auto curves = std::make_shared<Table>();
+    curves->title = fmt::format("Sample complexity on split '{}': {} = a n^-b + c, n needed to reach {} = {:.4g}{}", test_split,
+                                risk_name, risk_name, target, p.has("target_risk") ? "" : " (default)");
+    curves->columns = {"model", "a", "b", "c", "n_needed", "n_needed_low", "n_needed_high", "risk_at_max_n"};
+    auto points = std::make_shared<Table>();
+    points->title = fmt::format("Learning-curve points: {} on split '{}'", risk_name, test_split);
+    points->columns = {"model", "n", "seed", "risk"};
+    Json& summary = ctx.summary();
+    for (std::size_t i = 0; i < models.size(); ++i) {
+      std::vector<double> n_all, risk_all;
+      for (std::size_t k = 0; k < sizes.size(); ++k)
+        for (std::size_t r = 0; r < reps; ++r) {
+          n_all.push_back(double(sizes[k]));
+          risk_all.push_back(risks[i][k][r]);
+          points->rows.push_back({models[i].model, static_cast<long long>(sizes[k]), static_cast<long long>(r), risks[i][k][r]});
+        }
+      const curve::PowerLawFit fit = curve::fit_power_law(n_all, risk_all);
+      const double needed = curve::samples_to_reach(fit, target);
+      double low = std::numeric_limits<double>::infinity(), high = 0;
+      for (std::size_t r = 0; r < reps; ++r) {
+        std::vector<double> n_rep, risk_rep;
+        for (std::size_t k = 0; k < sizes.size(); ++k) {
+          n_rep.push_back(double(sizes[k]));
+          risk_rep.push_back(risks[i][k][r]);
+        }
+        const double v = curve::samples_to_reach(curve::fit_power_law(n_rep, risk_rep), target);
+        low = std::min(low, v);
+        high = std::max(high, v);
+      }
+      curves->rows.push_back({models[i].model, fit.a, fit.b, fit.c, needed, low, high, mean[i].back()});
+      summary[models[i].model] = Json{{"a", fit.a},
+                                      {"b", fit.b},
+                                      {"c", fit.c},
+                                      {"n_needed", finite_or_null(needed)},
+                                      {"n_needed_interval", Json::array({finite_or_null(low), finite_or_null(high)})},
+                                      {"extrapolated", !(needed <= double(sizes.back()))},
+                                      {"risk_at_max_n", mean[i].back()},
+                                      {"rss", fit.rss},
+                                      {"target_risk", target}};
+    }
+
+    const fs::path dir = ctx.out_dir() / ctx.id();
+    fs::create_directories(dir);
+    io::write_file_atomic(dir / "curves.csv", curves->to_csv());
+    io::write_file_atomic(dir / "points.csv", points->to_csv());
+    ctx.print(curves->to_text());
+    ctx.publish("curves", std::move(curves));
+    ctx.publish("points", std::move(points));
+  }
+};
+
+}  // namespace
+
+void register_sample_complexity(PluginRegistrar& r) { r.add_node<SampleComplexity>(); }
+
+}  // namespace caulk::models
