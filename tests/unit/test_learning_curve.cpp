@@ -145,7 +145,9 @@ TEST(LearningCurve, NoisyFitMatchesDenseGridSearch) {
     EXPECT_NEAR(f.b, ref.b, 1e-3);
     EXPECT_NEAR(f.a, ref.a, 1e-2 * ref.a + 1e-9);
     EXPECT_NEAR(f.c, ref.c, 1e-3);
-    if (k.c < 0) EXPECT_EQ(f.c, 0.0);
+    if (k.c < 0) {
+      EXPECT_EQ(f.c, 0.0);
+    }
     // The reported residual is the residual of the reported parameters.
     double rss = 0;
     for (std::size_t i = 0; i < n.size(); ++i) rss += std::pow(r[i] - curve::predict(f, n[i]), 2);
