@@ -70,8 +70,7 @@ inputs = {{ data = "zoo.data", models = "{0}.checkpoints" }}
   const auto delta = caulk::io::Checkpoint::open(dir_ / "out" / "lora" / "near:lora.delta.safetensors");
   EXPECT_THAT(delta.names(), ::testing::ElementsAre("layers.1.bias", "layers.1.weight", "lora.0.A", "lora.0.B"));
   EXPECT_EQ(nodes["lora_features"]["summary"]["near:lora"]["feature_dim"], 12);
-  // Tuned features through a checkpoint equal what the tuned model computes in memory: the head
-  // outputs of the merged checkpoint are the tuner's predictions.
+  // A merged checkpoint is self-contained: it loads without a base and has the target's head.
   const auto merged = caulk::mlp::load_model(dir_ / "out" / "full" / "far:full.safetensors");
   EXPECT_EQ(merged.output_dim(), 4);
 }

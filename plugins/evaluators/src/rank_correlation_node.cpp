@@ -71,8 +71,9 @@ class RankCorrelation : public Node {
       }
       source = csv.path.string();
     } else {
-      truth = truth_from_table(*ctx.input<Table>("truth"), column);
-      source = "table '" + ctx.input<Table>("truth")->title + "'";
+      const auto table = ctx.input<Table>("truth");
+      truth = truth_from_table(*table, column);
+      source = "table '" + table->title + "'";
     }
 
     auto all = ctx.inputs<Scores>("scores");

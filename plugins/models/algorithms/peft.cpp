@@ -41,6 +41,9 @@ double SeededUniform::next(double bound) {
   return (2 * u - 1) * bound;
 }
 std::size_t SeededUniform::below(std::size_t n) { return static_cast<std::size_t>(next_u64() % n); }
+void SeededUniform::shuffle(std::vector<std::size_t>& v) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
+}
 
 namespace {
 void init_uniform(Mat<float>& m, double bound, SeededUniform& rng) {

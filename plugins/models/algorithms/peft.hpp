@@ -56,6 +56,8 @@ class SeededUniform {
   double next(double bound);  // in [-bound, bound)
   std::uint64_t next_u64();
   std::size_t below(std::size_t n);  // in [0, n)
+  // Fisher-Yates over the whole vector, drawing from this generator.
+  void shuffle(std::vector<std::size_t>& v);
 
  private:
   std::uint64_t state_;

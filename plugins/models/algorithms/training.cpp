@@ -137,7 +137,7 @@ TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Sam
   double best_loss = std::numeric_limits<double>::infinity();
   int since_best = 0;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
-    for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);  // Fisher-Yates
+    rng.shuffle(order);
     const double lr = scheduled_rate(o, epoch);
     for (Eigen::Index first = 0; first < n; first += o.batch_size) {
       const Eigen::Index rows = std::min<Eigen::Index>(o.batch_size, n - first);

@@ -183,7 +183,7 @@ class SampleComplexity : public Node {
       perm.resize(static_cast<std::size_t>(n_train));
       for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
       mlp::SeededUniform rng(derive_seed(seed, {kSubsampleTag, r}));
-      for (std::size_t i = perm.size(); i > 1; --i) std::swap(perm[i - 1], perm[rng.below(i)]);
+      rng.shuffle(perm);
     }
     auto subsample = [&](std::size_t r, std::int64_t n) {
       std::vector<std::size_t> index(permutation[r].begin(), permutation[r].begin() + n);

@@ -62,7 +62,7 @@ class TunePeft : public Node {
       std::vector<std::size_t> order(n_train);
       for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
       mlp::SeededUniform rng(seed ^ 0x5DEECE66Dull);
-      for (std::size_t i = n_train; i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+      rng.shuffle(order);
       order.resize(wanted);
       std::sort(order.begin(), order.end());
       train = train.subset(order);

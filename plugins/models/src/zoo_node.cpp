@@ -48,14 +48,8 @@ std::vector<mlp::ZooModelSpec> read_model_specs(const Params& p) {
   return out;
 }
 
-std::string toml_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
+// A TOML string literal, escaped as the pipeline writer escapes them.
+std::string toml_string(const std::string& s) { return Value(s).to_toml(); }
 
 class ZooPretrain : public Node {
  public:
