@@ -45,12 +45,25 @@ for t in "${targets[@]}"; do
   runs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$out" | grep -oE '[0-9]+$' || echo 0)
   edges=$(grep -oE 'cov: [0-9]+' "$out" | tail -1 | grep -oE '[0-9]+' || echo 0)
   size=$(find "$corpus" -type f | wc -l)
-  n=$(find "$crashes" -type f | wc -l)
+  # libFuzzer's slow-unit-* files are inputs that took long once (often a starved CPU), not
+  # failures: they are counted apart and rerun below, so a real slowness shows as a timeout-* file.
+  n=$(find "$crashes" -type f ! -name 'slow-unit-*' | wc -l)
+  slow=$(find "$crashes" -type f -name 'slow-unit-*' | wc -l)
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$seconds" "$runs" "$edges" "$size" "$n" >>"$log"
-  echo "   runs $runs, edges $edges, corpus $size, crash files $n (exit $status; log $out)"
+  echo "   runs $runs, edges $edges, corpus $size, findings $n, slow units $slow (exit $status; log $out)"
+  if [ "$slow" -gt 0 ]; then
+    for f in "$crashes"/slow-unit-*; do
+      start=$(date +%s%N)
+      "$build/bin/$t" "$f" >/dev/null 2>&1 || { echo "   slow unit fails when rerun: $f"; found=1; }
+      echo "   slow unit reruns in $(( ($(date +%s%N) - start) / 1000000 )) ms: $f"
+    done
+  fi
   if [ "$status" -ne 0 ] || [ "$n" -gt 0 ]; then
     found=1
-    for f in "$crashes"/*; do [ -f "$f" ] && echo "   reproduce: $build/bin/$t $f"; done
+    for f in "$crashes"/*; do
+      case "$f" in */slow-unit-*) continue ;; esac
+      [ -f "$f" ] && echo "   reproduce: $build/bin/$t $f"
+    done
   fi
 done
 [ "$found" -eq 0 ] || { echo "fuzz: findings above" >&2; exit 1; }
