@@ -7,7 +7,7 @@ set -euo pipefail
 core=(cmake make g++ pkg-config
       libboost-dev libtomlplusplus-dev libeigen3-dev libopenblas-dev liblapacke-dev
       liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-      libgtest-dev libgmock-dev libbenchmark-dev)
+      libpng-dev libgtest-dev libgmock-dev libbenchmark-dev)
 fuzz=(clang-14 libclang-rt-14-dev)
 browser=(chromium graphviz)
 mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)

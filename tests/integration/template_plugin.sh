@@ -13,8 +13,12 @@ cmake --build "$work/build" -j 2 >"$work/build.log"
 
 caulk="$work/prefix/bin/caulk"
 # The installed CLI finds its bundled plugins with no flag, and the new one with --plugin-path.
-"$caulk" nodes | grep -q "rank.logme"
-"$caulk" nodes --plugin-path "$work/build" example.nearest_centroid | grep -q "nearest-centroid"
+# (Captured first: `grep -q` stops reading at the first match, and under pipefail the writer's
+# SIGPIPE would fail the test once the node list outgrows a pipe buffer.)
+"$caulk" nodes >"$work/nodes.txt"
+grep -q "rank.logme" "$work/nodes.txt"
+"$caulk" nodes --plugin-path "$work/build" example.nearest_centroid >"$work/template_node.txt"
+grep -q "nearest-centroid" "$work/template_node.txt"
 
 cat >"$work/p.toml" <<TOML
 [pipeline]

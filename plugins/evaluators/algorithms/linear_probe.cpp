@@ -1,6 +1,6 @@
 #include "linear_probe.hpp"
 
-#include <LBFGS.h>
+#include "caulk/lbfgs.hpp"
 
 #include <cmath>
 #include <limits>
@@ -60,28 +60,10 @@ LinearProbe fit_linear_probe(const MatrixView& F, const std::vector<int>& labels
   param.epsilon = options.gradient_tolerance;
   param.epsilon_rel = options.gradient_tolerance;
   param.max_iterations = options.max_iterations;
-  LBFGSpp::LBFGSSolver<double> solver(param);
   Vector packed = Vector::Zero(C * D + C);
-  double value = 0;
-  // The best point evaluated is kept: when the line search gives up near the optimum (LBFGSpp
-  // throws), that point stands.
-  Vector best = packed;
-  double best_value = std::numeric_limits<double>::infinity();
-  auto objective = [&](const Vector& p, Vector& g) {
-    const double f = linear_probe_objective(X, labels, num_classes, options.l2, p, g);
-    if (f < best_value) {
-      best_value = f;
-      best = p;
-    }
-    return f;
-  };
+  auto objective = [&](const Vector& p, Vector& g) { return linear_probe_objective(X, labels, num_classes, options.l2, p, g); };
   LinearProbe probe;
-  try {
-    probe.iterations = solver.minimize(objective, packed, value);
-  } catch (const std::runtime_error&) {
-    probe.iterations = options.max_iterations;
-  }
-  packed = best;
+  probe.iterations = minimize_lbfgs(objective, packed, param).iterations;
   probe.weights = Eigen::Map<const Matrix>(packed.data(), C, D);
   probe.bias = packed.tail(C);
   return probe;

@@ -1,6 +1,6 @@
 #include "training.hpp"
 
-#include <LBFGS.h>
+#include "caulk/lbfgs.hpp"
 #include <fmt/format.h>
 
 #include <cmath>
@@ -77,7 +77,14 @@ Optimizer::Optimizer(const Model<float>& shape, const TrainOptions& o)
 }
 
 double Optimizer::step(Model<float>& m, const std::vector<bool>& trainable, const Samples& batch, double lr) {
+  return step(m, trainable, batch, lr, {}, nullptr);
+}
+
+double Optimizer::step(Model<float>& m, const std::vector<bool>& trainable, const Samples& batch, double lr,
+                       const std::vector<std::size_t>& index, ExtraLoss* extra) {
   const Eigen::Index rows = batch.size();
+  if (extra && static_cast<Eigen::Index>(index.size()) != rows)
+    throw Error(fmt::format("an extra loss term needs the positions of the minibatch's {} samples; {} were given", rows, index.size()));
   const int chunks = chunks_for(rows);
   while (static_cast<int>(grads_.size()) < chunks) grads_.push_back(zeros_like(m));
   std::vector<double> losses(static_cast<std::size_t>(chunks));
@@ -88,7 +95,18 @@ double Optimizer::step(Model<float>& m, const std::vector<bool>& trainable, cons
       if (trainable[k]) std::fill(g[k].data, g[k].data + g[k].size(), 0.f);
     const Samples chunk = chunks == 1 ? Samples{} : columns(batch, a, b - a);
     const Samples& part = chunks == 1 ? batch : chunk;
-    losses[c] = accumulate_gradient(m, part.X, part.y, double(rows), trainable, grads_[c]);
+    if (!extra) {
+      losses[c] = accumulate_gradient(m, part.X, part.y, double(rows), trainable, grads_[c]);
+    } else {
+      // accumulate_gradient's steps, with the extra term between the loss and the backward pass.
+      Trace<float> t;
+      forward(m, part.X, &t);
+      Mat<float> dz;
+      losses[c] = loss_and_output_gradient(m, t, part.y, double(rows), &dz);
+      const std::vector<std::size_t> chunk_index(index.begin() + a, index.begin() + b);
+      losses[c] += extra->add(m, t, chunk_index, double(rows), trainable, dz, grads_[c]);
+      backward(m, t, std::move(dz), trainable, grads_[c]);
+    }
   });
   auto params = parameters(m);
   auto g0 = parameters(grads_[0]), m1 = parameters(first_moment_), m2 = parameters(second_moment_);
@@ -122,7 +140,15 @@ double Optimizer::step(Model<float>& m, const std::vector<bool>& trainable, cons
 
 TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& data, const Samples* validation,
                   const TrainOptions& o) {
-  if (o.optimizer == "lbfgs") return fit_head_lbfgs(m, data, validation, o);
+  return train(m, trainable, data, validation, o, nullptr);
+}
+
+TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& data, const Samples* validation,
+                  const TrainOptions& o, ExtraLoss* extra) {
+  if (o.optimizer == "lbfgs") {
+    if (extra) throw Error("an extra loss term trains by minibatch steps: use optimizer adam or sgd, not lbfgs");
+    return fit_head_lbfgs(m, data, validation, o);
+  }
   const Eigen::Index n = data.size();
   if (n == 0) throw Error("no training samples");
   scheduled_rate(o, 0);  // rejects an unknown schedule before any work
@@ -137,11 +163,13 @@ TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Sam
   double best_loss = std::numeric_limits<double>::infinity();
   int since_best = 0;
   for (int epoch = 0; epoch < o.epochs; ++epoch) {
+    if (extra) extra->start_epoch(m, epoch);
     rng.shuffle(order);
     const double lr = scheduled_rate(o, epoch);
     for (Eigen::Index first = 0; first < n; first += o.batch_size) {
       const Eigen::Index rows = std::min<Eigen::Index>(o.batch_size, n - first);
-      optimizer.step(m, trainable, data.subset({order.begin() + first, order.begin() + first + rows}), lr);
+      const std::vector<std::size_t> index(order.begin() + first, order.begin() + first + rows);
+      optimizer.step(m, trainable, data.subset(index), lr, index, extra);
     }
     report.epochs = epoch + 1;
     if (validation && validation->size() > 0) {
@@ -217,25 +245,9 @@ TrainReport fit_head_lbfgs(Model<float>& m, const Samples& data, const Samples* 
   param.epsilon = o.lbfgs_tolerance;
   param.epsilon_rel = o.lbfgs_tolerance;
   param.max_iterations = o.lbfgs_iterations;
-  LBFGSpp::LBFGSSolver<double> solver(param);
-  // Keep the best point evaluated: LBFGSpp throws when its line search gives up at the optimum.
-  Eigen::VectorXd best = p;
-  double best_value = std::numeric_limits<double>::infinity();
-  auto tracked = [&](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
-    const double f = objective(x, g);
-    if (f < best_value) {
-      best_value = f;
-      best = x;
-    }
-    return f;
-  };
   TrainReport report;
-  double value = 0;
-  try {
-    report.epochs = solver.minimize(tracked, p, value);
-  } catch (const std::runtime_error&) {
-    report.epochs = o.lbfgs_iterations;
-  }
+  report.epochs = minimize_lbfgs(objective, p, param).iterations;
+  const Eigen::VectorXd& best = p;
   m.layers.back().W = Eigen::Map<const Mat<double>>(best.data(), C, D).cast<float>();
   m.layers.back().b = best.tail(C).cast<float>();
   report.best_epoch = report.epochs;

@@ -52,6 +52,23 @@ struct TrainReport {
 // Mean loss of the model over the samples (in blocks; the sum accumulated in double).
 double mean_loss(const Model<float>& m, const Samples& data);
 
+// An extra term of the training loss beside the cross-entropy (or squared error): B-Tuning's
+// feature matching, knowledge distillation. It sees each chunk of a minibatch through the forward
+// pass the loss already made, so it costs no second forward pass.
+class ExtraLoss {
+ public:
+  virtual ~ExtraLoss() = default;
+  // Called before every epoch with the current model (e.g. to refresh statistics of its features).
+  virtual void start_epoch(const Model<float>& /*m*/, int /*epoch*/) {}
+  // The term's sum over the chunk's samples divided by `divisor` (the minibatch size), as the loss.
+  // `index` holds the chunk's columns' positions in the training samples. The term may add its
+  // gradient with respect to the output layer's pre-activation to `dz` (the standard backward pass
+  // then carries it), and may add any other gradient (e.g. one entering at the features) to `grad`
+  // itself, for the parameters marked in `trainable`.
+  virtual double add(const Model<float>& m, const Trace<float>& t, const std::vector<std::size_t>& index, double divisor,
+                     const std::vector<bool>& trainable, Mat<float>& dz, Model<float>& grad) = 0;
+};
+
 // Minibatch steps with SGD (momentum) or Adam(W), keeping the moments between steps.
 class Optimizer {
  public:
@@ -59,6 +76,10 @@ class Optimizer {
   // One step on a minibatch: its gradient (in a fixed number of chunks by its size, summed in
   // order) and the update of the trainable parameters. Returns the minibatch's mean loss.
   double step(Model<float>& m, const std::vector<bool>& trainable, const Samples& batch, double learning_rate);
+  // The same with an extra loss term (none when `extra` is null: then exactly the step above).
+  // `index` holds the minibatch's columns' positions in the training samples (for `extra`).
+  double step(Model<float>& m, const std::vector<bool>& trainable, const Samples& batch, double learning_rate,
+              const std::vector<std::size_t>& index, ExtraLoss* extra);
 
  private:
   TrainOptions o_;
@@ -71,6 +92,10 @@ class Optimizer {
 // null), the parameters of the epoch with the lowest validation loss are kept.
 TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& train, const Samples* validation,
                   const TrainOptions& options);
+// The same with an extra loss term (adam or sgd only; none when `extra` is null). Early stopping
+// and the reported losses use the plain loss (cross-entropy or squared error) alone.
+TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Samples& train, const Samples* validation,
+                  const TrainOptions& options, ExtraLoss* extra);
 
 // The convex case: only the last layer trains and it reads the features directly (a linear probe).
 // Minimises mean loss + (wd / 2) ||W||^2 by L-BFGS in float64 over precomputed features.
