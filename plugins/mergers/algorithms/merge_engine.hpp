@@ -1,0 +1,147 @@
+// The streaming merge engine every merge method runs on (docs/mergers.md).
+//
+// Inputs are checkpoints of one architecture (single .safetensors files or sharded folders), opened
+// as memory maps and validated up front: every model must have the same tensor names, shapes and a
+// floating-point dtype (F64, F32, F16, BF16), the same dtype per tensor across models; a base and
+// Fisher files must match them too. Errors name the first mismatching tensor and the models.
+//
+// A merge then runs tensor by tensor, in parallel on the current pool (caulk::parallel_for,
+// bounded by --jobs), each tensor in chunks of a fixed number of elements, so memory stays bounded
+// whatever the model or tensor size: a chunk of every input is read with pread into a buffer
+// (the validation maps the files, but no data page stays mapped), widened to the arithmetic type
+// (float, or double by option), combined by the method, narrowed to the output dtype (round to
+// nearest even) and written at its place in the output.
+//
+// Methods that need statistics of a whole tensor first (TIES: each task vector's magnitude
+// threshold; SLERP: norms and the angle) declare passes that see every chunk before the combining
+// pass. Chunks of one tensor are always visited in order, so results never depend on --jobs.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "caulk/io/safetensors.hpp"
+#include "tensor_files.hpp"
+
+namespace caulk::merge {
+
+enum class Precision { F32, F64 };
+
+struct MergeModel {
+  std::string name;
+  std::filesystem::path checkpoint;
+  std::filesystem::path fisher;  // empty: none
+};
+
+class MergeInputs {
+ public:
+  // Opens and validates. `need_fisher`: every model must name a Fisher file. Throws Error naming
+  // the model and file (and the tensor when one is at fault).
+  static MergeInputs open(std::vector<MergeModel> models, std::optional<MergeModel> base, bool need_fisher);
+
+  std::size_t model_count() const { return models_.size(); }
+  const MergeModel& model(std::size_t i) const { return models_[i]; }
+  bool has_base() const { return base_.has_value(); }
+  const MergeModel& base() const { return *base_; }
+  bool has_fisher() const { return !fishers_.empty(); }
+
+  // Sorted tensor names, and each tensor's dtype and shape (the same in every model).
+  const std::vector<std::string>& tensor_names() const { return checkpoints_.front().names(); }
+  const io::TensorInfo& info(const std::string& tensor) const { return checkpoints_.front().info(tensor); }
+  // Raw bytes of a tensor (in the mapping) and their dtype.
+  std::span<const std::byte> model_bytes(std::size_t i, const std::string& tensor) const { return checkpoints_[i].bytes(tensor); }
+  std::span<const std::byte> base_bytes(const std::string& tensor) const { return base_checkpoint_->bytes(tensor); }
+  std::span<const std::byte> fisher_bytes(std::size_t i, const std::string& tensor) const { return fishers_[i].bytes(tensor); }
+  io::DType fisher_dtype(std::size_t i, const std::string& tensor) const { return fishers_[i].info(tensor).dtype; }
+  // The same tensors for positioned reads.
+  const TensorFiles& model_files(std::size_t i) const { return *model_files_[i]; }
+  const TensorFiles& base_files() const { return *base_files_; }
+  const TensorFiles& fisher_files(std::size_t i) const { return *fisher_files_[i]; }
+  // Total bytes of one model's tensors.
+  std::uint64_t model_data_bytes() const;
+
+ private:
+  std::vector<MergeModel> models_;
+  std::optional<MergeModel> base_;
+  std::vector<io::Checkpoint> checkpoints_;
+  std::optional<io::Checkpoint> base_checkpoint_;
+  std::vector<io::Checkpoint> fishers_;
+  std::vector<std::shared_ptr<const TensorFiles>> model_files_, fisher_files_;
+  std::shared_ptr<const TensorFiles> base_files_;
+};
+
+// One chunk of one tensor, widened to the arithmetic type S: elements [first, first + count).
+template <class S>
+struct Chunk {
+  const std::string& tensor;
+  std::size_t tensor_elements;
+  std::size_t first, count;
+  const S* base;                   // nullptr when the method uses no base
+  std::vector<const S*> models;    // one per model, in the inputs' order
+  std::vector<const S*> fishers;   // one per model when the method uses Fisher, else empty
+};
+
+// Per-tensor state a method keeps between passes (thresholds, norms, counters).
+struct TensorState {
+  virtual ~TensorState() = default;
+};
+
+class MergeMethod {
+ public:
+  virtual ~MergeMethod() = default;
+  virtual std::string name() const = 0;
+  virtual bool uses_base() const { return false; }
+  virtual bool uses_fisher() const { return false; }
+  // Checks the inputs fit the method (number of models, weights naming models...). Throws Error.
+  virtual void check(const MergeInputs& inputs) const {}
+  // Whole-model statistics gathered before any tensor is merged (streamed in chunks).
+  virtual void prepare(const MergeInputs& inputs, std::size_t chunk_elements) {}
+  // Passes over each tensor's chunks before the combining pass.
+  virtual int statistics_passes(Precision p) const { return 0; }
+  virtual std::unique_ptr<TensorState> start(const std::string& tensor, std::size_t elements, std::size_t models) const { return nullptr; }
+  virtual void observe(TensorState* state, int pass, const Chunk<float>& chunk) const {}
+  virtual void observe(TensorState* state, int pass, const Chunk<double>& chunk) const {}
+  virtual void end_pass(TensorState* state, int pass) const {}
+  // Writes chunk.count merged elements to `out`.
+  virtual void combine(TensorState* state, const Chunk<float>& chunk, float* out) const = 0;
+  virtual void combine(TensorState* state, const Chunk<double>& chunk, double* out) const = 0;
+};
+
+struct MergeOptions {
+  Precision precision = Precision::F32;
+  std::optional<io::DType> output_dtype;        // absent: each tensor keeps its inputs' dtype
+  std::size_t chunk_elements = std::size_t{1} << 20;
+  std::uint64_t max_shard_bytes = 5'000'000'000;  // folder output: shard above this
+  bool overwrite = false;
+  std::map<std::string, std::string> metadata;  // written into the output's header
+  // Called (from any thread) as work completes: tensors finished, bytes read plus written.
+  std::function<void(std::size_t tensors, std::uint64_t bytes)> on_progress;
+};
+
+struct MergeReport {
+  std::size_t tensors = 0;
+  std::uint64_t bytes_read = 0, bytes_written = 0;
+  double seconds = 0;
+  std::size_t files = 0;
+  bool sharded = false;
+};
+
+// Bytes a merge will read plus write (for a progress bar's total).
+std::uint64_t planned_io_bytes(const MergeInputs& inputs, const MergeMethod& method, const MergeOptions& options);
+
+// Merges into `output` (a .safetensors file, or a folder; see merge_output.hpp). Nothing appears
+// under `output` unless the whole merge succeeds.
+MergeReport run_merge(const MergeInputs& inputs, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options);
+
+// Releases the pages of a mapped range already consumed (those wholly inside it); used where a
+// file is read through its mapping (the Fisher norms).
+void release_pages(const std::byte* begin, std::size_t size);
+
+}  // namespace caulk::merge

@@ -1,0 +1,82 @@
+// The merged checkpoint on disk: one .safetensors file, or a folder of shards with
+// model.safetensors.index.json, written at known offsets (so tensors can be written in any order,
+// in parallel) and made visible under the final name only when complete.
+//
+// A target ending in ".safetensors" is one file (written to a temporary file beside it, then
+// renamed). Any other target is a folder, built as a temporary folder beside it and renamed at the
+// end: it holds model.safetensors when the data fits in `max_shard_bytes`, otherwise shards
+// model-00001-of-0000N.safetensors (tensors in name order, a new shard whenever the next tensor
+// would overflow the current one; a tensor larger than the limit gets a shard of its own) and the
+// index. An interrupted or failed merge leaves only the temporary, which the destructor removes.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "caulk/io/atomic_file.hpp"
+#include "caulk/io/dtype.hpp"
+
+namespace caulk::merge {
+
+struct OutputTensor {
+  std::string name;
+  io::DType dtype = io::DType::F32;
+  std::vector<std::size_t> shape;
+  std::size_t bytes() const;
+};
+
+// Where each tensor's bytes go.
+struct OutputLayout {
+  bool folder = false;
+  bool sharded = false;                // a folder with an index
+  std::vector<std::string> files;      // file names (in the folder, or the single file's name)
+  std::vector<std::string> headers;    // per file: the 8-byte header size and the header
+  std::vector<std::uint64_t> file_sizes;
+  std::vector<std::size_t> file_of;    // per tensor
+  std::vector<std::uint64_t> offset_of;  // per tensor: byte offset of its data in its file
+  std::uint64_t total_data_bytes = 0;
+};
+
+// The layout for `tensors` (in the order given, which is the order in every file).
+// Throws DataError naming `target` when a header would exceed the format's limit.
+OutputLayout plan_output(const std::filesystem::path& target, const std::vector<OutputTensor>& tensors,
+                         const std::map<std::string, std::string>& metadata, std::uint64_t max_shard_bytes);
+
+// Throws Error when `target` exists and `overwrite` is false (nothing is touched).
+void check_output_target(const std::filesystem::path& target, bool overwrite);
+
+class MergeOutput {
+ public:
+  // Checks the target (see check_output_target) and creates the temporary files at full size.
+  MergeOutput(std::filesystem::path target, const std::vector<OutputTensor>& tensors,
+              const std::map<std::string, std::string>& metadata, std::uint64_t max_shard_bytes, bool overwrite);
+  ~MergeOutput();
+  MergeOutput(const MergeOutput&) = delete;
+  MergeOutput& operator=(const MergeOutput&) = delete;
+
+  // Writes bytes of tensor `tensor` starting `offset` bytes into its data. Safe from any thread.
+  void write(std::size_t tensor, std::size_t offset, const void* data, std::size_t size);
+  // Flushes every file to disk and moves the result under the target name (replacing what was
+  // there when overwrite was allowed).
+  void commit();
+
+  const OutputLayout& layout() const { return layout_; }
+  const std::filesystem::path& target() const { return target_; }
+
+ private:
+  std::filesystem::path target_;
+  bool overwrite_;
+  OutputLayout layout_;
+  std::vector<std::size_t> tensor_bytes_;
+  std::vector<std::string> tensor_names_;
+  std::filesystem::path temp_folder_;                // folder output
+  std::unique_ptr<io::AtomicFile> single_;           // single-file output
+  std::vector<int> fds_;
+  bool committed_ = false;
+};
+
+}  // namespace caulk::merge

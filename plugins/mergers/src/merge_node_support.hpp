@@ -1,0 +1,53 @@
+// What every merge node shares: the `checkpoints` input, the engine's parameters (output,
+// overwrite, dtype, precision, max_shard_size, base, name), per-model weights with per-tensor
+// rules, progress bars, the summary and the published Checkpoint.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "merge_engine.hpp"
+#include "tensor_rules.hpp"
+
+namespace caulk::mergers {
+
+// The models to merge and the base they are task vectors of.
+struct MergeJob {
+  std::vector<merge::MergeModel> models;
+  std::optional<merge::MergeModel> base;
+  std::vector<std::string> names() const;
+};
+
+// Declares the `checkpoints` input, the `checkpoints` output and the engine's parameters.
+void declare_merge_node(NodeSpec& s);
+// Declares `weights` (a table of model name -> number or per-tensor rules).
+void declare_weights(NodeSpec& s, const std::string& doc);
+// Declares a per-tensor number parameter (a number, or rules) in [lo, hi].
+void declare_tensor_param(NodeSpec& s, const std::string& name, double fallback, double lo, double hi, const std::string& doc);
+
+// Every model on the `checkpoints` port. The base is the model the `base` parameter names, else the
+// one marked base = true (at most one); it is never among the merged models. Throws Error on a
+// model name given twice, an unknown `base`, two bases, or a base the method needs but lacks.
+MergeJob collect_models(const NodeContext& ctx, bool uses_base);
+// The per-model weights from `param` (absent models weigh `fallback`); unknown names are errors.
+std::vector<merge::TensorParameter> read_weights(const Params& p, const std::string& param, const std::vector<merge::MergeModel>& models,
+                                                 double fallback, double lo, double hi);
+merge::TensorParameter read_tensor_param(const Params& p, const std::string& name, double fallback, double lo, double hi);
+merge::MergeOptions read_merge_options(const NodeContext& ctx);
+// `output` resolved: relative paths are relative to the run's output folder; the default is
+// <out>/<node id>/<name>.safetensors.
+std::filesystem::path output_path(const NodeContext& ctx);
+// "5GB", "500MiB", "1024" (bytes), ... as bytes; throws Error naming the text.
+std::uint64_t parse_size(const std::string& text);
+
+// Runs the merge with progress bars (tensors, and MiB read plus written), fills the summary and
+// publishes the merged model on `checkpoints`.
+void run_and_publish(NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method, const std::map<std::string, std::string>& parameters);
+
+// The merge alone, with progress, returning the report (for nodes that merge several times).
+merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method, const std::filesystem::path& output,
+                                     merge::MergeOptions options, const std::string& what);
+
+}  // namespace caulk::mergers

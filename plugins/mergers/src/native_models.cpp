@@ -1,0 +1,37 @@
+#include "native_models.hpp"
+
+#include <fmt/format.h>
+
+#include "caulk/error.hpp"
+#include "mlp_checkpoint.hpp"
+
+namespace caulk::mergers {
+
+mlp::Mat<float> split_inputs(const Dataset& data, const std::string& split) {
+  const DatasetSplit& s = data.split(split);
+  if (!s.inputs)
+    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split, s.labels_file.string()));
+  const MatrixView X = s.inputs->open(fmt::format("inputs of split '{}'", split));
+  if (X.scalar_type() == ScalarType::F32 && X.row_major())  // N x P row-major is P x N column-major
+    return Eigen::Map<const mlp::Mat<float>>(static_cast<const float*>(X.data()), static_cast<Eigen::Index>(X.cols()),
+                                             static_cast<Eigen::Index>(X.rows()));
+  return X.to_double().transpose().cast<float>();
+}
+
+mlp::Model<float> load_native(const std::filesystem::path& path, const std::string& model, const std::string& who) {
+  try {
+    return mlp::load_model(path);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{} runs models with caulk's native MLP runtime, so it applies only to native MLP checkpoints (format \"caulk.mlp\", "
+                            "e.g. from zoo.pretrain or tune.peft); model '{}' cannot be loaded as one: {}",
+                            who, model, e.what()));
+  }
+}
+
+Matrix predict(const mlp::Model<float>& m, const mlp::Mat<float>& X, const std::string& model, const std::string& split) {
+  if (m.input_dim() != X.rows())
+    throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", model, m.input_dim(), split, X.rows()));
+  return mlp::run_batches(m, X, false, true).outputs.cast<double>();
+}
+
+}  // namespace caulk::mergers

@@ -1,0 +1,160 @@
+// search.merge_coefficients: chooses the per-model coefficients (and lambda) of task arithmetic,
+// TIES or Fisher merging on held-out data, scoring every candidate merge with the native MLP
+// runtime; reports every candidate and publishes the best merged checkpoint.
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "coefficient_search.hpp"
+#include "merge_methods.hpp"
+#include "merge_node_support.hpp"
+#include "merge_output.hpp"
+#include "native_models.hpp"
+#include "nodes.hpp"
+#include "prediction_metrics.hpp"
+
+namespace fs = std::filesystem;
+
+namespace caulk::mergers {
+
+namespace {
+
+struct Candidate {
+  std::vector<double> coefficients;  // per model, on the simplex
+  double lambda = 1;
+  double score = 0;
+};
+
+std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const Candidate& c, const Params& p) {
+  std::vector<merge::TensorParameter> w;
+  for (double x : c.coefficients) w.emplace_back(x);
+  if (method == "task_arithmetic") return std::make_unique<merge::TaskArithmeticMerge>(std::move(w), merge::TensorParameter(c.lambda), false);
+  if (method == "ties")
+    return std::make_unique<merge::TiesMerge>(std::move(w), merge::TensorParameter(p.real("density")), merge::TensorParameter(c.lambda));
+  return std::make_unique<merge::FisherMerge>(std::move(w), p.real("floor"), p.flag("normalize_fisher"));
+}
+
+class SearchMergeCoefficients : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("search.merge_coefficients",
+               "Choose merge coefficients on held-out data: each model's coefficient (a grid for two models, seeded Dirichlet draws for "
+               "more) and lambda for task arithmetic, TIES or Fisher merging; native MLP checkpoints only");
+    declare_merge_node(s);
+    s.input("data", "Dataset", "the held-out data (with model inputs) the candidates are scored on");
+    s.output("table", "Table", "every candidate: its coefficients, lambda and score");
+    s.param(ParamSpec::choice("method", "task_arithmetic", {"task_arithmetic", "ties", "fisher"}, "the merge whose coefficients are chosen"));
+    s.param(ParamSpec::string("split", "val", "the held-out split to score on"));
+    s.param(ParamSpec::choice("metric", "auto", {"auto", "accuracy", "log_loss", "mse"},
+                              "score (auto: accuracy for classification, mse for regression); ties keep the earlier candidate"));
+    s.param(ParamSpec::integer("grid", 11, "two models: coefficients 0, 1/(grid-1), ..., 1 for the first").range(2, 10001));
+    s.param(ParamSpec::integer("draws", 20, "three or more models: Dirichlet draws besides the uniform point").range(0, 100000));
+    s.param(ParamSpec::integer("seed", 0, "seed of the Dirichlet draws").at_least(0));
+    s.param(ParamSpec::list("lambdas", "task_arithmetic, ties: the lambda values tried with every coefficient vector (default [1.0])"));
+    s.param(ParamSpec::real("density", 0.2, "ties: fraction of each task vector kept").range(0, 1));
+    s.param(ParamSpec::real("floor", 1e-6, "fisher: the Fisher floor").at_least(0));
+    s.param(ParamSpec::flag("normalize_fisher", false, "fisher: divide each coefficient by the L2 norm of its Fisher"));
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const std::string method = p.string("method");
+    const MergeJob job = collect_models(ctx, method != "fisher");
+    const auto data = ctx.input<Dataset>("data");
+    const std::string split = p.string("split");
+    std::string metric = p.string("metric");
+    if (metric == "auto") metric = data->kind == TaskKind::Classification ? "accuracy" : "mse";
+    if ((metric == "mse") != (data->kind == TaskKind::Regression))
+      throw Error(fmt::format("metric '{}' does not fit a {} dataset", metric, task_kind_name(data->kind)));
+    const bool higher_is_better = metric == "accuracy";
+    const mlp::Mat<float> X = split_inputs(*data, split);
+    const DatasetSplit& truth = data->split(split);
+    // Every input must be a native MLP: say so before any merging.
+    for (const auto& m : job.models) load_native(m.checkpoint, m.name, "search.merge_coefficients");
+    if (job.base) load_native(job.base->checkpoint, job.base->name, "search.merge_coefficients");
+    merge::MergeOptions options = read_merge_options(ctx);
+    const fs::path output = output_path(ctx);
+    merge::check_output_target(output, options.overwrite);
+
+    std::vector<double> lambdas{1.0};
+    if (p.has("lambdas") && method != "fisher") {
+      lambdas.clear();
+      for (const Value& v : p.get("lambdas").as_array()) lambdas.push_back(v.as_number());
+      if (lambdas.empty()) throw Error("`lambdas` is empty");
+    }
+    std::vector<Candidate> candidates;
+    for (const auto& c : merge::coefficient_candidates(job.models.size(), static_cast<int>(p.integer("grid")), static_cast<int>(p.integer("draws")),
+                                                       static_cast<std::uint64_t>(p.integer("seed"))))
+      for (double lambda : lambdas) candidates.push_back({c, lambda, 0});
+
+    const fs::path scratch = ctx.out_dir() / ctx.id() / "candidates";
+    fs::create_directories(scratch);
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < candidates.size(); ++i) names.push_back(std::to_string(i + 1));
+    merge::MergeOptions candidate_options;
+    candidate_options.precision = options.precision;
+    candidate_options.overwrite = true;
+    const io::Checkpoint first = io::Checkpoint::open(job.models.front().checkpoint);
+    candidate_options.metadata = first.metadata();  // the native format's structure keys
+    ctx.for_each_unit("candidate", names, [&](std::size_t i) {
+      const fs::path file = scratch / fmt::format("candidate-{}.safetensors", i + 1);
+      auto m = make_method(method, candidates[i], p);
+      merge::run_merge(merge::MergeInputs::open(job.models, job.base, m->uses_fisher()), *m, file, candidate_options);
+      const Matrix out = predict(load_native(file, "candidate " + names[i], "search.merge_coefficients"), X, "candidate " + names[i], split);
+      fs::remove(file);
+      if (metric == "accuracy")
+        candidates[i].score = eval::accuracy(out, truth.classes);
+      else if (metric == "log_loss")
+        candidates[i].score = eval::log_loss(out, truth.classes);
+      else
+        candidates[i].score = (out - truth.targets).squaredNorm() / static_cast<double>(out.size());
+    });
+    std::error_code ec;
+    fs::remove(scratch, ec);
+
+    std::size_t best = 0;
+    for (std::size_t i = 1; i < candidates.size(); ++i)
+      if (higher_is_better ? candidates[i].score > candidates[best].score : candidates[i].score < candidates[best].score) best = i;
+
+    auto table = std::make_shared<Table>();
+    table->title = fmt::format("{} coefficients: {} on split '{}'", method, metric, split);
+    table->columns.push_back("candidate");
+    for (const auto& m : job.models) table->columns.push_back("w:" + m.name);
+    if (method != "fisher") table->columns.push_back("lambda");
+    table->columns.push_back(metric);
+    table->columns.push_back("best");
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      std::vector<TableCell> row{static_cast<long long>(i + 1)};
+      for (double c : candidates[i].coefficients) row.emplace_back(c);
+      if (method != "fisher") row.emplace_back(candidates[i].lambda);
+      row.emplace_back(candidates[i].score);
+      row.emplace_back(std::string(i == best ? "*" : ""));
+      table->rows.push_back(std::move(row));
+    }
+    ctx.print(table->to_text() + "\n");
+
+    auto chosen = make_method(method, candidates[best], p);
+    std::map<std::string, std::string> parameters{{"merge_search_metric", metric},
+                                                  {"merge_search_score", fmt::format("{}", candidates[best].score)},
+                                                  {"merge_lambda", fmt::format("{}", candidates[best].lambda)}};
+    for (std::size_t i = 0; i < job.models.size(); ++i)
+      parameters["merge_weight:" + job.models[i].name] = fmt::format("{}", candidates[best].coefficients[i]);
+    Json& sum = ctx.summary();
+    sum["candidates"] = candidates.size();
+    sum["best"] = best + 1;
+    sum["best_score"] = candidates[best].score;
+    Json weights = Json::object();
+    for (std::size_t i = 0; i < job.models.size(); ++i) weights[job.models[i].name] = candidates[best].coefficients[i];
+    sum["best_weights"] = weights;
+    if (method != "fisher") sum["best_lambda"] = candidates[best].lambda;
+    run_and_publish(ctx, job, *chosen, parameters);
+    ctx.publish("table", std::move(table));
+  }
+};
+
+}  // namespace
+
+void register_search(PluginRegistrar& r) { r.add_node<SearchMergeCoefficients>(); }
+
+}  // namespace caulk::mergers
