@@ -1,0 +1,128 @@
+#include "ensembles.hpp"
+
+#include "caulk/lbfgs.hpp"
+#include <fmt/format.h>
+
+#include <limits>
+
+#include "caulk/error.hpp"
+#include "model_ops.hpp"
+
+namespace caulk::mlp_merges {
+
+using mlp::Mat;
+
+namespace {
+void check_models(const std::vector<mlp::Model<float>>& models, const Mat<float>& X) {
+  if (models.empty()) throw Error("an ensemble needs at least one model");
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    if (models[k].input_dim() != X.rows())
+      throw Error(fmt::format("model {} takes {} inputs but the data has {} columns", k, models[k].input_dim(), X.rows()));
+    if (models[k].output_dim() != models[0].output_dim() || models[k].output != models[0].output)
+      throw Error(fmt::format("model {} has {} {} outputs but model 0 has {} {}", k, models[k].output_dim(),
+                              models[k].output == mlp::Output::Softmax ? "softmax" : "identity", models[0].output_dim(),
+                              models[0].output == mlp::Output::Softmax ? "softmax" : "identity"));
+  }
+}
+}  // namespace
+
+Mat<double> output_ensemble(const std::vector<mlp::Model<float>>& models, const Mat<float>& X) {
+  check_models(models, X);
+  Mat<double> sum = Mat<double>::Zero(X.cols(), models[0].output_dim());
+  for (const auto& m : models) sum += mlp::run_batches(m, X, false, true).outputs.cast<double>();
+  return sum / double(models.size());
+}
+
+Mat<double> mean_features(const std::vector<mlp::Model<float>>& models, const Mat<float>& X) {
+  check_models(models, X);
+  Mat<double> sum = Mat<double>::Zero(X.cols(), models[0].feature_dim());
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    if (models[k].feature_dim() != models[0].feature_dim())
+      throw Error(fmt::format("model {} has {} features but model 0 has {}: features can only be averaged at one width", k,
+                              models[k].feature_dim(), models[0].feature_dim()));
+    sum += mlp::run_batches(models[k], X, true, false).features.cast<double>();
+  }
+  return sum / double(models.size());
+}
+
+Mat<double> apply_head(const mlp::Model<float>& head, const Mat<double>& features) {
+  if (features.cols() != head.input_dim())
+    throw Error(fmt::format("the head reads {} features but {} were given", head.input_dim(), features.cols()));
+  const mlp::Model<double> h = head.cast<double>();
+  return mlp::forward<double>(h, features.transpose()).transpose();
+}
+
+Model<float> averaged_head(const std::vector<mlp::Model<float>>& models) {
+  std::vector<Model<float>> heads;
+  std::vector<std::string> names;
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    heads.push_back(head_of(models[k]));
+    names.push_back(fmt::format("model {}", k));
+  }
+  try {
+    check_same_architecture(heads, names);
+  } catch (const Error& e) {
+    throw Error(fmt::format("the heads cannot be averaged: {}", e.what()));
+  }
+  return average_models(heads);
+}
+
+double linear_head_objective(const Mat<double>& F, const mlp::Targets<float>& y, int outputs, mlp::Output output, double wd,
+                             const Eigen::VectorXd& p, Eigen::VectorXd& g) {
+  const Eigen::Index C = outputs, D = F.cols(), n = F.rows();
+  Eigen::Map<const Mat<double>> W(p.data(), C, D);
+  Eigen::Map<const mlp::Vec<double>> b(p.data() + C * D, C);
+  Mat<double> Z = W * F.transpose();  // C x n
+  Z.colwise() += b;
+  double f = 0;
+  Mat<double> dZ(C, n);
+  if (output == mlp::Output::Softmax) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double mx = Z.col(i).maxCoeff();
+      const auto e = (Z.col(i).array() - mx).exp();
+      const double s = e.sum();
+      f += mx + std::log(s) - Z(y.classes[static_cast<std::size_t>(i)], i);
+      dZ.col(i) = e / s;
+      dZ(y.classes[static_cast<std::size_t>(i)], i) -= 1;
+    }
+    f /= double(n);
+    dZ /= double(n);
+  } else {
+    const Mat<double> R = Z - y.values.cast<double>();
+    f = R.squaredNorm() / double(n * C);
+    dZ = R * (2.0 / double(n * C));
+  }
+  f += 0.5 * wd * W.squaredNorm();
+  g.resize(p.size());
+  Eigen::Map<Mat<double>>(g.data(), C, D) = dZ * F + wd * W;
+  g.tail(C) = dZ.rowwise().sum();
+  return f;
+}
+
+mlp::Model<float> refit_linear_head(const Mat<double>& F, const mlp::Targets<float>& y, int outputs, mlp::Output output,
+                                    const RefitOptions& o) {
+  const Eigen::Index C = outputs, D = F.cols(), n = F.rows();
+  if (n == 0) throw Error("no training samples to refit the head on");
+  if (output == mlp::Output::Softmax) {
+    if (y.classes.size() != static_cast<std::size_t>(n)) throw Error(fmt::format("{} labels for {} samples", y.classes.size(), n));
+    for (int c : y.classes)
+      if (c < 0 || c >= outputs) throw Error(fmt::format("label {} is outside the {} classes", c, outputs));
+  } else if (y.values.rows() != C || y.values.cols() != n) {
+    throw Error(fmt::format("targets are {}x{}, expected {}x{}", y.values.rows(), y.values.cols(), C, n));
+  }
+  auto objective = [&](const Eigen::VectorXd& p, Eigen::VectorXd& g) { return linear_head_objective(F, y, outputs, output, o.weight_decay, p, g); };
+  Eigen::VectorXd p = Eigen::VectorXd::Zero(C * D + C);
+  LBFGSpp::LBFGSParam<double> param;
+  param.epsilon = o.tolerance;
+  param.epsilon_rel = o.tolerance;
+  param.max_iterations = o.max_iterations;
+  minimize_lbfgs(objective, p, param);
+  const Eigen::VectorXd& best = p;
+  mlp::Model<float> head;
+  head.output = output;
+  head.feature_layer = 0;
+  head.layers.push_back({Eigen::Map<const Mat<double>>(best.data(), C, D).cast<float>(), best.tail(C).cast<float>()});
+  return head;
+}
+
+}  // namespace caulk::mlp_merges

@@ -1,0 +1,72 @@
+#include "greedy_soup.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "caulk/error.hpp"
+#include "model_ops.hpp"
+#include "prediction_metrics.hpp"
+
+namespace caulk::mlp_merges {
+
+GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::function<double(const mlp::Model<float>&)>& score,
+                             bool higher) {
+  if (models.empty()) throw Error("greedy soup: no ingredients");
+  const std::size_t K = models.size();
+  GreedySoupResult r;
+  r.individual.resize(K);
+  r.candidate.assign(K, 0.0);
+  r.kept.assign(K, false);
+  for (std::size_t i = 0; i < K; ++i) r.individual[i] = score(models[i]);
+  auto better = [&](double a, double b) { return higher ? a > b : a < b; };
+  r.order.resize(K);
+  std::iota(r.order.begin(), r.order.end(), std::size_t{0});
+  std::stable_sort(r.order.begin(), r.order.end(), [&](std::size_t a, std::size_t b) { return better(r.individual[a], r.individual[b]); });
+
+  std::vector<const mlp::Model<float>*> soup{&models[r.order[0]]};
+  r.kept[r.order[0]] = true;
+  r.score = r.candidate[r.order[0]] = r.individual[r.order[0]];
+  r.soup = models[r.order[0]];
+  for (std::size_t k = 1; k < K; ++k) {
+    const std::size_t i = r.order[k];
+    soup.push_back(&models[i]);
+    mlp::Model<float> candidate = average_models(soup);
+    const double s = score(candidate);
+    r.candidate[i] = s;
+    if (better(s, r.score)) {  // strictly: a tie leaves the ingredient out
+      r.kept[i] = true;
+      r.score = s;
+      r.soup = std::move(candidate);
+    } else {
+      soup.pop_back();
+    }
+  }
+  return r;
+}
+
+SoupMetric parse_soup_metric(const std::string& name) {
+  if (name == "accuracy") return SoupMetric::Accuracy;
+  if (name == "log_loss") return SoupMetric::LogLoss;
+  if (name == "mse") return SoupMetric::Mse;
+  throw Error(fmt::format("unknown metric '{}' (known: accuracy, log_loss, mse)", name));
+}
+
+bool higher_is_better(SoupMetric m) { return m == SoupMetric::Accuracy; }
+
+double model_metric(const mlp::Model<float>& m, const mlp::Samples& data, SoupMetric metric) {
+  const bool softmax = m.output == mlp::Output::Softmax;
+  if (softmax == (metric == SoupMetric::Mse))
+    throw Error(softmax ? "mse judges regression models; this model outputs class probabilities (use accuracy or log_loss)"
+                        : "accuracy and log_loss judge classification models; this model outputs regression values (use mse)");
+  const Mat<double> out = mlp::run_batches(m, data.X, false, true).outputs.cast<double>();
+  switch (metric) {
+    case SoupMetric::Accuracy: return eval::accuracy(out, data.y.classes);
+    case SoupMetric::LogLoss: return eval::log_loss(out, data.y.classes);
+    case SoupMetric::Mse: return eval::mean_squared_error(out, data.y.values.transpose().cast<double>());
+  }
+  return 0;
+}
+
+}  // namespace caulk::mlp_merges

@@ -1,0 +1,199 @@
+// analysis.scale_stability and analysis.weight_patterns: how predictions react to the magnitude of
+// the parameters, and what the weights look like (paper 3, perspectives 3 and 1).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+
+#include "caulk/io/atomic_file.hpp"
+#include "common.hpp"
+#include "nodes.hpp"
+#include "scale_stability.hpp"
+#include "weight_patterns.hpp"
+
+namespace fs = std::filesystem;
+
+namespace caulk::mlp_merges {
+
+namespace {
+
+std::string check_positive_numbers(const Value& v) {
+  if (v.as_array().empty()) return "give at least one scale";
+  for (const auto& e : v.as_array()) {
+    if (!e.is_number()) return fmt::format("expected numbers, found a {}", e.kind_name());
+    if (!std::isfinite(e.as_number())) return "scales must be finite";
+  }
+  return "";
+}
+
+TableCell number_or_empty(double v) { return std::isfinite(v) ? TableCell{v} : TableCell{}; }
+
+// A file name made from a model name (which may hold ':' from a suffix, but never a '/').
+std::string file_stem(std::string name) {
+  for (char& c : name)
+    if (c == '/' || c == '\\') c = '_';
+  return name;
+}
+
+class ScaleStability : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("analysis.scale_stability",
+               "Prediction stability versus parameter magnitude: scale each model's parameters (all, or one layer) by s over a grid; "
+               "accuracy and agreement with the unscaled predictions on a split; a table, also written to OUT/<id>.csv");
+    declare_checkpoints(s, "the models (classification), e.g. tuned models and their merges");
+    s.input("data", "Dataset", "the classification task, with model inputs for the split");
+    s.output("table", "Table", "model, s, accuracy, agreement");
+    s.param(ParamSpec::list("scales", "the grid of factors s").validate(check_positive_numbers));
+    s.param(ParamSpec::integer("layer", -1, "scale only layers.{layer}.weight and .bias (-1: every parameter)").at_least(-1));
+    s.param(ParamSpec::string("split", "test", "the split to predict"));
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const auto data = ctx.input<Dataset>("data");
+    if (data->kind != TaskKind::Classification)
+      throw Error("analysis.scale_stability compares predicted classes: it needs a classification dataset");
+    std::vector<double> scales{0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0};
+    if (p.has("scales")) {
+      scales.clear();
+      for (const Value& v : p.get("scales").as_array()) scales.push_back(v.as_number());
+    }
+    const mlp::Samples samples = split_samples(*data, p.string("split"));
+    const LoadedModels in = load_checkpoints(ctx, true);
+    for (std::size_t i = 0; i < in.models.size(); ++i) check_fits(in.models[i], in.names[i], *data, static_cast<long>(samples.X.rows()));
+    const int layer = static_cast<int>(p.integer("layer"));
+    std::vector<std::vector<ScalePoint>> points(in.models.size());
+    ctx.for_each_unit("model", in.names, [&](std::size_t i) { points[i] = scale_stability(in.models[i], samples, scales, layer); });
+
+    auto table = std::make_shared<Table>();
+    table->title = fmt::format("Prediction stability under parameter scaling ({}) on split '{}'",
+                               layer < 0 ? std::string("every parameter") : fmt::format("layer {}", layer), p.string("split"));
+    table->columns = {"model", "s", "accuracy", "agreement"};
+    Json& sum = ctx.summary();
+    for (std::size_t i = 0; i < in.models.size(); ++i) {
+      Json rows = Json::array();
+      for (const auto& pt : points[i]) {
+        table->rows.push_back({in.names[i], pt.scale, pt.accuracy, pt.agreement});
+        rows.push_back(Json{{"s", pt.scale}, {"accuracy", pt.accuracy}, {"agreement", pt.agreement}});
+      }
+      sum[in.names[i]] = rows;
+    }
+    io::write_file_atomic(ctx.out_dir() / (ctx.id() + ".csv"), table->to_csv());
+    ctx.print(table->to_text());
+    ctx.publish("table", std::move(table));
+  }
+};
+
+class WeightPatterns : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("analysis.weight_patterns",
+               "Weight patterns as images: each model's first-layer weights per unit (PNG, square tiles when the input dimension is a "
+               "square), per-layer heat maps of the cosine similarity between models' weights and of their norms (PNG), and the numbers");
+    declare_checkpoints(s, "the models to draw");
+    s.output("table", "Table", "per layer and model: shape, Frobenius norm, largest |w|, cosine similarity to every model");
+    s.param(ParamSpec::integer("cell", 6, "first-layer images: pixels per weight").range(1, 64));
+    s.param(ParamSpec::integer("heat_cell", 24, "heat maps: pixels per cell").range(1, 256));
+    s.param(ParamSpec::integer("max_units", 64, "first-layer images: draw at most this many units").range(1, 100000));
+    s.param(ParamSpec::choice("scale", "shared", {"shared", "per_model"},
+                              "first-layer colour scale: the largest |w| over every model (comparable images) or per model"));
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const LoadedModels in = load_checkpoints(ctx, true);
+    const fs::path dir = ctx.out_dir() / ctx.id();
+    fs::create_directories(dir);
+    const std::size_t K = in.models.size();
+    int layers = 0;
+    for (const auto& m : in.models) layers = std::max(layers, m.num_layers());
+
+    // First-layer images.
+    std::vector<double> vmax(K);
+    for (std::size_t i = 0; i < K; ++i) vmax[i] = double(in.models[i].layers[0].W.cwiseAbs().maxCoeff());
+    const double shared = *std::max_element(vmax.begin(), vmax.end());
+    const int cell = static_cast<int>(p.integer("cell")), max_units = static_cast<int>(p.integer("max_units"));
+    Json images = Json::object();
+    ctx.for_each_unit("model", in.names, [&](std::size_t i) {
+      const double scale = p.string("scale") == "shared" ? shared : vmax[i];
+      FirstLayerLayout L;
+      const auto& W = in.models[i].layers[0].W;
+      const RgbImage img = render_first_layer(W, scale, cell, max_units, &L);
+      write_png(dir / (file_stem(in.names[i]) + ".first_layer.png"), img,
+                {{"Title", fmt::format("first-layer weights of model {}", in.names[i])},
+                 {"Description",
+                  fmt::format("{} of {} units x {} inputs, {}; colour t = w / {:.6g} (dark blue -{:.6g}, mid grey 0, light yellow "
+                              "+{:.6g}; luma 0.5 + 0.4 t); legend strip at the bottom from -{:.6g} to +{:.6g}",
+                              L.units, W.rows(), W.cols(), L.square ? fmt::format("each unit a {}x{} tile", L.side, L.side) : "each unit a row",
+                              scale, scale, scale, scale, scale)},
+                 {"Software", "caulk analysis.weight_patterns"}});
+    });
+
+    // Per-layer numbers and heat maps.
+    auto table = std::make_shared<Table>();
+    table->title = "Weights per layer: norms and cosine similarity between models";
+    table->columns = {"layer", "model", "rows", "cols", "frobenius_norm", "max_abs"};
+    for (const auto& n : in.names) table->columns.push_back("cos:" + n);
+    mlp::Mat<double> norms = mlp::Mat<double>::Constant(static_cast<Eigen::Index>(K), layers, std::nan(""));
+    Json layer_json = Json::array();
+    const int heat_cell = static_cast<int>(p.integer("heat_cell"));
+    for (int l = 0; l < layers; ++l) {
+      std::vector<const mlp::Mat<float>*> tensors;
+      static const mlp::Mat<float> kNone;
+      for (const auto& m : in.models) tensors.push_back(l < m.num_layers() ? &m.layers[l].W : &kNone);
+      const mlp::Mat<double> cosine = cosine_similarity(tensors);
+      for (std::size_t i = 0; i < K; ++i) {
+        if (l >= in.models[i].num_layers()) continue;
+        const auto& W = in.models[i].layers[l].W;
+        norms(static_cast<Eigen::Index>(i), l) = W.cast<double>().norm();
+        std::vector<TableCell> row{static_cast<long long>(l), in.names[i], static_cast<long long>(W.rows()), static_cast<long long>(W.cols()),
+                                   norms(static_cast<Eigen::Index>(i), l), double(W.cwiseAbs().maxCoeff())};
+        for (std::size_t j = 0; j < K; ++j) row.push_back(number_or_empty(cosine(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j))));
+        table->rows.push_back(std::move(row));
+      }
+      const std::string file = fmt::format("cosine.layers.{}.png", l);
+      write_png(dir / file, render_heat_map(cosine, heat_cell, std::max(8, heat_cell / 2)),
+                {{"Title", fmt::format("cosine similarity of layers.{}.weight between models", l)},
+                 {"Description", fmt::format("{0}x{0} cells, row i column j = cos(model i, model j) in model order ({1}); colour t = cosine "
+                                             "(dark blue -1, mid grey 0, light yellow +1); black: shapes differ; legend strip -1..+1",
+                                             K, fmt::join(in.names, ", "))},
+                 {"Software", "caulk analysis.weight_patterns"}});
+      layer_json.push_back(file);
+    }
+    // Norms: each column (layer) scaled to its largest norm, t = 2 norm / max - 1.
+    mlp::Mat<double> t = norms;
+    for (int l = 0; l < layers; ++l) {
+      double mx = 0;
+      for (Eigen::Index i = 0; i < t.rows(); ++i)
+        if (std::isfinite(norms(i, l))) mx = std::max(mx, norms(i, l));
+      for (Eigen::Index i = 0; i < t.rows(); ++i) t(i, l) = std::isfinite(norms(i, l)) && mx > 0 ? 2 * norms(i, l) / mx - 1 : std::nan("");
+    }
+    write_png(dir / "norms.png", render_heat_map(t, heat_cell, std::max(8, heat_cell / 2)),
+              {{"Title", "Frobenius norms of layers.l.weight"},
+               {"Description", fmt::format("rows: models ({}); columns: layers 0..{}; each column scaled to its largest norm: colour t = "
+                                           "2 norm / max - 1 (dark blue 0, light yellow the layer's largest); black: no such layer",
+                                           fmt::join(in.names, ", "), layers - 1)},
+               {"Software", "caulk analysis.weight_patterns"}});
+    io::write_file_atomic(dir / "weights.csv", table->to_csv());
+
+    Json& sum = ctx.summary();
+    for (std::size_t i = 0; i < K; ++i) images[in.names[i]] = file_stem(in.names[i]) + ".first_layer.png";
+    sum["first_layer_images"] = images;
+    sum["cosine_images"] = layer_json;
+    sum["first_layer_scale"] = p.string("scale") == "shared" ? Json(shared) : Json(vmax);
+    ctx.print(table->to_text());
+    ctx.publish("table", std::move(table));
+  }
+};
+
+}  // namespace
+
+void register_analyses(PluginRegistrar& r) {
+  r.add_node<ScaleStability>();
+  r.add_node<WeightPatterns>();
+}
+
+}  // namespace caulk::mlp_merges

@@ -1,0 +1,51 @@
+// What the mlp_merges nodes share: the checkpoints they read (loaded into memory: native MLPs are
+// small), a dataset split as samples, the merged file's path under the `overwrite` rule, and
+// checks that models fit a dataset.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "model_inputs.hpp"
+#include "training.hpp"
+
+namespace caulk::mlp_merges {
+
+struct LoadedModels {
+  std::vector<CheckpointRef> refs;
+  std::vector<std::string> names;
+  std::vector<mlp::Model<float>> models;
+};
+
+// Declares the `checkpoints` input (several sources allowed).
+void declare_checkpoints(NodeSpec& s, const std::string& doc);
+// Every checkpoint of every source, in order, loaded (LoRA folded into its layers when `fold`).
+// Throws Error when there is none, when a model name occurs twice, or naming the model whose file
+// fails to load. At least `minimum` models are required.
+LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t minimum = 1);
+
+// Declares `name` (the merged model's name), `output` (the merged file) and `overwrite`, with the
+// mergers family's meaning, so merges of either family are configured alike.
+void declare_merge_output(NodeSpec& s);
+// `name`, or the node id.
+std::string merged_name(const NodeContext& ctx);
+// The merged file's path: `output` (relative to OUT unless absolute), or OUT/<id>/<name>.safetensors.
+// Throws Error when it exists and `overwrite` is false (checked before any work, so the file stays
+// untouched).
+std::filesystem::path merge_output_path(const NodeContext& ctx);
+
+// A split's model inputs as samples: the models family's own reading, shared.
+using models::split_samples;
+// The `splits` list parameter, or every split with model inputs.
+std::vector<std::string> requested_splits(const Params& p, const Dataset& data);
+// Throws Error unless the model's outputs fit the dataset (softmax with C outputs for a
+// classification task, identity with T outputs for regression) and it reads `inputs` columns.
+void check_fits(const mlp::Model<float>& m, const std::string& name, const Dataset& data, long inputs);
+
+// The first `max` of a seeded shuffle of the samples, in their original order (all when max is 0
+// or at least the count).
+mlp::Samples subsample(const mlp::Samples& s, std::size_t max, std::uint64_t seed);
+
+}  // namespace caulk::mlp_merges

@@ -1,0 +1,190 @@
+// merge.regmean and merge.greedy_soup: the merges of native MLP checkpoints that need data, each
+// writing one merged checkpoint (named after the node) that chains into any Checkpoint consumer.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "caulk/io/atomic_file.hpp"
+#include "common.hpp"
+#include "greedy_soup.hpp"
+#include "mlp_checkpoint.hpp"
+#include "model_ops.hpp"
+#include "nodes.hpp"
+#include "regmean.hpp"
+
+namespace fs = std::filesystem;
+
+namespace caulk::mlp_merges {
+
+namespace {
+
+std::string list_names(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+  return out;
+}
+
+std::string check_string_table(const Value& v) {
+  for (const auto& [key, value] : v.as_table())
+    if (!value.is_string()) return fmt::format("model '{}' maps to a {}, expected a split name", key, value.kind_name());
+  return "";
+}
+
+// Publishes the merged model as a one-model Checkpoint named after the node.
+void publish_merged(NodeContext& ctx, const fs::path& file) {
+  auto out = std::make_shared<Checkpoint>();
+  out->models.push_back({merged_name(ctx), file, {}, false});
+  // Relative to the run's folder when inside it, so run.json does not depend on where OUT is.
+  std::error_code ec;
+  const fs::path rel = fs::relative(file, ctx.out_dir(), ec);
+  const bool inside = !ec && !rel.empty() && *rel.begin() != "..";
+  ctx.summary()["output"] = (inside ? rel : file).generic_string();
+  ctx.publish("checkpoints", std::move(out));
+}
+
+class RegMeanNode : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("merge.regmean",
+               "RegMean for native MLP checkpoints: each linear weight W = (sum_i G_i)^-1 sum_i G_i W_i from the Gram matrices G_i of "
+               "its inputs as model i computes them on its own data (off-diagonals shrunk by alpha); everything else averaged");
+    declare_checkpoints(s, "the models to merge (one architecture; LoRA is folded into its layers first)");
+    s.input("data", "Dataset", "the task whose model inputs give each model's data");
+    s.output("checkpoints", "Checkpoint", "the merged model (one checkpoint named after `name`)");
+    s.param(ParamSpec::real("alpha", 0.9, "Gram shrinkage: G <- alpha G + (1 - alpha) diag(G) (1: no shrinkage)").range(0, 1));
+    s.param(ParamSpec::string("split", "train", "each model's data: this split's inputs (unless `model_splits` names another)"));
+    s.param(ParamSpec::table("model_splits", "per-model splits, { model = \"split\" }; the others use `split`").validate(check_string_table));
+    s.param(ParamSpec::integer("max_samples", 0, "use a seeded subsample of this many samples per model (0: all)").at_least(0));
+    s.param(ParamSpec::integer("seed", 0, "seed of the subsample").at_least(0));
+    s.param(ParamSpec::choice("gram", "sum", {"sum", "mean"},
+                              "G_i = X_i^T X_i (sum, as methods.md) or X_i^T X_i / N_i (mean, as the reference implementations)"));
+    s.param(ParamSpec::real("jitter", 1e-8,
+                            "when sum_i G_i is singular, regularise towards the plain average with lambda = jitter * mean(diag); 0: fail")
+                .at_least(0));
+    declare_merge_output(s);
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const fs::path output = merge_output_path(ctx);
+    const auto data = ctx.input<Dataset>("data");
+    LoadedModels in = load_checkpoints(ctx, true);
+    check_same_architecture(in.models, in.names);
+
+    std::map<std::string, std::string> split_of;
+    if (p.has("model_splits"))
+      for (const auto& [model, split] : p.get("model_splits").as_table()) {
+        if (std::find(in.names.begin(), in.names.end(), model) == in.names.end())
+          throw Error(fmt::format("`model_splits` names model '{}', which is not among the checkpoints ({})", model, list_names(in.names)));
+        split_of[model] = split.as_string();
+      }
+    std::map<std::string, mlp::Samples> samples;  // by split, loaded once
+    std::vector<std::string> model_split(in.names.size());
+    for (std::size_t i = 0; i < in.names.size(); ++i) {
+      model_split[i] = split_of.count(in.names[i]) ? split_of[in.names[i]] : p.string("split");
+      if (!samples.count(model_split[i])) {
+        mlp::Samples s = split_samples(*data, model_split[i]);
+        samples[model_split[i]] = subsample(s, static_cast<std::size_t>(p.integer("max_samples")), static_cast<std::uint64_t>(p.integer("seed")));
+      }
+      if (samples[model_split[i]].size() == 0) throw Error(fmt::format("split '{}' has no samples", model_split[i]));
+      check_fits(in.models[i], in.names[i], *data, static_cast<long>(samples[model_split[i]].X.rows()));
+    }
+
+    std::vector<InputGrams> grams(in.models.size());
+    ctx.for_each_unit("model", in.names, [&](std::size_t i) { grams[i] = input_grams(in.models[i], samples.at(model_split[i]).X); });
+    RegMeanOptions o;
+    o.alpha = p.real("alpha");
+    o.mean_gram = p.string("gram") == "mean";
+    o.jitter = p.real("jitter");
+    const RegMeanResult r = regmean_merge(in.models, grams, o);
+
+    fs::create_directories(output.parent_path());
+    mlp::save_model(output, r.model,
+                    {{"merge", "regmean"}, {"alpha", fmt::format("{}", o.alpha)}, {"gram", p.string("gram")}, {"ingredients", list_names(in.names)}});
+    Json& sum = ctx.summary();
+    Json models = Json::object();
+    for (std::size_t i = 0; i < in.names.size(); ++i) models[in.names[i]] = Json{{"split", model_split[i]}, {"samples", grams[i].samples}};
+    sum["models"] = models;
+    sum["alpha"] = o.alpha;
+    sum["regmean_tensors"] = r.merged;
+    sum["regularised_tensors"] = r.regularised;
+    if (!r.regularised.empty())
+      ctx.log(fmt::format("singular Gram matrices regularised towards the average (jitter {}): {}", o.jitter, list_names(r.regularised)));
+    publish_merged(ctx, output);
+  }
+};
+
+class GreedySoupNode : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("merge.greedy_soup",
+               "Greedy soup of native MLP checkpoints: ingredients best first by a held-out metric; each is kept only if the uniform "
+               "average of the soup plus it scores strictly better on the held-out split");
+    declare_checkpoints(s, "the ingredients (one architecture, e.g. fine-tuned copies of one model)");
+    s.input("data", "Dataset", "the task holding the held-out split");
+    s.output("checkpoints", "Checkpoint", "the soup (one checkpoint named after `name`)");
+    s.param(ParamSpec::choice("metric", "auto", {"auto", "accuracy", "log_loss", "mse"},
+                              "held-out metric: accuracy or log_loss for classification, mse for regression (auto: accuracy or mse)"));
+    s.param(ParamSpec::string("split", "val", "the held-out split the soup is judged on"));
+    declare_merge_output(s);
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const fs::path output = merge_output_path(ctx);
+    const auto data = ctx.input<Dataset>("data");
+    const LoadedModels in = load_checkpoints(ctx, true);
+    check_same_architecture(in.models, in.names);
+    const mlp::Samples held_out = split_samples(*data, p.string("split"));
+    if (held_out.size() == 0) throw Error(fmt::format("split '{}' has no samples", p.string("split")));
+    for (std::size_t i = 0; i < in.models.size(); ++i) check_fits(in.models[i], in.names[i], *data, static_cast<long>(held_out.X.rows()));
+    std::string metric_name = p.string("metric");
+    if (metric_name == "auto") metric_name = data->kind == TaskKind::Classification ? "accuracy" : "mse";
+    const SoupMetric metric = parse_soup_metric(metric_name);
+    if ((metric == SoupMetric::Mse) != (data->kind == TaskKind::Regression))
+      throw Error(fmt::format("metric {} does not judge a {} task (classification: accuracy, log_loss; regression: mse)", metric_name,
+                              task_kind_name(data->kind)));
+
+    const GreedySoupResult r =
+        greedy_soup(in.models, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
+
+    fs::create_directories(output.parent_path());
+    std::vector<std::string> kept;
+    for (std::size_t i : r.order)
+      if (r.kept[i]) kept.push_back(in.names[i]);
+    mlp::save_model(output, r.soup, {{"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(kept)}});
+
+    // The ingredients as tried: a table on stdout, a CSV beside the soup, and run.json.
+    Table table;
+    table.title = fmt::format("Greedy soup on split '{}' ({}, {} is better)", p.string("split"), metric_name,
+                              higher_is_better(metric) ? "higher" : "lower");
+    table.columns = {"step", "ingredient", "own_" + metric_name, "soup_with_it", "kept"};
+    Json ingredients = Json::array();
+    for (std::size_t k = 0; k < r.order.size(); ++k) {
+      const std::size_t i = r.order[k];
+      table.rows.push_back({static_cast<long long>(k + 1), in.names[i], r.individual[i], r.candidate[i], std::string(r.kept[i] ? "yes" : "no")});
+      ingredients.push_back(Json{{"model", in.names[i]}, {"score", r.individual[i]}, {"soup_score", r.candidate[i]}, {"kept", bool(r.kept[i])}});
+    }
+    io::write_file_atomic(ctx.out_dir() / ctx.id() / "ingredients.csv", table.to_csv());
+    ctx.print(table.to_text());
+    Json& sum = ctx.summary();
+    sum["metric"] = metric_name;
+    sum["split"] = p.string("split");
+    sum["ingredients"] = ingredients;
+    sum["kept"] = kept;
+    sum["score"] = r.score;
+    publish_merged(ctx, output);
+  }
+};
+
+}  // namespace
+
+void register_merges(PluginRegistrar& r) {
+  r.add_node<RegMeanNode>();
+  r.add_node<GreedySoupNode>();
+}
+
+}  // namespace caulk::mlp_merges
