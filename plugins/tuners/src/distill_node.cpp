@@ -1,0 +1,103 @@
+// tune.distill: knowledge distillation from the average of the top-K ranked models' heads, the
+// baseline beside B-Tuning.
+#include <fmt/format.h>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "distillation.hpp"
+#include "linear_probe.hpp"
+#include "model_inputs.hpp"
+#include "nodes.hpp"
+#include "tuner_inputs.hpp"
+#include "tuning_params.hpp"
+
+namespace caulk::tuners {
+
+namespace {
+
+class Distill : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("tune.distill",
+               "Tune target models by knowledge distillation from the top-K ranked models: each teacher gets a linear head on its "
+               "frozen features, and the target learns (1 - alpha) CE + alpha T^2 KL to the softened mean of their logits");
+    s.input("data", "Dataset", "the target task (classification), with model inputs");
+    models::declare_hub(s);
+    s.input("features", "Embeddings", "the hub's models (the teacher candidates): features on the target task's splits");
+    s.input("scores", "Scores", "any ranker's scores of the hub: the k best-ranked teach");
+    s.output("checkpoints", "Checkpoint", "the tuned target models (.safetensors in the node's folder)");
+    s.output("predictions", "Predictions", "class probabilities of every tuned target model on the predicted splits");
+    s.param(ParamSpec::integer("k", 3, "how many of the best-ranked models teach").range(1, 1000));
+    s.param(ParamSpec::real("temperature", 2, "softmax temperature T of the soft targets and of the student in the KL term").at_least(1e-6));
+    s.param(ParamSpec::real("alpha", 0.5, "weight of the distillation term (1 - alpha on the cross-entropy)").range(0, 1));
+    s.param(ParamSpec::real("head_l2", 1e-3, "L2 penalty of each teacher's head (multinomial logistic regression, L-BFGS)").at_least(0));
+    s.param(ParamSpec::list("exclude", "models that may not teach (the targets themselves never do)"));
+    models::declare_tuning_params(s, "full");
+    declare_run_params(s);
+    s.check = check_run_params;
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const auto data = ctx.input<Dataset>("data");
+    if (data->kind != TaskKind::Classification)
+      throw Error(fmt::format("tune.distill distils class probabilities; the dataset of '{}' is a regression task", data->producer_node));
+    const auto features = ctx.input<Embeddings>("features");
+    const auto scores = ctx.input<Scores>("scores");
+    const std::vector<CheckpointRef> targets = models::hub_models(ctx);
+    const DatasetSplit& split = data->split(p.string("train_split"));
+    const double T = p.real("temperature"), alpha = p.real("alpha");
+    std::set<std::string> excluded;
+    if (p.has("exclude"))
+      for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());
+
+    // Each teacher's head, fitted once on the training split, gives its logits there.
+    std::map<std::string, Matrix> logits;
+    std::map<std::string, double> head_accuracy;
+    eval::LinearProbeOptions head;
+    head.l2 = p.real("head_l2");
+    struct Plan {
+      Matrix soft;
+      Json teachers;
+    };
+    std::vector<Plan> plans;
+    for (const auto& t : targets) {
+      std::set<std::string> ex = excluded;
+      ex.insert(t.model);
+      Plan plan{Matrix(), Json::array()};
+      std::vector<Matrix> chosen;
+      for (const auto& pick : pick_teachers(*scores, *features, static_cast<int>(p.integer("k")), ex)) {
+        if (!logits.count(pick.name)) {
+          const Matrix F = split_features(*pick.embedding, split);
+          const eval::LinearProbe probe = eval::fit_linear_probe(MatrixView::borrow(F), split.classes, data->num_classes(), head);
+          Matrix z = F * probe.weights.transpose();
+          z.rowwise() += probe.bias.transpose();
+          head_accuracy[pick.name] = probe.accuracy(MatrixView::borrow(F), split.classes);
+          logits.emplace(pick.name, std::move(z));
+        }
+        chosen.push_back(logits.at(pick.name));
+        plan.teachers.push_back(Json{{"model", pick.name}, {"score", pick.score}, {"head_train_accuracy", head_accuracy[pick.name]}});
+      }
+      plan.soft = tune::soft_targets(chosen, T);
+      plans.push_back(std::move(plan));
+    }
+
+    tune_targets(ctx, *data, targets, "distill",
+                 [&](std::size_t i, const CheckpointRef&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                     const mlp::Samples* validation) {
+                   tune::DistillationLoss term(plans[i].soft, train.y.classes, T, alpha);
+                   Tuned out;
+                   out.report = mlp::train(setup.model, setup.trainable, train, validation, options, &term);
+                   out.details = Json{{"teachers", plans[i].teachers}, {"temperature", T}, {"alpha", alpha}};
+                   out.setup = std::move(setup);
+                   return out;
+                 });
+  }
+};
+
+}  // namespace
+
+void register_distill(PluginRegistrar& r) { r.add_node<Distill>(); }
+
+}  // namespace caulk::tuners

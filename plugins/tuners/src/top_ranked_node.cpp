@@ -1,0 +1,73 @@
+// tune.top_ranked: tune the best-ranked model of a hub alone (the other way to exploit a ranked hub
+// when no architecture is imposed), under a fixed name so that runs with different rankings line up.
+#include <fmt/format.h>
+
+#include "btuning.hpp"
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "model_inputs.hpp"
+#include "nodes.hpp"
+#include "tuner_inputs.hpp"
+#include "tuning_params.hpp"
+
+namespace caulk::tuners {
+
+namespace {
+
+class TopRanked : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("tune.top_ranked",
+               "Tune the best-ranked model of a hub alone (new head; any tune.peft mode), published under a fixed name");
+    s.input("data", "Dataset", "the target task, with model inputs");
+    models::declare_hub(s);
+    s.input("scores", "Scores", "any ranker's scores of the hub's models");
+    s.output("checkpoints", "Checkpoint", "the tuned model (.safetensors in the node's folder)");
+    s.output("predictions", "Predictions", "its class probabilities (or values) on the predicted splits");
+    s.param(ParamSpec::list("exclude", "models that may not be chosen"));
+    s.param(ParamSpec::string("name", "top_ranked", "the tuned model's name in the outputs (then `suffix`); run.json names the model chosen"));
+    models::declare_tuning_params(s, "full");
+    declare_run_params(s);
+    s.check = check_plain_run_params;
+    return s;
+  }
+
+  void run(NodeContext& ctx) override {
+    const Params& p = ctx.params();
+    const auto data = ctx.input<Dataset>("data");
+    const auto scores = ctx.input<Scores>("scores");
+    const std::vector<CheckpointRef> hub = models::hub_models(ctx);
+    std::set<std::string> excluded;
+    if (p.has("exclude"))
+      for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());
+    std::vector<std::size_t> candidates;
+    std::vector<double> values;
+    for (std::size_t i = 0; i < scores->scores.size(); ++i) {
+      if (excluded.count(scores->scores[i].model)) continue;
+      candidates.push_back(i);
+      values.push_back(scores->higher_is_better ? scores->scores[i].score : -scores->scores[i].score);
+    }
+    if (candidates.empty()) throw Error(fmt::format("every model ranked by '{}' is excluded", scores->producer_node));
+    const ModelScore& best = scores->scores[candidates[tune::top_k(values, 1).front()]];
+    auto it = std::find_if(hub.begin(), hub.end(), [&](const CheckpointRef& r) { return r.model == best.model; });
+    if (it == hub.end())
+      throw Error(fmt::format("the best-ranked model '{}' (by '{}') is not in the hub of checkpoints", best.model, scores->producer_node));
+    CheckpointRef chosen = *it;
+    chosen.model = p.string("name");
+    tune_targets(ctx, *data, {chosen}, "top_ranked",
+                 [&](std::size_t, const CheckpointRef&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                     const mlp::Samples* validation) {
+                   Tuned out;
+                   out.report = mlp::train(setup.model, setup.trainable, train, validation, options);
+                   out.details = Json{{"model", best.model}, {"score", best.score}, {"ranker", scores->method}};
+                   out.setup = std::move(setup);
+                   return out;
+                 });
+  }
+};
+
+}  // namespace
+
+void register_top_ranked(PluginRegistrar& r) { r.add_node<TopRanked>(); }
+
+}  // namespace caulk::tuners
