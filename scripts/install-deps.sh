@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages caulk needs, skipping those already present.
 # Runs `apt-get update` only when something must be installed.
-# Usage: scripts/install-deps.sh [core|fuzz|browser|mpi]...   (default: core)
+# Usage: scripts/install-deps.sh [core|fuzz|browser|mpi|torch]...   (default: core)
 set -euo pipefail
 
 core=(cmake make g++ pkg-config
@@ -11,6 +11,8 @@ core=(cmake make g++ pkg-config
 fuzz=(clang-14 libclang-rt-14-dev)
 browser=(chromium graphviz)
 mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
+# PyTorch, to check that caulk's checkpoints run in it (a test of make test).
+torch=(python3-torch)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(core)
@@ -21,7 +23,8 @@ for g in "${groups[@]}"; do
     fuzz) wanted+=("${fuzz[@]}") ;;
     browser) wanted+=("${browser[@]}") ;;
     mpi) wanted+=("${mpi[@]}") ;;
-    *) echo "install-deps: unknown group '$g' (core, fuzz, browser, mpi)" >&2; exit 2 ;;
+    torch) wanted+=("${torch[@]}") ;;
+    *) echo "install-deps: unknown group '$g' (core, fuzz, browser, mpi, torch)" >&2; exit 2 ;;
   esac
 done
 
