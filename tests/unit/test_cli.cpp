@@ -154,7 +154,7 @@ TEST(Cli, GeneratedNodeReferenceMatchesDocs) {
 TEST(CliPlugins, WrongAbiIsRefusedWithBothVersions) {
   auto r = run_caulk({"nodes", "--plugin-path", test_plugin("wrong_abi").string()});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_THAT(r.err, HasSubstr("wrong_abi.so failed to load: built for caulk plugin ABI version 999, but this caulk has ABI version 1"));
+  EXPECT_THAT(r.err, HasSubstr("wrong_abi.so failed to load: built for caulk plugin ABI version 999, but this caulk has ABI version 2"));
   // The other plugins still work and are listed.
   EXPECT_THAT(r.out, HasSubstr("rank.logme"));
 }
