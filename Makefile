@@ -3,10 +3,14 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps configure build demo test bench docs sanitize fuzz clean
+.PHONY: deps test-deps configure build demo test bench docs sanitize fuzz clean
 
 deps:
 	scripts/install-deps.sh core
+
+# What the tests need beyond the build: headless Chromium and Graphviz (the report's browser test).
+test-deps:
+	scripts/install-deps.sh browser
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
@@ -17,7 +21,7 @@ build: configure
 demo: build
 	$(BUILD)/bin/caulk run pipelines/quickstart.toml
 
-test: build
+test: build test-deps
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # Regenerates docs/nodes.md from the node descriptions (a test fails when it drifts).
@@ -30,7 +34,7 @@ bench: build
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), in its
 # own build folder. Any finding fails the test that met it.
 SANITIZE_BUILD ?= build-sanitize
-sanitize: deps
+sanitize: deps test-deps
 	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
 	  -DCAULK_SANITIZE=ON -DCAULK_BUILD_BENCHMARKS=OFF
 	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
