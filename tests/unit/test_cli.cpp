@@ -16,7 +16,7 @@ TEST(Cli, VersionAndHelp) {
   auto v = run_caulk({"--version"});
   EXPECT_EQ(v.exit_code, 0);
   EXPECT_THAT(v.out, HasSubstr("caulk 0.1.0"));
-  for (const char* cmd : {"run", "check", "graph", "nodes"}) {
+  for (const char* cmd : {"run", "check", "graph", "nodes", "report"}) {
     auto h = run_caulk({cmd, "--help"});
     EXPECT_EQ(h.exit_code, 0) << cmd;
     EXPECT_THAT(h.out, HasSubstr("Usage")) << cmd;
