@@ -116,7 +116,25 @@ std::string text_at(const Json& row, std::size_t column) {
 
 // ------------------------------------------------------------------------------ Page
 
+namespace {
+bool has_values(const Json& j) {
+  if (j.is_object()) {
+    if (j.contains("values") && j["values"].is_array() && !j["values"].empty()) return true;
+    for (const auto& [key, v] : j.items())
+      if (has_values(v)) return true;
+  } else if (j.is_array()) {
+    for (const auto& v : j)
+      if (has_values(v)) return true;
+  }
+  return false;
+}
+}  // namespace
+
 std::string Page::chart(const Json& spec) {
+  if (!has_values(spec)) {
+    const std::string title = spec.contains("title") && spec["title"].is_object() ? spec["title"].value("text", "") : "";
+    return "<p class=\"note\">Nothing to draw for " + html_escape(title) + ": no finite values.</p>\n";
+  }
   const std::size_t n = report_.charts.size() + 1;
   report_.charts.push_back(spec);
   std::string title;
@@ -377,7 +395,7 @@ void add_tables_section(Page& page, const std::vector<RunNode>& nodes) {
   }
   if (count == 0) return;
   page.add_section("tables", "Every table", "<p>Every table the nodes published, as run.json keeps it (numbers to 4 significant digits; hover for all).</p>\n" + body);
-  page.report().tables = count;
+  page.report().tables += count;
 }
 
 }  // namespace caulk::report

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
@@ -339,6 +340,37 @@ std::optional<CovariateWeights> read_weights_csv(const fs::path& file, std::size
   return w;
 }
 
+// A CSV file a node wrote (the trust table report.averaging prints but does not publish), as an
+// HTML table; empty when the file is missing.
+std::string csv_table_html(const fs::path& file, const std::string& title) {
+  std::ifstream in(file);
+  if (!in) return {};
+  std::string line, out;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::stringstream cells(line);
+    std::string cell;
+    out += "<tr>";
+    while (std::getline(cells, cell, ',')) {
+      if (header) {
+        out += "<th>" + html_escape(cell) + "</th>";
+        continue;
+      }
+      char* end = nullptr;
+      const double v = std::strtod(cell.c_str(), &end);
+      if (!cell.empty() && end == cell.c_str() + cell.size())
+        out += "<td class=\"num\" title=\"" + html_escape(cell) + "\">" + html_escape(format_number(v)) + "</td>";
+      else
+        out += "<td>" + html_escape(cell) + "</td>";
+    }
+    out += "</tr>\n";
+    header = false;
+  }
+  if (out.empty()) return {};
+  return "<p><strong>" + html_escape(title) + "</strong></p>\n<table>" + out + "</table>\n";
+}
+
 }  // namespace
 
 void add_averaging_section(Page& page, const std::vector<RunNode>& nodes) {
@@ -375,7 +407,10 @@ void add_averaging_section(Page& page, const std::vector<RunNode>& nodes) {
         charts += "<p class=\"note\">The weights file " + code(weights_file.generic_string()) + " is missing or unreadable.</p>\n";
       }
     }
-    if (!charts.empty()) body += "<h3>" + code(n.id) + "</h3>\n" + charts_div(charts);
+    std::string trust;
+    if (models > 0) trust = csv_table_html(page.run().dir / n.id / "trust.csv", "Where each model is trusted (" + n.id + "/trust.csv)");
+    if (!trust.empty()) page.report().tables += 1;
+    if (!charts.empty() || !trust.empty()) body += "<h3>" + code(n.id) + "</h3>\n" + charts_div(charts) + trust;
   }
   if (!body.empty()) page.add_section("averaging", "Local averaging: risks and weights", body);
 }

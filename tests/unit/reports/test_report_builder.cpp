@@ -228,6 +228,7 @@ TEST(ReportBuilder, AveragingDrawsTheRisksAndTheWeightsOverTwoCovariates) {
     csv += std::to_string(z0) + "," + std::to_string(z1) + "," + std::to_string(wa) + "," + std::to_string(1 - wa) + "\n";
   }
   dir.write("report/weights.test.csv", csv);
+  dir.write("report/trust.csv", "model,mean_weight,share_top\na,0.5,0.4\nb<i>,0.5,0.6\n");
   Json nodes = {{"report", node("report.averaging", "ok",
                                 {{"split", "test"}, {"loss", "squared"}, {"trust", {{"a", Json::object()}, {"b", Json::object()}}}},
                                 {{"table", table("Out-of-sample risk", {"model", "from", "risk"},
@@ -239,6 +240,10 @@ TEST(ReportBuilder, AveragingDrawsTheRisksAndTheWeightsOverTwoCovariates) {
   EXPECT_THAT(bar_labels(r.charts[0]), ElementsAre("local", "a", "b"));  // lowest risk first
   EXPECT_TRUE(r.charts[1].contains("facet"));
   EXPECT_EQ(r.charts[1]["spec"]["mark"]["type"], "rect");
+  // The trust table the node printed but did not publish, from its CSV.
+  EXPECT_THAT(r.html, HasSubstr("Where each model is trusted (report/trust.csv)"));
+  EXPECT_THAT(r.html, HasSubstr("<td>b&lt;i&gt;</td><td class=\"num\" title=\"0.5\">0.5</td>"));
+  EXPECT_EQ(r.tables, 2u);
 }
 
 TEST(ReportBuilder, WithoutTheChartingJavaScriptTheReportSaysSoAndKeepsTheTables) {
@@ -350,4 +355,11 @@ TEST(ReportCharts, OneCovariateGivesALinePerModelWithinTheUnitInterval) {
   expect_valid_vega_lite(spec);
   EXPECT_EQ(spec["layer"][0]["data"]["values"].size(), 10u);
   EXPECT_EQ(spec["layer"][0]["encoding"]["y"]["scale"]["domain"], Json::parse("[0, 1]"));
+}
+
+TEST(ReportBuilder, AChartWithNothingFiniteToDrawIsANoteNotAnEmptyChart) {
+  Json nodes = {{"logme", node("rank.logme", "ok", {{"scores", {{"a", nullptr}, {"b", nullptr}}}})}};
+  Report r = build(run_of(nodes));
+  EXPECT_TRUE(r.charts.empty());
+  EXPECT_THAT(r.html, HasSubstr("Nothing to draw for Scores of logme (rank.logme): no finite values."));
 }
