@@ -301,14 +301,23 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   const std::string status = run.run.value("status", std::string("unknown"));
   const std::string title = options.title.empty() ? "caulk run: " + pipeline : options.title;
 
-  add_failure_section(page, nodes);
-  add_pipeline_section(page, nodes);
-  add_ranking_section(page, nodes);
-  add_learning_curve_section(page, nodes);
-  add_evaluation_section(page, nodes);
-  add_merge_section(page, nodes);
-  add_averaging_section(page, nodes);
-  add_tables_section(page, nodes);
+  // A run.json edited by hand (or written by a newer caulk) may hold a value of another type than
+  // a section expects: that section says so, and the rest of the report is still written.
+  auto guarded = [&](const char* id, const char* name, void (*add)(Page&, const std::vector<RunNode>&)) {
+    try {
+      add(page, nodes);
+    } catch (const std::exception& e) {
+      page.add_section(id, name, "<p class=\"note\">This section could not be made from run.json: " + html_escape(e.what()) + "</p>\n");
+    }
+  };
+  guarded("failures", "What failed", add_failure_section);
+  guarded("pipeline", "Pipeline", add_pipeline_section);
+  guarded("rankings", "Rankings", add_ranking_section);
+  guarded("learning-curves", "Learning curves", add_learning_curve_section);
+  guarded("evaluations", "Evaluations", add_evaluation_section);
+  guarded("merges", "Merges", add_merge_section);
+  guarded("averaging", "Local averaging", add_averaging_section);
+  guarded("tables", "Every table", add_tables_section);
 
   std::map<std::string, int> counts;
   double seconds = 0;

@@ -363,3 +363,14 @@ TEST(ReportBuilder, AChartWithNothingFiniteToDrawIsANoteNotAnEmptyChart) {
   EXPECT_TRUE(r.charts.empty());
   EXPECT_THAT(r.html, HasSubstr("Nothing to draw for Scores of logme (rank.logme): no finite values."));
 }
+
+TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
+  Json nodes = Json::object();
+  nodes["bad"] = node("x.one", "failed");
+  nodes["bad"]["error"] = 42;  // run.json edited by hand: the error is not text
+  nodes["logme"] = node("rank.logme", "ok", {{"scores", {{"a", 1.0}, {"b", 2.0}}}});
+  Report r = build(run_of(nodes, "failed"));
+  EXPECT_THAT(r.html, HasSubstr("This section could not be made from run.json"));
+  EXPECT_THAT(r.sections, ::testing::Contains("rankings"));
+  EXPECT_EQ(r.charts.size(), 1u);
+}
