@@ -37,6 +37,38 @@ std::string between(const std::string& s, const std::string& before, const std::
   return b == std::string::npos ? std::string() : s.substr(from, b - from);
 }
 
+// A CSV file a node wrote (a table a node prints but does not publish: report.averaging's trust table, merge.greedy_soup's ingredients), as an
+// HTML table; empty when the file is missing.
+std::string csv_table_html(const fs::path& file, const std::string& title) {
+  std::ifstream in(file);
+  if (!in) return {};
+  std::string line, out;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::stringstream cells(line);
+    std::string cell;
+    out += "<tr>";
+    while (std::getline(cells, cell, ',')) {
+      if (header) {
+        out += "<th>" + html_escape(cell) + "</th>";
+        continue;
+      }
+      char* end = nullptr;
+      const double v = std::strtod(cell.c_str(), &end);
+      if (!cell.empty() && end == cell.c_str() + cell.size())
+        out += "<td class=\"num\" title=\"" + html_escape(cell) + "\">" + html_escape(format_number(v)) + "</td>";
+      else
+        out += "<td>" + html_escape(cell) + "</td>";
+    }
+    out += "</tr>\n";
+    header = false;
+  }
+  if (out.empty()) return {};
+  return "<p><strong>" + html_escape(title) + "</strong></p>\n<table>" + out + "</table>\n";
+}
+
+
 // ------------------------------------------------------------------------------ rankings
 
 // Ground truth per model, from the first report.ranking table with a "ground truth" column.
@@ -293,9 +325,13 @@ void add_merge_section(Page& page, const std::vector<RunNode>& nodes) {
     if (n.type == "search.merge_coefficients") part = charts_div(coefficient_search_chart(page, n));
     else if (n.type == "analysis.scale_stability") part = charts_div(scale_stability_charts(page, n));
     else if (n.type == "analysis.weight_patterns") part = "<div class=\"images\">\n" + weight_pattern_images(page, n) + "</div>\n";
+    else if (n.type == "merge.greedy_soup") {
+      part = csv_table_html(page.run().dir / n.id / "ingredients.csv", "Ingredients as tried (" + n.id + "/ingredients.csv)");
+      if (!part.empty()) page.report().tables += 1;
+    }
     if (!part.empty() && part != "<div class=\"images\">\n</div>\n") body += "<h3>" + code(n.id) + " (" + html_escape(n.type) + ")</h3>\n" + part;
   }
-  if (!body.empty()) page.add_section("merges", "Merges: coefficient search, scale stability, weight patterns", body);
+  if (!body.empty()) page.add_section("merges", "Merges: coefficient search, greedy soup, scale stability, weight patterns", body);
 }
 
 // ------------------------------------------------------------------------------ local averaging
@@ -338,37 +374,6 @@ std::optional<CovariateWeights> read_weights_csv(const fs::path& file, std::size
   }
   if (w.covariates.empty()) return std::nullopt;
   return w;
-}
-
-// A CSV file a node wrote (the trust table report.averaging prints but does not publish), as an
-// HTML table; empty when the file is missing.
-std::string csv_table_html(const fs::path& file, const std::string& title) {
-  std::ifstream in(file);
-  if (!in) return {};
-  std::string line, out;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::stringstream cells(line);
-    std::string cell;
-    out += "<tr>";
-    while (std::getline(cells, cell, ',')) {
-      if (header) {
-        out += "<th>" + html_escape(cell) + "</th>";
-        continue;
-      }
-      char* end = nullptr;
-      const double v = std::strtod(cell.c_str(), &end);
-      if (!cell.empty() && end == cell.c_str() + cell.size())
-        out += "<td class=\"num\" title=\"" + html_escape(cell) + "\">" + html_escape(format_number(v)) + "</td>";
-      else
-        out += "<td>" + html_escape(cell) + "</td>";
-    }
-    out += "</tr>\n";
-    header = false;
-  }
-  if (out.empty()) return {};
-  return "<p><strong>" + html_escape(title) + "</strong></p>\n<table>" + out + "</table>\n";
 }
 
 }  // namespace

@@ -374,3 +374,13 @@ TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
   EXPECT_THAT(r.sections, ::testing::Contains("rankings"));
   EXPECT_EQ(r.charts.size(), 1u);
 }
+
+TEST(ReportBuilder, TheGreedySoupsIngredientsAreShownFromTheirCsv) {
+  caulk::testing::TempDir dir;
+  dir.write("soup/ingredients.csv", "step,ingredient,own_accuracy,soup_with_it,kept\n1,pre:b,0.7667,0.7667,yes\n2,pre:a,0.7467,0.7933,yes\n");
+  Report r = build(run_of({{"soup", node("merge.greedy_soup")}}), dir.path());
+  EXPECT_THAT(r.sections, ElementsAre("pipeline", "merges"));
+  EXPECT_THAT(r.html, HasSubstr("Ingredients as tried (soup/ingredients.csv)"));
+  EXPECT_THAT(r.html, HasSubstr("<td>pre:a</td><td class=\"num\" title=\"0.7467\">0.7467</td>"));
+  EXPECT_EQ(r.tables, 1u);
+}
