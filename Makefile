@@ -8,6 +8,12 @@ CMAKE_FLAGS ?=
 deps:
 	scripts/install-deps.sh core
 
+# What the tests need beyond the build, installed by the same script: headless Chromium and
+# Graphviz (the report's browser test), PyTorch (the checkpoint test).
+TEST_DEPS ?= browser torch
+test-deps:
+	scripts/install-deps.sh $(TEST_DEPS)
+
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 
@@ -16,11 +22,6 @@ build: configure
 
 demo: build
 	$(BUILD)/bin/caulk run pipelines/quickstart.toml
-
-# What only the tests need (PyTorch for the checkpoint test), installed by the same script.
-TEST_DEPS ?= torch
-test-deps:
-	scripts/install-deps.sh $(TEST_DEPS)
 
 test: build test-deps
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

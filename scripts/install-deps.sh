@@ -7,9 +7,10 @@ set -euo pipefail
 core=(cmake make g++ pkg-config
       libboost-dev libtomlplusplus-dev libeigen3-dev libopenblas-dev liblapacke-dev
       liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-      libpng-dev libgtest-dev libgmock-dev libbenchmark-dev)
+      libpng-dev libgtest-dev libgmock-dev libbenchmark-dev
+      nodejs npm)  # npm installs the report's charting JavaScript at build time (docs/report.md)
 fuzz=(clang-14 libclang-rt-14-dev)
-browser=(chromium graphviz)
+browser=(chromium graphviz)  # the report's browser test (headless Chromium) and graph drawing
 mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
 # PyTorch, to check that caulk's checkpoints run in it (a test of make test).
 torch=(python3-torch)
@@ -28,8 +29,22 @@ for g in "${groups[@]}"; do
   esac
 done
 
+# A tool already on PATH counts as present whoever installed it (e.g. a Node.js build that
+# bundles npm: installing Debian's npm beside it would fight over the same files).
+command_of() {
+  case "$1" in
+    nodejs) echo node ;;
+    npm) echo npm ;;
+    chromium) echo chromium ;;
+    graphviz) echo dot ;;
+    *) echo "" ;;
+  esac
+}
+
 missing=()
 for p in "${wanted[@]}"; do
+  cmd=$(command_of "$p")
+  if [ -n "$cmd" ] && command -v "$cmd" >/dev/null 2>&1; then continue; fi
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$p")
 done

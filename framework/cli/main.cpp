@@ -1,4 +1,4 @@
-// The caulk command line: run, check, graph and nodes. Exit codes are a promise:
+// The caulk command line: run, check, graph, nodes and report. Exit codes are a promise:
 // 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "caulk/context.hpp"
 #include "caulk/describe.hpp"
 #include "caulk/executor.hpp"
 #include "caulk/pipeline.hpp"
@@ -27,6 +28,7 @@ struct Options {
   unsigned jobs = 0;
   std::string node_type;
   bool markdown = false;
+  std::string title;
 };
 
 void say_error(const std::string& message) { std::cerr << "caulk: error: " << message << "\n"; }
@@ -121,6 +123,42 @@ int cmd_nodes(const Options& o) {
   return plugins_ok ? kExitOk : kExitPlugin;
 }
 
+// `caulk report RUN_DIR`: runs the report.html node of the loaded plugins on a finished run's
+// folder (its run.json, pipeline.dot and files), writing RUN_DIR/report.html; a failed run too.
+int cmd_report(const Options& o) {
+  Registry registry;
+  const bool plugins_ok = load_plugins(registry, o);
+  const NodeType* type = registry.find_node("report.html");
+  if (!type) {
+    say_error("no loaded plugin provides the node type 'report.html' (the reports plugin)");
+    return kExitPlugin;
+  }
+  const fs::path dir = o.file;
+  if (!fs::is_regular_file(dir / "run.json")) {
+    say_error((dir / "run.json").string() + " does not exist: give the output folder of a `caulk run` (its --out)");
+    return kExitUsage;
+  }
+  std::map<std::string, Value> values;
+  for (const auto& p : type->spec.params)
+    if (p.default_value) values[p.name] = *p.default_value;
+  values["run"] = Value(dir.string());
+  if (!o.title.empty()) values["title"] = Value(o.title);
+  const Params params("report", values);
+  NodeContext ctx("report", type->spec.type, params, {}, nullptr);
+  try {
+    type->make()->run(ctx);
+  } catch (const std::exception& e) {
+    say_error(fmt::format("the report of {} could not be written: {}", dir.string(), e.what()));
+    return kExitNodeFailed;
+  }
+  const Json& summary = ctx.summary();
+  std::cerr << fmt::format("caulk: wrote {} ({} charts, {} tables)\n", (dir / "report.html").string(), summary.value("charts", 0),
+                           summary.value("tables", 0));
+  if (summary.value("chart_library", std::string()) == "missing")
+    std::cerr << "caulk: note: charts are not drawn: this caulk was built without npm (see docs/report.md)\n";
+  return plugins_ok ? kExitOk : kExitPlugin;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -157,6 +195,10 @@ int main(int argc, char** argv) {
   nodes->add_option("type", o.node_type, "A node type to describe")->type_name("TYPE");
   nodes->add_flag("--markdown", o.markdown, "Print the node reference as Markdown (docs/nodes.md)");
 
+  auto* report = app.add_subcommand("report", "Write RUN_DIR/report.html from a finished (or failed) run's folder");
+  report->add_option("run_dir", o.file, "A run's output folder (with its run.json)")->required()->type_name("RUN_DIR");
+  report->add_option("--title", o.title, "The page's title (default: the pipeline's name)")->type_name("TEXT");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {
@@ -171,6 +213,7 @@ int main(int argc, char** argv) {
     if (*check) return cmd_check(o);
     if (*graph) return cmd_graph(o);
     if (*nodes) return cmd_nodes(o);
+    if (*report) return cmd_report(o);
   } catch (const PluginError& e) {
     say_error(e.what());
     return kExitPlugin;

@@ -11,6 +11,9 @@
 namespace caulk {
 
 namespace {
+constexpr const char* kRunsLastNote =
+    "after every other node has ended, also when some failed; it reads OUT/run.json as it stands then";
+
 const PluginInfo* plugin_of(const NodeType& t, const Registry& r) {
   for (const auto& p : r.plugins())
     if (p.loaded && p.name == t.plugin) return &p;
@@ -47,6 +50,7 @@ std::string list_node_types(const Registry& registry) {
 std::string describe_node_type(const NodeType& t, const Registry& registry) {
   const NodeSpec& s = t.spec;
   std::string out = fmt::format("{}\n  {}\n\n", s.type, s.summary);
+  if (s.runs_last) out += fmt::format("Runs last\n  {}\n\n", kRunsLastNote);
   if (const PluginInfo* p = plugin_of(t, registry))
     out += fmt::format("Plugin\n  {} {} ({})\n  {}\n\n", p->name, p->version, p->summary, p->path.string());
   auto ports = [&](const char* title, const std::vector<PortSpec>& list) {
@@ -93,6 +97,7 @@ std::string node_reference_markdown(const Registry& registry) {
     for (const auto* t : types) {
       const NodeSpec& s = t->spec;
       out += fmt::format("\n### `{}`\n\n{}\n\n", s.type, s.summary);
+      if (s.runs_last) out += fmt::format("*Runs last:* {}\n\n", kRunsLastNote);
       auto ports = [&](const char* title, const std::vector<PortSpec>& list) {
         if (list.empty()) return;
         out += fmt::format("**{}**\n\n| port | type | doc |\n| --- | --- | --- |\n", title);

@@ -14,6 +14,7 @@
 #include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
 #include "run_environment.hpp"
+#include "run_record.hpp"
 
 namespace fs = std::filesystem;
 
@@ -28,6 +29,7 @@ Json RunReport::to_json() const {
     j["seconds"] = n.seconds;
     if (!n.error.empty()) j["error"] = n.error;
     j["summary"] = n.summary;
+    if (!n.tables.empty()) j["tables"] = n.tables;
     nodes_json[n.id] = std::move(j);
   }
   Json out = Json::object();
@@ -55,6 +57,21 @@ struct Scheduler {
 
   Scheduler(const Pipeline& p, RunEnvironment& e, RunReport& r)
       : pipeline(p), env(e), report(r), state(p.nodes.size(), State::Pending), outputs(p.nodes.size()) {}
+
+  bool runs_last(std::size_t i) const { return pipeline.nodes[i].type->spec.runs_last; }
+
+  // The nodes that run last, one after another on this thread, whatever happened before.
+  void run_last_nodes() {
+    for (std::size_t i = 0; i < pipeline.nodes.size(); ++i) {
+      if (!runs_last(i)) continue;
+      {
+        std::lock_guard lock(mutex);
+        state[i] = State::Running;
+        ++running;
+      }
+      execute(i);
+    }
+  }
 
   bool inputs_ready(std::size_t i) const {
     for (std::size_t d : pipeline.nodes[i].depends_on)
@@ -115,6 +132,7 @@ struct Scheduler {
     outcome.summary = std::move(ctx.summary());
     if (error.empty()) {
       outcome.status = "ok";
+      outcome.tables = tables_to_json(published);
       for (auto& [port, artifact] : published) outputs[i][port] = std::move(artifact);
     } else {
       outcome.status = "failed";
@@ -137,7 +155,7 @@ struct Scheduler {
           // `stop` again: a node submitted in this loop may already have failed while the lock
           // was released.
           if (stop || running >= pool.width()) break;
-          if (state[i] != State::Pending || !inputs_ready(i)) continue;
+          if (state[i] != State::Pending || !inputs_ready(i) || runs_last(i)) continue;
           state[i] = State::Running;
           ++running;
           lock.unlock();
@@ -154,7 +172,7 @@ struct Scheduler {
     for (std::size_t f : failed_nodes)
       for (std::size_t d : graph.descendants(f)) blocked_by.emplace(d, f);
     for (std::size_t i = 0; i < pipeline.nodes.size(); ++i) {
-      if (state[i] != State::Pending) continue;
+      if (state[i] != State::Pending || runs_last(i)) continue;
       NodeOutcome& o = report.nodes[i];
       o.status = "skipped";
       auto it = blocked_by.find(i);
@@ -181,6 +199,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   if (ec || !fs::is_directory(env.out_dir))
     throw Error("cannot create the output folder " + env.out_dir.string() + (ec ? ": " + ec.message() : ""));
 
+  write_pipeline_graph(pipeline, env.out_dir);
   RunReport report;
   report.pipeline = pipeline.config.name;
   for (const auto& n : pipeline.nodes) {
@@ -194,6 +213,18 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     ScopedPool scoped(pool.get());
     Scheduler scheduler(pipeline, env, report);
     scheduler.run(*pool);
+    // Nodes that report on the run read run.json as it stands, their own entries "running".
+    bool any_last = false;
+    for (std::size_t i = 0; i < report.nodes.size(); ++i)
+      if (scheduler.runs_last(i)) {
+        report.nodes[i].status = "running";
+        any_last = true;
+      }
+    if (any_last) {
+      report.ok = std::all_of(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.status != "failed" && n.status != "skipped"; });
+      io::write_file_atomic(env.out_dir / "run.json", report.to_json().dump(2) + "\n");
+      scheduler.run_last_nodes();
+    }
     // Artifacts (some made by plugins) are released here, while every library is still loaded.
   }
   report.ok = true;

@@ -207,6 +207,7 @@ void check_spec(const NodeSpec& spec, const Registry& registry) {
   auto where = "node type '" + spec.type + "'";
   if (spec.type.empty()) throw Error("a node type has no name");
   if (spec.summary.empty()) throw Error(where + " has no summary");
+  if (spec.runs_last && !spec.inputs.empty()) throw Error(where + " runs last, after every other node, so it cannot take inputs");
   std::set<std::string> names;
   auto check_port = [&](const PortSpec& p, const char* side) {
     if (!names.insert(std::string(side) + p.name).second)

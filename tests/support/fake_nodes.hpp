@@ -1,6 +1,9 @@
 // In-process node types for engine tests (no plugin needed).
 #pragma once
 #include <atomic>
+#include <cmath>
+#include <fstream>
+#include <sstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -77,7 +80,12 @@ class FakeCollect : public Node {
   }
   void run(NodeContext& ctx) override {
     ctx.summary()["inputs"] = ctx.inputs<Scores>("scores").size();
-    ctx.publish("table", std::make_shared<Table>());
+    auto table = std::make_shared<Table>();
+    table->title = "collected";
+    table->columns = {"name", "count", "value", "empty"};
+    table->rows.push_back({std::string("scores"), static_cast<long long>(ctx.inputs<Scores>("scores").size()), 0.5, TableCell{}});
+    table->rows.push_back({std::string("nan"), 0LL, std::nan(""), std::string("")});
+    ctx.publish("table", table);
   }
 };
 
@@ -93,6 +101,28 @@ class FakeForgetful : public Node {
   void run(NodeContext&) override {}
 };
 
+// Runs last: reads OUT/run.json as the executor left it and says what it saw.
+class FakeRunLast : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.last", "Read run.json after every other node");
+    s.run_last();
+    s.param(ParamSpec::flag("fail", false, "fail when running"));
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    std::ifstream in(ctx.out_dir() / "run.json");
+    std::stringstream text;
+    text << in.rdbuf();
+    const Json seen = Json::parse(text.str());
+    Json statuses = Json::object();
+    for (const auto& [id, node] : seen["nodes"].items()) statuses[id] = node["status"];
+    ctx.summary()["saw_status"] = seen["status"];
+    ctx.summary()["saw"] = statuses;
+    if (ctx.params().flag("fail")) throw Error("the last node failed too");
+  }
+};
+
 inline void register_fake_nodes(Registry& r) {
   PluginInfo info;
   info.name = "fake";
@@ -103,6 +133,7 @@ inline void register_fake_nodes(Registry& r) {
   reg.add_node<FakeRank>();
   reg.add_node<FakeCollect>();
   reg.add_node<FakeForgetful>();
+  reg.add_node<FakeRunLast>();
 }
 
 }  // namespace caulk::testing

@@ -16,7 +16,7 @@ TEST(Cli, VersionAndHelp) {
   auto v = run_caulk({"--version"});
   EXPECT_EQ(v.exit_code, 0);
   EXPECT_THAT(v.out, HasSubstr("caulk 0.1.0"));
-  for (const char* cmd : {"run", "check", "graph", "nodes"}) {
+  for (const char* cmd : {"run", "check", "graph", "nodes", "report"}) {
     auto h = run_caulk({cmd, "--help"});
     EXPECT_EQ(h.exit_code, 0) << cmd;
     EXPECT_THAT(h.out, HasSubstr("Usage")) << cmd;
@@ -37,7 +37,7 @@ TEST(Cli, UsageErrorsExitWith2) {
 TEST(Cli, CheckAcceptsTheQuickstart) {
   auto r = run_caulk({"check", (source_dir() / "pipelines/quickstart.toml").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("ok (4 nodes)"));
+  EXPECT_THAT(r.out, HasSubstr("ok (5 nodes)"));
 }
 
 // One pipeline per validation error, each through `caulk check`: message and exit code 2.
@@ -154,7 +154,7 @@ TEST(Cli, GeneratedNodeReferenceMatchesDocs) {
 TEST(CliPlugins, WrongAbiIsRefusedWithBothVersions) {
   auto r = run_caulk({"nodes", "--plugin-path", test_plugin("wrong_abi").string()});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_THAT(r.err, HasSubstr("wrong_abi.so failed to load: built for caulk plugin ABI version 999, but this caulk has ABI version 1"));
+  EXPECT_THAT(r.err, HasSubstr("wrong_abi.so failed to load: built for caulk plugin ABI version 999, but this caulk has ABI version 2"));
   // The other plugins still work and are listed.
   EXPECT_THAT(r.out, HasSubstr("rank.logme"));
 }

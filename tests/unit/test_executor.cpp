@@ -148,3 +148,91 @@ TEST_F(Executor, ForEachUnitNamesEveryFailingUnit) {
 }
 
 }  // namespace
+
+// ------------------------------------------------------------------------------ what a report reads
+
+TEST_F(Executor, ANodeThatRunsLastRunsAfterAFailureAndSeesTheRunSoFar) {
+  std::string text = kTwoBranches;
+  text += "[[node]]\nid = \"report\"\ntype = \"test.last\"\n";
+  for (unsigned jobs : {1u, 3u}) {
+    RunReport r = run(text, jobs);
+    EXPECT_FALSE(r.ok);
+    const NodeOutcome& last = r.nodes.back();
+    ASSERT_EQ(last.id, "report");
+    EXPECT_EQ(last.status, "ok") << last.error;
+    // It ran after every other node had ended: none was pending or running when it read run.json.
+    const Json& saw = last.summary["saw"];
+    EXPECT_EQ(last.summary["saw_status"], "failed");
+    EXPECT_EQ(saw["bad"], "failed");
+    EXPECT_EQ(saw["after_bad"], "skipped");
+    EXPECT_EQ(saw["last"], "skipped");
+    EXPECT_EQ(saw["report"], "running");
+    for (const auto& [id, status] : saw.items())
+      if (id != "report") EXPECT_TRUE(status == "ok" || status == "failed" || status == "skipped") << id << " " << status;
+    // run.json is written again with its outcome.
+    auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
+    EXPECT_EQ(j["nodes"]["report"]["status"], "ok");
+    EXPECT_EQ(j["status"], "failed");
+  }
+}
+
+TEST_F(Executor, AFailingLastNodeFailsTheRun) {
+  RunReport r = run(R"([pipeline]
+name = "x"
+[[node]]
+id = "src"
+type = "test.source"
+[[node]]
+id = "report"
+type = "test.last"
+params = { fail = true }
+)");
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.nodes[0].status, "ok");
+  EXPECT_EQ(r.nodes[1].status, "failed");
+  EXPECT_EQ(r.nodes[1].error, "the last node failed too");
+  EXPECT_EQ(r.nodes[1].summary["saw_status"], "ok");
+}
+
+TEST_F(Executor, RunJsonKeepsEveryPublishedTableAndTheFolderKeepsTheGraph) {
+  RunReport r = run(R"([pipeline]
+name = "tables"
+[[node]]
+id = "src"
+type = "test.source"
+[[node]]
+id = "f"
+type = "test.embed"
+[[node]]
+id = "r"
+type = "test.rank"
+inputs = { features = "f", data = "src" }
+[[node]]
+id = "all"
+type = "test.collect"
+inputs = { scores = ["r"] }
+)");
+  ASSERT_TRUE(r.ok) << err_.str();
+  auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
+  EXPECT_FALSE(j["nodes"]["src"].contains("tables"));  // no table, no key
+  const auto& t = j["nodes"]["all"]["tables"]["table"];
+  EXPECT_EQ(t["title"], "collected");
+  EXPECT_EQ(t["columns"], nlohmann::json::parse(R"(["name", "count", "value", "empty"])"));
+  // Strings, integers and numbers as they are; empty cells and NaN as null.
+  EXPECT_EQ(t["rows"], nlohmann::json::parse(R"([["scores", 1, 0.5, null], ["nan", 0, null, ""]])"));
+  const std::string dot = caulk::testing::read_file(dir_ / "out" / "pipeline.dot");
+  EXPECT_THAT(dot, HasSubstr("digraph \"tables\""));
+  EXPECT_THAT(dot, HasSubstr("\"r\" -> \"all\""));
+}
+
+TEST_F(Executor, ANodeTypeThatRunsLastCannotTakeInputs) {
+  Registry registry;
+  PluginInfo info;
+  info.name = "bad";
+  PluginRegistrar reg(registry, info, nullptr);
+  NodeSpec spec("test.bad_last", "runs last with an input");
+  spec.run_last();
+  spec.input("data", "Dataset", "data");
+  EXPECT_THAT([&] { reg.add_node(spec, [] { return std::unique_ptr<Node>(); }); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("runs last, after every other node, so it cannot take inputs")));
+}

@@ -26,6 +26,7 @@ struct NodeOutcome {
   double seconds = 0;
   std::string error;
   Json summary = Json::object();
+  Json tables = Json::object();  // every Table the node published, by port (for reports)
 };
 
 struct RunReport {
@@ -35,7 +36,8 @@ struct RunReport {
   Json to_json() const;
 };
 
-// Runs every node; never throws for a node's failure (that is in the report). Throws Error only
+// Runs every node (those whose spec runs_last after all others, once run.json is written; then
+// run.json is written again); also writes OUT/pipeline.dot. Never throws for a node's failure (that is in the report). Throws Error only
 // when the run cannot start (e.g. the output folder cannot be created) or run.json cannot be
 // written.
 RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options);

@@ -85,6 +85,10 @@ struct NodeSpec {
   std::string summary;  // one line
   std::vector<PortSpec> inputs, outputs;
   std::vector<ParamSpec> params;
+  // A node that reports on the whole run (report.html): it takes no inputs, and runs after every
+  // other node has ended, also when some failed, reading OUT/run.json as it stands then (its own
+  // entry "running"). The executor rewrites run.json with its outcome afterwards.
+  bool runs_last = false;
   // Checks between parameters, before anything runs: returns (parameter name or "", problem).
   std::function<std::vector<std::pair<std::string, std::string>>(const class Params&)> check;
 
@@ -94,6 +98,7 @@ struct NodeSpec {
   NodeSpec& input_optional(std::string name, std::string type, std::string doc);
   NodeSpec& output(std::string name, std::string type, std::string doc);
   NodeSpec& param(ParamSpec p);
+  NodeSpec& run_last();  // see runs_last
 
   const PortSpec* find_input(const std::string& name) const;
   const PortSpec* find_output(const std::string& name) const;

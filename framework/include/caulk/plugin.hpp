@@ -13,8 +13,9 @@
 #include "caulk/registry.hpp"
 #include "caulk/version.hpp"
 
-// Bumped whenever a change to the framework's headers breaks plugins built against older ones.
-#define CAULK_ABI_VERSION 1u
+// Bumped whenever a change to the framework's headers breaks plugins built against older ones
+// (2: NodeSpec::runs_last).
+#define CAULK_ABI_VERSION 2u
 
 extern "C" {
 struct caulk_plugin_descriptor {

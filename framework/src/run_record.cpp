@@ -1,0 +1,41 @@
+#include "run_record.hpp"
+
+#include <cmath>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/graph.hpp"
+#include "caulk/io/atomic_file.hpp"
+#include "caulk/pipeline.hpp"
+
+namespace caulk {
+
+namespace {
+Json cell_to_json(const TableCell& cell) {
+  if (const auto* s = std::get_if<std::string>(&cell)) return *s;
+  if (const auto* d = std::get_if<double>(&cell)) return std::isfinite(*d) ? Json(*d) : Json(nullptr);
+  if (const auto* i = std::get_if<long long>(&cell)) return *i;
+  return nullptr;
+}
+}  // namespace
+
+Json tables_to_json(const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published) {
+  Json out = Json::object();
+  for (const auto& [port, artifact] : published) {
+    const auto* table = dynamic_cast<const Table*>(artifact.get());
+    if (!table) continue;
+    Json rows = Json::array();
+    for (const auto& row : table->rows) {
+      Json r = Json::array();
+      for (const auto& cell : row) r.push_back(cell_to_json(cell));
+      rows.push_back(std::move(r));
+    }
+    out[port] = Json{{"title", table->title}, {"columns", table->columns}, {"rows", std::move(rows)}};
+  }
+  return out;
+}
+
+void write_pipeline_graph(const Pipeline& pipeline, const std::filesystem::path& out_dir) {
+  io::write_file_atomic(out_dir / "pipeline.dot", pipeline_to_dot(pipeline));
+}
+
+}  // namespace caulk

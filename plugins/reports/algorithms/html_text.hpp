@@ -1,0 +1,27 @@
+// Text for a self-contained HTML page: escaping, JSON inside <script>, images as data URIs.
+#pragma once
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "caulk/context.hpp"
+
+namespace caulk::report {
+
+// Escapes & < > " ' for element text and attribute values.
+std::string html_escape(std::string_view text);
+
+// JSON for a <script type="application/json"> element: '<', '>' and '&' are written as \u003c,
+// \u003e and \u0026 (still the same JSON), so no value can close the element or open a comment.
+std::string json_for_script(const Json& value);
+
+std::string base64(std::string_view bytes);
+
+// The tEXt chunks of a PNG file's bytes (keyword -> text, from Latin-1 to UTF-8); empty when the bytes
+// are not a PNG.
+std::map<std::string, std::string> png_text_chunks(std::string_view bytes);
+
+// A number as a table cell shows it: up to `digits` significant digits, integers whole.
+std::string format_number(double value, int digits = 4);
+
+}  // namespace caulk::report

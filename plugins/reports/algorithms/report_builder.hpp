@@ -1,0 +1,44 @@
+// The HTML report of a run, from its folder: run.json (statuses, times, errors, summaries and
+// every table the nodes published), pipeline.dot, and the files nodes wrote there (images,
+// weight CSVs). One self-contained file: styles, scripts, images and chart data inline.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "caulk/context.hpp"
+#include "chart_library.hpp"
+
+namespace caulk::report {
+
+struct RunFolder {
+  std::filesystem::path dir;
+  Json run;         // run.json
+  std::string dot;  // pipeline.dot; empty when the folder has none
+};
+
+// Reads DIR/run.json (and DIR/pipeline.dot when present). Throws DataError naming the file when
+// run.json is missing or is not a caulk run record.
+RunFolder read_run_folder(const std::filesystem::path& dir);
+
+struct ReportOptions {
+  std::string title;  // empty: "caulk run: <pipeline name>"
+  ChartLibrary charts;
+  bool draw_graph = true;  // lay the graph out with Graphviz (false: DOT text)
+  std::string caulk_version;
+};
+
+struct Report {
+  std::string html;
+  std::vector<std::string> sections;  // ids of the sections present, in order
+  std::vector<Json> charts;           // each chart's Vega-Lite spec, in page order
+  std::vector<std::string> chart_titles;
+  std::size_t tables = 0, images = 0;
+  std::string graph;  // "svg", "dot" (text, Graphviz missing or failed) or "none" (no pipeline.dot)
+};
+
+// Never throws for what the run left missing or odd (a section is left out, or says what is
+// missing); throws Error only for a run.json without a "nodes" object.
+Report build_report(const RunFolder& run, const ReportOptions& options);
+
+}  // namespace caulk::report

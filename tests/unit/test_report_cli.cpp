@@ -1,0 +1,97 @@
+// The report of a run through the real binary: the report.html node at the end of `caulk run`
+// (also when a node failed) and `caulk report RUN_DIR` on a finished run's folder.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+
+using namespace caulk::testing;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using Json = nlohmann::json;
+
+namespace {
+
+std::filesystem::path failing_run() { return source_dir() / "tests/integration/report/failing_run.toml"; }
+
+TEST(ReportCli, TheReportNodeOfADemoRunSaysWhatItDrew) {
+  TempDir dir;
+  auto r = run_caulk({"run", (source_dir() / "pipelines/rank_hub.toml").string(), "--out", (dir / "out").string(), "--jobs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json run = Json::parse(read_file(dir / "out" / "run.json"));
+  const Json& html = run["nodes"]["html"];
+  EXPECT_EQ(html["status"], "ok");
+  EXPECT_EQ(html["summary"]["file"], "report.html");
+  // Ten rankers: a bar chart and a scatter against the ground truth each, and the tau chart.
+  EXPECT_EQ(html["summary"]["charts"], 21);
+  EXPECT_EQ(html["summary"]["sections"], Json::parse(R"(["pipeline", "rankings", "tables"])"));
+  const std::string page = read_file(dir / "out" / "report.html");
+  EXPECT_THAT(page, HasSubstr("<title>caulk run: rank-hub</title>"));
+  EXPECT_THAT(page, HasSubstr("Scores of logme (rank.logme)"));
+  EXPECT_THAT(r.err, HasSubstr("[caulk] start html (report.html)"));
+}
+
+TEST(ReportCli, AFailedRunStillEndsWithAReportThatNamesTheFailure) {
+  TempDir dir;
+  auto r = run_caulk({"run", failing_run().string(), "--out", (dir / "out").string(), "--jobs", "2"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const Json run = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["nodes"]["judge"]["status"], "failed");
+  EXPECT_EQ(run["nodes"]["ranking"]["status"], "skipped");
+  EXPECT_EQ(run["nodes"]["html"]["status"], "ok");
+  const std::string page = read_file(dir / "out" / "report.html");
+  EXPECT_THAT(page, HasSubstr("Node <code>judge</code> (eval.rank_correlation) failed"));
+  EXPECT_THAT(page, HasSubstr("model &#39;random&#39; is scored by &#39;logme&#39; but has no ground truth"));
+  EXPECT_THAT(page, HasSubstr("Run <strong>FAILED</strong>"));
+}
+
+TEST(ReportCli, CaulkReportRegeneratesTheSameReportFromTheRunFolder) {
+  TempDir dir;
+  const auto out = dir / "out";
+  ASSERT_EQ(run_caulk({"run", failing_run().string(), "--out", out.string(), "--jobs", "2"}).exit_code, 1);
+  const std::string written = read_file(out / "report.html");
+  std::filesystem::remove(out / "report.html");
+  auto r = run_caulk({"report", out.string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("wrote " + (out / "report.html").string()));
+  const std::string again = read_file(out / "report.html");
+  EXPECT_THAT(again, HasSubstr("Node <code>judge</code> (eval.rank_correlation) failed"));
+  // The same page, but for the report node itself: running when the run wrote it, ok afterwards.
+  EXPECT_THAT(written, HasSubstr("running (this report)"));
+  EXPECT_THAT(again, Not(HasSubstr("running (this report)")));
+  auto title = run_caulk({"report", out.string(), "--title", "A <title>"});
+  EXPECT_EQ(title.exit_code, 0) << title.err;
+  EXPECT_THAT(read_file(out / "report.html"), HasSubstr("<title>A &lt;title&gt;</title>"));
+  // It does not touch run.json.
+  EXPECT_EQ(Json::parse(read_file(out / "run.json"))["nodes"]["html"]["status"], "ok");
+}
+
+TEST(ReportCli, CaulkReportOnAFolderThatIsNotARunIsAUsageError) {
+  TempDir dir;
+  auto r = run_caulk({"report", dir.path().string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("run.json does not exist"));
+  dir.write("run.json", "{ broken");
+  auto bad = run_caulk({"report", dir.path().string()});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, HasSubstr("run.json"));
+  EXPECT_THAT(bad.err, HasSubstr("not valid JSON"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "report.html"));
+}
+
+TEST(ReportCli, WithoutTheChartingJavaScriptTheReportIsStillWrittenAndSaysWhy) {
+  TempDir dir;
+  auto r = run_caulk({"run", (source_dir() / "pipelines/quickstart.toml").string(), "--out", (dir / "out").string()},
+                     "CAULK_REPORT_JS=" + shell_quote((dir / "no-js").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("charts are left out"));
+  const std::string page = read_file(dir / "out" / "report.html");
+  EXPECT_THAT(page, HasSubstr("Charts are not drawn in this report"));
+  EXPECT_THAT(page, HasSubstr("<th>model</th>"));
+  EXPECT_EQ(Json::parse(read_file(dir / "out" / "run.json"))["nodes"]["html"]["summary"]["chart_library"], "missing");
+}
+
+}  // namespace
