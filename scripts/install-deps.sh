@@ -8,9 +8,10 @@ core=(cmake make g++ pkg-config
       libboost-dev libtomlplusplus-dev libeigen3-dev libopenblas-dev liblapacke-dev
       liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
       libpng-dev libgtest-dev libgmock-dev libbenchmark-dev
-      nodejs npm)  # npm installs the report's charting JavaScript at build time (docs/report.md)
+      nodejs npm   # npm installs the report's charting JavaScript at build time (docs/report.md)
+      graphviz)    # dot draws the pipeline graph in every report, the demo's included
 fuzz=(clang-14 libclang-rt-14-dev)
-browser=(chromium graphviz)  # the report's browser test (headless Chromium) and graph drawing
+browser=(chromium)  # the report's browser test (headless Chromium)
 mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
 # PyTorch, to check that caulk's checkpoints run in it (a test of make test).
 torch=(python3-torch)
