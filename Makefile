@@ -6,7 +6,7 @@ CMAKE_FLAGS ?=
 .PHONY: deps configure build demo test bench docs sanitize fuzz clean
 
 deps:
-	scripts/install-deps.sh core
+	scripts/install-deps.sh core mpi
 
 configure: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
