@@ -21,6 +21,13 @@ namespace caulk::testing {
 
 inline std::string mpiexec() { return CAULK_MPIEXEC; }
 
+// Under LeakSanitizer (make sanitize) Open MPI's own process-lifetime allocations are suppressed,
+// and only those (lsan_openmpi.supp beside this file).
+inline std::string sanitizer_env() {
+  const std::string supp = (source_dir() / "tests" / "unit" / "distributed" / "lsan_openmpi.supp").string();
+  return "LSAN_OPTIONS=" + shell_quote("suppressions=" + supp + ":print_suppressions=0");
+}
+
 #define CAULK_REQUIRE_MPI()                                                                                   \
   do {                                                                                                         \
     if (::caulk::testing::mpiexec().empty()) GTEST_SKIP() << "caulk was built without Open MPI and Boost.MPI"; \
@@ -28,7 +35,7 @@ inline std::string mpiexec() { return CAULK_MPIEXEC; }
 
 // The shell command that runs `caulk ARGS...` on `ranks` processes of this machine.
 inline std::string mpirun_command(int ranks, const std::vector<std::string>& args, const std::string& env = "") {
-  std::string cmd = "env -u CAULK_PLUGIN_PATH " + env + " " + shell_quote(mpiexec());
+  std::string cmd = "env -u CAULK_PLUGIN_PATH " + sanitizer_env() + " " + env + " " + shell_quote(mpiexec());
   if (::geteuid() == 0) cmd += " --allow-run-as-root";
   // Loopback only, TCP between ranks (no shared-memory or fabric transports), no core binding so
   // --jobs threads may use every core.

@@ -153,6 +153,17 @@ TEST(UnitsUnderMpi, AUnitThrowingOnRankTwoFailsItsNodeNamingModelAndRank) {
   EXPECT_LT(written, 9u);
 }
 
+TEST(UnitsUnderMpi, APipelineErrorOnRankZeroStopsEveryRankWithExitCodeTwo) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_unitz\"\n");
+  auto r = run_mpi(3, run_args(p, dir / "out", 1));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("unknown node type 'test.slow_unitz' (did you mean 'test.slow_units'?)"));
+  EXPECT_THAT(r.err, HasSubstr("nothing was run"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+}
+
 // The pid of the process of `rank` once it has started a unit of node a (it leaves a marker), or -1
 // after 30 s.
 pid_t wait_for_unit_on_rank(const std::filesystem::path& unit_dir, int rank) {
