@@ -81,12 +81,16 @@ std::vector<std::string> all_pipelines() {
 INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(all_pipelines()),
                          [](const auto& info) { return info.param; });
 
-TEST(DemoUnderMpi, EveryRankerUnitIsCountedOnce) {
+TEST(DemoUnderMpi, WithTwoJobsPerRankEveryRankerUnitIsCountedOnceAndResultsAreTheSame) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
-  auto r = run_mpi(3, run_args(source_dir() / "pipelines" / "rank_hub.toml", dir / "out", 1));
+  const auto pipeline = source_dir() / "pipelines" / "rank_hub.toml";
+  auto single = run_caulk(run_args(pipeline, dir / "one", 1));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  auto r = run_mpi(3, run_args(pipeline, dir / "out", 2));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(comparable(Json::parse(read_file(dir / "one" / "run.json"))).dump(2), comparable(j).dump(2));
   // Ten rankers, each scoring the demo hub's models: one unit per ranker and model.
   const std::size_t models = j["nodes"]["logme"]["summary"]["scores"].size();
   ASSERT_GT(models, 0u);
