@@ -29,6 +29,11 @@ inline std::string mpiexec() { return CAULK_MPIEXEC; }
 // sanitizers the variable is ignored.)
 inline std::string sanitizer_env() { return "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"; }
 
+#define CAULK_REQUIRE_MPI()                                                                                   \
+  do {                                                                                                         \
+    if (::caulk::testing::mpiexec().empty()) GTEST_SKIP() << "caulk was built without Open MPI and Boost.MPI"; \
+  } while (0)
+
 // The shell command that runs `caulk ARGS...` on `ranks` processes of this machine.
 inline std::string mpirun_command(int ranks, const std::vector<std::string>& args, const std::string& env = "") {
   std::string cmd = "env -u CAULK_PLUGIN_PATH " + sanitizer_env() + " " + env + " " + shell_quote(mpiexec());

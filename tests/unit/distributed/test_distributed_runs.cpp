@@ -44,6 +44,21 @@ std::size_t total_units(const Json& ranks) {
   return n;
 }
 
+// --------------------------------------------------------------------- a single process
+
+// Without mpirun, nothing of MPI is loaded: libcaulk_mpi (and so libmpi) is opened only when the
+// CLI finds mpirun's environment.
+TEST(SingleProcess, NeverLoadsMpi) {
+  TempDir dir;
+  auto r = run_caulk({"run", (source_dir() / "pipelines" / "quickstart.toml").string(), "--out", (dir / "out").string()},
+                     "LD_DEBUG=libs");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("rankers.so")) << "LD_DEBUG shows the libraries the run loaded";
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("libcaulk_mpi")));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("libmpi")));
+  EXPECT_FALSE(Json::parse(read_file(dir / "out" / "run.json")).contains("ranks"));
+}
+
 // --------------------------------------------------------------------- the demo pipelines
 
 class DemoUnderMpi : public ::testing::TestWithParam<std::string> {};
