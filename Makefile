@@ -6,10 +6,10 @@ CMAKE_FLAGS ?=
 .PHONY: deps test-deps configure build demo test bench docs sanitize fuzz clean
 
 deps:
-	scripts/install-deps.sh core
+	scripts/install-deps.sh core mpi
 
-# What the tests need beyond the build, installed by the same script: headless Chromium and
-# Graphviz (the report's browser test), PyTorch (the checkpoint test).
+# What the tests need beyond the build, installed by the same script: headless Chromium (the
+# report's browser test), PyTorch (the checkpoint test).
 TEST_DEPS ?= browser torch
 test-deps:
 	scripts/install-deps.sh $(TEST_DEPS)

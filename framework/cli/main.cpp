@@ -10,6 +10,7 @@
 
 #include "caulk/context.hpp"
 #include "caulk/describe.hpp"
+#include "caulk/distributed.hpp"
 #include "caulk/executor.hpp"
 #include "caulk/pipeline.hpp"
 #include "caulk/registry.hpp"
@@ -56,8 +57,18 @@ int report_pipeline_error(const PipelineError& e) {
   return kExitUsage;
 }
 
-int cmd_run(const Options& o) {
+int cmd_run(const Options& o, int& argc, char**& argv) {
+  // Under mpirun every rank loads the same plugins; rank 0 runs the pipeline and the others serve
+  // its units (caulk/distributed.hpp). Declared first: the session ends (and stops the workers)
+  // after everything else is released.
+  std::unique_ptr<DistributedSession> mpi;
+  if (started_by_mpirun()) mpi = open_distributed_session(argc, argv);
+  const unsigned jobs = o.jobs ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
   Registry registry;
+  if (mpi && mpi->rank() != 0) {
+    load_plugins(registry, o);  // a unit whose function is missing fails on this rank, named
+    return mpi->serve(registry, jobs);
+  }
   if (!load_plugins(registry, o)) return kExitPlugin;
   Pipeline pipeline;
   try {
@@ -67,8 +78,9 @@ int cmd_run(const Options& o) {
   }
   RunOptions run;
   run.out_dir = o.out.empty() ? fs::path("runs") / pipeline.config.name : fs::path(o.out);
-  run.jobs = o.jobs ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
+  run.jobs = jobs;
   run.progress_bars = ::isatty(STDERR_FILENO);
+  if (mpi) run.units = &mpi->dispatcher();
   RunReport report = run_pipeline(pipeline, run);
   if (report.ok) {
     std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, (run.out_dir / "run.json").string());
@@ -209,7 +221,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*run) return cmd_run(o);
+    if (*run) return cmd_run(o, argc, argv);
     if (*check) return cmd_check(o);
     if (*graph) return cmd_graph(o);
     if (*nodes) return cmd_nodes(o);

@@ -157,4 +157,32 @@ void NodeContext::for_each_unit(const std::string& what, const std::vector<std::
   if (failed) throw Error(fmt::format("{} of {} {}s failed:{}", failed, unit_names.size(), what, message));
 }
 
+std::vector<Json> NodeContext::run_units(const std::string& what, const std::vector<std::string>& unit_names,
+                                         const UnitKind& kind, const std::vector<Json>& descriptions) const {
+  if (unit_names.size() != descriptions.size())
+    throw Error(fmt::format("node '{}': {} {} names for {} unit descriptions", id_, unit_names.size(), what, descriptions.size()));
+  LocalUnitDispatcher local;
+  UnitDispatcher* dispatcher = env_ && env_->units ? env_->units : &local;
+  const bool distributed = dispatcher->distributed();
+  std::string label = what + "s";
+  if (distributed) label += fmt::format(" on {} ranks", dispatcher->ranks().value("processes", 1));
+  Progress bar = progress(label, unit_names.size());
+  UnitBatch batch{id_, kind, &descriptions, [&bar] { bar.advance(); }};
+  std::vector<UnitOutcome> outcomes = dispatcher->run(batch);
+  std::vector<Json> results(outcomes.size());
+  std::string message;
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (outcomes[i].error.empty()) {
+      results[i] = std::move(outcomes[i].result);
+      continue;
+    }
+    ++failed;
+    message += distributed ? fmt::format("\n  {} '{}' on rank {}: {}", what, unit_names[i], outcomes[i].rank, outcomes[i].error)
+                           : fmt::format("\n  {} '{}': {}", what, unit_names[i], outcomes[i].error);
+  }
+  if (failed) throw Error(fmt::format("{} of {} {}s failed:{}", failed, unit_names.size(), what, message));
+  return results;
+}
+
 }  // namespace caulk

@@ -36,6 +36,7 @@ Json RunReport::to_json() const {
   out["pipeline"] = pipeline;
   out["status"] = ok ? "ok" : "failed";
   out["nodes"] = std::move(nodes_json);
+  if (!ranks.is_null()) out["ranks"] = ranks;
   return out;
 }
 
@@ -193,6 +194,8 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   env.out = options.out ? options.out : &std::cout;
   env.err = options.err ? options.err : &std::cerr;
   env.progress_bars = options.progress_bars;
+  LocalUnitDispatcher local_units;
+  env.units = options.units ? options.units : &local_units;
 
   std::error_code ec;
   fs::create_directories(env.out_dir, ec);
@@ -227,6 +230,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     }
     // Artifacts (some made by plugins) are released here, while every library is still loaded.
   }
+  report.ranks = env.units->ranks();
   report.ok = true;
   for (const auto& n : report.nodes)
     if (n.status != "ok") report.ok = false;

@@ -152,9 +152,13 @@ bool Registry::load_plugin(const fs::path& file) {
     for (auto& [name, type] : staging.node_types_)
       if (node_types_.count(name))
         throw Error("node type '" + name + "' is already registered by plugin '" + node_types_.at(name).plugin + "'");
+    for (auto& [name, fn] : staging.unit_functions_)
+      if (unit_functions_.count(name))
+        throw Error("unit function '" + name + "' is already registered by plugin '" + unit_functions_.at(name).second + "'");
     for (auto& [name, type] : staging.artifact_types_)
       if (!artifact_types_.count(name)) artifact_types_.emplace(name, type);
     for (auto& [name, type] : staging.node_types_) node_types_.emplace(name, std::move(type));
+    for (auto& [name, fn] : staging.unit_functions_) unit_functions_.emplace(name, fn);
   } catch (const std::exception& e) {
     info.node_types.clear();
     info.artifact_types.clear();
@@ -249,6 +253,17 @@ void Registry::add_artifact_type(ArtifactType type) {
   artifact_types_.emplace(type.name, std::move(type));
 }
 
+void Registry::add_unit_function(const UnitKind& kind, const std::string& plugin) {
+  if (!kind.name || !*kind.name || !kind.run) throw Error("a unit function has no name or no function");
+  if (!unit_functions_.emplace(kind.name, std::make_pair(kind.run, plugin)).second)
+    throw Error(std::string("unit function '") + kind.name + "' is registered twice");
+}
+
+UnitFunctionPtr Registry::find_unit_function(const std::string& name) const {
+  auto it = unit_functions_.find(name);
+  return it == unit_functions_.end() ? nullptr : it->second.first;
+}
+
 PluginRegistrar::PluginRegistrar(Registry& registry, PluginInfo& info, std::shared_ptr<const void> owner)
     : registry_(registry), info_(info), owner_(std::move(owner)) {}
 
@@ -257,6 +272,8 @@ void PluginRegistrar::add_node(NodeSpec spec, NodeFactory make) {
   info_.node_types.push_back(t.spec.type);
   registry_.add_node_type(std::move(t));
 }
+
+void PluginRegistrar::add_unit_function(const UnitKind& kind) { registry_.add_unit_function(kind, info_.name); }
 
 void PluginRegistrar::add_artifact_type(std::string name, std::string doc) {
   info_.artifact_types.push_back(name);

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <string>
 
+#include "caulk/units.hpp"
+
 namespace caulk {
 
 class RunEnvironment {
@@ -14,6 +16,7 @@ class RunEnvironment {
   std::ostream* out = &std::cout;
   std::ostream* err = &std::cerr;
   bool progress_bars = false;
+  UnitDispatcher* units = nullptr;  // who runs distributable units (never null during a run)
 
   // One line on stderr; clears a progress bar being drawn first.
   void log_line(const std::string& line) const;

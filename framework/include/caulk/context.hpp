@@ -12,6 +12,7 @@
 #include "caulk/artifact.hpp"
 #include "caulk/error.hpp"
 #include "caulk/node.hpp"
+#include "caulk/units.hpp"
 
 namespace caulk {
 
@@ -89,6 +90,14 @@ class NodeContext {
   // collected and one Error is thrown naming each failing unit with its message.
   void for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
                      const std::function<void(std::size_t)>& fn) const;
+
+  // Distributable units (caulk/units.hpp): descriptions[i] describes unit i, self-contained, and
+  // `kind` names the unit function the node's plugin registered. The run's dispatcher runs them
+  // (this process's pool, or every rank under mpirun); the results come back in index order.
+  // When units fail, every failure is collected and one Error is thrown naming each failing unit
+  // (and, in a distributed run, the rank that ran it).
+  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names, const UnitKind& kind,
+                              const std::vector<Json>& descriptions) const;
 
  private:
   template <class T>

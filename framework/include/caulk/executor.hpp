@@ -18,6 +18,8 @@ struct RunOptions {
   std::ostream* out = nullptr;  // tables and reports (stdout when null)
   std::ostream* err = nullptr;  // progress and errors (stderr when null)
   bool progress_bars = false;   // draw bars (stderr is a terminal)
+  // Who runs the nodes' distributable units (caulk/units.hpp); this process's pool when null.
+  UnitDispatcher* units = nullptr;
 };
 
 struct NodeOutcome {
@@ -33,6 +35,7 @@ struct RunReport {
   std::string pipeline;
   bool ok = true;
   std::vector<NodeOutcome> nodes;  // in file order
+  Json ranks;                      // a distributed run's processes and units by rank (null otherwise)
   Json to_json() const;
 };
 

@@ -8,6 +8,7 @@
 
 #include "caulk/artifact.hpp"
 #include "caulk/node.hpp"
+#include "caulk/units.hpp"
 
 namespace caulk {
 
@@ -56,6 +57,11 @@ class Registry {
   // a default outside its range, ...).
   void add_node_type(NodeType type);
   void add_artifact_type(ArtifactType type);
+  // Unit functions (caulk/units.hpp), which any process that loaded the plugin can run by name.
+  // Throws Error when the name is taken.
+  void add_unit_function(const UnitKind& kind, const std::string& plugin);
+  // The function registered under `name`, or nullptr.
+  UnitFunctionPtr find_unit_function(const std::string& name) const;
 
  private:
   struct Library;
@@ -63,6 +69,7 @@ class Registry {
   std::vector<std::shared_ptr<Library>> libraries_;
   std::map<std::string, ArtifactType> artifact_types_;
   std::map<std::string, NodeType> node_types_;
+  std::map<std::string, std::pair<UnitFunctionPtr, std::string>> unit_functions_;  // name -> function, plugin
   std::vector<PluginInfo> plugins_;
 };
 
@@ -78,6 +85,8 @@ class PluginRegistrar {
   }
   void add_node(NodeSpec spec, NodeFactory make);
   void add_artifact_type(std::string name, std::string doc);
+  // A unit function its nodes hand to NodeContext::run_units.
+  void add_unit_function(const UnitKind& kind);
 
  private:
   Registry& registry_;

@@ -5,6 +5,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/npy.hpp"
+#include "caulk/units.hpp"
 #include "mlp_checkpoint.hpp"
 #include "model_inputs.hpp"
 #include "nodes.hpp"
@@ -14,6 +15,43 @@ namespace fs = std::filesystem;
 namespace caulk::models {
 
 namespace {
+
+// One model's features and source probabilities for every split, from its description alone
+// (checkpoint path, the dataset's inputs files, the output folder): any rank can run it, and the
+// .npy files are written (atomically) by the rank that made them, straight to their final paths.
+Json embed_model_unit(const Json& d) {
+  const std::string name = d.at("model").get<std::string>();
+  const fs::path checkpoint = d.at("checkpoint").get<std::string>();
+  const fs::path dir = d.at("dir").get<std::string>();
+  const auto data = dataset_from_json(d.at("data"));
+  const int batch_size = d.at("batch_size").get<int>();
+  const mlp::Model<float> model = mlp::load_model(checkpoint);
+  Json features = Json::object(), probs_files = Json::object();
+  for (const auto& split : d.at("splits")) {
+    const std::string s = split.get<std::string>();
+    const mlp::Samples samples = split_samples(*data, s);
+    if (samples.X.rows() != model.input_dim())
+      throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", name, model.input_dim(), s,
+                              samples.X.rows()));
+    const bool probs = model.output == mlp::Output::Softmax;
+    mlp::RunOutputs r = mlp::run_batches(model, samples.X, true, probs, batch_size);
+    const fs::path f = dir / fmt::format("{}.{}.features.npy", name, s);
+    io::write_npy(f, r.features);
+    features[s] = f.string();
+    if (probs) {
+      const fs::path sp = dir / fmt::format("{}.{}.source_probs.npy", name, s);
+      io::write_npy(sp, r.outputs);
+      probs_files[s] = sp.string();
+    }
+  }
+  Json details = Json{{"layers", model.num_layers()},
+                      {"feature_dim", model.feature_dim()},
+                      {"source_outputs", model.output_dim()},
+                      {"parameters", model.parameter_count()}};
+  return Json{{"features", features}, {"source_probs", probs_files}, {"details", details}};
+}
+
+constexpr UnitKind kEmbedModelUnit{"models.embed_model", &embed_model_unit};
 
 class AdapterMlp : public Node {
  public:
@@ -39,8 +77,7 @@ class AdapterMlp : public Node {
     else
       splits = splits_with_inputs(*data);
     if (splits.empty()) throw Error("the dataset has no split with model inputs (give dataset.load `inputs`)");
-    std::vector<mlp::Samples> samples;
-    for (const auto& s : splits) samples.push_back(split_samples(*data, s));
+    for (const auto& s : splits) split_samples(*data, s);  // every split has inputs, before any unit
 
     const fs::path dir = ctx.out_dir() / ctx.id();
     fs::create_directories(dir);
@@ -49,40 +86,42 @@ class AdapterMlp : public Node {
     out->models.resize(models.size());
     std::vector<std::string> names;
     for (const auto& m : models) names.push_back(m.model);
-    std::vector<Json> details(models.size());
-    ctx.for_each_unit("model", names, [&](std::size_t i) {
-      const mlp::Model<float> model = mlp::load_model(models[i].path);
+    Json data_json = Json::object();
+    {
+      // Only the splits to embed travel with each unit.
+      Dataset subset;
+      subset.kind = data->kind;
+      subset.class_names = data->class_names;
+      for (const auto& s : splits) subset.splits.push_back(data->split(s));
+      data_json = dataset_to_json(subset);
+    }
+    std::vector<Json> descriptions;
+    for (const auto& m : models)
+      descriptions.push_back(Json{{"model", m.model},
+                                  {"checkpoint", m.path.string()},
+                                  {"dir", dir.string()},
+                                  {"splits", splits},
+                                  {"batch_size", p.integer("batch_size")},
+                                  {"data", data_json}});
+    const std::vector<Json> results = ctx.run_units("model", names, kEmbedModelUnit, descriptions);
+    Json& sum = ctx.summary();
+    for (std::size_t i = 0; i < models.size(); ++i) {
       ModelEmbedding& e = out->models[i];
       e.name = models[i].model;
       e.checkpoint = models[i].path;
-      for (std::size_t k = 0; k < splits.size(); ++k) {
-        if (samples[k].X.rows() != model.input_dim())
-          throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", e.name, model.input_dim(), splits[k],
-                                  samples[k].X.rows()));
-        const bool probs = model.output == mlp::Output::Softmax;
-        mlp::RunOutputs r = mlp::run_batches(model, samples[k].X, true, probs, static_cast<int>(p.integer("batch_size")));
-        const fs::path f = dir / fmt::format("{}.{}.features.npy", e.name, splits[k]);
-        io::write_npy(f, r.features);
-        e.features[splits[k]] = ArrayFile{f, {}};
-        if (probs) {
-          const fs::path sp = dir / fmt::format("{}.{}.source_probs.npy", e.name, splits[k]);
-          io::write_npy(sp, r.outputs);
-          e.source_probs[splits[k]] = ArrayFile{sp, {}};
-        }
-      }
-      details[i] = Json{{"layers", model.num_layers()},
-                        {"feature_dim", model.feature_dim()},
-                        {"source_outputs", model.output_dim()},
-                        {"parameters", model.parameter_count()}};
-    });
-    Json& sum = ctx.summary();
-    for (std::size_t i = 0; i < models.size(); ++i) sum[models[i].model] = details[i];
+      for (const auto& [s, f] : results[i].at("features").items()) e.features[s] = ArrayFile{f.get<std::string>(), {}};
+      for (const auto& [s, f] : results[i].at("source_probs").items()) e.source_probs[s] = ArrayFile{f.get<std::string>(), {}};
+      sum[models[i].model] = results[i].at("details");
+    }
     ctx.publish("features", std::move(out));
   }
 };
 
 }  // namespace
 
-void register_adapter_mlp(PluginRegistrar& r) { r.add_node<AdapterMlp>(); }
+void register_adapter_mlp(PluginRegistrar& r) {
+  r.add_node<AdapterMlp>();
+  r.add_unit_function(kEmbedModelUnit);
+}
 
 }  // namespace caulk::models

@@ -4,6 +4,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/npy.hpp"
 #include "mlp_checkpoint.hpp"
@@ -51,6 +52,39 @@ std::vector<mlp::ZooModelSpec> read_model_specs(const Params& p) {
 // A TOML string literal, escaped as the pipeline writer escapes them.
 std::string toml_string(const std::string& s) { return Value(s).to_toml(); }
 
+mlp::ZooOptions zoo_options(const Params& p) {
+  mlp::ZooOptions o;
+  o.seed = static_cast<std::uint64_t>(p.integer("seed"));
+  o.inputs = static_cast<int>(p.integer("inputs"));
+  o.latent = static_cast<int>(p.integer("latent"));
+  o.classes = static_cast<int>(p.integer("classes"));
+  o.source_classes = static_cast<int>(p.integer("source_classes"));
+  o.label_noise = p.real("label_noise");
+  o.source_samples = static_cast<int>(p.integer("source_samples"));
+  o.train = static_cast<int>(p.integer("train"));
+  o.validation = static_cast<int>(p.integer("validation"));
+  o.test = static_cast<int>(p.integer("test"));
+  o.epochs = static_cast<int>(p.integer("epochs"));
+  o.models = read_model_specs(p);
+  return o;
+}
+
+// One model of the zoo pre-trained from the node's parameters alone (the zoo is a pure function of
+// them and the seed): any rank can run it and writes the checkpoint itself, atomically.
+Json pretrain_unit(const Json& d) {
+  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+  const mlp::ZooOptions o = zoo_options(p);
+  const std::size_t i = d.at("index").get<std::size_t>();
+  const std::filesystem::path dir = d.at("dir").get<std::string>();
+  const mlp::PretrainedModel pm = mlp::pretrain_zoo_model(o, i);
+  const auto& spec = o.models.at(i);
+  mlp::save_model(dir / "checkpoints" / (spec.name + ".safetensors"), pm.model,
+                  {{"source_relatedness", fmt::format("{}", spec.relatedness)}, {"source_region", spec.region}});
+  return Json{{"source_accuracy", pm.source_accuracy}};
+}
+
+constexpr UnitKind kPretrainUnit{"models.pretrain_zoo_model", &pretrain_unit};
+
 class ZooPretrain : public Node {
  public:
   static NodeSpec spec() {
@@ -78,19 +112,7 @@ class ZooPretrain : public Node {
 
   void run(NodeContext& ctx) override {
     const Params& p = ctx.params();
-    mlp::ZooOptions o;
-    o.seed = static_cast<std::uint64_t>(p.integer("seed"));
-    o.inputs = static_cast<int>(p.integer("inputs"));
-    o.latent = static_cast<int>(p.integer("latent"));
-    o.classes = static_cast<int>(p.integer("classes"));
-    o.source_classes = static_cast<int>(p.integer("source_classes"));
-    o.label_noise = p.real("label_noise");
-    o.source_samples = static_cast<int>(p.integer("source_samples"));
-    o.train = static_cast<int>(p.integer("train"));
-    o.validation = static_cast<int>(p.integer("validation"));
-    o.test = static_cast<int>(p.integer("test"));
-    o.epochs = static_cast<int>(p.integer("epochs"));
-    o.models = read_model_specs(p);
+    const mlp::ZooOptions o = zoo_options(p);
 
     const fs::path dir = ctx.out_dir() / ctx.id();
     fs::create_directories(dir / "checkpoints");
@@ -117,14 +139,12 @@ class ZooPretrain : public Node {
 
     std::vector<std::string> names;
     for (const auto& m : o.models) names.push_back(m.name);
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < o.models.size(); ++i)
+      descriptions.push_back(Json{{"node", ctx.id()}, {"params", params_to_json(p)}, {"index", i}, {"dir", dir.string()}});
+    const std::vector<Json> results = ctx.run_units("pre-train", names, kPretrainUnit, descriptions);
     std::vector<double> source_accuracy(o.models.size());
-    ctx.for_each_unit("pre-train", names, [&](std::size_t i) {
-      const mlp::PretrainedModel pm = mlp::pretrain_zoo_model(o, i);
-      const auto& spec = o.models[i];
-      mlp::save_model(dir / "checkpoints" / (spec.name + ".safetensors"), pm.model,
-                      {{"source_relatedness", fmt::format("{}", spec.relatedness)}, {"source_region", spec.region}});
-      source_accuracy[i] = pm.source_accuracy;
-    });
+    for (std::size_t i = 0; i < o.models.size(); ++i) source_accuracy[i] = results[i].at("source_accuracy").get<double>();
 
     auto models = std::make_shared<Checkpoint>();
     std::string manifest = fmt::format("# Written by zoo.pretrain (seed {}).\n[hub]\nname = \"zoo\"\ndescription = {}\n", o.seed,
@@ -152,6 +172,9 @@ class ZooPretrain : public Node {
 
 }  // namespace
 
-void register_zoo_pretrain(PluginRegistrar& r) { r.add_node<ZooPretrain>(); }
+void register_zoo_pretrain(PluginRegistrar& r) {
+  r.add_node<ZooPretrain>();
+  r.add_unit_function(kPretrainUnit);
+}
 
 }  // namespace caulk::models

@@ -28,6 +28,6 @@ class LogMENode : public RankerNode {
 
 }  // namespace
 
-void register_logme(PluginRegistrar& r) { r.add_node<LogMENode>(); }
+void register_logme(PluginRegistrar& r) { RankerNode::add<LogMENode>(r); }
 
 }  // namespace caulk::rankers

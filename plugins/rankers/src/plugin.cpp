@@ -1,6 +1,7 @@
 #include "caulk/plugin.hpp"
 
 #include "nodes.hpp"
+#include "ranker_node.hpp"
 
 // OpenBLAS's eigensolver gives different bits with different thread counts; results must not
 // depend on --jobs, so BLAS runs single-threaded and parallelism comes from the engine's pool.
@@ -12,4 +13,5 @@ CAULK_PLUGIN("rankers", CAULK_VERSION_STRING, "Transferability metrics: score ev
   caulk::rankers::register_covariance_rankers(registrar);
   caulk::rankers::register_source_probability_rankers(registrar);
   caulk::rankers::register_class_model_rankers(registrar);
+  registrar.add_unit_function(caulk::rankers::RankerNode::kScoreUnit);
 }

@@ -1,13 +1,20 @@
 // The part every ranker node shares: ports, the per-model loop (concurrent, one unit per model),
 // the checks between features and labels, timings, and the Scores it publishes.
 // A ranker only says how to score one model's features.
+//
+// Each model is a distributable unit (caulk/units.hpp): its description holds the ranker's type,
+// its parameters, the model's files and the split's labels, so any rank of an mpirun can score it.
 #pragma once
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/node.hpp"
+#include "caulk/registry.hpp"
+#include "caulk/units.hpp"
 #include "feature_stats.hpp"
 
 namespace caulk::rankers {
@@ -30,6 +37,15 @@ struct RankerResult {
 class RankerNode : public Node {
  public:
   void run(NodeContext& ctx) override;
+  // The unit function "rankers.score_model": one model scored from its description alone.
+  static Json score_unit(const Json& description);
+  static constexpr UnitKind kScoreUnit{"rankers.score_model", &RankerNode::score_unit};
+  // Registers ranker N as a node type and as a ranker the unit function can make by type name.
+  template <class N>
+  static void add(PluginRegistrar& r) {
+    remember(N::spec().type, [] { return std::unique_ptr<RankerNode>(new N()); });
+    r.add_node<N>();
+  }
 
  protected:
   // The common description: inputs features (Embeddings) and data (Dataset), output scores,
@@ -43,6 +59,9 @@ class RankerNode : public Node {
   virtual RankerResult score(const RankerInput& in, const Params& params) = 0;
   // Facts about the whole run for run.json (e.g. the seed used); called once before scoring.
   virtual void describe_run(const Params&, Json&) const {}
+
+ private:
+  static void remember(const std::string& type, std::function<std::unique_ptr<RankerNode>()> make);
 };
 
 }  // namespace caulk::rankers

@@ -42,8 +42,8 @@ class NceNode : public RankerNode {
 }  // namespace
 
 void register_source_probability_rankers(PluginRegistrar& r) {
-  r.add_node<LeepNode>();
-  r.add_node<NceNode>();
+  RankerNode::add<LeepNode>(r);
+  RankerNode::add<NceNode>(r);
 }
 
 }  // namespace caulk::rankers

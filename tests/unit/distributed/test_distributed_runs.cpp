@@ -1,0 +1,269 @@
+// One pipeline on several processes (mpirun): the same run.json as one process, failures on a
+// chosen rank named, a worker killed mid-unit ending the run promptly with a clear message.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "mpi_support.hpp"
+
+using namespace caulk::testing;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+namespace {
+
+// run.json without what measures time or says how the work was spread (the test of
+// test_pipelines.cpp, which compares --jobs 1 with --jobs 4, plus the `ranks` field).
+Json comparable(Json j) {
+  if (j.is_object()) {
+    Json out = Json::object();
+    for (auto& [k, v] : j.items())
+      if (k != "seconds" && k != "ranks") out[k] = comparable(v);
+    return out;
+  }
+  if (j.is_array()) {
+    Json out = Json::array();
+    for (auto& v : j) out.push_back(comparable(v));
+    return out;
+  }
+  return j;
+}
+
+std::vector<std::string> run_args(const std::filesystem::path& pipeline, const std::filesystem::path& out, unsigned jobs) {
+  return {"--plugin-path", test_plugin("test_units").string(), "run", pipeline.string(), "--out", out.string(),
+          "--jobs", std::to_string(jobs)};
+}
+
+std::size_t total_units(const Json& ranks) {
+  std::size_t n = 0;
+  for (const auto& u : ranks.at("units")) n += u.get<std::size_t>();
+  return n;
+}
+
+// --------------------------------------------------------------------- a single process
+
+// Without mpirun, nothing of MPI is loaded: libcaulk_mpi (and so libmpi) is opened only when the
+// CLI finds mpirun's environment.
+TEST(SingleProcess, NeverLoadsMpi) {
+  TempDir dir;
+  auto r = run_caulk({"run", (source_dir() / "pipelines" / "quickstart.toml").string(), "--out", (dir / "out").string()},
+                     "LD_DEBUG=libs");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("rankers.so")) << "LD_DEBUG shows the libraries the run loaded";
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("libcaulk_mpi")));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("libmpi")));
+  EXPECT_FALSE(Json::parse(read_file(dir / "out" / "run.json")).contains("ranks"));
+}
+
+// --------------------------------------------------------------------- the demo pipelines
+
+class DemoUnderMpi : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DemoUnderMpi, SameRunJsonOnOneTwoAndThreeProcesses) {
+  CAULK_REQUIRE_MPI();
+#ifdef CAULK_SANITIZED
+  // Under ASan the demo pipelines take up to minutes each on three runs; these three cover every
+  // distributed node type (rankers, adapter.mlp, tune.peft, zoo.pretrain) and the ordinary build
+  // runs them all.
+  if (GetParam() != "rank_hub" && GetParam() != "quickstart" && GetParam() != "rank_and_tune")
+    GTEST_SKIP() << "sanitized build: rank_hub, quickstart and rank_and_tune only (every pipeline runs in the ordinary build)";
+#endif
+  TempDir dir;
+  const auto pipeline = source_dir() / "pipelines" / (GetParam() + ".toml");
+  auto single = run_caulk(run_args(pipeline, dir / "one", 1));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  const Json one = Json::parse(read_file(dir / "one" / "run.json"));
+  EXPECT_FALSE(one.contains("ranks")) << "a single process has no ranks field";
+  for (int ranks : {2, 3}) {
+    const auto out = dir / fmt::format("np{}", ranks);
+    auto r = run_mpi(ranks, run_args(pipeline, out, 1));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const Json many = Json::parse(read_file(out / "run.json"));
+    EXPECT_EQ(comparable(one).dump(2), comparable(many).dump(2)) << ranks << " ranks";
+    ASSERT_TRUE(many.contains("ranks"));
+    EXPECT_EQ(many["ranks"]["processes"], ranks);
+    EXPECT_EQ(many["ranks"]["units"].size(), static_cast<std::size_t>(ranks));
+  }
+}
+
+// Every demo pipeline (each runs in seconds): rank_hub and quickstart rank; rank_and_tune,
+// btuning and sample_complexity also extract features (adapter.mlp) and tune (tune.peft); the
+// others run entirely on rank 0 and must not change either.
+std::vector<std::string> all_pipelines() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(source_dir() / "pipelines"))
+    if (e.path().extension() == ".toml") out.push_back(e.path().stem().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(all_pipelines()),
+                         [](const auto& info) { return info.param; });
+
+TEST(DemoUnderMpi, WithTwoJobsPerRankEveryRankerUnitIsCountedOnceAndResultsAreTheSame) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  const auto pipeline = source_dir() / "pipelines" / "rank_hub.toml";
+  auto single = run_caulk(run_args(pipeline, dir / "one", 1));
+  ASSERT_EQ(single.exit_code, 0) << single.err;
+  auto r = run_mpi(3, run_args(pipeline, dir / "out", 2));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(comparable(Json::parse(read_file(dir / "one" / "run.json"))).dump(2), comparable(j).dump(2));
+  // Ten rankers, each scoring the demo hub's models: one unit per ranker and model.
+  const std::size_t models = j["nodes"]["logme"]["summary"]["scores"].size();
+  ASSERT_GT(models, 0u);
+  EXPECT_EQ(total_units(j["ranks"]), 10 * models);
+}
+
+// --------------------------------------------------------------------- units spread over ranks
+
+std::filesystem::path write_pipeline(const TempDir& dir, const std::string& nodes) {
+  return dir.write("p.toml", "[pipeline]\nname = \"units\"\n" + nodes);
+}
+
+TEST(UnitsUnderMpi, SlowUnitsAreDealtToEveryRankAndMergedInOrder) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 12, sleep_ms = 250 }\n");
+  auto r = run_mpi(3, run_args(p, dir / "out", 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  Json expected = Json::array();
+  for (int i = 0; i < 12; ++i) expected.push_back(i * i);
+  EXPECT_EQ(j["nodes"]["a"]["summary"]["values"], expected);
+  // A dynamic queue with 250 ms units: every rank gets some, and all 12 are counted once.
+  EXPECT_EQ(total_units(j["ranks"]), 12u);
+  for (const auto& n : j["ranks"]["units"]) EXPECT_GT(n.get<int>(), 0) << j["ranks"].dump();
+  // Each unit wrote its own file, from whichever rank ran it.
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(read_file(dir / "out" / "a" / fmt::format("u{}.txt", i)), fmt::format("unit {} complete\n", i));
+  // Progress on rank 0 counts the units of every rank.
+  EXPECT_THAT(r.err, HasSubstr("[a] models on 3 ranks: 12/12"));
+}
+
+TEST(UnitsUnderMpi, AUnitThrowingOnRankTwoFailsItsNodeNamingModelAndRank) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  // a fails on rank 2; b depends on a (skipped); c is independent but comes later (not started,
+  // --jobs 1); every error is reported.
+  auto p = write_pipeline(dir,
+                          "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 12, sleep_ms = 300, fail_on_rank = 2 }\n"
+                          "[[node]]\nid = \"b\"\ntype = \"test.slow_units\"\ninputs = { after = \"a\" }\n"
+                          "[[node]]\nid = \"c\"\ntype = \"test.slow_units\"\n");
+  auto r = run_mpi(3, run_args(p, dir / "out", 1));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("node 'a' (test.slow_units) failed"));
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'u[0-9]+' on rank 2: this unit was told to fail on rank 2"))) << r.err;
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("on rank 0: this unit")));
+  EXPECT_THAT(r.err, ::testing::Not(HasSubstr("on rank 1: this unit")));
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["nodes"]["a"]["status"], "failed");
+  EXPECT_THAT(j["nodes"]["a"]["error"].get<std::string>(), HasSubstr("on rank 2"));
+  EXPECT_EQ(j["nodes"]["b"]["status"], "skipped");
+  EXPECT_THAT(j["nodes"]["b"]["error"].get<std::string>(), HasSubstr("depends on node 'a', which failed"));
+  EXPECT_EQ(j["nodes"]["c"]["status"], "skipped");
+  EXPECT_THAT(j["nodes"]["c"]["error"].get<std::string>(), HasSubstr("the run stopped after node 'a' failed"));
+  // The units of ranks 0 and 1 still ran to the end: each wrote its file completely.
+  std::size_t written = 0;
+  for (int i = 0; i < 12; ++i) {
+    const auto f = dir / "out" / "a" / fmt::format("u{}.txt", i);
+    if (!std::filesystem::exists(f)) continue;
+    ++written;
+    EXPECT_EQ(read_file(f), fmt::format("unit {} complete\n", i));
+  }
+  EXPECT_GT(written, 0u);
+  EXPECT_LT(written, 12u);
+}
+
+TEST(UnitsUnderMpi, APipelineErrorOnRankZeroStopsEveryRankWithExitCodeTwo) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_unitz\"\n");
+  auto r = run_mpi(3, run_args(p, dir / "out", 1));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("unknown node type 'test.slow_unitz' (did you mean 'test.slow_units'?)"));
+  EXPECT_THAT(r.err, HasSubstr("nothing was run"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+}
+
+// The pid of the process of `rank` once it has started a unit of node a (it leaves a marker), or -1
+// after 30 s.
+pid_t wait_for_unit_on_rank(const std::filesystem::path& unit_dir, int rank) {
+  const std::regex marker("started\\.u[0-9]+\\.rank" + std::to_string(rank) + "\\.pid([0-9]+)");
+  for (int tries = 0; tries < 600; ++tries) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(unit_dir, ec))
+      for (const auto& e : std::filesystem::directory_iterator(unit_dir, ec)) {
+        std::smatch m;
+        const std::string name = e.path().filename().string();
+        if (std::regex_match(name, m, marker)) return std::stoi(m[1]);
+      }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+TEST(UnitsUnderMpi, AWorkerKilledMidUnitEndsTheRunWithAClearMessageWithinThirtySeconds) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 6, sleep_ms = 60000 }\n");
+  const auto unit_dir = dir / "out" / "a";
+  BackgroundMpi job(3, run_args(p, dir / "out", 1), dir / "err");
+  const pid_t worker = wait_for_unit_on_rank(unit_dir, 1);
+  ASSERT_GT(worker, 0) << "rank 1 never started a unit: " << read_file(dir / "err");
+  ASSERT_GT(wait_for_unit_on_rank(unit_dir, 2), 0) << "rank 2 never started a unit: " << read_file(dir / "err");
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  const int code = job.wait_for(std::chrono::seconds(30));
+  ASSERT_NE(code, -1) << "the run still hangs 30 s after a worker was killed: " << read_file(dir / "err");
+  EXPECT_NE(code, 0);
+  // Rank 0's message (written by its reporter, which outlives it: it may land just after mpirun
+  // exits, so allow it a moment within the same 30 s).
+  const std::string expected = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
+  std::string err = read_file(dir / "err");
+  while (err.find(expected) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    err = read_file(dir / "err");
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  EXPECT_LT(seconds, 30.0);
+  EXPECT_THAT(err, HasSubstr(expected));
+  EXPECT_THAT(err, HasSubstr("units were unfinished on ranks 1, 2"));
+  // Nothing half-written under a final name: no unit finished (each takes a minute), and
+  // run.json was not written at all.
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+  for (int i = 0; i < 6; ++i) EXPECT_FALSE(std::filesystem::exists(unit_dir / fmt::format("u{}.txt", i)));
+}
+
+// A worker that freezes (SIGSTOP: mpirun sees nothing wrong) is declared lost once it has been
+// silent for CAULK_MPI_WORKER_TIMEOUT: its unit fails naming the rank, the run reports like any
+// failed node (run.json written), and the job ends instead of waiting for the frozen rank.
+TEST(UnitsUnderMpi, AFrozenWorkerIsDeclaredLostAfterTheTimeoutAndTheRunEnds) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir,
+                          "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 2, sleep_ms = 5000 }\n"
+                          "[[node]]\nid = \"b\"\ntype = \"test.slow_units\"\ninputs = { after = \"a\" }\n");
+  const auto unit_dir = dir / "out" / "a";
+  BackgroundMpi job(2, run_args(p, dir / "out", 1), dir / "err", "CAULK_MPI_WORKER_TIMEOUT=3");
+  const pid_t worker = wait_for_unit_on_rank(unit_dir, 1);
+  ASSERT_GT(worker, 0) << "rank 1 never started a unit: " << read_file(dir / "err");
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  const auto frozen = std::chrono::steady_clock::now();
+  const int code = job.wait_for(std::chrono::seconds(30));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - frozen).count();
+  const std::string err = read_file(dir / "err");
+  ASSERT_NE(code, -1) << "the run still waits 30 s after a worker froze: " << err;
+  EXPECT_GE(seconds, 1.9) << "declared lost before its timeout (3 s after its last heartbeat)";
+  EXPECT_NE(code, 0);
+  EXPECT_TRUE(std::regex_search(err, std::regex("model 'u[0-9]+' on rank 1: rank 1 was lost: it gave no sign of life for 3"))) << err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(j["nodes"]["a"]["status"], "failed");
+  EXPECT_EQ(j["nodes"]["b"]["status"], "skipped");
+}
+
+}  // namespace
