@@ -109,7 +109,6 @@ std::vector<std::size_t> PipelineGraph::descendants(std::size_t node) const {
   return out;
 }
 
-namespace {
 std::string dot_quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
@@ -122,7 +121,6 @@ std::string dot_quote(const std::string& s) {
   }
   return out + "\"";
 }
-}  // namespace
 
 std::string pipeline_to_dot(const Pipeline& pipeline) {
   std::string out = "digraph " + dot_quote(pipeline.config.name) + " {\n";

@@ -28,15 +28,9 @@ inline std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-// Runs `caulk ARGS...` with `env` prefixed (e.g. "CAULK_PLUGIN_PATH=/x"), capturing both streams.
-inline CliResult run_caulk(const std::vector<std::string>& args, const std::string& env = "",
-                           const std::filesystem::path& cwd = {}) {
+// Runs a shell command and waits for it, capturing both streams.
+inline CliResult run_captured(std::string cmd) {
   TempDir capture;
-  std::string cmd;
-  // Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
-  if (!cwd.empty()) cmd.append("cd ").append(shell_quote(cwd.string())).append(" && ");
-  cmd.append("env -u CAULK_PLUGIN_PATH ").append(env).append(" ").append(shell_quote(caulk_binary().string()));
-  for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
   cmd.append(" >").append(shell_quote((capture / "out").string())).append(" 2>").append(shell_quote((capture / "err").string()));
   int status = std::system(cmd.c_str());
   CliResult r;
@@ -44,6 +38,17 @@ inline CliResult run_caulk(const std::vector<std::string>& args, const std::stri
   r.out = read_file(capture / "out");
   r.err = read_file(capture / "err");
   return r;
+}
+
+// Runs `caulk ARGS...` with `env` prefixed (e.g. "CAULK_PLUGIN_PATH=/x"), capturing both streams.
+inline CliResult run_caulk(const std::vector<std::string>& args, const std::string& env = "",
+                           const std::filesystem::path& cwd = {}) {
+  std::string cmd;
+  // Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
+  if (!cwd.empty()) cmd.append("cd ").append(shell_quote(cwd.string())).append(" && ");
+  cmd.append("env -u CAULK_PLUGIN_PATH ").append(env).append(" ").append(shell_quote(caulk_binary().string()));
+  for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
+  return run_captured(std::move(cmd));
 }
 
 }  // namespace caulk::testing

@@ -167,8 +167,11 @@ TEST_F(Executor, ANodeThatRunsLastRunsAfterAFailureAndSeesTheRunSoFar) {
     EXPECT_EQ(saw["after_bad"], "skipped");
     EXPECT_EQ(saw["last"], "skipped");
     EXPECT_EQ(saw["report"], "running");
-    for (const auto& [id, status] : saw.items())
-      if (id != "report") EXPECT_TRUE(status == "ok" || status == "failed" || status == "skipped") << id << " " << status;
+    for (const auto& [id, status] : saw.items()) {
+      if (id != "report") {
+        EXPECT_TRUE(status == "ok" || status == "failed" || status == "skipped") << id << " " << status;
+      }
+    }
     // run.json is written again with its outcome.
     auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
     EXPECT_EQ(j["nodes"]["report"]["status"], "ok");

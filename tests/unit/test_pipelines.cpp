@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "run_json.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
@@ -18,22 +19,6 @@ std::vector<std::string> all_pipelines() {
     if (e.path().extension() == ".toml") out.push_back(e.path().stem().string());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-// run.json without anything that measures time, for comparisons across runs.
-Json without_timings(Json j) {
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto& [k, v] : j.items())
-      if (k != "seconds") out[k] = without_timings(v);
-    return out;
-  }
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (auto& v : j) out.push_back(without_timings(v));
-    return out;
-  }
-  return j;
 }
 
 Json run_ok(const std::string& name, const std::filesystem::path& out, unsigned jobs, CliResult* result = nullptr) {
@@ -56,7 +41,7 @@ TEST_P(EveryPipeline, RunsAndEveryNodeSucceeds) {
 TEST_P(EveryPipeline, SameResultsWithOneOrFourJobs) {
   TempDir dir;
   Json one = run_ok(GetParam(), dir / "one", 1), four = run_ok(GetParam(), dir / "four", 4);
-  EXPECT_EQ(without_timings(one).dump(2), without_timings(four).dump(2));
+  EXPECT_EQ(comparable_run_json(one).dump(2), comparable_run_json(four).dump(2));
 }
 
 INSTANTIATE_TEST_SUITE_P(Pipelines, EveryPipeline, ::testing::ValuesIn(all_pipelines()));

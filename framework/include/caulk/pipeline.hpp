@@ -88,6 +88,9 @@ Pipeline validate_pipeline(PipelineConfig config, const Registry& registry);
 // Graphviz DOT of a validated pipeline, edges labelled with artifact types.
 std::string pipeline_to_dot(const Pipeline& pipeline);
 
+// A DOT string literal: quoted, with quotes and backslashes escaped and newlines as \n.
+std::string dot_quote(const std::string& s);
+
 // Edit distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 // Up to `limit` of `candidates` close to `name`, closest first.

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "caulk/pipeline.hpp"
+
 extern char** environ;
 
 namespace fs = std::filesystem;
@@ -21,19 +23,6 @@ namespace fs = std::filesystem;
 namespace caulk::report {
 
 namespace {
-
-std::string dot_quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
 
 struct StatusLook {
   const char* fill;

@@ -47,17 +47,7 @@ inline std::string mpirun_command(int ranks, const std::vector<std::string>& arg
 }
 
 // Runs `caulk ARGS...` under mpirun and waits for it.
-inline CliResult run_mpi(int ranks, const std::vector<std::string>& args) {
-  TempDir capture;
-  std::string cmd = mpirun_command(ranks, args);
-  cmd.append(" >").append(shell_quote((capture / "out").string())).append(" 2>").append(shell_quote((capture / "err").string()));
-  int status = std::system(cmd.c_str());
-  CliResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = read_file(capture / "out");
-  r.err = read_file(capture / "err");
-  return r;
-}
+inline CliResult run_mpi(int ranks, const std::vector<std::string>& args) { return run_captured(mpirun_command(ranks, args)); }
 
 // mpirun started in the background (its own process group), for tests that act while it runs.
 class BackgroundMpi {

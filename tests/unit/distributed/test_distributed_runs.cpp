@@ -9,29 +9,13 @@
 #include <regex>
 
 #include "mpi_support.hpp"
+#include "run_json.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
 namespace {
-
-// run.json without what measures time or says how the work was spread (the test of
-// test_pipelines.cpp, which compares --jobs 1 with --jobs 4, plus the `ranks` field).
-Json comparable(Json j) {
-  if (j.is_object()) {
-    Json out = Json::object();
-    for (auto& [k, v] : j.items())
-      if (k != "seconds" && k != "ranks") out[k] = comparable(v);
-    return out;
-  }
-  if (j.is_array()) {
-    Json out = Json::array();
-    for (auto& v : j) out.push_back(comparable(v));
-    return out;
-  }
-  return j;
-}
 
 std::vector<std::string> run_args(const std::filesystem::path& pipeline, const std::filesystem::path& out, unsigned jobs) {
   return {"--plugin-path", test_plugin("test_units").string(), "run", pipeline.string(), "--out", out.string(),
@@ -83,7 +67,7 @@ TEST_P(DemoUnderMpi, SameRunJsonOnOneTwoAndThreeProcesses) {
     auto r = run_mpi(ranks, run_args(pipeline, out, 1));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const Json many = Json::parse(read_file(out / "run.json"));
-    EXPECT_EQ(comparable(one).dump(2), comparable(many).dump(2)) << ranks << " ranks";
+    EXPECT_EQ(comparable_run_json(one).dump(2), comparable_run_json(many).dump(2)) << ranks << " ranks";
     ASSERT_TRUE(many.contains("ranks"));
     EXPECT_EQ(many["ranks"]["processes"], ranks);
     EXPECT_EQ(many["ranks"]["units"].size(), static_cast<std::size_t>(ranks));
@@ -112,7 +96,7 @@ TEST(DemoUnderMpi, WithTwoJobsPerRankEveryRankerUnitIsCountedOnceAndResultsAreTh
   auto r = run_mpi(3, run_args(pipeline, dir / "out", 2));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const Json j = Json::parse(read_file(dir / "out" / "run.json"));
-  EXPECT_EQ(comparable(Json::parse(read_file(dir / "one" / "run.json"))).dump(2), comparable(j).dump(2));
+  EXPECT_EQ(comparable_run_json(Json::parse(read_file(dir / "one" / "run.json"))).dump(2), comparable_run_json(j).dump(2));
   // Ten rankers, each scoring the demo hub's models: one unit per ranker and model.
   const std::size_t models = j["nodes"]["logme"]["summary"]["scores"].size();
   ASSERT_GT(models, 0u);
