@@ -2,6 +2,7 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -18,6 +19,14 @@ struct CliResult {
 
 inline std::filesystem::path caulk_binary() { return std::filesystem::path(CAULK_BINARY_DIR) / "bin" / "caulk"; }
 inline std::filesystem::path source_dir() { return CAULK_SOURCE_DIR; }
+// The names of the demo pipelines (pipelines/*.toml), sorted.
+inline std::vector<std::string> demo_pipelines() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(source_dir() / "pipelines"))
+    if (e.path().extension() == ".toml") out.push_back(e.path().stem().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
 inline std::filesystem::path test_plugin(const std::string& name) {
   return std::filesystem::path(CAULK_BINARY_DIR) / "test-plugins" / name / (name + ".so");
 }

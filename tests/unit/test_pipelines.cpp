@@ -13,14 +13,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-std::vector<std::string> all_pipelines() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(source_dir() / "pipelines"))
-    if (e.path().extension() == ".toml") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 Json run_ok(const std::string& name, const std::filesystem::path& out, unsigned jobs, CliResult* result = nullptr) {
   auto r = run_caulk({"run", (source_dir() / "pipelines" / (name + ".toml")).string(), "--out", out.string(), "--jobs",
                       std::to_string(jobs)});
@@ -44,7 +36,7 @@ TEST_P(EveryPipeline, SameResultsWithOneOrFourJobs) {
   EXPECT_EQ(comparable_run_json(one).dump(2), comparable_run_json(four).dump(2));
 }
 
-INSTANTIATE_TEST_SUITE_P(Pipelines, EveryPipeline, ::testing::ValuesIn(all_pipelines()));
+INSTANTIATE_TEST_SUITE_P(Pipelines, EveryPipeline, ::testing::ValuesIn(demo_pipelines()));
 
 TEST(Quickstart, RanksTheDemoModelsInTheOrderTheirFeaturesSupport) {
   TempDir dir;

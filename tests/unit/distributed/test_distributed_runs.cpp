@@ -77,14 +77,7 @@ TEST_P(DemoUnderMpi, SameRunJsonOnOneTwoAndThreeProcesses) {
 // Every demo pipeline (each runs in seconds): rank_hub and quickstart rank; rank_and_tune,
 // btuning and sample_complexity also extract features (adapter.mlp) and tune (tune.peft); the
 // others run entirely on rank 0 and must not change either.
-std::vector<std::string> all_pipelines() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(source_dir() / "pipelines"))
-    if (e.path().extension() == ".toml") out.push_back(e.path().stem().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(all_pipelines()),
+INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(demo_pipelines()),
                          [](const auto& info) { return info.param; });
 
 TEST(DemoUnderMpi, WithTwoJobsPerRankEveryRankerUnitIsCountedOnceAndResultsAreTheSame) {
