@@ -6,20 +6,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "html_text.hpp"
+
 namespace fs = std::filesystem;
 
 namespace caulk::report {
 
 namespace {
-
-bool read_file(const fs::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = s.str();
-  return static_cast<bool>(in) || in.eof();
-}
 
 // Inline scripts must not close their element, and a source-map comment would make a browser's
 // developer tools look for a file that is not there.
@@ -42,7 +35,7 @@ ChartLibrary load_chart_library(const fs::path& folder) {
     std::string* into;
   } files[] = {{"vega.min.js", &lib.vega}, {"vega-lite.min.js", &lib.vega_lite}, {"vega-embed.min.js", &lib.vega_embed}};
   for (const auto& f : files) {
-    if (!read_file(folder / f.name, *f.into) || f.into->empty()) {
+    if (!read_file_bytes(folder / f.name, *f.into) || f.into->empty()) {
       lib.problem = "the charting JavaScript is missing (" + (folder / f.name).string() +
                     "): this caulk was built without npm, so charts cannot be drawn";
       lib.vega.clear();
@@ -52,10 +45,10 @@ ChartLibrary load_chart_library(const fs::path& folder) {
     }
     *f.into = ready_to_inline(std::move(*f.into));
   }
-  if (read_file(folder / "versions.txt", lib.versions))
+  if (read_file_bytes(folder / "versions.txt", lib.versions))
     while (!lib.versions.empty() && (lib.versions.back() == '\n' || lib.versions.back() == '\r')) lib.versions.pop_back();
   if (lib.versions.empty()) lib.versions = "vega, vega-lite, vega-embed";
-  read_file(folder / "LICENSES.txt", lib.licenses);
+  read_file_bytes(folder / "LICENSES.txt", lib.licenses);
   return lib;
 }
 

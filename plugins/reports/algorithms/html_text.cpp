@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 
 namespace caulk::report {
 
@@ -108,6 +110,15 @@ std::string format_number(double value, int digits) {
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   if (value == std::round(value) && std::fabs(value) < 1e15) return fmt::format("{:.0f}", value);
   return fmt::format("{:.{}g}", value, digits);
+}
+
+bool read_file_bytes(const std::filesystem::path& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream s;
+  s << in.rdbuf();
+  out = s.str();
+  return static_cast<bool>(in) || in.eof();
 }
 
 }  // namespace caulk::report

@@ -1,5 +1,6 @@
 // Text for a self-contained HTML page: escaping, JSON inside <script>, images as data URIs.
 #pragma once
+#include <filesystem>
 #include <map>
 #include <string>
 #include <string_view>
@@ -23,5 +24,8 @@ std::map<std::string, std::string> png_text_chunks(std::string_view bytes);
 
 // A number as a table cell shows it: up to `digits` significant digits, integers whole.
 std::string format_number(double value, int digits = 4);
+
+// The whole file as bytes into `out`; false when it cannot be opened or read.
+bool read_file_bytes(const std::filesystem::path& path, std::string& out);
 
 }  // namespace caulk::report

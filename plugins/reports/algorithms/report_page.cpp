@@ -15,15 +15,6 @@ namespace caulk::report {
 
 namespace {
 
-bool read_bytes(const fs::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = s.str();
-  return true;
-}
-
 const char* status_mark(const std::string& status) {
   if (status == "ok") return "&#10003; ok";            // check mark
   if (status == "failed") return "&#10007; FAILED";    // ballot x
@@ -51,7 +42,7 @@ RunFolder read_run_folder(const fs::path& dir) {
   folder.dir = dir;
   const fs::path file = dir / "run.json";
   std::string text;
-  if (!fs::is_regular_file(file) || !read_bytes(file, text))
+  if (!fs::is_regular_file(file) || !read_file_bytes(file, text))
     throw DataError(file.string(), "no run.json here: give the output folder of a `caulk run` (its --out)");
   try {
     folder.run = Json::parse(text);
@@ -60,7 +51,7 @@ RunFolder read_run_folder(const fs::path& dir) {
   }
   if (!folder.run.is_object() || !folder.run.contains("nodes") || !folder.run["nodes"].is_object())
     throw DataError(file.string(), "not a caulk run record (no \"nodes\" object)");
-  read_bytes(dir / "pipeline.dot", folder.dot);
+  read_file_bytes(dir / "pipeline.dot", folder.dot);
   return folder;
 }
 
@@ -158,7 +149,7 @@ std::string Page::chart_specs_html() const {
 std::string Page::image(const fs::path& relative) {
   std::string bytes;
   const fs::path file = run_.dir / relative;
-  if (!read_bytes(file, bytes) || bytes.empty())
+  if (!read_file_bytes(file, bytes) || bytes.empty())
     return fmt::format("<p class=\"note\">Image {} is missing from the run folder.</p>\n", html_escape(relative.generic_string()));
   const auto text = png_text_chunks(bytes);
   auto get = [&](const char* key) {
