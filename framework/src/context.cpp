@@ -157,6 +157,8 @@ void NodeContext::for_each_unit(const std::string& what, const std::vector<std::
   if (failed) throw Error(fmt::format("{} of {} {}s failed:{}", failed, unit_names.size(), what, message));
 }
 
+bool NodeContext::distributed() const { return env_ && env_->units && env_->units->distributed(); }
+
 std::vector<Json> NodeContext::run_units(const std::string& what, const std::vector<std::string>& unit_names,
                                          const UnitKind& kind, const std::vector<Json>& descriptions) const {
   if (unit_names.size() != descriptions.size())

@@ -98,6 +98,10 @@ class NodeContext {
   // (and, in a distributed run, the rank that ran it).
   std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names, const UnitKind& kind,
                               const std::vector<Json>& descriptions) const;
+  // True when run_units may run units in other processes (under mpirun). Nodes whose in-process
+  // path is cheaper (no copies of in-memory data into descriptions, finer progress) keep it for a
+  // single process and describe units only then; their results must not depend on the choice.
+  bool distributed() const;
 
  private:
   template <class T>

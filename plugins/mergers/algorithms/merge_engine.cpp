@@ -172,9 +172,12 @@ const S* read_chunk(const Reader& r, const std::string& tensor, std::size_t firs
   return out;
 }
 
+// Writes `size` bytes of the tensor's output starting `offset` bytes into its data.
+using TensorWrite = std::function<void(std::size_t offset, const void* data, std::size_t size)>;
+
 template <class S>
-std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, const std::string& name, std::size_t index,
-                           io::DType out_dtype, std::size_t chunk_elements, int passes, MergeOutput& output,
+std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, const std::string& name, io::DType out_dtype,
+                           std::size_t chunk_elements, int passes, const TensorWrite& write,
                            const std::function<void(std::size_t, std::uint64_t)>& progress) {
   const io::TensorInfo& info = in.info(name);
   const std::size_t n = info.element_count(), k = in.model_count();
@@ -235,7 +238,7 @@ std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, con
       data = encoded;
     }
     const std::size_t out_bytes = count * io::dtype_size(out_dtype);
-    output.write(index, first * io::dtype_size(out_dtype), data, out_bytes);
+    write(first * io::dtype_size(out_dtype), data, out_bytes);
     io_bytes += bytes + out_bytes;
     if (progress) progress(0, bytes + out_bytes);
   }
@@ -260,8 +263,9 @@ std::uint64_t planned_io_bytes(const MergeInputs& in, const MergeMethod& method,
   return total;
 }
 
-MergeReport run_merge(const MergeInputs& in, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options) {
-  const auto started = std::chrono::steady_clock::now();
+namespace {
+
+void check_merge(const MergeInputs& in, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options) {
   if (method.uses_base() && !in.has_base())
     throw Error(fmt::format("{} subtracts a base model: mark the pre-trained model with base = true in the manifest, or name it with the "
                             "`base` parameter",
@@ -271,35 +275,120 @@ MergeReport run_merge(const MergeInputs& in, MergeMethod& method, const std::fil
     throw Error(fmt::format("output dtype {} is not a floating-point dtype", io::dtype_name(*options.output_dtype)));
   method.check(in);
   check_output_target(output, options.overwrite);  // before any work
+}
+
+std::vector<OutputTensor> output_tensors(const MergeInputs& in, const MergeOptions& options) {
+  std::vector<OutputTensor> tensors;
+  for (const std::string& name : in.tensor_names()) {
+    const io::TensorInfo& t = in.info(name);
+    tensors.push_back({name, options.output_dtype.value_or(t.dtype), t.shape});
+  }
+  return tensors;
+}
+
+std::uint64_t merge_one(const MergeInputs& in, const MergeMethod& method, const std::string& name, io::DType out_dtype, Precision precision,
+                        std::size_t chunk_elements, int passes, const TensorWrite& write,
+                        const std::function<void(std::size_t, std::uint64_t)>& progress) {
+  return precision == Precision::F32 ? merge_tensor<float>(in, method, name, out_dtype, chunk_elements, passes, write, progress)
+                                     : merge_tensor<double>(in, method, name, out_dtype, chunk_elements, passes, write, progress);
+}
+
+MergeReport report_of(const std::vector<OutputTensor>& tensors, const std::vector<std::uint64_t>& io_bytes, const OutputLayout& layout,
+                      std::chrono::steady_clock::time_point started) {
+  MergeReport report;
+  report.tensors = tensors.size();
+  for (const auto& t : tensors) report.bytes_written += t.bytes();
+  for (auto b : io_bytes) report.bytes_read += b;
+  report.bytes_read -= report.bytes_written;
+  report.files = layout.files.size();
+  report.sharded = layout.sharded;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return report;
+}
+
+}  // namespace
+
+MergeReport run_merge(const MergeInputs& in, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  check_merge(in, method, output, options);
   method.prepare(in, options.chunk_elements);
 
   const auto& names = in.tensor_names();
-  std::vector<OutputTensor> tensors;
-  std::vector<io::DType> out_dtypes;
-  for (const std::string& name : names) {
-    const io::TensorInfo& t = in.info(name);
-    out_dtypes.push_back(options.output_dtype.value_or(t.dtype));
-    tensors.push_back({name, out_dtypes.back(), t.shape});
-  }
+  const std::vector<OutputTensor> tensors = output_tensors(in, options);
   MergeOutput out(output, tensors, options.metadata, options.max_shard_bytes, options.overwrite);
   const int passes = method.statistics_passes(options.precision);
   std::vector<std::uint64_t> io_bytes(names.size());
   parallel_for(names.size(), [&](std::size_t i) {
-    io_bytes[i] = options.precision == Precision::F32
-                      ? merge_tensor<float>(in, method, names[i], i, out_dtypes[i], options.chunk_elements, passes, out, options.on_progress)
-                      : merge_tensor<double>(in, method, names[i], i, out_dtypes[i], options.chunk_elements, passes, out, options.on_progress);
+    const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) { out.write(i, offset, data, size); };
+    io_bytes[i] = merge_one(in, method, names[i], tensors[i].dtype, options.precision, options.chunk_elements, passes, write, options.on_progress);
   });
   out.commit();
+  return report_of(tensors, io_bytes, out.layout(), started);
+}
 
-  MergeReport report;
-  report.tensors = names.size();
-  for (std::size_t i = 0; i < names.size(); ++i) report.bytes_written += tensors[i].bytes();
-  for (auto b : io_bytes) report.bytes_read += b;
-  report.bytes_read -= report.bytes_written;
-  report.files = out.layout().files.size();
-  report.sharded = out.layout().sharded;
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return report;
+StagedMerge::StagedMerge(const MergeInputs& in, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options)
+    : started_(std::chrono::steady_clock::now()) {
+  check_merge(in, method, output, options);
+  method.prepare(in, options.chunk_elements);
+  const std::vector<OutputTensor> tensors = output_tensors(in, options);
+  for (const auto& t : tensors) {
+    names_.push_back(t.name);
+    tensor_bytes_.push_back(t.bytes());
+    dtypes_.push_back(t.dtype);
+  }
+  out_ = std::make_unique<MergeOutput>(output, tensors, options.metadata, options.max_shard_bytes, options.overwrite);
+}
+
+StagedMerge::~StagedMerge() = default;
+
+std::size_t StagedMerge::file_count() const { return out_->layout().files.size(); }
+
+const std::string& StagedMerge::file_name(std::size_t f) const { return out_->layout().files.at(f); }
+
+OutputFileJob StagedMerge::file_job(std::size_t f) const {
+  const OutputLayout& layout = out_->layout();
+  OutputFileJob job;
+  job.path = out_->temporary_files().at(f);
+  for (std::size_t i = 0; i < names_.size(); ++i) {
+    if (layout.file_of[i] != f) continue;
+    job.tensors.push_back(names_[i]);
+    job.offsets.push_back(layout.offset_of[i]);
+    job.dtypes.push_back(dtypes_[i]);
+  }
+  return job;
+}
+
+MergeReport StagedMerge::commit(const std::vector<std::uint64_t>& io_bytes) {
+  if (io_bytes.size() != file_count()) throw Error(fmt::format("internal: {} file results for {} output files", io_bytes.size(), file_count()));
+  out_->commit();
+  std::vector<OutputTensor> tensors;
+  for (std::size_t i = 0; i < names_.size(); ++i) tensors.push_back({names_[i], dtypes_[i], {tensor_bytes_[i] / io::dtype_size(dtypes_[i])}});
+  return report_of(tensors, io_bytes, out_->layout(), started_);
+}
+
+std::uint64_t merge_output_file(const MergeInputs& in, const MergeMethod& method, const OutputFileJob& job, Precision precision,
+                                std::size_t chunk_elements) {
+  if (job.offsets.size() != job.tensors.size() || job.dtypes.size() != job.tensors.size())
+    throw Error(fmt::format("{}: the file job lists {} tensors, {} offsets and {} dtypes", job.path.string(), job.tensors.size(), job.offsets.size(),
+                            job.dtypes.size()));
+  for (std::size_t t = 0; t < job.tensors.size(); ++t) {
+    const auto& names = in.tensor_names();
+    if (!std::binary_search(names.begin(), names.end(), job.tensors[t]))
+      throw Error(fmt::format("{}: tensor '{}' of the file job is not in the merged models", job.path.string(), job.tensors[t]));
+    if (!is_merge_dtype(job.dtypes[t])) throw Error(fmt::format("{}: output dtype {} is not a floating-point dtype", job.path.string(),
+                                                                io::dtype_name(job.dtypes[t])));
+  }
+  OutputFileWriter file(job.path);
+  const int passes = method.statistics_passes(precision);
+  std::vector<std::uint64_t> io_bytes(job.tensors.size());
+  parallel_for(job.tensors.size(), [&](std::size_t t) {
+    const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) { file.write(job.offsets[t] + offset, data, size); };
+    io_bytes[t] = merge_one(in, method, job.tensors[t], job.dtypes[t], precision, chunk_elements, passes, write, {});
+  });
+  file.flush();
+  std::uint64_t total = 0;
+  for (auto b : io_bytes) total += b;
+  return total;
 }
 
 }  // namespace caulk::merge

@@ -16,6 +16,7 @@
 // threshold; SLERP: norms and the angle) declare passes that see every chunk before the combining
 // pass. Chunks of one tensor are always visited in order, so results never depend on --jobs.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -103,6 +104,12 @@ class MergeMethod {
   virtual void check(const MergeInputs& inputs) const {}
   // Whole-model statistics gathered before any tensor is merged (streamed in chunks).
   virtual void prepare(const MergeInputs& inputs, std::size_t chunk_elements) {}
+  // What prepare() computed, as numbers another process can adopt instead of computing it again
+  // (one output file per process: docs/scaling.md). By default prepare() is cheap and is rerun.
+  virtual std::vector<double> prepared_values() const { return {}; }
+  virtual void adopt_prepared(const MergeInputs& inputs, const std::vector<double>& values, std::size_t chunk_elements) {
+    prepare(inputs, chunk_elements);
+  }
   // Passes over each tensor's chunks before the combining pass.
   virtual int statistics_passes(Precision p) const { return 0; }
   virtual std::unique_ptr<TensorState> start(const std::string& tensor, std::size_t elements, std::size_t models) const { return nullptr; }
@@ -139,6 +146,50 @@ std::uint64_t planned_io_bytes(const MergeInputs& inputs, const MergeMethod& met
 // Merges into `output` (a .safetensors file, or a folder; see merge_output.hpp). Nothing appears
 // under `output` unless the whole merge succeeds.
 MergeReport run_merge(const MergeInputs& inputs, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options);
+
+// ------------------------------------------------------ a merge written one output file at a time
+// For a merge whose output files are written by different processes (a distributed run, where
+// each file is one unit): StagedMerge checks and prepares the merge and creates the temporary
+// output, every file's job is run by merge_output_file (anywhere the temporary is visible), and
+// commit() makes the whole output visible. The bytes are those run_merge writes.
+
+// One output file of a staged merge: its temporary path and, in file order, its tensors with the
+// byte offset of each tensor's data in the file and the dtype it is written in.
+struct OutputFileJob {
+  std::filesystem::path path;
+  std::vector<std::string> tensors;
+  std::vector<std::uint64_t> offsets;
+  std::vector<io::DType> dtypes;
+};
+
+class MergeOutput;
+
+class StagedMerge {
+ public:
+  // The checks of run_merge, then method.prepare, then the temporary output at full size.
+  StagedMerge(const MergeInputs& inputs, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options);
+  ~StagedMerge();
+  std::size_t file_count() const;
+  const std::string& file_name(std::size_t f) const;  // the file's name in the finished output
+  OutputFileJob file_job(std::size_t f) const;
+  // Once every file's job succeeded: the output under its final name. `io_bytes[f]` is what
+  // merge_output_file returned for file f.
+  MergeReport commit(const std::vector<std::uint64_t>& io_bytes);
+
+ private:
+  std::chrono::steady_clock::time_point started_;
+  std::vector<std::string> names_;
+  std::vector<std::uint64_t> tensor_bytes_;
+  std::vector<io::DType> dtypes_;
+  std::unique_ptr<MergeOutput> out_;
+  std::vector<std::filesystem::path> temporaries_;
+};
+
+// Merges the tensors of one output file into its temporary (positioned writes, tensors in
+// parallel on the current pool), then flushes it to disk. `method` must have been prepared (or
+// have adopted the prepared values). Returns the bytes read plus written.
+std::uint64_t merge_output_file(const MergeInputs& inputs, const MergeMethod& method, const OutputFileJob& job, Precision precision,
+                                std::size_t chunk_elements);
 
 // Releases the pages of a mapped range already consumed (those wholly inside it); used where a
 // file is read through its mapping (the Fisher norms).

@@ -420,6 +420,16 @@ void FisherMerge::prepare(const MergeInputs& in, std::size_t chunk_elements) {
   }
 }
 
+void FisherMerge::adopt_prepared(const MergeInputs& in, const std::vector<double>& norms, std::size_t chunk_elements) {
+  if (norms.size() != in.model_count()) {
+    prepare(in, chunk_elements);
+    return;
+  }
+  fisher_files_.clear();
+  for (std::size_t i = 0; i < in.model_count(); ++i) fisher_files_.push_back(in.model(i).fisher.string());
+  norms_ = norms;
+}
+
 namespace {
 
 struct FisherState : TensorState {

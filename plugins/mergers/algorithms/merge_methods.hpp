@@ -135,6 +135,9 @@ class FisherMerge : public MergeMethod {
   bool uses_fisher() const override { return true; }
   void check(const MergeInputs& inputs) const override;
   void prepare(const MergeInputs& inputs, std::size_t chunk_elements) override;
+  // The norms: each is a pass over a whole Fisher file, so other processes adopt them.
+  std::vector<double> prepared_values() const override { return norms_; }
+  void adopt_prepared(const MergeInputs& inputs, const std::vector<double>& norms, std::size_t chunk_elements) override;
   std::unique_ptr<TensorState> start(const std::string& tensor, std::size_t elements, std::size_t models) const override;
   void combine(TensorState* s, const Chunk<float>& c, float* out) const override;
   void combine(TensorState* s, const Chunk<double>& c, double* out) const override;

@@ -171,6 +171,7 @@ MergeOutput::MergeOutput(fs::path target, const std::vector<OutputTensor>& tenso
       throw DataError(target_.string(), "cannot create a temporary folder beside the output" + (ec ? ": " + ec.message() : std::string()));
     for (const auto& name : layout_.files) paths.push_back(temp_folder_ / name);
   }
+  temporaries_ = paths;
   for (std::size_t f = 0; f < paths.size(); ++f) {
     // The single file's descriptor is a second one on AtomicFile's temporary: positioned writes go
     // through it, while AtomicFile keeps the lifecycle (cleanup, fsync, rename).
@@ -244,6 +245,28 @@ void MergeOutput::commit() {
   sync_path(target_.parent_path().empty() ? fs::path(".") : target_.parent_path(), O_RDONLY | O_DIRECTORY);
   if (!old.empty()) fs::remove_all(old, ec);
   committed_ = true;
+}
+
+OutputFileWriter::OutputFileWriter(fs::path path) : path_(std::move(path)) {
+  // No O_CREAT: the file must be the staged temporary (sized, header written); a missing file
+  // means the file system is not shared with the process that staged it.
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0)
+    throw DataError(path_.string(), fmt::format("cannot open the staged output file for writing: {} (do all ranks share this file system?)",
+                                                std::strerror(errno)));
+}
+
+OutputFileWriter::~OutputFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void OutputFileWriter::write(std::uint64_t offset, const void* data, std::size_t size) { write_all(fd_, offset, data, size, path_.string()); }
+
+void OutputFileWriter::flush() {
+  if (::fsync(fd_) != 0) throw DataError(path_.string(), std::string("cannot flush to disk: ") + std::strerror(errno));
+  const int fd = fd_;
+  fd_ = -1;
+  if (::close(fd) != 0) throw DataError(path_.string(), std::string("cannot close: ") + std::strerror(errno));
 }
 
 }  // namespace caulk::merge

@@ -66,6 +66,9 @@ class MergeOutput {
 
   const OutputLayout& layout() const { return layout_; }
   const std::filesystem::path& target() const { return target_; }
+  // The temporary files being written, one per layout file (another process may write into them
+  // at the layout's offsets, as long as it flushes them before commit()).
+  const std::vector<std::filesystem::path>& temporary_files() const { return temporaries_; }
 
  private:
   std::filesystem::path target_;
@@ -75,8 +78,25 @@ class MergeOutput {
   std::vector<std::string> tensor_names_;
   std::filesystem::path temp_folder_;                // folder output
   std::unique_ptr<io::AtomicFile> single_;           // single-file output
+  std::vector<std::filesystem::path> temporaries_;
   std::vector<int> fds_;
   bool committed_ = false;
+};
+
+// An existing temporary output file (MergeOutput::temporary_files) opened by another writer, for
+// positioned writes; flush() puts its data on disk, which must happen before the commit.
+class OutputFileWriter {
+ public:
+  explicit OutputFileWriter(std::filesystem::path path);
+  ~OutputFileWriter();
+  OutputFileWriter(const OutputFileWriter&) = delete;
+  OutputFileWriter& operator=(const OutputFileWriter&) = delete;
+  void write(std::uint64_t offset, const void* data, std::size_t size);  // safe from any thread
+  void flush();
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
 };
 
 }  // namespace caulk::merge

@@ -8,6 +8,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "merge_engine.hpp"
 #include "tensor_rules.hpp"
 
@@ -42,9 +43,25 @@ std::filesystem::path output_path(const NodeContext& ctx);
 // "5GB", "500MiB", "1024" (bytes), ... as bytes; throws Error naming the text.
 std::uint64_t parse_size(const std::string& text);
 
-// Runs the merge with progress bars (tensors, and MiB read plus written), fills the summary and
-// publishes the merged model on `checkpoints`.
-void run_and_publish(NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method, const std::map<std::string, std::string>& parameters);
+// How to build a merge method in any process: a builder's name (the node type that registered
+// it) and what the builder needs beside the node's parameters. A node builds its own method from
+// its recipe too, so an output file written on another rank uses exactly rank 0's method.
+struct MethodRecipe {
+  std::string builder;
+  Json extra = Json::object();
+};
+using MethodBuilder = std::unique_ptr<merge::MergeMethod> (*)(const Params& p, const Json& extra, const std::vector<merge::MergeModel>& models);
+// Registers a builder (when the plugin loads, in every process); a name registered twice is a bug.
+void add_method_builder(const std::string& name, MethodBuilder builder);
+std::unique_ptr<merge::MergeMethod> build_method(const MethodRecipe& recipe, const Params& p, const std::vector<merge::MergeModel>& models);
+
+// Runs the merge, fills the summary and publishes the merged model on `checkpoints`. In a single
+// process: with progress bars (tensors, and MiB read plus written). Under mpirun: each output
+// file (shard) is a unit, written into the staged output by whichever rank takes it.
+void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, const std::map<std::string, std::string>& parameters);
+
+// The unit that writes one output file of a staged merge (registered by the plugin).
+extern const UnitKind kMergeFileUnit;
 
 // The merge alone, with progress, returning the report (for nodes that merge several times).
 merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method, const std::filesystem::path& output,

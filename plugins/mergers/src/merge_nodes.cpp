@@ -30,10 +30,10 @@ class LinearNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    const Params& p = ctx.params();
-    const MergeJob job = collect_models(ctx, false);
-    merge::LinearMerge method(read_weights(p, "weights", job.models, 1.0, -kBig, kBig), p.flag("normalize"));
-    run_and_publish(ctx, job, method, recorded(p, {"weights", "normalize"}));
+    run_and_publish(ctx, collect_models(ctx, false), {"merge.linear"}, recorded(ctx.params(), {"weights", "normalize"}));
+  }
+  static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
+    return std::make_unique<merge::LinearMerge>(read_weights(p, "weights", models, 1.0, -kBig, kBig), p.flag("normalize"));
   }
 };
 
@@ -48,11 +48,11 @@ class TaskArithmeticNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    const Params& p = ctx.params();
-    const MergeJob job = collect_models(ctx, true);
-    merge::TaskArithmeticMerge method(read_weights(p, "weights", job.models, 1.0, -kBig, kBig), read_tensor_param(p, "lambda", 1.0, -kBig, kBig),
-                                      p.flag("normalize"));
-    run_and_publish(ctx, job, method, recorded(p, {"weights", "lambda", "normalize"}));
+    run_and_publish(ctx, collect_models(ctx, true), {"merge.task_arithmetic"}, recorded(ctx.params(), {"weights", "lambda", "normalize"}));
+  }
+  static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
+    return std::make_unique<merge::TaskArithmeticMerge>(read_weights(p, "weights", models, 1.0, -kBig, kBig),
+                                                        read_tensor_param(p, "lambda", 1.0, -kBig, kBig), p.flag("normalize"));
   }
 };
 
@@ -69,11 +69,11 @@ class TiesNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    const Params& p = ctx.params();
-    const MergeJob job = collect_models(ctx, true);
-    merge::TiesMerge method(read_weights(p, "weights", job.models, 1.0, 0, kBig), read_tensor_param(p, "density", 0.2, 0, 1),
-                            read_tensor_param(p, "lambda", 1.0, -kBig, kBig));
-    run_and_publish(ctx, job, method, recorded(p, {"weights", "density", "lambda"}));
+    run_and_publish(ctx, collect_models(ctx, true), {"merge.ties"}, recorded(ctx.params(), {"weights", "density", "lambda"}));
+  }
+  static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
+    return std::make_unique<merge::TiesMerge>(read_weights(p, "weights", models, 1.0, 0, kBig), read_tensor_param(p, "density", 0.2, 0, 1),
+                                              read_tensor_param(p, "lambda", 1.0, -kBig, kBig));
   }
 };
 
@@ -94,13 +94,15 @@ class DareNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    const Params& p = ctx.params();
-    const MergeJob job = collect_models(ctx, true);
+    run_and_publish(ctx, collect_models(ctx, true), {"merge.dare"},
+                    recorded(ctx.params(), {"weights", "density", "lambda", "combine", "normalize", "seed"}));
+  }
+  static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     const bool ties = p.string("combine") == "ties";
-    merge::DareMerge method(read_weights(p, "weights", job.models, 1.0, ties ? 0 : -kBig, kBig), read_tensor_param(p, "density", 0.5, 1e-6, 1),
-                            read_tensor_param(p, "lambda", 1.0, -kBig, kBig), ties ? merge::DareMerge::Combine::Ties : merge::DareMerge::Combine::Linear,
-                            p.flag("normalize"), static_cast<std::uint64_t>(p.integer("seed")));
-    run_and_publish(ctx, job, method, recorded(p, {"weights", "density", "lambda", "combine", "normalize", "seed"}));
+    return std::make_unique<merge::DareMerge>(read_weights(p, "weights", models, 1.0, ties ? 0 : -kBig, kBig),
+                                              read_tensor_param(p, "density", 0.5, 1e-6, 1), read_tensor_param(p, "lambda", 1.0, -kBig, kBig),
+                                              ties ? merge::DareMerge::Combine::Ties : merge::DareMerge::Combine::Linear, p.flag("normalize"),
+                                              static_cast<std::uint64_t>(p.integer("seed")));
   }
 };
 
@@ -114,11 +116,12 @@ class SlerpNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    const Params& p = ctx.params();
     const MergeJob job = collect_models(ctx, false);
     if (job.models.size() != 2) throw Error(fmt::format("merge.slerp interpolates exactly two models; got {}", job.models.size()));
-    merge::SlerpMerge method(read_tensor_param(p, "t", 0.5, 0, 1));
-    run_and_publish(ctx, job, method, recorded(p, {"t"}));
+    run_and_publish(ctx, job, {"merge.slerp"}, recorded(ctx.params(), {"t"}));
+  }
+  static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>&) {
+    return std::make_unique<merge::SlerpMerge>(read_tensor_param(p, "t", 0.5, 0, 1));
   }
 };
 
@@ -135,22 +138,29 @@ class FisherNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    const Params& p = ctx.params();
-    const MergeJob job = collect_models(ctx, false);
-    merge::FisherMerge method(read_weights(p, "weights", job.models, 1.0, 0, kBig), p.real("floor"), p.flag("normalize_fisher"));
-    run_and_publish(ctx, job, method, recorded(p, {"weights", "floor", "normalize_fisher"}));
+    run_and_publish(ctx, collect_models(ctx, false), {"merge.fisher"}, recorded(ctx.params(), {"weights", "floor", "normalize_fisher"}));
+  }
+  static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
+    return std::make_unique<merge::FisherMerge>(read_weights(p, "weights", models, 1.0, 0, kBig), p.real("floor"), p.flag("normalize_fisher"));
   }
 };
+
+template <class N>
+void add(PluginRegistrar& r) {
+  r.add_node<N>();
+  add_method_builder(N::spec().type, &N::build);
+}
 
 }  // namespace
 
 void register_merge_nodes(PluginRegistrar& r) {
-  r.add_node<LinearNode>();
-  r.add_node<TaskArithmeticNode>();
-  r.add_node<TiesNode>();
-  r.add_node<DareNode>();
-  r.add_node<SlerpNode>();
-  r.add_node<FisherNode>();
+  add<LinearNode>(r);
+  add<TaskArithmeticNode>(r);
+  add<TiesNode>(r);
+  add<DareNode>(r);
+  add<SlerpNode>(r);
+  add<FisherNode>(r);
+  r.add_unit_function(kMergeFileUnit);
 }
 
 }  // namespace caulk::mergers

@@ -34,6 +34,12 @@ std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const
   return std::make_unique<merge::FisherMerge>(std::move(w), p.real("floor"), p.flag("normalize_fisher"));
 }
 
+// The chosen candidate's method, rebuilt wherever an output file of the final merge is written.
+std::unique_ptr<merge::MergeMethod> build_chosen(const Params& p, const Json& extra, const std::vector<merge::MergeModel>&) {
+  const Candidate c{extra.at("coefficients").get<std::vector<double>>(), extra.at("lambda").get<double>(), 0};
+  return make_method(p.string("method"), c, p);
+}
+
 class SearchMergeCoefficients : public Node {
  public:
   static NodeSpec spec() {
@@ -134,7 +140,6 @@ class SearchMergeCoefficients : public Node {
     }
     ctx.print(table->to_text() + "\n");
 
-    auto chosen = make_method(method, candidates[best], p);
     std::map<std::string, std::string> parameters{{"merge_search_metric", metric},
                                                   {"merge_search_score", fmt::format("{}", candidates[best].score)},
                                                   {"merge_lambda", fmt::format("{}", candidates[best].lambda)}};
@@ -148,13 +153,18 @@ class SearchMergeCoefficients : public Node {
     for (std::size_t i = 0; i < job.models.size(); ++i) weights[job.models[i].name] = candidates[best].coefficients[i];
     sum["best_weights"] = weights;
     if (method != "fisher") sum["best_lambda"] = candidates[best].lambda;
-    run_and_publish(ctx, job, *chosen, parameters);
+    const MethodRecipe chosen{"search.merge_coefficients",
+                              Json{{"coefficients", candidates[best].coefficients}, {"lambda", candidates[best].lambda}}};
+    run_and_publish(ctx, job, chosen, parameters);
     ctx.publish("table", std::move(table));
   }
 };
 
 }  // namespace
 
-void register_search(PluginRegistrar& r) { r.add_node<SearchMergeCoefficients>(); }
+void register_search(PluginRegistrar& r) {
+  r.add_node<SearchMergeCoefficients>();
+  add_method_builder("search.merge_coefficients", &build_chosen);
+}
 
 }  // namespace caulk::mergers
