@@ -136,89 +136,129 @@ std::size_t best_point(const std::vector<CvPoint>& cv) {
   return best;
 }
 
-LocalFit fit_kernel(const Stack& s, const Matrix& z, const LocalOptions& o) {
-  LocalFit out;
-  WeightFunction& w = out.function;
+// The covariates standardised (their mean and scale kept in w).
+Matrix standardised(const Matrix& z, WeightFunction& w) {
   standardisation(z, w.mean, w.scale);
   Matrix u(z.rows(), z.cols());
   for (Eigen::Index q = 0; q < z.cols(); ++q) u.col(q) = (z.col(q).array() - w.mean(q)) / w.scale(q);
-  out.chosen = o.bandwidth;
-  if (o.bandwidth <= 0) {
-    const auto folds = make_folds(s.rows(), o.folds, o.seed);
-    for (double h : o.bandwidth_grid) {
-      double total = 0;
-      for (const auto& held : folds) {
-        const auto train = complement(s.rows(), held);
-        const Stack ho = s.subset(held);
-        total += held_out_total(ho, kernel_weights(s.subset(train), gather(u, train), gather(u, held), h, o.loss), o.loss);
-      }
-      out.cv.push_back({h, total / static_cast<double>(s.rows())});
-    }
-    out.chosen = out.cv[best_point(out.cv)].value;
-  }
-  w.bandwidth = out.chosen;
-  w.fit_u = u;
-  w.fit_stack = s;
-  out.fit_risk = held_out_total(s, kernel_weights(s, u, u, w.bandwidth, o.loss), o.loss) / static_cast<double>(s.rows());
+  return u;
+}
+
+// Kernel: fold f's held-out loss totals at every bandwidth of the grid.
+std::vector<double> kernel_fold(const Stack& s, const Matrix& u, const std::vector<std::vector<std::size_t>>& folds, std::size_t f,
+                                const LocalOptions& o) {
+  const auto& held = folds[f];
+  const auto train = complement(s.rows(), held);
+  const Stack ho = s.subset(held), tr = s.subset(train);
+  const Matrix u_train = gather(u, train), u_held = gather(u, held);
+  std::vector<double> out;
+  for (double h : o.bandwidth_grid) out.push_back(held_out_total(ho, kernel_weights(tr, u_train, u_held, h, o.loss), o.loss));
   return out;
+}
+
+// A parametric weight function's whole problem: the basis (or network) built from every fitting
+// row, the starting point, the smoothing start and the penalty grid from the largest down.
+struct Parametric {
+  Problem full;
+  Vector theta0;
+  double mu0 = 0;
+  std::vector<double> grid;
+};
+
+// Fills w's basis (softmax_linear) or standardisation and network (mlp); `full.shape` points at w.net.
+Parametric parametric_problem(const Stack& s, const Matrix& z, const LocalOptions& o, WeightFunction& w) {
+  Parametric p;
+  p.full.kind = o.function;
+  p.full.stack = s;
+  p.full.lambda0 = o.intercept_penalty;
+  if (o.function == WeightFunctionKind::SoftmaxLinear) {
+    w.basis = fit_basis(o.basis, z, o.knots, o.features, o.fourier_bandwidth, o.seed);
+    p.full.phi = w.basis.expand(z);
+    p.theta0 = Vector::Zero(static_cast<Eigen::Index>(s.K) * p.full.phi.cols());
+  } else {
+    p.full.ut = standardised(z, w).transpose();
+    w.net = make_weight_net(static_cast<int>(z.cols()), o.hidden, s.K, o.seed);
+    p.full.shape = &w.net;
+    p.theta0 = flatten(w.net);
+  }
+  p.mu0 = initial_smoothing(s);
+  p.grid = o.penalty_grid;
+  std::sort(p.grid.begin(), p.grid.end(), std::greater<>());
+  return p;
+}
+
+// Parametric: fold f's held-out loss totals along the penalty path (warm-started, largest first).
+std::vector<double> parametric_fold(const Parametric& p, const std::vector<std::vector<std::size_t>>& folds, std::size_t f,
+                                    const LocalOptions& o) {
+  const Problem train = p.full.subset(complement(p.full.stack.rows(), folds[f])), held = p.full.subset(folds[f]);
+  std::vector<double> out;
+  for (const Vector& theta : fit_path(train, p.grid, p.theta0, o, p.mu0, nullptr))
+    out.push_back(held_out_total(held.stack, held.weights(theta), o.loss));
+  return out;
+}
+
+// The mean held-out risk at each grid value: the folds' totals summed in fold order, over N.
+std::vector<CvPoint> cv_points(const std::vector<double>& values, const std::vector<std::vector<double>>& totals, std::size_t folds,
+                               std::size_t rows) {
+  if (totals.size() != folds) throw Error(fmt::format("internal: {} fold results for {} folds", totals.size(), folds));
+  std::vector<CvPoint> out;
+  for (std::size_t g = 0; g < values.size(); ++g) {
+    double total = 0;
+    for (const auto& t : totals) {
+      if (t.size() != values.size()) throw Error(fmt::format("internal: a fold result has {} values for a grid of {}", t.size(), values.size()));
+      total += t[g];
+    }
+    out.push_back({values[g], total / static_cast<double>(rows)});
+  }
+  return out;
+}
+
+template <class Fold>
+std::vector<std::vector<double>> run_locally(std::size_t folds, const Fold& fold) {
+  std::vector<std::vector<double>> totals(folds);
+  caulk::parallel_for(folds, [&](std::size_t f) { totals[f] = fold(f); });
+  return totals;
 }
 
 }  // namespace
 
-LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& o) {
+bool cross_validates(const LocalOptions& o) { return o.function == WeightFunctionKind::Kernel ? o.bandwidth <= 0 : o.penalty < 0; }
+
+LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& o, const FoldRunner& run_folds) {
   check_inputs(s, z, o);
   LocalFit out;
+  WeightFunction& w = out.function;
+  const bool cv = cross_validates(o);
+  const auto folds = cv ? make_folds(s.rows(), o.folds, o.seed) : std::vector<std::vector<std::size_t>>{};
   if (o.function == WeightFunctionKind::Kernel) {
-    out = fit_kernel(s, z, o);
-  } else {
-    WeightFunction& w = out.function;
-    Problem full;
-    full.kind = o.function;
-    full.stack = s;
-    full.lambda0 = o.intercept_penalty;
-    Vector theta0;
-    if (o.function == WeightFunctionKind::SoftmaxLinear) {
-      w.basis = fit_basis(o.basis, z, o.knots, o.features, o.fourier_bandwidth, o.seed);
-      full.phi = w.basis.expand(z);
-      theta0 = Vector::Zero(static_cast<Eigen::Index>(s.K) * full.phi.cols());
-    } else {
-      standardisation(z, w.mean, w.scale);
-      Matrix u(z.rows(), z.cols());
-      for (Eigen::Index q = 0; q < z.cols(); ++q) u.col(q) = (z.col(q).array() - w.mean(q)) / w.scale(q);
-      full.ut = u.transpose();
-      w.net = make_weight_net(static_cast<int>(z.cols()), o.hidden, s.K, o.seed);
-      full.shape = &w.net;
-      theta0 = flatten(w.net);
+    const Matrix u = standardised(z, w);
+    out.chosen = o.bandwidth;
+    if (cv) {
+      const auto totals = run_folds ? run_folds(folds.size()) : run_locally(folds.size(), [&](std::size_t f) { return kernel_fold(s, u, folds, f, o); });
+      out.cv = cv_points(o.bandwidth_grid, totals, folds.size(), s.rows());
+      out.chosen = out.cv[best_point(out.cv)].value;
     }
-    const double mu0 = initial_smoothing(s);
+    w.bandwidth = out.chosen;
+    w.fit_u = u;
+    w.fit_stack = s;
+    out.fit_risk = held_out_total(s, kernel_weights(s, u, u, w.bandwidth, o.loss), o.loss) / static_cast<double>(s.rows());
+  } else {
+    const Parametric p = parametric_problem(s, z, o, w);
     std::vector<double> path{o.penalty};
-    if (o.penalty < 0) {
-      std::vector<double> grid = o.penalty_grid;
-      std::sort(grid.begin(), grid.end(), std::greater<>());
-      const auto folds = make_folds(s.rows(), o.folds, o.seed);
-      std::vector<std::vector<double>> fold_totals(folds.size());
-      caulk::parallel_for(folds.size(), [&](std::size_t f) {
-        const Problem train = full.subset(complement(s.rows(), folds[f])), held = full.subset(folds[f]);
-        for (const Vector& theta : fit_path(train, grid, theta0, o, mu0, nullptr))
-          fold_totals[f].push_back(held_out_total(held.stack, held.weights(theta), o.loss));
-      });
-      for (std::size_t g = 0; g < grid.size(); ++g) {
-        double total = 0;
-        for (const auto& t : fold_totals) total += t[g];
-        out.cv.push_back({grid[g], total / static_cast<double>(s.rows())});
-      }
+    if (cv) {
+      const auto totals = run_folds ? run_folds(folds.size()) : run_locally(folds.size(), [&](std::size_t f) { return parametric_fold(p, folds, f, o); });
+      out.cv = cv_points(p.grid, totals, folds.size(), s.rows());
       const std::size_t best = best_point(out.cv);
-      path.assign(grid.begin(), grid.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+      path.assign(p.grid.begin(), p.grid.begin() + static_cast<std::ptrdiff_t>(best) + 1);
     }
     out.chosen = path.back();
-    const Vector theta = fit_path(full, path, theta0, o, mu0, &out.iterations).back();
+    const Vector theta = fit_path(p.full, path, p.theta0, o, p.mu0, &out.iterations).back();
     if (o.function == WeightFunctionKind::SoftmaxLinear)
-      w.theta = Eigen::Map<const Matrix>(theta.data(), s.K, full.phi.cols());
+      w.theta = Eigen::Map<const Matrix>(theta.data(), s.K, p.full.phi.cols());
     else
       unflatten(theta, w.net);
-    out.fit_risk = held_out_total(s, full.weights(theta), o.loss) / static_cast<double>(s.rows());
+    out.fit_risk = held_out_total(s, p.full.weights(theta), o.loss) / static_cast<double>(s.rows());
   }
-  WeightFunction& w = out.function;
   w.kind = o.function;
   w.models = s.models;
   w.task = s.kind;
@@ -226,6 +266,16 @@ LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& 
   w.loss = exact(o.loss);
   w.penalty = out.chosen;
   return out;
+}
+
+std::vector<double> cross_validation_fold(const Stack& s, const Matrix& z, const LocalOptions& o, std::size_t fold) {
+  check_inputs(s, z, o);
+  if (!cross_validates(o)) throw Error("these options give the penalty (or bandwidth): there is no cross-validation to run");
+  const auto folds = make_folds(s.rows(), o.folds, o.seed);
+  if (fold >= folds.size()) throw Error(fmt::format("fold {} of a {}-fold cross-validation", fold, folds.size()));
+  WeightFunction w;
+  if (o.function == WeightFunctionKind::Kernel) return kernel_fold(s, standardised(z, w), folds, fold, o);
+  return parametric_fold(parametric_problem(s, z, o, w), folds, fold, o);
 }
 
 }  // namespace caulk::avg

@@ -3,6 +3,7 @@
 // bandwidth) chosen by K-fold cross-validation on those rows.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "weight_function.hpp"
@@ -43,9 +44,22 @@ struct LocalFit {
   double fit_risk = 0;      // exact mean loss on the fitting rows
 };
 
+// Runs the cross-validation's folds: given their number, each fold's held-out loss totals at
+// every grid value (see cross_validation_fold). The default runs them on the current pool; a
+// distributed run hands each fold to a process, which calls cross_validation_fold.
+using FoldRunner = std::function<std::vector<std::vector<double>>(std::size_t folds)>;
+
 // z: the fitting rows' covariates (N x Q). Throws Error on shapes that differ, too few rows for
 // the folds, or non-finite covariates.
-LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& o);
+LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& o, const FoldRunner& run_folds = {});
+
+// Whether fit_local_average cross-validates with these options (a penalty or bandwidth not given).
+bool cross_validates(const LocalOptions& o);
+
+// One fold of fit_local_average's cross-validation, from the same arguments alone: the total
+// held-out loss of fold `fold` at every grid value (penalties from the largest down; bandwidths
+// in the grid's order). The same numbers fit_local_average computes for that fold.
+std::vector<double> cross_validation_fold(const Stack& s, const Matrix& z, const LocalOptions& o, std::size_t fold);
 
 // One penalised fit of a parametric weight function from `theta` (warm start), along the
 // smoothing schedule mu_j = mu0 10^-j (j = 0..6) when the loss needs one, each stage warm-started

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "caulk/io/npy.hpp"
+#include "caulk/units.hpp"
 #include "common.hpp"
 #include "local_average.hpp"
 #include "nodes.hpp"
@@ -51,6 +52,57 @@ std::map<std::string, Matrix> weights_on_splits(NodeContext& ctx, const Candidat
   return out;
 }
 
+// average.local's fitting options from its parameters (the node and the fold unit share them).
+avg::LocalOptions local_options(const Params& p, TaskKind kind) {
+  avg::LocalOptions o;
+  o.function = avg::parse_weight_function(p.string("weight_function"));
+  o.basis = avg::parse_basis(p.string("basis"));
+  o.knots = static_cast<int>(p.integer("knots"));
+  o.features = static_cast<int>(p.integer("features"));
+  o.fourier_bandwidth = p.real("fourier_bandwidth");
+  o.hidden = static_cast<int>(p.integer("hidden"));
+  o.bandwidth = p.real("bandwidth");
+  if (p.has("bandwidth_grid")) o.bandwidth_grid = real_list(p, "bandwidth_grid");
+  o.penalty = p.has("penalty") ? p.real("penalty") : -1;
+  if (p.has("penalty_grid")) o.penalty_grid = real_list(p, "penalty_grid");
+  o.folds = static_cast<int>(p.integer("folds"));
+  o.intercept_penalty = p.real("intercept_penalty");
+  o.max_iterations = static_cast<int>(p.integer("max_iterations"));
+  o.tolerance = p.real("tolerance");
+  o.seed = static_cast<std::uint64_t>(p.integer("seed"));
+  o.loss = loss_from(p, kind);
+  return o;
+}
+
+// The stack travels as exact matrices (its row-major blocks as column-major copies).
+Json stack_to_json(const avg::Stack& s) {
+  return Json{{"kind", task_kind_name(s.kind)}, {"K", s.K},       {"C", s.C}, {"models", s.models}, {"F", matrix_to_json(Matrix(s.F))},
+              {"Y", matrix_to_json(Matrix(s.Y))}, {"classes", s.classes}};
+}
+
+avg::Stack stack_from_json(const Json& j) {
+  avg::Stack s;
+  s.kind = j.at("kind").get<std::string>() == task_kind_name(TaskKind::Classification) ? TaskKind::Classification : TaskKind::Regression;
+  s.K = j.at("K").get<int>();
+  s.C = j.at("C").get<int>();
+  s.models = j.at("models").get<std::vector<std::string>>();
+  s.F = matrix_from_json(j.at("F"));
+  s.Y = matrix_from_json(j.at("Y"));
+  s.classes = j.at("classes").get<std::vector<int>>();
+  return s;
+}
+
+// One fold of average.local's cross-validation, on any rank: the stack and covariates of the
+// fitting split travel in the description (they are in memory on rank 0, not in files).
+Json cv_fold_unit(const Json& d) {
+  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+  const avg::Stack s = stack_from_json(d.at("stack"));
+  const Matrix z = matrix_from_json(d.at("covariates"));
+  return Json{{"totals", avg::cross_validation_fold(s, z, local_options(p, s.kind), d.at("fold").get<std::size_t>())}};
+}
+
+constexpr UnitKind kCvFoldUnit{"averagers.local_cv_fold", &cv_fold_unit};
+
 class AverageLocal : public Node {
  public:
   static NodeSpec spec() {
@@ -91,29 +143,31 @@ class AverageLocal : public Node {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
-    avg::LocalOptions o;
-    o.function = avg::parse_weight_function(p.string("weight_function"));
-    o.basis = avg::parse_basis(p.string("basis"));
-    o.knots = static_cast<int>(p.integer("knots"));
-    o.features = static_cast<int>(p.integer("features"));
-    o.fourier_bandwidth = p.real("fourier_bandwidth");
-    o.hidden = static_cast<int>(p.integer("hidden"));
-    o.bandwidth = p.real("bandwidth");
-    if (p.has("bandwidth_grid")) o.bandwidth_grid = real_list(p, "bandwidth_grid");
-    o.penalty = p.has("penalty") ? p.real("penalty") : -1;
-    if (p.has("penalty_grid")) o.penalty_grid = real_list(p, "penalty_grid");
-    o.folds = static_cast<int>(p.integer("folds"));
-    o.intercept_penalty = p.real("intercept_penalty");
-    o.max_iterations = static_cast<int>(p.integer("max_iterations"));
-    o.tolerance = p.real("tolerance");
-    o.seed = static_cast<std::uint64_t>(p.integer("seed"));
-    o.loss = loss_from(p, c.kind);
+    const avg::LocalOptions o = local_options(p, c.kind);
 
     const std::string fit_split = p.string("fit_split"), source = p.string("covariates");
     const std::vector<int> columns = column_list(p, "columns");
     const avg::Stack s = stack_on(c, *data, fit_split);
     const Matrix z = covariates_of(*data, fit_split, source, columns);
-    const avg::LocalFit fit = avg::fit_local_average(s, z, o);
+    // Under mpirun each fold is a unit; in one process the folds run on the pool without copying
+    // the stack into descriptions. Both give the same numbers (cross_validation_fold).
+    avg::FoldRunner runner;
+    if (ctx.distributed())
+      runner = [&](std::size_t folds) {
+        const Json common{{"node", ctx.id()}, {"params", params_to_json(p)}, {"stack", stack_to_json(s)}, {"covariates", matrix_to_json(z)}};
+        std::vector<Json> descriptions;
+        std::vector<std::string> names;
+        for (std::size_t f = 0; f < folds; ++f) {
+          Json d = common;
+          d["fold"] = f;
+          descriptions.push_back(std::move(d));
+          names.push_back(std::to_string(f + 1));
+        }
+        std::vector<std::vector<double>> totals;
+        for (const Json& r : ctx.run_units("fold", names, kCvFoldUnit, descriptions)) totals.push_back(r.at("totals").get<std::vector<double>>());
+        return totals;
+      };
+    const avg::LocalFit fit = avg::fit_local_average(s, z, o, runner);
 
     const fs::path dir = ctx.out_dir() / ctx.id();
     fs::create_directories(dir);
@@ -203,6 +257,7 @@ class AverageApply : public Node {
 
 void register_local(PluginRegistrar& r) {
   r.add_node<AverageLocal>();
+  r.add_unit_function(kCvFoldUnit);
   r.add_node<AverageApply>();
 }
 

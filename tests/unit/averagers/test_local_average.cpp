@@ -226,6 +226,62 @@ TEST(LocalAverage, SameNumbersOnEveryRun) {
   EXPECT_EQ(a.chosen, b.chosen);
 }
 
+// What a rank computes for one fold (cross_validation_fold, from the fit's arguments alone) must
+// be what the fit computes for it in one process: the folds' totals give the fit's cross-validated
+// risks exactly, and a fit that takes them from a runner is the same fit.
+TEST(LocalAverage, EachFoldComputedAloneGivesTheFitsCrossValidation) {
+  const Stack s = avg::testing::random_regression(120, 3, 1, 41);
+  caulk::avg::testing::Draw d(42);
+  Matrix z(120, 2);
+  for (Eigen::Index i = 0; i < 120; ++i) z.row(i) << d.normal(), d.uniform();
+  struct Case {
+    const char* name;
+    WeightFunctionKind function;
+    BasisKind basis;
+  };
+  for (const Case c : {Case{"raw", WeightFunctionKind::SoftmaxLinear, BasisKind::Raw}, Case{"spline", WeightFunctionKind::SoftmaxLinear, BasisKind::Spline},
+                       Case{"mlp", WeightFunctionKind::Mlp, BasisKind::Raw}, Case{"kernel", WeightFunctionKind::Kernel, BasisKind::Raw}}) {
+    LocalOptions o;
+    o.function = c.function;
+    o.basis = c.basis;
+    o.folds = 4;
+    o.penalty_grid = {1e-3, 1, 1e-1};  // unsorted: the fit goes from the largest down
+    o.bandwidth_grid = {0.2, 0.8};
+    o.hidden = 4;
+    o.max_iterations = 200;
+    ASSERT_TRUE(cross_validates(o));
+    const LocalFit fit = fit_local_average(s, z, o);
+    std::vector<std::vector<double>> totals;
+    for (std::size_t f = 0; f < 4; ++f) totals.push_back(cross_validation_fold(s, z, o, f));
+    ASSERT_EQ(fit.cv.size(), totals[0].size()) << c.name;
+    for (std::size_t g = 0; g < fit.cv.size(); ++g) {
+      double sum = 0;
+      for (const auto& t : totals) sum += t[g];
+      EXPECT_EQ(sum / 120.0, fit.cv[g].risk) << c.name << " grid point " << g;
+    }
+    std::size_t calls = 0;
+    const LocalFit via_runner = fit_local_average(s, z, o, [&](std::size_t folds) {
+      ++calls;
+      EXPECT_EQ(folds, 4u);
+      return totals;
+    });
+    EXPECT_EQ(calls, 1u);
+    EXPECT_EQ(via_runner.chosen, fit.chosen) << c.name;
+    EXPECT_EQ(via_runner.fit_risk, fit.fit_risk) << c.name;
+    // The runner's numbers are the ones used: make the last grid value best and it is chosen.
+    auto rigged = totals;
+    for (auto& t : rigged) t.back() = -1;
+    const LocalFit chosen_last = fit_local_average(s, z, o, [&](std::size_t) { return rigged; });
+    EXPECT_EQ(chosen_last.chosen, fit.cv.back().value) << c.name;
+  }
+  LocalOptions fixed;
+  fixed.penalty = 0.1;
+  EXPECT_FALSE(cross_validates(fixed));
+  EXPECT_THROW(cross_validation_fold(s, z, fixed, 0), Error);
+  LocalOptions o;
+  EXPECT_THROW(cross_validation_fold(s, z, o, 5), Error);  // 5 folds: 0..4
+}
+
 TEST(BadInput, ShapesLabelsAndNonFiniteValuesNameTheModel) {
   Matrix a = Matrix::Ones(5, 2), b = Matrix::Ones(5, 3), y = Matrix::Zero(5, 2), c = Matrix::Ones(4, 2);
   auto message = [](auto&& f) {
