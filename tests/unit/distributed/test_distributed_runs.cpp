@@ -216,6 +216,41 @@ TEST(UnitsUnderMpi, AWorkerKilledMidUnitEndsTheRunWithAClearMessageWithinThirtyS
   for (int i = 0; i < 6; ++i) EXPECT_FALSE(std::filesystem::exists(unit_dir / fmt::format("u{}.txt", i)));
 }
 
+// Rank 0 itself killed mid-unit (it computes units too): mpirun ends the job, and rank 0's
+// reporter, which outlives it, still says the run did not finish; nothing is left half-written.
+TEST(UnitsUnderMpi, RankZeroKilledMidUnitEndsTheRunWithAClearMessageWithinThirtySeconds) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 6, sleep_ms = 60000 }\n");
+  const auto unit_dir = dir / "out" / "a";
+  BackgroundMpi job(3, run_args(p, dir / "out", 1), dir / "err");
+  const pid_t rank0 = wait_for_unit_on_rank(unit_dir, 0);
+  ASSERT_GT(rank0, 0) << "rank 0 never started a unit: " << read_file(dir / "err");
+  ASSERT_GT(wait_for_unit_on_rank(unit_dir, 1), 0) << "rank 1 never started a unit: " << read_file(dir / "err");
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(rank0, SIGKILL), 0);
+  const int code = job.wait_for(std::chrono::seconds(30));
+  ASSERT_NE(code, -1) << "the run still hangs 30 s after rank 0 was killed: " << read_file(dir / "err");
+  EXPECT_NE(code, 0);
+  const std::string expected = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
+  std::string err = read_file(dir / "err");
+  while (err.find(expected) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    err = read_file(dir / "err");
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count(), 30.0);
+  EXPECT_THAT(err, HasSubstr(expected));
+  EXPECT_THAT(err, HasSubstr("run.json was not written"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+  for (int i = 0; i < 6; ++i) EXPECT_FALSE(std::filesystem::exists(unit_dir / fmt::format("u{}.txt", i)));
+  // No worker outlives the job (each would otherwise sleep out its minute-long unit): mpirun's
+  // SIGTERM, then SIGKILL, reaches them within seconds.
+  const pid_t worker = wait_for_unit_on_rank(unit_dir, 1);
+  auto gone = [worker] { return ::kill(worker, 0) != 0 || read_file(fmt::format("/proc/{}/stat", worker)).find(") Z") != std::string::npos; };
+  for (int i = 0; i < 200 && !gone(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(gone()) << "rank 1 (pid " << worker << ") still runs 10 s after the job ended";
+}
+
 // A worker that freezes (SIGSTOP: mpirun sees nothing wrong) is declared lost once it has been
 // silent for CAULK_MPI_WORKER_TIMEOUT: its unit fails naming the rank, the run reports like any
 // failed node (run.json written), and the job ends instead of waiting for the frozen rank.
