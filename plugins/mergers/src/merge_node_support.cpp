@@ -191,25 +191,14 @@ std::map<std::string, MethodBuilder>& method_builders() {
   return builders;
 }
 
-Json merge_model_to_json(const merge::MergeModel& m) {
-  return Json{{"name", m.name}, {"checkpoint", m.checkpoint.string()}, {"fisher", m.fisher.string()}};
-}
-
-merge::MergeModel merge_model_from_json(const Json& j) {
-  return {j.at("name").get<std::string>(), j.at("checkpoint").get<std::string>(), j.at("fisher").get<std::string>()};
-}
-
 // One output file of a staged merge, from its description alone: the method is rebuilt from the
 // node's recipe and parameters, adopts what rank 0 prepared (Fisher norms), and writes the file's
 // tensors into the staged temporary, which rank 0 commits once every file is written.
 Json merge_file_unit(const Json& d) {
   const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
-  std::vector<merge::MergeModel> models;
-  for (const Json& m : d.at("models")) models.push_back(merge_model_from_json(m));
-  std::optional<merge::MergeModel> base;
-  if (!d.at("base").is_null()) base = merge_model_from_json(d.at("base"));
-  const auto method = build_method({d.at("builder").get<std::string>(), d.at("extra")}, p, models);
-  const merge::MergeInputs inputs = merge::MergeInputs::open(models, base, method->uses_fisher());
+  const MergeJob merged = merge_job_from_json(d.at("job"));
+  const auto method = build_method({d.at("builder").get<std::string>(), d.at("extra")}, p, merged.models);
+  const merge::MergeInputs inputs = merge::MergeInputs::open(merged.models, merged.base, method->uses_fisher());
   const auto chunk = d.at("chunk_elements").get<std::size_t>();
   method->check(inputs);
   method->adopt_prepared(inputs, d.at("prepared").get<std::vector<double>>(), chunk);
@@ -236,12 +225,10 @@ merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, 
               {"builder", recipe.builder},
               {"extra", recipe.extra},
               {"params", params_to_json(ctx.params())},
-              {"models", Json::array()},
-              {"base", job.base ? merge_model_to_json(*job.base) : Json(nullptr)},
+              {"job", merge_job_to_json(job)},
               {"prepared", method.prepared_values()},
               {"precision", options.precision == merge::Precision::F64 ? "float64" : "float32"},
               {"chunk_elements", options.chunk_elements}};
-  for (const auto& m : job.models) common["models"].push_back(merge_model_to_json(m));
   std::vector<Json> descriptions;
   std::vector<std::string> names;
   for (std::size_t f = 0; f < staged.file_count(); ++f) {
@@ -260,6 +247,29 @@ merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, 
 }
 
 }  // namespace
+
+namespace {
+Json merge_model_to_json(const merge::MergeModel& m) {
+  return Json{{"name", m.name}, {"checkpoint", m.checkpoint.string()}, {"fisher", m.fisher.string()}};
+}
+
+merge::MergeModel merge_model_from_json(const Json& j) {
+  return {j.at("name").get<std::string>(), j.at("checkpoint").get<std::string>(), j.at("fisher").get<std::string>()};
+}
+}  // namespace
+
+Json merge_job_to_json(const MergeJob& job) {
+  Json models = Json::array();
+  for (const auto& m : job.models) models.push_back(merge_model_to_json(m));
+  return Json{{"models", models}, {"base", job.base ? merge_model_to_json(*job.base) : Json(nullptr)}};
+}
+
+MergeJob merge_job_from_json(const Json& j) {
+  MergeJob job;
+  for (const Json& m : j.at("models")) job.models.push_back(merge_model_from_json(m));
+  if (!j.at("base").is_null()) job.base = merge_model_from_json(j.at("base"));
+  return job;
+}
 
 const UnitKind kMergeFileUnit{"mergers.merge_output_file", &merge_file_unit};
 

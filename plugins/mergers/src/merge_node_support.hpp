@@ -21,6 +21,10 @@ struct MergeJob {
   std::vector<std::string> names() const;
 };
 
+// The models and base as unit descriptions carry them (paths, not open files).
+Json merge_job_to_json(const MergeJob& job);
+MergeJob merge_job_from_json(const Json& j);
+
 // Declares the `checkpoints` input, the `checkpoints` output and the engine's parameters.
 void declare_merge_node(NodeSpec& s);
 // Declares `weights` (a table of model name -> number or per-tensor rules).

@@ -3,12 +3,26 @@
 #include <fmt/format.h>
 
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "native_models.hpp"
 #include "nodes.hpp"
 
 namespace caulk::mergers {
 
 namespace {
+
+// One model's predictions on the listed splits, on any rank (the inputs are read from the
+// dataset's files; the predictions, N x C doubles per split, come back).
+Json predict_model_unit(const Json& d) {
+  const auto data = dataset_from_json(d.at("data"));
+  const std::string model = d.at("model").get<std::string>();
+  const mlp::Model<float> m = load_native(d.at("checkpoint").get<std::string>(), model, "predict.checkpoints");
+  Json out = Json::object();
+  for (const auto& split : d.at("splits").get<std::vector<std::string>>()) out[split] = matrix_to_json(predict(m, split_inputs(*data, split), model, split));
+  return out;
+}
+
+constexpr UnitKind kPredictModelUnit{"mergers.predict_model", &predict_model_unit};
 
 class PredictCheckpoints : public Node {
  public:
@@ -31,8 +45,7 @@ class PredictCheckpoints : public Node {
     else
       for (const auto& s : data->splits)
         if (s.inputs) splits.push_back(s.name);
-    std::vector<mlp::Mat<float>> inputs;
-    for (const auto& s : splits) inputs.push_back(split_inputs(*data, s));
+    for (const auto& s : splits) split_inputs(*data, s);  // every split has inputs: checked before any unit
 
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;
@@ -42,11 +55,19 @@ class PredictCheckpoints : public Node {
     for (std::size_t i = 0; i < names.size(); ++i)
       for (std::size_t j = 0; j < i; ++j)
         if (names[i] == names[j]) throw Error(fmt::format("model '{}' arrives twice on `checkpoints`", names[i]));
-    ctx.for_each_unit("model", names, [&](std::size_t i) {
-      const mlp::Model<float> m = load_native(models[i].path, models[i].model, "predict.checkpoints");
+    const Json common{{"data", dataset_to_json(*data)}, {"splits", splits}};
+    std::vector<Json> descriptions;
+    for (const auto& m : models) {
+      Json d = common;
+      d["model"] = m.model;
+      d["checkpoint"] = m.path.string();
+      descriptions.push_back(std::move(d));
+    }
+    const std::vector<Json> results = ctx.run_units("model", names, kPredictModelUnit, descriptions);
+    for (std::size_t i = 0; i < models.size(); ++i) {
       out->models[i].model = models[i].model;
-      for (std::size_t k = 0; k < splits.size(); ++k) out->models[i].splits[splits[k]] = predict(m, inputs[k], models[i].model, splits[k]);
-    });
+      for (const auto& split : splits) out->models[i].splits[split] = matrix_from_json(results[i].at(split));
+    }
     ctx.summary()["models"] = names;
     ctx.summary()["splits"] = splits;
     ctx.publish("predictions", std::move(out));
@@ -55,6 +76,9 @@ class PredictCheckpoints : public Node {
 
 }  // namespace
 
-void register_predict(PluginRegistrar& r) { r.add_node<PredictCheckpoints>(); }
+void register_predict(PluginRegistrar& r) {
+  r.add_node<PredictCheckpoints>();
+  r.add_unit_function(kPredictModelUnit);
+}
 
 }  // namespace caulk::mergers

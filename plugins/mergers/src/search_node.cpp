@@ -5,6 +5,8 @@
 
 #include <filesystem>
 
+#include "caulk/units.hpp"
+
 #include "coefficient_search.hpp"
 #include "merge_methods.hpp"
 #include "merge_node_support.hpp"
@@ -33,6 +35,34 @@ std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const
     return std::make_unique<merge::TiesMerge>(std::move(w), merge::TensorParameter(p.real("density")), merge::TensorParameter(c.lambda));
   return std::make_unique<merge::FisherMerge>(std::move(w), p.real("floor"), p.flag("normalize_fisher"));
 }
+
+// The score of one candidate on the held-out split, on any rank: the candidate merge is written to
+// a scratch file, run with the native runtime, scored and removed.
+double score(const Matrix& out, const DatasetSplit& truth, const std::string& metric) {
+  if (metric == "accuracy") return eval::accuracy(out, truth.classes);
+  if (metric == "log_loss") return eval::log_loss(out, truth.classes);
+  return (out - truth.targets).squaredNorm() / static_cast<double>(out.size());
+}
+
+Json score_candidate_unit(const Json& d) {
+  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+  const MergeJob job = merge_job_from_json(d.at("job"));
+  const auto data = dataset_from_json(d.at("data"));
+  const std::string split = p.string("split"), label = "candidate " + d.at("name").get<std::string>();
+  const Candidate c{d.at("coefficients").get<std::vector<double>>(), d.at("lambda").get<double>(), 0};
+  const fs::path file = d.at("file").get<std::string>();
+  merge::MergeOptions o;
+  o.precision = p.string("precision") == "float64" ? merge::Precision::F64 : merge::Precision::F32;
+  o.overwrite = true;
+  o.metadata = io::Checkpoint::open(job.models.front().checkpoint).metadata();  // the native format's structure keys
+  auto m = make_method(p.string("method"), c, p);
+  merge::run_merge(merge::MergeInputs::open(job.models, job.base, m->uses_fisher()), *m, file, o);
+  const Matrix out = predict(load_native(file, label, "search.merge_coefficients"), split_inputs(*data, split), label, split);
+  fs::remove(file);
+  return Json{{"score", score(out, data->split(split), d.at("metric").get<std::string>())}};
+}
+
+constexpr UnitKind kScoreCandidateUnit{"mergers.score_merge_candidate", &score_candidate_unit};
 
 // The chosen candidate's method, rebuilt wherever an output file of the final merge is written.
 std::unique_ptr<merge::MergeMethod> build_chosen(const Params& p, const Json& extra, const std::vector<merge::MergeModel>&) {
@@ -74,8 +104,7 @@ class SearchMergeCoefficients : public Node {
     if ((metric == "mse") != (data->kind == TaskKind::Regression))
       throw Error(fmt::format("metric '{}' does not fit a {} dataset", metric, task_kind_name(data->kind)));
     const bool higher_is_better = metric == "accuracy";
-    const mlp::Mat<float> X = split_inputs(*data, split);
-    const DatasetSplit& truth = data->split(split);
+    split_inputs(*data, split);  // the split has inputs: checked before any unit
     // Every input must be a native MLP: say so before any merging.
     for (const auto& m : job.models) load_native(m.checkpoint, m.name, "search.merge_coefficients");
     if (job.base) load_native(job.base->checkpoint, job.base->name, "search.merge_coefficients");
@@ -98,24 +127,22 @@ class SearchMergeCoefficients : public Node {
     fs::create_directories(scratch);
     std::vector<std::string> names;
     for (std::size_t i = 0; i < candidates.size(); ++i) names.push_back(std::to_string(i + 1));
-    merge::MergeOptions candidate_options;
-    candidate_options.precision = options.precision;
-    candidate_options.overwrite = true;
-    const io::Checkpoint first = io::Checkpoint::open(job.models.front().checkpoint);
-    candidate_options.metadata = first.metadata();  // the native format's structure keys
-    ctx.for_each_unit("candidate", names, [&](std::size_t i) {
-      const fs::path file = scratch / fmt::format("candidate-{}.safetensors", i + 1);
-      auto m = make_method(method, candidates[i], p);
-      merge::run_merge(merge::MergeInputs::open(job.models, job.base, m->uses_fisher()), *m, file, candidate_options);
-      const Matrix out = predict(load_native(file, "candidate " + names[i], "search.merge_coefficients"), X, "candidate " + names[i], split);
-      fs::remove(file);
-      if (metric == "accuracy")
-        candidates[i].score = eval::accuracy(out, truth.classes);
-      else if (metric == "log_loss")
-        candidates[i].score = eval::log_loss(out, truth.classes);
-      else
-        candidates[i].score = (out - truth.targets).squaredNorm() / static_cast<double>(out.size());
-    });
+    const Json common{{"node", ctx.id()},
+                      {"params", params_to_json(p)},
+                      {"job", merge_job_to_json(job)},
+                      {"data", dataset_to_json(*data, split)},
+                      {"metric", metric}};
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      Json d = common;
+      d["name"] = names[i];
+      d["coefficients"] = candidates[i].coefficients;
+      d["lambda"] = candidates[i].lambda;
+      d["file"] = (scratch / fmt::format("candidate-{}.safetensors", i + 1)).string();
+      descriptions.push_back(std::move(d));
+    }
+    const std::vector<Json> scores = ctx.run_units("candidate", names, kScoreCandidateUnit, descriptions);
+    for (std::size_t i = 0; i < candidates.size(); ++i) candidates[i].score = scores[i].at("score").get<double>();
     std::error_code ec;
     fs::remove(scratch, ec);
 
@@ -164,6 +191,7 @@ class SearchMergeCoefficients : public Node {
 
 void register_search(PluginRegistrar& r) {
   r.add_node<SearchMergeCoefficients>();
+  r.add_unit_function(kScoreCandidateUnit);
   add_method_builder("search.merge_coefficients", &build_chosen);
 }
 

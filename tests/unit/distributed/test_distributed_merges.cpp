@@ -144,4 +144,21 @@ params = { output = "fisher", max_shard_size = "100B" }
   EXPECT_TRUE(hidden_entries(dir / "out").empty()) << hidden_entries(dir / "out").front();
 }
 
+// The merge demo: the coefficient search's candidates, the merged models' predictions and every
+// merge's output file are units dealt to the ranks (rank 0's progress says so), and run.json is
+// the single process's (DemoUnderMpi compares that for every demo).
+TEST(MergeDemoUnderMpi, CandidatesPredictionsAndOutputFilesAreDealtToTheRanks) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto r = run_mpi(2, args(source_dir() / "pipelines" / "merge.toml", dir / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  const std::size_t candidates = j["nodes"]["search"]["summary"]["candidates"].get<std::size_t>();
+  EXPECT_THAT(r.err, HasSubstr(fmt::format("[search] candidates on 2 ranks: {}/{}", candidates, candidates)));
+  EXPECT_THAT(r.err, HasSubstr("[merged_predictions] models on 2 ranks"));
+  for (const char* merge : {"soup", "task_arithmetic", "ties", "dare", "slerp", "fisher", "search"})
+    EXPECT_THAT(r.err, HasSubstr(fmt::format("[{}] output files on 2 ranks: 1/1", merge)));
+  for (const auto& u : j["ranks"]["units"]) EXPECT_GT(u.get<std::size_t>(), 0u) << j["ranks"].dump();
+}
+
 }  // namespace
