@@ -4,6 +4,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "backprop.hpp"
 #include "mlp_checkpoint.hpp"
 #include "model_inputs.hpp"
@@ -14,6 +15,41 @@ namespace fs = std::filesystem;
 namespace caulk::models {
 
 namespace {
+
+// The samples the Fisher averages over: the split's inputs, the first max_samples of them.
+mlp::Mat<double> fisher_inputs(const Params& p, const Dataset& data) {
+  mlp::Samples samples = split_samples(data, p.string("split"));
+  const auto max = static_cast<Eigen::Index>(p.integer("max_samples"));
+  if (max > 0 && max < samples.size()) samples.X = samples.X.leftCols(max).eval();
+  return samples.X.cast<double>();
+}
+
+// One model's Fisher diagonal from its description alone (the node's parameters, the split's
+// files, the checkpoint's path): any rank can run it. The rank that computed it writes the Fisher
+// file (atomically: io::write_safetensors goes through AtomicFile) to its final path; the file's
+// name and the facts for run.json come back.
+Json fisher_model_unit(const Json& desc) {
+  const Params p = params_from_json(desc.at("node").get<std::string>(), desc.at("params"));
+  const auto data = dataset_from_json(desc.at("data"));
+  const mlp::Mat<double> X = fisher_inputs(p, *data);
+  const fs::path model_path = desc.at("checkpoint").get<std::string>();
+  const fs::path file = desc.at("file").get<std::string>();
+  const mlp::Model<double> m = mlp::load_model(model_path).cast<double>();
+  if (m.input_dim() != X.rows())
+    throw Error(fmt::format("the model takes {} inputs but split '{}' has {} columns", m.input_dim(), p.string("split"), X.rows()));
+  const mlp::Model<double> F = mlp::fisher_diagonal(m, X);
+  mlp::save_tensors(file, F,
+                    {{"format", "caulk.fisher"},
+                     {"of", model_path.filename().string()},
+                     {"samples", std::to_string(X.cols())},
+                     {"expectation", m.output == mlp::Output::Softmax ? "model's predicted classes" : "unit Gaussian"}});
+  double total = 0;
+  for (const auto& t : mlp::parameters(F))
+    for (std::size_t k = 0; k < t.size(); ++k) total += t.data[k];
+  return Json{{"file", file.filename().string()}, {"trace", total}, {"samples", X.cols()}};
+}
+
+constexpr UnitKind kFisherModelUnit{"models.fisher_model", &fisher_model_unit};
 
 class FisherNode : public Node {
  public:
@@ -33,10 +69,7 @@ class FisherNode : public Node {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
     const std::vector<CheckpointRef> models = hub_models(ctx);
-    mlp::Samples samples = split_samples(*data, p.string("split"));
-    const auto max = static_cast<Eigen::Index>(p.integer("max_samples"));
-    if (max > 0 && max < samples.size()) samples.X = samples.X.leftCols(max).eval();
-    const mlp::Mat<double> X = samples.X.cast<double>();
+    split_samples(*data, p.string("split"));  // the split and its inputs are checked before any unit starts
 
     const fs::path dir = ctx.out_dir() / ctx.id();
     fs::create_directories(dir);
@@ -44,24 +77,20 @@ class FisherNode : public Node {
     out->models = models;
     std::vector<std::string> names;
     for (const auto& m : models) names.push_back(m.model);
-    std::vector<Json> details(models.size());
-    ctx.for_each_unit("model", names, [&](std::size_t i) {
-      const mlp::Model<double> m = mlp::load_model(models[i].path).cast<double>();
-      if (m.input_dim() != X.rows())
-        throw Error(fmt::format("the model takes {} inputs but split '{}' has {} columns", m.input_dim(), p.string("split"), X.rows()));
-      const mlp::Model<double> F = mlp::fisher_diagonal(m, X);
-      const fs::path file = dir / (models[i].model + ".fisher.safetensors");
-      mlp::save_tensors(file, F,
-                        {{"format", "caulk.fisher"},
-                         {"of", models[i].path.filename().string()},
-                         {"samples", std::to_string(X.cols())},
-                         {"expectation", m.output == mlp::Output::Softmax ? "model's predicted classes" : "unit Gaussian"}});
-      out->models[i].fisher = file;
-      double total = 0;
-      for (const auto& t : mlp::parameters(F))
-        for (std::size_t k = 0; k < t.size(); ++k) total += t.data[k];
-      details[i] = Json{{"file", file.filename().string()}, {"trace", total}, {"samples", X.cols()}};
-    });
+    Json common = Json::object();
+    common["node"] = ctx.id();
+    common["params"] = params_to_json(p);
+    common["data"] = dataset_to_json(*data, p.string("split"));
+    std::vector<Json> descriptions;
+    for (const auto& m : models) {
+      Json d = common;
+      d["model"] = m.model;
+      d["checkpoint"] = m.path.string();
+      d["file"] = (dir / (m.model + ".fisher.safetensors")).string();
+      descriptions.push_back(std::move(d));
+    }
+    const std::vector<Json> details = ctx.run_units("model", names, kFisherModelUnit, descriptions);
+    for (std::size_t i = 0; i < models.size(); ++i) out->models[i].fisher = descriptions[i].at("file").get<std::string>();
     Json& sum = ctx.summary();
     for (std::size_t i = 0; i < models.size(); ++i) sum[models[i].model] = details[i];
     ctx.publish("checkpoints", std::move(out));
@@ -70,6 +99,9 @@ class FisherNode : public Node {
 
 }  // namespace
 
-void register_fisher(PluginRegistrar& r) { r.add_node<FisherNode>(); }
+void register_fisher(PluginRegistrar& r) {
+  r.add_node<FisherNode>();
+  r.add_unit_function(kFisherModelUnit);
+}
 
 }  // namespace caulk::models

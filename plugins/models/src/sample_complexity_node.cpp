@@ -2,9 +2,11 @@
 // (methods.md section 2). For every model, every training-set size n and every repetition, a
 // seeded subsample of n training samples tunes the model (the tune.peft parameters) and its risk
 // on the test split is measured; a learning curve risk(n) = a n^-b + c is fitted per model and
-// inverted at the target risk.
+// inverted at the target risk. Each (model, n, repetition) is one unit of work (caulk/units.hpp),
+// which any rank of an mpirun can run.
 //
-// Seeding (identical output with any --jobs):
+// Seeding (identical output with any --jobs and any number of ranks; the node derives every
+// subsample and seed, the units only use them):
 //   - the training subsamples depend on (seed, repetition) only and are nested: repetition r draws
 //     one permutation of the training split and the subsample of size n is its first n samples
 //     (without replacement). Every model sees the same subsamples, so models are compared on the
@@ -29,6 +31,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/units.hpp"
 #include "learning_curve.hpp"
 #include "mlp_checkpoint.hpp"
 #include "model_inputs.hpp"
@@ -108,6 +111,38 @@ double test_risk(const mlp::Model<float>& m, const mlp::Samples& test, Risk risk
   return sse / double(r.outputs.size());
 }
 
+// One tuning run of the curve from its description alone (the node's parameters, the dataset's
+// files, the checkpoint's path, the training rows of the subsample and the tuning seed, both
+// derived by the node): any rank can run it. Only the test risk comes back.
+Json tuning_run_unit(const Json& desc) {
+  const Params p = params_from_json(desc.at("node").get<std::string>(), desc.at("params"));
+  const auto data = dataset_from_json(desc.at("data"));
+  const Risk risk = parse_risk(p.string("risk"), data->kind);
+  const std::string model = desc.at("model").get<std::string>(), train_split = p.string("train_split");
+  const auto n = desc.at("n").get<std::int64_t>();
+  const auto r = desc.at("repetition").get<std::size_t>();
+  const std::uint64_t s = desc.at("seed").get<std::uint64_t>();
+  const auto index = desc.at("rows").get<std::vector<std::size_t>>();
+
+  const mlp::Samples train = split_samples(*data, train_split);
+  const mlp::Samples test = split_samples(*data, p.string("test_split"));
+  const mlp::Model<float> pretrained = mlp::load_model(desc.at("checkpoint").get<std::string>());
+  if (pretrained.input_dim() != train.X.rows())
+    throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", model, pretrained.input_dim(), train_split,
+                            train.X.rows()));
+  const mlp::Samples sub = train.subset(index);
+  mlp::TuningSetup setup = mlp::prepare_tuning(pretrained, peft_options(p, *data, s));
+  mlp::TrainOptions o = train_options(p, s);
+  o.patience = 0;  // no validation split: train for the given epochs (the parameter is fixed at 0)
+  mlp::train(setup.model, setup.trainable, sub, nullptr, o);  // lbfgs: fit_head_lbfgs
+  const double value = test_risk(setup.model, test, risk);
+  if (!std::isfinite(value))
+    throw Error(fmt::format("the test risk is not finite after tuning on n = {} (repetition {}): lower the learning rate", n, r));
+  return Json{{"risk", value}};
+}
+
+constexpr UnitKind kTuningRunUnit{"models.sample_complexity_run", &tuning_run_unit};
+
 Json finite_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
 class SampleComplexity : public Node {
@@ -157,7 +192,7 @@ class SampleComplexity : public Node {
   void run(NodeContext& ctx) override {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
-    const Risk risk = parse_risk(p.string("risk"), data->kind);
+    parse_risk(p.string("risk"), data->kind);  // checked before any unit starts, as the splits below
     const std::vector<CheckpointRef> models = hub_models(ctx);
     if (models.empty()) throw Error("the hub has no models");
     const std::vector<std::int64_t> sizes = read_sizes(p);
@@ -191,32 +226,32 @@ class SampleComplexity : public Node {
       return index;
     };
 
-    // risk[model][size][repetition]
-    std::vector<std::vector<std::vector<double>>> risks(models.size());
+    // risk[model][size][repetition]: one unit per model, size and repetition, in that order.
+    std::vector<std::vector<std::vector<double>>> risks(models.size(),
+                                                        std::vector<std::vector<double>>(sizes.size(), std::vector<double>(reps)));
+    Json common = Json::object();
+    common["node"] = ctx.id();
+    common["params"] = params_to_json(p);
+    common["data"] = dataset_to_json(*data);
     std::vector<std::string> names;
-    for (const auto& m : models) names.push_back(m.model);
-    ctx.for_each_unit("model", names, [&](std::size_t i) {
-      const mlp::Model<float> pretrained = mlp::load_model(models[i].path);
-      if (pretrained.input_dim() != train.X.rows())
-        throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", models[i].model, pretrained.input_dim(),
-                                train_split, train.X.rows()));
-      auto& out = risks[i];
-      out.assign(sizes.size(), std::vector<double>(reps));
-      for (std::size_t k = 0; k < sizes.size(); ++k) {
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < models.size(); ++i)
+      for (std::size_t k = 0; k < sizes.size(); ++k)
         for (std::size_t r = 0; r < reps; ++r) {
-          const std::uint64_t s = derive_seed(seed, {kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r});
-          const mlp::Samples sub = train.subset(subsample(r, sizes[k]));
-          mlp::TuningSetup setup = mlp::prepare_tuning(pretrained, peft_options(p, *data, s));
-          mlp::TrainOptions o = train_options(p, s);
-          o.patience = 0;  // no validation split: train for the given epochs (the parameter is fixed at 0)
-          mlp::train(setup.model, setup.trainable, sub, nullptr, o);  // lbfgs: fit_head_lbfgs
-          out[k][r] = test_risk(setup.model, test, risk);
-          if (!std::isfinite(out[k][r]))
-            throw Error(fmt::format("the test risk is not finite after tuning on n = {} (repetition {}): lower the learning rate",
-                                    sizes[k], r));
+          Json d = common;
+          d["model"] = models[i].model;
+          d["checkpoint"] = models[i].path.string();
+          d["n"] = sizes[k];
+          d["repetition"] = r;
+          d["seed"] = derive_seed(seed, {kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r});
+          d["rows"] = subsample(r, sizes[k]);
+          descriptions.push_back(std::move(d));
+          names.push_back(fmt::format("{}, n = {}, repetition {}", models[i].model, sizes[k], r));
         }
-      }
-    });
+    const std::vector<Json> results = ctx.run_units("tuning", names, kTuningRunUnit, descriptions);
+    for (std::size_t i = 0, u = 0; i < models.size(); ++i)
+      for (std::size_t k = 0; k < sizes.size(); ++k)
+        for (std::size_t r = 0; r < reps; ++r) risks[i][k][r] = results[u++].at("risk").get<double>();
 
     // Mean risk per model and n.
     std::vector<std::vector<double>> mean(models.size(), std::vector<double>(sizes.size()));
@@ -293,6 +328,9 @@ class SampleComplexity : public Node {
 
 }  // namespace
 
-void register_sample_complexity(PluginRegistrar& r) { r.add_node<SampleComplexity>(); }
+void register_sample_complexity(PluginRegistrar& r) {
+  r.add_node<SampleComplexity>();
+  r.add_unit_function(kTuningRunUnit);
+}
 
 }  // namespace caulk::models

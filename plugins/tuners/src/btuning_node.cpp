@@ -5,6 +5,7 @@
 #include "btuning.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "model_inputs.hpp"
 #include "nodes.hpp"
 #include "tuner_inputs.hpp"
@@ -17,6 +18,30 @@ namespace {
 constexpr const char* kFrozenFeatures =
     "B-Tuning pulls the target's features towards the teachers, but with a linear probe the features do not train (the term "
     "would change nothing): choose mode partial (layers >= 2), adapter, lora or full";
+
+// One target's B-Tuning step, on any rank: the teachers' predictive mean on the training split
+// (computed by the node, as `term.target`) pulls the target's features through the extra loss term.
+Tuned btuning_train(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                    const mlp::Samples* validation) {
+  const Matrix target = matrix_from_json(term.at("target"));
+  if (target.rows() != train.size())
+    throw Error(fmt::format("{} rows of teacher targets for {} training samples", target.rows(), train.size()));
+  const double lambda = p.real("lambda");
+  tune::BTuningLoss loss(train, target, lambda, tune::parse_student_weights(p.string("student_weights")));
+  Tuned out;
+  out.report = mlp::train(setup.model, setup.trainable, train, validation, options, &loss);
+  out.details = Json{{"teachers", term.at("teachers")},
+                     {"lambda", lambda},
+                     {"tau", p.real("tau")},
+                     {"student_weights", p.string("student_weights")},
+                     {"distance_to_teachers", loss.mean_distance(setup.model)}};
+  out.setup = std::move(setup);
+  return out;
+}
+
+Json btuning_target_unit(const Json& description) { return tune_target_unit(description, &btuning_train); }
+
+constexpr UnitKind kBTuningTargetUnit{"tuners.btuning_target", &btuning_target_unit};
 
 class BTuning : public Node {
  public:
@@ -59,8 +84,7 @@ class BTuning : public Node {
     const std::vector<CheckpointRef> targets = models::hub_models(ctx);
     const DatasetSplit& split = data->split(p.string("train_split"));
     const int outputs = static_cast<int>(data->num_targets());
-    const double tau = p.real("tau"), lambda = p.real("lambda");
-    const tune::StudentWeights student_weights = tune::parse_student_weights(p.string("student_weights"));
+    const double tau = p.real("tau");
 
     std::set<std::string> excluded;
     if (p.has("exclude"))
@@ -91,41 +115,26 @@ class BTuning : public Node {
       }
       return std::make_pair(teachers, logme);
     };
-    struct Plan {
-      Matrix target;
-      Json teachers;
-    };
-    std::vector<Plan> plans;
+    // What each target's unit needs from the teachers: their predictive mean on the training split
+    // (pi-weighted, N x outputs) and the facts run.json reports.
+    std::vector<Json> terms;
     for (const auto& t : targets) {
       auto [teachers, logme] = teachers_for(t.model);
       const std::vector<double> pi = tune::teacher_weights(logme, tau);
-      Plan plan{tune::teacher_target(teachers, pi), Json::array()};
+      Json facts = Json::array();
       for (std::size_t k = 0; k < teachers.size(); ++k)
-        plan.teachers.push_back(Json{{"model", teachers[k].name}, {"logme", logme[k]}, {"pi", pi[k]}, {"feature_dim", teachers[k].features.cols()}});
-      plans.push_back(std::move(plan));
+        facts.push_back(Json{{"model", teachers[k].name}, {"logme", logme[k]}, {"pi", pi[k]}, {"feature_dim", teachers[k].features.cols()}});
+      terms.push_back(Json{{"target", matrix_to_json(tune::teacher_target(teachers, pi))}, {"teachers", std::move(facts)}});
     }
-
-    tune_targets(ctx, *data, targets, "btuning",
-                 [&](std::size_t i, const CheckpointRef&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
-                     const mlp::Samples* validation) {
-                   if (plans[i].target.rows() != train.size())
-                     throw Error(fmt::format("{} rows of teacher targets for {} training samples", plans[i].target.rows(), train.size()));
-                   tune::BTuningLoss term(train, plans[i].target, lambda, student_weights);
-                   Tuned out;
-                   out.report = mlp::train(setup.model, setup.trainable, train, validation, options, &term);
-                   out.details = Json{{"teachers", plans[i].teachers},
-                                      {"lambda", lambda},
-                                      {"tau", tau},
-                                      {"student_weights", p.string("student_weights")},
-                                      {"distance_to_teachers", term.mean_distance(setup.model)}};
-                   out.setup = std::move(setup);
-                   return out;
-                 });
+    tune_targets(ctx, *data, targets, "btuning", kBTuningTargetUnit, terms);
   }
 };
 
 }  // namespace
 
-void register_btuning(PluginRegistrar& r) { r.add_node<BTuning>(); }
+void register_btuning(PluginRegistrar& r) {
+  r.add_node<BTuning>();
+  r.add_unit_function(kBTuningTargetUnit);
+}
 
 }  // namespace caulk::tuners

@@ -4,6 +4,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "distillation.hpp"
 #include "linear_probe.hpp"
 #include "model_inputs.hpp"
@@ -14,6 +15,24 @@
 namespace caulk::tuners {
 
 namespace {
+
+// One target's distillation step, on any rank: the softened mean of the teachers' logits on the
+// training split (computed by the node, as `term.soft`) is what the KL term pulls the target to.
+Tuned distill_train(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                    const mlp::Samples* validation) {
+  const Matrix soft = matrix_from_json(term.at("soft"));
+  const double T = p.real("temperature"), alpha = p.real("alpha");
+  tune::DistillationLoss loss(soft, train.y.classes, T, alpha);
+  Tuned out;
+  out.report = mlp::train(setup.model, setup.trainable, train, validation, options, &loss);
+  out.details = Json{{"teachers", term.at("teachers")}, {"temperature", T}, {"alpha", alpha}};
+  out.setup = std::move(setup);
+  return out;
+}
+
+Json distill_target_unit(const Json& description) { return tune_target_unit(description, &distill_train); }
+
+constexpr UnitKind kDistillTargetUnit{"tuners.distill_target", &distill_target_unit};
 
 class Distill : public Node {
  public:
@@ -47,7 +66,7 @@ class Distill : public Node {
     const auto scores = ctx.input<Scores>("scores");
     const std::vector<CheckpointRef> targets = models::hub_models(ctx);
     const DatasetSplit& split = data->split(p.string("train_split"));
-    const double T = p.real("temperature"), alpha = p.real("alpha");
+    const double T = p.real("temperature");
     std::set<std::string> excluded;
     if (p.has("exclude"))
       for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());
@@ -57,15 +76,13 @@ class Distill : public Node {
     std::map<std::string, double> head_accuracy;
     eval::LinearProbeOptions head;
     head.l2 = p.real("head_l2");
-    struct Plan {
-      Matrix soft;
-      Json teachers;
-    };
-    std::vector<Plan> plans;
+    // What each target's unit needs from the teachers: the soft targets on the training split
+    // (N x classes) and the facts run.json reports.
+    std::vector<Json> terms;
     for (const auto& t : targets) {
       std::set<std::string> ex = excluded;
       ex.insert(t.model);
-      Plan plan{Matrix(), Json::array()};
+      Json facts = Json::array();
       std::vector<Matrix> chosen;
       for (const auto& pick : pick_teachers(*scores, *features, static_cast<int>(p.integer("k")), ex)) {
         if (!logits.count(pick.name)) {
@@ -77,27 +94,19 @@ class Distill : public Node {
           logits.emplace(pick.name, std::move(z));
         }
         chosen.push_back(logits.at(pick.name));
-        plan.teachers.push_back(Json{{"model", pick.name}, {"score", pick.score}, {"head_train_accuracy", head_accuracy[pick.name]}});
+        facts.push_back(Json{{"model", pick.name}, {"score", pick.score}, {"head_train_accuracy", head_accuracy[pick.name]}});
       }
-      plan.soft = tune::soft_targets(chosen, T);
-      plans.push_back(std::move(plan));
+      terms.push_back(Json{{"soft", matrix_to_json(tune::soft_targets(chosen, T))}, {"teachers", std::move(facts)}});
     }
-
-    tune_targets(ctx, *data, targets, "distill",
-                 [&](std::size_t i, const CheckpointRef&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
-                     const mlp::Samples* validation) {
-                   tune::DistillationLoss term(plans[i].soft, train.y.classes, T, alpha);
-                   Tuned out;
-                   out.report = mlp::train(setup.model, setup.trainable, train, validation, options, &term);
-                   out.details = Json{{"teachers", plans[i].teachers}, {"temperature", T}, {"alpha", alpha}};
-                   out.setup = std::move(setup);
-                   return out;
-                 });
+    tune_targets(ctx, *data, targets, "distill", kDistillTargetUnit, terms);
   }
 };
 
 }  // namespace
 
-void register_distill(PluginRegistrar& r) { r.add_node<Distill>(); }
+void register_distill(PluginRegistrar& r) {
+  r.add_node<Distill>();
+  r.add_unit_function(kDistillTargetUnit);
+}
 
 }  // namespace caulk::tuners

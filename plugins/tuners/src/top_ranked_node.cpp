@@ -5,6 +5,7 @@
 #include "btuning.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "model_inputs.hpp"
 #include "nodes.hpp"
 #include "tuner_inputs.hpp"
@@ -13,6 +14,20 @@
 namespace caulk::tuners {
 
 namespace {
+
+// Plain tuning of the chosen model, on any rank; `term` holds the facts of the choice for run.json.
+Tuned top_ranked_train(const Json& term, const Params&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                       const mlp::Samples* validation) {
+  Tuned out;
+  out.report = mlp::train(setup.model, setup.trainable, train, validation, options);
+  out.details = term;
+  out.setup = std::move(setup);
+  return out;
+}
+
+Json top_ranked_target_unit(const Json& description) { return tune_target_unit(description, &top_ranked_train); }
+
+constexpr UnitKind kTopRankedTargetUnit{"tuners.top_ranked_target", &top_ranked_target_unit};
 
 class TopRanked : public Node {
  public:
@@ -54,20 +69,16 @@ class TopRanked : public Node {
       throw Error(fmt::format("the best-ranked model '{}' (by '{}') is not in the hub of checkpoints", best.model, scores->producer_node));
     CheckpointRef chosen = *it;
     chosen.model = p.string("name");
-    tune_targets(ctx, *data, {chosen}, "top_ranked",
-                 [&](std::size_t, const CheckpointRef&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
-                     const mlp::Samples* validation) {
-                   Tuned out;
-                   out.report = mlp::train(setup.model, setup.trainable, train, validation, options);
-                   out.details = Json{{"model", best.model}, {"score", best.score}, {"ranker", scores->method}};
-                   out.setup = std::move(setup);
-                   return out;
-                 });
+    tune_targets(ctx, *data, {chosen}, "top_ranked", kTopRankedTargetUnit,
+                 {Json{{"model", best.model}, {"score", best.score}, {"ranker", scores->method}}});
   }
 };
 
 }  // namespace
 
-void register_top_ranked(PluginRegistrar& r) { r.add_node<TopRanked>(); }
+void register_top_ranked(PluginRegistrar& r) {
+  r.add_node<TopRanked>();
+  r.add_unit_function(kTopRankedTargetUnit);
+}
 
 }  // namespace caulk::tuners

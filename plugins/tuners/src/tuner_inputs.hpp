@@ -1,13 +1,13 @@
 // What the tuner nodes share: the teachers picked from a ranking, their features on the training
 // split, the per-target tuning loop (load, prepare, train, predict, save) and its outputs.
 #pragma once
-#include <functional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/units.hpp"
 #include "peft.hpp"
 #include "training.hpp"
 
@@ -36,24 +36,35 @@ void declare_run_params(NodeSpec& s);
 std::vector<std::pair<std::string, std::string>> check_run_params(const Params& p);
 std::vector<std::pair<std::string, std::string>> check_plain_run_params(const Params& p);
 
-// One target model tuned: what the node's loop produced for it.
+// One target model tuned: what a tuner's training step produced for it.
 struct Tuned {
   mlp::TuningSetup setup;
   mlp::TrainReport report;
   Json details;  // node-specific facts for run.json
 };
 
-// The shared per-target loop: for each target model of the hub (the `models` input or `manifest`),
-// load it, prepare it with the node's tuning options and the seed tune.peft would use (so a model
-// tuned here with no extra term equals tune.peft's bit for bit), call `train` with the training
-// and validation samples, then predict the chosen splits, save the checkpoint and fill the outputs.
-// `extra_meta` goes into the checkpoint's metadata.
-using TrainFn = std::function<Tuned(std::size_t target, const CheckpointRef& ref, mlp::TuningSetup setup,
-                                    const mlp::TrainOptions& options, const mlp::Samples& train, const mlp::Samples* validation)>;
-void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
-                  const TrainFn& train);
+// What a tuner does beside the shared steps, on whichever rank runs the target's unit: train the
+// prepared target (with its extra loss term, if any), from the node's parameters and `term`, what
+// the node computed for this target and put in the unit description (teacher targets as
+// matrix_to_json, facts about the teachers...). A plain function: it captures nothing, so the
+// unit is described by its JSON alone.
+using TrainFn = Tuned (*)(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
+                          const mlp::Samples& train, const mlp::Samples* validation);
 
-// The training samples of the node's train_split.
-mlp::Samples training_samples(const NodeContext& ctx, const Dataset& data);
+// The unit function of a tuner: one target from its description alone (the node's parameters, the
+// dataset's files, the checkpoint's path, the node's `term`). It loads the target, prepares it
+// with the node's tuning options and the seed tune.peft would use (so a model tuned here with no
+// extra term equals tune.peft's bit for bit), calls `train`, predicts the chosen splits and
+// writes the checkpoint (atomically, as tune.peft) to its final path; the predictions and the
+// facts for run.json come back. A tuner's unit function is `tune_target_unit(d, its TrainFn)`.
+Json tune_target_unit(const Json& description, TrainFn train);
+
+// The node's side: one unit per target model of the hub (the `models` input or `manifest`), run by
+// ctx.run_units with `unit` (the tuner's registered unit function), `terms[i]` going to target i;
+// then the outputs are published. `method` goes into the checkpoints' metadata. The splits are
+// checked before any unit starts.
+void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
+                  const UnitKind& unit, const std::vector<Json>& terms);
+
 
 }  // namespace caulk::tuners

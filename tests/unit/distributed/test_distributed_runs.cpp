@@ -50,9 +50,10 @@ class DemoUnderMpi : public ::testing::TestWithParam<std::string> {};
 TEST_P(DemoUnderMpi, SameRunJsonOnOneTwoAndThreeProcesses) {
   CAULK_REQUIRE_MPI();
 #ifdef CAULK_SANITIZED
-  // Under ASan the demo pipelines take up to minutes each on three runs; these three cover every
-  // distributed node type (rankers, adapter.mlp, tune.peft, zoo.pretrain) and the ordinary build
-  // runs them all.
+  // Under ASan the demo pipelines take up to minutes each on three runs; these three cover the
+  // rankers, adapter.mlp, tune.peft and zoo.pretrain (analysis.fisher, eval.sample_complexity and
+  // the tuners run under mpirun in test_distributed_model_units.cpp), and the ordinary build runs
+  // them all.
   if (GetParam() != "rank_hub" && GetParam() != "quickstart" && GetParam() != "rank_and_tune")
     GTEST_SKIP() << "sanitized build: rank_hub, quickstart and rank_and_tune only (every pipeline runs in the ordinary build)";
 #endif
@@ -74,9 +75,10 @@ TEST_P(DemoUnderMpi, SameRunJsonOnOneTwoAndThreeProcesses) {
   }
 }
 
-// Every demo pipeline (each runs in seconds): rank_hub and quickstart rank; rank_and_tune,
-// btuning and sample_complexity also extract features (adapter.mlp) and tune (tune.peft); the
-// others run entirely on rank 0 and must not change either.
+// Every demo pipeline (each runs in seconds): rank_hub and quickstart rank; rank_and_tune and
+// btuning also extract features (adapter.mlp) and tune (tune.peft; btuning also tune.btuning,
+// tune.distill and tune.top_ranked); sample_complexity tunes in eval.sample_complexity, merge
+// computes Fisher diagonals (analysis.fisher); what runs on rank 0 only must not change either.
 INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(demo_pipelines()),
                          [](const auto& info) { return info.param; });
 
