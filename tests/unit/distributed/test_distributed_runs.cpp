@@ -170,10 +170,10 @@ TEST(UnitsUnderMpi, APipelineErrorOnRankZeroStopsEveryRankWithExitCodeTwo) {
 }
 
 // The pid of the process of `rank` once it has started a unit of node a (it leaves a marker), or -1
-// after 30 s.
-pid_t wait_for_unit_on_rank(const std::filesystem::path& unit_dir, int rank) {
+// after `max_tries` looks 50 ms apart (30 s by default).
+pid_t wait_for_unit_on_rank(const std::filesystem::path& unit_dir, int rank, int max_tries = 600) {
   const std::regex marker("started\\.u[0-9]+\\.rank" + std::to_string(rank) + "\\.pid([0-9]+)");
-  for (int tries = 0; tries < 600; ++tries) {
+  for (int tries = 0; tries < max_tries; ++tries) {
     std::error_code ec;
     if (std::filesystem::is_directory(unit_dir, ec))
       for (const auto& e : std::filesystem::directory_iterator(unit_dir, ec)) {
@@ -251,6 +251,57 @@ TEST(UnitsUnderMpi, RankZeroKilledMidUnitEndsTheRunWithAClearMessageWithinThirty
   auto gone = [worker] { return ::kill(worker, 0) != 0 || read_file(fmt::format("/proc/{}/stat", worker)).find(") Z") != std::string::npos; };
   for (int i = 0; i < 200 && !gone(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(gone()) << "rank 1 (pid " << worker << ") still runs 10 s after the job ended";
+}
+
+// The pid of the rank `rank` of a job whose command line mentions `tag` (a test's temporary
+// folder), from /proc; -1 when there is none.
+pid_t pid_of_rank(const std::string& tag, int rank) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (read_file(e.path() / "cmdline").find(tag) == std::string::npos) continue;
+    const std::string env = read_file(e.path() / "environ");
+    const std::string key = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + std::string(1, '\0');
+    if (env.find(std::string(1, '\0') + key) != std::string::npos || env.rfind(key, 0) == 0) return std::stoi(name);
+  }
+  return -1;
+}
+
+// A worker killed while it holds no unit: mpirun ends the job just the same, and rank 0's
+// reporter says the run did not finish.
+TEST(UnitsUnderMpi, AnIdleWorkerKilledEndsTheRunWithAClearMessageWithinThirtySeconds) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 1, sleep_ms = 60000 }\n");
+  const auto unit_dir = dir / "out" / "a";
+  BackgroundMpi job(3, run_args(p, dir / "out", 1), dir / "err");
+  int busy = -1;
+  for (int tries = 0; tries < 600 && busy < 0; ++tries) {
+    for (int r = 0; r < 3 && busy < 0; ++r)
+      if (std::filesystem::exists(unit_dir) && wait_for_unit_on_rank(unit_dir, r, 1) > 0) busy = r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(busy, 0) << "no rank started the unit: " << read_file(dir / "err");
+  const int idle = busy == 2 ? 1 : 2;
+  const pid_t worker = pid_of_rank(dir.path().string(), idle);
+  ASSERT_GT(worker, 0) << "no process for rank " << idle;
+  const auto killed = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  const int code = job.wait_for(std::chrono::seconds(30));
+  ASSERT_NE(code, -1) << "the run still hangs 30 s after an idle worker was killed: " << read_file(dir / "err");
+  EXPECT_NE(code, 0);
+  const std::string expected = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
+  std::string err = read_file(dir / "err");
+  while (err.find(expected) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    err = read_file(dir / "err");
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count(), 30.0);
+  EXPECT_THAT(err, HasSubstr(expected));
+  EXPECT_THAT(err, HasSubstr(fmt::format("process rank {}", idle))) << "mpirun names the rank that died";
+  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+  EXPECT_FALSE(std::filesystem::exists(unit_dir / "u0.txt"));
 }
 
 // A worker that freezes (SIGSTOP: mpirun sees nothing wrong) is declared lost once it has been
