@@ -13,12 +13,13 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace caulk::mpi_end {
 namespace {
 
 struct Shared {
-  std::atomic<std::uint64_t> ranks_with_units{0};
+  std::atomic<std::uint64_t> ranks_with_units[kMaxRanks / 64];  // bit r % 64 of word r / 64
   std::atomic<int> finished{0};
 };
 Shared* g_shared = nullptr;
@@ -63,17 +64,17 @@ void write_all(int fd, const std::string& text) {
   }
 }
 
-std::string message(std::uint64_t mask) {
+std::string message() {
   std::string m = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline: a rank died (mpirun's message "
                   "above names it) or the job was cancelled";
-  if (mask) {
-    m += (mask & (mask - 1)) ? "; units were unfinished on ranks" : "; units were unfinished on rank";
-    bool first = true;
-    for (int r = 0; r < 64; ++r)
-      if (mask & (std::uint64_t{1} << r)) {
-        m += (first ? " " : ", ") + std::to_string(r);
-        first = false;
-      }
+  std::vector<int> ranks;
+  for (int r = 0; r < kMaxRanks; ++r)
+    if (g_shared->ranks_with_units[r / 64].load() & (std::uint64_t{1} << (r % 64))) ranks.push_back(r);
+  if (!ranks.empty()) {
+    m += ranks.size() > 1 ? "; units were unfinished on ranks" : "; units were unfinished on rank";
+    constexpr std::size_t kListed = 32;  // then a count, so the message stays a line or two
+    for (std::size_t i = 0; i < ranks.size() && i < kListed; ++i) m += (i ? ", " : " ") + std::to_string(ranks[i]);
+    if (ranks.size() > kListed) m += " and " + std::to_string(ranks.size() - kListed) + " more";
   }
   return m + ". The run did not finish: run.json was not written, and no output is left half-written under its final name.\n";
 }
@@ -88,7 +89,7 @@ std::string message(std::uint64_t mask) {
   if (g_shared->finished.load()) ::_exit(0);
   if (wait_for_parent)
     for (int i = 0; i < 100 && ::kill(mpirun, 0) == 0; ++i) ::usleep(50000);
-  write_all(out, message(g_shared->ranks_with_units.load()));
+  write_all(out, message());
   ::_exit(0);
 }
 
@@ -118,8 +119,13 @@ void start_reporter_if_rank0() {
   g_pipe_write = fds[1];  // closed by the kernel when rank 0 ends, however it ends
 }
 
-void set_ranks_with_units(std::uint64_t mask) {
-  if (g_shared) g_shared->ranks_with_units.store(mask);
+void set_rank_has_units(int rank, bool has_units) {
+  if (!g_shared || rank < 0 || rank >= kMaxRanks) return;
+  const std::uint64_t bit = std::uint64_t{1} << (rank % 64);
+  if (has_units)
+    g_shared->ranks_with_units[rank / 64].fetch_or(bit);
+  else
+    g_shared->ranks_with_units[rank / 64].fetch_and(~bit);
 }
 
 void finished() {

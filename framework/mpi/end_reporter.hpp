@@ -16,8 +16,10 @@ namespace caulk::mpi_end {
 // Forks the reporter when this process is rank 0 of an mpirun (known from Open MPI's or PMIx's
 // environment before MPI starts). Call before MPI_Init; does nothing elsewhere.
 void start_reporter_if_rank0();
-// The ranks (bit r) that hold dealt, unfinished units, for the message.
-void set_ranks_with_units(std::uint64_t mask);
+// The ranks a job may have (the shared page holds one bit per rank).
+constexpr int kMaxRanks = 65536;
+// Whether `rank` holds dealt, unfinished units, for the message.
+void set_rank_has_units(int rank, bool has_units);
 // Rank 0 ends normally (whatever the pipeline's outcome): the reporter exits silently.
 void finished();
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/mpi.hpp>
+#include <fmt/format.h>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -197,11 +198,8 @@ class Coordinator : public UnitDispatcher {
     return false;
   }
 
-  void update_mask() {
-    std::uint64_t mask = 0;
-    for (std::size_t r = 0; r < dealt_.size() && r < 64; ++r)
-      if (!dealt_[r].empty()) mask |= std::uint64_t{1} << r;
-    mpi_end::set_ranks_with_units(mask);
+  void publish_ranks_with_units() {
+    for (std::size_t r = 0; r < dealt_.size(); ++r) mpi_end::set_rank_has_units(static_cast<int>(r), !dealt_[r].empty());
   }
 
   void communicate() {
@@ -228,7 +226,7 @@ class Coordinator : public UnitDispatcher {
         auto it = std::find(mine.begin(), mine.end(), std::make_pair(id, index));
         if (it == mine.end()) continue;
         mine.erase(it);
-        update_mask();
+        publish_ranks_with_units();
         UnitOutcome outcome;
         outcome.rank = source;
         if (j.contains("e")) outcome.error = j.at("e").get<std::string>();
@@ -262,7 +260,7 @@ class Coordinator : public UnitDispatcher {
           --free_slots_[w];
           if (dealt_[w].empty()) last_heard_[w] = std::chrono::steady_clock::now();
           dealt_[w].emplace_back(id, index);
-          update_mask();
+          publish_ranks_with_units();
           active = true;
         }
       }
@@ -302,7 +300,7 @@ class Coordinator : public UnitDispatcher {
         complete(*state, index, std::move(outcome));
       }
       dealt_[w].clear();
-      update_mask();
+      publish_ranks_with_units();
     }
   }
 
@@ -333,7 +331,7 @@ class MpiSession : public DistributedSession {
     if (env_.thread_level() < bmpi::threading::serialized)
       throw Error("this MPI library does not allow threads to take turns calling it (MPI_THREAD_SERIALIZED)");
     set_current_rank(world_.rank());
-    if (world_.size() > 64) throw Error("caulk runs on at most 64 MPI ranks for now");
+    if (world_.size() > mpi_end::kMaxRanks) throw Error(fmt::format("caulk runs on at most {} MPI ranks", mpi_end::kMaxRanks));
     if (world_.rank() == 0) {
       coordinator_ = std::make_unique<Coordinator>(world_);
     }
