@@ -66,6 +66,9 @@ void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& 
 
 // The unit that writes one output file of a staged merge (registered by the plugin).
 extern const UnitKind kMergeFileUnit;
+// The merge with each output file a unit (run_and_publish under mpirun; merge_distribution.cpp).
+merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, merge::MergeMethod& method,
+                                   const std::filesystem::path& output, const merge::MergeOptions& options);
 
 // The merge alone, with progress, returning the report (for nodes that merge several times).
 merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method, const std::filesystem::path& output,

@@ -1,0 +1,115 @@
+// Merges under mpirun (docs/scaling.md): methods rebuilt from recipes on any rank, and each output
+// file of a merge written as a unit into the output rank 0 staged.
+#include <fmt/format.h>
+
+#include <map>
+
+#include "merge_node_support.hpp"
+#include "merge_output.hpp"
+
+namespace fs = std::filesystem;
+
+namespace caulk::mergers {
+
+namespace {
+Json merge_model_to_json(const merge::MergeModel& m) {
+  return Json{{"name", m.name}, {"checkpoint", m.checkpoint.string()}, {"fisher", m.fisher.string()}};
+}
+
+merge::MergeModel merge_model_from_json(const Json& j) {
+  return {j.at("name").get<std::string>(), j.at("checkpoint").get<std::string>(), j.at("fisher").get<std::string>()};
+}
+}  // namespace
+
+Json merge_job_to_json(const MergeJob& job) {
+  Json models = Json::array();
+  for (const auto& m : job.models) models.push_back(merge_model_to_json(m));
+  return Json{{"models", models}, {"base", job.base ? merge_model_to_json(*job.base) : Json(nullptr)}};
+}
+
+MergeJob merge_job_from_json(const Json& j) {
+  MergeJob job;
+  for (const Json& m : j.at("models")) job.models.push_back(merge_model_from_json(m));
+  if (!j.at("base").is_null()) job.base = merge_model_from_json(j.at("base"));
+  return job;
+}
+
+namespace {
+
+std::map<std::string, MethodBuilder>& method_builders() {
+  static std::map<std::string, MethodBuilder> builders;
+  return builders;
+}
+
+// One output file of a staged merge, from its description alone: the method is rebuilt from the
+// node's recipe and parameters, adopts what rank 0 prepared (Fisher norms), and writes the file's
+// tensors into the staged temporary, which rank 0 commits once every file is written.
+Json merge_file_unit(const Json& d) {
+  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+  const MergeJob merged = merge_job_from_json(d.at("job"));
+  const auto method = build_method({d.at("builder").get<std::string>(), d.at("extra")}, p, merged.models);
+  const merge::MergeInputs inputs = merge::MergeInputs::open(merged.models, merged.base, method->uses_fisher());
+  const auto chunk = d.at("chunk_elements").get<std::size_t>();
+  method->check(inputs);
+  method->adopt_prepared(inputs, d.at("prepared").get<std::vector<double>>(), chunk);
+  const Json& f = d.at("file");
+  merge::OutputFileJob job;
+  job.path = f.at("path").get<std::string>();
+  job.tensors = f.at("tensors").get<std::vector<std::string>>();
+  job.offsets = f.at("offsets").get<std::vector<std::uint64_t>>();
+  for (const Json& t : f.at("dtypes")) {
+    const auto dtype = io::dtype_from_safetensors_name(t.get<std::string>());
+    if (!dtype) throw Error(fmt::format("the file job names an unknown dtype '{}'", t.get<std::string>()));
+    job.dtypes.push_back(*dtype);
+  }
+  const merge::Precision precision = d.at("precision").get<std::string>() == "float64" ? merge::Precision::F64 : merge::Precision::F32;
+  return Json{{"io_bytes", merge::merge_output_file(inputs, *method, job, precision, chunk)}};
+}
+
+}  // namespace
+
+merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, merge::MergeMethod& method,
+                                   const fs::path& output, const merge::MergeOptions& options) {
+  const merge::MergeInputs inputs = merge::MergeInputs::open(job.models, job.base, method.uses_fisher());
+  merge::StagedMerge staged(inputs, method, output, options);
+  Json common{{"node", ctx.id()},
+              {"builder", recipe.builder},
+              {"extra", recipe.extra},
+              {"params", params_to_json(ctx.params())},
+              {"job", merge_job_to_json(job)},
+              {"prepared", method.prepared_values()},
+              {"precision", options.precision == merge::Precision::F64 ? "float64" : "float32"},
+              {"chunk_elements", options.chunk_elements}};
+  std::vector<Json> descriptions;
+  std::vector<std::string> names;
+  for (std::size_t f = 0; f < staged.file_count(); ++f) {
+    const merge::OutputFileJob file = staged.file_job(f);
+    Json dtypes = Json::array();
+    for (io::DType t : file.dtypes) dtypes.push_back(io::dtype_name(t));
+    Json d = common;
+    d["file"] = Json{{"path", file.path.string()}, {"tensors", file.tensors}, {"offsets", file.offsets}, {"dtypes", dtypes}};
+    descriptions.push_back(std::move(d));
+    names.push_back(staged.file_name(f));
+  }
+  const std::vector<Json> results = ctx.run_units("output file", names, kMergeFileUnit, descriptions);
+  std::vector<std::uint64_t> io_bytes;
+  for (const Json& r : results) io_bytes.push_back(r.at("io_bytes").get<std::uint64_t>());
+  return staged.commit(io_bytes);
+}
+
+const UnitKind kMergeFileUnit{"mergers.merge_output_file", &merge_file_unit};
+
+void add_method_builder(const std::string& name, MethodBuilder builder) {
+  // A plugin registers again whenever a new registry loads it (tests do): the same builder is fine.
+  const auto [it, added] = method_builders().emplace(name, builder);
+  if (!added && it->second != builder) throw Error(fmt::format("internal: two merge method builders are named '{}'", name));
+}
+
+std::unique_ptr<merge::MergeMethod> build_method(const MethodRecipe& recipe, const Params& p, const std::vector<merge::MergeModel>& models) {
+  auto it = method_builders().find(recipe.builder);
+  if (it == method_builders().end()) throw Error(fmt::format("internal: no merge method builder '{}'", recipe.builder));
+  return it->second(p, recipe.extra, models);
+}
+
+
+}  // namespace caulk::mergers
