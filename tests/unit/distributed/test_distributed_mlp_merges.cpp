@@ -1,0 +1,141 @@
+// The mlp_merges nodes whose per-model work is distributable units (merge.regmean's Gram matrices)
+// under mpirun: the same run.json and the same files as one process, one unit per model dealt
+// through the run's dispatcher (counted in run.json's `ranks`).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "mpi_support.hpp"
+#include "run_json.hpp"
+
+using namespace caulk::testing;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string> run_args(const fs::path& pipeline, const fs::path& out) {
+  return {"run", pipeline.string(), "--out", out.string(), "--jobs", "1"};
+}
+
+std::size_t total_units(const Json& ranks) {
+  std::size_t n = 0;
+  for (const auto& u : ranks.at("units")) n += u.get<std::size_t>();
+  return n;
+}
+
+// One small pre-trained model (9 inputs: its first-layer units draw as 3x3 tiles) and three
+// fine-tuned copies of it: two full (different seeds and subsets), one LoRA saved as a delta (its
+// factors are folded in by the nodes that fold, kept by the ensembles). The test split is large so
+// that a unit on it takes milliseconds: rank 0 computes units too, and units much shorter than the
+// dealer's 0.5 ms poll would all run there, leaving the other ranks untested.
+const char* kTuned = R"([pipeline]
+name = "mlp-merge-units"
+[[node]]
+id = "zoo"
+type = "zoo.pretrain"
+params = { seed = 3, inputs = 9, latent = 2, source_samples = 400, train = 90, validation = 60, test = 20000, epochs = 3, models = [
+  { name = "near", relatedness = 0.9, hidden = [48, 24] } ] }
+[[node]]
+id = "a"
+type = "tune.peft"
+inputs = { data = "zoo.data", models = "zoo.models" }
+params = { mode = "full", epochs = 4, seed = 1, train_samples = 60, suffix = ":a" }
+[[node]]
+id = "b"
+type = "tune.peft"
+inputs = { data = "zoo.data", models = "zoo.models" }
+params = { mode = "full", epochs = 4, seed = 2, train_samples = 45, suffix = ":b" }
+[[node]]
+id = "c"
+type = "tune.peft"
+inputs = { data = "zoo.data", models = "zoo.models" }
+params = { mode = "lora", rank = 2, epochs = 4, seed = 1, suffix = ":c", save = "delta" }
+)";
+
+class MlpMergesUnderMpi : public ::testing::Test {
+ protected:
+  // `kTuned + nodes` on one process and on 3 ranks, and `kTuned` alone on 3 ranks: both runs of
+  // `kTuned + nodes` must succeed with the same run.json (timings and `ranks` aside).
+  void run_three_ways(const std::string& nodes) {
+    const auto full = dir_.write("full.toml", std::string(kTuned) + nodes);
+    const auto base_only = dir_.write("base.toml", kTuned);
+    auto one = run_caulk(run_args(full, dir_ / "one"));
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    auto many = run_mpi(3, run_args(full, dir_ / "np3"));
+    ASSERT_EQ(many.exit_code, 0) << many.err;
+    auto b = run_mpi(3, run_args(base_only, dir_ / "base"));
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    one_ = Json::parse(read_file(dir_ / "one" / "run.json"));
+    many_ = Json::parse(read_file(dir_ / "np3" / "run.json"));
+    base_ = Json::parse(read_file(dir_ / "base" / "run.json"));
+    ASSERT_TRUE(many_.contains("ranks"));
+    ASSERT_TRUE(base_.contains("ranks"));
+    EXPECT_EQ(comparable_run_json(one_).dump(2), comparable_run_json(many_).dump(2));
+  }
+  // The units the added nodes ran through the dispatcher: what run.json's `ranks` counts beyond the
+  // base pipeline's nodes (a node still looping with for_each_unit adds none).
+  std::size_t added_units() const { return total_units(many_["ranks"]) - total_units(base_["ranks"]); }
+  // The file at `relative` in the one-process and the 3-rank output: both written, byte for byte equal.
+  void expect_same_file(const fs::path& relative) const {
+    const auto a = dir_ / "one" / relative, b = dir_ / "np3" / relative;
+    ASSERT_TRUE(fs::exists(a)) << a;
+    ASSERT_TRUE(fs::exists(b)) << b;
+    const std::string bytes = read_file(a);
+    EXPECT_GT(bytes.size(), 100u) << a;
+    EXPECT_TRUE(bytes == read_file(b)) << relative << " differs between one process and 3 ranks";
+  }
+  // Every file under the folder `relative` (at least `at_least` of them), as expect_same_file, and
+  // no file only in the 3-rank output.
+  void expect_same_folder(const fs::path& relative, std::size_t at_least) const {
+    std::size_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "one" / relative))
+      if (e.is_regular_file()) {
+        ++n;
+        expect_same_file(relative / fs::relative(e.path(), dir_ / "one" / relative));
+      }
+    EXPECT_GE(n, at_least) << relative;
+    std::size_t m = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir_ / "np3" / relative)) m += e.is_regular_file();
+    EXPECT_EQ(m, n) << relative;
+  }
+  CliResult run_failing(const std::string& pipeline) { return run_mpi(3, run_args(dir_.write("bad.toml", pipeline), dir_ / "bad")); }
+  Json failed_run_json() const { return Json::parse(read_file(dir_ / "bad" / "run.json")); }
+
+  TempDir dir_;
+  Json one_, many_, base_;
+};
+
+const char* kAll = R"(checkpoints = ["a.checkpoints", "b.checkpoints", "c.checkpoints"])";
+
+// ------------------------------------------------------------------------- merge.regmean
+
+TEST_F(MlpMergesUnderMpi, RegMeanOneGramUnitPerModelSameRunJsonAndByteIdenticalMerge) {
+  CAULK_REQUIRE_MPI();
+  ASSERT_NO_FATAL_FAILURE(run_three_ways(fmt::format(R"([[node]]
+id = "regmean"
+type = "merge.regmean"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ alpha = 0.8, split = "test", model_splits = {{ "near:b" = "val" }}, max_samples = 5000, seed = 2 }}
+[[node]]
+id = "regmean_mean"
+type = "merge.regmean"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ gram = "mean", split = "test", output = "merged/rm.safetensors" }}
+)",
+                                                     kAll)));
+  EXPECT_EQ(added_units(), 2u * 3u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
+  expect_same_file("regmean/regmean.safetensors");
+  expect_same_file("merged/rm.safetensors");
+  const Json& models = many_["nodes"]["regmean"]["summary"]["models"];
+  EXPECT_EQ(models["near:a"]["samples"], 5000);
+  EXPECT_EQ(models["near:b"]["split"], "val");
+  EXPECT_EQ(many_["nodes"]["regmean_mean"]["summary"]["models"]["near:c"]["samples"], 20000);
+}
+
+}  // namespace
