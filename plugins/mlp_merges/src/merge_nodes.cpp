@@ -149,6 +149,17 @@ class RegMeanNode : public Node {
   }
 };
 
+// One ingredient's own held-out score, on any rank: the checkpoint (LoRA folded, as
+// load_checkpoints loads it) judged on the split; the score comes back.
+Json soup_ingredient_unit(const Json& d) {
+  const auto data = dataset_from_json(d.at("data"));
+  const mlp::Samples held_out = split_samples(*data, d.at("split").get<std::string>());
+  const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
+  return Json{{"score", model_metric(m, held_out, parse_soup_metric(d.at("metric").get<std::string>()))}};
+}
+
+constexpr UnitKind kSoupIngredientUnit{"mlp_merges.soup_ingredient", &soup_ingredient_unit};
+
 class GreedySoupNode : public Node {
  public:
   static NodeSpec spec() {
@@ -181,8 +192,20 @@ class GreedySoupNode : public Node {
       throw Error(fmt::format("metric {} does not judge a {} task (classification: accuracy, log_loss; regression: mse)", metric_name,
                               task_kind_name(data->kind)));
 
-    const GreedySoupResult r =
-        greedy_soup(in.models, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
+    // The ingredients' own scores are units; the greedy loop, each step scoring the soup the
+    // previous steps left, runs here.
+    const Json held_out_data = dataset_to_json(*data, p.string("split"));
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < in.names.size(); ++i)
+      descriptions.push_back(Json{{"model", in.names[i]},
+                                  {"checkpoint", in.refs[i].path.string()},
+                                  {"split", p.string("split")},
+                                  {"metric", metric_name},
+                                  {"data", held_out_data}});
+    std::vector<double> individual;
+    for (const Json& r : ctx.run_units("model", in.names, kSoupIngredientUnit, descriptions)) individual.push_back(r.at("score").get<double>());
+    const GreedySoupResult r = greedy_soup(
+        in.models, individual, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
 
     fs::create_directories(output.parent_path());
     std::vector<std::string> kept;
@@ -219,6 +242,7 @@ void register_merges(PluginRegistrar& r) {
   r.add_node<RegMeanNode>();
   r.add_unit_function(kRegMeanGramsUnit);
   r.add_node<GreedySoupNode>();
+  r.add_unit_function(kSoupIngredientUnit);
 }
 
 }  // namespace caulk::mlp_merges

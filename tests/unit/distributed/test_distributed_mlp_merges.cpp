@@ -1,6 +1,6 @@
-// The mlp_merges nodes whose per-model work is distributable units (merge.regmean's Gram matrices)
-// under mpirun: the same run.json and the same files as one process, one unit per model dealt
-// through the run's dispatcher (counted in run.json's `ranks`).
+// The mlp_merges nodes whose per-model work is distributable units (merge.regmean's Gram matrices,
+// merge.greedy_soup's ingredient scores) under mpirun: the same run.json and the same files as one
+// process, one unit per model dealt through the run's dispatcher (counted in run.json's `ranks`).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -136,6 +136,32 @@ params = {{ gram = "mean", split = "test", output = "merged/rm.safetensors" }}
   EXPECT_EQ(models["near:a"]["samples"], 5000);
   EXPECT_EQ(models["near:b"]["split"], "val");
   EXPECT_EQ(many_["nodes"]["regmean_mean"]["summary"]["models"]["near:c"]["samples"], 20000);
+}
+
+// ------------------------------------------------------------------------- merge.greedy_soup
+
+TEST_F(MlpMergesUnderMpi, GreedySoupOneScoreUnitPerIngredientSameRunJsonAndByteIdenticalSoup) {
+  CAULK_REQUIRE_MPI();
+  ASSERT_NO_FATAL_FAILURE(run_three_ways(fmt::format(R"([[node]]
+id = "soup"
+type = "merge.greedy_soup"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ split = "test" }}
+[[node]]
+id = "soup_ll"
+type = "merge.greedy_soup"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ metric = "log_loss", split = "test" }}
+)",
+                                                     kAll)));
+  // The ingredients' own scores; the greedy loop stays on rank 0.
+  EXPECT_EQ(added_units(), 2u * 3u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
+  for (const char* node : {"soup", "soup_ll"}) {
+    SCOPED_TRACE(node);
+    expect_same_file(fmt::format("{0}/{0}.safetensors", node));
+    expect_same_file(fmt::format("{}/ingredients.csv", node));
+    EXPECT_EQ(many_["nodes"][node]["summary"]["ingredients"].size(), 3u);
+  }
 }
 
 }  // namespace
