@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "caulk/units.hpp"
 #include "mlp_checkpoint.hpp"
 #include "peft.hpp"
 
@@ -78,6 +79,15 @@ std::vector<std::string> requested_splits(const Params& p, const Dataset& data) 
   }
   if (out.empty()) throw Error("the dataset has no split with model inputs (give dataset.load `inputs`)");
   return out;
+}
+
+Json dataset_splits_to_json(const Dataset& data, const std::vector<std::string>& splits) {
+  Dataset only;
+  only.kind = data.kind;
+  only.class_names = data.class_names;
+  for (const auto& s : data.splits)
+    if (std::find(splits.begin(), splits.end(), s.name) != splits.end()) only.splits.push_back(s);
+  return dataset_to_json(only);
 }
 
 void check_fits(const mlp::Model<float>& m, const std::string& name, const Dataset& data, long inputs) {

@@ -1,6 +1,7 @@
 // The mlp_merges nodes whose per-model work is distributable units (merge.regmean's Gram matrices,
-// merge.greedy_soup's ingredient scores) under mpirun: the same run.json and the same files as one
-// process, one unit per model dealt through the run's dispatcher (counted in run.json's `ranks`).
+// merge.greedy_soup's ingredient scores, ensemble.predictions' outputs, ensemble.features'
+// features) under mpirun: the same run.json and the same files as one process, one unit per model
+// dealt through the run's dispatcher (counted in run.json's `ranks`).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -162,6 +163,58 @@ params = {{ metric = "log_loss", split = "test" }}
     expect_same_file(fmt::format("{}/ingredients.csv", node));
     EXPECT_EQ(many_["nodes"][node]["summary"]["ingredients"].size(), 3u);
   }
+}
+
+// ------------------------------------------------------------------------- ensemble.predictions, ensemble.features
+
+TEST_F(MlpMergesUnderMpi, OutputEnsembleOneUnitPerModelSameRunJsonAndPredictions) {
+  CAULK_REQUIRE_MPI();
+  ASSERT_NO_FATAL_FAILURE(run_three_ways(fmt::format(R"([[node]]
+id = "outputs"
+type = "ensemble.predictions"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ splits = ["val", "test"] }}
+[[node]]
+id = "saved"
+type = "predictions.save"
+inputs = {{ predictions = "outputs" }}
+[[node]]
+id = "eval"
+type = "eval.classification"
+inputs = {{ predictions = "outputs", data = "zoo.data" }}
+)",
+                                                     kAll)));
+  EXPECT_EQ(added_units(), 3u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
+  expect_same_folder("saved", 2);
+  EXPECT_TRUE(many_["nodes"]["eval"]["summary"].contains("outputs"));
+}
+
+TEST_F(MlpMergesUnderMpi, FeatureEnsembleOneUnitPerModelForBothHeadsSameRunJsonAndPredictions) {
+  CAULK_REQUIRE_MPI();
+  ASSERT_NO_FATAL_FAILURE(run_three_ways(fmt::format(R"([[node]]
+id = "avg_head"
+type = "ensemble.features"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ head = "average", splits = ["test"] }}
+[[node]]
+id = "refit_head"
+type = "ensemble.features"
+inputs = {{ {0}, data = "zoo.data" }}
+params = {{ head = "refit", splits = ["val", "test"], train_split = "train" }}
+[[node]]
+id = "saved"
+type = "predictions.save"
+inputs = {{ predictions = ["avg_head", "refit_head"] }}
+[[node]]
+id = "eval"
+type = "eval.classification"
+inputs = {{ predictions = ["avg_head", "refit_head"], data = "zoo.data" }}
+)",
+                                                     kAll)));
+  EXPECT_EQ(added_units(), 2u * 3u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
+  expect_same_folder("saved", 3);
+  EXPECT_EQ(many_["nodes"]["refit_head"]["summary"]["train_samples"], 90);
+  EXPECT_EQ(many_["nodes"]["avg_head"]["summary"]["feature_dim"], 24);
 }
 
 }  // namespace
