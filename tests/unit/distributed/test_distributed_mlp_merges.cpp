@@ -1,7 +1,8 @@
 // The mlp_merges nodes whose per-model work is distributable units (merge.regmean's Gram matrices,
 // merge.greedy_soup's ingredient scores, ensemble.predictions' outputs, ensemble.features'
-// features) under mpirun: the same run.json and the same files as one process, one unit per model
-// dealt through the run's dispatcher (counted in run.json's `ranks`).
+// features, analysis.scale_stability) under mpirun: the same run.json and the same files as one
+// process, one unit per model dealt through the run's dispatcher (counted in run.json's `ranks`),
+// and a failing unit named with its model and rank.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -57,6 +58,15 @@ id = "c"
 type = "tune.peft"
 inputs = { data = "zoo.data", models = "zoo.models" }
 params = { mode = "lora", rank = 2, epochs = 4, seed = 1, suffix = ":c", save = "delta" }
+)";
+
+// One more zoo whose model takes 6 inputs, not the 9 of the first zoo's data (and has the 4 outputs
+// of its classes, so the inputs are what does not fit).
+const char* kNarrowZoo = R"([[node]]
+id = "other"
+type = "zoo.pretrain"
+params = { seed = 4, inputs = 6, latent = 2, source_classes = 4, source_samples = 200, train = 30, validation = 20, test = 20, epochs = 2, models = [
+  { name = "narrow", relatedness = 0.5, hidden = [5] } ] }
 )";
 
 class MlpMergesUnderMpi : public ::testing::Test {
@@ -215,6 +225,69 @@ inputs = {{ predictions = ["avg_head", "refit_head"], data = "zoo.data" }}
   expect_same_folder("saved", 3);
   EXPECT_EQ(many_["nodes"]["refit_head"]["summary"]["train_samples"], 90);
   EXPECT_EQ(many_["nodes"]["avg_head"]["summary"]["feature_dim"], 24);
+}
+
+// ------------------------------------------------------------------------- analysis.scale_stability
+
+TEST_F(MlpMergesUnderMpi, ScaleStabilityOneUnitPerModelSameRunJsonAndTable) {
+  CAULK_REQUIRE_MPI();
+  ASSERT_NO_FATAL_FAILURE(run_three_ways(R"([[node]]
+id = "stability"
+type = "analysis.scale_stability"
+inputs = { checkpoints = ["a.checkpoints", "b.checkpoints", "c.checkpoints"], data = "zoo.data" }
+params = { split = "val" }
+[[node]]
+id = "stability_layer"
+type = "analysis.scale_stability"
+inputs = { checkpoints = ["a.checkpoints", "c.checkpoints"], data = "zoo.data" }
+params = { scales = [0.5, 1, 3], layer = 1, split = "test" }
+)"));
+  EXPECT_EQ(added_units(), 3u + 2u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
+  expect_same_file("stability.csv");
+  expect_same_file("stability_layer.csv");
+  EXPECT_EQ(many_["nodes"]["stability_layer"]["summary"]["near:c"].size(), 3u);
+  EXPECT_EQ(many_["nodes"]["stability_layer"]["summary"]["near:c"][1]["agreement"], 1.0);  // s = 1
+}
+
+// ------------------------------------------------------------------------- a unit that throws
+
+TEST_F(MlpMergesUnderMpi, AScaleStabilityUnitThatThrowsFailsTheNodeNamingModelAndRank) {
+  CAULK_REQUIRE_MPI();
+  const std::string p = std::string(kTuned) + kNarrowZoo + R"([[node]]
+id = "stability"
+type = "analysis.scale_stability"
+inputs = { checkpoints = ["a.checkpoints", "other.models"], data = "zoo.data" }
+)";
+  auto r = run_failing(p);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("node 'stability' (analysis.scale_stability) failed"));
+  EXPECT_THAT(r.err, HasSubstr("1 of 2 models failed"));
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: model 'narrow' takes 6 inputs but the dataset's inputs have "
+                                                  "9 columns")))
+      << r.err;
+  const Json j = failed_run_json();
+  EXPECT_EQ(j["nodes"]["stability"]["status"], "failed");
+  EXPECT_THAT(j["nodes"]["stability"]["error"].get<std::string>(), HasSubstr("model 'narrow' on rank"));
+  // The same error on one process, without a rank.
+  auto single = run_caulk(run_args(dir_ / "bad.toml", dir_ / "bad1"));
+  EXPECT_EQ(single.exit_code, 1) << single.err;
+  EXPECT_THAT(single.err, HasSubstr("model 'narrow': model 'narrow' takes 6 inputs but the dataset's inputs have 9 columns"));
+}
+
+TEST_F(MlpMergesUnderMpi, AnEnsembleUnitThatThrowsFailsTheNodeNamingModelAndRank) {
+  CAULK_REQUIRE_MPI();
+  const std::string p = std::string(kTuned) + kNarrowZoo + R"([[node]]
+id = "outputs"
+type = "ensemble.predictions"
+inputs = { checkpoints = ["other.models", "b.checkpoints"], data = "zoo.data" }
+params = { splits = ["test"] }
+)";
+  auto r = run_failing(p);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("node 'outputs' (ensemble.predictions) failed"));
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: model 'narrow' takes 6 inputs")))
+      << r.err;
+  EXPECT_EQ(failed_run_json()["nodes"]["outputs"]["status"], "failed");
 }
 
 }  // namespace
