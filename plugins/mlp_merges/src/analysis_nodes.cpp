@@ -106,6 +106,31 @@ class ScaleStability : public Node {
   }
 };
 
+// One model's first-layer image, on any rank: the checkpoint (LoRA folded, as load_checkpoints
+// loads it) drawn at the colour scale rank 0 chose (`shared` needs every model's largest |w|) and
+// written by this rank to its final path (write_png: a temporary file, then a rename); the file's
+// name comes back.
+Json first_layer_image_unit(const Json& d) {
+  const std::string model = d.at("model").get<std::string>();
+  const fs::path file = d.at("file").get<std::string>();
+  const double scale = d.at("scale").get<double>();
+  const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
+  const auto& W = m.layers.at(0).W;
+  FirstLayerLayout L;
+  const RgbImage img = render_first_layer(W, scale, d.at("cell").get<int>(), d.at("max_units").get<int>(), &L);
+  write_png(file, img,
+            {{"Title", fmt::format("first-layer weights of model {}", model)},
+             {"Description",
+              fmt::format("{} of {} units x {} inputs, {}; colour t = w / {:.6g} (dark blue -{:.6g}, mid grey 0, light yellow "
+                          "+{:.6g}; luma 0.5 + 0.4 t); legend strip at the bottom from -{:.6g} to +{:.6g}",
+                          L.units, W.rows(), W.cols(), L.square ? fmt::format("each unit a {}x{} tile", L.side, L.side) : "each unit a row",
+                          scale, scale, scale, scale, scale)},
+             {"Software", "caulk analysis.weight_patterns"}});
+  return Json{{"file", file.filename().string()}};
+}
+
+constexpr UnitKind kFirstLayerImageUnit{"mlp_merges.first_layer_image", &first_layer_image_unit};
+
 class WeightPatterns : public Node {
  public:
   static NodeSpec spec() {
@@ -136,21 +161,15 @@ class WeightPatterns : public Node {
     for (std::size_t i = 0; i < K; ++i) vmax[i] = double(in.models[i].layers[0].W.cwiseAbs().maxCoeff());
     const double shared = *std::max_element(vmax.begin(), vmax.end());
     const int cell = static_cast<int>(p.integer("cell")), max_units = static_cast<int>(p.integer("max_units"));
-    Json images = Json::object();
-    ctx.for_each_unit("model", in.names, [&](std::size_t i) {
-      const double scale = p.string("scale") == "shared" ? shared : vmax[i];
-      FirstLayerLayout L;
-      const auto& W = in.models[i].layers[0].W;
-      const RgbImage img = render_first_layer(W, scale, cell, max_units, &L);
-      write_png(dir / (file_stem(in.names[i]) + ".first_layer.png"), img,
-                {{"Title", fmt::format("first-layer weights of model {}", in.names[i])},
-                 {"Description",
-                  fmt::format("{} of {} units x {} inputs, {}; colour t = w / {:.6g} (dark blue -{:.6g}, mid grey 0, light yellow "
-                              "+{:.6g}; luma 0.5 + 0.4 t); legend strip at the bottom from -{:.6g} to +{:.6g}",
-                              L.units, W.rows(), W.cols(), L.square ? fmt::format("each unit a {}x{} tile", L.side, L.side) : "each unit a row",
-                              scale, scale, scale, scale, scale)},
-                 {"Software", "caulk analysis.weight_patterns"}});
-    });
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < K; ++i)
+      descriptions.push_back(Json{{"model", in.names[i]},
+                                  {"checkpoint", in.refs[i].path.string()},
+                                  {"file", (dir / (file_stem(in.names[i]) + ".first_layer.png")).string()},
+                                  {"scale", p.string("scale") == "shared" ? shared : vmax[i]},
+                                  {"cell", cell},
+                                  {"max_units", max_units}});
+    const std::vector<Json> drawn = ctx.run_units("model", in.names, kFirstLayerImageUnit, descriptions);
 
     // Per-layer numbers and heat maps.
     auto table = std::make_shared<Table>();
@@ -200,7 +219,8 @@ class WeightPatterns : public Node {
     io::write_file_atomic(dir / "weights.csv", table->to_csv());
 
     Json& sum = ctx.summary();
-    for (std::size_t i = 0; i < K; ++i) images[in.names[i]] = file_stem(in.names[i]) + ".first_layer.png";
+    Json images = Json::object();
+    for (std::size_t i = 0; i < K; ++i) images[in.names[i]] = drawn[i].at("file");
     sum["first_layer_images"] = images;
     sum["cosine_images"] = layer_json;
     sum["first_layer_scale"] = p.string("scale") == "shared" ? Json(shared) : Json(vmax);
@@ -215,6 +235,7 @@ void register_analyses(PluginRegistrar& r) {
   r.add_node<ScaleStability>();
   r.add_unit_function(kScaleStabilityUnit);
   r.add_node<WeightPatterns>();
+  r.add_unit_function(kFirstLayerImageUnit);
 }
 
 }  // namespace caulk::mlp_merges

@@ -1,8 +1,8 @@
 // The mlp_merges nodes whose per-model work is distributable units (merge.regmean's Gram matrices,
 // merge.greedy_soup's ingredient scores, ensemble.predictions' outputs, ensemble.features'
-// features, analysis.scale_stability) under mpirun: the same run.json and the same files as one
-// process, one unit per model dealt through the run's dispatcher (counted in run.json's `ranks`),
-// and a failing unit named with its model and rank.
+// features, analysis.scale_stability, analysis.weight_patterns' first-layer images) under mpirun:
+// the same run.json and the same files as one process, one unit per model dealt through the run's
+// dispatcher (counted in run.json's `ranks`), and a failing unit named with its model and rank.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -247,6 +247,33 @@ params = { scales = [0.5, 1, 3], layer = 1, split = "test" }
   expect_same_file("stability_layer.csv");
   EXPECT_EQ(many_["nodes"]["stability_layer"]["summary"]["near:c"].size(), 3u);
   EXPECT_EQ(many_["nodes"]["stability_layer"]["summary"]["near:c"][1]["agreement"], 1.0);  // s = 1
+}
+
+// ------------------------------------------------------------------------- analysis.weight_patterns
+
+TEST_F(MlpMergesUnderMpi, WeightPatternsOneImageUnitPerModelSameRunJsonAndByteIdenticalPngs) {
+  CAULK_REQUIRE_MPI();
+  ASSERT_NO_FATAL_FAILURE(run_three_ways(R"([[node]]
+id = "patterns"
+type = "analysis.weight_patterns"
+inputs = { checkpoints = ["zoo.models", "a.checkpoints", "b.checkpoints", "c.checkpoints"] }
+params = { cell = 24 }
+[[node]]
+id = "patterns_own"
+type = "analysis.weight_patterns"
+inputs = { checkpoints = ["a.checkpoints", "c.checkpoints"] }
+params = { scale = "per_model", cell = 3, max_units = 5 }
+)"));
+  EXPECT_EQ(added_units(), 4u + 2u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
+  // 4 first-layer images, 3 cosine heat maps, the norms, weights.csv; then 2 + 3 + 1 + 1.
+  expect_same_folder("patterns", 9);
+  expect_same_folder("patterns_own", 7);
+  for (const char* model : {"near", "near:a", "near:b", "near:c"}) {
+    SCOPED_TRACE(model);
+    expect_same_file(fmt::format("patterns/{}.first_layer.png", model));
+    EXPECT_EQ(many_["nodes"]["patterns"]["summary"]["first_layer_images"][model], fmt::format("{}.first_layer.png", model));
+  }
+  EXPECT_EQ(many_["nodes"]["patterns_own"]["summary"]["first_layer_scale"].size(), 2u);
 }
 
 // ------------------------------------------------------------------------- a unit that throws
