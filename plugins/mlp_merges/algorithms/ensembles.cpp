@@ -24,25 +24,62 @@ void check_models(const std::vector<mlp::Model<float>>& models, const Mat<float>
                               models[0].output == mlp::Output::Softmax ? "softmax" : "identity"));
   }
 }
+
+void check_inputs(const mlp::Model<float>& m, const Mat<float>& X) {
+  if (m.input_dim() != X.rows()) throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
+}
+
+// (1/K) sum_k parts[k], summed in order from zero; `what` names a part's columns.
+Mat<double> mean_in_order(const std::vector<Mat<double>>& parts, const char* what) {
+  if (parts.empty()) throw Error("an ensemble needs at least one model");
+  Mat<double> sum = Mat<double>::Zero(parts[0].rows(), parts[0].cols());
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    if (parts[k].rows() != sum.rows() || parts[k].cols() != sum.cols())
+      throw Error(fmt::format("model {} gives {} rows of {} {} but model 0 gives {} rows of {}", k, parts[k].rows(), parts[k].cols(), what,
+                              sum.rows(), sum.cols()));
+    sum += parts[k];
+  }
+  return sum / double(parts.size());
+}
+
 }  // namespace
+
+Mat<double> model_outputs(const mlp::Model<float>& m, const Mat<float>& X) {
+  check_inputs(m, X);
+  return mlp::run_batches(m, X, false, true).outputs.cast<double>();
+}
+
+Mat<double> model_features(const mlp::Model<float>& m, const Mat<float>& X) {
+  check_inputs(m, X);
+  return mlp::run_batches(m, X, true, false).features.cast<double>();
+}
+
+Mat<double> mean_of_outputs(const std::vector<Mat<double>>& outputs) { return mean_in_order(outputs, "outputs"); }
+
+Mat<double> mean_of_features(const std::vector<Mat<double>>& features) {
+  for (std::size_t k = 1; k < features.size(); ++k)
+    if (features[k].cols() != features[0].cols())
+      throw Error(fmt::format("model {} has {} features but model 0 has {}: features can only be averaged at one width", k,
+                              features[k].cols(), features[0].cols()));
+  return mean_in_order(features, "features");
+}
 
 Mat<double> output_ensemble(const std::vector<mlp::Model<float>>& models, const Mat<float>& X) {
   check_models(models, X);
-  Mat<double> sum = Mat<double>::Zero(X.cols(), models[0].output_dim());
-  for (const auto& m : models) sum += mlp::run_batches(m, X, false, true).outputs.cast<double>();
-  return sum / double(models.size());
+  std::vector<Mat<double>> outputs;
+  for (const auto& m : models) outputs.push_back(model_outputs(m, X));
+  return mean_of_outputs(outputs);
 }
 
 Mat<double> mean_features(const std::vector<mlp::Model<float>>& models, const Mat<float>& X) {
   check_models(models, X);
-  Mat<double> sum = Mat<double>::Zero(X.cols(), models[0].feature_dim());
-  for (std::size_t k = 0; k < models.size(); ++k) {
+  for (std::size_t k = 0; k < models.size(); ++k)
     if (models[k].feature_dim() != models[0].feature_dim())
       throw Error(fmt::format("model {} has {} features but model 0 has {}: features can only be averaged at one width", k,
                               models[k].feature_dim(), models[0].feature_dim()));
-    sum += mlp::run_batches(models[k], X, true, false).features.cast<double>();
-  }
-  return sum / double(models.size());
+  std::vector<Mat<double>> features;
+  for (const auto& m : models) features.push_back(model_features(m, X));
+  return mean_of_features(features);
 }
 
 Mat<double> apply_head(const mlp::Model<float>& head, const Mat<double>& features) {

@@ -19,6 +19,16 @@ mlp::Mat<double> output_ensemble(const std::vector<mlp::Model<float>>& models, c
 // N x D: the mean of the models' features on X. Throws Error when feature dimensions differ.
 mlp::Mat<double> mean_features(const std::vector<mlp::Model<float>>& models, const mlp::Mat<float>& X);
 
+// The same in two steps, for models run anywhere (e.g. on other processes): each model's own
+// matrix on X (N x C outputs, N x D features; float32 widened exactly), then their mean, summed in
+// model order from zero and divided by K, exactly as output_ensemble and mean_features compute it.
+// The per-model steps throw Error when the model does not take X's inputs; mean_of_features throws
+// when the widths differ (naming the models by index), mean_of_outputs when the shapes differ.
+mlp::Mat<double> model_outputs(const mlp::Model<float>& m, const mlp::Mat<float>& X);
+mlp::Mat<double> model_features(const mlp::Model<float>& m, const mlp::Mat<float>& X);
+mlp::Mat<double> mean_of_outputs(const std::vector<mlp::Mat<double>>& outputs);
+mlp::Mat<double> mean_of_features(const std::vector<mlp::Mat<double>>& features);
+
 // N x C: the head `head` (a model reading features, see head_of) applied to features (N x D).
 mlp::Mat<double> apply_head(const mlp::Model<float>& head, const mlp::Mat<double>& features);
 

@@ -13,13 +13,20 @@ namespace caulk::mlp_merges {
 
 GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::function<double(const mlp::Model<float>&)>& score,
                              bool higher) {
+  std::vector<double> individual;
+  for (const auto& m : models) individual.push_back(score(m));
+  return greedy_soup(models, individual, score, higher);
+}
+
+GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::vector<double>& individual,
+                             const std::function<double(const mlp::Model<float>&)>& score, bool higher) {
   if (models.empty()) throw Error("greedy soup: no ingredients");
   const std::size_t K = models.size();
+  if (individual.size() != K) throw Error(fmt::format("greedy soup: {} scores for {} ingredients", individual.size(), K));
   GreedySoupResult r;
-  r.individual.resize(K);
+  r.individual = individual;
   r.candidate.assign(K, 0.0);
   r.kept.assign(K, false);
-  for (std::size_t i = 0; i < K; ++i) r.individual[i] = score(models[i]);
   auto better = [&](double a, double b) { return higher ? a > b : a < b; };
   r.order.resize(K);
   std::iota(r.order.begin(), r.order.end(), std::size_t{0});

@@ -26,6 +26,10 @@ struct GreedySoupResult {
 // `score` judges a model on held-out data; `higher_is_better` says which way is better.
 GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::function<double(const mlp::Model<float>&)>& score,
                              bool higher_is_better);
+// The same with the ingredients' own scores given (individual[i] = score(models[i]), computed
+// elsewhere, e.g. on other processes): `score` then judges only the soups tried.
+GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::vector<double>& individual,
+                             const std::function<double(const mlp::Model<float>&)>& score, bool higher_is_better);
 
 // The held-out metrics a soup can be judged by: accuracy (higher is better) and log loss
 // (clipped at 1e-15, as eval.classification) for softmax models; mean squared error for

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/units.hpp"
 #include "common.hpp"
 #include "nodes.hpp"
 #include "scale_stability.hpp"
@@ -35,6 +36,23 @@ std::string file_stem(std::string name) {
   return name;
 }
 
+// One model's prediction stability under parameter scaling, on any rank: the checkpoint (LoRA
+// folded, as load_checkpoints loads it), checked against the dataset, run on the split at every
+// scale; the points come back as run.json records them.
+Json scale_stability_unit(const Json& d) {
+  const auto data = dataset_from_json(d.at("data"));
+  const mlp::Samples samples = split_samples(*data, d.at("split").get<std::string>());
+  const std::string model = d.at("model").get<std::string>();
+  const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
+  check_fits(m, model, *data, static_cast<long>(samples.X.rows()));
+  Json points = Json::array();
+  for (const ScalePoint& pt : scale_stability(m, samples, d.at("scales").get<std::vector<double>>(), d.at("layer").get<int>()))
+    points.push_back(Json{{"s", pt.scale}, {"accuracy", pt.accuracy}, {"agreement", pt.agreement}});
+  return points;
+}
+
+constexpr UnitKind kScaleStabilityUnit{"mlp_merges.scale_stability", &scale_stability_unit};
+
 class ScaleStability : public Node {
  public:
   static NodeSpec spec() {
@@ -60,31 +78,58 @@ class ScaleStability : public Node {
       scales.clear();
       for (const Value& v : p.get("scales").as_array()) scales.push_back(v.as_number());
     }
-    const mlp::Samples samples = split_samples(*data, p.string("split"));
-    const LoadedModels in = load_checkpoints(ctx, true);
-    for (std::size_t i = 0; i < in.models.size(); ++i) check_fits(in.models[i], in.names[i], *data, static_cast<long>(samples.X.rows()));
+    split_samples(*data, p.string("split"));  // the split and its inputs are checked before any unit starts
+    const LoadedModels in = list_checkpoints(ctx);
     const int layer = static_cast<int>(p.integer("layer"));
-    std::vector<std::vector<ScalePoint>> points(in.models.size());
-    ctx.for_each_unit("model", in.names, [&](std::size_t i) { points[i] = scale_stability(in.models[i], samples, scales, layer); });
+    const Json common{{"split", p.string("split")}, {"scales", scales}, {"layer", layer}, {"data", dataset_to_json(*data, p.string("split"))}};
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < in.names.size(); ++i) {
+      Json d{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}};
+      d.update(common);
+      descriptions.push_back(std::move(d));
+    }
+    const std::vector<Json> points = ctx.run_units("model", in.names, kScaleStabilityUnit, descriptions);
 
     auto table = std::make_shared<Table>();
     table->title = fmt::format("Prediction stability under parameter scaling ({}) on split '{}'",
                                layer < 0 ? std::string("every parameter") : fmt::format("layer {}", layer), p.string("split"));
     table->columns = {"model", "s", "accuracy", "agreement"};
     Json& sum = ctx.summary();
-    for (std::size_t i = 0; i < in.models.size(); ++i) {
-      Json rows = Json::array();
-      for (const auto& pt : points[i]) {
-        table->rows.push_back({in.names[i], pt.scale, pt.accuracy, pt.agreement});
-        rows.push_back(Json{{"s", pt.scale}, {"accuracy", pt.accuracy}, {"agreement", pt.agreement}});
-      }
-      sum[in.names[i]] = rows;
+    for (std::size_t i = 0; i < in.names.size(); ++i) {
+      for (const Json& pt : points[i])
+        table->rows.push_back({in.names[i], pt.at("s").get<double>(), pt.at("accuracy").get<double>(), pt.at("agreement").get<double>()});
+      sum[in.names[i]] = points[i];
     }
     io::write_file_atomic(ctx.out_dir() / (ctx.id() + ".csv"), table->to_csv());
     ctx.print(table->to_text());
     ctx.publish("table", std::move(table));
   }
 };
+
+// One model's first-layer image, on any rank: the checkpoint (LoRA folded, as load_checkpoints
+// loads it) drawn at the colour scale rank 0 chose (`shared` needs every model's largest |w|) and
+// written by this rank to its final path (write_png: a temporary file, then a rename); the file's
+// name comes back.
+Json first_layer_image_unit(const Json& d) {
+  const std::string model = d.at("model").get<std::string>();
+  const fs::path file = d.at("file").get<std::string>();
+  const double scale = d.at("scale").get<double>();
+  const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
+  const auto& W = m.layers.at(0).W;
+  FirstLayerLayout L;
+  const RgbImage img = render_first_layer(W, scale, d.at("cell").get<int>(), d.at("max_units").get<int>(), &L);
+  write_png(file, img,
+            {{"Title", fmt::format("first-layer weights of model {}", model)},
+             {"Description",
+              fmt::format("{} of {} units x {} inputs, {}; colour t = w / {:.6g} (dark blue -{:.6g}, mid grey 0, light yellow "
+                          "+{:.6g}; luma 0.5 + 0.4 t); legend strip at the bottom from -{:.6g} to +{:.6g}",
+                          L.units, W.rows(), W.cols(), L.square ? fmt::format("each unit a {}x{} tile", L.side, L.side) : "each unit a row",
+                          scale, scale, scale, scale, scale)},
+             {"Software", "caulk analysis.weight_patterns"}});
+  return Json{{"file", file.filename().string()}};
+}
+
+constexpr UnitKind kFirstLayerImageUnit{"mlp_merges.first_layer_image", &first_layer_image_unit};
 
 class WeightPatterns : public Node {
  public:
@@ -116,21 +161,15 @@ class WeightPatterns : public Node {
     for (std::size_t i = 0; i < K; ++i) vmax[i] = double(in.models[i].layers[0].W.cwiseAbs().maxCoeff());
     const double shared = *std::max_element(vmax.begin(), vmax.end());
     const int cell = static_cast<int>(p.integer("cell")), max_units = static_cast<int>(p.integer("max_units"));
-    Json images = Json::object();
-    ctx.for_each_unit("model", in.names, [&](std::size_t i) {
-      const double scale = p.string("scale") == "shared" ? shared : vmax[i];
-      FirstLayerLayout L;
-      const auto& W = in.models[i].layers[0].W;
-      const RgbImage img = render_first_layer(W, scale, cell, max_units, &L);
-      write_png(dir / (file_stem(in.names[i]) + ".first_layer.png"), img,
-                {{"Title", fmt::format("first-layer weights of model {}", in.names[i])},
-                 {"Description",
-                  fmt::format("{} of {} units x {} inputs, {}; colour t = w / {:.6g} (dark blue -{:.6g}, mid grey 0, light yellow "
-                              "+{:.6g}; luma 0.5 + 0.4 t); legend strip at the bottom from -{:.6g} to +{:.6g}",
-                              L.units, W.rows(), W.cols(), L.square ? fmt::format("each unit a {}x{} tile", L.side, L.side) : "each unit a row",
-                              scale, scale, scale, scale, scale)},
-                 {"Software", "caulk analysis.weight_patterns"}});
-    });
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < K; ++i)
+      descriptions.push_back(Json{{"model", in.names[i]},
+                                  {"checkpoint", in.refs[i].path.string()},
+                                  {"file", (dir / (file_stem(in.names[i]) + ".first_layer.png")).string()},
+                                  {"scale", p.string("scale") == "shared" ? shared : vmax[i]},
+                                  {"cell", cell},
+                                  {"max_units", max_units}});
+    const std::vector<Json> drawn = ctx.run_units("model", in.names, kFirstLayerImageUnit, descriptions);
 
     // Per-layer numbers and heat maps.
     auto table = std::make_shared<Table>();
@@ -180,7 +219,8 @@ class WeightPatterns : public Node {
     io::write_file_atomic(dir / "weights.csv", table->to_csv());
 
     Json& sum = ctx.summary();
-    for (std::size_t i = 0; i < K; ++i) images[in.names[i]] = file_stem(in.names[i]) + ".first_layer.png";
+    Json images = Json::object();
+    for (std::size_t i = 0; i < K; ++i) images[in.names[i]] = drawn[i].at("file");
     sum["first_layer_images"] = images;
     sum["cosine_images"] = layer_json;
     sum["first_layer_scale"] = p.string("scale") == "shared" ? Json(shared) : Json(vmax);
@@ -193,7 +233,9 @@ class WeightPatterns : public Node {
 
 void register_analyses(PluginRegistrar& r) {
   r.add_node<ScaleStability>();
+  r.add_unit_function(kScaleStabilityUnit);
   r.add_node<WeightPatterns>();
+  r.add_unit_function(kFirstLayerImageUnit);
 }
 
 }  // namespace caulk::mlp_merges

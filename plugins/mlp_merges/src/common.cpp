@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "caulk/units.hpp"
 #include "mlp_checkpoint.hpp"
 #include "peft.hpp"
 
@@ -14,7 +15,7 @@ namespace caulk::mlp_merges {
 
 void declare_checkpoints(NodeSpec& s, const std::string& doc) { s.inputs_many("checkpoints", "Checkpoint", doc); }
 
-LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t minimum) {
+LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum) {
   LoadedModels out;
   std::set<std::string> seen;
   for (const auto& c : ctx.inputs<Checkpoint>("checkpoints"))
@@ -28,12 +29,20 @@ LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t min
   if (out.refs.size() < minimum)
     throw Error(fmt::format("`checkpoints` holds {} model{}; this node needs at least {}", out.refs.size(), out.refs.size() == 1 ? "" : "s",
                             minimum));
-  out.models.resize(out.refs.size());
-  ctx.for_each_unit("model", out.names, [&](std::size_t i) {
-    mlp::Model<float> m = mlp::load_model(out.refs[i].path);
-    out.models[i] = fold ? mlp::fold_lora(m) : std::move(m);
-  });
   return out;
+}
+
+LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t minimum) {
+  LoadedModels out = list_checkpoints(ctx, minimum);
+  out.models.resize(out.refs.size());
+  ctx.for_each_unit("model", out.names, [&](std::size_t i) { out.models[i] = load_checkpoint(out.refs[i].path, fold); });
+  return out;
+}
+
+mlp::Model<float> load_checkpoint(const fs::path& path, bool fold) {
+  mlp::Model<float> m = mlp::load_model(path);
+  if (fold) return mlp::fold_lora(m);
+  return m;
 }
 
 void declare_merge_output(NodeSpec& s) {
@@ -70,6 +79,15 @@ std::vector<std::string> requested_splits(const Params& p, const Dataset& data) 
   }
   if (out.empty()) throw Error("the dataset has no split with model inputs (give dataset.load `inputs`)");
   return out;
+}
+
+Json dataset_splits_to_json(const Dataset& data, const std::vector<std::string>& splits) {
+  Dataset only;
+  only.kind = data.kind;
+  only.class_names = data.class_names;
+  for (const auto& s : data.splits)
+    if (std::find(splits.begin(), splits.end(), s.name) != splits.end()) only.splits.push_back(s);
+  return dataset_to_json(only);
 }
 
 void check_fits(const mlp::Model<float>& m, const std::string& name, const Dataset& data, long inputs) {

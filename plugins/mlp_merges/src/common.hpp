@@ -1,6 +1,6 @@
-// What the mlp_merges nodes share: the checkpoints they read (loaded into memory: native MLPs are
-// small), a dataset split as samples, the merged file's path under the `overwrite` rule, and
-// checks that models fit a dataset.
+// What the mlp_merges nodes share: the checkpoints they read (listed for units that load their own
+// model, or loaded into memory: native MLPs are small), a dataset split as samples, the merged
+// file's path under the `overwrite` rule, and checks that models fit a dataset.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -21,10 +21,16 @@ struct LoadedModels {
 
 // Declares the `checkpoints` input (several sources allowed).
 void declare_checkpoints(NodeSpec& s, const std::string& doc);
-// Every checkpoint of every source, in order, loaded (LoRA folded into its layers when `fold`).
-// Throws Error when there is none, when a model name occurs twice, or naming the model whose file
-// fails to load. At least `minimum` models are required.
+// Every checkpoint of every source, in order, not loaded (`models` stays empty): for nodes whose
+// units load their own model. Throws Error when a model name occurs twice or there are fewer than
+// `minimum` models.
+LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum = 1);
+// The same, loaded (LoRA folded into its layers when `fold`), for nodes that need every model in
+// memory. Throws Error as list_checkpoints does, or naming the model whose file fails to load.
 LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t minimum = 1);
+// One checkpoint's model (LoRA folded when `fold`), as load_checkpoints loads it: what a unit
+// running on any rank loads from the checkpoint's path.
+mlp::Model<float> load_checkpoint(const std::filesystem::path& path, bool fold);
 
 // Declares `name` (the merged model's name), `output` (the merged file) and `overwrite`, with the
 // mergers family's meaning, so merges of either family are configured alike.
@@ -38,6 +44,9 @@ std::filesystem::path merge_output_path(const NodeContext& ctx);
 
 // A split's model inputs as samples: the models family's own reading, shared.
 using models::split_samples;
+// The dataset restricted to the named splits (in the dataset's order) for a unit description:
+// labels inline, inputs as paths (caulk::dataset_to_json).
+Json dataset_splits_to_json(const Dataset& data, const std::vector<std::string>& splits);
 // The `splits` list parameter, or every split with model inputs.
 std::vector<std::string> requested_splits(const Params& p, const Dataset& data);
 // Throws Error unless the model's outputs fit the dataset (softmax with C outputs for a

@@ -2,6 +2,9 @@
 // their outputs or at their features, for the evaluators to judge beside merged weights.
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "caulk/units.hpp"
 #include "common.hpp"
 #include "ensembles.hpp"
 #include "nodes.hpp"
@@ -20,20 +23,67 @@ void declare_splits(NodeSpec& s) {
   s.param(ParamSpec::list("splits", "the splits to predict (default: every split with model inputs)").validate(check_string_list));
 }
 
-// The models, checked against the dataset, and the requested splits' samples.
+// The requested splits (each checked to have model inputs) and the checkpoints: loaded and checked
+// against the dataset when `load` (the node needs them in memory), otherwise only listed (the units
+// load and check them).
 struct Prepared {
   LoadedModels in;
   std::vector<std::string> splits;
-  std::vector<mlp::Samples> samples;
 };
 
-Prepared prepare(const NodeContext& ctx, const Dataset& data) {
+Prepared prepare(const NodeContext& ctx, const Dataset& data, bool load) {
   Prepared p;
   p.splits = requested_splits(ctx.params(), data);
-  for (const auto& s : p.splits) p.samples.push_back(split_samples(data, s));
-  p.in = load_checkpoints(ctx, false);
-  for (std::size_t i = 0; i < p.in.models.size(); ++i) check_fits(p.in.models[i], p.in.names[i], data, static_cast<long>(p.samples[0].X.rows()));
+  long inputs = 0;
+  for (std::size_t k = 0; k < p.splits.size(); ++k) {
+    const mlp::Samples s = split_samples(data, p.splits[k]);
+    if (k == 0) inputs = static_cast<long>(s.X.rows());
+  }
+  p.in = load ? load_checkpoints(ctx, false) : list_checkpoints(ctx);
+  for (std::size_t i = 0; i < p.in.models.size(); ++i) check_fits(p.in.models[i], p.in.names[i], data, inputs);
   return p;
+}
+
+// One model's outputs (or features) on the listed splits, on any rank: the checkpoint (LoRA kept as
+// factors, as the ensembles run it), checked against the dataset on the first split; N x C
+// outputs (or N x D features) per split come back, exactly.
+Json ensemble_member(const Json& d, bool features) {
+  const auto data = dataset_from_json(d.at("data"));
+  const std::string model = d.at("model").get<std::string>();
+  const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), false);
+  const auto splits = d.at("splits").get<std::vector<std::string>>();
+  Json out = Json::object();
+  for (std::size_t k = 0; k < splits.size(); ++k) {
+    const mlp::Samples s = split_samples(*data, splits[k]);
+    if (k == 0) check_fits(m, model, *data, static_cast<long>(s.X.rows()));
+    out[splits[k]] = matrix_to_json(features ? model_features(m, s.X) : model_outputs(m, s.X));
+  }
+  return Json{{"feature_dim", m.feature_dim()}, {"splits", std::move(out)}};
+}
+Json model_outputs_unit(const Json& d) { return ensemble_member(d, false); }
+Json model_features_unit(const Json& d) { return ensemble_member(d, true); }
+
+constexpr UnitKind kModelOutputsUnit{"mlp_merges.model_outputs", &model_outputs_unit};
+constexpr UnitKind kModelFeaturesUnit{"mlp_merges.model_features", &model_features_unit};
+
+// Runs `kind` on every model of `in` over `splits`: one unit per model.
+std::vector<Json> run_members(const NodeContext& ctx, const UnitKind& kind, const LoadedModels& in, const Dataset& data,
+                              const std::vector<std::string>& splits) {
+  const Json common{{"splits", splits}, {"data", dataset_splits_to_json(data, splits)}};
+  std::vector<Json> descriptions;
+  for (std::size_t i = 0; i < in.names.size(); ++i) {
+    Json d{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}};
+    d.update(common);
+    descriptions.push_back(std::move(d));
+  }
+  return ctx.run_units("model", in.names, kind, descriptions);
+}
+
+// The members' matrices on one split, in model order.
+std::vector<mlp::Mat<double>> on_split(const std::vector<Json>& members, const std::string& split) {
+  std::vector<mlp::Mat<double>> out;
+  for (const Json& r : members) out.push_back(matrix_from_json(r.at("splits").at(split)));
+  return out;
 }
 
 class OutputEnsemble : public Node {
@@ -50,11 +100,12 @@ class OutputEnsemble : public Node {
 
   void run(NodeContext& ctx) override {
     const auto data = ctx.input<Dataset>("data");
-    const Prepared p = prepare(ctx, *data);
+    const Prepared p = prepare(ctx, *data, false);
+    const std::vector<Json> members = run_members(ctx, kModelOutputsUnit, p.in, *data, p.splits);
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;
     out->models.push_back({ctx.id(), {}});
-    for (std::size_t k = 0; k < p.splits.size(); ++k) out->models[0].splits[p.splits[k]] = output_ensemble(p.in.models, p.samples[k].X);
+    for (const auto& split : p.splits) out->models[0].splits[split] = mean_of_outputs(on_split(members, split));
     ctx.summary()["models"] = p.in.names;
     ctx.summary()["splits"] = p.splits;
     ctx.publish("predictions", std::move(out));
@@ -82,29 +133,37 @@ class FeatureEnsemble : public Node {
   void run(NodeContext& ctx) override {
     const Params& params = ctx.params();
     const auto data = ctx.input<Dataset>("data");
-    const Prepared p = prepare(ctx, *data);
-    const mlp::Model<float>& first = p.in.models.front();
+    const bool refit = params.string("head") == "refit";
+    // The averaged head needs every model's head in memory; a refitted one only their features.
+    const Prepared p = prepare(ctx, *data, !refit);
     mlp::Model<float> head;
     Json& sum = ctx.summary();
-    if (params.string("head") == "average") {
-      head = averaged_head(p.in.models);
-    } else {
-      const mlp::Samples train = split_samples(*data, params.string("train_split"));
+    if (!refit) head = averaged_head(p.in.models);
+    std::vector<std::string> splits = p.splits;
+    mlp::Samples train;
+    if (refit) {
+      train = split_samples(*data, params.string("train_split"));
+      if (std::find(splits.begin(), splits.end(), params.string("train_split")) == splits.end()) splits.push_back(params.string("train_split"));
+    }
+    const std::vector<Json> members = run_members(ctx, kModelFeaturesUnit, p.in, *data, splits);
+    if (refit) {
       RefitOptions o;
       o.weight_decay = params.real("weight_decay");
       o.max_iterations = static_cast<int>(params.integer("lbfgs_iterations"));
-      head = refit_linear_head(mean_features(p.in.models, train.X), train.y, first.output_dim(), first.output, o);
+      // Every model fits the dataset (checked by its unit): C outputs of the task's kind.
+      const mlp::Output output = data->kind == TaskKind::Classification ? mlp::Output::Softmax : mlp::Output::Identity;
+      head = refit_linear_head(mean_of_features(on_split(members, params.string("train_split"))), train.y,
+                               static_cast<int>(data->num_targets()), output, o);
       sum["train_split"] = params.string("train_split");
       sum["train_samples"] = train.size();
     }
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;
     out->models.push_back({ctx.id(), {}});
-    for (std::size_t k = 0; k < p.splits.size(); ++k)
-      out->models[0].splits[p.splits[k]] = apply_head(head, mean_features(p.in.models, p.samples[k].X));
+    for (const auto& split : p.splits) out->models[0].splits[split] = apply_head(head, mean_of_features(on_split(members, split)));
     sum["models"] = p.in.names;
     sum["head"] = params.string("head");
-    sum["feature_dim"] = first.feature_dim();
+    sum["feature_dim"] = members.front().at("feature_dim");
     sum["splits"] = p.splits;
     ctx.publish("predictions", std::move(out));
   }
@@ -114,7 +173,9 @@ class FeatureEnsemble : public Node {
 
 void register_ensembles(PluginRegistrar& r) {
   r.add_node<OutputEnsemble>();
+  r.add_unit_function(kModelOutputsUnit);
   r.add_node<FeatureEnsemble>();
+  r.add_unit_function(kModelFeaturesUnit);
 }
 
 }  // namespace caulk::mlp_merges

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/units.hpp"
 #include "common.hpp"
 #include "greedy_soup.hpp"
 #include "mlp_checkpoint.hpp"
@@ -42,6 +43,28 @@ void publish_merged(NodeContext& ctx, const fs::path& file) {
   ctx.summary()["output"] = (inside ? rel : file).generic_string();
   ctx.publish("checkpoints", std::move(out));
 }
+
+// One model's input Gram matrices on its own data, on any rank: the checkpoint (LoRA folded, as
+// load_checkpoints loads it) run on the seeded subsample of the model's split that rank 0 takes
+// (the same `subsample`); every Gram matrix comes back exactly, with the sample count.
+Json regmean_grams_unit(const Json& d) {
+  const auto data = dataset_from_json(d.at("data"));
+  const mlp::Samples s = subsample(split_samples(*data, d.at("split").get<std::string>()), d.at("max_samples").get<std::size_t>(),
+                                   d.at("seed").get<std::uint64_t>());
+  const InputGrams g = input_grams(load_checkpoint(d.at("checkpoint").get<std::string>(), true), s.X);
+  Json grams = Json::object();
+  for (const auto& [tensor, G] : g.gram) grams[tensor] = matrix_to_json(G);
+  return Json{{"samples", g.samples}, {"grams", std::move(grams)}};
+}
+
+InputGrams input_grams_from_json(const Json& j) {
+  InputGrams g;
+  g.samples = j.at("samples").get<long>();
+  for (const auto& [tensor, G] : j.at("grams").items()) g.gram[tensor] = matrix_from_json(G);
+  return g;
+}
+
+constexpr UnitKind kRegMeanGramsUnit{"mlp_merges.regmean_grams", &regmean_grams_unit};
 
 class RegMeanNode : public Node {
  public:
@@ -80,7 +103,9 @@ class RegMeanNode : public Node {
           throw Error(fmt::format("`model_splits` names model '{}', which is not among the checkpoints ({})", model, list_names(in.names)));
         split_of[model] = split.as_string();
       }
-    std::map<std::string, mlp::Samples> samples;  // by split, loaded once
+    // Each model's data, by split, loaded once: checked here before any unit starts; each unit
+    // takes the same subsample again on its own rank.
+    std::map<std::string, mlp::Samples> samples;
     std::vector<std::string> model_split(in.names.size());
     for (std::size_t i = 0; i < in.names.size(); ++i) {
       model_split[i] = split_of.count(in.names[i]) ? split_of[in.names[i]] : p.string("split");
@@ -92,8 +117,16 @@ class RegMeanNode : public Node {
       check_fits(in.models[i], in.names[i], *data, static_cast<long>(samples[model_split[i]].X.rows()));
     }
 
-    std::vector<InputGrams> grams(in.models.size());
-    ctx.for_each_unit("model", in.names, [&](std::size_t i) { grams[i] = input_grams(in.models[i], samples.at(model_split[i]).X); });
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < in.names.size(); ++i)
+      descriptions.push_back(Json{{"model", in.names[i]},
+                                  {"checkpoint", in.refs[i].path.string()},
+                                  {"split", model_split[i]},
+                                  {"max_samples", static_cast<std::size_t>(p.integer("max_samples"))},
+                                  {"seed", static_cast<std::uint64_t>(p.integer("seed"))},
+                                  {"data", dataset_to_json(*data, model_split[i])}});
+    std::vector<InputGrams> grams;
+    for (const Json& r : ctx.run_units("model", in.names, kRegMeanGramsUnit, descriptions)) grams.push_back(input_grams_from_json(r));
     RegMeanOptions o;
     o.alpha = p.real("alpha");
     o.mean_gram = p.string("gram") == "mean";
@@ -115,6 +148,17 @@ class RegMeanNode : public Node {
     publish_merged(ctx, output);
   }
 };
+
+// One ingredient's own held-out score, on any rank: the checkpoint (LoRA folded, as
+// load_checkpoints loads it) judged on the split; the score comes back.
+Json soup_ingredient_unit(const Json& d) {
+  const auto data = dataset_from_json(d.at("data"));
+  const mlp::Samples held_out = split_samples(*data, d.at("split").get<std::string>());
+  const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
+  return Json{{"score", model_metric(m, held_out, parse_soup_metric(d.at("metric").get<std::string>()))}};
+}
+
+constexpr UnitKind kSoupIngredientUnit{"mlp_merges.soup_ingredient", &soup_ingredient_unit};
 
 class GreedySoupNode : public Node {
  public:
@@ -148,8 +192,20 @@ class GreedySoupNode : public Node {
       throw Error(fmt::format("metric {} does not judge a {} task (classification: accuracy, log_loss; regression: mse)", metric_name,
                               task_kind_name(data->kind)));
 
-    const GreedySoupResult r =
-        greedy_soup(in.models, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
+    // The ingredients' own scores are units; the greedy loop, each step scoring the soup the
+    // previous steps left, runs here.
+    const Json held_out_data = dataset_to_json(*data, p.string("split"));
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < in.names.size(); ++i)
+      descriptions.push_back(Json{{"model", in.names[i]},
+                                  {"checkpoint", in.refs[i].path.string()},
+                                  {"split", p.string("split")},
+                                  {"metric", metric_name},
+                                  {"data", held_out_data}});
+    std::vector<double> individual;
+    for (const Json& r : ctx.run_units("model", in.names, kSoupIngredientUnit, descriptions)) individual.push_back(r.at("score").get<double>());
+    const GreedySoupResult r = greedy_soup(
+        in.models, individual, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
 
     fs::create_directories(output.parent_path());
     std::vector<std::string> kept;
@@ -184,7 +240,9 @@ class GreedySoupNode : public Node {
 
 void register_merges(PluginRegistrar& r) {
   r.add_node<RegMeanNode>();
+  r.add_unit_function(kRegMeanGramsUnit);
   r.add_node<GreedySoupNode>();
+  r.add_unit_function(kSoupIngredientUnit);
 }
 
 }  // namespace caulk::mlp_merges

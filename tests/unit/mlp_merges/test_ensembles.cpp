@@ -42,6 +42,29 @@ TEST(Ensembles, OutputEnsembleIsTheMeanOfEachModelsProbabilities) {
   EXPECT_THROW(output_ensemble(bad, f.columns()), Error);
 }
 
+TEST(Ensembles, PerModelMatricesAveragedLaterGiveTheEnsemblesBitForBit) {
+  // As a distributed node computes them: each model's matrix on its own (another process), the
+  // mean on rank 0, exactly what the one-call ensembles give.
+  Fixture f;
+  std::vector<Mat<double>> outputs, features;
+  for (const auto& m : f.models) {
+    outputs.push_back(model_outputs(m, f.columns()));
+    features.push_back(model_features(m, f.columns()));
+  }
+  EXPECT_TRUE(mean_of_outputs(outputs) == output_ensemble(f.models, f.columns()));
+  EXPECT_TRUE(mean_of_features(features) == mean_features(f.models, f.columns()));
+  // A model that does not take the data's inputs, and features of another width, are errors.
+  EXPECT_THROW(model_outputs(testing::random_model({5, 6, 3}, 7), f.columns()), Error);
+  features.push_back(model_features(testing::random_model({4, 8, 3}, 8), f.columns()));
+  try {
+    mean_of_features(features);
+    ADD_FAILURE() << "features of widths 6 and 8 were averaged";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "model 3 has 8 features but model 0 has 6: features can only be averaged at one width");
+  }
+  EXPECT_THROW(mean_of_outputs({}), Error);
+}
+
 TEST(Ensembles, FeatureEnsembleWithTheAveragedHeadIsTheHandComputation) {
   Fixture f;
   Mat<double> H = Mat<double>::Zero(40, 6), W = Mat<double>::Zero(3, 6);

@@ -47,6 +47,26 @@ TEST(GreedySoup, KeepsExactlyTheIngredientsThatHelp) {
   EXPECT_EQ(low.kept, r.kept);
 }
 
+TEST(GreedySoup, GivenIndividualScoresOnlyTheSoupsAreScored) {
+  // As a distributed node runs it: the ingredients' own scores computed elsewhere, the greedy
+  // loop here; the result is the one-step call's, and `score` sees only the K - 1 soups tried.
+  const std::vector<mlp::Model<float>> models{ingredient(2.5f), ingredient(1.55f), ingredient(0.8f), ingredient(0.5f)};
+  auto score = [](const mlp::Model<float>& m) { return -std::abs(theta_of(m) - 1.0); };
+  std::vector<double> individual;
+  for (const auto& m : models) individual.push_back(score(m));
+  int calls = 0;
+  const GreedySoupResult r = greedy_soup(models, individual, [&](const mlp::Model<float>& m) { ++calls; return score(m); }, true);
+  const GreedySoupResult whole = greedy_soup(models, score, true);
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(r.order, whole.order);
+  EXPECT_EQ(r.kept, whole.kept);
+  EXPECT_EQ(r.individual, whole.individual);
+  EXPECT_EQ(r.candidate, whole.candidate);
+  EXPECT_EQ(r.score, whole.score);
+  EXPECT_EQ(theta_of(r.soup), theta_of(whole.soup));
+  EXPECT_THROW(greedy_soup(models, std::vector<double>{1.0, 2.0}, score, true), Error);
+}
+
 TEST(GreedySoup, ATieIsNotAnImprovement) {
   // A copy of the best ingredient leaves the soup's score exactly equal: not kept. Equal
   // individual scores keep the input order (the first copy leads).
