@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +46,18 @@ inline std::string mpirun_command(int ranks, const std::vector<std::string>& arg
          " --mca pml ob1 -np " + std::to_string(ranks) + " " + shell_quote(caulk_binary().string());
   for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
   return cmd;
+}
+
+// `run PIPELINE --out OUT --jobs JOBS`: the arguments of most runs in these tests.
+inline std::vector<std::string> mpi_run_args(const std::filesystem::path& pipeline, const std::filesystem::path& out, unsigned jobs = 1) {
+  return {"run", pipeline.string(), "--out", out.string(), "--jobs", std::to_string(jobs)};
+}
+
+// The units every rank ran, from run.json's `ranks`.
+inline std::size_t units_counted(const nlohmann::json& ranks) {
+  std::size_t n = 0;
+  for (const auto& u : ranks.at("units")) n += u.get<std::size_t>();
+  return n;
 }
 
 // Runs `caulk ARGS...` under mpirun and waits for it.

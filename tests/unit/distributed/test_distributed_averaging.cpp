@@ -22,9 +22,7 @@ TEST(AveragingUnderMpi, EveryCrossValidationFoldIsAUnitAndTheFitIsTheSame) {
   EXPECT_EQ(comparable_run_json(j1).dump(2), comparable_run_json(j3).dump(2));
   // average.local (5 folds, the default) is the pipeline's only node with distributable units.
   ASSERT_TRUE(j3["nodes"]["local"]["summary"].contains("cross_validation"));
-  std::size_t units = 0;
-  for (const auto& u : j3["ranks"]["units"]) units += u.get<std::size_t>();
-  EXPECT_EQ(units, 5u) << j3["ranks"].dump();
+  EXPECT_EQ(units_counted(j3["ranks"]), 5u) << j3["ranks"].dump();
   EXPECT_NE(many.err.find("[local] folds on 3 ranks: 5/5"), std::string::npos) << many.err;
   // The saved weight function is byte for byte the same.
   EXPECT_EQ(read_file(dir / "one" / "local" / "weight_function.json"), read_file(dir / "np3" / "local" / "weight_function.json"));

@@ -20,10 +20,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-std::vector<std::string> args(const std::filesystem::path& pipeline, const std::filesystem::path& out) {
-  return {"run", pipeline.string(), "--out", out.string(), "--jobs", "1"};
-}
-
 std::map<std::string, std::string> raw_files(const std::filesystem::path& p) {
   std::map<std::string, std::string> out;
   if (std::filesystem::is_regular_file(p)) {
@@ -94,9 +90,9 @@ inputs = { checkpoints = "load.checkpoints" }
 TEST_F(MergesUnderMpi, EveryShardIsAUnitAndTheFilesAreTheSameAsOneProcess) {
   CAULK_REQUIRE_MPI();
   const auto p = pipeline(kMerges);
-  auto one = run_caulk(args(p, dir / "one"));
+  auto one = run_caulk(mpi_run_args(p, dir / "one"));
   ASSERT_EQ(one.exit_code, 0) << one.err;
-  auto many = run_mpi(3, args(p, dir / "np3"));
+  auto many = run_mpi(3, mpi_run_args(p, dir / "np3"));
   ASSERT_EQ(many.exit_code, 0) << many.err;
   const Json j1 = Json::parse(read_file(dir / "one" / "run.json")), j3 = Json::parse(read_file(dir / "np3" / "run.json"));
   EXPECT_EQ(comparable_run_json(j1).dump(2), comparable_run_json(j3).dump(2));
@@ -111,9 +107,7 @@ TEST_F(MergesUnderMpi, EveryShardIsAUnitAndTheFilesAreTheSameAsOneProcess) {
   files += 1;  // the soup: one file
   EXPECT_EQ(raw_files(dir / "one" / "soup" / "soup.safetensors"), raw_files(dir / "np3" / "soup" / "soup.safetensors"));
   // Nothing else in this pipeline is distributed: every unit counted is a merge's output file.
-  std::size_t units = 0;
-  for (const auto& u : j3["ranks"]["units"]) units += u.get<std::size_t>();
-  EXPECT_EQ(units, files) << j3["ranks"].dump();
+  EXPECT_EQ(units_counted(j3["ranks"]), files) << j3["ranks"].dump();
   EXPECT_THAT(many.err, HasSubstr("output files on 3 ranks"));
   EXPECT_TRUE(hidden_entries(dir / "np3").empty()) << hidden_entries(dir / "np3").front();
 }
@@ -133,7 +127,7 @@ type = "merge.fisher"
 inputs = { checkpoints = "load.checkpoints" }
 params = { output = "fisher", max_shard_size = "100B" }
 )");
-  auto r = run_mpi(3, args(p, dir / "out"));
+  auto r = run_mpi(3, mpi_run_args(p, dir / "out"));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'fisher' (merge.fisher) failed"));
   EXPECT_THAT(r.err, HasSubstr("1 of 3 output files failed"));
@@ -150,7 +144,7 @@ params = { output = "fisher", max_shard_size = "100B" }
 TEST(MergeDemoUnderMpi, CandidatesPredictionsAndOutputFilesAreDealtToTheRanks) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
-  auto r = run_mpi(2, args(source_dir() / "pipelines" / "merge.toml", dir / "out"));
+  auto r = run_mpi(2, mpi_run_args(source_dir() / "pipelines" / "merge.toml", dir / "out"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const Json j = Json::parse(read_file(dir / "out" / "run.json"));
   const std::size_t candidates = j["nodes"]["search"]["summary"]["candidates"].get<std::size_t>();

@@ -11,8 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "mpi_support.hpp"
-#include "run_json.hpp"
+#include "node_units_fixture.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
@@ -20,16 +19,6 @@ using Json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<std::string> run_args(const fs::path& pipeline, const fs::path& out) {
-  return {"run", pipeline.string(), "--out", out.string(), "--jobs", "1"};
-}
-
-std::size_t total_units(const Json& ranks) {
-  std::size_t n = 0;
-  for (const auto& u : ranks.at("units")) n += u.get<std::size_t>();
-  return n;
-}
 
 // One small pre-trained model (9 inputs: its first-layer units draw as 3x3 tiles) and three
 // fine-tuned copies of it: two full (different seeds and subsets), one LoRA saved as a delta (its
@@ -69,57 +58,9 @@ params = { seed = 4, inputs = 6, latent = 2, source_classes = 4, source_samples 
   { name = "narrow", relatedness = 0.5, hidden = [5] } ] }
 )";
 
-class MlpMergesUnderMpi : public ::testing::Test {
+class MlpMergesUnderMpi : public NodeUnitsUnderMpi {
  protected:
-  // `kTuned + nodes` on one process and on 3 ranks, and `kTuned` alone on 3 ranks: both runs of
-  // `kTuned + nodes` must succeed with the same run.json (timings and `ranks` aside).
-  void run_three_ways(const std::string& nodes) {
-    const auto full = dir_.write("full.toml", std::string(kTuned) + nodes);
-    const auto base_only = dir_.write("base.toml", kTuned);
-    auto one = run_caulk(run_args(full, dir_ / "one"));
-    ASSERT_EQ(one.exit_code, 0) << one.err;
-    auto many = run_mpi(3, run_args(full, dir_ / "np3"));
-    ASSERT_EQ(many.exit_code, 0) << many.err;
-    auto b = run_mpi(3, run_args(base_only, dir_ / "base"));
-    ASSERT_EQ(b.exit_code, 0) << b.err;
-    one_ = Json::parse(read_file(dir_ / "one" / "run.json"));
-    many_ = Json::parse(read_file(dir_ / "np3" / "run.json"));
-    base_ = Json::parse(read_file(dir_ / "base" / "run.json"));
-    ASSERT_TRUE(many_.contains("ranks"));
-    ASSERT_TRUE(base_.contains("ranks"));
-    EXPECT_EQ(comparable_run_json(one_).dump(2), comparable_run_json(many_).dump(2));
-  }
-  // The units the added nodes ran through the dispatcher: what run.json's `ranks` counts beyond the
-  // base pipeline's nodes (a node still looping with for_each_unit adds none).
-  std::size_t added_units() const { return total_units(many_["ranks"]) - total_units(base_["ranks"]); }
-  // The file at `relative` in the one-process and the 3-rank output: both written, byte for byte equal.
-  void expect_same_file(const fs::path& relative) const {
-    const auto a = dir_ / "one" / relative, b = dir_ / "np3" / relative;
-    ASSERT_TRUE(fs::exists(a)) << a;
-    ASSERT_TRUE(fs::exists(b)) << b;
-    const std::string bytes = read_file(a);
-    EXPECT_GT(bytes.size(), 100u) << a;
-    EXPECT_TRUE(bytes == read_file(b)) << relative << " differs between one process and 3 ranks";
-  }
-  // Every file under the folder `relative` (at least `at_least` of them), as expect_same_file, and
-  // no file only in the 3-rank output.
-  void expect_same_folder(const fs::path& relative, std::size_t at_least) const {
-    std::size_t n = 0;
-    for (const auto& e : fs::recursive_directory_iterator(dir_ / "one" / relative))
-      if (e.is_regular_file()) {
-        ++n;
-        expect_same_file(relative / fs::relative(e.path(), dir_ / "one" / relative));
-      }
-    EXPECT_GE(n, at_least) << relative;
-    std::size_t m = 0;
-    for (const auto& e : fs::recursive_directory_iterator(dir_ / "np3" / relative)) m += e.is_regular_file();
-    EXPECT_EQ(m, n) << relative;
-  }
-  CliResult run_failing(const std::string& pipeline) { return run_mpi(3, run_args(dir_.write("bad.toml", pipeline), dir_ / "bad")); }
-  Json failed_run_json() const { return Json::parse(read_file(dir_ / "bad" / "run.json")); }
-
-  TempDir dir_;
-  Json one_, many_, base_;
+  void run_three_ways(const std::string& nodes) { NodeUnitsUnderMpi::run_three_ways(kTuned, nodes); }
 };
 
 const char* kAll = R"(checkpoints = ["a.checkpoints", "b.checkpoints", "c.checkpoints"])";
@@ -296,7 +237,7 @@ inputs = { checkpoints = ["a.checkpoints", "other.models"], data = "zoo.data" }
   EXPECT_EQ(j["nodes"]["stability"]["status"], "failed");
   EXPECT_THAT(j["nodes"]["stability"]["error"].get<std::string>(), HasSubstr("model 'narrow' on rank"));
   // The same error on one process, without a rank.
-  auto single = run_caulk(run_args(dir_ / "bad.toml", dir_ / "bad1"));
+  auto single = run_caulk(mpi_run_args(dir_ / "bad.toml", dir_ / "bad1"));
   EXPECT_EQ(single.exit_code, 1) << single.err;
   EXPECT_THAT(single.err, HasSubstr("model 'narrow': model 'narrow' takes 6 inputs but the dataset's inputs have 9 columns"));
 }

@@ -10,24 +10,13 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "mpi_support.hpp"
-#include "run_json.hpp"
+#include "node_units_fixture.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
 namespace {
-
-std::vector<std::string> run_args(const std::filesystem::path& pipeline, const std::filesystem::path& out) {
-  return {"run", pipeline.string(), "--out", out.string(), "--jobs", "1"};
-}
-
-std::size_t total_units(const Json& ranks) {
-  std::size_t n = 0;
-  for (const auto& u : ranks.at("units")) n += u.get<std::size_t>();
-  return n;
-}
 
 // A zoo small enough to pre-train in well under a second (8 inputs): a small target and three
 // teachers, nested subsets of its training split, every model's features and LogME on one subset.
@@ -69,44 +58,7 @@ params = { seed = 4, inputs = 6, latent = 2, source_samples = 200, train = 30, v
 
 const char* kTune = R"(mode = "full", epochs = 4, batch_size = 16, validation_split = "", train_split = "train_n40_s1", seed = 3)";
 
-class ModelUnitsUnderMpi : public ::testing::Test {
- protected:
-  // `base + nodes` on one process and on 3 ranks, and `base` alone on 3 ranks: both runs of
-  // `base + nodes` must succeed with the same run.json (timings and `ranks` aside).
-  void run_three_ways(const std::string& base, const std::string& nodes) {
-    const auto full = dir_.write("full.toml", base + nodes);
-    const auto base_only = dir_.write("base.toml", base);
-    auto one = run_caulk(run_args(full, dir_ / "one"));
-    ASSERT_EQ(one.exit_code, 0) << one.err;
-    auto many = run_mpi(3, run_args(full, dir_ / "np3"));
-    ASSERT_EQ(many.exit_code, 0) << many.err;
-    auto b = run_mpi(3, run_args(base_only, dir_ / "base"));
-    ASSERT_EQ(b.exit_code, 0) << b.err;
-    one_ = Json::parse(read_file(dir_ / "one" / "run.json"));
-    many_ = Json::parse(read_file(dir_ / "np3" / "run.json"));
-    base_ = Json::parse(read_file(dir_ / "base" / "run.json"));
-    ASSERT_TRUE(many_.contains("ranks"));
-    ASSERT_TRUE(base_.contains("ranks"));
-    EXPECT_EQ(comparable_run_json(one_).dump(2), comparable_run_json(many_).dump(2));
-  }
-  // The units the added nodes ran through the dispatcher: what run.json's `ranks` counts beyond the
-  // base pipeline's nodes (a node still looping with for_each_unit adds none).
-  std::size_t added_units() const { return total_units(many_["ranks"]) - total_units(base_["ranks"]); }
-  // The file at `relative` in the one-process and the 3-rank output: both written, byte for byte equal.
-  void expect_same_file(const std::filesystem::path& relative) const {
-    const auto a = dir_ / "one" / relative, b = dir_ / "np3" / relative;
-    ASSERT_TRUE(std::filesystem::exists(a)) << a;
-    ASSERT_TRUE(std::filesystem::exists(b)) << b;
-    const std::string bytes = read_file(a);
-    EXPECT_GT(bytes.size(), 100u) << a;
-    EXPECT_TRUE(bytes == read_file(b)) << relative << " differs between one process and 3 ranks";
-  }
-  CliResult run_failing(const std::string& pipeline) { return run_mpi(3, run_args(dir_.write("bad.toml", pipeline), dir_ / "bad")); }
-  Json failed_run_json() const { return Json::parse(read_file(dir_ / "bad" / "run.json")); }
-
-  TempDir dir_;
-  Json one_, many_, base_;
-};
+class ModelUnitsUnderMpi : public NodeUnitsUnderMpi {};
 
 // ------------------------------------------------------------------------- analysis.fisher
 
@@ -150,7 +102,7 @@ inputs = { data = "zoo.data", models = "other.models" }
   EXPECT_EQ(j["nodes"]["fisher"]["status"], "failed");
   EXPECT_THAT(j["nodes"]["fisher"]["error"].get<std::string>(), HasSubstr("model 'narrow' on rank"));
   // The same error on one process, without a rank.
-  auto single = run_caulk(run_args(dir_ / "bad.toml", dir_ / "bad1"));
+  auto single = run_caulk(mpi_run_args(dir_ / "bad.toml", dir_ / "bad1"));
   EXPECT_EQ(single.exit_code, 1) << single.err;
   EXPECT_THAT(single.err, HasSubstr("model 'narrow': the model takes 6 inputs but split 'train' has 8 columns"));
 }

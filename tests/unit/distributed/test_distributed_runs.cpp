@@ -22,12 +22,6 @@ std::vector<std::string> run_args(const std::filesystem::path& pipeline, const s
           "--jobs", std::to_string(jobs)};
 }
 
-std::size_t total_units(const Json& ranks) {
-  std::size_t n = 0;
-  for (const auto& u : ranks.at("units")) n += u.get<std::size_t>();
-  return n;
-}
-
 // --------------------------------------------------------------------- a single process
 
 // Without mpirun, nothing of MPI is loaded: libcaulk_mpi (and so libmpi) is opened only when the
@@ -95,7 +89,7 @@ TEST(DemoUnderMpi, WithTwoJobsPerRankEveryRankerUnitIsCountedOnceAndResultsAreTh
   // Ten rankers, each scoring the demo hub's models: one unit per ranker and model.
   const std::size_t models = j["nodes"]["logme"]["summary"]["scores"].size();
   ASSERT_GT(models, 0u);
-  EXPECT_EQ(total_units(j["ranks"]), 10 * models);
+  EXPECT_EQ(units_counted(j["ranks"]), 10 * models);
 }
 
 // More ranks than a 64-bit mask has bits (the limit of an earlier version): 70 processes, most of
@@ -134,7 +128,7 @@ TEST(UnitsUnderMpi, SlowUnitsAreDealtToEveryRankAndMergedInOrder) {
   for (int i = 0; i < 12; ++i) expected.push_back(i * i);
   EXPECT_EQ(j["nodes"]["a"]["summary"]["values"], expected);
   // A dynamic queue with 250 ms units: every rank gets some, and all 12 are counted once.
-  EXPECT_EQ(total_units(j["ranks"]), 12u);
+  EXPECT_EQ(units_counted(j["ranks"]), 12u);
   for (const auto& n : j["ranks"]["units"]) EXPECT_GT(n.get<int>(), 0) << j["ranks"].dump();
   // Each unit wrote its own file, from whichever rank ran it.
   for (int i = 0; i < 12; ++i) EXPECT_EQ(read_file(dir / "out" / "a" / fmt::format("u{}.txt", i)), fmt::format("unit {} complete\n", i));
@@ -205,6 +199,27 @@ pid_t wait_for_unit_on_rank(const std::filesystem::path& unit_dir, int rank, int
   return -1;
 }
 
+// After a rank was killed at `killed`: the job must end within 30 s, non-zero, and rank 0's
+// reporter's message must arrive (it may land just after mpirun exits, so it gets the same 30 s).
+// Returns mpirun's stderr.
+constexpr const char* kTornDown = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
+std::string expect_torn_down(BackgroundMpi& job, const std::filesystem::path& err_file, std::chrono::steady_clock::time_point killed) {
+  const int code = job.wait_for(std::chrono::seconds(30));
+  if (code == -1) {
+    ADD_FAILURE() << "the run still hangs 30 s after the kill: " << read_file(err_file);
+    return read_file(err_file);
+  }
+  EXPECT_NE(code, 0);
+  std::string err = read_file(err_file);
+  while (err.find(kTornDown) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    err = read_file(err_file);
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count(), 30.0);
+  EXPECT_THAT(err, HasSubstr(kTornDown));
+  return err;
+}
+
 TEST(UnitsUnderMpi, AWorkerKilledMidUnitEndsTheRunWithAClearMessageWithinThirtySeconds) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
@@ -216,20 +231,7 @@ TEST(UnitsUnderMpi, AWorkerKilledMidUnitEndsTheRunWithAClearMessageWithinThirtyS
   ASSERT_GT(wait_for_unit_on_rank(unit_dir, 2), 0) << "rank 2 never started a unit: " << read_file(dir / "err");
   const auto killed = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(worker, SIGKILL), 0);
-  const int code = job.wait_for(std::chrono::seconds(30));
-  ASSERT_NE(code, -1) << "the run still hangs 30 s after a worker was killed: " << read_file(dir / "err");
-  EXPECT_NE(code, 0);
-  // Rank 0's message (written by its reporter, which outlives it: it may land just after mpirun
-  // exits, so allow it a moment within the same 30 s).
-  const std::string expected = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
-  std::string err = read_file(dir / "err");
-  while (err.find(expected) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    err = read_file(dir / "err");
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
-  EXPECT_LT(seconds, 30.0);
-  EXPECT_THAT(err, HasSubstr(expected));
+  const std::string err = expect_torn_down(job, dir / "err", killed);
   EXPECT_THAT(err, HasSubstr("units were unfinished on ranks 1, 2"));
   // Nothing half-written under a final name: no unit finished (each takes a minute), and
   // run.json was not written at all.
@@ -250,17 +252,7 @@ TEST(UnitsUnderMpi, RankZeroKilledMidUnitEndsTheRunWithAClearMessageWithinThirty
   ASSERT_GT(wait_for_unit_on_rank(unit_dir, 1), 0) << "rank 1 never started a unit: " << read_file(dir / "err");
   const auto killed = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(rank0, SIGKILL), 0);
-  const int code = job.wait_for(std::chrono::seconds(30));
-  ASSERT_NE(code, -1) << "the run still hangs 30 s after rank 0 was killed: " << read_file(dir / "err");
-  EXPECT_NE(code, 0);
-  const std::string expected = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
-  std::string err = read_file(dir / "err");
-  while (err.find(expected) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    err = read_file(dir / "err");
-  }
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count(), 30.0);
-  EXPECT_THAT(err, HasSubstr(expected));
+  const std::string err = expect_torn_down(job, dir / "err", killed);
   EXPECT_THAT(err, HasSubstr("run.json was not written"));
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
   for (int i = 0; i < 6; ++i) EXPECT_FALSE(std::filesystem::exists(unit_dir / fmt::format("u{}.txt", i)));
@@ -307,17 +299,7 @@ TEST(UnitsUnderMpi, AnIdleWorkerKilledEndsTheRunWithAClearMessageWithinThirtySec
   ASSERT_GT(worker, 0) << "no process for rank " << idle;
   const auto killed = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(worker, SIGKILL), 0);
-  const int code = job.wait_for(std::chrono::seconds(30));
-  ASSERT_NE(code, -1) << "the run still hangs 30 s after an idle worker was killed: " << read_file(dir / "err");
-  EXPECT_NE(code, 0);
-  const std::string expected = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline";
-  std::string err = read_file(dir / "err");
-  while (err.find(expected) == std::string::npos && std::chrono::steady_clock::now() - killed < std::chrono::seconds(30)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    err = read_file(dir / "err");
-  }
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count(), 30.0);
-  EXPECT_THAT(err, HasSubstr(expected));
+  const std::string err = expect_torn_down(job, dir / "err", killed);
   EXPECT_THAT(err, HasSubstr(fmt::format("process rank {}", idle))) << "mpirun names the rank that died";
   EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
   EXPECT_FALSE(std::filesystem::exists(unit_dir / "u0.txt"));
