@@ -41,9 +41,9 @@ enum Tag : int { kReady = 1, kUnit = 2, kResult = 3, kStop = 4, kHeartbeat = 5 }
 constexpr auto kIdlePoll = std::chrono::microseconds(500);
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 
-// How long rank 0 waits for a sign of life from a worker that holds units before it declares the
-// worker lost (a frozen or unreachable process that mpirun did not end). CAULK_MPI_WORKER_TIMEOUT
-// seconds, default 20.
+// How long rank 0 waits for a sign of life from a worker (busy or idle: workers send a heartbeat
+// every second) before it declares the worker lost (a frozen or unreachable process that mpirun
+// did not end). CAULK_MPI_WORKER_TIMEOUT seconds, default 20.
 std::chrono::milliseconds worker_timeout() {
   if (const char* v = std::getenv("CAULK_MPI_WORKER_TIMEOUT")) {
     const double s = std::atof(v);
@@ -216,6 +216,7 @@ class Coordinator : public UnitDispatcher {
         const Json j = Json::from_cbor(message->second);
         if (message->first.tag() == kReady) {
           free_slots_[source] = j.at("slots").get<int>();
+          ready_[source] = true;
           continue;
         }
         if (message->first.tag() != kResult) continue;
@@ -258,7 +259,6 @@ class Coordinator : public UnitDispatcher {
           bytes_out_ += bytes.size();
           out.send(w, kUnit, std::move(bytes));
           --free_slots_[w];
-          if (dealt_[w].empty()) last_heard_[w] = std::chrono::steady_clock::now();
           dealt_[w].emplace_back(id, index);
           publish_ranks_with_units();
           active = true;
@@ -277,16 +277,20 @@ class Coordinator : public UnitDispatcher {
     out.wait_all(lost_);
   }
 
-  // A worker that holds units and gave no sign of life (results or heartbeats) for the timeout is
-  // lost: its units fail, naming it, and it gets no more. Communication thread only.
+  // A worker that gave no sign of life (results or heartbeats) for the timeout is lost: its units
+  // fail, naming it, and it gets no more; one that held none is reported. Workers are judged once
+  // they said they were ready (loading the plugins may take a while). Communication thread only.
   void declare_silent_workers_lost() {
     const auto now = std::chrono::steady_clock::now();
     for (int w = 1; w < world_.size(); ++w) {
-      if (lost_[w] || dealt_[w].empty() || now - last_heard_[w] < timeout_) continue;
+      if (lost_[w] || !ready_[w] || now - last_heard_[w] < timeout_) continue;
       lost_[w] = true;
       any_lost_ = true;
       free_slots_[w] = 0;
       const double seconds = std::chrono::duration<double>(timeout_).count();
+      if (dealt_[w].empty())
+        std::fprintf(stderr, "caulk: rank %d was lost while it held no unit: it gave no sign of life for %.2f s; it gets no more units\n", w,
+                     seconds);
       for (const auto& [id, index] : dealt_[w]) {
         UnitOutcome outcome;
         outcome.rank = w;
@@ -317,6 +321,7 @@ class Coordinator : public UnitDispatcher {
   std::vector<std::size_t> units_done_;  // (under mutex_: ranks() reads it)
   std::vector<std::vector<std::pair<std::uint64_t, std::size_t>>> dealt_;
   std::vector<bool> lost_ = std::vector<bool>(world_.size(), false);
+  std::vector<bool> ready_ = std::vector<bool>(world_.size(), false);  // the worker's kReady arrived
   std::vector<std::chrono::steady_clock::time_point> last_heard_ =
       std::vector<std::chrono::steady_clock::time_point>(world_.size(), std::chrono::steady_clock::now());
   const std::chrono::milliseconds timeout_ = worker_timeout();
@@ -413,8 +418,8 @@ class MpiSession : public DistributedSession {
         active = true;
       }
       if (stopping && running == 0) break;
-      // A sign of life while units run here (long units send nothing else for a while).
-      if (running > 0 && std::chrono::steady_clock::now() - last_beat >= kHeartbeatEvery) {
+      // A sign of life, busy or idle (long units send nothing else for a while, idle workers nothing at all).
+      if (std::chrono::steady_clock::now() - last_beat >= kHeartbeatEvery) {
         out.send(0, kHeartbeat, Json::to_cbor(Json::object()));
         last_beat = std::chrono::steady_clock::now();
       }

@@ -332,4 +332,37 @@ TEST(UnitsUnderMpi, AFrozenWorkerIsDeclaredLostAfterTheTimeoutAndTheRunEnds) {
   EXPECT_EQ(j["nodes"]["b"]["status"], "skipped");
 }
 
+// A worker that freezes while it holds no unit is found out too (every worker sends a heartbeat
+// every second, busy or not): rank 0 says so, deals it nothing more, finishes the pipeline on the
+// other ranks (run.json written, the node succeeded) and then ends the job, which the frozen rank
+// would otherwise keep from finishing.
+TEST(UnitsUnderMpi, AWorkerFrozenWhileIdleIsDeclaredLostAndTheRunStillFinishes) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 1, sleep_ms = 8000 }\n");
+  const auto unit_dir = dir / "out" / "a";
+  BackgroundMpi job(3, run_args(p, dir / "out", 1), dir / "err", "CAULK_MPI_WORKER_TIMEOUT=3");
+  int busy = -1;
+  for (int tries = 0; tries < 600 && busy < 0; ++tries) {
+    for (int r = 0; r < 3 && busy < 0; ++r)
+      if (std::filesystem::exists(unit_dir) && wait_for_unit_on_rank(unit_dir, r, 1) > 0) busy = r;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(busy, 0) << "no rank started the unit: " << read_file(dir / "err");
+  const int idle = busy == 2 ? 1 : 2;
+  const pid_t worker = pid_of_rank(dir.path().string(), idle);
+  ASSERT_GT(worker, 0) << "no process for rank " << idle;
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  const int code = job.wait_for(std::chrono::seconds(30));
+  ::kill(worker, SIGKILL);  // in case the job still runs
+  const std::string err = read_file(dir / "err");
+  ASSERT_NE(code, -1) << "the run still waits 30 s after an idle worker froze: " << err;
+  EXPECT_NE(code, 0) << "the job is ended (MPI_Abort) because the frozen rank cannot finish";
+  EXPECT_THAT(err, HasSubstr(fmt::format("caulk: rank {} was lost while it held no unit: it gave no sign of life for 3", idle)));
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(j["status"], "ok");
+  EXPECT_EQ(j["nodes"]["a"]["status"], "ok");
+  EXPECT_EQ(read_file(unit_dir / "u0.txt"), "unit 0 complete\n");
+}
+
 }  // namespace
