@@ -335,21 +335,29 @@ TEST(UnitsUnderMpi, AFrozenWorkerIsDeclaredLostAfterTheTimeoutAndTheRunEnds) {
 // A worker that freezes while it holds no unit is found out too (every worker sends a heartbeat
 // every second, busy or not): rank 0 says so, deals it nothing more, finishes the pipeline on the
 // other ranks (run.json written, the node succeeded) and then ends the job, which the frozen rank
-// would otherwise keep from finishing.
+// would otherwise keep from finishing. Node a's short units first make sure the worker frozen has
+// said it is ready (workers are judged only from then on: loading plugins can take seconds, more
+// under the sanitizers); node b's one long unit then keeps the run going.
 TEST(UnitsUnderMpi, AWorkerFrozenWhileIdleIsDeclaredLostAndTheRunStillFinishes) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
-  auto p = write_pipeline(dir, "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 1, sleep_ms = 8000 }\n");
-  const auto unit_dir = dir / "out" / "a";
+  auto p = write_pipeline(dir,
+                          "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 12, sleep_ms = 250 }\n"
+                          "[[node]]\nid = \"b\"\ntype = \"test.slow_units\"\ninputs = { after = \"a\" }\nparams = { units = 1, sleep_ms = 8000 }\n");
+  const auto b_dir = dir / "out" / "b";
   BackgroundMpi job(3, run_args(p, dir / "out", 1), dir / "err", "CAULK_MPI_WORKER_TIMEOUT=3");
   int busy = -1;
-  for (int tries = 0; tries < 600 && busy < 0; ++tries) {
+  for (int tries = 0; tries < 1200 && busy < 0; ++tries) {
     for (int r = 0; r < 3 && busy < 0; ++r)
-      if (std::filesystem::exists(unit_dir) && wait_for_unit_on_rank(unit_dir, r, 1) > 0) busy = r;
+      if (std::filesystem::exists(b_dir) && wait_for_unit_on_rank(b_dir, r, 1) > 0) busy = r;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_GE(busy, 0) << "no rank started the unit: " << read_file(dir / "err");
-  const int idle = busy == 2 ? 1 : 2;
+  ASSERT_GE(busy, 0) << "no rank started node b's unit: " << read_file(dir / "err");
+  // An idle worker that served node a (so it was ready).
+  int idle = -1;
+  for (int r = 1; r < 3 && idle < 0; ++r)
+    if (r != busy && wait_for_unit_on_rank(dir / "out" / "a", r, 1) > 0) idle = r;
+  ASSERT_GT(idle, 0) << "no idle worker ran a unit of node a: " << read_file(dir / "err");
   const pid_t worker = pid_of_rank(dir.path().string(), idle);
   ASSERT_GT(worker, 0) << "no process for rank " << idle;
   ASSERT_EQ(::kill(worker, SIGSTOP), 0);
@@ -361,8 +369,8 @@ TEST(UnitsUnderMpi, AWorkerFrozenWhileIdleIsDeclaredLostAndTheRunStillFinishes) 
   EXPECT_THAT(err, HasSubstr(fmt::format("caulk: rank {} was lost while it held no unit: it gave no sign of life for 3", idle)));
   const Json j = Json::parse(read_file(dir / "out" / "run.json"));
   EXPECT_EQ(j["status"], "ok");
-  EXPECT_EQ(j["nodes"]["a"]["status"], "ok");
-  EXPECT_EQ(read_file(unit_dir / "u0.txt"), "unit 0 complete\n");
+  EXPECT_EQ(j["nodes"]["b"]["status"], "ok");
+  EXPECT_EQ(read_file(b_dir / "u0.txt"), "unit 0 complete\n");
 }
 
 }  // namespace
