@@ -1,6 +1,7 @@
 // What every merge node shares: the `checkpoints` input, the engine's parameters (output,
-// overwrite, dtype, precision, max_shard_size, allow_non_finite, base, name), per-model weights with per-tensor
-// rules, progress bars, the summary and the published Checkpoint.
+// overwrite, dtype, precision, max_shard_size, allow_non_finite, base, name), per-model weights
+// with per-tensor rules, Fisher merging's parameters, progress bars, the summary and the
+// published Checkpoint.
 #pragma once
 #include <optional>
 #include <string>

@@ -157,7 +157,8 @@ params = { kind = "regression", labels = { val = "y.npy" }, covariates = { val =
     return caulk::testing::run_caulk({"run", (dir / "p.toml").string(), "--out", (dir / out).string()});
   }
   static std::string node(const std::string& id, const std::string& type, const std::string& params = "") {
-    return "[[node]]\nid = \"" + id + "\"\ntype = \"" + type + "\"\ninputs = { predictions = [\"load\"], data = \"data\" }\nparams = { " + params + " }\n";
+    return "[[node]]\nid = \"" + id + "\"\ntype = \"" + type + "\"\ninputs = { predictions = [\"load\"], data = \"data\" }\nparams = { " + params +
+           " }\n";
   }
 };
 

@@ -73,7 +73,8 @@ std::vector<std::pair<std::string, std::function<std::unique_ptr<MergeMethod>()>
       {"task_arithmetic", [] { return std::make_unique<TaskArithmeticMerge>(ones(2), TensorParameter(1.0), false); }},
       {"ties", [] { return std::make_unique<TiesMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0)); }},
       {"dare", [] { return std::make_unique<DareMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Linear, false, 1); }},
-      {"dare_ties", [] { return std::make_unique<DareMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Ties, false, 1); }},
+      {"dare_ties",
+       [] { return std::make_unique<DareMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Ties, false, 1); }},
       {"slerp", [] { return std::make_unique<SlerpMerge>(TensorParameter(0.5)); }},
       {"fisher", [] { return std::make_unique<FisherMerge>(ones(2), 1e-6, FisherMerge::FloorMode::Max, true); }},
   };
