@@ -27,6 +27,7 @@ struct Options {
   std::string out;
   std::vector<std::string> sets;
   unsigned jobs = 0;
+  std::string memory_limit;  // empty: default_memory_limit()
   std::string node_type;
   bool markdown = false;
   std::string title;
@@ -79,6 +80,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   RunOptions run;
   run.out_dir = o.out.empty() ? fs::path("runs") / pipeline.config.name : fs::path(o.out);
   run.jobs = jobs;
+  run.memory_limit = o.memory_limit.empty() ? default_memory_limit() : parse_memory_size(o.memory_limit);
   run.progress_bars = ::isatty(STDERR_FILENO);
   if (mpi) run.units = &mpi->dispatcher();
   RunReport report = run_pipeline(pipeline, run);
@@ -194,6 +196,18 @@ int main(int argc, char** argv) {
   run->add_option("--out", o.out, "Output folder (default runs/<pipeline name>)")->type_name("DIR");
   run->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
   run->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
+  run->add_option("--memory-limit", o.memory_limit,
+                  "Memory one node may plan to use, e.g. 512M, 8G; a node whose estimate is larger stops with advice "
+                  "(default: half of MemAvailable in /proc/meminfo; 0 = no limit)")
+      ->type_name("SIZE")
+      ->check([](const std::string& v) {
+        try {
+          parse_memory_size(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      });
 
   auto* check = app.add_subcommand("check", "Validate a pipeline without running it");
   check->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");

@@ -194,6 +194,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   env.out = options.out ? options.out : &std::cout;
   env.err = options.err ? options.err : &std::cerr;
   env.progress_bars = options.progress_bars;
+  env.memory_limit = options.memory_limit;
   LocalUnitDispatcher local_units;
   env.units = options.units ? options.units : &local_units;
 

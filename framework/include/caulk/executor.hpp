@@ -20,6 +20,8 @@ struct RunOptions {
   bool progress_bars = false;   // draw bars (stderr is a terminal)
   // Who runs the nodes' distributable units (caulk/units.hpp); this process's pool when null.
   UnitDispatcher* units = nullptr;
+  // The memory budget of one node, in bytes (NodeContext::check_memory); 0 means no limit.
+  std::size_t memory_limit = 0;
 };
 
 struct NodeOutcome {
