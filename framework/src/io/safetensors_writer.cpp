@@ -1,11 +1,13 @@
 // Writing .safetensors one tensor at a time: the header (every offset computed from the declared
 // entries) goes first, then each tensor's bytes in declared order, into an atomic file.
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/json_text.hpp"
 #include "caulk/io/safetensors.hpp"
 #include "sizes.hpp"
 
@@ -28,12 +30,9 @@ std::string header_bytes(const std::vector<SafetensorsWriter::Entry>& entries, c
                                       {"data_offsets", ordered::array({offset, offset + sizes[i]})}};
     offset += sizes[i];  // the sum was checked by the caller
   }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception&) {
-    throw DataError(file, "a tensor name or metadata string is not valid UTF-8");
-  }
+  std::optional<std::string> valid = json_text_if_valid(header);
+  if (!valid) throw DataError(file, "a tensor name or metadata string is not valid UTF-8");
+  std::string text = std::move(*valid);
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > kMaxSafetensorsHeader)
     throw DataError(file, "the header would be " + std::to_string(text.size()) + " bytes, over the limit of " +
