@@ -67,9 +67,16 @@ struct Owner {
 };
 
 Owner this_process() {
-  Owner me{static_cast<long>(::getpid()), 0};
-  start_time_of(me.pid, me.start);
-  return me;
+  // Read once per process (a forked child has its own PID and start time).
+  static std::mutex mutex;
+  static Owner cached;
+  std::lock_guard lock(mutex);
+  const long pid = static_cast<long>(::getpid());
+  if (cached.pid != pid) {
+    cached = Owner{pid, 0};
+    start_time_of(pid, cached.start);
+  }
+  return cached;
 }
 
 // False when no process with that PID and start time runs on this machine. Without /proc there is
