@@ -58,7 +58,7 @@ class PredictionsLoad : public Node {
     if (kind != "classification" && kind != "regression")
       throw DataError(file.string(), fmt::format("kind '{}' (expected classification or regression)", kind));
 
-    auto out = std::make_shared<Predictions>();
+    auto out = std::make_shared<LoadedPredictions>();
     out->kind = kind == "classification" ? TaskKind::Classification : TaskKind::Regression;
     Eigen::Index columns = -1;
     std::map<std::string, std::pair<Eigen::Index, std::string>> rows_of;  // split -> (rows, first model)
@@ -81,6 +81,7 @@ class PredictionsLoad : public Node {
                                                      it->second.second, it->second.first));
         if (out->kind == TaskKind::Classification) check_probability_rows(values, path, what);
         mp.splits[split] = std::move(values);
+        out->files[model.name][split] = path;
       }
       if (const Value* p = model.get("parameters")) parameters[model.name] = p->as_number();
       out->models.push_back(std::move(mp));

@@ -23,6 +23,8 @@ class TensorFiles {
 
   // Reads `size` bytes starting `offset` bytes into the tensor's data. Safe from any thread.
   void read(const std::string& tensor, std::uint64_t offset, void* out, std::size_t size) const;
+  // The file holding the tensor (a shard of a sharded checkpoint), for messages.
+  const std::string& file_of(const std::string& tensor) const { return names_[tensors_.at(tensor).file]; }
 
  private:
   TensorFiles() = default;

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
+#include "caulk/io/safetensors.hpp"
 #include "caulk/units.hpp"
 #include "mlp_checkpoint.hpp"
 #include "peft.hpp"
@@ -39,8 +41,44 @@ LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t min
   return out;
 }
 
+namespace {
+
+// The first NaN or infinite value of a .safetensors file, as "tensor 'x', element 8 (index [1, 3])
+// is NaN" (the element counted in the file's row-major order), or "" when there is none.
+std::string first_non_finite_value(const fs::path& file) {
+  try {
+    const io::SafetensorsFile f = io::SafetensorsFile::open(file);
+    for (const io::TensorInfo& t : f.tensors()) {
+      const std::vector<double> v = f.to_double(t.name);
+      for (std::size_t k = 0; k < v.size(); ++k) {
+        if (std::isfinite(v[k])) continue;
+        std::string index;
+        for (std::size_t d = t.shape.size(), rest = k; d-- > 0;) {
+          index = fmt::format("{}{}", rest % std::max<std::size_t>(t.shape[d], 1), index.empty() ? "" : ", " + index);
+          rest /= std::max<std::size_t>(t.shape[d], 1);
+        }
+        return fmt::format("tensor '{}', element {} (index [{}]) is {}", t.name, k, index, std::isnan(v[k]) ? "NaN" : v[k] > 0 ? "inf" : "-inf");
+      }
+    }
+  } catch (const std::exception&) {
+    // Not readable as one file: the loader's own message stands.
+  }
+  return {};
+}
+
+}  // namespace
+
 mlp::Model<float> load_checkpoint(const fs::path& path, bool fold) {
-  mlp::Model<float> m = mlp::load_model(path);
+  mlp::Model<float> m;
+  try {
+    m = mlp::load_model(path);
+  } catch (const DataError& e) {
+    // The runtime refuses NaN and infinity naming the tensor only: find the element (only on this
+    // error path, so loading reads each file once).
+    if (const std::string where = first_non_finite_value(e.file()); !where.empty())
+      throw DataError(e.file(), where + ": the MLP runtime refuses non-finite parameters (repair the checkpoint or leave the model out)");
+    throw;
+  }
   if (fold) return mlp::fold_lora(m);
   return m;
 }
