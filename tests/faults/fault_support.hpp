@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -270,6 +271,35 @@ class SmallDisk {
   bool mounted_ = false;
   std::string error_;
 };
+
+// Kill moments: seeded fractions of how long an uninterrupted run takes, measured again on every
+// uninterrupted run (a shared machine's load changes it), so most faults land while the run works.
+class Moments {
+ public:
+  Moments(std::uint64_t seed, double first_seconds) : rng_(seed), recent_{first_seconds} {}
+  double next() { return std::uniform_real_distribution<double>(0, 1.1)(rng_) * typical(); }
+  void measured(double seconds) {
+    recent_.push_back(seconds);
+    if (recent_.size() > 5) recent_.erase(recent_.begin());
+  }
+  double typical() const {
+    std::vector<double> v = recent_;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  std::vector<double> recent_;
+};
+
+// Runs to the end and says how long it took.
+inline Ended run_timed(const std::vector<std::string>& args, const fs::path& log, double& seconds) {
+  const auto t0 = Clock::now();
+  const Ended e = run_to_end(args, log);
+  seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return e;
+}
 
 // Counts for the report `make faults` prints (docs/reliability.md).
 struct Tally {

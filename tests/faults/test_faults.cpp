@@ -94,8 +94,7 @@ TEST_P(KilledMerges, TheTargetIsAlwaysCompleteAndTheNextRunLeavesNoTemporary) {
   const auto [folder, overwrite] = GetParam();
   const References refs = references(folder);
   const fs::path targets = root_ / "targets", target = targets / (folder ? "merged" : "merged.safetensors"), out = root_ / "out";
-  std::mt19937_64 rng(seed() * 4 + (folder ? 2 : 0) + (overwrite ? 1 : 0));
-  std::uniform_real_distribution<double> moment(0, 1.1 * refs.seconds);
+  Moments moments(seed() * 4 + (folder ? 2 : 0) + (overwrite ? 1 : 0), refs.seconds);
   Tally tally;
   for (int round = 0; round < rounds(); ++round) {
     if (overwrite)
@@ -103,7 +102,7 @@ TEST_P(KilledMerges, TheTargetIsAlwaysCompleteAndTheNextRunLeavesNoTemporary) {
     else
       fs::remove_all(target);
     plant_record(out);
-    const double at = moment(rng);
+    const double at = moments.next();
     Child run(inputs().args(inputs().new_pipeline, target, overwrite, out), root_ / "killed");
     std::this_thread::sleep_for(std::chrono::duration<double>(at));
     run.signal(SIGKILL);
@@ -121,7 +120,9 @@ TEST_P(KilledMerges, TheTargetIsAlwaysCompleteAndTheNextRunLeavesNoTemporary) {
     // The next run: it replaces (or, without overwrite, refuses an existing target) and removes
     // what the killed one left.
     const bool existed = fs::exists(target);
-    const Ended next = run_to_end(inputs().args(inputs().new_pipeline, target, overwrite, out), root_ / "next");
+    double took = 0;
+    const Ended next = run_timed(inputs().args(inputs().new_pipeline, target, overwrite, out), root_ / "next", took);
+    if (next.exit_code == 0) moments.measured(took);
     const std::string next_err = read_file(root_ / "next.err");
     if (!overwrite && existed) {
       EXPECT_EQ(next.exit_code, 1) << when << ": " << next_err;
@@ -153,12 +154,11 @@ TEST_F(Faults, KilledRankerRunsLeaveCompleteFilesAndNoStaleRecord) {
       << read_file(root_ / "rank-ref.err");
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   const std::vector<std::string> tables{"ranking.csv", "ranking.md", "correlations.csv"};
-  std::mt19937_64 rng(seed() * 4 + 17);
-  std::uniform_real_distribution<double> moment(0, 1.1 * seconds);
+  Moments moments(seed() * 4 + 17, seconds);
   Tally tally;
   for (int round = 0; round < rounds(); ++round) {
     plant_record(out);
-    const double at = moment(rng);
+    const double at = moments.next();
     Child run({"run", pipeline.string(), "--out", out.string(), "--jobs", "2"}, root_ / "killed");
     std::this_thread::sleep_for(std::chrono::duration<double>(at));
     run.signal(SIGKILL);
@@ -175,8 +175,10 @@ TEST_F(Faults, KilledRankerRunsLeaveCompleteFilesAndNoStaleRecord) {
       ++tally.stale_records;
       ADD_FAILURE() << when << ": " << problem;
     }
-    const Ended next = run_to_end({"run", pipeline.string(), "--out", out.string(), "--jobs", "2"}, root_ / "next");
+    double took = 0;
+    const Ended next = run_timed({"run", pipeline.string(), "--out", out.string(), "--jobs", "2"}, root_ / "next", took);
     EXPECT_EQ(next.exit_code, 0) << read_file(root_ / "next.err");
+    if (next.exit_code == 0) moments.measured(took);
     for (const auto& t : tables) EXPECT_EQ(read_file(out / t), read_file(ref / t)) << when << ": " << t << " after the next run";
     EXPECT_EQ(status_of(out / "run.json"), "ok");
     const auto left = leftovers(out);
@@ -202,13 +204,12 @@ TEST_P(SignalledMerges, TheRunStopsCleanlyWithTheSignalsExitCode) {
   const auto [sig, twice] = GetParam();
   const References refs = references(false);
   const fs::path targets = root_ / "targets", target = targets / "merged.safetensors", out = root_ / "out";
-  std::mt19937_64 rng(seed() * 4 + static_cast<unsigned>(sig) + (twice ? 100 : 0));
-  std::uniform_real_distribution<double> moment(0, 1.1 * refs.seconds);
+  Moments moments(seed() * 4 + static_cast<unsigned>(sig) + (twice ? 100 : 0), refs.seconds);
   Tally tally;
   for (int round = 0; round < rounds(); ++round) {
     put_old(target, false);
     plant_record(out);
-    const double at = moment(rng);
+    const double at = moments.next();
     Child run(inputs().args(inputs().new_pipeline, target, true, out), root_ / "signalled");
     std::this_thread::sleep_for(std::chrono::duration<double>(at));
     const auto sent = Clock::now();
@@ -245,8 +246,10 @@ TEST_P(SignalledMerges, TheRunStopsCleanlyWithTheSignalsExitCode) {
       EXPECT_TRUE(left_now.empty() && left_out_now.empty())
           << when << ": a stopped run left " << ::testing::PrintToString(left_now) << ::testing::PrintToString(left_out_now);
     }
-    const Ended next = run_to_end(inputs().args(inputs().new_pipeline, target, true, out), root_ / "next");
+    double next_took = 0;
+    const Ended next = run_timed(inputs().args(inputs().new_pipeline, target, true, out), root_ / "next", next_took);
     EXPECT_EQ(next.exit_code, 0) << read_file(root_ / "next.err");
+    if (next.exit_code == 0) moments.measured(next_took);
     const auto left = leftovers(targets), left_out = leftovers(out);
     tally.leftovers_after_next_run += static_cast<int>(left.size() + left_out.size());
     EXPECT_TRUE(left.empty() && left_out.empty()) << when << ": left after the next run";

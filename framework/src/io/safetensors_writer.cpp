@@ -99,23 +99,23 @@ void SafetensorsWriter::write(const std::string& name, const void* data, std::si
   ++w.next;
 }
 
-void SafetensorsWriter::commit() {
+void SafetensorsWriter::commit(OnExisting existing) {
   Impl& w = *impl_;
   if (w.failed) throw DataError(w.file, "cannot commit after a failed write");
   if (w.next != w.entries.size())
     throw DataError(w.file, "only " + std::to_string(w.next) + " of the " + std::to_string(w.entries.size()) +
                                 " declared tensors were written ('" + w.entries[w.next].name + "' is next)");
-  w.out->commit();
+  w.out->commit(existing);
 }
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, OnExisting existing) {
   std::vector<SafetensorsWriter::Entry> entries;
   entries.reserve(tensors.size());
   for (const Tensor& t : tensors) entries.push_back({t.name, t.dtype, t.shape});
   SafetensorsWriter writer(path, std::move(entries), metadata);
   for (const Tensor& t : tensors) writer.write(t.name, t.data.data(), t.data.size());
-  writer.commit();
+  writer.commit(existing);
 }
 
 }  // namespace caulk::io
