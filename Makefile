@@ -50,7 +50,7 @@ fuzz:
 
 # The fault-injection suite (tests/faults) with many rounds: every scenario (SIGKILL during merges
 # and ranker runs, SIGTERM/SIGINT, concurrent runs, full disks) FAULT_ROUNDS times on models of
-# FAULT_MB MB; it prints the counts docs/reliability.md records. `make test` runs 3 rounds on 8 MB.
+# FAULT_MB MB; it prints the counts docs/reliability.md records. `make test` runs 2 rounds on 8 MB.
 FAULT_ROUNDS ?= 100
 FAULT_MB ?= 100
 FAULT_SEED ?= 18

@@ -3,7 +3,7 @@
 // checks of what a fault left on disk (docs/reliability.md, "Durability").
 //
 // Environment:
-//   CAULK_FAULT_ROUNDS  faults per scenario (default 3: the share `make test` runs)
+//   CAULK_FAULT_ROUNDS  faults per scenario (default 2: the share `make test` runs)
 //   CAULK_FAULT_MB      size of each merged model in MB (default 8)
 //   CAULK_FAULT_SEED    seed of the kill moments (default 18)
 //   CAULK_FAULT_CAULK   the caulk binary under test (default: the build's), e.g. an older build
@@ -49,7 +49,7 @@ inline long env_number(const char* name, long fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::strtol(v, nullptr, 10) : fallback;
 }
-inline int rounds() { return static_cast<int>(env_number("CAULK_FAULT_ROUNDS", 3)); }
+inline int rounds() { return static_cast<int>(env_number("CAULK_FAULT_ROUNDS", 2)); }
 inline std::size_t model_mb() { return static_cast<std::size_t>(env_number("CAULK_FAULT_MB", 8)); }
 inline std::uint64_t seed() { return static_cast<std::uint64_t>(env_number("CAULK_FAULT_SEED", 18)); }
 inline fs::path caulk_under_test() {

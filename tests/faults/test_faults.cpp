@@ -5,7 +5,7 @@
 // new one (compared byte for byte with reference runs), run.json is never an earlier run's
 // result, exit codes are right, and no temporary survives the next run.
 //
-// `make test` runs a few rounds of each (CAULK_FAULT_ROUNDS, default 3, on 8 MB models);
+// `make test` runs a few rounds of each (CAULK_FAULT_ROUNDS, default 2, on 8 MB models);
 // `make faults` runs many (FAULT_ROUNDS, FAULT_MB) and prints the counts docs/reliability.md
 // records. CAULK_FAULT_CAULK=/path/to/an/older/caulk shows the defects these tests catch.
 #include <gmock/gmock.h>

@@ -87,7 +87,7 @@ void declare_merge_output(NodeSpec& s) {
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
   s.param(ParamSpec::string("output", "",
                             "the merged checkpoint (.safetensors), relative to OUT unless absolute (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output (otherwise an existing output is an error and stays untouched)"));
+  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
 }
 
 std::string merged_name(const NodeContext& ctx) {
