@@ -1,13 +1,16 @@
 // The caulk command line: run, check, graph, nodes and report. Exit codes are a promise:
-// 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load.
+// 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load,
+// 130 / 143 a run stopped by SIGINT / SIGTERM (docs/reliability.md).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
 
+#include "caulk/cancel.hpp"
 #include "caulk/context.hpp"
 #include "caulk/describe.hpp"
 #include "caulk/distributed.hpp"
@@ -70,6 +73,10 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
     load_plugins(registry, o);  // a unit whose function is missing fails on this rank, named
     return mpi->serve(registry, jobs);
   }
+  // From here a SIGINT or SIGTERM stops the run cooperatively; a second one at once. Under
+  // mpirun, mpirun owns those signals: it tears the whole job down (docs/scaling.md).
+  std::optional<InterruptHandling> interrupts;
+  if (!mpi) interrupts.emplace();
   if (!load_plugins(registry, o)) return kExitPlugin;
   Pipeline pipeline;
   try {
@@ -84,14 +91,22 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   run.progress_bars = ::isatty(STDERR_FILENO);
   if (mpi) run.units = &mpi->dispatcher();
   RunReport report = run_pipeline(pipeline, run);
-  if (report.ok) {
-    std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, (run.out_dir / "run.json").string());
-    return kExitOk;
-  }
+  const std::string record = (run.out_dir / "run.json").string();
   for (const auto& n : report.nodes)
     if (n.status == "failed") say_error(fmt::format("node '{}' ({}) failed: {}", n.id, n.type, n.error));
-  std::cerr << fmt::format("caulk: {} failed; partial results in {}\n", pipeline.config.name,
-                           (run.out_dir / "run.json").string());
+  // The nodes' outcome decides the exit code; a run.json that could not be written (a full disk)
+  // is reported beside it and never hides it.
+  if (!report.record_error.empty()) say_error(fmt::format("the run record {} could not be written: {}", record, report.record_error));
+  const std::string where = report.record_error.empty() ? "; partial results in " + record : "";
+  if (report.interrupted_by) {
+    std::cerr << fmt::format("caulk: {} interrupted by {}{}\n", pipeline.config.name, signal_name(report.interrupted_by), where);
+    return exit_code_for_signal(report.interrupted_by);
+  }
+  if (report.ok && report.record_error.empty()) {
+    std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, record);
+    return kExitOk;
+  }
+  std::cerr << fmt::format("caulk: {} failed{}\n", pipeline.config.name, where);
   return kExitNodeFailed;
 }
 

@@ -2,12 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
+#include "caulk/cancel.hpp"
 #include "caulk/parallel.hpp"
 #include "run_environment.hpp"
 
@@ -50,6 +52,7 @@ Progress::~Progress() {
 }
 
 void Progress::advance(std::size_t n) {
+  throw_if_cancelled();  // the cooperative stop point of long loops (caulk/cancel.hpp)
   if (!env_) return;
   std::lock_guard lock(mutex_);
   done_ += n;
@@ -198,21 +201,38 @@ void NodeContext::check_memory(std::size_t bytes, const std::string& what, const
                           id_, type_, format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)),
                           advice));
 }
+namespace {
+// Progress from inside the engine's own loops, which check for a stop themselves.
+void advance_quietly(Progress& bar) {
+  try {
+    bar.advance();
+  } catch (const Interrupted&) {
+  }
+}
+}  // namespace
 
 void NodeContext::for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
                                 const std::function<void(std::size_t)>& fn) const {
   std::vector<std::string> errors(unit_names.size());
+  std::vector<char> cut_short(unit_names.size(), 0);
   Progress bar = progress(what + "s", unit_names.size());
   parallel_for(unit_names.size(), [&](std::size_t i) {
+    if (cancel_requested()) {  // no unit starts after a stop was requested
+      cut_short[i] = 1;
+      return;
+    }
     try {
       fn(i);
+    } catch (const Interrupted&) {
+      cut_short[i] = 1;
     } catch (const std::bad_alloc&) {
       errors[i] = "out of memory";
     } catch (const std::exception& e) {
       errors[i] = e.what();
     }
-    bar.advance();
+    advance_quietly(bar);
   });
+  if (std::find(cut_short.begin(), cut_short.end(), 1) != cut_short.end()) throw Interrupted(cancel_signal());
   std::string message;
   std::size_t failed = 0;
   for (std::size_t i = 0; i < errors.size(); ++i) {
@@ -235,8 +255,11 @@ std::vector<Json> NodeContext::run_units(const std::string& what, const std::vec
   std::string label = what + "s";
   if (distributed) label += fmt::format(" on {} ranks", dispatcher->ranks().value("processes", 1));
   Progress bar = progress(label, unit_names.size());
-  UnitBatch batch{id_, kind, &descriptions, [&bar] { bar.advance(); }};
+  UnitBatch batch{id_, kind, &descriptions, [&bar] { advance_quietly(bar); }};
   std::vector<UnitOutcome> outcomes = dispatcher->run(batch);
+  // Units that a stop request skipped or cut short fail; the node is then interrupted, not failed.
+  if (cancel_requested() && std::any_of(outcomes.begin(), outcomes.end(), [](const UnitOutcome& o) { return !o.error.empty(); }))
+    throw Interrupted(cancel_signal());
   std::vector<Json> results(outcomes.size());
   std::string message;
   std::size_t failed = 0;

@@ -51,7 +51,7 @@ TEST(AtomicFile, CommitWritesTheTargetAndLeavesNoTemporary) {
   {
     AtomicFile file(target);
     EXPECT_EQ(file.temporary().parent_path(), dir.path());
-    EXPECT_THAT(file.temporary().filename().string(), StartsWith(".out.txt.tmp-"));
+    EXPECT_THAT(file.temporary().filename().string(), StartsWith(".out.txt.caulk-tmp-"));
     file.write("hello ");
     file.write(std::string_view("world"));
     file.commit();

@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "caulk/error.hpp"
+#include "caulk/json_text.hpp"
 #include "caulk/io/safetensors.hpp"
 
 namespace caulk::io {
@@ -98,13 +99,13 @@ Checkpoint Checkpoint::open_index(const std::filesystem::path& path, const std::
     if (!metadata->is_object()) throw DataError(file, "'metadata' is not an object");
     // Hugging Face writes numbers here ("total_size"); keep their JSON text.
     for (const auto& [key, value] : metadata->items())
-      c.metadata_[key] = value.is_string() ? value.get<std::string>() : value.dump();
+      c.metadata_[key] = value.is_string() ? value.get<std::string>() : json_text(value);
   }
 
   // Map every shard the index names, in the order of their names, and check that each exists.
   std::map<std::string, std::size_t> shard_numbers;
   for (const auto& [tensor, shard] : weight_map->items()) {
-    if (!shard.is_string()) throw DataError(file, "tensor '" + tensor + "': the shard is not a file name: " + shard.dump());
+    if (!shard.is_string()) throw DataError(file, "tensor '" + tensor + "': the shard is not a file name: " + json_text(shard));
     shard_numbers.emplace(shard.get<std::string>(), 0);
   }
   const std::filesystem::path folder = index.parent_path();

@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "caulk/error.hpp"
+#include "caulk/json_text.hpp"
 #include "sizes.hpp"
 
 namespace caulk::io {
@@ -31,13 +32,13 @@ std::string offsets_text(std::uint64_t begin, std::uint64_t end) {
 // A non-negative JSON integer, or a DataError saying what `what` holds instead.
 std::uint64_t unsigned_field(const json& value, const std::string& file, const std::string& what) {
   if (value.is_number_unsigned()) return value.get<std::uint64_t>();
-  if (value.is_number_integer()) throw DataError(file, what + " is negative: " + value.dump());
-  throw DataError(file, what + " is not a non-negative integer: " + value.dump());
+  if (value.is_number_integer()) throw DataError(file, what + " is negative: " + json_text(value));
+  throw DataError(file, what + " is not a non-negative integer: " + json_text(value));
 }
 
 TensorInfo parse_tensor(const std::string& name, const json& entry, const std::string& file, std::size_t data_size) {
   const std::string tensor = "tensor '" + name + "'";
-  if (!entry.is_object()) throw DataError(file, tensor + ": entry is not an object: " + entry.dump());
+  if (!entry.is_object()) throw DataError(file, tensor + ": entry is not an object: " + json_text(entry));
   auto field = [&](const char* key) -> const json& {
     auto it = entry.find(key);
     if (it == entry.end()) throw DataError(file, tensor + " has no '" + key + "' field");
@@ -47,20 +48,20 @@ TensorInfo parse_tensor(const std::string& name, const json& entry, const std::s
   TensorInfo t;
   t.name = name;
   const json& dtype = field("dtype");
-  if (!dtype.is_string()) throw DataError(file, tensor + ": 'dtype' is not a string: " + dtype.dump());
+  if (!dtype.is_string()) throw DataError(file, tensor + ": 'dtype' is not a string: " + json_text(dtype));
   auto parsed_dtype = dtype_from_safetensors_name(dtype.get_ref<const std::string&>());
   if (!parsed_dtype)
-    throw DataError(file, tensor + " has unsupported dtype " + dtype.dump() +
+    throw DataError(file, tensor + " has unsupported dtype " + json_text(dtype) +
                               " (caulk reads F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL)");
   t.dtype = *parsed_dtype;
 
   const json& shape = field("shape");
-  if (!shape.is_array()) throw DataError(file, tensor + ": 'shape' is not a list: " + shape.dump());
+  if (!shape.is_array()) throw DataError(file, tensor + ": 'shape' is not a list: " + json_text(shape));
   for (const json& dim : shape) t.shape.push_back(unsigned_field(dim, file, tensor + ": a 'shape' dimension"));
 
   const json& offsets = field("data_offsets");
   if (!offsets.is_array() || offsets.size() != 2)
-    throw DataError(file, tensor + ": 'data_offsets' is not a list of two offsets: " + offsets.dump());
+    throw DataError(file, tensor + ": 'data_offsets' is not a list of two offsets: " + json_text(offsets));
   const std::uint64_t begin = unsigned_field(offsets[0], file, tensor + ": 'data_offsets' begin");
   const std::uint64_t end = unsigned_field(offsets[1], file, tensor + ": 'data_offsets' end");
   if (begin > end) throw DataError(file, tensor + ": data_offsets " + offsets_text(begin, end) + " end before they begin");
@@ -81,10 +82,10 @@ TensorInfo parse_tensor(const std::string& name, const json& entry, const std::s
 }
 
 std::map<std::string, std::string> parse_metadata(const json& value, const std::string& file) {
-  if (!value.is_object()) throw DataError(file, "'__metadata__' is not an object of strings: " + value.dump());
+  if (!value.is_object()) throw DataError(file, "'__metadata__' is not an object of strings: " + json_text(value));
   std::map<std::string, std::string> metadata;
   for (const auto& [key, v] : value.items()) {
-    if (!v.is_string()) throw DataError(file, "'__metadata__' entry '" + key + "' is not a string: " + v.dump());
+    if (!v.is_string()) throw DataError(file, "'__metadata__' entry '" + key + "' is not a string: " + json_text(v));
     metadata[key] = v.get<std::string>();
   }
   return metadata;

@@ -6,6 +6,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/json_text.hpp"
 #include "weight_function.hpp"
 
 namespace caulk::avg {
@@ -159,7 +160,7 @@ void WeightFunction::save(const std::filesystem::path& file, const Json& extra) 
   Json j = to_json();
   if (extra.is_object())
     for (const auto& [k, v] : extra.items()) j[k] = v;
-  io::write_file_atomic(file, j.dump(1) + "\n");
+  io::write_file_atomic(file, json_text(j, 1) + "\n");
 }
 
 WeightFunction WeightFunction::load(const std::filesystem::path& file, Json* extra) {

@@ -24,7 +24,7 @@ void declare_merge_node(NodeSpec& s) {
   s.param(ParamSpec::string("output", "",
                             "where to write: a .safetensors file, or a folder (sharded above max_shard_size); relative to the run's "
                             "output folder (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output (otherwise an existing output is an error and stays untouched)"));
+  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
   s.param(ParamSpec::choice("dtype", "auto", {"auto", "F32", "F16", "BF16", "F64"},
                             "output dtype (auto: each tensor's input dtype); narrowing rounds to nearest even"));
   s.param(ParamSpec::choice("precision", "float32", {"float32", "float64"}, "arithmetic precision"));

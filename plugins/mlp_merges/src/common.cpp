@@ -87,7 +87,7 @@ void declare_merge_output(NodeSpec& s) {
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
   s.param(ParamSpec::string("output", "",
                             "the merged checkpoint (.safetensors), relative to OUT unless absolute (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output (otherwise an existing output is an error and stays untouched)"));
+  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
 }
 
 std::string merged_name(const NodeContext& ctx) {
@@ -101,10 +101,20 @@ fs::path merge_output_path(const NodeContext& ctx) {
   fs::path path = ctx.out_dir() / ctx.id() / (merged_name(ctx) + ".safetensors");
   if (!output.empty()) path = fs::path(output).is_absolute() ? fs::path(output) : ctx.out_dir() / output;
   std::error_code ec;
-  if (fs::exists(fs::symlink_status(path, ec)) && !p.flag("overwrite"))
-    throw Error(fmt::format("the output {} already exists; set overwrite = true to replace it (it was left untouched)", path.string()));
   if (fs::is_directory(path, ec)) throw Error(fmt::format("the output {} is a folder, not a file", path.string()));
+  // Temporaries killed merges left beside it go first; then the same rule the commit enforces.
+  io::recover_stale_temporaries(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+  io::check_replaceable(path, merge_output_rule(ctx));
   return path;
+}
+
+io::OnExisting merge_output_rule(const NodeContext& ctx) {
+  return ctx.params().flag("overwrite") ? io::OnExisting::ReplaceOwn : io::OnExisting::Refuse;
+}
+
+std::map<std::string, std::string> marked_output(std::map<std::string, std::string> metadata) {
+  metadata[io::kWrittenByKey] = io::kWrittenByValue;
+  return metadata;
 }
 
 std::vector<std::string> requested_splits(const Params& p, const Dataset& data) {

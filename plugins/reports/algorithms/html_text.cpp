@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "caulk/json_text.hpp"
+
 namespace caulk::report {
 
 std::string html_escape(std::string_view text) {
@@ -27,7 +29,7 @@ std::string html_escape(std::string_view text) {
 
 std::string json_for_script(const Json& value) {
   // Invalid UTF-8 in a name is replaced rather than thrown on: a report must still be written.
-  const std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const std::string text = json_text(value);
   std::string out;
   out.reserve(text.size());
   for (char c : text) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "caulk/io/dtype.hpp"
+#include "caulk/io/durable.hpp"
 #include "caulk/io/mapped_file.hpp"
 
 namespace caulk::io {
@@ -107,8 +108,9 @@ class SafetensorsWriter {
   ~SafetensorsWriter();
   // Writes the next declared tensor; the byte count must match its dtype and shape.
   void write(const std::string& name, const void* data, std::size_t bytes);
-  // Every declared tensor must have been written. Renames onto the target.
-  void commit();
+  // Every declared tensor must have been written. Renames onto the target as `existing` says
+  // (caulk/io/durable.hpp).
+  void commit(OnExisting existing = OnExisting::Replace);
 
  private:
   struct Impl;
@@ -123,6 +125,6 @@ struct Tensor {
   std::vector<std::byte> data;
 };
 void write_safetensors(const std::filesystem::path& path, const std::vector<Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {}, OnExisting existing = OnExisting::Replace);
 
 }  // namespace caulk::io
