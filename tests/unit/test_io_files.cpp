@@ -42,7 +42,7 @@ TEST(MappedFile, MissingFileAndFolderAreDataErrors) {
   ScratchDir dir;
   auto missing = (dir / "missing.bin").string();
   EXPECT_EQ(data_error_message([&] { MappedFile::open(missing); }), missing + ": cannot open: no such file");
-  EXPECT_EQ(data_error_message([&] { MappedFile::open(dir.path()); }), dir.path().string() + ": not a regular file");
+  EXPECT_EQ(data_error_message([&] { MappedFile::open(dir.path()); }), dir.path().string() + ": not a regular file (a folder)");
 }
 
 TEST(AtomicFile, CommitWritesTheTargetAndLeavesNoTemporary) {

@@ -6,6 +6,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
 #include "weight_function.hpp"
 
@@ -164,12 +165,9 @@ void WeightFunction::save(const std::filesystem::path& file, const Json& extra) 
 }
 
 WeightFunction WeightFunction::load(const std::filesystem::path& file, Json* extra) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw DataError(file.string(), "cannot be read (no such weight function file?)");
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = io::read_text_file(file);
   try {
-    const Json j = Json::parse(text.str());
+    const Json j = Json::parse(text);
     WeightFunction w = from_json(j);
     if (extra) *extra = j;
     return w;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/io/input_file.hpp"
 #include "caulk/io/npy.hpp"
 #include "common.hpp"
 #include "nodes.hpp"
@@ -68,8 +69,7 @@ class PredictionsLoad : public Node {
       mp.model = model.name;
       for (const auto& [split, path] : model.split_paths("predictions")) {
         const std::string what = fmt::format("predictions of model '{}' on split '{}' ({})", model.name, split, model.location("predictions"));
-        std::error_code ec;
-        if (!fs::is_regular_file(path, ec)) throw DataError(path.string(), what + ": no such file");
+        if (auto problem = io::input_file_problem(path)) throw DataError(path.string(), what + ": " + *problem);
         Matrix values = ArrayFile{path, {}}.open(what).to_double();
         if (values.rows() == 0 || values.cols() == 0) throw DataError(path.string(), what + ": the array is empty");
         if (columns < 0) columns = values.cols();

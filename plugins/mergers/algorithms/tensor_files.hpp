@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "caulk/io/input_file.hpp"
 #include "caulk/io/safetensors.hpp"
 
 namespace caulk::merge {
@@ -32,7 +33,8 @@ class TensorFiles {
     std::size_t file = 0;
     std::uint64_t data_offset = 0;  // of the tensor's first byte in its file
   };
-  std::vector<int> fds_;
+  std::vector<io::InputFile> inputs_;  // open while the merge reads
+  std::vector<int> fds_;               // inputs_[i].fd()
   std::vector<std::string> names_;
   std::map<std::string, Location> tensors_;
 };

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "caulk/error.hpp"
+#include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
 
 namespace caulk::report {
@@ -115,12 +117,12 @@ std::string format_number(double value, int digits) {
 }
 
 bool read_file_bytes(const std::filesystem::path& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = s.str();
-  return static_cast<bool>(in) || in.eof();
+  try {
+    out = io::read_text_file(path);  // a FIFO or a device in the run folder is refused, not waited on
+    return true;
+  } catch (const DataError&) {
+    return false;
+  }
 }
 
 }  // namespace caulk::report

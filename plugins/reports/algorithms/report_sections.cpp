@@ -40,8 +40,9 @@ std::string between(const std::string& s, const std::string& before, const std::
 // A CSV file a node wrote (a table a node prints but does not publish: report.averaging's trust table, merge.greedy_soup's ingredients), as an
 // HTML table; empty when the file is missing.
 std::string csv_table_html(const fs::path& file, const std::string& title) {
-  std::ifstream in(file);
-  if (!in) return {};
+  std::string text;
+  if (!read_file_bytes(file, text)) return {};
+  std::istringstream in(text);
   std::string line, out;
   bool header = true;
   while (std::getline(in, line)) {
@@ -341,8 +342,9 @@ namespace {
 // OUT/<id>/weights.<split>.csv: the plotted covariates (zQ columns), then one weight column per
 // model (the models of the node's trust summary).
 std::optional<CovariateWeights> read_weights_csv(const fs::path& file, std::size_t models) {
-  std::ifstream in(file);
-  if (!in || models == 0) return std::nullopt;
+  std::string text;
+  if (models == 0 || !read_file_bytes(file, text)) return std::nullopt;
+  std::istringstream in(text);
   auto split = [](const std::string& line) {
     std::vector<std::string> out;
     std::stringstream s(line);
