@@ -304,9 +304,11 @@ class Validator {
     std::string out;
     for (const auto* p : registry_.failed_plugins_that_may_provide(type))
       out += "\n  " + std::string(p->node_types_known ? "a plugin that was not loaded offers it: " : "a plugin that was not loaded may provide it: ") + p->problem();
+    // (A registry filled by hand, as in tests, searched nothing: no hint then.)
+    if (registry_.searched().empty()) return out;
     std::string folders;
     for (const auto& f : registry_.searched()) folders += (folders.empty() ? "" : ", ") + f.string();
-    out += "\n  plugin folders searched: " + (folders.empty() ? std::string("none") : folders);
+    out += "\n  plugin folders searched: " + folders;
     out += "\n  to add one: --plugin-path DIR, CAULK_PLUGIN_PATH=DIR, or plugins = [\"DIR\"] in [pipeline] "
            "(docs/pipeline-format.md)";
     return out;
