@@ -116,6 +116,23 @@ class Parser {
     }
   }
 
+  // plugins = ["path/to/plugin.so", "path/to/folder", "name"]: what the pipeline needs loaded.
+  void parse_plugins(const toml::node& n) {
+    const auto* list = n.as_array();
+    if (!list) {
+      error(at(n.source()), "[pipeline]: 'plugins' must be a list of plugin paths or names, e.g. plugins = [\"build/my_plugin.so\"]");
+      return;
+    }
+    for (const auto& item : *list) {
+      const auto* s = item.as_string();
+      if (!s || s->get().empty()) {
+        error(at(item.source()), "[pipeline]: each entry of 'plugins' must be a non-empty string (a plugin's path, a folder, or a plugin name)");
+        continue;
+      }
+      config_.plugins.push_back({s->get(), at(item.source())});
+    }
+  }
+
   void parse_node(const toml::table& t, std::size_t index) {
     NodeConfig node;
     node.where = at(t.source());
@@ -181,10 +198,11 @@ class Parser {
             error(at(t->get("name")->source()), "[pipeline]: name must be a non-empty name without '/'");
         }
         if (auto d = string_field(*t, "description", "[pipeline]", nullptr, false, where)) config_.description = *d;
+        if (const toml::node* plugins = t->get("plugins")) parse_plugins(*plugins);
         for (const auto& [pk, pv] : *t) {
           std::string p(pk.str());
-          if (p != "name" && p != "description")
-            error(at(pk.source()), "[pipeline]: unknown key '" + p + "' (it has name and description)");
+          if (p != "name" && p != "description" && p != "plugins")
+            error(at(pk.source()), "[pipeline]: unknown key '" + p + "' (it has name, description and plugins)");
         }
       } else if (k == "node") {
         auto a = value.as_array();

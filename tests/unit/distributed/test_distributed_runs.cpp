@@ -136,6 +136,20 @@ TEST(UnitsUnderMpi, SlowUnitsAreDealtToEveryRankAndMergedInOrder) {
   EXPECT_THAT(r.err, HasSubstr("[a] models on 3 ranks: 12/12"));
 }
 
+// A pipeline that names its plugin itself ([pipeline] plugins) runs that plugin's units on every
+// rank, with no --plugin-path: the workers load the pipeline's plugins too.
+TEST(UnitsUnderMpi, ThePluginsAPipelineNamesServeItsUnitsOnEveryRank) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = dir.write("p.toml", "[pipeline]\nname = \"units\"\nplugins = [\"" + test_plugin("test_units").string() +
+                                   "\"]\n[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 8, sleep_ms = 250 }\n");
+  auto r = run_mpi(2, {"run", p.string(), "--out", (dir / "out").string(), "--jobs", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(units_counted(j["ranks"]), 8u);
+  for (const auto& n : j["ranks"]["units"]) EXPECT_GT(n.get<int>(), 0) << j["ranks"].dump();
+}
+
 TEST(UnitsUnderMpi, AUnitThrowingOnRankTwoFailsItsNodeNamingModelAndRank) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
