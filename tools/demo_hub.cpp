@@ -25,7 +25,7 @@
 
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/npy.hpp"
-#include "linear_probe.hpp"
+#include "caulk/probe/linear_probe.hpp"
 
 namespace fs = std::filesystem;
 using caulk::RowMatrixF;

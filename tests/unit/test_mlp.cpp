@@ -7,15 +7,15 @@
 #include <cmath>
 #include <random>
 
-#include "backprop.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/safetensors.hpp"
+#include "caulk/mlp/backprop.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/parallel.hpp"
-#include "linear_probe.hpp"
-#include "mlp_checkpoint.hpp"
-#include "peft.hpp"
+#include "caulk/probe/linear_probe.hpp"
 #include "temp_dir.hpp"
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::mlp {
 namespace {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "caulk/error.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
 namespace caulk::eval {
 namespace {

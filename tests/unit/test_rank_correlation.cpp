@@ -6,8 +6,8 @@
 #include <cmath>
 #include <random>
 
-#include "linear_probe.hpp"
-#include "rank_correlation.hpp"
+#include "caulk/probe/linear_probe.hpp"
+#include "evaluators/algorithms/rank_correlation.hpp"
 
 namespace caulk::eval {
 namespace {

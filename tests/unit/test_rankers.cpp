@@ -11,7 +11,7 @@
 #include <numeric>
 #include <random>
 
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 namespace {

@@ -1,4 +1,4 @@
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "backprop.hpp"
+#include "caulk/mlp/backprop.hpp"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "mlp_checkpoint.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 
 #include <fmt/format.h>
 

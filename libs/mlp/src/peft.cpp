@@ -1,4 +1,4 @@
-#include "peft.hpp"
+#include "caulk/mlp/peft.hpp"
 
 #include <fmt/format.h>
 

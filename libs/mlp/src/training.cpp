@@ -1,4 +1,4 @@
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 #include "caulk/lbfgs.hpp"
 #include <fmt/format.h>
@@ -7,8 +7,8 @@
 #include <limits>
 
 #include "caulk/error.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/parallel.hpp"
-#include "peft.hpp"
 
 namespace caulk::mlp {
 

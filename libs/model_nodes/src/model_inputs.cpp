@@ -1,4 +1,4 @@
-#include "model_inputs.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
 
 #include <fmt/format.h>
 

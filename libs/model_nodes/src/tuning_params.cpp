@@ -1,4 +1,4 @@
-#include "tuning_params.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
 
 namespace caulk::models {
 

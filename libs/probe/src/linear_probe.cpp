@@ -1,4 +1,4 @@
-#include "linear_probe.hpp"
+#include "caulk/probe/linear_probe.hpp"
 
 #include "caulk/lbfgs.hpp"
 

@@ -1,4 +1,4 @@
-#include "feature_stats.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 
 #include <cblas.h>
 #include <lapacke.h>

@@ -1,4 +1,4 @@
-#include "logme.hpp"
+#include "caulk/transferability/logme.hpp"
 
 
 #include <Eigen/SVD>

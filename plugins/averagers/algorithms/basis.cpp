@@ -1,11 +1,11 @@
-#include "basis.hpp"
+#include "averagers/algorithms/basis.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"  // SeededUniform
+#include "caulk/mlp/peft.hpp"  // SeededUniform
 
 namespace caulk::avg {
 

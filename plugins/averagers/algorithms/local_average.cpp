@@ -1,13 +1,13 @@
-#include "local_average.hpp"
+#include "averagers/algorithms/local_average.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "averagers/algorithms/simplex.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/parallel.hpp"
-#include "peft.hpp"
-#include "simplex.hpp"
 
 namespace caulk::avg {
 

@@ -1,11 +1,11 @@
-#include "simulation.hpp"
+#include "averagers/algorithms/simulation.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"  // SeededUniform
+#include "caulk/mlp/peft.hpp"  // SeededUniform
 
 namespace caulk::avg {
 

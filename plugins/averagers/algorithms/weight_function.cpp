@@ -1,4 +1,4 @@
-#include "weight_function.hpp"
+#include "averagers/algorithms/weight_function.hpp"
 
 #include <cblas.h>
 
@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "backprop.hpp"
+#include "averagers/algorithms/simplex.hpp"
 #include "caulk/error.hpp"
+#include "caulk/mlp/backprop.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/parallel.hpp"
-#include "peft.hpp"
-#include "simplex.hpp"
 
 namespace caulk::avg {
 

@@ -4,9 +4,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "averagers/algorithms/weight_function.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
-#include "weight_function.hpp"
 
 namespace caulk::avg {
 

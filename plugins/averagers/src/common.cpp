@@ -1,4 +1,4 @@
-#include "common.hpp"
+#include "averagers/src/common.hpp"
 
 #include <fmt/format.h>
 

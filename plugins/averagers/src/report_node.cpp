@@ -3,10 +3,10 @@
 // (a table, and the weights as a function of chosen covariates written as CSV for plotting).
 #include <fmt/format.h>
 
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
 #include "caulk/io/atomic_file.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
 namespace fs = std::filesystem;
 

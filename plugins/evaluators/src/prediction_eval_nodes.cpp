@@ -9,8 +9,8 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "evaluators/src/nodes.hpp"
 
 namespace caulk::evaluators {
 

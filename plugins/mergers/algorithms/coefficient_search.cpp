@@ -1,9 +1,9 @@
-#include "coefficient_search.hpp"
+#include "mergers/algorithms/coefficient_search.hpp"
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/peft.hpp"
 
 namespace caulk::merge {
 

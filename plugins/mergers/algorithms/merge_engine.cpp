@@ -1,4 +1,4 @@
-#include "merge_engine.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -10,8 +10,8 @@
 
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
-#include "element_codec.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/element_codec.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 
 namespace caulk::merge {
 

@@ -1,4 +1,4 @@
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 
 #include <fmt/format.h>
 
@@ -8,8 +8,8 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "element_codec.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "mergers/algorithms/element_codec.hpp"
 
 namespace caulk::merge {
 

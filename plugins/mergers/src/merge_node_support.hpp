@@ -9,8 +9,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/units.hpp"
-#include "merge_engine.hpp"
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 namespace caulk::mergers {
 

@@ -7,13 +7,13 @@
 
 #include "caulk/units.hpp"
 
-#include "coefficient_search.hpp"
-#include "merge_methods.hpp"
-#include "merge_node_support.hpp"
-#include "merge_output.hpp"
-#include "native_models.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "mergers/algorithms/coefficient_search.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/src/merge_node_support.hpp"
+#include "mergers/src/native_models.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "ensembles.hpp"
+#include "mlp_merges/algorithms/ensembles.hpp"
 
 #include "caulk/lbfgs.hpp"
 #include <fmt/format.h>
@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 

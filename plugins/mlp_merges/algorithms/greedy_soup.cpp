@@ -1,4 +1,4 @@
-#include "greedy_soup.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 

@@ -1,4 +1,4 @@
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 #include <fmt/format.h>
 

@@ -1,7 +1,7 @@
-#include "scale_stability.hpp"
+#include "mlp_merges/algorithms/scale_stability.hpp"
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 

@@ -1,13 +1,13 @@
-#include "common.hpp"
+#include "mlp_merges/src/common.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <set>
 
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/units.hpp"
-#include "mlp_checkpoint.hpp"
-#include "peft.hpp"
 
 namespace fs = std::filesystem;
 

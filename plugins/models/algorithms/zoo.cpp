@@ -1,11 +1,11 @@
-#include "zoo.hpp"
+#include "models/algorithms/zoo.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/peft.hpp"
 
 namespace caulk::mlp {
 

@@ -31,14 +31,14 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/mlp/training.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
 #include "caulk/units.hpp"
-#include "learning_curve.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "peft.hpp"
-#include "training.hpp"
-#include "tuning_params.hpp"
+#include "models/algorithms/learning_curve.hpp"
+#include "models/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

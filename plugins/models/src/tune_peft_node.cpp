@@ -6,11 +6,11 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
 #include "caulk/units.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "tuning_params.hpp"
+#include "models/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -14,8 +14,8 @@
 #include "caulk/context.hpp"
 #include "caulk/node.hpp"
 #include "caulk/registry.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 #include "caulk/units.hpp"
-#include "feature_stats.hpp"
 
 namespace caulk::rankers {
 

@@ -1,4 +1,4 @@
-#include "graph_drawing.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>

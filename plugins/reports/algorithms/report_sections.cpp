@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "charts.hpp"
-#include "html_text.hpp"
-#include "report_page.hpp"
+#include "reports/algorithms/charts.hpp"
+#include "reports/algorithms/html_text.hpp"
+#include "reports/algorithms/report_page.hpp"
 
 namespace fs = std::filesystem;
 

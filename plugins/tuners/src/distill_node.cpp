@@ -4,13 +4,13 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/probe/linear_probe.hpp"
 #include "caulk/units.hpp"
-#include "distillation.hpp"
-#include "linear_probe.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "tuner_inputs.hpp"
-#include "tuning_params.hpp"
+#include "tuners/algorithms/distillation.hpp"
+#include "tuners/src/nodes.hpp"
+#include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {
 

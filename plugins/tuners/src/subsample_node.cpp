@@ -7,8 +7,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/npy.hpp"
-#include "nodes.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "tuners/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,13 +1,13 @@
-#include "tuner_inputs.hpp"
+#include "tuners/src/tuner_inputs.hpp"
 
 #include <fmt/format.h>
 
 #include <chrono>
 
-#include "btuning.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_inputs.hpp"
-#include "tuning_params.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
+#include "tuners/algorithms/btuning.hpp"
 
 namespace fs = std::filesystem;
 

@@ -7,9 +7,9 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/mlp/training.hpp"
 #include "caulk/units.hpp"
-#include "peft.hpp"
-#include "training.hpp"
 
 namespace caulk::tuners {
 

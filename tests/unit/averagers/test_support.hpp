@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "combination.hpp"
-#include "peft.hpp"
+#include "averagers/algorithms/combination.hpp"
+#include "caulk/mlp/peft.hpp"
 
 namespace caulk::avg::testing {
 

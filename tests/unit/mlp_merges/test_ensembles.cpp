@@ -7,10 +7,10 @@
 #include <Eigen/Cholesky>
 
 #include "caulk/error.hpp"
-#include "ensembles.hpp"
-#include "linear_probe.hpp"
+#include "caulk/probe/linear_probe.hpp"
+#include "mlp_merges/algorithms/ensembles.hpp"
 #include "merge_test_support.hpp"
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 namespace {

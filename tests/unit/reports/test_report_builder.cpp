@@ -7,9 +7,9 @@
 #include <cstdlib>
 
 #include "caulk/error.hpp"
-#include "graph_drawing.hpp"
-#include "html_text.hpp"
-#include "report_builder.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
+#include "reports/algorithms/html_text.hpp"
+#include "reports/algorithms/report_builder.hpp"
 #include "report_test_support.hpp"
 #include "temp_dir.hpp"
 

@@ -5,7 +5,7 @@
 #pragma once
 #include <vector>
 
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp {
 

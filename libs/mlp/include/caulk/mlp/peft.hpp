@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "backprop.hpp"
+#include "caulk/mlp/backprop.hpp"
 
 namespace caulk::mlp {
 

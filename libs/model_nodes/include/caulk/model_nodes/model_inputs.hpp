@@ -5,7 +5,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::models {
 

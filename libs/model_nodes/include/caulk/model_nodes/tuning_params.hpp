@@ -2,9 +2,9 @@
 // descriptions (caulk nodes, docs/nodes.md) and their reading cannot drift apart.
 #pragma once
 #include "caulk/artifacts.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/mlp/training.hpp"
 #include "caulk/node.hpp"
-#include "peft.hpp"
-#include "training.hpp"
 
 namespace caulk::models {
 
