@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::mlp {
 
@@ -28,24 +29,10 @@ std::string peft_mode_name(PeftMode m) {
   return "?";
 }
 
-// SplitMix64: tiny, well mixed, and defined by its code (unlike std:: distributions).
-SeededUniform::SeededUniform(std::uint64_t seed) : state_(seed) {}
-std::uint64_t SeededUniform::next_u64() {
-  std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-double SeededUniform::next(double bound) {
-  const double u = double(next_u64() >> 11) * 0x1.0p-53;  // [0, 1)
-  return (2 * u - 1) * bound;
-}
-std::size_t SeededUniform::below(std::size_t n) { return static_cast<std::size_t>(next_u64() % n); }
-void SeededUniform::shuffle(std::vector<std::size_t>& v) {
-  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
-}
-
 namespace {
+
+using seeding::SeededUniform;
+
 void init_uniform(Mat<float>& m, double bound, SeededUniform& rng) {
   for (Eigen::Index j = 0; j < m.cols(); ++j)
     for (Eigen::Index i = 0; i < m.rows(); ++i) m(i, j) = float(rng.next(bound));
@@ -67,7 +54,7 @@ Dense<float> new_linear(int out, int in, SeededUniform& rng) {
 TuningSetup prepare_tuning(const Model<float>& pretrained, const PeftOptions& o) {
   validate(pretrained);
   if (o.outputs < 1) throw Error("the target task needs at least one output");
-  SeededUniform rng(o.seed);
+  seeding::SeededUniform rng(o.seed);
   TuningSetup s;
   Model<float>& m = s.model;
   m.activation = pretrained.activation;

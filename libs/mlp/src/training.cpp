@@ -9,6 +9,7 @@
 #include "caulk/error.hpp"
 #include "caulk/mlp/peft.hpp"
 #include "caulk/parallel.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::mlp {
 
@@ -154,7 +155,7 @@ TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Sam
   scheduled_rate(o, 0);  // rejects an unknown schedule before any work
   Optimizer optimizer(m, o);
 
-  SeededUniform rng(o.seed);
+  seeding::SeededUniform rng(o.seed);
   std::vector<std::size_t> order(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
 

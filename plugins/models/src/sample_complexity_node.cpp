@@ -36,6 +36,7 @@
 #include "caulk/mlp/training.hpp"
 #include "caulk/model_nodes/model_inputs.hpp"
 #include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "caulk/units.hpp"
 #include "models/algorithms/learning_curve.hpp"
 #include "models/src/nodes.hpp"
@@ -48,12 +49,6 @@ namespace {
 
 const std::vector<std::int64_t> kDefaultSizes = {10, 20, 50, 100, 200, 500};
 
-// A 64-bit seed from a base and a list of indices (splitmix64 steps, the same on every platform).
-std::uint64_t derive_seed(std::uint64_t base, std::initializer_list<std::uint64_t> parts) {
-  std::uint64_t h = mlp::SeededUniform(base).next_u64();
-  for (std::uint64_t v : parts) h = mlp::SeededUniform(h ^ (v * 0xD1B54A32D192ED03ull + 0x8CB92BA72F3D8DD7ull)).next_u64();
-  return h;
-}
 constexpr std::uint64_t kSubsampleTag = 1, kTuningTag = 2;
 
 std::string check_sizes(const Value& v) {
@@ -217,7 +212,7 @@ class SampleComplexity : public Node {
       auto& perm = permutation[r];
       perm.resize(static_cast<std::size_t>(n_train));
       for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
-      mlp::SeededUniform rng(derive_seed(seed, {kSubsampleTag, r}));
+      seeding::SeededUniform rng(seeding::derive_seed(seed, kSubsampleTag, r));
       rng.shuffle(perm);
     }
     auto subsample = [&](std::size_t r, std::int64_t n) {
@@ -243,7 +238,7 @@ class SampleComplexity : public Node {
           d["checkpoint"] = models[i].path.string();
           d["n"] = sizes[k];
           d["repetition"] = r;
-          d["seed"] = derive_seed(seed, {kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r});
+          d["seed"] = seeding::derive_seed(seed, kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r);
           d["rows"] = subsample(r, sizes[k]);
           descriptions.push_back(std::move(d));
           names.push_back(fmt::format("{}, n = {}, repetition {}", models[i].model, sizes[k], r));

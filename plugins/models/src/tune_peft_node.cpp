@@ -9,6 +9,7 @@
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/model_nodes/model_inputs.hpp"
 #include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "caulk/units.hpp"
 #include "models/src/nodes.hpp"
 
@@ -44,7 +45,7 @@ TuningData tuning_data(const Params& p, const Dataset& data) {
   if (wanted > 0 && wanted < n_train) {
     std::vector<std::size_t> order(n_train);
     for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
-    mlp::SeededUniform rng(seed ^ 0x5DEECE66Dull);
+    seeding::SeededUniform rng(seed ^ 0x5DEECE66Dull);
     rng.shuffle(order);
     order.resize(wanted);
     std::sort(order.begin(), order.end());

@@ -49,18 +49,4 @@ TuningSetup prepare_tuning(const Model<float>& pretrained, const PeftOptions& op
 // W <- W + scale B A for every LoRA, which is then removed (outputs unchanged up to rounding).
 Model<float> fold_lora(const Model<float>& m);
 
-// Uniform in [-bound, bound] from a 64-bit generator, the same on every platform.
-class SeededUniform {
- public:
-  explicit SeededUniform(std::uint64_t seed);
-  double next(double bound);  // in [-bound, bound)
-  std::uint64_t next_u64();
-  std::size_t below(std::size_t n);  // in [0, n)
-  // Fisher-Yates over the whole vector, drawing from this generator.
-  void shuffle(std::vector<std::size_t>& v);
-
- private:
-  std::uint64_t state_;
-};
-
 }  // namespace caulk::mlp
