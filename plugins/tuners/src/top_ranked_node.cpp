@@ -16,16 +16,7 @@ namespace caulk::tuners {
 namespace {
 
 // Plain tuning of the chosen model, on any rank; `term` holds the facts of the choice for run.json.
-Tuned top_ranked_train(const Json& term, const Params&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
-                       const mlp::Samples* validation) {
-  Tuned out;
-  out.report = mlp::train(setup.model, setup.trainable, train, validation, options);
-  out.details = term;
-  out.setup = std::move(setup);
-  return out;
-}
-
-Json top_ranked_target_unit(const Json& description) { return tune_target_unit(description, &top_ranked_train); }
+Json top_ranked_target_unit(const Json& description) { return tune_target_unit(description, &models::train_plain); }
 
 constexpr UnitKind kTopRankedTargetUnit{"tuners.top_ranked_target", &top_ranked_target_unit};
 
