@@ -8,7 +8,7 @@
 
 #include "caulk/error.hpp"
 
-namespace caulk::eval {
+namespace caulk::metrics {
 
 namespace {
 
@@ -53,13 +53,13 @@ void check_probabilities(const Matrix& probs, const std::vector<int>& labels) {
   }
 }
 
-std::vector<int> predicted_classes(const Matrix& probs) {
-  std::vector<int> out(rows_of(probs), 0);
-  for (Eigen::Index i = 0; i < probs.rows(); ++i) {
+std::vector<int> predicted_classes(const Matrix& scores) {
+  std::vector<int> out(rows_of(scores), 0);
+  for (Eigen::Index i = 0; i < scores.rows(); ++i) {
     Eigen::Index best = 0;
     // Strictly greater: a tie keeps the lower index (as numpy.argmax).
-    for (Eigen::Index c = 1; c < probs.cols(); ++c)
-      if (probs(i, c) > probs(i, best)) best = c;
+    for (Eigen::Index c = 1; c < scores.cols(); ++c)
+      if (scores(i, c) > scores(i, best)) best = c;
     out[static_cast<std::size_t>(i)] = static_cast<int>(best);
   }
   return out;
@@ -67,11 +67,33 @@ std::vector<int> predicted_classes(const Matrix& probs) {
 
 namespace {
 
+void check_classes(const std::vector<int>& predicted, const std::vector<int>& labels) {
+  if (predicted.size() != labels.size())
+    throw Error(std::to_string(predicted.size()) + " predicted classes for " + std::to_string(labels.size()) + " labels");
+  if (labels.empty()) throw Error("there are no samples (no labels)");
+}
+
 double accuracy_of(const std::vector<int>& predicted, const std::vector<int>& labels) {
   std::size_t correct = 0;
   for (std::size_t i = 0; i < labels.size(); ++i) correct += predicted[i] == labels[i];
   return static_cast<double>(correct) / static_cast<double>(labels.size());
 }
+
+}  // namespace
+
+double fraction_correct(const std::vector<int>& predicted, const std::vector<int>& labels) {
+  check_classes(predicted, labels);
+  return accuracy_of(predicted, labels);
+}
+
+double error_rate(const std::vector<int>& predicted, const std::vector<int>& labels) {
+  check_classes(predicted, labels);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) wrong += predicted[i] != labels[i];
+  return static_cast<double>(wrong) / static_cast<double>(labels.size());
+}
+
+namespace {
 
 double log_loss_unchecked(const Matrix& probs, const std::vector<int>& labels) {
   double total = 0;
@@ -226,4 +248,4 @@ RegressionMetrics regression_metrics(const Matrix& predicted, const Matrix& targ
   return {mse_unchecked(predicted, target), mae_unchecked(predicted, target), r2_unchecked(predicted, target)};
 }
 
-}  // namespace caulk::eval
+}  // namespace caulk::metrics

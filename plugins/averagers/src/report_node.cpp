@@ -59,12 +59,12 @@ class AveragingReport : public Node {
       std::vector<TableCell> row{c.names[k], c.producers[k], risks(static_cast<Eigen::Index>(k))};
       Json entry{{"risk", risks(static_cast<Eigen::Index>(k))}};
       if (c.kind == TaskKind::Classification) {
-        const auto m = eval::classification_metrics(values, s.classes);
+        const auto m = metrics::classification_metrics(values, s.classes);
         row.insert(row.end(), {m.accuracy, m.log_loss});
         entry["accuracy"] = m.accuracy;
         entry["log_loss"] = m.log_loss;
       } else {
-        const auto m = eval::regression_metrics(values, data->split(split).targets);
+        const auto m = metrics::regression_metrics(values, data->split(split).targets);
         row.insert(row.end(), {m.mse, m.mae});
         entry["mse"] = m.mse;
         entry["mae"] = m.mae;

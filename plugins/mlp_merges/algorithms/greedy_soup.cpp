@@ -69,9 +69,9 @@ double model_metric(const mlp::Model<float>& m, const mlp::Samples& data, SoupMe
                         : "accuracy and log_loss judge classification models; this model outputs regression values (use mse)");
   const Mat<double> out = mlp::run_batches(m, data.X, false, true).outputs.cast<double>();
   switch (metric) {
-    case SoupMetric::Accuracy: return eval::accuracy(out, data.y.classes);
-    case SoupMetric::LogLoss: return eval::log_loss(out, data.y.classes);
-    case SoupMetric::Mse: return eval::mean_squared_error(out, data.y.values.transpose().cast<double>());
+    case SoupMetric::Accuracy: return metrics::accuracy(out, data.y.classes);
+    case SoupMetric::LogLoss: return metrics::log_loss(out, data.y.classes);
+    case SoupMetric::Mse: return metrics::mean_squared_error(out, data.y.values.transpose().cast<double>());
   }
   return 0;
 }

@@ -106,15 +106,4 @@ Model<float> scale_parameters(const Model<float>& m, double s, int layer) {
   return out;
 }
 
-std::vector<int> row_argmax(const Mat<double>& rows_by_class) {
-  std::vector<int> out(static_cast<std::size_t>(rows_by_class.rows()));
-  for (Eigen::Index i = 0; i < rows_by_class.rows(); ++i) {
-    Eigen::Index best = 0;
-    for (Eigen::Index c = 1; c < rows_by_class.cols(); ++c)
-      if (rows_by_class(i, c) > rows_by_class(i, best)) best = c;
-    out[static_cast<std::size_t>(i)] = static_cast<int>(best);
-  }
-  return out;
-}
-
 }  // namespace caulk::mlp_merges

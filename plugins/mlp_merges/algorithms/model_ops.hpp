@@ -33,8 +33,4 @@ Model<S> head_of(const Model<S>& m);
 // Error when the layer does not exist.
 Model<float> scale_parameters(const Model<float>& m, double s, int layer = -1);
 
-// The column of the largest value in each row (lowest index on ties), as
-// eval::predicted_classes.
-std::vector<int> row_argmax(const Mat<double>& rows_by_class);
-
 }  // namespace caulk::mlp_merges

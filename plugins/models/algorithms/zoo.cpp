@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::mlp {
@@ -50,14 +51,8 @@ Samples sample_task(const Mat<double>& G_left, const Mat<double>& G_right, const
 }
 
 double accuracy(const Model<float>& m, const Samples& s) {
-  const Mat<float> p = forward<float>(m, s.X);
-  int right = 0;
-  for (Eigen::Index i = 0; i < p.cols(); ++i) {
-    Eigen::Index c = 0;
-    p.col(i).maxCoeff(&c);
-    right += c == s.y.classes[i];
-  }
-  return double(right) / double(p.cols());
+  const Mat<float> p = forward<float>(m, s.X);  // C x N
+  return metrics::fraction_correct(metrics::predicted_classes(p.transpose().cast<double>()), s.y.classes);
 }
 
 }  // namespace

@@ -31,6 +31,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/mlp/peft.hpp"
 #include "caulk/mlp/training.hpp"
@@ -85,25 +86,17 @@ Risk parse_risk(const std::string& name, TaskKind kind) {
   return name == "log_loss" ? Risk::LogLoss : Risk::Error;
 }
 
-// The risk of a tuned model on the test samples: 1 - accuracy (argmax, lowest class on ties), the
-// mean cross-entropy (exact, from the log-softmax), or the squared error averaged over samples and
-// target columns.
+// The risk of a tuned model on the test samples: the error rate (argmax, lowest class on ties), the
+// mean cross-entropy (exact, from the log-softmax: the model's own loss), or the squared error
+// averaged over samples and target columns (libs/metrics, as eval.regression).
 double test_risk(const mlp::Model<float>& m, const mlp::Samples& test, Risk risk) {
   if (risk == Risk::LogLoss) return mlp::mean_loss(m, test);
   const mlp::RunOutputs r = mlp::run_batches(m, test.X, false, true);
-  const Eigen::Index n = r.outputs.rows();
-  if (risk == Risk::Error) {
-    std::size_t wrong = 0;
-    for (Eigen::Index i = 0; i < n; ++i) {
-      Eigen::Index best = 0;
-      r.outputs.row(i).maxCoeff(&best);
-      if (best != test.y.classes[static_cast<std::size_t>(i)]) ++wrong;
-    }
-    return double(wrong) / double(n);
-  }
+  if (risk == Risk::Error) return metrics::error_rate(metrics::predicted_classes(r.outputs.cast<double>()), test.y.classes);
+  // A diverged model has no risk: NaN, which the caller reports.
+  if (!r.outputs.allFinite()) return std::numeric_limits<double>::quiet_NaN();
   // values are T x N, outputs N x T
-  const double sse = (r.outputs.cast<double>() - test.y.values.transpose().cast<double>()).squaredNorm();
-  return sse / double(r.outputs.size());
+  return metrics::mean_squared_error(r.outputs.cast<double>(), test.y.values.transpose().cast<double>());
 }
 
 // One tuning run of the curve from its description alone (the node's parameters, the dataset's

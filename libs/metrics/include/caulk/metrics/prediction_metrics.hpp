@@ -12,7 +12,7 @@
 
 #include "caulk/matrix.hpp"
 
-namespace caulk::eval {
+namespace caulk::metrics {
 
 // A row of probabilities may differ from 1 by this much (float32 softmax outputs reach ~1e-7).
 inline constexpr double kProbabilityRowSumTolerance = 1e-6;
@@ -28,9 +28,18 @@ inline constexpr int kCalibrationBins = 15;
 // class indices in [0, C). The classification metrics below call it themselves.
 void check_probabilities(const Matrix& probs, const std::vector<int>& labels);
 
-// The predicted class of each row: the column of the largest probability, the lowest index on
-// ties.
-std::vector<int> predicted_classes(const Matrix& probs);
+// The predicted class of each row: the column of the largest value (probabilities, logits or any
+// class scores: the order is what counts), the lowest index on ties (as numpy.argmax). Not
+// validated: the rows may be logits.
+std::vector<int> predicted_classes(const Matrix& scores);
+
+// Fraction of samples whose predicted class equals the label: correct / N. Throws caulk::Error
+// when the lengths differ or there are no samples. accuracy() below is this over
+// predicted_classes of validated probabilities.
+double fraction_correct(const std::vector<int>& predicted, const std::vector<int>& labels);
+// Fraction of samples whose predicted class differs from the label, counted directly (wrong / N,
+// which rounds differently from 1 - fraction_correct). Same checks.
+double error_rate(const std::vector<int>& predicted, const std::vector<int>& labels);
 
 // Fraction of samples whose predicted class is the true one.
 double accuracy(const Matrix& probs, const std::vector<int>& labels);
@@ -83,4 +92,4 @@ struct RegressionMetrics {
 // All three at once (validating once).
 RegressionMetrics regression_metrics(const Matrix& predicted, const Matrix& target);
 
-}  // namespace caulk::eval
+}  // namespace caulk::metrics
