@@ -1,13 +1,14 @@
 #include "caulk/probe/linear_probe.hpp"
 
 #include "caulk/lbfgs.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
 
-namespace caulk::eval {
+namespace caulk::probe {
 
 namespace {
 
@@ -79,13 +80,7 @@ Matrix LinearProbe::predict_proba(const MatrixView& F) const {
 double LinearProbe::accuracy(const MatrixView& F, const std::vector<int>& labels) const {
   const Matrix p = predict_proba(F);
   if (static_cast<std::size_t>(p.rows()) != labels.size()) throw std::invalid_argument("linear probe: rows and labels differ");
-  std::size_t correct = 0;
-  for (Eigen::Index i = 0; i < p.rows(); ++i) {
-    Eigen::Index best = 0;
-    p.row(i).maxCoeff(&best);
-    correct += best == labels[static_cast<std::size_t>(i)];
-  }
-  return static_cast<double>(correct) / static_cast<double>(labels.size());
+  return metrics::fraction_correct(metrics::predicted_classes(p), labels);
 }
 
-}  // namespace caulk::eval
+}  // namespace caulk::probe

@@ -95,9 +95,9 @@ TEST(Ensembles, RefittedHeadMatchesAnIndependentLogisticRegression) {
   RefitOptions o;
   o.weight_decay = 1e-2;
   const mlp::Model<float> head = refit_linear_head(F, y, 3, mlp::Output::Softmax, o);
-  eval::LinearProbeOptions po;
+  probe::LinearProbeOptions po;
   po.l2 = 1e-2;
-  const eval::LinearProbe probe = eval::fit_linear_probe(MatrixView::borrow(F), y.classes, 3, po);
+  const probe::LinearProbe probe = probe::fit_linear_probe(MatrixView::borrow(F), y.classes, 3, po);
   EXPECT_LT((head.layers[0].W.cast<double>() - probe.weights).cwiseAbs().maxCoeff(), 1e-4);
   EXPECT_LT((apply_head(head, F) - probe.predict_proba(MatrixView::borrow(F))).cwiseAbs().maxCoeff(), 1e-5);
   // Optimality: the gradient at the fitted (float) parameters is ~0.

@@ -6,7 +6,7 @@
 
 #include "caulk/matrix.hpp"
 
-namespace caulk::eval {
+namespace caulk::probe {
 
 struct LinearProbe {
   Matrix weights;  // C x D
@@ -14,7 +14,8 @@ struct LinearProbe {
   int iterations = 0;
   // Class probabilities for the rows of F (N x C).
   Matrix predict_proba(const MatrixView& F) const;
-  // The fraction of rows whose most probable class is the label (first maximum on ties).
+  // The fraction of rows whose most probable class is the label (lowest class on ties), as
+  // metrics::accuracy.
   double accuracy(const MatrixView& F, const std::vector<int>& labels) const;
 };
 
@@ -33,4 +34,4 @@ LinearProbe fit_linear_probe(const MatrixView& F, const std::vector<int>& labels
 double linear_probe_objective(const Matrix& X, const std::vector<int>& labels, int num_classes, double l2, const Vector& packed,
                               Vector& gradient);
 
-}  // namespace caulk::eval
+}  // namespace caulk::probe
