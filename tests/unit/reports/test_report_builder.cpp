@@ -246,6 +246,21 @@ TEST(ReportBuilder, AveragingDrawsTheRisksAndTheWeightsOverTwoCovariates) {
   EXPECT_EQ(r.tables, 2u);
 }
 
+TEST(ReportBuilder, ANodesCsvFileIsReadAsCsvQuotedCommasAndQuotesIncluded) {
+  caulk::testing::TempDir dir;
+  dir.write("report/trust.csv", "model,mean_weight\n\"a, the first\",0.5\n\"b \"\"quoted\"\"\",0.25\n");
+  dir.write("broken/trust.csv", "model,mean_weight\n\"never closed,0.5\n");
+  const Json summary = {{"split", "test"}, {"loss", "squared"}, {"trust", {{"a", Json::object()}, {"b", Json::object()}}}};
+  Json nodes = {{"report", node("report.averaging", "ok", summary)}, {"broken", node("report.averaging", "ok", summary)}};
+  Report r = build(run_of(nodes), dir.path());
+  // One cell per field: the comma and the doubled quotes are inside the fields.
+  EXPECT_THAT(r.html, HasSubstr("<tr><td>a, the first</td><td class=\"num\" title=\"0.5\">0.5</td></tr>"));
+  EXPECT_THAT(r.html, HasSubstr("<td>b &quot;quoted&quot;</td>"));
+  // A file the reader refuses is named with the reason, not drawn as a garbled table.
+  EXPECT_THAT(r.html, HasSubstr("Where each model is trusted (broken/trust.csv): "));
+  EXPECT_THAT(r.html, HasSubstr("quote"));
+}
+
 TEST(ReportBuilder, WithoutTheChartingJavaScriptTheReportSaysSoAndKeepsTheTables) {
   Json nodes = {{"logme", node("rank.logme", "ok", {{"scores", {{"a", 1.0}, {"b", 2.0}}}}, {{"t", table("T", {"x"}, {{1}})}})}};
   Report r = build(run_of(nodes), ".", missing_library());
