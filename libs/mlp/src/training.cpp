@@ -197,6 +197,38 @@ TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Sam
   return report;
 }
 
+double linear_head_objective(const Mat<double>& F, const Targets<float>& y, int outputs, Output output, double wd, const Eigen::VectorXd& p,
+                             Eigen::VectorXd& g) {
+  const Eigen::Index C = outputs, D = F.rows(), n = F.cols();
+  Eigen::Map<const Mat<double>> W(p.data(), C, D);
+  Eigen::Map<const Vec<double>> b(p.data() + C * D, C);
+  Mat<double> Z = W * F;
+  Z.colwise() += b;
+  double f = 0;
+  Mat<double> dZ(C, n);
+  if (output == Output::Softmax) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double mx = Z.col(i).maxCoeff();
+      const auto e = (Z.col(i).array() - mx).exp();
+      const double s = e.sum();
+      f += mx + std::log(s) - Z(y.classes[static_cast<std::size_t>(i)], i);
+      dZ.col(i) = e / s;
+      dZ(y.classes[static_cast<std::size_t>(i)], i) -= 1;
+    }
+    f /= double(n);
+    dZ /= double(n);
+  } else {
+    const Mat<double> R = Z - y.values.cast<double>();
+    f = R.squaredNorm() / double(n * C);
+    dZ = R * (2.0 / double(n * C));
+  }
+  f += 0.5 * wd * W.squaredNorm();
+  g.resize(p.size());
+  Eigen::Map<Mat<double>>(g.data(), C, D) = dZ * F.transpose() + wd * W;
+  g.tail(C) = dZ.rowwise().sum();
+  return f;
+}
+
 TrainReport fit_head_lbfgs(Model<float>& m, const Samples& data, const Samples* validation, const TrainOptions& o) {
   const int L = m.num_layers();
   if (m.feature_layer != L - 2)
@@ -204,39 +236,9 @@ TrainReport fit_head_lbfgs(Model<float>& m, const Samples& data, const Samples* 
   if (data.size() == 0) throw Error("no training samples");
   // Features once, in double: the head's problem is convex and small.
   Mat<double> F = forward<float>(m, data.X, nullptr, m.feature_layer).cast<double>();
-  const Eigen::Index C = m.output_dim(), D = F.rows(), n = F.cols();
-  const bool softmax = m.output == Output::Softmax;
-  Mat<double> Y;
-  if (!softmax) Y = data.y.values.cast<double>();
-
+  const Eigen::Index C = m.output_dim(), D = F.rows();
   auto objective = [&](const Eigen::VectorXd& p, Eigen::VectorXd& g) {
-    Eigen::Map<const Mat<double>> W(p.data(), C, D);
-    Eigen::Map<const Vec<double>> b(p.data() + C * D, C);
-    Mat<double> Z = W * F;
-    Z.colwise() += b;
-    double f = 0;
-    Mat<double> dZ(C, n);
-    if (softmax) {
-      for (Eigen::Index i = 0; i < n; ++i) {
-        const double mx = Z.col(i).maxCoeff();
-        const auto e = (Z.col(i).array() - mx).exp();
-        const double s = e.sum();
-        f += mx + std::log(s) - Z(data.y.classes[i], i);
-        dZ.col(i) = e / s;
-        dZ(data.y.classes[i], i) -= 1;
-      }
-      f /= double(n);
-      dZ /= double(n);
-    } else {
-      const Mat<double> R = Z - Y;
-      f = R.squaredNorm() / double(n * C);
-      dZ = R * (2.0 / double(n * C));
-    }
-    f += 0.5 * o.weight_decay * W.squaredNorm();
-    g.resize(p.size());
-    Eigen::Map<Mat<double>>(g.data(), C, D) = dZ * F.transpose() + o.weight_decay * W;
-    g.tail(C) = dZ.rowwise().sum();
-    return f;
+    return linear_head_objective(F, data.y, static_cast<int>(C), m.output, o.weight_decay, p, g);
   };
 
   Eigen::VectorXd p(C * D + C);

@@ -104,7 +104,7 @@ TEST(Ensembles, RefittedHeadMatchesAnIndependentLogisticRegression) {
   Eigen::VectorXd p(3 * 6 + 3), g;
   Eigen::Map<Mat<double>>(p.data(), 3, 6) = head.layers[0].W.cast<double>();
   p.tail(3) = head.layers[0].b.cast<double>();
-  linear_head_objective(F, y, 3, mlp::Output::Softmax, 1e-2, p, g);
+  mlp::linear_head_objective(F.transpose(), y, 3, mlp::Output::Softmax, 1e-2, p, g);
   EXPECT_LT(g.norm(), 1e-5);
 }
 
@@ -117,12 +117,13 @@ TEST(Ensembles, HeadObjectiveGradientMatchesFiniteDifferences) {
     y.values = random_matrix(3, 15, rng).cast<float>();
     const Eigen::VectorXd p = random_matrix(3 * 4 + 3, 1, rng).col(0);
     Eigen::VectorXd g, scratch;
-    linear_head_objective(F, y, 3, out, 0.1, p, g);
+    mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, p, g);
     for (Eigen::Index k = 0; k < p.size(); ++k) {
       Eigen::VectorXd a = p, b = p;
       a(k) += 1e-6;
       b(k) -= 1e-6;
-      const double fd = (linear_head_objective(F, y, 3, out, 0.1, a, scratch) - linear_head_objective(F, y, 3, out, 0.1, b, scratch)) / 2e-6;
+      const double fd =
+          (mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, a, scratch) - mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, b, scratch)) / 2e-6;
       EXPECT_NEAR(g(k), fd, 1e-6) << k;
     }
   }

@@ -101,6 +101,14 @@ TrainReport train(Model<float>& m, const std::vector<bool>& trainable, const Sam
 // Minimises mean loss + (wd / 2) ||W||^2 by L-BFGS in float64 over precomputed features.
 TrainReport fit_head_lbfgs(Model<float>& m, const Samples& train, const Samples* validation, const TrainOptions& options);
 
+// The objective of a linear head z = W f + b on fixed features F (D x n, one column per sample)
+// and its gradient, at packed parameters [vec(W) column-major C x D, b] (C = `outputs`):
+//   softmax:  (1/n) sum_i [ logsumexp(z_i) - z_i,y_i ] + (wd / 2) ||W||^2
+//   identity: (1/(n C)) sum_i ||z_i - y_i||^2 + (wd / 2) ||W||^2   (targets.values is C x n)
+// What fit_head_lbfgs minimises, and the MLP merges' refit of an ensemble's head.
+double linear_head_objective(const Mat<double>& features, const Targets<float>& targets, int outputs, Output output, double weight_decay,
+                             const Eigen::VectorXd& packed, Eigen::VectorXd& gradient);
+
 // The learning rate of an epoch (0-based) under the schedule.
 double scheduled_rate(const TrainOptions& o, int epoch);
 
