@@ -77,5 +77,21 @@ TEST(RankCorrelation, RejectsMismatchedOrTooShortInputs) {
   EXPECT_THROW(pearson({1, NAN}, {1, 2}), std::invalid_argument);
 }
 
+// A non-finite value says which side it is on (before: "weighted tau: value 1 is not finite").
+TEST(RankCorrelation, NonFiniteValuesSayWhichSide) {
+  try {
+    weighted_tau({0.1, -INFINITY, 0.3}, {0.5, 0.6, 0.7});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("weighted tau: score number 1 (counting from 0) is -inf"), std::string::npos) << e.what();
+  }
+  try {
+    kendall_tau_b({0.1, 0.2, 0.3}, {0.5, NAN, 0.7});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("Kendall tau: ground truth number 1 (counting from 0) is nan"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace caulk::eval

@@ -190,7 +190,7 @@ std::map<std::string, std::string> structure_metadata(const Model<float>& m) {
 
 template <class S>
 void write(const fs::path& path, const std::vector<ParamRef<const S>>& params, const std::vector<std::string>* only,
-           std::map<std::string, std::string> meta) {
+           std::map<std::string, std::string> meta, io::OnExisting existing = io::OnExisting::Replace) {
   std::vector<io::Tensor> tensors;
   for (const auto& p : params) {
     if (only && std::find(only->begin(), only->end(), p.name) == only->end()) continue;
@@ -208,18 +208,18 @@ void write(const fs::path& path, const std::vector<ParamRef<const S>>& params, c
     std::memcpy(t.data.data(), rm.data(), t.data.size());
     tensors.push_back(std::move(t));
   }
-  io::write_safetensors(path, tensors, meta);
+  io::write_safetensors(path, tensors, meta, existing);
 }
 
 }  // namespace
 
 Model<float> load_model(const fs::path& path) { return load(path, 0); }
 
-void save_model(const fs::path& path, const Model<float>& m, const std::map<std::string, std::string>& metadata) {
+void save_model(const fs::path& path, const Model<float>& m, const std::map<std::string, std::string>& metadata, io::OnExisting existing) {
   validate(m);
   auto meta = metadata;
   for (auto& [k, v] : structure_metadata(m)) meta[k] = v;
-  write<float>(path, parameters(m), nullptr, meta);
+  write<float>(path, parameters(m), nullptr, meta, existing);
 }
 
 void save_delta(const fs::path& path, const Model<float>& m, const std::vector<std::string>& tensors, const fs::path& base,

@@ -48,6 +48,7 @@ mlp::Samples split_samples(const Dataset& data, const std::string& split) {
   if (X.scalar_type() == ScalarType::F32 && X.row_major()) {
     out.X = Eigen::Map<const mlp::Mat<float>>(static_cast<const float*>(X.data()), static_cast<Eigen::Index>(X.cols()),
                                               static_cast<Eigen::Index>(X.rows()));
+    X.check_intact();  // read from the mapping directly
   } else {
     out.X = X.to_double().transpose().cast<float>();
   }

@@ -47,11 +47,62 @@ Vector column_means(const MatrixView& F) {
   return total / static_cast<double>(N);
 }
 
-Moments moments(const MatrixView& F) {
+namespace {
+
+// Rows per block of the panel route: at most 4 MiB of doubles per block (one per lane).
+std::size_t panel_block_rows(std::size_t D) { return std::clamp<std::size_t>((std::size_t{1} << 19) / std::max<std::size_t>(D, 1), 1, kBlockRows); }
+
+// One D x D accumulator whose upper triangle is cut into kLanes column panels of about equal
+// work (panel p covers columns [D sqrt(p/P), D sqrt((p+1)/P))): each lane streams every row and
+// updates only the rows 0..end of its own columns, by dsyrk on its diagonal block and dgemm above
+// it. Each entry is summed over the rows in the same order whatever the pool's width.
+Matrix scatter_by_panels(const MatrixView& F, const Vector& mean, const RowProgress& progress) {
+  const std::size_t N = F.rows(), D = F.cols();
+  Matrix S = Matrix::Zero(static_cast<Eigen::Index>(D), static_cast<Eigen::Index>(D));
+  std::vector<std::size_t> bounds(kLanes + 1);
+  for (std::size_t p = 0; p <= kLanes; ++p)
+    bounds[p] = static_cast<std::size_t>(std::llround(static_cast<double>(D) * std::sqrt(static_cast<double>(p) / kLanes)));
+  const std::size_t rows_per_block = panel_block_rows(D);
+  const int ld = static_cast<int>(D);
+  parallel_for(kLanes, [&](std::size_t lane) {
+    const std::size_t a = bounds[lane], b = bounds[lane + 1];
+    if (a == b) return;
+    RowMatrix block;
+    for (std::size_t row = 0; row < N; row += rows_per_block) {
+      const std::size_t count = std::min(rows_per_block, N - row);
+      F.rows_to(row, count, block);
+      block.rowwise() -= mean.transpose();
+      // The row-major count x D block is the column-major D x count matrix A (lda = D):
+      // S[a:b, a:b] += A[a:b, :] A[a:b, :]^T and S[0:a, a:b] += A[0:a, :] A[a:b, :]^T.
+      const int n = static_cast<int>(b - a), k = static_cast<int>(count);
+      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, n, k, 1.0, block.data() + a, ld, 1.0, S.data() + a * D + a, ld);
+      if (a > 0)
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, static_cast<int>(a), n, k, 1.0, block.data(), ld, block.data() + a, ld,
+                    1.0, S.data() + a * D, ld);
+      if (lane == 0) progress.advance(count);
+    }
+  });
+  return S;
+}
+
+}  // namespace
+
+std::size_t moments_peak_bytes(std::size_t D) {
+  const std::size_t d2 = D * D;
+  if (D <= kLaneScatterMaxDims) return (kLanes * d2 + 2 * kLanes * kBlockRows * D + kLanes * D) * sizeof(double);
+  return (d2 + kLanes * panel_block_rows(D) * D + kLanes * D) * sizeof(double);
+}
+
+Moments moments(const MatrixView& F, const RowProgress& progress) {
   const std::size_t N = F.rows(), D = F.cols();
   Moments m;
   m.rows = N;
   m.mean = column_means(F);
+  if (D > kLaneScatterMaxDims) {
+    m.scatter = scatter_by_panels(F, m.mean, progress);
+    m.scatter.triangularView<Eigen::StrictlyLower>() = m.scatter.transpose();
+    return m;
+  }
   std::vector<Matrix> scatters(kLanes);
   parallel_for(kLanes, [&](std::size_t lane) {
     scatters[lane].setZero(static_cast<Eigen::Index>(D), static_cast<Eigen::Index>(D));
@@ -60,6 +111,7 @@ Moments moments(const MatrixView& F) {
       // A row-major count x D block is the column-major D x count matrix A; scatter += A A^T.
       cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(D), static_cast<int>(block.rows()), 1.0,
                   block.data(), static_cast<int>(D), 1.0, scatters[lane].data(), static_cast<int>(D));
+      progress.advance(static_cast<std::size_t>(rows.rows()));
     });
   });
   m.scatter = std::move(scatters[0]);
@@ -101,6 +153,10 @@ SymmetricEigen symmetric_eigen(Matrix m) {
   if (info != 0) throw std::runtime_error("symmetric eigendecomposition failed (LAPACK dsyevd info " + std::to_string(info) + ")");
   e.vectors = std::move(m);
   return e;
+}
+
+std::size_t symmetric_eigen_workspace_bytes(std::size_t n) {
+  return (1 + 6 * n + 2 * n * n + n) * sizeof(double) + (3 + 5 * n) * sizeof(int);
 }
 
 Matrix symmetric_pinv(const SymmetricEigen& e, double rcond) {
@@ -147,19 +203,33 @@ void ComputeOnce::run(const std::function<void()>& compute) {
   }
 }
 
-const Moments& SharedDecompositions::moments(const MatrixView& F) {
-  moments_once_.run([&] { moments_ = rank::moments(F); });
+namespace {
+void announce_eigen(const RowProgress& progress, const char* what, std::size_t D) {
+  if (progress.note && D >= kAnnouncedEigenDims)
+    progress.note("eigendecomposition of the " + std::to_string(D) + " x " + std::to_string(D) + " " + what +
+                  " (single-threaded LAPACK dsyevd, O(D^3): this takes a while)");
+}
+}  // namespace
+
+const Moments& SharedDecompositions::moments(const MatrixView& F, const RowProgress& progress) {
+  moments_once_.run([&] { moments_ = rank::moments(F, progress); });
   return moments_;
 }
 
-const SymmetricEigen& SharedDecompositions::gram_eigen(const MatrixView& F) {
-  gram_once_.run([&] { gram_eigen_ = symmetric_eigen(moments(F).gram()); });
+const SymmetricEigen& SharedDecompositions::gram_eigen(const MatrixView& F, const RowProgress& progress) {
+  gram_once_.run([&] {
+    Matrix gram = moments(F, progress).gram();
+    announce_eigen(progress, "F^T F", F.cols());
+    gram_eigen_ = symmetric_eigen(std::move(gram));
+  });
   return gram_eigen_;
 }
 
-const SymmetricEigen& SharedDecompositions::scatter_eigen(const MatrixView& F) {
+const SymmetricEigen& SharedDecompositions::scatter_eigen(const MatrixView& F, const RowProgress& progress) {
   scatter_once_.run([&] {
-    scatter_eigen_ = symmetric_eigen(moments(F).scatter);
+    const Moments& m = moments(F, progress);
+    announce_eigen(progress, "scatter matrix", F.cols());
+    scatter_eigen_ = symmetric_eigen(m.scatter);
   });
   return scatter_eigen_;
 }

@@ -135,7 +135,8 @@ class RegMeanNode : public Node {
 
     fs::create_directories(output.parent_path());
     mlp::save_model(output, r.model,
-                    {{"merge", "regmean"}, {"alpha", fmt::format("{}", o.alpha)}, {"gram", p.string("gram")}, {"ingredients", list_names(in.names)}});
+                    marked_output({{"merge", "regmean"}, {"alpha", fmt::format("{}", o.alpha)}, {"gram", p.string("gram")}, {"ingredients", list_names(in.names)}}),
+                    merge_output_rule(ctx));
     Json& sum = ctx.summary();
     Json models = Json::object();
     for (std::size_t i = 0; i < in.names.size(); ++i) models[in.names[i]] = Json{{"split", model_split[i]}, {"samples", grams[i].samples}};
@@ -211,7 +212,9 @@ class GreedySoupNode : public Node {
     std::vector<std::string> kept;
     for (std::size_t i : r.order)
       if (r.kept[i]) kept.push_back(in.names[i]);
-    mlp::save_model(output, r.soup, {{"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(kept)}});
+    mlp::save_model(output, r.soup,
+                    marked_output({{"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(kept)}}),
+                    merge_output_rule(ctx));
 
     // The ingredients as tried: a table on stdout, a CSV beside the soup, and run.json.
     Table table;

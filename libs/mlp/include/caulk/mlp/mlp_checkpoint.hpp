@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "caulk/io/durable.hpp"
 #include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp {
@@ -21,8 +22,10 @@ inline constexpr const char* kFormat = "caulk.mlp";
 // shape, unknown tensor, unknown activation, a feature layer out of range, a bad base).
 Model<float> load_model(const std::filesystem::path& path);
 
-// Every tensor as float32; `metadata` is added to the structural keys. Atomic.
-void save_model(const std::filesystem::path& path, const Model<float>& m, const std::map<std::string, std::string>& metadata = {});
+// Every tensor as float32; `metadata` is added to the structural keys. Atomic; an existing file is
+// treated as `existing` says (caulk/io/durable.hpp).
+void save_model(const std::filesystem::path& path, const Model<float>& m, const std::map<std::string, std::string>& metadata = {},
+                io::OnExisting existing = io::OnExisting::Replace);
 
 // Writes only the tensors named in `tensors` (checkpoint names, see parameters()) with metadata
 // base = `base` (stored relative to the delta's folder when possible).

@@ -7,11 +7,25 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "caulk/matrix.hpp"
 
 namespace caulk::rank {
+
+// Hears about long work on a feature matrix, from any thread (a node turns it into progress):
+// `rows` the number of rows just streamed, `note` a step that takes a while (a large
+// eigendecomposition). Either may be empty.
+struct RowProgress {
+  std::function<void(std::size_t rows)> rows;
+  std::function<void(const std::string& step)> note;
+  void advance(std::size_t n) const {
+    if (rows) rows(n);
+  }
+};
+// Eigendecompositions of matrices at least this wide are announced through RowProgress::note.
+inline constexpr std::size_t kAnnouncedEigenDims = 2048;
 
 // Column means of F, summed over fixed lanes (bits independent of the pool's width).
 Vector column_means(const MatrixView& F);
@@ -31,7 +45,14 @@ struct Moments {
   // Centred scatter divided by `denominator`.
   Matrix covariance(double denominator) const { return scatter / denominator; }
 };
-Moments moments(const MatrixView& F);
+// Up to kLaneScatterMaxDims columns, each of a fixed number of row lanes sums its own D x D
+// matrix (fast, and D^2 is small). Beyond, one D x D accumulator is split into column panels that
+// the lanes fill from every row: memory D^2 whatever the pool's width. Either way the bits do not
+// depend on the width.
+inline constexpr std::size_t kLaneScatterMaxDims = 2048;
+Moments moments(const MatrixView& F, const RowProgress& progress = {});
+// The most bytes moments() holds at once for D columns (the accumulators and the row buffers).
+std::size_t moments_peak_bytes(std::size_t D);
 
 // Per-class counts and means over the classes present (labels in [0, num_classes)).
 struct ClassMeans {
@@ -48,6 +69,9 @@ struct SymmetricEigen {
   Matrix vectors;  // columns
 };
 SymmetricEigen symmetric_eigen(Matrix m);
+// The bytes symmetric_eigen holds beyond its argument for an n x n matrix (LAPACK's workspace,
+// 1 + 6n + 2n^2 doubles, and 3 + 5n integers).
+std::size_t symmetric_eigen_workspace_bytes(std::size_t n);
 
 // Moore-Penrose pseudo-inverse of a symmetric matrix from its eigendecomposition, dropping
 // eigenvalues with |lambda| <= rcond * max |lambda| (numpy.linalg.pinv's rule).
@@ -75,12 +99,13 @@ class ComputeOnce {
 // identity. Holds no copy of F: N-sized work happens once, then only D x D matrices are kept.
 class SharedDecompositions {
  public:
-  const Moments& moments(const MatrixView& F);
+  // `progress` (optional) hears the rows streamed when this call computes the moments.
+  const Moments& moments(const MatrixView& F, const RowProgress& progress = {});
   // Eigendecomposition of the uncentred F^T F (LogME's spectrum).
-  const SymmetricEigen& gram_eigen(const MatrixView& F);
+  const SymmetricEigen& gram_eigen(const MatrixView& F, const RowProgress& progress = {});
   // Eigendecomposition of the centred scatter sum_i (x_i - mean)(x_i - mean)^T (not divided by
   // anything: callers scale the eigenvalues by their own normalisation).
-  const SymmetricEigen& scatter_eigen(const MatrixView& F);
+  const SymmetricEigen& scatter_eigen(const MatrixView& F, const RowProgress& progress = {});
   // The most bytes an instance holds for D feature columns (for a cache's budget).
   static std::size_t max_bytes(std::size_t D) { return (3 * D * D + 3 * D) * sizeof(double); }
 
@@ -94,16 +119,18 @@ class SharedDecompositions {
 class FeatureStats {
  public:
   // Implicit, so that a plain MatrixView can be scored on its own (nothing shared).
-  FeatureStats(MatrixView F, std::shared_ptr<SharedDecompositions> shared = nullptr)
-      : F_(std::move(F)), shared_(shared ? std::move(shared) : std::make_shared<SharedDecompositions>()) {}
+  FeatureStats(MatrixView F, std::shared_ptr<SharedDecompositions> shared = nullptr, RowProgress progress = {})
+      : F_(std::move(F)), shared_(shared ? std::move(shared) : std::make_shared<SharedDecompositions>()),
+        progress_(std::move(progress)) {}
   const MatrixView& features() const { return F_; }
-  const Moments& moments() const { return shared_->moments(F_); }
-  const SymmetricEigen& gram_eigen() const { return shared_->gram_eigen(F_); }
-  const SymmetricEigen& scatter_eigen() const { return shared_->scatter_eigen(F_); }
+  const Moments& moments() const { return shared_->moments(F_, progress_); }
+  const SymmetricEigen& gram_eigen() const { return shared_->gram_eigen(F_, progress_); }
+  const SymmetricEigen& scatter_eigen() const { return shared_->scatter_eigen(F_, progress_); }
 
  private:
   MatrixView F_;
   std::shared_ptr<SharedDecompositions> shared_;
+  RowProgress progress_;
 };
 
 // Checks shared by the rankers: labels match the rows and lie in [0, num_classes).
