@@ -10,7 +10,7 @@
 #include <random>
 
 #include "caulk/parallel.hpp"
-#include "logme.hpp"
+#include "caulk/transferability/logme.hpp"
 
 namespace caulk::rank {
 namespace {

@@ -14,7 +14,7 @@
 #include <random>
 
 #include "caulk/parallel.hpp"
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 namespace {

@@ -1,11 +1,11 @@
 // adapter.precomputed: a hub of models given by their precomputed feature files.
 #include <fmt/format.h>
 
+#include "adapters/src/nodes.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/manifest.hpp"
-#include "nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "combination.hpp"
+#include "averagers/algorithms/combination.hpp"
 
 #include <fmt/format.h>
 

@@ -20,7 +20,7 @@ enum class LossKind { Squared, Absolute, Huber, Pinball, CrossEntropy };
 LossKind parse_loss(const std::string& name);  // throws Error listing the losses
 std::string loss_name(LossKind k);
 
-// The floor of a true-class probability under cross_entropy (eval::kLogLossClip).
+// The floor of a true-class probability under cross_entropy (metrics::kLogLossClip).
 inline constexpr double kProbabilityFloor = 1e-15;
 
 struct Loss {

@@ -4,11 +4,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "averagers/algorithms/weight_function.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
-#include "weight_function.hpp"
 
 namespace caulk::avg {
 

@@ -3,11 +3,11 @@
 // simplex under the same loss), average.mallows and average.jackknife (squared-loss regression).
 #include <fmt/format.h>
 
+#include "averagers/algorithms/simplex.hpp"
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
+#include "averagers/src/predictions_manifest.hpp"
 #include "caulk/manifest.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "predictions_manifest.hpp"
-#include "simplex.hpp"
 
 namespace caulk::averagers {
 

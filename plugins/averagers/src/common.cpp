@@ -1,4 +1,4 @@
-#include "common.hpp"
+#include "averagers/src/common.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 #include <set>
 
-#include "predictions_manifest.hpp"
+#include "averagers/src/predictions_manifest.hpp"
 
 namespace caulk::averagers {
 

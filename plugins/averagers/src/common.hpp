@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "averagers/algorithms/combination.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "combination.hpp"
 
 namespace caulk::averagers {
 

@@ -2,11 +2,11 @@
 // on one split and applied to every split; average.apply: a saved weight function on new data.
 #include <fmt/format.h>
 
+#include "averagers/algorithms/local_average.hpp"
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/units.hpp"
-#include "common.hpp"
-#include "local_average.hpp"
-#include "nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -5,12 +5,12 @@
 
 #include <cmath>
 
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
+#include "averagers/src/predictions_manifest.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/io/npy.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "predictions_manifest.hpp"
 
 namespace fs = std::filesystem;
 

@@ -3,10 +3,10 @@
 // (a table, and the weights as a function of chosen covariates written as CSV for plotting).
 #include <fmt/format.h>
 
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
 #include "caulk/io/atomic_file.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
 namespace fs = std::filesystem;
 
@@ -61,12 +61,12 @@ class AveragingReport : public Node {
       std::vector<TableCell> row{c.names[k], c.producers[k], risks(static_cast<Eigen::Index>(k))};
       Json entry{{"risk", risks(static_cast<Eigen::Index>(k))}};
       if (c.kind == TaskKind::Classification) {
-        const auto m = eval::classification_metrics(values, s.classes);
+        const auto m = metrics::classification_metrics(values, s.classes);
         row.insert(row.end(), {m.accuracy, m.log_loss});
         entry["accuracy"] = m.accuracy;
         entry["log_loss"] = m.log_loss;
       } else {
-        const auto m = eval::regression_metrics(values, data->split(split).targets);
+        const auto m = metrics::regression_metrics(values, data->split(split).targets);
         row.insert(row.end(), {m.mse, m.mae});
         entry["mse"] = m.mse;
         entry["mae"] = m.mae;

@@ -1,4 +1,4 @@
-#include "rank_correlation.hpp"
+#include "evaluators/algorithms/rank_correlation.hpp"
 
 #include "caulk/statistics.hpp"
 

@@ -14,8 +14,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/csv.hpp"
-#include "nodes.hpp"
-#include "rank_correlation.hpp"
+#include "evaluators/algorithms/rank_correlation.hpp"
+#include "evaluators/src/nodes.hpp"
 
 namespace caulk::evaluators {
 

@@ -1,4 +1,4 @@
-#include "merge_engine.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -12,9 +12,9 @@
 
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
-#include "element_codec.hpp"
-#include "merge_output.hpp"
-#include "non_finite.hpp"
+#include "mergers/algorithms/element_codec.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/algorithms/non_finite.hpp"
 
 namespace caulk::merge {
 

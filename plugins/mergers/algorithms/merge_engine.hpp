@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "caulk/io/safetensors.hpp"
-#include "tensor_files.hpp"
+#include "mergers/algorithms/tensor_files.hpp"
 
 namespace caulk::merge {
 

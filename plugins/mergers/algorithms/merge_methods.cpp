@@ -1,4 +1,4 @@
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 
 #include <fmt/format.h>
 
@@ -8,9 +8,9 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "element_codec.hpp"
-#include "non_finite.hpp"
-#include "peft.hpp"
+#include "caulk/seeding/seeding.hpp"
+#include "mergers/algorithms/element_codec.hpp"
+#include "mergers/algorithms/non_finite.hpp"
 
 namespace caulk::merge {
 
@@ -262,14 +262,14 @@ struct DareState : WeightedState {
 };
 
 std::uint64_t dare_stream(std::uint64_t seed, const std::string& tensor, const std::string& model) {
-  mlp::SeededUniform mix(seed ^ (fnv1a(tensor) * 0x9E3779B97F4A7C15ull) ^ (fnv1a(model) * 0xC2B2AE3D27D4EB4Full));
+  seeding::SeededUniform mix(seed ^ (fnv1a(tensor) * 0x9E3779B97F4A7C15ull) ^ (fnv1a(model) * 0xC2B2AE3D27D4EB4Full));
   return mix.next_u64();
 }
 
 double stream_draw(std::uint64_t stream, std::uint64_t element) {
   // SplitMix64 adds the golden gamma before each output: starting element * gamma further along
   // gives the stream's (element + 1)-th output directly.
-  mlp::SeededUniform at(stream + element * 0x9E3779B97F4A7C15ull);
+  seeding::SeededUniform at(stream + element * 0x9E3779B97F4A7C15ull);
   return static_cast<double>(at.next_u64() >> 11) * 0x1.0p-53;
 }
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "merge_engine.hpp"
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 namespace caulk::merge {
 

@@ -1,4 +1,4 @@
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "non_finite.hpp"
+#include "mergers/algorithms/non_finite.hpp"
 
 #include <fmt/format.h>
 

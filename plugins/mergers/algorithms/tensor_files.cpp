@@ -1,4 +1,4 @@
-#include "tensor_files.hpp"
+#include "mergers/algorithms/tensor_files.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

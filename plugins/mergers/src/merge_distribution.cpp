@@ -4,8 +4,8 @@
 
 #include <map>
 
-#include "merge_node_support.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/src/merge_node_support.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "merge_node_support.hpp"
+#include "mergers/src/merge_node_support.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <atomic>
 #include <cctype>
 
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 
 namespace fs = std::filesystem;
 

@@ -10,9 +10,9 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/units.hpp"
-#include "merge_engine.hpp"
-#include "merge_methods.hpp"
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 namespace caulk::mergers {
 

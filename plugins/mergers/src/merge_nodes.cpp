@@ -2,9 +2,9 @@
 // merge.slerp, merge.fisher. Each reads its parameters, builds the method and runs the engine.
 #include <fmt/format.h>
 
-#include "merge_methods.hpp"
-#include "merge_node_support.hpp"
-#include "nodes.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/src/merge_node_support.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace caulk::mergers {
 

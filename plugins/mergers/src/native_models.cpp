@@ -1,9 +1,9 @@
-#include "native_models.hpp"
+#include "mergers/src/native_models.hpp"
 
 #include <fmt/format.h>
 
 #include "caulk/error.hpp"
-#include "mlp_checkpoint.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 
 namespace caulk::mergers {
 

@@ -7,13 +7,13 @@
 
 #include "caulk/units.hpp"
 
-#include "coefficient_search.hpp"
-#include "merge_methods.hpp"
-#include "merge_node_support.hpp"
-#include "merge_output.hpp"
-#include "native_models.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "mergers/algorithms/coefficient_search.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/src/merge_node_support.hpp"
+#include "mergers/src/native_models.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -39,8 +39,8 @@ std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const
 // The score of one candidate on the held-out split, on any rank: the candidate merge is written to
 // a scratch file, run with the native runtime, scored and removed.
 double score(const Matrix& out, const DatasetSplit& truth, const std::string& metric) {
-  if (metric == "accuracy") return eval::accuracy(out, truth.classes);
-  if (metric == "log_loss") return eval::log_loss(out, truth.classes);
+  if (metric == "accuracy") return metrics::accuracy(out, truth.classes);
+  if (metric == "log_loss") return metrics::log_loss(out, truth.classes);
   return (out - truth.targets).squaredNorm() / static_cast<double>(out.size());
 }
 

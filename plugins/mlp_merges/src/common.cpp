@@ -1,4 +1,4 @@
-#include "common.hpp"
+#include "mlp_merges/src/common.hpp"
 
 #include <fmt/format.h>
 
@@ -7,9 +7,10 @@
 #include <set>
 
 #include "caulk/io/safetensors.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "caulk/units.hpp"
-#include "mlp_checkpoint.hpp"
-#include "peft.hpp"
 
 namespace fs = std::filesystem;
 
@@ -155,7 +156,7 @@ mlp::Samples subsample(const mlp::Samples& s, std::size_t max, std::uint64_t see
   if (max == 0 || max >= n) return s;
   std::vector<std::size_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  mlp::SeededUniform rng(seed);
+  seeding::SeededUniform rng(seed);
   rng.shuffle(order);
   order.resize(max);
   std::sort(order.begin(), order.end());

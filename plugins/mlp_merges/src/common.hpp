@@ -10,8 +10,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/durable.hpp"
-#include "model_inputs.hpp"
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
 
 namespace caulk::mlp_merges {
 

@@ -6,13 +6,13 @@
 #include <map>
 
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/units.hpp"
-#include "common.hpp"
-#include "greedy_soup.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_ops.hpp"
-#include "nodes.hpp"
-#include "regmean.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
+#include "mlp_merges/algorithms/regmean.hpp"
+#include "mlp_merges/src/common.hpp"
+#include "mlp_merges/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

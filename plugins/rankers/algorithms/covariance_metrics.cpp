@@ -8,8 +8,8 @@
 #include <string>
 
 #include "caulk/parallel.hpp"
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 

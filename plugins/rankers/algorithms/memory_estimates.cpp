@@ -1,9 +1,9 @@
-#include "memory_estimates.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
 
 #include <algorithm>
 
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 

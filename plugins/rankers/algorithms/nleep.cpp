@@ -13,9 +13,9 @@
 #include <string>
 
 #include "caulk/parallel.hpp"
-#include "feature_stats.hpp"
-#include "memory_estimates.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 

@@ -7,8 +7,8 @@
 #include <stdexcept>
 
 #include "caulk/statistics.hpp"
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 

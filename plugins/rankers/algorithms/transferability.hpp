@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "caulk/matrix.hpp"
-#include "feature_stats.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 
 namespace caulk::rank {
 

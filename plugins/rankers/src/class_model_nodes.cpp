@@ -1,8 +1,8 @@
 // rank.gbc, rank.sfda, rank.parc, rank.nleep: metrics that model the classes (per-class
 // Gaussians, a discriminant, pairwise similarities, a mixture).
-#include "nodes.hpp"
-#include "ranker_node.hpp"
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 namespace caulk::rankers {
 

@@ -1,8 +1,8 @@
 // rank.hscore, rank.hscore_shrinkage, rank.transrate: metrics of the features' covariance,
 // sharing its eigendecomposition with each other (and F^T F with LogME) through FeatureStats.
-#include "nodes.hpp"
-#include "ranker_node.hpp"
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 namespace caulk::rankers {
 

@@ -1,8 +1,8 @@
 // rank.logme: LogME (You et al., ICML 2021 / JMLR 2022), the authors' fixed-point algorithm.
-#include "logme.hpp"
-#include "memory_estimates.hpp"
-#include "nodes.hpp"
-#include "ranker_node.hpp"
+#include "caulk/transferability/logme.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 namespace caulk::rankers {
 

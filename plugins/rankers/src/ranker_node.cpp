@@ -1,6 +1,6 @@
-#include "ranker_node.hpp"
+#include "rankers/src/ranker_node.hpp"
 
-#include "shared_stats_cache.hpp"
+#include "rankers/src/shared_stats_cache.hpp"
 
 #include <fmt/format.h>
 

@@ -14,9 +14,9 @@
 #include "caulk/context.hpp"
 #include "caulk/node.hpp"
 #include "caulk/registry.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 #include "caulk/units.hpp"
-#include "feature_stats.hpp"
-#include "memory_estimates.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
 
 namespace caulk::rankers {
 

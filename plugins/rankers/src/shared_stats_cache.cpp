@@ -1,4 +1,4 @@
-#include "shared_stats_cache.hpp"
+#include "rankers/src/shared_stats_cache.hpp"
 
 #include <list>
 #include <map>

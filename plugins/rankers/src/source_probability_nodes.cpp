@@ -1,11 +1,10 @@
 // rank.leep and rank.nce: transferability from the source head's own class probabilities.
 #include <fmt/format.h>
-
 #include <stdexcept>
 
-#include "nodes.hpp"
-#include "ranker_node.hpp"
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 namespace caulk::rankers {
 

@@ -1,4 +1,4 @@
-#include "graph_drawing.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "caulk/pipeline.hpp"
-#include "html_text.hpp"
+#include "reports/algorithms/html_text.hpp"
 
 extern char** environ;
 

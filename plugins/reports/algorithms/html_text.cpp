@@ -1,4 +1,4 @@
-#include "html_text.hpp"
+#include "reports/algorithms/html_text.hpp"
 
 #include <fmt/format.h>
 

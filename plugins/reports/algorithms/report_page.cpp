@@ -6,9 +6,9 @@
 
 #include "caulk/error.hpp"
 #include "caulk/json_text.hpp"
-#include "graph_drawing.hpp"
-#include "html_text.hpp"
-#include "report_page.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
+#include "reports/algorithms/html_text.hpp"
+#include "reports/algorithms/report_page.hpp"
 
 namespace fs = std::filesystem;
 

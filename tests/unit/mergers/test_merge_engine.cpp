@@ -5,8 +5,8 @@
 #include <fstream>
 
 #include "caulk/error.hpp"
-#include "merge_methods.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {

@@ -7,7 +7,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {

@@ -6,7 +6,7 @@
 #include "caulk/error.hpp"
 #include "caulk/io/durable.hpp"
 #include "caulk/parallel.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {

@@ -7,8 +7,8 @@
 #include <functional>
 
 #include "caulk/error.hpp"
-#include "merge_methods.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {

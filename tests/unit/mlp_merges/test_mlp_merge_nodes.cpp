@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "greedy_soup.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_ops.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
