@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "caulk/error.hpp"
+#include "caulk/io/access_log.hpp"
 #include "caulk/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
@@ -331,6 +332,7 @@ void StagedOutput::commit(OnExisting existing) {
     throw;
   }
   committed_ = true;
+  note_written(target_, kind_ == Kind::Folder);  // the run's record of who wrote what (access_log.hpp)
   sync_directory(parent_of(target_));
 }
 
