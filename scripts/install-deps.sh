@@ -6,7 +6,7 @@ set -euo pipefail
 
 core=(cmake make g++ pkg-config
       libboost-dev libtomlplusplus-dev libeigen3-dev libopenblas-dev liblapacke-dev
-      liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+      liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev
       libpng-dev libgtest-dev libgmock-dev libbenchmark-dev
       nodejs npm   # npm installs the report's charting JavaScript at build time (docs/report.md)
       graphviz)    # dot draws the pipeline graph in every report, the demo's included
