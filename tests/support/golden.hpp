@@ -45,6 +45,7 @@ inline nlohmann::json golden_record(const std::filesystem::path& out) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(out)) {
     if (!e.is_regular_file()) continue;
     const std::string rel = e.path().lexically_relative(out).generic_string();
+    if (rel.rfind(".caulk/", 0) == 0) continue;  // caulk's own state (lock, hashes, ledger), not the run's outputs
     files[rel] = golden_ignores_content(rel) ? std::string("(exists; content not compared)") : file_fingerprint(e.path());
   }
   return {{"run", comparable_run_json(nlohmann::json::parse(read_file(out / "run.json")))}, {"files", files}};
