@@ -312,6 +312,8 @@ int cmd_report(const Options& o) {
     say_error((dir / "run.json").string() + " does not exist: give the output folder of a `caulk run` (its --out)");
     return kExitUsage;
   }
+  // Not while a run writes into the folder (caulk/run_folder.hpp).
+  const RunFolderLock lock(dir);
   std::map<std::string, Value> values;
   for (const auto& p : type->spec.params)
     if (p.default_value) values[p.name] = *p.default_value;

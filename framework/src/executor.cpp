@@ -98,9 +98,9 @@ struct Scheduler {
 
   // The node's provenance, and its outputs into the folder's ledger; never throws (a record that
   // cannot be made must not fail a node that succeeded).
-  void record_files(std::size_t i, const io::AccessLog& files) {
+  void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed) {
     try {
-      if (provenance) provenance->node_ran(i, files);
+      if (provenance) provenance->node_ran(i, files, handed);
       if (ledger && hashes)
         for (const auto& [path, folder] : files.writes()) {
           RunFolderLedger::Entry e;
@@ -129,6 +129,10 @@ struct Scheduler {
         inputs.push_back(std::move(input));
       }
     }
+    std::vector<std::string> handed;  // files its input artifacts name, for its provenance
+    for (const auto& in : inputs)
+      for (const auto& a : in.artifacts)
+        for (auto& f : files_named_by(*a)) handed.push_back(std::move(f));
     env.log_line(fmt::format("[caulk] start {} ({})", node.config.id, node.config.type));
     auto started = std::chrono::steady_clock::now();
     NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env);
@@ -163,7 +167,7 @@ struct Scheduler {
       error = "failed with an exception that is not a std::exception";
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    record_files(i, files);
+    record_files(i, files, handed);
     std::string printed = ctx.take_printed();
     if (!printed.empty()) env.write_out(printed);
     if (error.empty())

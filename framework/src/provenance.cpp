@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "caulk/artifacts.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/version.hpp"
 
@@ -181,12 +182,39 @@ ProvenanceRecorder::ProvenanceRecorder(const Pipeline& pipeline, const RunInvoca
     }
 }
 
-ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::string& path, const io::FileStat& stat, bool declared) {
+std::vector<std::string> files_named_by(const Artifact& artifact) {
+  std::vector<std::string> out;
+  auto add = [&](const fs::path& p) {
+    if (!p.empty() && stat_file(p)) out.push_back(absolute_normal(p));
+  };
+  if (const auto* e = dynamic_cast<const Embeddings*>(&artifact)) {
+    for (const auto& m : e->models) {
+      for (const auto& [split, f] : m.features) add(f.path);
+      for (const auto& [split, f] : m.source_probs) add(f.path);
+    }
+  } else if (const auto* c = dynamic_cast<const Checkpoint*>(&artifact)) {
+    for (const auto& m : c->models) {
+      add(m.path);
+      add(m.fisher);
+    }
+  } else if (const auto* d = dynamic_cast<const Dataset*>(&artifact)) {
+    for (const auto& s : d->splits) {
+      add(s.labels_file);
+      if (s.inputs) add(s.inputs->path);
+      if (s.covariates) add(s.covariates->path);
+    }
+  } else if (const auto* w = dynamic_cast<const Weights*>(&artifact)) {
+    add(w->function_file);
+  }
+  return out;
+}
+
+ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::string& path, const io::FileStat& stat, std::string via) {
   FileRecord r;
   r.path = path;
   r.size = stat.size;
   r.mtime_ns = stat.mtime_ns;
-  r.declared = declared;
+  r.via = std::move(via);
   if (auto h = hashes_.hash_if_unchanged(path, stat))
     r.hash = *h;
   else
@@ -194,33 +222,31 @@ ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::str
   return r;
 }
 
-void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log) {
+void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, const std::vector<std::string>& handed) {
   NodeRecord record;
   const auto reads = log.reads();
   const auto changed = log.changed_while_read();
-  const auto declared = declared_files(pipeline_.nodes[index]);
-  std::set<std::string> seen;
+  // What the node depends on, whether or not this process saw it read: the files its path
+  // parameters name (the contract), then those its input artifacts name; then what it read.
+  std::map<std::string, std::string> via;
+  for (const auto& path : declared_files(pipeline_.nodes[index])) via.emplace(path, "parameter");
+  for (const auto& path : handed) via.emplace(path, "artifact");
   // run.json is the engine's record of this very run, which a node that runs last reads: not an
   // input with an identity of its own (its bytes hold this run's times).
   const std::string own_record = (fs::path(absolute_normal(out_dir_)) / "run.json").string();
   for (const auto& [path, stat] : reads) {
     if (path == own_record) continue;
-    FileRecord r = describe_input(path, stat, std::binary_search(declared.begin(), declared.end(), path));
+    auto it = via.find(path);
+    FileRecord r = describe_input(path, stat, it == via.end() ? "read" : it->second);
+    if (it != via.end()) via.erase(it);
     if (changed.count(path)) {
       r.hash.clear();
       r.note = "changed while the node read it";
     }
     record.inputs.push_back(std::move(r));
-    seen.insert(path);
   }
-  // A file a path parameter names counts as an input even if the node did not open it (yet): the
-  // contract says the node depends on it.
-  for (const auto& path : declared) {
-    if (seen.count(path)) continue;
-    if (auto st = stat_file(path)) record.inputs.push_back(describe_input(path, *st, true));
-  }
-  // In an order that does not depend on where the files are (the checkout, the temporary folder):
-  // by file name, then content.
+  for (const auto& [path, how] : via)
+    if (auto st = stat_file(path)) record.inputs.push_back(describe_input(path, *st, how));
   std::sort(record.inputs.begin(), record.inputs.end(), [](const auto& a, const auto& b) {
     const std::string an = fs::path(a.path).filename().string(), bn = fs::path(b.path).filename().string();
     return std::tie(an, a.hash, a.size, a.path) < std::tie(bn, b.hash, b.size, b.path);
@@ -237,7 +263,11 @@ void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log) {
       r.note = "could not be hashed (changed or removed after it was written?)";
     record.outputs.push_back(std::move(r));
   }
-  if (log.incomplete()) record.inputs.push_back(FileRecord{"", 0, 0, "", "the list of files is incomplete (out of memory)", false, false});
+  if (log.incomplete()) {
+    FileRecord r;
+    r.note = "the list of files is incomplete (out of memory)";
+    record.inputs.push_back(std::move(r));
+  }
   std::lock_guard lock(mutex_);
   record.params = std::move(nodes_[index].params);
   record.ran = true;
@@ -290,7 +320,7 @@ Json ProvenanceRecorder::to_json() const {
       j["size"] = f.size;
       j["mtime"] = utc_timestamp(f.mtime_ns);
       j["xxh3_128"] = f.hash.empty() ? Json(nullptr) : Json(f.hash);
-      if (f.declared) j["declared"] = true;
+      j["via"] = f.via;
       if (!f.note.empty()) j["note"] = f.note;
       inputs.push_back(std::move(j));
     }

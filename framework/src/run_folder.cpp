@@ -95,6 +95,12 @@ RunFolderLedger::RunFolderLedger(fs::path folder) : folder_(std::move(folder)) {
 bool RunFolderLedger::unchanged(const std::string& rel, const Entry& e, FileHashCache& hashes) const {
   const fs::path p = folder_ / rel;
   std::error_code ec;
+  // Never through a symbolic link: a folder on the way that is one now leads outside the run folder.
+  fs::path on_the_way = folder_;
+  for (const auto& part : fs::path(rel).parent_path()) {
+    on_the_way /= part;
+    if (fs::is_symlink(fs::symlink_status(on_the_way, ec)) || ec) return false;
+  }
   const auto status = fs::symlink_status(p, ec);
   if (ec || (e.folder ? !fs::is_directory(status) : !fs::is_regular_file(status))) return false;
   if (!e.folder && fs::file_size(p, ec) != e.size) return false;

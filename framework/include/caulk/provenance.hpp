@@ -55,6 +55,12 @@ std::int64_t now_since_epoch_ns();
 // relative names and content hashes in name order. Nothing when it cannot be read.
 std::optional<std::string> output_hash(const std::filesystem::path& path, FileHashCache& cache);
 
+// The files the framework's artifact types name (Embeddings' features and source probabilities,
+// Checkpoint files and Fisher diagonals, a Dataset's labels, inputs and covariates files),
+// absolute; regular files only. A node handed these depends on them wherever its units run
+// (on another MPI rank, the reads are not seen by this process).
+std::vector<std::string> files_named_by(const Artifact& artifact);
+
 // Records the provenance of one run (thread-safe: nodes end on several workers).
 class ProvenanceRecorder {
  public:
@@ -64,7 +70,8 @@ class ProvenanceRecorder {
                      unsigned jobs, FileHashCache& hashes);
 
   // After node `index` ran (whatever its outcome): what it read and wrote, hashed now.
-  void node_ran(std::size_t index, const io::AccessLog& log);
+  // `handed` are the files its input artifacts name (files_named_by).
+  void node_ran(std::size_t index, const io::AccessLog& log, const std::vector<std::string>& handed = {});
   void finish();  // the end time
 
   // The "provenance" object of run.json.
@@ -79,7 +86,7 @@ class ProvenanceRecorder {
     std::int64_t mtime_ns = 0;
     std::string hash;  // "" when it could not be hashed (a note says why)
     std::string note;
-    bool declared = false;
+    std::string via = "read";  // "parameter", "artifact" or "read"
     bool folder = false;
   };
   struct NodeRecord {
@@ -87,7 +94,7 @@ class ProvenanceRecorder {
     std::vector<FileRecord> inputs, outputs;
     bool ran = false;
   };
-  FileRecord describe_input(const std::string& path, const io::FileStat& stat, bool declared);
+  FileRecord describe_input(const std::string& path, const io::FileStat& stat, std::string via);
 
   const Pipeline& pipeline_;
   const RunInvocation* invocation_;

@@ -52,6 +52,11 @@ TEST(RunFolderLock, ASecondRunOnTheSameFolderExits2NamingTheFolderAndTheHoldersP
   // Released: the run goes ahead.
   const auto r = run_caulk({"run", quickstart().string(), "--out", out.string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  // `caulk report` writes into the folder too: not while a run holds it.
+  caulk::RunFolderLock held(out);
+  const auto report = run_caulk({"report", out.string()});
+  EXPECT_EQ(report.exit_code, 2) << report.err;
+  EXPECT_THAT(report.err, HasSubstr("PID " + std::to_string(::getpid())));
 }
 
 TEST(RunFolderLock, AHolderThatDiesReleasesIt) {

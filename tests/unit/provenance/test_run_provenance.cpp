@@ -90,20 +90,23 @@ TEST(Provenance, RecordsVersionsCommandOverridesTimesParamsAndEveryInputFile) {
   const fs::path labels_path = source_dir() / "pipelines" / "demo" / "labels_train.npy";
   EXPECT_EQ((*labels)["size"], fs::file_size(labels_path));
   EXPECT_EQ((*labels)["xxh3_128"], xxh3_128_of(labels_path));
-  EXPECT_EQ((*labels)["declared"], true);
+  EXPECT_EQ((*labels)["via"], "parameter");
   EXPECT_TRUE(std::regex_match((*labels)["mtime"].get<std::string>(), timestamp));
   const Json* manifest = find_input(nodes["hub"], "hub.toml");
   ASSERT_NE(manifest, nullptr) << nodes["hub"].dump(1);
   EXPECT_EQ((*manifest)["xxh3_128"], xxh3_128_of(source_dir() / "pipelines" / "demo" / "hub.toml"));
-  // The features files the manifest names are read by the node that opens them (LogME, here).
-  std::size_t npy_read_by_logme = 0;
+  // The features files the manifest names: read by the adapter (headers) and handed to LogME in
+  // its Embeddings (train and test splits), which reads those of its split.
+  std::size_t npy_read_by_logme = 0, npy_handed_to_logme = 0;
   for (const auto& in : nodes["logme"]["inputs"]) {
     if (fs::path(in["path"].get<std::string>()).extension() != ".npy") continue;
-    ++npy_read_by_logme;
+    npy_read_by_logme += in["via"] == "read";
+    npy_handed_to_logme += in["via"] == "artifact";
     EXPECT_EQ(in["xxh3_128"], xxh3_128_of(in["path"].get<std::string>())) << in["path"];
     EXPECT_EQ(in["size"], fs::file_size(in["path"].get<std::string>()));
   }
-  EXPECT_GE(npy_read_by_logme, 5u) << nodes["logme"].dump(1);
+  EXPECT_EQ(npy_read_by_logme, 0u) << "each file LogME opens is one its Embeddings name: " << nodes["logme"].dump(1);
+  EXPECT_GE(npy_handed_to_logme, 10u) << nodes["logme"].dump(1);
 
   // Outputs, relative to the run folder, with their hashes.
   bool saw_csv = false;
