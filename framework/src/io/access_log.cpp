@@ -1,5 +1,7 @@
 #include "caulk/io/access_log.hpp"
 
+#include "caulk/io/durable.hpp"
+
 namespace caulk::io {
 
 namespace {
@@ -65,11 +67,20 @@ void note_read(const std::filesystem::path& path, const FileStat& stat) noexcept
 }
 
 void note_written(const std::filesystem::path& path, bool folder) noexcept {
-  if (AccessLog* log = current_log) try {
-      log->note_written(path, folder);
-    } catch (...) {
-      log->mark_incomplete();
-    }
+  AccessLog* log = current_log;
+  if (!log) return;
+  // A file committed inside a folder that is itself being staged (an index written into a sharded
+  // checkpoint's temporary folder) is part of that folder's output, recorded when it is committed.
+  try {
+    for (const auto& part : path.parent_path())
+      if (is_temporary_name(part.string())) return;
+  } catch (...) {
+  }
+  try {
+    log->note_written(path, folder);
+  } catch (...) {
+    log->mark_incomplete();
+  }
 }
 
 }  // namespace caulk::io

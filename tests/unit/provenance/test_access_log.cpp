@@ -63,3 +63,16 @@ TEST(AccessLog, AFileThatChangesBetweenTwoOpensIsReported) {
   (void)io::read_text_file(file);
   EXPECT_EQ(log.changed_while_read().count(file.string()), 1u);
 }
+
+TEST(AccessLog, AFileWrittenInsideAStagedFolderIsPartOfTheFolderNotAnOutputOfItsOwn) {
+  TempDir dir;
+  io::AccessLog log;
+  io::ScopedAccessLog scope(&log);
+  io::StagedOutput folder(dir / "model", io::StagedOutput::Kind::Folder);
+  io::write_file_atomic(folder.path() / "index.json", "{}");
+  folder.commit(io::OnExisting::Refuse);
+  const auto writes = log.writes();
+  ASSERT_EQ(writes.size(), 1u) << writes.begin()->first;
+  EXPECT_EQ(writes.begin()->first, (dir / "model").string());
+  EXPECT_TRUE(writes.begin()->second) << "a folder";
+}
