@@ -285,7 +285,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   const std::string pipeline_id =
       pipeline.config.name + "\n" + (options.invocation ? options.invocation->pipeline_file.string() : pipeline.config.file.string());
   RunReport report;
-  report.folder_notes = ledger.prepare(pipeline_id, hashes);
+  report.folder_notes = ledger.prepare(pipeline_id);
   for (const auto& line : report.folder_notes) env.log_line("[caulk] " + line);
 
   write_pipeline_graph(pipeline, env.out_dir);
@@ -349,10 +349,11 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   report.ok = true;
   for (const auto& n : report.nodes)
     if (n.status != "ok") report.ok = false;
-  // A finished run leaves only its own outputs; an interrupted one leaves the rest for the next.
-  if (!report.interrupted_by) {
+  // A run that succeeded leaves only its own outputs (and its inputs); a failed or interrupted one
+  // leaves the previous run's as they were.
+  if (report.ok && !report.interrupted_by) {
     try {
-      for (const auto& line : ledger.remove_stale(hashes)) {
+      for (const auto& line : ledger.clean_up(provenance.inputs(), hashes)) {
         env.log_line("[caulk] " + line);
         report.folder_notes.push_back(line);
       }

@@ -287,6 +287,14 @@ std::vector<fs::path> ProvenanceRecorder::written() const {
   return out;
 }
 
+std::vector<std::string> ProvenanceRecorder::inputs() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (const auto& n : nodes_)
+    for (const auto& i : n.inputs) out.push_back(i.path);
+  return out;
+}
+
 Json ProvenanceRecorder::to_json() const {
   std::lock_guard lock(mutex_);
   Json p = Json::object();
@@ -325,17 +333,9 @@ Json ProvenanceRecorder::to_json() const {
       inputs.push_back(std::move(j));
     }
     n["inputs"] = std::move(inputs);
-    Json outputs = Json::array();
-    for (const auto& f : r.outputs) {
-      Json j = Json::object();
-      // Inside the run folder relative to it, so records of the same run in two folders agree.
-      j["path"] = path_within(f.path, out_abs);
-      if (f.folder) j["folder"] = true; else j["size"] = f.size;
-      j["xxh3_128"] = f.hash.empty() ? Json(nullptr) : Json(f.hash);
-      if (!f.note.empty()) j["note"] = f.note;
-      outputs.push_back(std::move(j));
-    }
-    n["outputs"] = std::move(outputs);
+    // The node's outputs are not listed here: under mpirun other ranks write some of them, out of
+    // this process's sight, and run.json must not depend on that. The folder's ledger
+    // (.caulk/outputs.json) lists those written here, with their hashes.
     nodes[pipeline_.nodes[i].config.id] = std::move(n);
   }
   p["nodes"] = std::move(nodes);

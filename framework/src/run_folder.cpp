@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "caulk/io/atomic_file.hpp"
@@ -108,43 +109,26 @@ bool RunFolderLedger::unchanged(const std::string& rel, const Entry& e, FileHash
   return h && *h == e.hash;
 }
 
-std::vector<std::string> RunFolderLedger::prepare(const std::string& pipeline_id, FileHashCache& hashes) {
+std::vector<std::string> RunFolderLedger::prepare(const std::string& pipeline_id) {
   std::lock_guard lock(mutex_);
+  new_pipeline_id_ = pipeline_id;
+  if (pipeline_id_.empty()) pipeline_id_ = pipeline_id;
   std::vector<std::string> lines;
-  const bool differs = !pipeline_id_.empty() && pipeline_id_ != pipeline_id;
-  pipeline_id_ = pipeline_id;
-  if (!differs) return lines;
+  if (pipeline_id_ == pipeline_id) return lines;
+  // The new run rewrites these at once: their copies go aside now, the outputs once it has succeeded.
   const fs::path aside = state_dir(folder_) / "previous-run";
   std::error_code ec;
   fs::remove_all(aside, ec);  // caulk's own folder: what an earlier change of pipeline put there
-  std::size_t moved = 0;
-  std::vector<std::string> left;
-  auto move_aside = [&](const std::string& rel) {
-    const fs::path to = aside / rel;
-    std::error_code e2;
-    fs::create_directories(to.parent_path(), e2);
-    fs::rename(folder_ / rel, to, e2);
-    if (!e2) ++moved;
-    return !e2;
-  };
-  for (const auto& [rel, e] : previous_) {
-    if (unchanged(rel, e, hashes)) {
-      if (!move_aside(rel)) left.push_back(rel);
-    } else if (fs::exists(fs::symlink_status(folder_ / rel, ec))) {
-      left.push_back(rel);
+  for (const char* name : kRunRecordFiles) {
+    if (!fs::is_regular_file(fs::symlink_status(folder_ / name, ec))) continue;
+    try {
+      io::write_file_atomic(aside / name, io::read_text_file(folder_ / name));
+    } catch (const std::exception&) {
     }
   }
-  for (const char* name : kRunRecordFiles)
-    if (fs::is_regular_file(fs::symlink_status(folder_ / name, ec))) move_aside(name);
-  previous_.clear();
-  lines.push_back(fmt::format("{} held the outputs of another pipeline: moved its {} file{} aside into {}", folder_.string(),
-                              moved, moved == 1 ? "" : "s", aside.string()));
-  if (!left.empty()) {
-    std::string names;
-    for (const auto& l : left) names += (names.empty() ? "" : ", ") + l;
-    lines.push_back(fmt::format("left in place (changed since caulk wrote them, or could not be moved): {}", names));
-  }
-  save_locked();
+  lines.push_back(fmt::format("{} holds the run of another pipeline: its run.json is kept in {}; its outputs move there once "
+                              "this run has succeeded",
+                              folder_.string(), aside.string()));
   return lines;
 }
 
@@ -164,40 +148,65 @@ std::vector<std::string> RunFolderLedger::stale() const {
   return out;
 }
 
-std::vector<std::string> RunFolderLedger::remove_stale(FileHashCache& hashes) {
+std::vector<std::string> RunFolderLedger::clean_up(const std::vector<std::string>& read, FileHashCache& hashes) {
   const std::vector<std::string> candidates = stale();
   std::lock_guard lock(mutex_);
-  std::vector<std::string> lines, removed, left;
+  const bool other_pipeline = pipeline_id_ != new_pipeline_id_;
+  const fs::path aside = state_dir(folder_) / "previous-run";
+  const fs::path base = fs::absolute(folder_).lexically_normal();
+  std::set<std::string> inputs;
+  for (const auto& r : read) {
+    const fs::path rel = fs::path(r).lexically_relative(base);
+    if (!rel.empty() && *rel.begin() != "..") inputs.insert(rel.string());
+  }
+  std::map<std::string, Entry> kept;
+  std::vector<std::string> lines, done, left;
   for (const std::string& rel : candidates) {
     const Entry& e = previous_.at(rel);
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(folder_ / rel, ec))) continue;
+    // An input of this run (a hub another pipeline built here): it stays, and stays caulk's.
+    bool is_input = inputs.count(rel) > 0;
+    for (const auto& in : inputs) is_input = is_input || (e.folder && in.rfind(rel + "/", 0) == 0);
+    if (is_input) {
+      kept[rel] = e;
+      continue;
+    }
     if (!unchanged(rel, e, hashes)) {
       left.push_back(rel);
       continue;
     }
-    if (e.folder)
+    if (other_pipeline) {
+      // Moving a verified old output aside is not committing one: no StagedOutput here.
+      fs::create_directories((aside / rel).parent_path(), ec);
+      fs::rename(folder_ / rel, aside / rel, ec);
+    } else if (e.folder) {
       fs::remove_all(folder_ / rel, ec);
-    else
+    } else {
       fs::remove(folder_ / rel, ec);
+    }
     if (ec) {
       left.push_back(rel);
       continue;
     }
-    removed.push_back(rel);
-    // Folders the removal emptied, up to the run folder (never one that holds anything else).
+    done.push_back(rel);
+    // Folders this emptied, up to the run folder (never one that holds anything else).
     for (fs::path dir = (folder_ / rel).parent_path(); dir != folder_ && fs::is_empty(dir, ec) && !ec; dir = dir.parent_path())
       if (!fs::remove(dir, ec)) break;
   }
-  previous_.clear();
+  previous_ = std::move(kept);
+  pipeline_id_ = new_pipeline_id_;
   auto list = [](const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
     return s;
   };
-  if (!removed.empty())
-    lines.push_back(fmt::format("removed {} output{} of the previous run that this run no longer writes: {}", removed.size(),
-                                removed.size() == 1 ? "" : "s", list(removed)));
+  if (!done.empty())
+    lines.push_back(other_pipeline
+                        ? fmt::format("moved the {} output{} of the previous run (another pipeline) aside into {}: {}", done.size(),
+                                      done.size() == 1 ? "" : "s", aside.string(), list(done))
+                        : fmt::format("removed {} output{} of the previous run that this run no longer writes: {}", done.size(),
+                                      done.size() == 1 ? "" : "s", list(done)));
   if (!left.empty())
     lines.push_back(fmt::format("left {} file{} of the previous run in place, changed since caulk wrote them: {}", left.size(),
                                 left.size() == 1 ? "" : "s", list(left)));

@@ -76,8 +76,9 @@ class ProvenanceRecorder {
 
   // The "provenance" object of run.json.
   Json to_json() const;
-  // Paths (absolute) of every output the run's nodes wrote.
+  // Paths (absolute) of every output the run's nodes wrote, and of every input file they had.
   std::vector<std::filesystem::path> written() const;
+  std::vector<std::string> inputs() const;
 
  private:
   struct FileRecord {

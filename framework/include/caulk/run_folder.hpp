@@ -5,12 +5,13 @@
 // releases the lock when the holder dies, however it dies, so a crash leaves nothing to clean up.
 //
 // RunFolderLedger: OUT/.caulk/outputs.json lists every output caulk wrote into the folder (path
-// relative to the folder, size, content hash) and which pipeline wrote it. A new run of another
-// pipeline (another name or pipeline file) first moves the previous run's outputs aside into
-// OUT/.caulk/previous-run/ (replacing what an earlier move put there); a new run of the same
-// pipeline, once it has finished, removes the previous run's outputs it did not write again. Only
-// files caulk wrote and that are unchanged since (same size and hash) are moved or removed;
-// anything else is left where it is, and said.
+// relative to the folder, size, content hash) and which pipeline wrote it. When a run has
+// succeeded, the previous run's outputs it did not write again, and did not read, are moved aside
+// into OUT/.caulk/previous-run/ when the previous run was of another pipeline (another name or
+// pipeline file; replacing what an earlier move put there), and removed when it was of the same
+// pipeline. A failed or interrupted run changes nothing of the previous run's files. Only files
+// caulk wrote and that are unchanged since (same size and hash) are moved or removed, never
+// through a symbolic link; anything else is left where it is, and said.
 #pragma once
 #include <filesystem>
 #include <map>
@@ -60,15 +61,17 @@ class RunFolderLedger {
   // Reads OUT/.caulk/outputs.json (an absent or damaged ledger is empty).
   explicit RunFolderLedger(std::filesystem::path folder);
 
-  // Before a run of `pipeline_id` (its name and file): when the ledger's pipeline differs, moves
-  // the previous outputs aside. Returns the lines to tell the user.
-  std::vector<std::string> prepare(const std::string& pipeline_id, FileHashCache& hashes);
+  // Before a run of `pipeline_id` (its name and file): when the previous run was of another
+  // pipeline, copies its run.json, pipeline.dot and pipeline.toml into OUT/.caulk/previous-run/
+  // (the new run replaces them). Returns the lines to tell the user.
+  std::vector<std::string> prepare(const std::string& pipeline_id);
   // Records an output a node wrote (an absolute path; outside the folder it is ignored) and saves
   // the ledger, so a killed run's outputs are known to the next one.
   void add(const std::filesystem::path& path, const Entry& entry);
-  // After a finished run: removes the previous run's outputs this run did not write. Returns the
-  // lines to tell the user.
-  std::vector<std::string> remove_stale(FileHashCache& hashes);
+  // After a successful run: moves aside (another pipeline) or removes (the same) the previous
+  // run's outputs this run did not write, except those in `read` (absolute paths of files the
+  // run's nodes read). Returns the lines to tell the user.
+  std::vector<std::string> clean_up(const std::vector<std::string>& read, FileHashCache& hashes);
   // Saves OUT/.caulk/outputs.json (atomically).
   void save() const;
 
@@ -81,7 +84,8 @@ class RunFolderLedger {
   void save_locked() const;
   mutable std::mutex mutex_;
   std::filesystem::path folder_;
-  std::string pipeline_id_;
+  std::string pipeline_id_;       // of the previous run until this one succeeds
+  std::string new_pipeline_id_;
   std::map<std::string, Entry> previous_;  // relative path -> entry, of earlier runs
   std::map<std::string, Entry> current_;   // written by this run
 };

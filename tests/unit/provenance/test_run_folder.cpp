@@ -85,7 +85,7 @@ TEST(RunFolderLock, AHolderThatDiesReleasesIt) {
   EXPECT_EQ(run_caulk({"run", quickstart().string(), "--out", out.string()}).exit_code, 0);
 }
 
-TEST(RunFolderCleaning, AnotherPipelineMovesThePreviousRunAsideAndLeavesWhatCaulkDidNotWrite) {
+TEST(RunFolderCleaning, AnotherPipelineMovesThePreviousRunAsideOnceItSucceededAndLeavesWhatCaulkDidNotWrite) {
   TempDir dir;
   const fs::path out = dir / "out";
   ASSERT_EQ(run_caulk({"run", quickstart().string(), "--out", out.string()}).exit_code, 0);
@@ -100,11 +100,13 @@ TEST(RunFolderCleaning, AnotherPipelineMovesThePreviousRunAsideAndLeavesWhatCaul
   const fs::path trimmed = dir.write("other.toml", text);
   const auto r = run_caulk({"run", trimmed.string(), "--out", out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("held the outputs of another pipeline: moved"));
-  EXPECT_THAT(r.err, HasSubstr("ranking.md"));  // named as left in place
+  EXPECT_THAT(r.err, HasSubstr("holds the run of another pipeline"));
+  EXPECT_THAT(r.err, HasSubstr("moved the 2 outputs of the previous run (another pipeline) aside"));
+  EXPECT_THAT(r.err, HasSubstr("changed since caulk wrote them: ranking.md"));
   // The previous run's outputs are aside; the user's file and the edited output stay.
   EXPECT_FALSE(fs::exists(out / "ranking.csv"));
   EXPECT_TRUE(fs::exists(out / ".caulk" / "previous-run" / "ranking.csv"));
+  EXPECT_TRUE(fs::exists(out / ".caulk" / "previous-run" / "report.html"));
   EXPECT_TRUE(fs::exists(out / ".caulk" / "previous-run" / "run.json"));
   EXPECT_EQ(read_file(out / "notes.txt"), "mine");
   EXPECT_EQ(read_file(out / "ranking.md"), "edited by the user");

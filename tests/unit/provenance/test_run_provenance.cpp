@@ -108,14 +108,11 @@ TEST(Provenance, RecordsVersionsCommandOverridesTimesParamsAndEveryInputFile) {
   EXPECT_EQ(npy_read_by_logme, 0u) << "each file LogME opens is one its Embeddings name: " << nodes["logme"].dump(1);
   EXPECT_GE(npy_handed_to_logme, 10u) << nodes["logme"].dump(1);
 
-  // Outputs, relative to the run folder, with their hashes.
-  bool saw_csv = false;
-  for (const auto& out : nodes["ranking"]["outputs"])
-    if (out["path"] == "ranking.csv") {
-      saw_csv = true;
-      EXPECT_EQ(out["xxh3_128"], xxh3_128_of(dir / "out" / "ranking.csv"));
-    }
-  EXPECT_TRUE(saw_csv) << nodes["ranking"].dump(1);
+  // Outputs are in the folder's ledger, relative to it, with their hashes.
+  const Json ledger = Json::parse(read_file(dir / "out" / ".caulk" / "outputs.json"));
+  ASSERT_TRUE(ledger["outputs"].contains("ranking.csv")) << ledger.dump(1);
+  EXPECT_EQ(ledger["outputs"]["ranking.csv"]["xxh3_128"], xxh3_128_of(dir / "out" / "ranking.csv"));
+  EXPECT_EQ(ledger["outputs"]["ranking.csv"]["size"], fs::file_size(dir / "out" / "ranking.csv"));
   EXPECT_THAT(r.err, HasSubstr("results in " + (dir / "out").string()));
 }
 
