@@ -19,7 +19,8 @@ inline bool provenance_varies(const std::string& key) {
 // run.json without what measures time (every `seconds` key) or says how the work was spread over
 // processes (`ranks`), nor what provenance_varies says inside "provenance" (and each plugin's
 // `file` and `xxh3_128`, which differ between builds; each input's `path`): everything else must
-// be identical for any --jobs and any number of ranks.
+// be identical for any --jobs and any number of ranks. Inputs found only by reading (`"via": "read"`)
+// are left out too: other ranks' reads are not recorded.
 inline nlohmann::json comparable_run_json(const nlohmann::json& j, int in_provenance = 0) {
   if (j.is_object()) {
     nlohmann::json out = nlohmann::json::object();
@@ -38,7 +39,12 @@ inline nlohmann::json comparable_run_json(const nlohmann::json& j, int in_proven
   }
   if (j.is_array()) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& v : j) out.push_back(comparable_run_json(v, in_provenance));
+    for (const auto& v : j) {
+      // A file a node read that no parameter or artifact names: under mpirun, units on other ranks
+      // read such files out of rank 0's sight (docs/pipeline-format.md, "Provenance").
+      if (in_provenance == 3 && v.is_object() && v.value("via", std::string()) == "read") continue;
+      out.push_back(comparable_run_json(v, in_provenance));
+    }
     return out;
   }
   return j;
