@@ -399,9 +399,10 @@ TEST_F(Faults, OverwriteNeverReplacesWhatCaulkDidNotWrite) {
 TEST_F(Faults, InvalidUtf8InACsvKeepsTheRecordTheErrorAndTheExitCode) {
   const std::string latin1 = "caf\xe9";
   dir_.write(latin1 + "/labels.csv", "label\n\xff\xfe" "bad\n1.5\n");
-  dir_.write("utf8/p.toml", "[pipeline]\nname = \"utf8\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
-                            "params = { labels = \"../" + latin1 + "/labels.csv\", kind = \"regression\" }\n");
-  const Ended e = run_to_end({"run", (root_ / "utf8" / "p.toml").string(), "--out", (root_ / "utf8" / "out").string()}, root_ / "utf8-run");
+  // The pipeline (TOML, which must be UTF-8) names the file relative to itself, in the same folder.
+  dir_.write(latin1 + "/p.toml", "[pipeline]\nname = \"utf8\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
+                                 "params = { labels = \"labels.csv\", kind = \"regression\" }\n");
+  const Ended e = run_to_end({"run", (root_ / latin1 / "p.toml").string(), "--out", (root_ / "utf8" / "out").string()}, root_ / "utf8-run");
   const std::string err = read_file(root_ / "utf8-run.err");
   EXPECT_EQ(e.exit_code, 1) << err;
   EXPECT_THAT(err, HasSubstr("node 'task' (dataset.load) failed: "));
