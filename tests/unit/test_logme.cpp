@@ -20,7 +20,7 @@ struct BruteForce {
   Vector weights;
 };
 
-// One target column, following methods.md §1 with matrices: t = alpha / beta,
+// One target column, following docs/rankers.md with matrices: t = alpha / beta,
 // m = (F^T F + t I)^-1 F^T y, gamma = D - t tr((F^T F + t I)^-1), m2 = ||m||^2,
 // res2 = ||y - F m||^2, then alpha, beta updated; the evidence uses the last m2, res2 and
 // the new alpha, beta. `log_det_over_rows` uses log det(alpha I_N + beta F F^T) (the reference's

@@ -1,4 +1,4 @@
-// Fitting localized model averaging (methods.md section 4): a weight function w(z) minimising the
+// Fitting localized model averaging (docs/averaging.md): a weight function w(z) minimising the
 // penalised empirical loss of the combination on the fitting rows, the penalty (or the kernel's
 // bandwidth) chosen by K-fold cross-validation on those rows.
 #pragma once

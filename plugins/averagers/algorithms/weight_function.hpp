@@ -1,4 +1,4 @@
-// Input-dependent model weights w(z) on the simplex (methods.md section 4), their training
+// Input-dependent model weights w(z) on the simplex (docs/averaging.md), their training
 // objectives with gradients, and their file format.
 //
 //   softmax_linear: w(z) = softmax(Theta phi(z)), Theta K x B over a basis phi (basis.hpp);

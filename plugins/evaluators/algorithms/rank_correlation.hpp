@@ -1,4 +1,4 @@
-// How well a ranker's scores agree with the ground truth (methods.md §1, "Judging a ranker").
+// How well a ranker's scores agree with the ground truth (docs/rankers.md, "Judging a ranker").
 // x: the ranker's scores, oriented so that higher means better; y: the ground truth (e.g. the
 // accuracy each model reached after tuning). Same length, at least two entries.
 #pragma once

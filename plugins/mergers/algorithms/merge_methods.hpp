@@ -1,4 +1,4 @@
-// The element-wise merge methods (methods.md section 3; formulas in docs/mergers.md). Each is a
+// The element-wise merge methods (formulas in docs/mergers.md). Each is a
 // MergeMethod for the engine; every coefficient may vary per tensor (TensorParameter rules).
 //
 // Weights are per model, in the inputs' order. `base` is the pre-trained model theta_0 that

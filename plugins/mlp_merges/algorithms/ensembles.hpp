@@ -1,4 +1,4 @@
-// Output and feature ensembles (methods.md section 3, "Weight averaging versus feature/output
+// Output and feature ensembles (docs/merge-studies.md, "Weight averaging versus feature/output
 // averaging"; paper 3, perspective 2): the alternatives to averaging weights.
 //   output ensemble:  p(x) = (1/K) sum_k f_k(x)           (class probabilities or regression values)
 //   feature ensemble: h(x) = (1/K) sum_k phi_k(x), the models' features (the feature layer's output),

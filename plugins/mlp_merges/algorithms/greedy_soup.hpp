@@ -1,4 +1,4 @@
-// Greedy soup (methods.md section 3; Wortsman et al., "Model soups", ICML 2022): sort the
+// Greedy soup (docs/merge-studies.md; Wortsman et al., "Model soups", ICML 2022): sort the
 // ingredients by their own held-out score, best first (equal scores keep the given order); start
 // the soup with the best; for each next ingredient, keep it only if the uniform average of the soup
 // plus it scores strictly better than the soup does.

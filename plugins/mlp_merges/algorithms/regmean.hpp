@@ -1,4 +1,4 @@
-// RegMean (methods.md section 3; Jin et al., "Dataless knowledge fusion by merging weights of
+// RegMean (docs/merge-studies.md; Jin et al., "Dataless knowledge fusion by merging weights of
 // language models", ICLR 2023) for native MLPs.
 //
 // Every linear map y = W h (W out x in, as stored) is merged as the minimiser of
@@ -29,7 +29,7 @@ InputGrams input_grams(const mlp::Model<float>& m, const mlp::Mat<float>& X, int
 
 struct RegMeanOptions {
   double alpha = 0.9;  // off-diagonal shrinkage, in [0, 1]
-  // G_i = X_i^T X_i as methods.md writes it ("sum"), or X_i^T X_i / N_i ("mean": the reference
+  // G_i = X_i^T X_i as the method defines it ("sum"), or X_i^T X_i / N_i ("mean": the reference
   // implementations' choice; it differs only when the models' sample counts differ).
   bool mean_gram = false;
   // When sum_i G_i is singular (an input that is zero on every model's data, e.g. a dead ReLU unit)

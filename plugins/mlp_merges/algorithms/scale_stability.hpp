@@ -1,4 +1,4 @@
-// Prediction stability versus parameter magnitude (methods.md section 3; paper 3, perspective 3):
+// Prediction stability versus parameter magnitude (docs/merge-studies.md; paper 3, perspective 3):
 // multiply a model's parameters (all of them, or one layer's weight and bias) by s for each s of a
 // grid, and record the accuracy of the scaled model and its agreement with the unscaled one (the
 // fraction of samples whose predicted class, the first maximum, is unchanged).

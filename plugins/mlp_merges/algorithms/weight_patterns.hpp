@@ -1,4 +1,4 @@
-// Weight patterns a person can look at (methods.md section 3; paper 3, perspective 1): first-layer
+// Weight patterns a person can look at (docs/merge-studies.md; paper 3, perspective 1): first-layer
 // weights rendered per unit, and per-layer heat maps of the cosine similarity between models'
 // weights and of their norms.
 //

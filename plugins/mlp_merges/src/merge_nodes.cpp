@@ -81,7 +81,7 @@ class RegMeanNode : public Node {
     s.param(ParamSpec::integer("max_samples", 0, "use a seeded subsample of this many samples per model (0: all)").at_least(0));
     s.param(ParamSpec::integer("seed", 0, "seed of the subsample").at_least(0));
     s.param(ParamSpec::choice("gram", "sum", {"sum", "mean"},
-                              "G_i = X_i^T X_i (sum, as methods.md) or X_i^T X_i / N_i (mean, as the reference implementations)"));
+                              "G_i = X_i^T X_i (sum, as the method defines it) or X_i^T X_i / N_i (mean, as the reference implementations)"));
     s.param(ParamSpec::real("jitter", 1e-8,
                             "when sum_i G_i is singular, regularise towards the plain average with lambda = jitter * mean(diag); 0: fail")
                 .at_least(0));

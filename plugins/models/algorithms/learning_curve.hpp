@@ -1,4 +1,4 @@
-// Learning curves for sample-complexity studies (methods.md section 2): the power law
+// Learning curves for sample-complexity studies (docs/models.md): the power law
 //   risk(n) = a n^(-b) + c
 // fitted by constrained least squares, and the sample size n at which a fitted curve reaches a
 // target risk. Plain functions over std::vector, no node knowledge.

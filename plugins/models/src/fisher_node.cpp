@@ -1,5 +1,5 @@
-// analysis.fisher: the diagonal Fisher information of each checkpoint on a dataset (methods.md
-// section 3), written as .safetensors with the checkpoint's tensor names for the mergers.
+// analysis.fisher: the diagonal Fisher information of each checkpoint on a dataset (docs/models.md),
+// written as .safetensors with the checkpoint's tensor names for the mergers.
 #include <fmt/format.h>
 
 #include "caulk/artifacts.hpp"

@@ -1,5 +1,5 @@
 // eval.sample_complexity: how many target samples each model of a hub needs to reach a risk
-// (methods.md section 2). For every model, every training-set size n and every repetition, a
+// (docs/models.md). For every model, every training-set size n and every repetition, a
 // seeded subsample of n training samples tunes the model (the tune.peft parameters) and its risk
 // on the test split is measured; a learning curve risk(n) = a n^-b + c is fitted per model and
 // inverted at the target risk. Each (model, n, repetition) is one unit of work (caulk/units.hpp),

@@ -1,4 +1,4 @@
-// Transferability metrics other than LogME (methods.md §1). Each takes a model's features F
+// Transferability metrics other than LogME (docs/rankers.md). Each takes a model's features F
 // (N x D, any float type, read in float64 blocks; as FeatureStats so that rankers share the
 // covariance and its eigendecomposition) and class labels in [0, num_classes); classes absent
 // from the labels are ignored. Plain functions: no graph, no files.

@@ -1,4 +1,4 @@
-// B-Tuning (You et al., JMLR 2022; methods.md section 2): tune a target model (the student) with
+// B-Tuning (You et al., JMLR 2022; docs/btuning.md): tune a target model (the student) with
 // the knowledge of the top-K models of a hub ranked by LogME (the teachers).
 //
 //   pi = softmax(LogME / tau) over the K teachers;
@@ -11,7 +11,7 @@
 //            TLlib loads it from a file computed once);
 //   Refit:   LogME refitted on the student's current features of the whole training set at the
 //            start of every epoch, held fixed within the epoch.
-// The distance is summed over the C columns (methods.md); TLlib's MSELoss averages over them, so
+// The distance is summed over the C columns (the method's definition); TLlib's MSELoss averages over them, so
 // its lambda is C times ours.
 #pragma once
 #include <string>

@@ -1,5 +1,5 @@
 // tune.btuning: tune target models with the knowledge of the top-K models of a hub ranked by LogME
-// (B-Tuning, You et al. JMLR 2022; methods.md section 2).
+// (B-Tuning, You et al. JMLR 2022; docs/btuning.md).
 #include <fmt/format.h>
 
 #include "caulk/artifacts.hpp"

@@ -1,4 +1,4 @@
-// NumPy .npy files (format 1.0, 2.0 and 3.0), as methods.md section 5 specifies.
+// NumPy .npy files (format 1.0, 2.0 and 3.0), as docs/pipeline-format.md specifies.
 //
 // Reading memory-maps the file: a float32 array stays float32 in memory, and pages are touched only
 // when an algorithm reads them. Every malformed file gets a DataError that names the file and the

@@ -1,4 +1,4 @@
-// .safetensors files, single or sharded, as methods.md section 5 specifies.
+// .safetensors files, single or sharded, as docs/pipeline-format.md specifies.
 //
 // Reading memory-maps the file and validates the whole header up front (header size, JSON, dtypes,
 // shapes, offsets that tile the data exactly); tensors are then read one at a time.

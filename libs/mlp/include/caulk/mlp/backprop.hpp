@@ -37,7 +37,7 @@ template <class S>
 void backward(const Model<S>& m, const Trace<S>& t, Mat<S> dz, const std::vector<bool>& trainable, Model<S>& grad,
               const Vec<S>* sample_weights = nullptr);
 
-// Diagonal Fisher information (methods.md section 3), a model of the same shapes:
+// Diagonal Fisher information (docs/models.md), a model of the same shapes:
 //   classification: F = (1/N) sum_x sum_y p(y|x) (d log p(y|x) / d theta)^2, the exact expectation
 //   over the model's own predictive distribution (one backward pass per class);
 //   regression: the expectation under the model's Gaussian p(y|x) = N(f(x), I), which is

@@ -1,4 +1,4 @@
-// Parameter-efficient tuning modes (methods.md section 2): which parameters a tuned model has
+// Parameter-efficient tuning modes (docs/models.md): which parameters a tuned model has
 // and which of them train.
 //
 // Every mode replaces the pre-trained head (the layers after feature_layer) by a new linear head
