@@ -379,6 +379,30 @@ TEST(OpenModel, NamesWhatIsWrongWithAnEntry) {
             std::string::npos);
 }
 
+TEST(OpenModel, ManifestEntriesBecomeSources) {
+  caulk::testing::TempDir dir;
+  const auto path = dir.write("hub.toml", R"([hub]
+name = "zoo"
+[[model]]
+name = "cnn"
+torchscript = "models/cnn.pt"
+feature_method = "embed"
+weights = "tuned.safetensors"
+[[model]]
+name = "mlp"
+checkpoint = "mlp.safetensors"
+)");
+  const Manifest m = read_manifest(path, model_hub_schema());
+  const ModelSource cnn = source_of(m.models[0]);
+  EXPECT_EQ(cnn.torchscript, dir / "models/cnn.pt");
+  EXPECT_EQ(cnn.feature_method, "embed");
+  EXPECT_EQ(cnn.weights, dir / "tuned.safetensors");
+  EXPECT_TRUE(cnn.checkpoint.empty());
+  EXPECT_NE(cnn.where.find("hub.toml:3:1"), std::string::npos) << cnn.where;
+  EXPECT_EQ(source_of(m.models[1]).checkpoint, dir / "mlp.safetensors");
+  EXPECT_THROW(parse_manifest_text("[hub]\n[[model]]\nname = \"x\"\nfeatures = \"f.npy\"\n", dir / "h.toml", model_hub_schema()), DataError);
+}
+
 // Without the TorchScript library, a TorchScript entry says what to install (a process that runs
 // no TorchScript model never looks for it).
 TEST(OpenModel, MissingTorchLibraryIsAClearError) {

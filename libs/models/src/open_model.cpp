@@ -68,6 +68,34 @@ std::string entry_name(const ModelSource& s) {
 
 }  // namespace
 
+const ManifestSchema& model_hub_schema() {
+  using Key = ManifestSchema::Key;
+  static const ManifestSchema schema{"hub",
+                                     {"description"},
+                                     {{"checkpoint", Key::Path, false},
+                                      {"torchscript", Key::Path, false},
+                                      {"onnx", Key::Path, false},
+                                      {"feature_method", Key::String, false},
+                                      {"feature_output", Key::String, false},
+                                      {"weights", Key::Path, false},
+                                      {"description", Key::String, false},
+                                      {"base", Key::Bool, false}}};
+  return schema;
+}
+
+ModelSource source_of(const ManifestModel& entry) {
+  ModelSource s;
+  s.name = entry.name;
+  s.checkpoint = entry.path("checkpoint");
+  s.torchscript = entry.path("torchscript");
+  s.onnx = entry.path("onnx");
+  s.feature_method = entry.string("feature_method");
+  s.feature_output = entry.string("feature_output");
+  s.weights = entry.path("weights");
+  s.where = entry.location();
+  return s;
+}
+
 std::unique_ptr<Model> open_model(const ModelSource& source) {
   const int families = !source.checkpoint.empty() + !source.torchscript.empty() + !source.onnx.empty();
   if (families != 1)

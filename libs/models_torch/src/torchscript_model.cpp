@@ -212,7 +212,8 @@ Outputs TorchScriptModel::run(const InputBatch& x, bool want_features, bool want
   } catch (const DataError&) {
     throw;
   } catch (const std::exception& e) {
-    fail(fmt::format("it failed on an input of shape {} ({}): {}", shape_text(input.sizes()), dtype_text(x.dtype), short_error(e)));
+    fail(fmt::format("it failed on an input of shape {} ({}): {} (give it inputs of the shape and dtype it was exported for)",
+                     shape_text(input.sizes()), dtype_text(x.dtype), short_error(e)));
   }
   return out;
 }

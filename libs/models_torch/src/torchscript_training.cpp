@@ -41,8 +41,8 @@ std::unique_ptr<ForwardPass> TorchScriptModel::forward(const InputBatch& x) {
   } catch (const DataError&) {
     throw;
   } catch (const std::exception& e) {
-    fail(fmt::format("it failed on an input of shape [{}] ({}): {}", fmt::join(x.shape, ", "),
-                     x.dtype == io::DType::I64 ? "int64" : "float32", short_error(e)));
+    fail(fmt::format("it failed on an input of shape [{}] ({}): {} (give it inputs of the shape and dtype it was exported for)",
+                     fmt::join(x.shape, ", "), x.dtype == io::DType::I64 ? "int64" : "float32", short_error(e)));
   }
   pass->values.features = rows_of(pass->features);
   pass->values.outputs = rows_of(pass->outputs);

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "caulk/io/dtype.hpp"
+#include "caulk/manifest.hpp"
 #include "caulk/matrix.hpp"
 
 namespace caulk::models {
@@ -177,6 +178,13 @@ struct ModelSource {
   std::filesystem::path weights;      // safetensors whose tensors override parameters by name
   std::string where;                  // FILE:LINE:COL of the entry, for errors
 };
+
+// A hub of models of any family: [hub] (name, description) and [[model]]s naming one of
+// checkpoint, torchscript or onnx, with feature_method, feature_output, weights, description and
+// base (open_model checks the combination). The checkpoint hub schema with the new families.
+const ManifestSchema& model_hub_schema();
+// The ModelSource of such a [[model]] entry (paths already resolved against the manifest).
+ModelSource source_of(const ManifestModel& entry);
 
 // Opens a model of any family, then applies `weights` (load_weights, partial). Throws DataError
 // naming the model, the file and what to do. TorchScript models live in a separate library

@@ -1,0 +1,132 @@
+// TorchScript models through caulk's runtime against PyTorch in Python on the same files, in the
+// same run (issue 20, docs/performance.md "TorchScript models"):
+//   feature extraction of a traced ResNet-18 at 224 x 224, batches of 64, with 1 and 2 threads
+//   (caulk: one intra-op thread per batch, batches in parallel, as `--jobs` runs them; PyTorch:
+//   torch.set_num_threads on one batch at a time);
+//   the exact diagonal Fisher (10 classes) of a digits CNN over 64 samples, one thread, against
+//   a careful per-sample, per-class autograd loop.
+// Usage: bench_torch [SCRATCH_DIR]   (models are written there once by bench/torch_models.py)
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "caulk/io/npy.hpp"
+#include "caulk/models/model.hpp"
+
+namespace fs = std::filesystem;
+using caulk::models::InputBatch;
+
+namespace {
+
+constexpr int kBatches = 3;
+const std::string kPython = "/usr/bin/python3";
+const fs::path kScript = fs::path(CAULK_SOURCE_DIR) / "bench" / "torch_models.py";
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+template <class F>
+double best_of(int repeats, F&& f) {
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    best = std::min(best, seconds_since(start));
+  }
+  return best;
+}
+
+std::string run_command(const std::string& command) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run " + command);
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  if (pclose(pipe) != 0) throw std::runtime_error("failed: " + command);
+  return out;
+}
+
+struct Batch {
+  caulk::io::NpyArray array;
+  InputBatch view;
+  explicit Batch(const fs::path& p) : array(caulk::io::NpyArray::open(p)) {
+    view.dtype = array.dtype();
+    for (auto s : array.shape()) view.shape.push_back(static_cast<std::int64_t>(s));
+    view.data = array.data();
+  }
+};
+
+std::unique_ptr<caulk::models::Model> open(const fs::path& file, const std::string& feature_method) {
+  caulk::models::ModelSource s;
+  s.name = file.stem().string();
+  s.torchscript = file;
+  s.feature_method = feature_method;
+  return caulk::models::open_model(s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "caulk-bench-torch";
+  if (!fs::exists(dir / "digits.npy")) run_command(fmt::format("{} {} make {}", kPython, kScript.string(), dir.string()));
+
+  auto start = std::chrono::steady_clock::now();
+  auto resnet = open(dir / "resnet18_224.pt", "embed");
+  const double first_open = seconds_since(start);
+  const Batch images(dir / "images_224.npy");
+  resnet->run(images.view.slice(0, 2), true, false);  // warm-up
+
+  fmt::print("TorchScript ResNet-18, 224 x 224, batch of {}: seconds per batch (best of 2 runs of {} batches)\n",
+             images.view.rows(), kBatches);
+  fmt::print("first open_model of a TorchScript model (loads libtorch): {:.2f} s\n\n", first_open);
+  fmt::print("| threads | caulk runtime | PyTorch, torch.jit.load (.pt) | PyTorch eager (nn.Module) | caulk vs .pt | caulk vs eager |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  nlohmann::json python_one;
+  for (int threads : {1, 2}) {
+    // caulk: `threads` batches at a time, one per thread, each on one intra-op thread.
+    const double caulk_time = best_of(2, [&] {
+                                std::vector<std::thread> workers;
+                                for (int t = 0; t < threads; ++t)
+                                  workers.emplace_back([&] {
+                                    for (int b = 0; b < kBatches; ++b) resnet->run(images.view, true, false);
+                                  });
+                                for (auto& w : workers) w.join();
+                              }) /
+                              (kBatches * threads);
+    const auto python = nlohmann::json::parse(run_command(fmt::format("{} {} time {} {}", kPython, kScript.string(), dir.string(), threads)));
+    if (threads == 1) python_one = python;
+    const double jit = python["resnet_jit"], eager = python["resnet_eager"];
+    fmt::print("| {} | {:.3f} | {:.3f} | {:.3f} | {:.2f} x | {:.2f} x |\n", threads, caulk_time, jit, eager, jit / caulk_time,
+               eager / caulk_time);
+  }
+
+  auto cnn = open(dir / "digits_cnn.pt", "embed");
+  const Batch digits(dir / "digits.npy");
+  cnn->fisher_diagonal(digits.view.slice(0, 4), false, 0);  // warm-up
+  const double fisher = best_of(3, [&] { cnn->fisher_diagonal(digits.view, false, 0); });
+  const double generic = best_of(3, [&] { cnn->caulk::models::Model::fisher_diagonal(digits.view, false, 0); });
+  fmt::print("\nExact diagonal Fisher, digits CNN ({} parameters), {} samples x 10 classes, one thread (best of 3):\n\n",
+             [&] {
+               std::int64_t n = 0;
+               for (const auto& p : cnn->parameters()) n += p.size();
+               return n;
+             }(),
+             digits.view.rows());
+  fmt::print("| implementation | seconds | caulk's speed-up |\n| --- | ---: | ---: |\n");
+  fmt::print("| caulk (TorchScript family) | {:.3f} | 1.00 x |\n", fisher);
+  fmt::print("| caulk, the interface's generic loop (forward/backward per class) | {:.3f} | {:.2f} x |\n", generic, generic / fisher);
+  for (const char* key : {"fisher_eager", "fisher_jit", "fisher_eager_batched_grads"})
+    if (python_one.contains(key)) {
+      const double t = python_one[key];
+      fmt::print("| PyTorch loop, {} | {:.3f} | {:.2f} x |\n", key, t, t / fisher);
+    }
+  if (python_one.contains("fisher_eager_batched_grads_error"))
+    fmt::print("(is_grads_batched failed: {})\n", python_one["fisher_eager_batched_grads_error"].get<std::string>());
+  fmt::print("\nPyTorch {} in /usr/bin/python3\n", python_one["torch"].get<std::string>());
+  return 0;
+}
