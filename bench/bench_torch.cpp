@@ -5,7 +5,8 @@
 //   torch.set_num_threads on one batch at a time);
 //   the exact diagonal Fisher (10 classes) of a digits CNN over 64 samples, one thread, against
 //   a careful per-sample, per-class autograd loop.
-// Usage: bench_torch [SCRATCH_DIR]   (models are written there once by bench/torch_models.py)
+// Usage: bench_torch [SCRATCH_DIR] [--fisher]   (models are written there once by
+// bench/torch_models.py; --fisher runs the Fisher part only)
 #include <fmt/format.h>
 
 #include <chrono>
@@ -69,12 +70,8 @@ std::unique_ptr<caulk::models::Model> open(const fs::path& file, const std::stri
   return caulk::models::open_model(s);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  const fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "caulk-bench-torch";
-  if (!fs::exists(dir / "digits.npy")) run_command(fmt::format("{} {} make {}", kPython, kScript.string(), dir.string()));
-
+// Feature extraction of ResNet-18 with 1 and 2 threads; returns PyTorch's one-thread timings.
+nlohmann::json bench_resnet(const fs::path& dir) {
   auto start = std::chrono::steady_clock::now();
   auto resnet = open(dir / "resnet18_224.pt", "embed");
   const double first_open = seconds_since(start);
@@ -104,29 +101,41 @@ int main(int argc, char** argv) {
     fmt::print("| {} | {:.3f} | {:.3f} | {:.3f} | {:.2f} x | {:.2f} x |\n", threads, caulk_time, jit, eager, jit / caulk_time,
                eager / caulk_time);
   }
+  return python_one;
+}
 
+void bench_fisher(const fs::path& dir, const nlohmann::json& python) {
   auto cnn = open(dir / "digits_cnn.pt", "embed");
   const Batch digits(dir / "digits.npy");
   cnn->fisher_diagonal(digits.view.slice(0, 4), false, 0);  // warm-up
   const double fisher = best_of(3, [&] { cnn->fisher_diagonal(digits.view, false, 0); });
   const double generic = best_of(3, [&] { cnn->caulk::models::Model::fisher_diagonal(digits.view, false, 0); });
-  fmt::print("\nExact diagonal Fisher, digits CNN ({} parameters), {} samples x 10 classes, one thread (best of 3):\n\n",
-             [&] {
-               std::int64_t n = 0;
-               for (const auto& p : cnn->parameters()) n += p.size();
-               return n;
-             }(),
+  std::int64_t parameters = 0;
+  for (const auto& p : cnn->parameters()) parameters += p.size();
+  fmt::print("\nExact diagonal Fisher, digits CNN ({} parameters), {} samples x 10 classes, one thread (best of 3):\n\n", parameters,
              digits.view.rows());
   fmt::print("| implementation | seconds | caulk's speed-up |\n| --- | ---: | ---: |\n");
   fmt::print("| caulk (TorchScript family) | {:.3f} | 1.00 x |\n", fisher);
   fmt::print("| caulk, the interface's generic loop (forward/backward per class) | {:.3f} | {:.2f} x |\n", generic, generic / fisher);
   for (const char* key : {"fisher_eager", "fisher_jit", "fisher_eager_batched_grads"})
-    if (python_one.contains(key)) {
-      const double t = python_one[key];
+    if (python.contains(key)) {
+      const double t = python[key];
       fmt::print("| PyTorch loop, {} | {:.3f} | {:.2f} x |\n", key, t, t / fisher);
     }
-  if (python_one.contains("fisher_eager_batched_grads_error"))
-    fmt::print("(is_grads_batched failed: {})\n", python_one["fisher_eager_batched_grads_error"].get<std::string>());
-  fmt::print("\nPyTorch {} in /usr/bin/python3\n", python_one["torch"].get<std::string>());
+  if (python.contains("fisher_eager_batched_grads_error"))
+    fmt::print("(is_grads_batched failed: {})\n", python["fisher_eager_batched_grads_error"].get<std::string>());
+  fmt::print("\nPyTorch {} in /usr/bin/python3\n", python["torch"].get<std::string>());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "caulk-bench-torch";
+  const bool fisher_only = argc > 2 && std::string(argv[2]) == "--fisher";
+  if (!fs::exists(dir / "digits.npy")) run_command(fmt::format("{} {} make {}", kPython, kScript.string(), dir.string()));
+  const nlohmann::json python =
+      fisher_only ? nlohmann::json::parse(run_command(fmt::format("{} {} time {} 1 --fisher", kPython, kScript.string(), dir.string())))
+                  : bench_resnet(dir);
+  bench_fisher(dir, python);
   return 0;
 }

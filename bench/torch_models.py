@@ -2,8 +2,10 @@
 
   torch_models.py make DIR            writes resnet18_224.pt (traced, random weights, with embed),
                                       digits_cnn.pt (scripted) and the inputs, seeded
-  torch_models.py time DIR THREADS    times PyTorch on them with THREADS intra-op threads and
-                                      prints one JSON object of seconds
+  torch_models.py time DIR THREADS [--fisher]
+                                      times PyTorch on them with THREADS intra-op threads (the
+                                      Fisher only with --fisher) and prints one JSON object of
+                                      seconds
 
 Run by bench_torch with Debian's /usr/bin/python3; nothing is downloaded (the digits images come
 with python3-sklearn).
@@ -84,9 +86,16 @@ def fisher_batched_grads(model, params, x):
     return total
 
 
-def time_all(folder, threads):
+def time_all(folder, threads, fisher_only):
     torch.set_num_threads(threads)
     out = {"threads": threads, "torch": torch.__version__}
+    if not fisher_only:
+        time_resnet(folder, out)
+    time_fisher(folder, out)
+    print(json.dumps(out))
+
+
+def time_resnet(folder, out):
     x = torch.from_numpy(np.load(os.path.join(folder, "images_224.npy")))
     scripted = torch.jit.load(os.path.join(folder, "resnet18_224.pt")).eval()
     eager = ResNet18().eval()
@@ -95,6 +104,9 @@ def time_all(folder, threads):
         for name, fn in (("resnet_jit", scripted.embed), ("resnet_eager", eager.embed)):
             fn(x[:2])  # warm-up
             out[name] = best_of(2, lambda: [fn(x) for _ in range(BATCHES)]) / BATCHES
+
+
+def time_fisher(folder, out):
     digits = torch.from_numpy(np.load(os.path.join(folder, "digits.npy")))
     cnn_jit = torch.jit.load(os.path.join(folder, "digits_cnn.pt")).eval()
     cnn_eager = DigitsCnn().eval()
@@ -109,11 +121,10 @@ def time_all(folder, threads):
         out["fisher_eager_batched_grads"] = best_of(3, lambda: fisher_batched_grads(cnn_eager, params, digits))
     except Exception as e:  # noqa: BLE001 (reported, not fatal)
         out["fisher_eager_batched_grads_error"] = str(e).splitlines()[0]
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
     else:
-        time_all(sys.argv[2], int(sys.argv[3]))
+        time_all(sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["--fisher"])

@@ -155,9 +155,12 @@ TEST_F(TorchScriptTuning, FisherIsAPerSamplePerClassAutogradLoop) {
   const NpyBatch x(file("x_cnn.npy"));
   auto model = open("cnn");
   model->set_trainable({"fc.weight"});
-  for (const bool sampled : {false, true}) {
-    SCOPED_TRACE(sampled ? "sampled" : "exact");
+  // The classes of a sample in one vectorised backward pass (vmap), and one pass per class.
+  for (const auto& [sampled, passes] : {std::pair{false, "batched"}, {false, "loop"}, {true, "batched"}, {true, "loop"}}) {
+    SCOPED_TRACE(std::string(sampled ? "sampled, " : "exact, ") + passes);
+    setenv("CAULK_TORCH_FISHER", passes, 1);
     const FisherDiagonal f = model->fisher_diagonal(x.batch, sampled, 7);
+    unsetenv("CAULK_TORCH_FISHER");
     EXPECT_EQ(f.names, testing::names_of(model->parameters()));
     for (std::size_t k = 0; k < f.names.size(); ++k)
       EXPECT_LT(relative_error(f.values[k], npy_values(file(std::string(sampled ? "fisher_sampled/" : "fisher_cnn/") + f.names[k] + ".npy"))),

@@ -1,6 +1,7 @@
 // Gradients, the Fisher information, saving and copying a TorchScript model.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <ATen/VmapMode.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
@@ -20,6 +21,32 @@ struct TorchPass final : ForwardPass {
 
 at::Tensor from_matrix(const RowMatrixF& m, const at::Tensor& like) {
   return torch::from_blob(const_cast<float*>(m.data()), {m.rows(), m.cols()}, at::kFloat).to(like.scalar_type()).clone();
+}
+
+// At most this many gradient values (classes x parameters) per batched backward pass.
+constexpr std::int64_t kBatchedGradientValues = std::int64_t{1} << 24;
+std::atomic<bool> batched_gradients_work{true};
+
+// CAULK_TORCH_FISHER (a diagnostic, docs/models.md): "batched" never falls back to one pass per
+// class (a failure is an error), "loop" always does; unset, batched with a fallback.
+std::string fisher_passes() {
+  const char* v = std::getenv("CAULK_TORCH_FISHER");
+  return v ? v : "";
+}
+
+// The gradients of `outputs` for every row of `seeds` (B x outputs' shape) in one backward pass,
+// vectorised over the rows by ATen's vmap (what torch.autograd.grad(is_grads_batched=True) does):
+// per leaf a B x shape tensor, undefined when the leaf does not reach the outputs.
+std::vector<at::Tensor> batched_gradients(const at::Tensor& outputs, const std::vector<at::Tensor>& leaves, const at::Tensor& seeds) {
+  const std::int64_t level = at::impl::VmapMode::increment_nesting();
+  struct Exit {
+    ~Exit() { at::impl::VmapMode::decrement_nesting(); }
+  } exit;
+  auto g = torch::autograd::grad({outputs}, leaves, {at::_add_batch_dim(seeds, 0, level)}, /*retain_graph=*/true,
+                                 /*create_graph=*/false, /*allow_unused=*/true);
+  for (auto& t : g)
+    if (t.defined()) t = at::_remove_batch_dim(t, level, seeds.size(0), 0);
+  return g;
 }
 
 RowMatrixF rows_of(const at::Tensor& t) {
@@ -86,19 +113,22 @@ void TorchScriptModel::backward(ForwardPass& base, const RowMatrixF* d_features,
   }
 }
 
-// Per sample: one forward pass, then one backward pass per class from d log p(y|x) / d logits =
-// e_y - p, each gradient squared and weighted by p(y|x) (or per output column from e_t for values;
-// one drawn class when sampled). Squares are summed over classes in float32 per sample, and over
-// samples in float64, in sample order.
+// Per sample: one forward pass, then backward passes from d log p(y|x) / d logits = e_y - p, one
+// per class (or per output column from e_t for values; one drawn class when sampled), each
+// gradient squared and weighted by p(y|x). The classes of a sample go through one vectorised
+// backward pass when their gradients fit in kBatchedGradientValues (else one pass each). Squares
+// are summed over classes in float32 per sample, and over samples in float64, in sample order.
 FisherDiagonal TorchScriptModel::fisher_diagonal(const InputBatch& x, bool sampled, std::uint64_t seed) {
   const bool logits = kind_ == OutputKind::Logits;
   if (sampled && !logits)
     throw Error(fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)",
                             describe()));
   std::vector<at::Tensor> leaves, totals;
+  std::int64_t parameter_count = 0;
   for (const auto& p : params_) {
     leaves.push_back(p.value);
     totals.push_back(torch::zeros(p.value.sizes(), at::kDouble));
+    parameter_count += p.value.numel();
   }
   const std::vector<std::string> was_trainable = trainable();
   std::vector<std::string> all;
@@ -118,11 +148,10 @@ FisherDiagonal TorchScriptModel::fisher_diagonal(const InputBatch& x, bool sampl
       } catch (const std::exception& e) {
         fail(fmt::format("it failed on sample {} of shape [{}]: {}", i, fmt::join(x.shape, ", "), short_error(e)));
       }
-      const at::Tensor z = outputs.detach().to(at::kDouble).reshape({-1});
-      const std::int64_t classes = z.numel();
+      const std::int64_t classes = outputs.numel();
       std::vector<double> p(static_cast<std::size_t>(classes), 1.0);
       if (logits) {
-        const at::Tensor probs = torch::softmax(z, 0);
+        const at::Tensor probs = torch::softmax(outputs.detach().to(at::kDouble).reshape({-1}), 0);
         std::copy(probs.data_ptr<double>(), probs.data_ptr<double>() + classes, p.begin());
       }
       std::vector<std::int64_t> used;
@@ -131,25 +160,50 @@ FisherDiagonal TorchScriptModel::fisher_diagonal(const InputBatch& x, bool sampl
       else
         for (std::int64_t k = 0; k < classes; ++k)
           if (!logits || p[static_cast<std::size_t>(k)] > 0) used.push_back(k);
-      std::vector<at::Tensor> sample(leaves.size());
-      for (std::size_t u = 0; u < used.size(); ++u) {
-        const std::int64_t y = used[u];
-        at::Tensor d = torch::zeros({1, classes}, at::kDouble);
+      // Row u: the backward seed of class used[u] and its weight.
+      const auto count = static_cast<std::int64_t>(used.size());
+      at::Tensor seeds = torch::zeros({count, classes}, at::kDouble), weights = torch::ones({count}, at::kFloat);
+      auto seed_rows = seeds.accessor<double, 2>();
+      auto weight_of = weights.accessor<float, 1>();
+      for (std::int64_t u = 0; u < count; ++u) {
+        const std::int64_t y = used[static_cast<std::size_t>(u)];
         if (logits) {
-          d -= torch::from_blob(p.data(), {1, classes}, at::kDouble);
-          d[0][y] += 1.0;
-        } else {
-          d[0][y] = 1.0;
+          for (std::int64_t k = 0; k < classes; ++k) seed_rows[u][k] = -p[static_cast<std::size_t>(k)];
+          if (!sampled) weight_of[u] = float(p[static_cast<std::size_t>(y)]);
         }
-        const auto g = torch::autograd::grad({outputs}, leaves, {d.to(outputs.scalar_type())}, /*retain_graph=*/u + 1 < used.size(),
-                                             /*create_graph=*/false, /*allow_unused=*/true);
-        const double weight = sampled || !logits ? 1.0 : p[static_cast<std::size_t>(y)];
-        for (std::size_t k = 0; k < leaves.size(); ++k) {
-          if (!g[k].defined()) continue;
-          if (!sample[k].defined()) sample[k] = torch::zeros_like(g[k], at::kFloat);
-          sample[k].addcmul_(g[k], g[k], weight);
+        seed_rows[u][y] += 1.0;
+      }
+      seeds = seeds.to(outputs.scalar_type()).view({count, 1, classes});
+      std::vector<at::Tensor> sample(leaves.size());
+      const auto add = [&](std::size_t k, const at::Tensor& g, const at::Tensor& w) {  // g: B x shape
+        const at::Tensor squares = at::matmul(w.unsqueeze(0), g.reshape({g.size(0), -1}).square()).view(leaves[k].sizes());
+        sample[k] = sample[k].defined() ? sample[k] + squares : squares;
+      };
+      const std::int64_t chunk = std::clamp<std::int64_t>(kBatchedGradientValues / std::max<std::int64_t>(parameter_count, 1), 1, count);
+      const std::string passes = fisher_passes();
+      bool done = false;
+      if (passes == "batched" || (passes != "loop" && chunk > 1 && batched_gradients_work.load())) {
+        try {
+          for (std::int64_t first = 0; first < count; first += chunk) {
+            const std::int64_t n = std::min(chunk, count - first);
+            const auto g = batched_gradients(outputs, leaves, seeds.narrow(0, first, n));
+            for (std::size_t k = 0; k < leaves.size(); ++k)
+              if (g[k].defined()) add(k, g[k].to(at::kFloat), weights.narrow(0, first, n));
+          }
+          done = true;
+        } catch (const std::exception& e) {
+          if (passes == "batched") fail(fmt::format("the batched Fisher passes failed: {}", short_error(e)));
+          batched_gradients_work.store(false);  // an operation vmap cannot batch: one pass per class from now on
+          sample.assign(leaves.size(), at::Tensor());
         }
       }
+      if (!done)
+        for (std::int64_t u = 0; u < count; ++u) {
+          const auto g = torch::autograd::grad({outputs}, leaves, {seeds[u]}, /*retain_graph=*/true, /*create_graph=*/false,
+                                               /*allow_unused=*/true);
+          for (std::size_t k = 0; k < leaves.size(); ++k)
+            if (g[k].defined()) add(k, g[k].to(at::kFloat).unsqueeze(0), weights.narrow(0, u, 1));
+        }
       for (std::size_t k = 0; k < leaves.size(); ++k)
         if (sample[k].defined()) totals[k] += sample[k].to(at::kDouble);
     }
