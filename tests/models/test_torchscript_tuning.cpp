@@ -151,6 +151,28 @@ TEST_F(TorchScriptTuning, TunedModelLoadsInPyTorchAndBackInCaulk) {
   EXPECT_LT(relative_error(saved->run(x.batch, false, true).outputs, out.outputs), 1e-6);
 }
 
+// Without a feature method the features are forward's output; a head on them is saved as a
+// wrapper module (forward = head(backbone(x)), features = backbone(x)).
+TEST_F(TorchScriptTuning, HeadOnForwardsOutputIsSavedAsAWrapper) {
+  caulk::testing::TempDir work;
+  const NpyBatch x(file("x_cnn.npy"));
+  auto model = open("cnn", "");
+  model->run(x.batch, true, false);
+  model->replace_head(3, OutputKind::Logits, 2);
+  const Outputs out = model->run(x.batch, true, true);
+  EXPECT_LT(relative_error(out.features, npy_matrix(file("ref/cnn_logits.npy"))), 1e-5);
+  model->save(work / "wrapped.pt");
+  ModelSource source;
+  source.name = "wrapped";
+  source.torchscript = work / "wrapped.pt";
+  source.feature_method = "features";
+  auto saved = open_model(source);
+  const Outputs back = saved->run(x.batch, true, true);
+  EXPECT_LT(relative_error(back.outputs, out.outputs), 1e-6);
+  EXPECT_LT(relative_error(back.features, out.features), 1e-6);
+  EXPECT_EQ(saved->parameters().front().name, "backbone.conv1.weight");
+}
+
 TEST_F(TorchScriptTuning, FisherIsAPerSamplePerClassAutogradLoop) {
   const NpyBatch x(file("x_cnn.npy"));
   auto model = open("cnn");

@@ -103,7 +103,13 @@ void TorchScriptModel::backward(ForwardPass& base, const RowMatrixF* d_features,
   if (roots.empty() || leaves.empty()) return;
   std::vector<at::Tensor> inputs;
   for (std::size_t i : leaves) inputs.push_back(params_[i].value);
-  const auto g = torch::autograd::grad(roots, inputs, seeds, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+  std::vector<at::Tensor> g;
+  try {
+    g = torch::autograd::grad(roots, inputs, seeds, /*retain_graph=*/true, /*create_graph=*/false, /*allow_unused=*/true);
+  } catch (const std::exception& e) {
+    // E.g. a parameter written between forward() and backward() (the interface forbids it).
+    fail(fmt::format("its backward pass failed: {}", short_error(e)));
+  }
   for (std::size_t k = 0; k < leaves.size(); ++k) {
     if (!g[k].defined()) continue;  // the parameter does not reach the loss
     const at::Tensor c = g[k].to(at::kFloat).contiguous();

@@ -125,7 +125,7 @@ class Model {
   // LoRA on the named weight matrices: W = W0 + (alpha / rank) B A, A (rank x in) initialised
   // as nn.Linear from `seed`, B (out x rank) zero, so the model is unchanged at start (a weight of
   // more than two dimensions is treated as out x the rest). Afterwards the factors and the head
-  // train, nothing else. Returns the factors' names (TorchScript: "<weight>.lora_A",
+  // train, nothing else (the new head; an MLP without one, its head layers). Returns the factors' names (TorchScript: "<weight>.lora_A",
   // "<weight>.lora_B"; MLP: "lora.{l}.A", "lora.{l}.B"). alpha <= 0 means alpha = rank.
   virtual std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha,
                                             std::uint64_t seed) = 0;
