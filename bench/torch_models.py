@@ -48,12 +48,14 @@ def make(folder):
 
 
 def best_of(repeats, fn):
-    times = []
+    """[wall seconds, CPU seconds of the process], each the best of the repeats."""
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return [min(walls), min(cpus)]
 
 
 def fisher_loop(model, params, x):
@@ -103,7 +105,7 @@ def time_resnet(folder, out):
     with torch.no_grad():
         for name, fn in (("resnet_jit", scripted.embed), ("resnet_eager", eager.embed)):
             fn(x[:2])  # warm-up
-            out[name] = best_of(2, lambda: [fn(x) for _ in range(BATCHES)]) / BATCHES
+            out[name] = [t / BATCHES for t in best_of(2, lambda: [fn(x) for _ in range(BATCHES)])]
 
 
 def time_fisher(folder, out):
