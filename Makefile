@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps test-deps configure build demo test bench docs sanitize fuzz clean
+.PHONY: deps test-deps configure build demo test bench docs sanitize fuzz faults clean
 
 deps:
 	scripts/install-deps.sh core mpi
@@ -47,6 +47,16 @@ sanitize: deps test-deps
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# The fault-injection suite (tests/faults) with many rounds: every scenario (SIGKILL during merges
+# and ranker runs, SIGTERM/SIGINT, concurrent runs, full disks) FAULT_ROUNDS times on models of
+# FAULT_MB MB; it prints the counts docs/reliability.md records. `make test` runs 2 rounds on 8 MB.
+FAULT_ROUNDS ?= 100
+FAULT_MB ?= 100
+FAULT_SEED ?= 18
+faults: build
+	cmake --build $(BUILD) -j $(JOBS) --target caulk_faults_tests
+	CAULK_FAULT_ROUNDS=$(FAULT_ROUNDS) CAULK_FAULT_MB=$(FAULT_MB) CAULK_FAULT_SEED=$(FAULT_SEED) $(BUILD)/bin/caulk_faults_tests
 
 clean:
 	rm -rf $(BUILD) $(SANITIZE_BUILD) build-fuzz

@@ -11,7 +11,7 @@
 #include <random>
 
 #include "bench_support.hpp"
-#include "local_average.hpp"
+#include "averagers/algorithms/local_average.hpp"
 
 namespace {
 

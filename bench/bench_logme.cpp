@@ -21,7 +21,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/parallel.hpp"
-#include "logme.hpp"
+#include "caulk/transferability/logme.hpp"
 
 namespace {
 

@@ -26,7 +26,7 @@
 
 #include "caulk/io/safetensors.hpp"
 #include "caulk/parallel.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 
 namespace fs = std::filesystem;
 using clock_type = std::chrono::steady_clock;

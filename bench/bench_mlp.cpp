@@ -10,9 +10,9 @@
 #include <cstdio>
 #include <random>
 
-#include "backprop.hpp"
+#include "caulk/mlp/backprop.hpp"
 #include "bench_support.hpp"
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace {
 

@@ -23,8 +23,8 @@
 #include "bench_support.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/parallel.hpp"
-#include "logme.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/logme.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace fs = std::filesystem;
 

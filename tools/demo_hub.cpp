@@ -25,7 +25,7 @@
 
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/npy.hpp"
-#include "linear_probe.hpp"
+#include "caulk/probe/linear_probe.hpp"
 
 namespace fs = std::filesystem;
 using caulk::RowMatrixF;
@@ -166,7 +166,7 @@ int main(int argc, char** argv) {
         "features = {{ train = \"features/{0}_train.npy\", test = \"features/{0}_test.npy\" }}\n"
         "source_probs = {{ train = \"source_probs/{0}_train.npy\", test = \"source_probs/{0}_test.npy\" }}\n",
         def.name, def.description);
-    const auto probe = caulk::eval::fit_linear_probe(caulk::MatrixView::borrow(features_of["train"]), train_labels, kClasses);
+    const auto probe = caulk::probe::fit_linear_probe(caulk::MatrixView::borrow(features_of["train"]), train_labels, kClasses);
     const double accuracy = probe.accuracy(caulk::MatrixView::borrow(features_of["test"]), test_labels);
     ground_truth += fmt::format("{},{:.6f}\n", def.name, accuracy);
   }

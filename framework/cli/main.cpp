@@ -1,13 +1,17 @@
 // The caulk command line: run, check, graph, nodes and report. Exit codes are a promise:
-// 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load.
+// 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load,
+// 130 / 143 a run stopped by SIGINT / SIGTERM (docs/reliability.md).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <set>
 #include <thread>
 
+#include "caulk/cancel.hpp"
 #include "caulk/context.hpp"
 #include "caulk/describe.hpp"
 #include "caulk/distributed.hpp"
@@ -27,6 +31,7 @@ struct Options {
   std::string out;
   std::vector<std::string> sets;
   unsigned jobs = 0;
+  std::string memory_limit;  // empty: default_memory_limit()
   std::string node_type;
   bool markdown = false;
   std::string title;
@@ -34,20 +39,30 @@ struct Options {
 
 void say_error(const std::string& message) { std::cerr << "caulk: error: " << message << "\n"; }
 
-// Loads plugins; returns false (after reporting each failure) when any failed.
-bool load_plugins(Registry& registry, const Options& o) {
+// Loads the plugins of the search path. What failed is reported once it is known whether the
+// command needs it: a failure that a pipeline does not depend on is a warning, not an exit code 3.
+void load_plugins(Registry& registry, const Options& o) {
   std::vector<fs::path> cli(o.plugin_paths.begin(), o.plugin_paths.end());
   registry.load_plugins(Registry::search_path(cli));
-  std::string failures = describe_plugin_failures(registry);
-  if (failures.empty()) return true;
-  std::cerr << failures;
-  return false;
 }
 
-Pipeline load_pipeline(const Registry& registry, const Options& o) {
-  PipelineConfig config = parse_pipeline_file(o.file);
-  apply_overrides(config, o.sets);
-  return validate_pipeline(std::move(config), registry);
+// Each failed or refused plugin that the diagnostics do not already describe, as a warning.
+void warn_about_plugin_failures(const Registry& registry, const std::vector<Diagnostic>& described = {}) {
+  for (const auto* p : registry.failed_plugins()) {
+    const std::string problem = p->problem();
+    bool said = false;
+    for (const auto& d : described) said = said || d.message.find(problem) != std::string::npos;
+    if (!said) std::cerr << "caulk: warning: " << problem << "\n";
+  }
+}
+
+// What the plugins a pipeline uses warn about (built without optimisation, ...).
+void warn_about_used_plugins(const Registry& registry, const Pipeline& pipeline) {
+  std::set<std::string> used;
+  for (const auto& node : pipeline.nodes) used.insert(node.type->plugin);
+  for (const auto& p : registry.plugins())
+    if (p.loaded() && used.count(p.name))
+      for (const auto& w : p.warnings) std::cerr << fmt::format("caulk: warning: plugin '{}' ({}): {}\n", p.name, p.path.string(), w);
 }
 
 int report_pipeline_error(const PipelineError& e) {
@@ -55,6 +70,39 @@ int report_pipeline_error(const PipelineError& e) {
   std::size_t n = e.diagnostics().size();
   std::cerr << fmt::format("caulk: {} problem{} found; nothing was run\n", n, n == 1 ? "" : "s");
   return kExitUsage;
+}
+
+// Parses the pipeline, loads the plugins it names, and validates it. On success fills `pipeline`
+// and returns nothing; otherwise reports why and returns the exit code: 3 when the pipeline needs
+// a plugin that could not be loaded (one it names, or one that may provide a node type it uses),
+// else 2. Plugin failures the pipeline does not depend on are warnings.
+std::optional<int> load_pipeline(Registry& registry, const Options& o, Pipeline& pipeline) {
+  PipelineConfig config;
+  try {
+    config = parse_pipeline_file(o.file);
+    apply_overrides(config, o.sets);
+  } catch (const PipelineError& e) {
+    warn_about_plugin_failures(registry);
+    return report_pipeline_error(e);
+  }
+  std::vector<Diagnostic> plugin_problems = load_pipeline_plugins(config, registry);
+  if (!plugin_problems.empty()) {
+    warn_about_plugin_failures(registry, plugin_problems);
+    report_pipeline_error(PipelineError(std::move(plugin_problems)));
+    return kExitPlugin;
+  }
+  try {
+    pipeline = validate_pipeline(config, registry);
+  } catch (const PipelineError& e) {
+    warn_about_plugin_failures(registry, e.diagnostics());
+    report_pipeline_error(e);
+    for (const auto& n : config.nodes)
+      if (!registry.find_node(n.type) && !registry.failed_plugins_that_may_provide(n.type).empty()) return kExitPlugin;
+    return kExitUsage;
+  }
+  warn_about_plugin_failures(registry);
+  warn_about_used_plugins(registry, pipeline);
+  return std::nullopt;
 }
 
 int cmd_run(const Options& o, int& argc, char**& argv) {
@@ -65,81 +113,107 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   if (started_by_mpirun()) mpi = open_distributed_session(argc, argv);
   const unsigned jobs = o.jobs ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
   Registry registry;
+  load_plugins(registry, o);
   if (mpi && mpi->rank() != 0) {
-    load_plugins(registry, o);  // a unit whose function is missing fails on this rank, named
+    // The pipeline's own plugins too, so their units run here; rank 0 reports any problem with them.
+    // A unit whose function is still missing fails on this rank, named.
+    try {
+      load_pipeline_plugins(parse_pipeline_file(o.file), registry);
+    } catch (const std::exception&) {
+    }
     return mpi->serve(registry, jobs);
   }
-  if (!load_plugins(registry, o)) return kExitPlugin;
+  // From here a SIGINT or SIGTERM stops the run cooperatively; a second one at once. Under
+  // mpirun, mpirun owns those signals: it tears the whole job down (docs/scaling.md).
+  std::optional<InterruptHandling> interrupts;
+  if (!mpi) interrupts.emplace();
   Pipeline pipeline;
-  try {
-    pipeline = load_pipeline(registry, o);
-  } catch (const PipelineError& e) {
-    return report_pipeline_error(e);
-  }
+  if (auto exit_code = load_pipeline(registry, o, pipeline)) return *exit_code;
   RunOptions run;
   run.out_dir = o.out.empty() ? fs::path("runs") / pipeline.config.name : fs::path(o.out);
   run.jobs = jobs;
+  run.memory_limit = o.memory_limit.empty() ? default_memory_limit() : parse_memory_size(o.memory_limit);
   run.progress_bars = ::isatty(STDERR_FILENO);
   if (mpi) run.units = &mpi->dispatcher();
   RunReport report = run_pipeline(pipeline, run);
-  if (report.ok) {
-    std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, (run.out_dir / "run.json").string());
-    return kExitOk;
-  }
+  const std::string record = (run.out_dir / "run.json").string();
   for (const auto& n : report.nodes)
     if (n.status == "failed") say_error(fmt::format("node '{}' ({}) failed: {}", n.id, n.type, n.error));
-  std::cerr << fmt::format("caulk: {} failed; partial results in {}\n", pipeline.config.name,
-                           (run.out_dir / "run.json").string());
+  // The nodes' outcome decides the exit code; a run.json that could not be written (a full disk)
+  // is reported beside it and never hides it.
+  if (!report.record_error.empty()) say_error(fmt::format("the run record {} could not be written: {}", record, report.record_error));
+  const std::string where = report.record_error.empty() ? "; partial results in " + record : "";
+  if (report.interrupted_by) {
+    std::cerr << fmt::format("caulk: {} interrupted by {}{}\n", pipeline.config.name, signal_name(report.interrupted_by), where);
+    return exit_code_for_signal(report.interrupted_by);
+  }
+  if (report.ok && report.record_error.empty()) {
+    std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, record);
+    return kExitOk;
+  }
+  std::cerr << fmt::format("caulk: {} failed{}\n", pipeline.config.name, where);
   return kExitNodeFailed;
 }
 
 int cmd_check(const Options& o) {
   Registry registry;
-  if (!load_plugins(registry, o)) return kExitPlugin;
-  try {
-    Pipeline p = load_pipeline(registry, o);
-    std::cout << fmt::format("{}: ok ({} nodes)\n", o.file, p.nodes.size());
-    return kExitOk;
-  } catch (const PipelineError& e) {
-    return report_pipeline_error(e);
-  }
+  load_plugins(registry, o);
+  Pipeline p;
+  if (auto exit_code = load_pipeline(registry, o, p)) return *exit_code;
+  std::cout << fmt::format("{}: ok ({} nodes)\n", o.file, p.nodes.size());
+  return kExitOk;
 }
 
 int cmd_graph(const Options& o) {
   Registry registry;
-  if (!load_plugins(registry, o)) return kExitPlugin;
-  try {
-    std::cout << pipeline_to_dot(load_pipeline(registry, o));
-    return kExitOk;
-  } catch (const PipelineError& e) {
-    return report_pipeline_error(e);
-  }
+  load_plugins(registry, o);
+  Pipeline p;
+  if (auto exit_code = load_pipeline(registry, o, p)) return *exit_code;
+  std::cout << pipeline_to_dot(p);
+  return kExitOk;
 }
 
+// Lists (or describes) node types, and lists every plugin that failed or was refused, and why;
+// exits 3 when one did (`caulk nodes TYPE`: only when TYPE is missing and such a plugin may have it).
 int cmd_nodes(const Options& o) {
   Registry registry;
-  bool plugins_ok = load_plugins(registry, o);
-  if (o.markdown) {
-    std::cout << node_reference_markdown(registry);
-  } else if (!o.node_type.empty()) {
-    const NodeType* t = registry.find_node(o.node_type);
-    if (!t) {
-      auto close = closest_names(o.node_type, registry.node_type_names());
-      say_error("unknown node type '" + o.node_type + "'" + (close.empty() ? "" : " (did you mean '" + close.front() + "'?)"));
-      return plugins_ok ? kExitUsage : kExitPlugin;
+  load_plugins(registry, o);
+  const auto failed = registry.failed_plugins();
+  if (!o.node_type.empty()) {
+    if (const NodeType* t = registry.find_node(o.node_type)) {
+      warn_about_plugin_failures(registry);
+      std::cout << describe_node_type(*t, registry);
+      return kExitOk;
     }
-    std::cout << describe_node_type(*t, registry);
-  } else {
-    std::cout << list_node_types(registry);
+    const auto may_provide = registry.failed_plugins_that_may_provide(o.node_type);
+    warn_about_plugin_failures(registry);
+    auto close = closest_names(o.node_type, registry.node_type_names());
+    std::string searched;
+    for (const auto& f : registry.searched()) searched += (searched.empty() ? "" : ", ") + f.string();
+    say_error("unknown node type '" + o.node_type + "'" + (close.empty() ? "" : " (did you mean '" + close.front() + "'?)") +
+              (may_provide.empty() ? "" : "; a plugin that failed to load may provide it (above)") +
+              "; plugin folders searched: " + searched + "; add one with --plugin-path DIR or CAULK_PLUGIN_PATH");
+    return may_provide.empty() ? kExitUsage : kExitPlugin;
   }
-  return plugins_ok ? kExitOk : kExitPlugin;
+  std::cout << (o.markdown ? node_reference_markdown(registry) : list_node_types(registry));
+  if (failed.empty()) return kExitOk;
+  if (o.markdown) {
+    warn_about_plugin_failures(registry);
+  } else {
+    std::cout << fmt::format("\n{} plugin{} could not be loaded:\n", failed.size(), failed.size() == 1 ? "" : "s");
+    for (const auto* p : failed) std::cout << "  " << p->problem() << "\n";
+  }
+  say_error(fmt::format("{} plugin{} could not be loaded{}", failed.size(), failed.size() == 1 ? "" : "s",
+                        o.markdown ? "" : " (listed above)"));
+  return kExitPlugin;
 }
 
 // `caulk report RUN_DIR`: runs the report.html node of the loaded plugins on a finished run's
 // folder (its run.json, pipeline.dot and files), writing RUN_DIR/report.html; a failed run too.
 int cmd_report(const Options& o) {
   Registry registry;
-  const bool plugins_ok = load_plugins(registry, o);
+  load_plugins(registry, o);
+  warn_about_plugin_failures(registry);
   const NodeType* type = registry.find_node("report.html");
   if (!type) {
     say_error("no loaded plugin provides the node type 'report.html' (the reports plugin)");
@@ -168,7 +242,7 @@ int cmd_report(const Options& o) {
                            summary.value("tables", 0));
   if (summary.value("chart_library", std::string()) == "missing")
     std::cerr << "caulk: note: charts are not drawn: this caulk was built without npm (see docs/report.md)\n";
-  return plugins_ok ? kExitOk : kExitPlugin;
+  return kExitOk;
 }
 
 }  // namespace
@@ -194,6 +268,18 @@ int main(int argc, char** argv) {
   run->add_option("--out", o.out, "Output folder (default runs/<pipeline name>)")->type_name("DIR");
   run->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
   run->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
+  run->add_option("--memory-limit", o.memory_limit,
+                  "Memory one node may plan to use, e.g. 512M, 8G; a node whose estimate is larger stops with advice "
+                  "(default: half of MemAvailable in /proc/meminfo; 0 = no limit)")
+      ->type_name("SIZE")
+      ->check([](const std::string& v) {
+        try {
+          parse_memory_size(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      });
 
   auto* check = app.add_subcommand("check", "Validate a pipeline without running it");
   check->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");

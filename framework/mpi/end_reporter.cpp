@@ -76,7 +76,7 @@ std::string message() {
     for (std::size_t i = 0; i < ranks.size() && i < kListed; ++i) m += (i ? ", " : " ") + std::to_string(ranks[i]);
     if (ranks.size() > kListed) m += " and " + std::to_string(ranks.size() - kListed) + " more";
   }
-  return m + ". The run did not finish: run.json was not written, and no output is left half-written under its final name.\n";
+  return m + ". The run did not finish: run.json says \"running\" (or was not written), and no output is left half-written under its final name.\n";
 }
 
 [[noreturn]] void reporter(int pipe_read, int out, bool wait_for_parent, pid_t mpirun) {

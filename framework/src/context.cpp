@@ -2,6 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "caulk/cancel.hpp"
 #include "caulk/parallel.hpp"
 #include "run_environment.hpp"
 
@@ -44,6 +52,7 @@ Progress::~Progress() {
 }
 
 void Progress::advance(std::size_t n) {
+  throw_if_cancelled();  // the cooperative stop point of long loops (caulk/cancel.hpp)
   if (!env_) return;
   std::lock_guard lock(mutex_);
   done_ += n;
@@ -64,6 +73,55 @@ void Progress::advance(std::size_t n) {
     last_decile_ = decile;
     env_->log_line(fmt::format("[{}] {}: {}/{} after {:.1f} s", node_id_, what_, done_, total_, elapsed));
   }
+}
+
+// ------------------------------------------------------------------------------ memory sizes
+
+std::size_t parse_memory_size(std::string_view text) {
+  auto bad = [&] {
+    return Error(fmt::format("'{}' is not a memory size: give bytes or a number with K, M, G or T (e.g. 512M, 8G)", text));
+  };
+  std::size_t at = 0;
+  while (at < text.size() && (std::isdigit(static_cast<unsigned char>(text[at])) || text[at] == '.')) ++at;
+  if (at == 0) throw bad();
+  double number = 0;
+  std::istringstream in{std::string(text.substr(0, at))};
+  in.imbue(std::locale::classic());
+  if (!(in >> number) || !in.eof()) throw bad();
+  std::string unit;
+  for (char c : text.substr(at))
+    if (!std::isspace(static_cast<unsigned char>(c))) unit += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();  // KB, MB, GB, TB, KIB, ...
+  if (unit.size() == 2 && unit.back() == 'I') unit.pop_back();
+  double scale = 1;
+  if (unit == "K") scale = 1024.0;
+  else if (unit == "M") scale = 1024.0 * 1024;
+  else if (unit == "G") scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T") scale = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B") throw bad();
+  const double bytes = number * scale;
+  if (!(bytes < static_cast<double>(std::numeric_limits<std::size_t>::max()))) throw bad();
+  return static_cast<std::size_t>(bytes);
+}
+
+std::size_t default_memory_limit() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::size_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024 / 2;
+  return 0;
+}
+
+std::string format_bytes(double bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 6) {
+    bytes /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{:.0f} B", bytes) : fmt::format("{:.1f} {}", bytes, kUnits[unit]);
 }
 
 // ------------------------------------------------------------------------------ NodeContext
@@ -133,20 +191,48 @@ Progress NodeContext::progress(std::string what, std::size_t total) const {
 
 unsigned NodeContext::jobs() const { return env_ ? env_->jobs : parallel_width(); }
 
+std::size_t NodeContext::memory_limit() const { return env_ ? env_->memory_limit : 0; }
+
+void NodeContext::check_memory(std::size_t bytes, const std::string& what, const std::string& advice) const {
+  const std::size_t limit = memory_limit();
+  if (limit == 0 || bytes <= limit) return;
+  throw Error(fmt::format("node '{}' ({}) would need about {} for {}, more than the memory budget of {} (--memory-limit; "
+                          "the default is half of the available memory). {}",
+                          id_, type_, format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)),
+                          advice));
+}
+namespace {
+// Progress from inside the engine's own loops, which check for a stop themselves.
+void advance_quietly(Progress& bar) {
+  try {
+    bar.advance();
+  } catch (const Interrupted&) {
+  }
+}
+}  // namespace
+
 void NodeContext::for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
                                 const std::function<void(std::size_t)>& fn) const {
   std::vector<std::string> errors(unit_names.size());
+  std::vector<char> cut_short(unit_names.size(), 0);
   Progress bar = progress(what + "s", unit_names.size());
   parallel_for(unit_names.size(), [&](std::size_t i) {
+    if (cancel_requested()) {  // no unit starts after a stop was requested
+      cut_short[i] = 1;
+      return;
+    }
     try {
       fn(i);
+    } catch (const Interrupted&) {
+      cut_short[i] = 1;
     } catch (const std::bad_alloc&) {
       errors[i] = "out of memory";
     } catch (const std::exception& e) {
       errors[i] = e.what();
     }
-    bar.advance();
+    advance_quietly(bar);
   });
+  if (std::find(cut_short.begin(), cut_short.end(), 1) != cut_short.end()) throw Interrupted(cancel_signal());
   std::string message;
   std::size_t failed = 0;
   for (std::size_t i = 0; i < errors.size(); ++i) {
@@ -169,8 +255,11 @@ std::vector<Json> NodeContext::run_units(const std::string& what, const std::vec
   std::string label = what + "s";
   if (distributed) label += fmt::format(" on {} ranks", dispatcher->ranks().value("processes", 1));
   Progress bar = progress(label, unit_names.size());
-  UnitBatch batch{id_, kind, &descriptions, [&bar] { bar.advance(); }};
+  UnitBatch batch{id_, kind, &descriptions, [&bar] { advance_quietly(bar); }};
   std::vector<UnitOutcome> outcomes = dispatcher->run(batch);
+  // Units that a stop request skipped or cut short fail; the node is then interrupted, not failed.
+  if (cancel_requested() && std::any_of(outcomes.begin(), outcomes.end(), [](const UnitOutcome& o) { return !o.error.empty(); }))
+    throw Interrupted(cancel_signal());
   std::vector<Json> results(outcomes.size());
   std::string message;
   std::size_t failed = 0;

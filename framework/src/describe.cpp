@@ -16,7 +16,7 @@ constexpr const char* kRunsLastNote =
 
 const PluginInfo* plugin_of(const NodeType& t, const Registry& r) {
   for (const auto& p : r.plugins())
-    if (p.loaded && p.name == t.plugin) return &p;
+    if (p.loaded() && p.name == t.plugin) return &p;
   return nullptr;
 }
 
@@ -43,7 +43,7 @@ std::string list_node_types(const Registry& registry) {
   std::string out = fmt::format("{:<{}}  {:<{}}  {}\n", "TYPE", wt, "PLUGIN", wp, "SUMMARY");
   for (const auto* t : types) out += fmt::format("{:<{}}  {:<{}}  {}\n", t->spec.type, wt, t->plugin, wp, t->spec.summary);
   out += fmt::format("\n{} node types from {} plugins. `caulk nodes TYPE` describes one.\n", types.size(),
-                     std::count_if(registry.plugins().begin(), registry.plugins().end(), [](const auto& p) { return p.loaded; }));
+                     std::count_if(registry.plugins().begin(), registry.plugins().end(), [](const auto& p) { return p.loaded(); }));
   return out;
 }
 
@@ -92,7 +92,7 @@ std::string node_reference_markdown(const Registry& registry) {
   for (const auto& [plugin, types] : by_plugin) {
     const PluginInfo* info = nullptr;
     for (const auto& p : registry.plugins())
-      if (p.loaded && p.name == plugin) info = &p;
+      if (p.loaded() && p.name == plugin) info = &p;
     out += fmt::format("\n## Plugin `{}`\n\n{}\n", plugin, info ? info->summary : "");
     for (const auto* t : types) {
       const NodeSpec& s = t->spec;
@@ -119,7 +119,7 @@ std::string node_reference_markdown(const Registry& registry) {
 std::string describe_plugin_failures(const Registry& registry) {
   std::string out;
   for (const auto* p : registry.failed_plugins())
-    out += fmt::format("plugin {} failed to load: {}\n", p->path.string(), p->error);
+    out += p->problem() + "\n";
   return out;
 }
 

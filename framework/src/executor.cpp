@@ -9,8 +9,10 @@
 #include <map>
 #include <mutex>
 
+#include "caulk/cancel.hpp"
 #include "caulk/graph.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/json_text.hpp"
 #include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
 #include "run_environment.hpp"
@@ -19,6 +21,12 @@
 namespace fs = std::filesystem;
 
 namespace caulk {
+
+std::string RunReport::status() const {
+  if (!finished) return "running";
+  if (interrupted_by) return "interrupted";
+  return ok ? "ok" : "failed";
+}
 
 Json RunReport::to_json() const {
   Json nodes_json = Json::object();
@@ -34,7 +42,8 @@ Json RunReport::to_json() const {
   }
   Json out = Json::object();
   out["pipeline"] = pipeline;
-  out["status"] = ok ? "ok" : "failed";
+  out["status"] = status();
+  if (interrupted_by) out["signal"] = signal_name(interrupted_by);
   out["nodes"] = std::move(nodes_json);
   if (!ranks.is_null()) out["ranks"] = ranks;
   return out;
@@ -54,6 +63,7 @@ struct Scheduler {
   std::condition_variable changed;
   std::size_t running = 0;
   bool stop = false;
+  bool cut_short = false;  // a stop request interrupted a node or kept one from starting
   std::vector<std::size_t> failed_nodes;
 
   Scheduler(const Pipeline& p, RunEnvironment& e, RunReport& r)
@@ -97,6 +107,7 @@ struct Scheduler {
     auto started = std::chrono::steady_clock::now();
     NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env);
     std::string error;
+    bool interrupted = false;
     std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> published;
     try {
       std::unique_ptr<Node> instance = node.type->make();
@@ -112,6 +123,9 @@ struct Scheduler {
       }
       for (const auto& [port, artifact] : published)
         if (!node.type->spec.find_output(port)) throw Error("the node published an undeclared output '" + port + "'");
+    } catch (const Interrupted& e) {
+      error = e.what();
+      interrupted = true;
     } catch (const std::bad_alloc&) {
       error = "out of memory";
     } catch (const std::exception& e) {
@@ -125,6 +139,8 @@ struct Scheduler {
     if (!printed.empty()) env.write_out(printed);
     if (error.empty())
       env.log_line(fmt::format("[caulk] done  {} in {:.2f} s", node.config.id, seconds));
+    else if (interrupted)
+      env.log_line(fmt::format("[caulk] stopped {} after {:.2f} s: {}", node.config.id, seconds, error));
     else
       env.log_line(fmt::format("[caulk] FAILED {} after {:.2f} s: {}", node.config.id, seconds, error));
 
@@ -135,6 +151,11 @@ struct Scheduler {
       outcome.status = "ok";
       outcome.tables = tables_to_json(published);
       for (auto& [port, artifact] : published) outputs[i][port] = std::move(artifact);
+    } else if (interrupted) {
+      outcome.status = "interrupted";
+      outcome.error = error;
+      stop = true;
+      cut_short = true;
     } else {
       outcome.status = "failed";
       outcome.error = error;
@@ -149,6 +170,7 @@ struct Scheduler {
   void run(ThreadPool& pool) {
     std::unique_lock lock(mutex);
     for (;;) {
+      if (cancel_requested()) stop = true;  // a SIGINT/SIGTERM: start nothing more
       if (!stop) {
         // No more nodes in flight than workers: a queued node would still start after a
         // failure, and the run must stop starting nodes as soon as one fails.
@@ -179,11 +201,23 @@ struct Scheduler {
       auto it = blocked_by.find(i);
       if (it != blocked_by.end())
         o.error = "not run: it depends on node '" + pipeline.nodes[it->second].config.id + "', which failed";
+      else if (cancel_requested()) {
+        o.error = "not run: the run was interrupted by " + signal_name(cancel_signal());
+        cut_short = true;
+      }
       else if (!failed_nodes.empty())
         o.error = "not run: the run stopped after node '" + pipeline.nodes[failed_nodes.front()].config.id + "' failed";
     }
   }
 };
+
+}  // namespace
+
+namespace {
+
+void write_run_record(const RunReport& report, const fs::path& out_dir) {
+  io::write_file_atomic(out_dir / "run.json", json_text(report.to_json(), 2) + "\n");
+}
 
 }  // namespace
 
@@ -194,6 +228,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   env.out = options.out ? options.out : &std::cout;
   env.err = options.err ? options.err : &std::cerr;
   env.progress_bars = options.progress_bars;
+  env.memory_limit = options.memory_limit;
   LocalUnitDispatcher local_units;
   env.units = options.units ? options.units : &local_units;
 
@@ -201,6 +236,8 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   fs::create_directories(env.out_dir, ec);
   if (ec || !fs::is_directory(env.out_dir))
     throw Error("cannot create the output folder " + env.out_dir.string() + (ec ? ": " + ec.message() : ""));
+  // Nodes write at most a few levels down (OUT/node/name and its temporary beside it).
+  for (const std::string& line : io::recover_stale_temporaries(env.out_dir, 3)) env.log_line("[caulk] " + line);
 
   write_pipeline_graph(pipeline, env.out_dir);
   RunReport report;
@@ -211,30 +248,58 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     o.type = n.config.type;
     report.nodes.push_back(std::move(o));
   }
+  // Replaces the record of an earlier run at once: if this one is killed, run.json says "running".
+  write_run_record(report, env.out_dir);
   {
     auto pool = ThreadPool::with_workers(env.jobs);
     ScopedPool scoped(pool.get());
     Scheduler scheduler(pipeline, env, report);
     scheduler.run(*pool);
-    // Nodes that report on the run read run.json as it stands, their own entries "running".
+    report.finished = true;
+    // A stop request that came once every node had ended cut nothing short: the run is complete.
+    if (scheduler.cut_short) report.interrupted_by = cancel_signal();
+    // Nodes that report on the run read run.json as it stands, their own entries "running"; an
+    // interrupted run starts none of them.
     bool any_last = false;
-    for (std::size_t i = 0; i < report.nodes.size(); ++i)
-      if (scheduler.runs_last(i)) {
-        report.nodes[i].status = "running";
-        any_last = true;
+    for (std::size_t i = 0; i < report.nodes.size(); ++i) {
+      if (!scheduler.runs_last(i)) continue;
+      if (report.interrupted_by) {
+        report.nodes[i].status = "skipped";
+        report.nodes[i].error = "not run: the run was interrupted by " + signal_name(report.interrupted_by);
+        continue;
       }
+      report.nodes[i].status = "running";
+      any_last = true;
+    }
     if (any_last) {
       report.ok = std::all_of(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.status != "failed" && n.status != "skipped"; });
-      io::write_file_atomic(env.out_dir / "run.json", report.to_json().dump(2) + "\n");
-      scheduler.run_last_nodes();
+      try {
+        write_run_record(report, env.out_dir);
+        scheduler.run_last_nodes();
+      } catch (const std::exception& e) {
+        report.record_error = e.what();
+        for (std::size_t i = 0; i < report.nodes.size(); ++i)
+          if (scheduler.runs_last(i)) {
+            report.nodes[i].status = "skipped";
+            report.nodes[i].error = "not run: run.json, which it reads, could not be written";
+          }
+      }
     }
     // Artifacts (some made by plugins) are released here, while every library is still loaded.
   }
   report.ranks = env.units->ranks();
+  for (const auto& n : report.nodes)
+    if (n.status == "interrupted") report.interrupted_by = cancel_signal();
   report.ok = true;
   for (const auto& n : report.nodes)
     if (n.status != "ok") report.ok = false;
-  io::write_file_atomic(env.out_dir / "run.json", report.to_json().dump(2) + "\n");
+  try {
+    write_run_record(report, env.out_dir);
+    report.record_error.clear();
+  } catch (const std::exception& e) {
+    // A full disk must not hide what happened to the nodes: the caller reports both.
+    report.record_error = e.what();
+  }
   return report;
 }
 

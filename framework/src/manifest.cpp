@@ -3,11 +3,11 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <fstream>
 #include <set>
-#include <sstream>
 
+#include "caulk/io/input_file.hpp"
 #include "caulk/pipeline.hpp"  // closest_names
+#include "toml_guard.hpp"
 
 namespace fs = std::filesystem;
 
@@ -137,10 +137,9 @@ class ManifestParser {
   Manifest parse(std::string_view text) {
     toml::table root;
     try {
-      root = toml::parse(text, std::string_view(file_.string()));
-    } catch (const toml::parse_error& e) {
-      const auto& s = e.source();
-      fail({file_.string(), static_cast<int>(s.begin.line), static_cast<int>(s.begin.column)}, std::string(e.description()));
+      root = detail::parse_toml(text, file_.string());
+    } catch (const detail::TomlTextError& e) {
+      fail(e.where(), e.problem());
     }
     Manifest m;
     m.file = file_;
@@ -231,13 +230,7 @@ Manifest parse_manifest_text(std::string_view text, const fs::path& file, const 
 }
 
 Manifest read_manifest(const fs::path& file, const ManifestSchema& schema) {
-  std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) throw DataError(file.string(), fs::exists(file, ec) ? "is not a file" : "no such manifest file");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw DataError(file.string(), "cannot be read");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_manifest_text(buffer.str(), file, schema);
+  return parse_manifest_text(io::read_text_file(file), file, schema);
 }
 
 const ManifestSchema& hub_manifest_schema() {

@@ -4,11 +4,23 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "caulk/io/mapped_file.hpp"
+
 namespace caulk {
 
 MatrixView::MatrixView(const void* data, std::size_t rows, std::size_t cols, ScalarType type,
-                       bool row_major, std::shared_ptr<const void> owner)
-    : data_(data), rows_(rows), cols_(cols), type_(type), row_major_(row_major), owner_(std::move(owner)) {}
+                       bool row_major, std::shared_ptr<const void> owner, const io::MappedFile* mapping)
+    : data_(data),
+      rows_(rows),
+      cols_(cols),
+      type_(type),
+      row_major_(row_major),
+      owner_(std::move(owner)),
+      mapping_(mapping) {}
+
+void MatrixView::check_intact() const {
+  if (mapping_) mapping_->check_intact();
+}
 
 MatrixView MatrixView::of(std::shared_ptr<const Matrix> m) {
   const Matrix* p = m.get();
@@ -29,9 +41,16 @@ MatrixView MatrixView::borrow(const RowMatrixF& m) {
   return MatrixView(m.data(), m.rows(), m.cols(), ScalarType::F32, true, nullptr);
 }
 
+namespace {
+double element(const void* data, ScalarType type, std::size_t i) {
+  return type == ScalarType::F32 ? static_cast<const float*>(data)[i] : static_cast<const double*>(data)[i];
+}
+}  // namespace
+
 double MatrixView::operator()(std::size_t r, std::size_t c) const {
-  std::size_t i = row_major_ ? r * cols_ + c : c * rows_ + r;
-  return type_ == ScalarType::F32 ? static_cast<const float*>(data_)[i] : static_cast<const double*>(data_)[i];
+  const double v = element(data_, type_, row_major_ ? r * cols_ + c : c * rows_ + r);
+  check_intact();
+  return v;
 }
 
 namespace {
@@ -59,6 +78,7 @@ void MatrixView::rows_to(std::size_t first, std::size_t count, RowMatrix& out) c
     copy_rows(static_cast<const float*>(data_), rows_, cols_, row_major_, first, count, out);
   else
     copy_rows(static_cast<const double*>(data_), rows_, cols_, row_major_, first, count, out);
+  check_intact();
 }
 
 void MatrixView::rows_to(std::size_t first, std::size_t count, Matrix& out) const {
@@ -67,6 +87,7 @@ void MatrixView::rows_to(std::size_t first, std::size_t count, Matrix& out) cons
     copy_rows(static_cast<const float*>(data_), rows_, cols_, row_major_, first, count, out);
   else
     copy_rows(static_cast<const double*>(data_), rows_, cols_, row_major_, first, count, out);
+  check_intact();
 }
 
 Matrix MatrixView::to_double() const {
@@ -79,8 +100,11 @@ Matrix MatrixView::gather_rows(const std::vector<std::size_t>& index) const {
   Matrix out(static_cast<Eigen::Index>(index.size()), static_cast<Eigen::Index>(cols_));
   for (std::size_t i = 0; i < index.size(); ++i) {
     if (index[i] >= rows_) throw std::out_of_range("MatrixView::gather_rows: row out of range");
-    for (std::size_t c = 0; c < cols_; ++c) out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(c)) = (*this)(index[i], c);
+    for (std::size_t c = 0; c < cols_; ++c)
+      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(c)) =
+          element(data_, type_, row_major_ ? index[i] * cols_ + c : c * rows_ + index[i]);
   }
+  check_intact();
   return out;
 }
 
@@ -109,6 +133,7 @@ bool MatrixView::find_non_finite(std::size_t& row, std::size_t& col) const {
   std::size_t n = rows_ * cols_, at = 0;
   bool bad = type_ == ScalarType::F32 ? first_non_finite(static_cast<const float*>(data_), n, at)
                                       : first_non_finite(static_cast<const double*>(data_), n, at);
+  check_intact();
   if (!bad) return false;
   if (row_major_) {
     row = at / cols_;

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <tuple>
-#include <fstream>
-#include <sstream>
 
+#include "caulk/io/input_file.hpp"
 #include "caulk/pipeline.hpp"
+#include "toml_guard.hpp"
 
 namespace caulk {
 
@@ -116,6 +116,23 @@ class Parser {
     }
   }
 
+  // plugins = ["path/to/plugin.so", "path/to/folder", "name"]: what the pipeline needs loaded.
+  void parse_plugins(const toml::node& n) {
+    const auto* list = n.as_array();
+    if (!list) {
+      error(at(n.source()), "[pipeline]: 'plugins' must be a list of plugin paths or names, e.g. plugins = [\"build/my_plugin.so\"]");
+      return;
+    }
+    for (const auto& item : *list) {
+      const auto* s = item.as_string();
+      if (!s || s->get().empty()) {
+        error(at(item.source()), "[pipeline]: each entry of 'plugins' must be a non-empty string (a plugin's path, a folder, or a plugin name)");
+        continue;
+      }
+      config_.plugins.push_back({s->get(), at(item.source())});
+    }
+  }
+
   void parse_node(const toml::table& t, std::size_t index) {
     NodeConfig node;
     node.where = at(t.source());
@@ -158,11 +175,9 @@ class Parser {
     config_.file = file_;
     toml::table root;
     try {
-      root = toml::parse(text, std::string_view(file_.string()));
-    } catch (const toml::parse_error& e) {
-      const auto& src = e.source();
-      throw PipelineError({{{file_.string(), static_cast<int>(src.begin.line), static_cast<int>(src.begin.column)},
-                            std::string(e.description())}});
+      root = detail::parse_toml(text, file_.string());
+    } catch (const detail::TomlTextError& e) {
+      throw PipelineError({{e.where(), e.problem()}});
     }
     SourceLocation file_start{file_.string(), 1, 1};
     bool saw_pipeline = false;
@@ -183,10 +198,11 @@ class Parser {
             error(at(t->get("name")->source()), "[pipeline]: name must be a non-empty name without '/'");
         }
         if (auto d = string_field(*t, "description", "[pipeline]", nullptr, false, where)) config_.description = *d;
+        if (const toml::node* plugins = t->get("plugins")) parse_plugins(*plugins);
         for (const auto& [pk, pv] : *t) {
           std::string p(pk.str());
-          if (p != "name" && p != "description")
-            error(at(pk.source()), "[pipeline]: unknown key '" + p + "' (it has name and description)");
+          if (p != "name" && p != "description" && p != "plugins")
+            error(at(pk.source()), "[pipeline]: unknown key '" + p + "' (it has name, description and plugins)");
         }
       } else if (k == "node") {
         auto a = value.as_array();
@@ -225,16 +241,14 @@ PipelineConfig parse_pipeline_text(std::string_view text, const std::filesystem:
 }
 
 PipelineConfig parse_pipeline_file(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec))
-    throw PipelineError({{{file.string(), 0, 0}, "no such pipeline file"}});
-  if (std::filesystem::is_directory(file, ec))
-    throw PipelineError({{{file.string(), 0, 0}, "is a directory, not a pipeline file"}});
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw PipelineError({{{file.string(), 0, 0}, "cannot be read"}});
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_pipeline_text(buffer.str(), file);
+  std::string text;
+  try {
+    text = io::read_text_file(file);
+  } catch (const DataError& e) {
+    const bool missing = e.problem() == "cannot open: no such file";
+    throw PipelineError({{{file.string(), 0, 0}, missing ? std::string("no such pipeline file") : e.problem()}});
+  }
+  return parse_pipeline_text(text, file);
 }
 
 void apply_overrides(PipelineConfig& config, const std::vector<std::string>& overrides) {
@@ -262,7 +276,7 @@ void apply_overrides(PipelineConfig& config, const std::vector<std::string>& ove
     Value v;
     try {
       std::string doc = "v = " + raw;
-      toml::table t = toml::parse(std::string_view(doc), std::string_view("--set"));
+      toml::table t = detail::parse_toml(doc, "--set");
       const toml::node* n = t.get("v");
       if (n && t.size() == 1 && !n->is_date() && !n->is_time() && !n->is_date_time()) {
         Parser p("");
@@ -270,7 +284,7 @@ void apply_overrides(PipelineConfig& config, const std::vector<std::string>& ove
       } else {
         v = Value(raw);
       }
-    } catch (const toml::parse_error&) {
+    } catch (const detail::TomlTextError&) {
       v = Value(raw);  // a bare word such as a path or a choice
     }
     std::function<void(Value&)> relocate = [&](Value& x) {

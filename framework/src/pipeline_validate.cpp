@@ -298,6 +298,22 @@ class Validator {
     node.depends_on.erase(std::unique(node.depends_on.begin(), node.depends_on.end()), node.depends_on.end());
   }
 
+  // For an unknown node type: the plugins that failed and may provide it, the plugin folders that
+  // were searched, and how to add one.
+  std::string where_types_come_from(const std::string& type) const {
+    std::string out;
+    for (const auto* p : registry_.failed_plugins_that_may_provide(type))
+      out += "\n  " + std::string(p->node_types_known ? "a plugin that was not loaded offers it: " : "a plugin that was not loaded may provide it: ") + p->problem();
+    // (A registry filled by hand, as in tests, searched nothing: no hint then.)
+    if (registry_.searched().empty()) return out;
+    std::string folders;
+    for (const auto& f : registry_.searched()) folders += (folders.empty() ? "" : ", ") + f.string();
+    out += "\n  plugin folders searched: " + folders;
+    out += "\n  to add one: --plugin-path DIR, CAULK_PLUGIN_PATH=DIR, or plugins = [\"DIR\"] in [pipeline] "
+           "(docs/pipeline-format.md)";
+    return out;
+  }
+
   Pipeline run() {
     auto& cfg = pipeline_.config;
     std::map<std::string, std::size_t> ids;
@@ -315,7 +331,7 @@ class Validator {
       node.type = registry_.find_node(n.type);
       if (!node.type && !n.type.empty())
         error(n.type_where, "node '" + n.id + "': unknown node type '" + n.type + "'" + did_you_mean(n.type, known_types) +
-                                "; `caulk nodes` lists them");
+                                "; `caulk nodes` lists them" + where_types_come_from(n.type));
       pipeline_.nodes.push_back(std::move(node));
     }
     for (auto& node : pipeline_.nodes) {
@@ -351,6 +367,15 @@ class Validator {
 };
 
 }  // namespace
+
+std::vector<Diagnostic> load_pipeline_plugins(const PipelineConfig& config, Registry& registry) {
+  std::vector<Diagnostic> diags;
+  for (const auto& entry : config.plugins) {
+    std::string problem = registry.require_plugin(entry.text, config.file.parent_path());
+    if (!problem.empty()) diags.push_back({entry.where, "plugin \"" + entry.text + "\": " + problem});
+  }
+  return diags;
+}
 
 Pipeline validate_pipeline(PipelineConfig config, const Registry& registry) {
   return Validator(std::move(config), registry).run();

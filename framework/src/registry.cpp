@@ -41,12 +41,63 @@ std::string loader_message(const std::exception& e) {
   auto at = what.find(marker);
   if (at == std::string::npos) return what;
   std::string msg = what.substr(at + marker.size());
-  if (!msg.empty() && msg.back() == ')') msg.pop_back();
-  return msg;
+  // Boost.DLL closes the parenthesis and may append the errno text (": Bad file descriptor").
+  auto close = msg.rfind(')');
+  return close == std::string::npos ? msg : msg.substr(0, close);
 }
 
 bool looks_like_plugin(const fs::path& p) { return p.extension() == ".so"; }
+
+// libcaulk's own build, to compare with each plugin's (caulk/plugin.hpp).
+constexpr caulk_plugin_build kEngineBuild = CAULK_PLUGIN_BUILD_INFO;
+
+// Why a plugin built as `plugin` cannot share matrices with this libcaulk ("" when it can).
+std::string build_mismatch(const caulk_plugin_build& plugin) {
+  if (plugin.size < sizeof(caulk_plugin_build)) return "";  // an older, shorter record: nothing to compare
+  if (plugin.eigen_max_align_bytes == kEngineBuild.eigen_max_align_bytes &&
+      plugin.eigen_malloc_already_aligned == kEngineBuild.eigen_malloc_already_aligned)
+    return "";
+  auto describe = [](const caulk_plugin_build& b) {
+    return std::to_string(b.eigen_max_align_bytes) + "-byte alignment, " +
+           (b.eigen_malloc_already_aligned ? "malloc" : "Eigen's own aligned allocator");
+  };
+  return "compiled with another Eigen configuration than caulk (the plugin: " + describe(plugin) + "; caulk: " +
+         describe(kEngineBuild) +
+         "), so matrices crossing between them would be freed by the wrong allocator: build it with caulk's flags "
+         "(caulk_add_plugin applies them; the same -fsanitize and -march options, see docs/writing-plugins.md)";
+}
+
+std::string path_list(const std::vector<fs::path>& paths) {
+  std::string out;
+  for (const auto& p : paths) out += (out.empty() ? "" : ", ") + p.string();
+  return out.empty() ? std::string("none") : out;
+}
+
+bool same_file(const fs::path& a, const fs::path& b) {
+  std::error_code ec;
+  return fs::equivalent(a, b, ec) && !ec;
+}
 }  // namespace
+
+std::string_view plugin_status_name(PluginStatus status) {
+  switch (status) {
+    case PluginStatus::loaded: return "loaded";
+    case PluginStatus::failed: return "failed";
+    case PluginStatus::refused: return "refused";
+    case PluginStatus::skipped: return "skipped";
+  }
+  return "unknown";
+}
+
+std::string PluginInfo::problem() const {
+  switch (status) {
+    case PluginStatus::loaded: return "";
+    case PluginStatus::failed: return "plugin " + path.string() + " failed to load: " + error;
+    case PluginStatus::refused: return "plugin " + path.string() + " was refused: " + error;
+    case PluginStatus::skipped: return "plugin " + path.string() + " was skipped: " + error;
+  }
+  return "";
+}
 
 Registry::Registry() {
   for (const auto& t : kBuiltinArtifacts) artifact_types_.emplace(t.name, t);
@@ -55,7 +106,8 @@ Registry::Registry() {
 Registry::~Registry() = default;
 
 std::vector<fs::path> Registry::search_path(const std::vector<fs::path>& cli_paths) {
-  std::vector<fs::path> out(cli_paths.begin(), cli_paths.end());
+  std::vector<fs::path> out{bundled_plugin_dir()};
+  out.insert(out.end(), cli_paths.begin(), cli_paths.end());
   if (const char* env = std::getenv("CAULK_PLUGIN_PATH")) {
     std::string s = env;
     std::size_t start = 0;
@@ -66,7 +118,6 @@ std::vector<fs::path> Registry::search_path(const std::vector<fs::path>& cli_pat
       start = end + 1;
     }
   }
-  out.push_back(bundled_plugin_dir());
   return out;
 }
 
@@ -78,22 +129,24 @@ fs::path Registry::bundled_plugin_dir() {
 }
 
 void Registry::load_plugins(const std::vector<fs::path>& search_path) {
-  std::set<fs::path> seen_dirs;
   for (const auto& entry : search_path) {
     std::error_code ec;
     if (!fs::exists(entry, ec)) {
       // The bundled folder may legitimately be absent (an engine built without plugins); a folder
       // the user named must exist.
       if (entry == bundled_plugin_dir()) continue;
+      searched_.push_back(entry);
       PluginInfo info;
       info.path = entry;
       info.error = "plugin path does not exist";
       plugins_.push_back(std::move(info));
       continue;
     }
+    bool seen = false;
+    for (const auto& s : searched_) seen = seen || same_file(s, entry);
+    if (seen) continue;  // a folder (or file) named twice is loaded once
+    searched_.push_back(entry);
     if (fs::is_directory(entry, ec)) {
-      fs::path canonical = fs::weakly_canonical(entry, ec);
-      if (!seen_dirs.insert(canonical).second) continue;
       std::vector<fs::path> files;
       for (const auto& f : fs::directory_iterator(entry, ec))
         if (f.is_regular_file() && looks_like_plugin(f.path())) files.push_back(f.path());
@@ -108,11 +161,17 @@ void Registry::load_plugins(const std::vector<fs::path>& search_path) {
 bool Registry::load_plugin(const fs::path& file) {
   PluginInfo info;
   info.path = file;
-  auto fail = [&](std::string why) {
+  auto finish = [&](PluginStatus status, std::string why) {
+    info.status = status;
     info.error = std::move(why);
     plugins_.push_back(std::move(info));
-    return false;
+    return status == PluginStatus::skipped;
   };
+  auto fail = [&](std::string why) { return finish(PluginStatus::failed, std::move(why)); };
+
+  for (const auto& other : plugins_)
+    if (other.loaded() && same_file(other.path, file))
+      return finish(PluginStatus::skipped, "the same file was already loaded as " + other.path.string());
 
   auto library = std::make_shared<Library>();
   try {
@@ -122,8 +181,10 @@ bool Registry::load_plugin(const fs::path& file) {
   }
 
   // The plain C descriptor first: nothing C++ is touched before the ABI version matches.
-  if (!library->handle.has(CAULK_PLUGIN_DESCRIPTOR_SYMBOL))
+  if (!library->handle.has(CAULK_PLUGIN_DESCRIPTOR_SYMBOL)) {
+    info.node_types_known = true;  // not a plugin: it provides nothing
     return fail("not a caulk plugin: it exports no '" CAULK_PLUGIN_DESCRIPTOR_SYMBOL "' descriptor");
+  }
   const auto& descriptor = library->handle.get<const caulk_plugin_descriptor>(CAULK_PLUGIN_DESCRIPTOR_SYMBOL);
   if (descriptor.abi_version != CAULK_ABI_VERSION)
     return fail("built for caulk plugin ABI version " + std::to_string(descriptor.abi_version) +
@@ -134,46 +195,115 @@ bool Registry::load_plugin(const fs::path& file) {
   info.version = descriptor.version ? descriptor.version : "";
   info.summary = descriptor.summary ? descriptor.summary : "";
 
-  for (const auto& other : plugins_)
-    if (other.loaded && other.name == info.name)
-      return fail("skipped: a plugin named '" + info.name + "' was already loaded from " + other.path.string());
+  if (library->handle.has(CAULK_PLUGIN_BUILD_SYMBOL)) {
+    const auto& build = library->handle.get<const caulk_plugin_build>(CAULK_PLUGIN_BUILD_SYMBOL);
+    if (auto mismatch = build_mismatch(build); !mismatch.empty()) return fail(mismatch);
+    // A debug build of caulk itself makes every plugin slow alike: say it only when caulk is optimised.
+    if (!build.optimized && kEngineBuild.optimized)
+      info.warnings.push_back("built without optimisation (a Debug build?): its nodes may run many times slower; "
+                              "rebuild it with -DCMAKE_BUILD_TYPE=Release");
+  }
 
   if (!library->handle.has(CAULK_PLUGIN_ENTRY_SYMBOL))
     return fail("the plugin exports no '" CAULK_PLUGIN_ENTRY_SYMBOL "' entry point");
   auto& entry = library->handle.get<void(void*)>(CAULK_PLUGIN_ENTRY_SYMBOL);
 
-  // Register into a scratch registry first, so that a plugin failing half-way adds nothing.
+  // Register into a scratch registry first, so that a plugin failing half-way adds nothing, and a
+  // plugin that clashes with an earlier one is refused whole.
   Registry staging;
   staging.artifact_types_ = artifact_types_;
   std::shared_ptr<const void> owner = library;
   try {
     PluginRegistrar registrar(staging, info, owner);
     entry(&registrar);
-    for (auto& [name, type] : staging.node_types_)
-      if (node_types_.count(name))
-        throw Error("node type '" + name + "' is already registered by plugin '" + node_types_.at(name).plugin + "'");
-    for (auto& [name, fn] : staging.unit_functions_)
-      if (unit_functions_.count(name))
-        throw Error("unit function '" + name + "' is already registered by plugin '" + unit_functions_.at(name).second + "'");
-    for (auto& [name, type] : staging.artifact_types_)
-      if (!artifact_types_.count(name)) artifact_types_.emplace(name, type);
-    for (auto& [name, type] : staging.node_types_) node_types_.emplace(name, std::move(type));
-    for (auto& [name, fn] : staging.unit_functions_) unit_functions_.emplace(name, fn);
   } catch (const std::exception& e) {
-    info.node_types.clear();
-    info.artifact_types.clear();
     return fail(std::string("registration failed: ") + e.what());
   }
-  info.loaded = true;
+  info.node_types_known = true;
+
+  const std::string self = "plugin '" + info.name + "'";
+  auto first = [&](const std::string& plugin) {
+    for (const auto& other : plugins_)
+      if (other.loaded() && other.name == plugin) return "plugin '" + plugin + "' (" + other.path.string() + ")";
+    return "plugin '" + plugin + "'";
+  };
+  const std::string rule = " (the first plugin to register a name keeps it, and caulk's bundled plugins load first)";
+  for (const auto& other : plugins_)
+    if (other.loaded() && other.name == info.name)
+      return finish(PluginStatus::refused, "a plugin named '" + info.name + "' was already loaded from " +
+                                               other.path.string() + "; rename " + self + " in its CAULK_PLUGIN" + rule);
+  for (const auto& [name, type] : staging.node_types_)
+    if (node_types_.count(name))
+      return finish(PluginStatus::refused, self + " registers the node type '" + name + "', which " +
+                                               first(node_types_.at(name).plugin) +
+                                               " registered first; rename the node type" + rule);
+  for (const auto& [name, fn] : staging.unit_functions_)
+    if (unit_functions_.count(name))
+      return finish(PluginStatus::refused, self + " registers the unit function '" + name + "', which " +
+                                               first(unit_functions_.at(name).second) +
+                                               " registered first; rename the unit function" + rule);
+  for (auto& [name, type] : staging.artifact_types_)
+    if (!artifact_types_.count(name)) artifact_types_.emplace(name, type);
+  for (auto& [name, type] : staging.node_types_) node_types_.emplace(name, std::move(type));
+  for (auto& [name, fn] : staging.unit_functions_) unit_functions_.emplace(name, fn);
+  info.status = PluginStatus::loaded;
   libraries_.push_back(std::move(library));
   plugins_.push_back(std::move(info));
   return true;
 }
 
+std::string Registry::require_plugin(const std::string& entry, const fs::path& base) {
+  const std::string how = "add its folder with --plugin-path DIR or CAULK_PLUGIN_PATH, or give its path here";
+  const bool bare_name = entry.find('/') == std::string::npos && fs::path(entry).extension() != ".so" &&
+                         entry != "." && entry != "..";
+  if (bare_name) {
+    const PluginInfo* found = nullptr;
+    for (const auto& p : plugins_)
+      if (p.name == entry || p.path.stem() == entry)
+        if (!found || p.loaded()) found = &p;
+    if (found) return found->loaded() ? "" : found->problem();
+    std::error_code ec;
+    std::string beside = fs::exists(base / entry, ec) ? "; to load '" + (base / entry).string() + "', write \"./" + entry + "\"" : "";
+    return "no plugin named '" + entry + "' was loaded from the plugin path (searched: " + path_list(searched_) +
+           "); " + how + " (\"path/to/" + entry + ".so\" or a folder)" + beside;
+  }
+  fs::path path = entry;
+  if (path.is_relative()) path = base / path;
+  path = path.lexically_normal();
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return "no such plugin file or folder: " + path.string();
+  std::vector<fs::path> files;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& f : fs::directory_iterator(path, ec))
+      if (f.is_regular_file() && looks_like_plugin(f.path())) files.push_back(f.path());
+    std::sort(files.begin(), files.end());
+    if (files.empty()) return "the folder " + path.string() + " holds no plugin (*.so)";
+  } else {
+    files.push_back(path);
+  }
+  bool seen = false;
+  for (const auto& s : searched_) seen = seen || same_file(s, path);
+  if (!seen) searched_.push_back(path);
+  std::string problems;
+  for (const auto& f : files) {
+    if (load_plugin(f)) continue;
+    problems += (problems.empty() ? "" : "; ") + plugins_.back().problem();
+  }
+  return problems;
+}
+
 std::vector<const PluginInfo*> Registry::failed_plugins() const {
   std::vector<const PluginInfo*> out;
   for (const auto& p : plugins_)
-    if (!p.loaded && p.error.rfind("skipped:", 0) != 0) out.push_back(&p);
+    if (p.status == PluginStatus::failed || p.status == PluginStatus::refused) out.push_back(&p);
+  return out;
+}
+
+std::vector<const PluginInfo*> Registry::failed_plugins_that_may_provide(const std::string& type) const {
+  std::vector<const PluginInfo*> out;
+  for (const auto* p : failed_plugins())
+    if (!p->node_types_known || std::find(p->node_types.begin(), p->node_types.end(), type) != p->node_types.end())
+      out.push_back(p);
   return out;
 }
 

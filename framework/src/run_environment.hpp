@@ -17,6 +17,7 @@ class RunEnvironment {
   std::ostream* err = &std::cerr;
   bool progress_bars = false;
   UnitDispatcher* units = nullptr;  // who runs distributable units (never null during a run)
+  std::size_t memory_limit = 0;     // bytes a node may plan to hold at once (0: no limit)
 
   // One line on stderr; clears a progress bar being drawn first.
   void log_line(const std::string& line) const;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 
+#include "caulk/cancel.hpp"
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
 
@@ -32,6 +33,10 @@ std::vector<UnitOutcome> LocalUnitDispatcher::run(const UnitBatch& batch) {
   const auto& d = *batch.descriptions;
   std::vector<UnitOutcome> out(d.size());
   parallel_for(d.size(), [&](std::size_t i) {
+    if (const int signal = cancel_signal()) {  // no unit starts after a stop was requested
+      out[i].error = Interrupted(signal).what();
+      return;
+    }
     out[i] = run_unit_caught(batch.kind.run, d[i], current_rank());
     if (batch.on_unit_done) batch.on_unit_done();
   });

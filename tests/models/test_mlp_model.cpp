@@ -7,13 +7,13 @@
 #include <random>
 #include <set>
 
-#include "backprop.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/safetensors.hpp"
+#include "caulk/mlp/backprop.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/models/mlp_model.hpp"
-#include "mlp_checkpoint.hpp"
 #include "model_test_support.hpp"
-#include "peft.hpp"
 #include "temp_dir.hpp"
 
 namespace caulk::models {

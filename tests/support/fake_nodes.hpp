@@ -126,7 +126,7 @@ class FakeRunLast : public Node {
 inline void register_fake_nodes(Registry& r) {
   PluginInfo info;
   info.name = "fake";
-  info.loaded = true;
+  info.status = PluginStatus::loaded;
   PluginRegistrar reg(r, info, nullptr);
   reg.add_node<FakeSource>();
   reg.add_node<FakeEmbed>();

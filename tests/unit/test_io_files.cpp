@@ -42,7 +42,7 @@ TEST(MappedFile, MissingFileAndFolderAreDataErrors) {
   ScratchDir dir;
   auto missing = (dir / "missing.bin").string();
   EXPECT_EQ(data_error_message([&] { MappedFile::open(missing); }), missing + ": cannot open: no such file");
-  EXPECT_EQ(data_error_message([&] { MappedFile::open(dir.path()); }), dir.path().string() + ": not a regular file");
+  EXPECT_EQ(data_error_message([&] { MappedFile::open(dir.path()); }), dir.path().string() + ": not a regular file (a folder)");
 }
 
 TEST(AtomicFile, CommitWritesTheTargetAndLeavesNoTemporary) {
@@ -51,7 +51,7 @@ TEST(AtomicFile, CommitWritesTheTargetAndLeavesNoTemporary) {
   {
     AtomicFile file(target);
     EXPECT_EQ(file.temporary().parent_path(), dir.path());
-    EXPECT_THAT(file.temporary().filename().string(), StartsWith(".out.txt.tmp-"));
+    EXPECT_THAT(file.temporary().filename().string(), StartsWith(".out.txt.caulk-tmp-"));
     file.write("hello ");
     file.write(std::string_view("world"));
     file.commit();

@@ -18,7 +18,7 @@
 
 #include "caulk/error.hpp"
 #include "cli.hpp"
-#include "learning_curve.hpp"
+#include "models/algorithms/learning_curve.hpp"
 
 using namespace caulk;
 using ::testing::HasSubstr;

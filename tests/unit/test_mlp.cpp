@@ -7,15 +7,15 @@
 #include <cmath>
 #include <random>
 
-#include "backprop.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/safetensors.hpp"
+#include "caulk/mlp/backprop.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
 #include "caulk/parallel.hpp"
-#include "linear_probe.hpp"
-#include "mlp_checkpoint.hpp"
-#include "peft.hpp"
+#include "caulk/probe/linear_probe.hpp"
 #include "temp_dir.hpp"
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::mlp {
 namespace {
@@ -228,11 +228,11 @@ TEST(MlpTraining, LbfgsHeadMatchesAnIndependentLogisticRegression) {
   // The evaluators' linear probe (its own objective code) on the same float features.
   const Mat<float> feats = forward<float>(model, data.X, nullptr, model.feature_layer);
   Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> rows = feats.transpose();
-  eval::LinearProbeOptions lp;
+  probe::LinearProbeOptions lp;
   lp.l2 = 0.01;
   lp.gradient_tolerance = 1e-10;
   lp.max_iterations = 2000;
-  const eval::LinearProbe ref = eval::fit_linear_probe(MatrixView::borrow(rows), data.y.classes, 3, lp);
+  const probe::LinearProbe ref = probe::fit_linear_probe(MatrixView::borrow(rows), data.y.classes, 3, lp);
   const Mat<double> W = model.layers.back().W.cast<double>();
   EXPECT_LT((W - ref.weights).norm() / ref.weights.norm(), 1e-4);
   // The biases are unpenalised and softmax ignores a common shift: compare them centred.

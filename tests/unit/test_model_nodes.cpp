@@ -10,7 +10,7 @@
 #include "caulk/io/npy.hpp"
 #include "caulk/io/safetensors.hpp"
 #include "cli.hpp"
-#include "mlp_checkpoint.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "golden.hpp"
 #include "run_json.hpp"
 
 using namespace caulk::testing;
@@ -28,6 +29,8 @@ TEST_P(EveryPipeline, RunsAndEveryNodeSucceeds) {
   Json j = run_ok(GetParam(), dir / "out", 2);
   EXPECT_EQ(j["status"], "ok");
   for (auto& [id, node] : j["nodes"].items()) EXPECT_EQ(node["status"], "ok") << id;
+  // The same numbers and output bytes as recorded (tests/golden), reusing this run.
+  expect_matches_golden(GetParam(), dir / "out");
 }
 
 TEST_P(EveryPipeline, SameResultsWithOneOrFourJobs) {

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "caulk/error.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
-namespace caulk::eval {
+namespace caulk::metrics {
 namespace {
 
 using ::testing::HasSubstr;
@@ -108,6 +108,32 @@ TEST(ClassificationMetrics, ArgmaxTiesGoToTheLowestIndex) {
   EXPECT_EQ(accuracy(p, {0, 1, 0}), 1.0);
   // Labels (1, 2, 2): all three wrong under it.
   EXPECT_EQ(accuracy(p, {1, 2, 2}), 0.0);
+}
+
+TEST(ClassificationMetrics, PredictedClassesTakeLogitsToo) {
+  // Any class scores, negative ones included: the largest wins, the lowest index on ties.
+  EXPECT_EQ(predicted_classes(rows({{-3.0, -1.0, -2.0}, {5.0, 5.0, 1.0}, {-0.5, 2.0, 2.0}})), (std::vector<int>{1, 0, 1}));
+}
+
+TEST(ClassificationMetrics, FractionCorrectAndErrorRateCountHandWorkedCases) {
+  EXPECT_DOUBLE_EQ(fraction_correct({0, 1, 2, 1}, {0, 1, 1, 1}), 0.75);
+  EXPECT_DOUBLE_EQ(error_rate({0, 1, 2, 1}, {0, 1, 1, 1}), 0.25);
+  // One wrong in three is 1/3 exactly as a double, which 1 - 2/3 is not.
+  EXPECT_EQ(error_rate({0, 1, 1}, {0, 1, 2}), 1.0 / 3.0);
+  EXPECT_NE(1.0 - fraction_correct({0, 1, 1}, {0, 1, 2}), 1.0 / 3.0);
+  // accuracy() is fraction_correct over the predicted classes of checked probabilities.
+  const Matrix p = rows({{0.7, 0.3}, {0.4, 0.6}, {0.5, 0.5}});
+  EXPECT_EQ(accuracy(p, {0, 0, 0}), fraction_correct(predicted_classes(p), {0, 0, 0}));
+}
+
+TEST(PredictionMetricsErrors, PredictedAndTrueClassesMustMatch) {
+  try {
+    fraction_correct({0, 1}, {0, 1, 2});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("2 predicted classes for 3 labels"));
+  }
+  EXPECT_THROW(error_rate({}, {}), Error);
 }
 
 TEST(ClassificationMetrics, LogLossOfScikitLearnsDocumentation) {
@@ -317,4 +343,4 @@ TEST(PredictionMetricsErrors, NonFiniteRegressionValueIsNamed) {
 }
 
 }  // namespace
-}  // namespace caulk::eval
+}  // namespace caulk::metrics

@@ -1,13 +1,10 @@
 // Judging rankers: weighted tau, Kendall tau-b, Spearman, Pearson and top-1 regret against values
-// worked out by hand (ties included) and the value scipy's documentation publishes; the linear
-// probe behind the demo's ground truth against finite differences.
+// worked out by hand (ties included) and the value scipy's documentation publishes.
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
-#include "linear_probe.hpp"
-#include "rank_correlation.hpp"
+#include "evaluators/algorithms/rank_correlation.hpp"
 
 namespace caulk::eval {
 namespace {
@@ -80,48 +77,20 @@ TEST(RankCorrelation, RejectsMismatchedOrTooShortInputs) {
   EXPECT_THROW(pearson({1, NAN}, {1, 2}), std::invalid_argument);
 }
 
-// ------------------------------------------------------------------------- linear probe
-
-TEST(LinearProbe, GradientMatchesFiniteDifferences) {
-  std::mt19937 rng(4);
-  std::normal_distribution<double> normal;
-  Matrix X(30, 4);
-  for (Eigen::Index i = 0; i < X.size(); ++i) X.data()[i] = normal(rng);
-  std::vector<int> y(30);
-  for (int i = 0; i < 30; ++i) y[static_cast<std::size_t>(i)] = i % 3;
-  Vector p(3 * 4 + 3);
-  for (Eigen::Index i = 0; i < p.size(); ++i) p[i] = 0.3 * normal(rng);
-  Vector g;
-  linear_probe_objective(X, y, 3, 0.05, p, g);
-  for (Eigen::Index k = 0; k < p.size(); ++k) {
-    Vector plus = p, minus = p, unused;
-    plus[k] += 1e-6;
-    minus[k] -= 1e-6;
-    const double numeric = (linear_probe_objective(X, y, 3, 0.05, plus, unused) - linear_probe_objective(X, y, 3, 0.05, minus, unused)) / 2e-6;
-    EXPECT_NEAR(g[k], numeric, 1e-7) << "parameter " << k;
+// A non-finite value says which side it is on (before: "weighted tau: value 1 is not finite").
+TEST(RankCorrelation, NonFiniteValuesSayWhichSide) {
+  try {
+    weighted_tau({0.1, -INFINITY, 0.3}, {0.5, 0.6, 0.7});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("weighted tau: score number 1 (counting from 0) is -inf"), std::string::npos) << e.what();
   }
-}
-
-TEST(LinearProbe, FitsSeparableClassesAndReachesTheOptimum) {
-  // Three well separated blobs: the probe classifies them all, and its gradient vanishes.
-  Matrix F(60, 2);
-  std::vector<int> y(60);
-  std::mt19937 rng(5);
-  std::normal_distribution<double> noise(0.0, 0.3);
-  const double centres[3][2] = {{3, 0}, {-3, 0}, {0, 4}};
-  for (int i = 0; i < 60; ++i) {
-    const int c = i % 3;
-    y[static_cast<std::size_t>(i)] = c;
-    F(i, 0) = centres[c][0] + noise(rng);
-    F(i, 1) = centres[c][1] + noise(rng);
+  try {
+    kendall_tau_b({0.1, 0.2, 0.3}, {0.5, NAN, 0.7});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("Kendall tau: ground truth number 1 (counting from 0) is nan"), std::string::npos) << e.what();
   }
-  const LinearProbe probe = fit_linear_probe(MatrixView::borrow(F), y, 3);
-  EXPECT_DOUBLE_EQ(probe.accuracy(MatrixView::borrow(F), y), 1.0);
-  Vector packed(3 * 2 + 3), g;
-  Eigen::Map<Matrix>(packed.data(), 3, 2) = probe.weights;
-  packed.tail(3) = probe.bias;
-  linear_probe_objective(F, y, 3, 1e-3, packed, g);
-  EXPECT_LT(g.norm(), 1e-6);
 }
 
 }  // namespace

@@ -8,10 +8,13 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <mutex>
 #include <random>
 
-#include "transferability.hpp"
+#include "caulk/parallel.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 namespace {
@@ -115,6 +118,80 @@ TEST(Nce, TiesGoToTheFirstSourceClass) {
       0.5, 0.5;
   // Both samples map to z = 0; labels differ: - H(Y | Z) = - log 2.
   EXPECT_NEAR(nce(view(theta), {0, 1}, 2), -std::log(2.0), 1e-12);
+}
+
+// Rows that are not probabilities are refused, naming the row and what is wrong: a row x7 (a
+// wrong score before), logits and a zero row (a non-finite score with exit 0 before), negative
+// values (passed before), NaN.
+TEST(SourceRows, RowsThatAreNotProbabilitiesAreRefused) {
+  const std::vector<int> y = {0, 1, 0, 1};
+  Matrix good(4, 3);
+  good << 0.7, 0.2, 0.1,  //
+      0.1, 0.8, 0.1,      //
+      0.3, 0.3, 0.4,      //
+      0.25, 0.25, 0.5;
+  struct Case {
+    const char* name;
+    Matrix theta;
+    const char* message;
+  };
+  Matrix times7 = good;
+  times7.row(2) *= 7;
+  Matrix zero = good;
+  zero.row(3).setZero();
+  Matrix negative = good;
+  negative.row(1) << 0.5, 0.7, -0.2;
+  Matrix nan = good;
+  nan(1, 0) = std::numeric_limits<double>::quiet_NaN();
+  Matrix logits(4, 3);
+  logits << 2.0, -1.0, 0.5,  //
+      0.1, 3.0, -2.0,        //
+      1.0, 1.0, 1.2,         //
+      -0.3, 0.0, 0.9;
+  for (const Case& c : {Case{"x7", times7, "row 2 sums to 7, not 1"}, Case{"zero row", zero, "row 3 sums to 0, not 1"},
+                        Case{"negative", negative, "row 1 has a negative probability (-0.2 in column 2)"},
+                        Case{"NaN", nan, "row 1, column 0 is nan"}, Case{"logits", logits, "row 0 has a negative probability (-1 in column 1)"}}) {
+    for (auto method : {&leep, &nce}) {
+      try {
+        method(view(c.theta), y, 2, SourceOptions{});
+        ADD_FAILURE() << c.name << ": no error";
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find(c.message), std::string::npos) << c.name << ": " << e.what();
+      }
+    }
+  }
+  // Within the tolerance (a float16 export, say) rows pass as they are.
+  Matrix close = good;
+  close(0, 0) += 4e-4;
+  EXPECT_NO_THROW(leep(view(close), y, 2));
+  SourceOptions strict;
+  strict.tolerance = 1e-6;
+  EXPECT_THROW(leep(view(close), y, 2, strict), std::invalid_argument);
+}
+
+// source_logits: each row goes through a softmax, written out by hand here.
+TEST(SourceRows, LogitsGoThroughASoftmax) {
+  Matrix logits(5, 3);
+  logits << 2.0, -1.0, 0.5,  //
+      0.1, 3.0, -2.0,        //
+      1.0, 1.0, 1.2,         //
+      -0.3, 0.0, 0.9,        //
+      800, 799, -5;          // large logits: a softmax without the max shift overflows
+  const std::vector<int> y = {0, 1, 2, 2, 0};
+  Matrix probs(5, 3);
+  for (Eigen::Index i = 0; i < 5; ++i) {
+    const double top = logits.row(i).maxCoeff();
+    double sum = 0;
+    for (Eigen::Index z = 0; z < 3; ++z) sum += std::exp(logits(i, z) - top);
+    for (Eigen::Index z = 0; z < 3; ++z) probs(i, z) = std::exp(logits(i, z) - top) / sum;
+  }
+  SourceOptions as_logits;
+  as_logits.kind = SourceKind::Logits;
+  EXPECT_NEAR(leep(view(logits), y, 3, as_logits), leep(view(probs), y, 3), 1e-14);
+  EXPECT_EQ(nce(view(logits), y, 3, as_logits), nce(view(probs), y, 3));
+  Matrix bad = logits;
+  bad(2, 1) = std::numeric_limits<double>::infinity();
+  EXPECT_THROW(leep(view(bad), y, 3, as_logits), std::invalid_argument);
 }
 
 // ------------------------------------------------------------------------- H-scores
@@ -301,6 +378,36 @@ TEST(Parc, MatchesExplicitPairwiseSpearman) {
   }
 }
 
+// The label dissimilarities take two values, "same class" and "different classes". Computed as
+// 1 - corr(one-hot rows), rounding splits them by the classes' positions (numpy's corrcoef does:
+// with 37 classes it gives four values), which the Spearman correlation then ranks as if they
+// meant something. PARC uses the exact two values: the same score as the explicit formula with
+// labels compared directly.
+TEST(Parc, LabelDissimilaritiesAreExactTies) {
+  const int N = 120, C = 37;
+  std::vector<int> y(N);
+  std::mt19937 rng(43);
+  for (int& c : y) c = std::uniform_int_distribution<int>(0, C - 1)(rng);
+  const Matrix F = with_class_signal(random_features(N, 12, 44), y, C, 0.5, 45);
+  const ParcResult r = parc(view(F), y, C, 32, 5000, 0);
+  // The explicit formula, with the label side written as the indicator y_i != y_j.
+  Matrix X = centred(F);
+  for (Eigen::Index c = 0; c < X.cols(); ++c) X.col(c) /= std::sqrt(X.col(c).squaredNorm() / N);
+  std::vector<double> fd, ld;
+  for (int i = 0; i < N; ++i)
+    for (int j = i + 1; j < N; ++j) {
+      const Eigen::RowVectorXd a = X.row(i).array() - X.row(i).mean(), b = X.row(j).array() - X.row(j).mean();
+      fd.push_back(1 - a.dot(b) / std::sqrt(a.squaredNorm() * b.squaredNorm()));
+      ld.push_back(y[static_cast<std::size_t>(i)] == y[static_cast<std::size_t>(j)] ? 0.0 : 1.0);
+    }
+  const std::vector<double> ra = ranks_with_ties(fd), rb = ranks_with_ties(ld);
+  const Vector va = Eigen::Map<const Vector>(ra.data(), static_cast<Eigen::Index>(ra.size()));
+  const Vector vb = Eigen::Map<const Vector>(rb.data(), static_cast<Eigen::Index>(rb.size()));
+  const double expected = 100 * (va.array() - va.mean()).matrix().dot((vb.array() - vb.mean()).matrix()) /
+                          std::sqrt((va.array() - va.mean()).square().sum() * (vb.array() - vb.mean()).square().sum());
+  EXPECT_LT(relative_error(r.score, expected), 1e-9);
+}
+
 TEST(Parc, SubsampleIsSeededAndReported) {
   const std::vector<int> y = random_labels(300, 4, 42);
   const Matrix F = with_class_signal(random_features(300, 6, 16), y, 4, 1.0, 17);
@@ -461,6 +568,35 @@ TEST(NLeep, SameSeedSameScore) {
   EXPECT_EQ(nleep(view(F), y, 3, o).score, nleep(view(F), y, 3, o).score);
 }
 
+// Features scaled by 1e8: reg_covar is an absolute ridge (scikit-learn's, whose GaussianMixture
+// fails the same way), below the rounding of the covariances, so a component on a few samples is
+// not positive definite. The error says so with the scale and a reg_covar to set; that reg_covar
+// (1e-6 x the scale squared) gives the score of the unscaled features with the default.
+TEST(NLeep, LargeFeaturesSayWhichRegCovarToSet) {
+  std::mt19937 rng(1);
+  std::normal_distribution<double> normal;
+  const int N = 60, D = 6;
+  Matrix F(N, D);
+  std::vector<int> y(N);
+  for (int i = 0; i < N; ++i) {
+    y[static_cast<std::size_t>(i)] = i % 3;
+    for (int j = 0; j < D; ++j) F(i, j) = normal(rng) + (j == i % 3 ? 2.0 : 0.0);
+  }
+  const Matrix large = 1e8 * F;
+  try {
+    nleep(view(large), y, 3, NLeepOptions{});
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("is not positive definite even with reg_covar = 1e-06"), std::string::npos) << m;
+    EXPECT_NE(m.find("largest PCA variance is 3.14e+16"), std::string::npos) << m;
+    EXPECT_NE(m.find("Set reg_covar relative to that scale (e.g. reg_covar = 3.14e+10"), std::string::npos) << m;
+  }
+  NLeepOptions scaled;
+  scaled.reg_covar = 1e-6 * 1e16;
+  EXPECT_LT(relative_error(nleep(view(large), y, 3, scaled).score, nleep(view(F), y, 3, NLeepOptions{}).score), 1e-9);
+}
+
 // ------------------------------------------------------------------------- degenerate cases
 
 TEST(Degenerate, AClassWithOneSample) {
@@ -512,6 +648,11 @@ TEST(Degenerate, AbsentClassesAreIgnored) {
   EXPECT_NEAR(sfda(view(F), gapped, 4), sfda(view(F), compact, 3), 1e-9);
   EXPECT_NEAR(parc(view(F), gapped, 4, 32, 5000, 0).score, parc(view(F), compact, 3, 32, 5000, 0).score, 1e-9);
   EXPECT_NEAR(nleep(view(F), gapped, 4, NLeepOptions{}).score, nleep(view(F), compact, 3, NLeepOptions{}).score, 1e-9);
+  // The source-probability rankers: the same source head, the labels with a gap.
+  Matrix theta = F.leftCols(4).array().exp().matrix();
+  for (Eigen::Index i = 0; i < theta.rows(); ++i) theta.row(i) /= theta.row(i).sum();
+  EXPECT_EQ(leep(view(theta), gapped, 4), leep(view(theta), compact, 3));
+  EXPECT_EQ(nce(view(theta), gapped, 4), nce(view(theta), compact, 3));
 }
 
 TEST(Degenerate, LabelOutsideTheClassesIsAClearError) {
@@ -522,6 +663,28 @@ TEST(Degenerate, LabelOutsideTheClassesIsAClearError) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("label 2 is outside [0, 2)"), std::string::npos);
   }
+}
+
+// Beyond kLaneScatterMaxDims columns the scatter is one D x D accumulator filled by column panels
+// (not one D x D copy per lane): the same bits with any pool width, and the explicit centred X^T X.
+TEST(SharedStats, WideScatterIsTheSameForAnyPoolWidth) {
+  const int N = 60, D = static_cast<int>(kLaneScatterMaxDims) + 52;
+  const Matrix F = random_features(N, D, 32, 0.5);
+  const Moments serial = moments(view(F));
+  ThreadPool pool(2);
+  ScopedPool scoped(&pool);
+  std::size_t rows_reported = 0;
+  std::mutex m;
+  RowProgress progress;
+  progress.rows = [&](std::size_t n) {
+    std::lock_guard lock(m);
+    rows_reported += n;
+  };
+  const Moments wide = moments(view(F), progress);
+  EXPECT_EQ(serial.scatter, wide.scatter);
+  EXPECT_EQ(rows_reported, static_cast<std::size_t>(N));
+  const Matrix X = centred(F);
+  EXPECT_LT((wide.scatter - X.transpose() * X).norm(), 1e-12 * (X.transpose() * X).norm());
 }
 
 // Shared decompositions give the same numbers as computing them alone.

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "caulk/artifact.hpp"
@@ -35,6 +36,14 @@ class Progress {
   std::chrono::steady_clock::time_point started_, last_draw_;
   std::mutex mutex_;
 };
+
+// Sizes for --memory-limit: a number of bytes with an optional binary suffix K, M, G or T (also
+// KB, KiB, ...; case-insensitive; a fraction is allowed: "1.5G"). Throws Error for anything else.
+std::size_t parse_memory_size(std::string_view text);
+// Half of MemAvailable in /proc/meminfo: the default budget; 0 (no limit) when it cannot be read.
+std::size_t default_memory_limit();
+// "512 B", "3.2 MiB", "74.5 GiB": for messages.
+std::string format_bytes(double bytes);
 
 class NodeContext {
  public:
@@ -84,6 +93,15 @@ class NodeContext {
   void log(const std::string& message) const;
   Progress progress(std::string what, std::size_t total) const;
   unsigned jobs() const;
+
+  // --- memory
+  // The run's memory budget in bytes (`caulk run --memory-limit`): what one node may plan to hold
+  // at once. 0 means no limit (and is what a context without a run sees).
+  std::size_t memory_limit() const;
+  // Call before a large allocation with the node's estimate of its peak: when it exceeds the
+  // budget, throws Error naming this node, `what` needs the memory, the estimate, the budget and
+  // `advice` (what the user can do: reduce the input, lower a parameter, raise the budget).
+  void check_memory(std::size_t bytes, const std::string& what, const std::string& advice) const;
 
   // Runs fn(i) for every unit (one per model, fold, shard...) concurrently, bounded by --jobs.
   // Units must be independent and write only their own slot. When units fail, every failure is

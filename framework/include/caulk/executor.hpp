@@ -1,6 +1,9 @@
 // Running a validated pipeline: ready nodes on a pool of --jobs threads, results independent of
 // the width; on a failure no new node starts, running ones finish, descendants are skipped, and
-// every error is reported. Writes OUT/run.json atomically.
+// every error is reported. Writes OUT/run.json atomically: status "running" when the run starts
+// (so a record left by a killed run never passes for a result), then the outcome at the end.
+// When a stop is requested (caulk/cancel.hpp: SIGINT, SIGTERM) no new node starts, running
+// nodes stop at their next step, and run.json says "interrupted".
 #pragma once
 #include <filesystem>
 #include <iosfwd>
@@ -20,11 +23,15 @@ struct RunOptions {
   bool progress_bars = false;   // draw bars (stderr is a terminal)
   // Who runs the nodes' distributable units (caulk/units.hpp); this process's pool when null.
   UnitDispatcher* units = nullptr;
+  // The memory budget of one node, in bytes (NodeContext::check_memory); 0 means no limit.
+  std::size_t memory_limit = 0;
 };
 
 struct NodeOutcome {
   std::string id, type;
-  std::string status = "skipped";  // ok | failed | skipped
+  // ok | failed | skipped | interrupted (stopped by a SIGINT/SIGTERM); pending or running while
+  // the run goes on
+  std::string status = "pending";
   double seconds = 0;
   std::string error;
   Json summary = Json::object();
@@ -33,16 +40,24 @@ struct NodeOutcome {
 
 struct RunReport {
   std::string pipeline;
-  bool ok = true;
+  bool finished = false;           // false: run.json says "running"
+  bool ok = true;                  // every node ok
+  int interrupted_by = 0;          // the signal that stopped the run (0: not interrupted)
   std::vector<NodeOutcome> nodes;  // in file order
   Json ranks;                      // a distributed run's processes and units by rank (null otherwise)
+  // Why the final run.json could not be written (e.g. a full disk); empty when it was.
+  std::string record_error;
+  // "running", "ok", "failed" or "interrupted".
+  std::string status() const;
   Json to_json() const;
 };
 
 // Runs every node (those whose spec runs_last after all others, once run.json is written; then
-// run.json is written again); also writes OUT/pipeline.dot. Never throws for a node's failure (that is in the report). Throws Error only
-// when the run cannot start (e.g. the output folder cannot be created) or run.json cannot be
-// written.
+// run.json is written again); also writes OUT/pipeline.dot. First removes the temporaries that
+// killed runs left in the output folder (io::recover_stale_temporaries). Never throws for a node's
+// failure or an interruption (both are in the report), nor when the final run.json cannot be
+// written (report.record_error says why). Throws Error only when the run cannot start (e.g. the
+// output folder cannot be created or written).
 RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options);
 
 }  // namespace caulk

@@ -13,6 +13,10 @@
 
 namespace caulk {
 
+namespace io {
+class MappedFile;
+}
+
 using Matrix = Eigen::MatrixXd;                                                    // column-major
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -24,8 +28,10 @@ class MatrixView {
  public:
   MatrixView() = default;
   // A view over `data` (rows x cols of `type`, row-major or column-major); `owner` keeps it alive.
+  // `mapping` is the memory-mapped file `data` lies in, if any (`owner` keeps it alive too): every
+  // read through the view then checks that the file did not shrink meanwhile (check_intact).
   MatrixView(const void* data, std::size_t rows, std::size_t cols, ScalarType type, bool row_major,
-             std::shared_ptr<const void> owner);
+             std::shared_ptr<const void> owner, const io::MappedFile* mapping = nullptr);
 
   // Views that share ownership of an Eigen matrix.
   static MatrixView of(std::shared_ptr<const Matrix> m);
@@ -60,12 +66,18 @@ class MatrixView {
   // Identity of the underlying data, for caches that share work between algorithms.
   const void* identity() const { return data_; }
 
+  // Throws DataError naming the file when the view lies in a mapped file that shrank while it was
+  // read (caulk/io/mapped_file.hpp). The member functions above check by themselves; code that
+  // reads data() directly calls it after reading.
+  void check_intact() const;
+
  private:
   const void* data_ = nullptr;
   std::size_t rows_ = 0, cols_ = 0;
   ScalarType type_ = ScalarType::F64;
   bool row_major_ = true;
   std::shared_ptr<const void> owner_;
+  const io::MappedFile* mapping_ = nullptr;
 };
 
 }  // namespace caulk

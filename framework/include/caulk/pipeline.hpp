@@ -39,9 +39,17 @@ struct NodeConfig {
   std::vector<InputBinding> inputs;
 };
 
+// An entry of `[pipeline] plugins`: a path (relative to the pipeline file) to a plugin or a folder
+// of plugins, or a bare plugin name looked up among the plugins of the search path.
+struct PluginEntry {
+  std::string text;
+  SourceLocation where;
+};
+
 struct PipelineConfig {
   std::filesystem::path file;
   std::string name, description;
+  std::vector<PluginEntry> plugins;
   std::vector<NodeConfig> nodes;
 };
 
@@ -54,6 +62,11 @@ PipelineConfig parse_pipeline_text(std::string_view text, const std::filesystem:
 // Relative paths given this way are relative to the current directory.
 // Throws PipelineError naming the override for an unknown node id or a malformed override.
 void apply_overrides(PipelineConfig& config, const std::vector<std::string>& overrides);
+
+// Loads the plugins the pipeline names (`[pipeline] plugins`) into `registry`, which already holds
+// the search path's plugins; call it before validate_pipeline. Returns one diagnostic per entry that
+// could not be loaded, at the entry's FILE:LINE:COL, saying why (empty when every one loaded).
+std::vector<Diagnostic> load_pipeline_plugins(const PipelineConfig& config, Registry& registry);
 
 // A node after validation: its type, its complete parameters and its resolved inputs.
 struct ResolvedSource {

@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "caulk/artifact.hpp"
@@ -12,13 +13,30 @@
 
 namespace caulk {
 
+// What became of a plugin the engine tried to load.
+enum class PluginStatus {
+  loaded,   // its node types are registered
+  failed,   // it could not be loaded (the loader's message, a wrong ABI, a failing registration...)
+  refused,  // it loaded, but it clashes with a plugin loaded before it (a node type, or its name)
+  skipped,  // the same file was already loaded (reached twice on the search path): nothing to do
+};
+std::string_view plugin_status_name(PluginStatus status);
+
 struct PluginInfo {
   std::filesystem::path path;
   std::string name, version, summary;  // from the plugin's descriptor (empty when unreadable)
-  bool loaded = false;
-  std::string error;  // why it failed to load (the loader's own message when there is one)
+  PluginStatus status = PluginStatus::failed;
+  std::string error;  // why it failed, was refused or skipped (the loader's own message when there is one)
+  std::vector<std::string> warnings;  // it loaded, but: built without optimisation, ...
+  // The node types it registered; for a refused plugin, those it offered. When it failed before
+  // registering (or during), the list is incomplete and it may have provided any type.
   std::vector<std::string> node_types;
+  bool node_types_known = false;
   std::vector<std::string> artifact_types;
+
+  bool loaded() const { return status == PluginStatus::loaded; }
+  // "plugin PATH failed to load: WHY", "plugin PATH was refused: WHY", ...
+  std::string problem() const;
 };
 
 class PluginRegistrar;
@@ -31,20 +49,35 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   // Loads every plugin (*.so) in each folder (or the file itself) of `search_path`, in order.
-  // A plugin whose name was already loaded from an earlier folder is skipped (listed with the
-  // reason). Failures are recorded in plugins(), never dropped.
+  // The first plugin to register a node type (or to bear a plugin name) keeps it: a later plugin
+  // that registers the same type, or has the same name, is refused whole, naming both plugins and
+  // both files; the same file reached twice is skipped. Failures are recorded in plugins(), never
+  // dropped, and the plugins loaded before and after a failure stay loaded.
   void load_plugins(const std::vector<std::filesystem::path>& search_path);
-  // Loads one plugin file; false (with the reason recorded) when it fails.
+  // Loads one plugin file; false (with the reason recorded) when it fails or is refused. Skipping
+  // a file that is already loaded counts as success.
   bool load_plugin(const std::filesystem::path& file);
+  // Loads what a pipeline names in `[pipeline] plugins`: a path (a plugin file, or a folder whose
+  // plugins are all loaded; relative paths are relative to `base`), or a bare plugin name (no '/',
+  // not ending in .so), which must be among the plugins loaded from the search path. Returns "" when
+  // it is loaded, else why not (with how to fix it).
+  std::string require_plugin(const std::string& entry, const std::filesystem::path& base);
 
-  // The search path: each --plugin-path, then CAULK_PLUGIN_PATH (':'-separated), then the plugin
-  // folder beside the running binary (<bin>/../lib/caulk/plugins, in the build and install trees).
+  // The search path: the plugin folder beside the running binary first (<bin>/../lib/caulk/plugins,
+  // in the build and install trees), so caulk's own node types cannot be taken over; then each
+  // --plugin-path; then CAULK_PLUGIN_PATH (':'-separated).
   static std::vector<std::filesystem::path> search_path(const std::vector<std::filesystem::path>& cli_paths);
   // The plugin folder beside the running binary.
   static std::filesystem::path bundled_plugin_dir();
+  // Every folder or file load_plugins() and require_plugin() were given, in order (for hints).
+  const std::vector<std::filesystem::path>& searched() const { return searched_; }
 
   const std::vector<PluginInfo>& plugins() const { return plugins_; }
+  // The plugins that failed or were refused (not the skipped ones).
   std::vector<const PluginInfo*> failed_plugins() const;
+  // The failed or refused plugins that offered `type`, or that failed before saying which types
+  // they have (so they may provide it).
+  std::vector<const PluginInfo*> failed_plugins_that_may_provide(const std::string& type) const;
 
   const NodeType* find_node(const std::string& type) const;
   std::vector<const NodeType*> node_types() const;  // sorted by type name
@@ -71,6 +104,7 @@ class Registry {
   std::map<std::string, NodeType> node_types_;
   std::map<std::string, std::pair<UnitFunctionPtr, std::string>> unit_functions_;  // name -> function, plugin
   std::vector<PluginInfo> plugins_;
+  std::vector<std::filesystem::path> searched_;
 };
 
 // What a plugin's registration entry point receives.

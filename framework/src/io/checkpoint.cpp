@@ -7,7 +7,10 @@
 #include <system_error>
 
 #include "caulk/error.hpp"
+#include "caulk/io/input_file.hpp"
+#include "caulk/json_text.hpp"
 #include "caulk/io/safetensors.hpp"
+#include "messages.hpp"
 
 namespace caulk::io {
 
@@ -26,8 +29,8 @@ bool is_file(const std::filesystem::path& p) {
 // Parses the index, refusing a tensor named twice in "weight_map" (a plain parse keeps the last).
 json parse_index(const std::filesystem::path& index) {
   const std::string file = index.string();
-  auto map = MappedFile::open(index);
-  if (map->size() == 0) throw DataError(file, "empty file");
+  const std::string text = read_text_file(index);
+  if (text.empty()) throw DataError(file, "empty file");
   std::string top_key;
   std::set<std::string> tensors;
   auto guard = [&](int depth, json::parse_event_t event, json& parsed) {
@@ -39,17 +42,47 @@ json parse_index(const std::filesystem::path& index) {
     return true;
   };
   try {
-    const auto* text = reinterpret_cast<const char*>(map->data());
-    return json::parse(text, text + map->size(), guard);
+    return json::parse(text.begin(), text.end(), guard);
   } catch (const json::exception& e) {
-    throw DataError(file, std::string("index is not valid JSON: ") + e.what());
+    throw DataError(file, "index is not valid JSON: " + detail::json_error_text(e));
   }
 }
 
-// A shard named by the index must be a file inside the checkpoint's folder.
+// A shard named by the index must be a file inside the checkpoint's folder, as written ...
 bool stays_inside(const std::filesystem::path& relative) {
   if (relative.empty() || relative.is_absolute() || relative.has_root_name()) return false;
   return std::none_of(relative.begin(), relative.end(), [](const auto& part) { return part == ".."; });
+}
+
+bool is_within(const std::filesystem::path& canonical_file, const std::filesystem::path& canonical_folder) {
+  const auto relative = canonical_file.lexically_relative(canonical_folder);
+  return !relative.empty() && *relative.begin() != ".." && !relative.is_absolute();
+}
+
+// ... and once symbolic links are resolved: inside the index's folder, or inside the folder the
+// index itself resolves to. The second is the Hugging Face cache's layout, where the index and
+// every shard are links from snapshots/REVISION/ to files in one blobs/ folder. A link to anywhere
+// else (a home folder, another model) is refused: the checkpoint's author does not choose what
+// else on this machine caulk reads.
+std::filesystem::path checked_shard_path(const std::filesystem::path& index, const std::string& shard) {
+  const std::string file = index.string();
+  const std::string shown = detail::excerpt(shard);
+  if (!stays_inside(shard)) throw DataError(file, "shard '" + shown + "' is not a file in the checkpoint's folder");
+  const auto path = index.parent_path() / shard;
+  if (auto problem = input_file_problem(path)) {
+    if (*problem == "no such file") throw DataError(file, "shard '" + shown + "' is missing (" + path.string() + ")");
+    throw DataError(file, "shard '" + shown + "' (" + path.string() + "): " + *problem);
+  }
+  std::error_code ec, folder_ec, index_ec;
+  const auto target = std::filesystem::canonical(path, ec);
+  if (ec) throw DataError(file, "shard '" + shown + "': cannot resolve " + path.string() + ": " + ec.message());
+  const auto folder = std::filesystem::canonical(index.parent_path().empty() ? "." : index.parent_path(), folder_ec);
+  const auto index_folder = std::filesystem::canonical(index, index_ec).parent_path();
+  const bool inside = (!folder_ec && is_within(target, folder)) || (!index_ec && is_within(target, index_folder));
+  if (!inside)
+    throw DataError(file, "shard '" + shown + "' resolves (through a symbolic link) to " + target.string() +
+                              ", outside the checkpoint's folder");
+  return path;
 }
 
 }  // namespace
@@ -98,21 +131,18 @@ Checkpoint Checkpoint::open_index(const std::filesystem::path& path, const std::
     if (!metadata->is_object()) throw DataError(file, "'metadata' is not an object");
     // Hugging Face writes numbers here ("total_size"); keep their JSON text.
     for (const auto& [key, value] : metadata->items())
-      c.metadata_[key] = value.is_string() ? value.get<std::string>() : value.dump();
+      c.metadata_[key] = value.is_string() ? value.get<std::string>() : json_text(value);
   }
 
   // Map every shard the index names, in the order of their names, and check that each exists.
   std::map<std::string, std::size_t> shard_numbers;
   for (const auto& [tensor, shard] : weight_map->items()) {
-    if (!shard.is_string()) throw DataError(file, "tensor '" + tensor + "': the shard is not a file name: " + shard.dump());
+    if (!shard.is_string()) throw DataError(file, "tensor '" + tensor + "': the shard is not a file name: " + detail::json_excerpt(shard));
     shard_numbers.emplace(shard.get<std::string>(), 0);
   }
-  const std::filesystem::path folder = index.parent_path();
   std::vector<std::string> shard_names;
   for (auto& [shard, number] : shard_numbers) {
-    if (!stays_inside(shard)) throw DataError(file, "shard '" + shard + "' is not a file in the checkpoint's folder");
-    const auto shard_path = folder / shard;
-    if (!is_file(shard_path)) throw DataError(file, "shard '" + shard + "' is missing (" + shard_path.string() + ")");
+    const auto shard_path = checked_shard_path(index, shard);
     number = c.shards_.size();
     shard_names.push_back(shard);
     c.shards_.push_back(std::make_shared<SafetensorsFile>(SafetensorsFile::open(shard_path)));
@@ -148,6 +178,15 @@ const SafetensorsFile& Checkpoint::shard_of(const std::string& name) const {
 }
 
 const TensorInfo& Checkpoint::info(const std::string& name) const { return shard_of(name).at(name); }
+
+void Checkpoint::check_intact() const {
+  for (const auto& shard : shards_) shard->check_intact();
+}
+
+TensorLocation Checkpoint::location(const std::string& name) const {
+  const SafetensorsFile& shard = shard_of(name);
+  return {shard.path(), shard.data_offset() + shard.at(name).begin};
+}
 
 std::span<const std::byte> Checkpoint::bytes(const std::string& name) const {
   const SafetensorsFile& shard = shard_of(name);

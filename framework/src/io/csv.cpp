@@ -9,6 +9,7 @@
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/mapped_file.hpp"
+#include "messages.hpp"
 
 namespace caulk::io {
 
@@ -122,7 +123,14 @@ CsvTable parse_csv(std::string_view text, const std::filesystem::path& name) {
 
 CsvTable read_csv(const std::filesystem::path& path) {
   auto map = MappedFile::open(path);
-  return parse_csv(std::string_view(reinterpret_cast<const char*>(map->data()), map->size()), path);
+  try {
+    CsvTable table = parse_csv(std::string_view(reinterpret_cast<const char*>(map->data()), map->size()), path);
+    map->check_intact();
+    return table;
+  } catch (const DataError&) {
+    map->check_intact();  // text that shrank away reads as NUL bytes: say so, not "ragged row"
+    throw;
+  }
 }
 
 bool CsvTable::has_column(const std::string& name) const {
@@ -150,7 +158,7 @@ double CsvTable::number(std::size_t row, std::size_t col) const {
   auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), value);
   if (s.empty() || error != std::errc() || end != s.data() + s.size()) {
     std::string why = error == std::errc::result_out_of_range ? "' is out of range for a double" : "' is not a number";
-    throw DataError(path.string(), row_lines[row], "column '" + header[col] + "': '" + raw + why);
+    throw DataError(path.string(), row_lines[row], "column '" + header[col] + "': '" + detail::excerpt(raw) + why);
   }
   return value;
 }

@@ -32,6 +32,18 @@ std::shared_ptr<std::vector<T>> allocate(std::size_t count, const std::filesyste
   throw DataError(path.string(), "not enough memory to convert " + std::to_string(count) + " elements");
 }
 
+// A header read from a file that shrank meanwhile reads as zeros: say that, not "bad magic".
+NpyHeader parse_header_of(const MappedFile& map) {
+  try {
+    NpyHeader header = parse_npy_header(map.data(), map.size(), map.path());
+    map.check_intact();
+    return header;
+  } catch (const DataError&) {
+    map.check_intact();
+    throw;
+  }
+}
+
 bool aligned(const void* p, std::size_t alignment) {
   return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
 }
@@ -42,13 +54,12 @@ NpyArray NpyArray::open(const std::filesystem::path& path) {
   NpyArray array;
   array.path_ = path;
   array.map_ = MappedFile::open(path);
-  array.header_ = parse_npy_header(array.map_->data(), array.map_->size(), path);
+  array.header_ = parse_header_of(*array.map_);
   return array;
 }
 
 NpyHeader NpyArray::read_header(const std::filesystem::path& path) {
-  auto map = MappedFile::open(path);  // only the header's pages are read
-  return parse_npy_header(map->data(), map->size(), path);
+  return parse_header_of(*MappedFile::open(path));  // only the header's pages are read
 }
 
 const void* NpyArray::data() const {
@@ -69,19 +80,22 @@ MatrixView NpyArray::matrix() const {
   if (dtype() == DType::F32 || dtype() == DType::F64) {
     const ScalarType type = dtype() == DType::F32 ? ScalarType::F32 : ScalarType::F64;
     const std::size_t width = dtype_size(dtype());
-    if (aligned(p, width)) return MatrixView(p, rows, cols, type, row_major, map_);
+    if (aligned(p, width)) return MatrixView(p, rows, cols, type, row_major, map_, map_.get());
     // NumPy pads headers to 64 bytes; a hand-made header may not, and a misaligned float* is UB.
     if (type == ScalarType::F32) {
       auto copy = allocate<float>(size(), path_);
       if (size()) std::memcpy(copy->data(), p, size() * width);
+      map_->check_intact();
       return MatrixView(copy->data(), rows, cols, type, row_major, copy);
     }
     auto copy = allocate<double>(size(), path_);
     if (size()) std::memcpy(copy->data(), p, size() * width);
+    map_->check_intact();
     return MatrixView(copy->data(), rows, cols, type, row_major, copy);
   }
   auto converted = allocate<double>(size(), path_);
   convert_to_double(p, dtype(), size(), converted->data());
+  map_->check_intact();
   return MatrixView(converted->data(), rows, cols, ScalarType::F64, row_major, converted);
 }
 
@@ -122,6 +136,7 @@ std::vector<std::int64_t> NpyArray::to_int64() const {
         out[i] = static_cast<std::int64_t>(load_as_double(p, dtype(), i));
     }
   }
+  map_->check_intact();
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include "caulk/error.hpp"
 #include "caulk/io/npy.hpp"
 #include "npy_format.hpp"
+#include "messages.hpp"
 #include "py_literal.hpp"
 #include "sizes.hpp"
 
@@ -36,8 +37,9 @@ constexpr NpyType kNpyTypes[] = {
     {"f2", DType::F16},  {"f4", DType::F32},  {"f8", DType::F64},
 };
 
-DType dtype_from_descr(const std::string& descr, const std::string& file) {
-  std::string_view code = descr;
+DType dtype_from_descr(const std::string& descr_text, const std::string& file) {
+  const std::string descr = detail::excerpt(descr_text);  // for messages
+  std::string_view code = descr_text;
   char order = '=';
   if (!code.empty() && std::strchr("<>|=", code.front())) {
     order = code.front();
@@ -75,9 +77,13 @@ namespace {
 
 NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::string& file) {
   if (size == 0 || bytes == nullptr) throw DataError(file, "empty file");
+  // Nothing of the file is quoted before the magic says it is a .npy file: a mistyped path may
+  // name any file, and the message reaches run.json and the report (framework/src/io/messages.hpp).
   if (std::memcmp(bytes, kMagic, std::min<std::size_t>(size, sizeof kMagic)) != 0)
-    throw DataError(file, "not a .npy file: bad magic '" + quote_bytes(bytes, std::min<std::size_t>(size, 6)) +
-                              "' (expected '\\x93NUMPY')");
+    throw DataError(file, std::string("not a .npy file: it does not start with the .npy magic (\\x93NUMPY)") +
+                              (size >= 4 && std::memcmp(bytes, "PK\x03\x04", 4) == 0
+                                   ? "; it is a ZIP archive, such as an .npz of several arrays (save each with np.save)"
+                                   : ""));
   if (size < 8) throw DataError(file, "truncated header: the file ends after " + std::to_string(size) + " bytes, before the format version");
   const auto major = static_cast<unsigned>(bytes[6]), minor = static_cast<unsigned>(bytes[7]);
   if (major < 1 || major > 3 || minor != 0)
@@ -103,7 +109,7 @@ NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::stri
                                 std::to_string(bad - text.begin() + 1) + "); non-ASCII headers need format 3.0");
   }
   const PyValue dict = detail::parse_py_literal(text, file);
-  auto source = [&](const PyValue& v) { return quote_bytes(text.data() + v.begin, v.end - v.begin); };
+  auto source = [&](const PyValue& v) { return detail::excerpt(text.substr(v.begin, v.end - v.begin)); };
   if (dict.kind != PyValue::Kind::Dict)
     throw DataError(file, "header is not a dict: '" + source(dict) + "'");
 
@@ -111,8 +117,8 @@ NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::stri
   for (std::size_t i = 0; i < dict.keys.size(); ++i) {
     const std::string& key = dict.keys[i];
     const PyValue** slot = key == "descr" ? &descr : key == "fortran_order" ? &fortran : key == "shape" ? &shape : nullptr;
-    if (!slot) throw DataError(file, "header has an unexpected key '" + key + "' (expected 'descr', 'fortran_order', 'shape')");
-    if (*slot) throw DataError(file, "header has the key '" + key + "' twice");
+    if (!slot) throw DataError(file, "header has an unexpected key '" + detail::excerpt(key) + "' (expected 'descr', 'fortran_order', 'shape')");
+    if (*slot) throw DataError(file, "header has the key '" + detail::excerpt(key) + "' twice");
     *slot = &dict.items[i];
   }
   for (auto [value, key] : {std::pair{descr, "descr"}, {fortran, "fortran_order"}, {shape, "shape"}})
@@ -135,7 +141,7 @@ NpyHeader parse_header(const std::byte* bytes, std::size_t size, const std::stri
   }
 
   header.data_offset = prefix + header_length;
-  const std::string described = "shape " + python_shape(header.shape) + " of '" + descr->text + "'";
+  const std::string described = "shape " + python_shape(header.shape) + " of '" + detail::excerpt(descr->text) + "'";
   auto count = detail::checked_product(header.shape);
   auto needed = count ? detail::checked_mul(*count, dtype_size(header.dtype)) : std::nullopt;
   if (!needed) throw DataError(file, described + " has too many elements to address");

@@ -31,7 +31,7 @@ class PyLiteralParser {
 
   [[noreturn]] void fail(const std::string& what) const {
     std::string where = " at column " + std::to_string(pos_ + 1);
-    if (!key_.empty()) where += ", in the value of '" + key_ + "'";
+    if (!key_.empty()) where += ", in the value of '" + quote_bytes(key_.data(), std::min<std::size_t>(key_.size(), 40)) + "'";
     std::size_t n = std::min<std::size_t>(20, text_.size() - std::min(pos_, text_.size()));
     std::string near = n ? " near '" + quote_bytes(text_.data() + pos_, n) + "'" : " at the end of the header";
     throw DataError(file_, "malformed header: " + what + where + near);

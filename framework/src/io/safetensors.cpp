@@ -12,6 +12,8 @@
 #include <tuple>
 
 #include "caulk/error.hpp"
+#include "caulk/json_text.hpp"
+#include "messages.hpp"
 #include "sizes.hpp"
 
 namespace caulk::io {
@@ -31,13 +33,13 @@ std::string offsets_text(std::uint64_t begin, std::uint64_t end) {
 // A non-negative JSON integer, or a DataError saying what `what` holds instead.
 std::uint64_t unsigned_field(const json& value, const std::string& file, const std::string& what) {
   if (value.is_number_unsigned()) return value.get<std::uint64_t>();
-  if (value.is_number_integer()) throw DataError(file, what + " is negative: " + value.dump());
-  throw DataError(file, what + " is not a non-negative integer: " + value.dump());
+  if (value.is_number_integer()) throw DataError(file, what + " is negative: " + detail::json_excerpt(value));
+  throw DataError(file, what + " is not a non-negative integer: " + detail::json_excerpt(value));
 }
 
 TensorInfo parse_tensor(const std::string& name, const json& entry, const std::string& file, std::size_t data_size) {
   const std::string tensor = "tensor '" + name + "'";
-  if (!entry.is_object()) throw DataError(file, tensor + ": entry is not an object: " + entry.dump());
+  if (!entry.is_object()) throw DataError(file, tensor + ": entry is not an object: " + detail::json_excerpt(entry));
   auto field = [&](const char* key) -> const json& {
     auto it = entry.find(key);
     if (it == entry.end()) throw DataError(file, tensor + " has no '" + key + "' field");
@@ -47,20 +49,20 @@ TensorInfo parse_tensor(const std::string& name, const json& entry, const std::s
   TensorInfo t;
   t.name = name;
   const json& dtype = field("dtype");
-  if (!dtype.is_string()) throw DataError(file, tensor + ": 'dtype' is not a string: " + dtype.dump());
+  if (!dtype.is_string()) throw DataError(file, tensor + ": 'dtype' is not a string: " + detail::json_excerpt(dtype));
   auto parsed_dtype = dtype_from_safetensors_name(dtype.get_ref<const std::string&>());
   if (!parsed_dtype)
-    throw DataError(file, tensor + " has unsupported dtype " + dtype.dump() +
+    throw DataError(file, tensor + " has unsupported dtype " + detail::json_excerpt(dtype) +
                               " (caulk reads F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL)");
   t.dtype = *parsed_dtype;
 
   const json& shape = field("shape");
-  if (!shape.is_array()) throw DataError(file, tensor + ": 'shape' is not a list: " + shape.dump());
+  if (!shape.is_array()) throw DataError(file, tensor + ": 'shape' is not a list: " + detail::json_excerpt(shape));
   for (const json& dim : shape) t.shape.push_back(unsigned_field(dim, file, tensor + ": a 'shape' dimension"));
 
   const json& offsets = field("data_offsets");
   if (!offsets.is_array() || offsets.size() != 2)
-    throw DataError(file, tensor + ": 'data_offsets' is not a list of two offsets: " + offsets.dump());
+    throw DataError(file, tensor + ": 'data_offsets' is not a list of two offsets: " + detail::json_excerpt(offsets));
   const std::uint64_t begin = unsigned_field(offsets[0], file, tensor + ": 'data_offsets' begin");
   const std::uint64_t end = unsigned_field(offsets[1], file, tensor + ": 'data_offsets' end");
   if (begin > end) throw DataError(file, tensor + ": data_offsets " + offsets_text(begin, end) + " end before they begin");
@@ -81,10 +83,10 @@ TensorInfo parse_tensor(const std::string& name, const json& entry, const std::s
 }
 
 std::map<std::string, std::string> parse_metadata(const json& value, const std::string& file) {
-  if (!value.is_object()) throw DataError(file, "'__metadata__' is not an object of strings: " + value.dump());
+  if (!value.is_object()) throw DataError(file, "'__metadata__' is not an object of strings: " + detail::json_excerpt(value));
   std::map<std::string, std::string> metadata;
   for (const auto& [key, v] : value.items()) {
-    if (!v.is_string()) throw DataError(file, "'__metadata__' entry '" + key + "' is not a string: " + v.dump());
+    if (!v.is_string()) throw DataError(file, "'__metadata__' entry '" + key + "' is not a string: " + detail::json_excerpt(v));
     metadata[key] = v.get<std::string>();
   }
   return metadata;
@@ -103,7 +105,7 @@ json parse_header_json(const char* text, std::size_t size, const std::string& fi
   try {
     return json::parse(text, text + size, guard);
   } catch (const json::exception& e) {
-    throw DataError(file, std::string("header is not valid JSON: ") + e.what());
+    throw DataError(file, "header is not valid JSON: " + detail::json_error_text(e));
   }
 }
 
@@ -146,8 +148,19 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   file.path_ = path;
   auto map = MappedFile::open(path);
   file.owner_ = map;
-  file.parse(map->data(), map->size());
+  file.mapping_ = map.get();
+  try {
+    file.parse(map->data(), map->size());
+  } catch (const DataError&) {
+    map->check_intact();  // a header that shrank away reads as zeros: say so, not "bad header"
+    throw;
+  }
+  map->check_intact();
   return file;
+}
+
+void SafetensorsFile::check_intact() const {
+  if (mapping_) mapping_->check_intact();
 }
 
 SafetensorsFile SafetensorsFile::from_bytes(std::shared_ptr<const std::vector<std::byte>> bytes,
@@ -175,6 +188,11 @@ void SafetensorsFile::parse(const std::byte* data, std::size_t size) {
   const auto header_bytes = static_cast<std::size_t>(header_size);
   const std::size_t data_size = size - 8 - header_bytes;
   data_start_ = data + 8 + header_bytes;
+  data_offset_ = 8 + header_size;
+  // As the safetensors library does: a header is a JSON object, so its first byte is '{'. Checked
+  // before parsing, so that a file of another kind is not quoted by the JSON parser's messages.
+  if (header_bytes > 0 && static_cast<char>(data[8]) != '{')
+    throw DataError(file, "header is not a JSON object (it does not start with '{'): not a .safetensors file?");
 
   try {
     json header = parse_header_json(reinterpret_cast<const char*>(data + 8), header_bytes, file);
@@ -218,6 +236,7 @@ std::vector<T> converted(const SafetensorsFile& file, const std::string& name, C
                                               std::to_string(t.element_count()) + " elements");
   }
   convert(file.bytes(t).data(), t.dtype, out.size(), out.data());
+  file.check_intact();
   return out;
 }
 }  // namespace

@@ -1,11 +1,13 @@
 // Writing .safetensors one tensor at a time: the header (every offset computed from the declared
 // entries) goes first, then each tensor's bytes in declared order, into an atomic file.
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/json_text.hpp"
 #include "caulk/io/safetensors.hpp"
 #include "sizes.hpp"
 
@@ -28,12 +30,9 @@ std::string header_bytes(const std::vector<SafetensorsWriter::Entry>& entries, c
                                       {"data_offsets", ordered::array({offset, offset + sizes[i]})}};
     offset += sizes[i];  // the sum was checked by the caller
   }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception&) {
-    throw DataError(file, "a tensor name or metadata string is not valid UTF-8");
-  }
+  std::optional<std::string> valid = json_text_if_valid(header);
+  if (!valid) throw DataError(file, "a tensor name or metadata string is not valid UTF-8");
+  std::string text = std::move(*valid);
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > kMaxSafetensorsHeader)
     throw DataError(file, "the header would be " + std::to_string(text.size()) + " bytes, over the limit of " +
@@ -100,23 +99,23 @@ void SafetensorsWriter::write(const std::string& name, const void* data, std::si
   ++w.next;
 }
 
-void SafetensorsWriter::commit() {
+void SafetensorsWriter::commit(OnExisting existing) {
   Impl& w = *impl_;
   if (w.failed) throw DataError(w.file, "cannot commit after a failed write");
   if (w.next != w.entries.size())
     throw DataError(w.file, "only " + std::to_string(w.next) + " of the " + std::to_string(w.entries.size()) +
                                 " declared tensors were written ('" + w.entries[w.next].name + "' is next)");
-  w.out->commit();
+  w.out->commit(existing);
 }
 
 void write_safetensors(const std::filesystem::path& path, const std::vector<Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, OnExisting existing) {
   std::vector<SafetensorsWriter::Entry> entries;
   entries.reserve(tensors.size());
   for (const Tensor& t : tensors) entries.push_back({t.name, t.dtype, t.shape});
   SafetensorsWriter writer(path, std::move(entries), metadata);
   for (const Tensor& t : tensors) writer.write(t.name, t.data.data(), t.data.size());
-  writer.commit();
+  writer.commit(existing);
 }
 
 }  // namespace caulk::io

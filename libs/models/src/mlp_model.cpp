@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <regex>
 
-#include "backprop.hpp"
 #include "caulk/error.hpp"
-#include "mlp_checkpoint.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/backprop.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
 
 namespace caulk::models {
 

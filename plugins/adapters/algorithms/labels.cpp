@@ -1,4 +1,4 @@
-#include "labels.hpp"
+#include "adapters/algorithms/labels.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 
+#include "adapters/algorithms/labels.hpp"
+#include "adapters/src/nodes.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "labels.hpp"
-#include "nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,10 +1,11 @@
 // adapter.precomputed: a hub of models given by their precomputed feature files.
 #include <fmt/format.h>
 
+#include "adapters/src/nodes.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/io/input_file.hpp"
 #include "caulk/manifest.hpp"
-#include "nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -17,8 +18,7 @@ std::map<std::string, ArrayFile> arrays(const ManifestModel& m, const std::strin
   std::map<std::string, ArrayFile> out;
   for (const auto& [split, file] : m.split_paths(key)) {
     std::string what = fmt::format("model '{}' ({}, split '{}', {})", m.name, key, split, m.location(key));
-    std::error_code ec;
-    if (!fs::is_regular_file(file, ec)) throw DataError(file.string(), what + ": no such file");
+    if (auto problem = io::input_file_problem(file)) throw DataError(file.string(), what + ": " + *problem);
     ArrayFile a{file, {}};
     std::pair<std::size_t, std::size_t> shape;
     try {

@@ -1,4 +1,4 @@
-#include "combination.hpp"
+#include "averagers/algorithms/combination.hpp"
 
 #include <fmt/format.h>
 
@@ -128,11 +128,59 @@ double Loss::smoothing_gap() const {
   return 0;
 }
 
+Loss Loss::for_scale(double scale) const {
+  Loss out = *this;
+  if (kind == LossKind::Huber) out.delta = delta / scale;
+  if (out.smoothing > 0) out.smoothing = smoothing / scale;
+  return out;
+}
+
+double Loss::in_given_units(double risk, double scale) const {
+  switch (kind) {
+    case LossKind::Squared:
+    case LossKind::Huber:
+      return risk * scale * scale;
+    case LossKind::Absolute:
+    case LossKind::Pinball:
+      return risk * scale;
+    case LossKind::CrossEntropy:
+      break;
+  }
+  return risk;
+}
+
+Magnitudes magnitudes(const Stack& s) {
+  Magnitudes m;
+  if (s.kind != TaskKind::Regression) return m;
+  auto source = [&](const auto& values, int index) {
+    Eigen::Index r = 0, c = 0;
+    const double largest = values.size() ? values.cwiseAbs().maxCoeff(&r, &c) : 0.0;
+    if (largest > m.largest) m.largest = largest, m.largest_source = index, m.row = r, m.column = c;
+    if (largest > 0 && (m.smallest == 0 || largest < m.smallest)) m.smallest = largest, m.smallest_source = index;
+  };
+  source(s.Y, -1);
+  for (int k = 0; k < s.K; ++k) source(s.model(k), k);
+  if (m.largest == 0 || (m.largest <= kLargestMagnitude && m.largest >= kSmallestMagnitude)) return m;
+  // Divided so that the largest is about 1, the smallest source would have to stay above the floor.
+  m.range = m.smallest / m.largest >= kSmallestMagnitude ? Magnitudes::Range::Rescalable : Magnitudes::Range::TooSpread;
+  return m;
+}
+
+void rescale(Stack& s, const Magnitudes& m) {
+  if (!(m.largest > 0)) return;
+  const int e = std::ilogb(m.largest) + 1;  // largest / 2^e in [0.5, 1)
+  const double factor = std::ldexp(1.0, -e);
+  s.F *= factor;
+  s.Y *= factor;
+  s.scale *= std::ldexp(1.0, e);
+}
+
 Stack Stack::subset(const std::vector<std::size_t>& index) const {
   Stack out;
   out.kind = kind;
   out.K = K;
   out.C = C;
+  out.scale = scale;
   out.models = models;
   out.F.resize(static_cast<Eigen::Index>(index.size()), F.cols());
   if (kind == TaskKind::Regression) out.Y.resize(out.F.rows(), Y.cols());

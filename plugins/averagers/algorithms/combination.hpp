@@ -20,7 +20,7 @@ enum class LossKind { Squared, Absolute, Huber, Pinball, CrossEntropy };
 LossKind parse_loss(const std::string& name);  // throws Error listing the losses
 std::string loss_name(LossKind k);
 
-// The floor of a true-class probability under cross_entropy (eval::kLogLossClip).
+// The floor of a true-class probability under cross_entropy (metrics::kLogLossClip).
 inline constexpr double kProbabilityFloor = 1e-15;
 
 struct Loss {
@@ -42,6 +42,12 @@ struct Loss {
   double row(const double* f, const double* y, int cls, int C, double* gradient) const;
   // The largest gap between this (smoothed) loss and the exact one, per unit of row loss.
   double smoothing_gap() const;
+  // The same loss on values divided by `scale` (a rescaled Stack): huber's delta divided too, so
+  // that the fit is the same problem; the other losses have no parameter in the values' units.
+  Loss for_scale(double scale) const;
+  // A mean loss computed on values divided by `scale`, in the given values' units: times scale^2
+  // (squared, huber) or scale (absolute, pinball; smoothing aside); cross_entropy is never rescaled.
+  double in_given_units(double risk, double scale) const;
 };
 
 // K models' predictions on the rows of one split, and the truth there.
@@ -52,6 +58,8 @@ struct Stack {
   RowMatrix F;              // N x (K C): row i holds model k's C outputs in columns [k C, (k + 1) C)
   RowMatrix Y;              // regression: N x C
   std::vector<int> classes;  // classification: N class indices
+  // F and Y hold the given values divided by this power of two (see rescale; 1: as given).
+  double scale = 1;
   std::size_t rows() const { return static_cast<std::size_t>(F.rows()); }
   // The rows listed by `index`, in that order.
   Stack subset(const std::vector<std::size_t>& index) const;
@@ -66,6 +74,31 @@ struct Stack {
 // in messages (e.g. "split 'val'").
 Stack make_stack(TaskKind kind, const std::vector<std::string>& names, const std::vector<const Matrix*>& predictions,
                  const Matrix* targets, const std::vector<int>* classes, const std::string& what);
+
+// ------------------------------------------------------------------ the magnitude of the values
+// The fits square and sum predictions and targets (Gram matrices, squared and Huber losses): with
+// every value below kLargestMagnitude and the largest above kSmallestMagnitude, those sums neither
+// overflow nor vanish. Regression values outside that range can be divided by one power of two
+// (exactly) when the fit does not depend on their scale (docs/averaging.md, "Magnitudes"), unless
+// they span more than that range themselves.
+inline constexpr double kLargestMagnitude = 1e100;
+inline constexpr double kSmallestMagnitude = 1e-100;
+
+// Where a stack's largest and smallest magnitudes lie, by source: each model's predictions and
+// the targets (source -1). The smallest is the least of the sources' largest magnitudes, among
+// sources that are not zero everywhere.
+struct Magnitudes {
+  enum class Range { Fits, Rescalable, TooSpread };
+  Range range = Range::Fits;
+  double largest = 0, smallest = 0;
+  int largest_source = -1, smallest_source = -1;
+  Eigen::Index row = 0, column = 0;  // of the largest value
+};
+// Classification stacks (probabilities) always fit.
+Magnitudes magnitudes(const Stack& s);
+// Divides a regression stack's predictions and targets by the power of two that brings the
+// largest magnitude into [0.5, 1), and multiplies s.scale by it.
+void rescale(Stack& s, const Magnitudes& m);
 
 // f_i = sum_k W_ik F_ik for every row: N x C. W is N x K.
 Matrix combine(const Stack& s, const Matrix& W);

@@ -6,7 +6,7 @@
 #include <functional>
 #include <vector>
 
-#include "weight_function.hpp"
+#include "averagers/algorithms/weight_function.hpp"
 
 namespace caulk::avg {
 
@@ -78,4 +78,4 @@ double initial_smoothing(const Stack& s);
 
 }  // namespace caulk::avg
 
-#include "local_average_impl.hpp"
+#include "averagers/algorithms/local_average_impl.hpp"

@@ -1,4 +1,4 @@
-#include "simplex.hpp"
+#include "averagers/algorithms/simplex.hpp"
 
 #include <fmt/format.h>
 

@@ -3,7 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "combination.hpp"
+#include "averagers/algorithms/combination.hpp"
 
 namespace caulk::avg {
 

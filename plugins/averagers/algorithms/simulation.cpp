@@ -1,11 +1,11 @@
-#include "simulation.hpp"
+#include "averagers/algorithms/simulation.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"  // SeededUniform
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {
 
@@ -24,7 +24,7 @@ class Normal {
   }
 
  private:
-  mlp::SeededUniform u_;
+  seeding::SeededUniform u_;
 };
 
 double truth(double z1, double z2) { return std::sin(2 * M_PI * z1) + std::cos(2 * M_PI * z2); }

@@ -1,4 +1,4 @@
-#include "weight_function.hpp"
+#include "averagers/algorithms/weight_function.hpp"
 
 #include <cblas.h>
 
@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "backprop.hpp"
+#include "averagers/algorithms/simplex.hpp"
 #include "caulk/error.hpp"
+#include "caulk/mlp/backprop.hpp"
 #include "caulk/parallel.hpp"
-#include "peft.hpp"
-#include "simplex.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {
 
@@ -193,7 +193,7 @@ mlp::Model<double> make_weight_net(int Q, int hidden, int K, std::uint64_t seed)
   net.activation = mlp::Activation::Tanh;
   net.output = mlp::Output::Softmax;
   net.feature_layer = 0;
-  mlp::SeededUniform init(seed * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull);
+  seeding::SeededUniform init(seed * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull);
   mlp::Dense<double> first{mlp::Mat<double>(hidden, Q), mlp::Vec<double>(hidden)};
   const double bound = 1 / std::sqrt(static_cast<double>(Q));
   for (Eigen::Index j = 0; j < first.W.cols(); ++j)

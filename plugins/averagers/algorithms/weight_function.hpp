@@ -17,9 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "basis.hpp"
-#include "combination.hpp"
-#include "mlp.hpp"
+#include "averagers/algorithms/basis.hpp"
+#include "averagers/algorithms/combination.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::avg {
 

@@ -4,9 +4,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "averagers/algorithms/weight_function.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
-#include "weight_function.hpp"
+#include "caulk/io/input_file.hpp"
+#include "caulk/json_text.hpp"
 
 namespace caulk::avg {
 
@@ -159,16 +161,13 @@ void WeightFunction::save(const std::filesystem::path& file, const Json& extra) 
   Json j = to_json();
   if (extra.is_object())
     for (const auto& [k, v] : extra.items()) j[k] = v;
-  io::write_file_atomic(file, j.dump(1) + "\n");
+  io::write_file_atomic(file, json_text(j, 1) + "\n");
 }
 
 WeightFunction WeightFunction::load(const std::filesystem::path& file, Json* extra) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw DataError(file.string(), "cannot be read (no such weight function file?)");
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = io::read_text_file(file);
   try {
-    const Json j = Json::parse(text.str());
+    const Json j = Json::parse(text);
     WeightFunction w = from_json(j);
     if (extra) *extra = j;
     return w;

@@ -3,11 +3,11 @@
 // simplex under the same loss), average.mallows and average.jackknife (squared-loss regression).
 #include <fmt/format.h>
 
+#include "averagers/algorithms/simplex.hpp"
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
+#include "averagers/src/predictions_manifest.hpp"
 #include "caulk/manifest.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "predictions_manifest.hpp"
-#include "simplex.hpp"
 
 namespace caulk::averagers {
 
@@ -63,14 +63,15 @@ class SelectBest : public Node {
     const auto data = ctx.input<Dataset>("data");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
     const avg::Loss loss = loss_from(ctx.params(), c.kind);
-    const avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
-    const Vector risks = avg::model_risks(s, loss);
+    avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
+    check_magnitudes(ctx, c, *data, ctx.params().string("fit_split"), s, true);
+    const Vector risks = avg::model_risks(s, loss.for_scale(s.scale));
     Eigen::Index best = 0;
     risks.minCoeff(&best);  // the first on ties
     Vector w = Vector::Zero(risks.size());
     w(best) = 1;
     Json fit_risks = Json::object();
-    for (std::size_t k = 0; k < c.names.size(); ++k) fit_risks[c.names[k]] = risks(static_cast<Eigen::Index>(k));
+    for (std::size_t k = 0; k < c.names.size(); ++k) fit_risks[c.names[k]] = loss.in_given_units(risks(static_cast<Eigen::Index>(k)), s.scale);
     publish_constant(ctx, c, w, Json{{"selected", c.names[static_cast<std::size_t>(best)]}, {"fit_risks", fit_risks}});
   }
 };
@@ -87,9 +88,11 @@ class AverageGlobal : public Node {
     const auto data = ctx.input<Dataset>("data");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
     const avg::Loss loss = loss_from(ctx.params(), c.kind);
-    const avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
-    const avg::ConstantFit fit = avg::fit_constant_weights(s, loss);
-    publish_constant(ctx, c, fit.w, Json{{"loss", avg::loss_name(loss.kind)}, {"fit_risk", fit.risk}, {"iterations", fit.iterations}});
+    avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
+    check_magnitudes(ctx, c, *data, ctx.params().string("fit_split"), s, true);
+    const avg::ConstantFit fit = avg::fit_constant_weights(s, loss.for_scale(s.scale));
+    publish_constant(ctx, c, fit.w,
+                     Json{{"loss", avg::loss_name(loss.kind)}, {"fit_risk", loss.in_given_units(fit.risk, s.scale)}, {"iterations", fit.iterations}});
   }
 };
 
@@ -135,9 +138,10 @@ class AverageMallows : public Node {
     const auto data = ctx.input<Dataset>("data");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
     require_squared_regression(c, "average.mallows");
-    const avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
+    avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
+    check_magnitudes(ctx, c, *data, ctx.params().string("fit_split"), s, true);
     const avg::MallowsFit fit = avg::mallows_weights(s, parameter_counts(ctx.params(), c));
-    publish_constant(ctx, c, fit.w, Json{{"sigma2", fit.sigma2}, {"sigma2_from", c.names[fit.largest]}});
+    publish_constant(ctx, c, fit.w, Json{{"sigma2", fit.sigma2 * s.scale * s.scale}, {"sigma2_from", c.names[fit.largest]}});
   }
 };
 
@@ -156,7 +160,8 @@ class AverageJackknife : public Node {
     const auto data = ctx.input<Dataset>("data");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
     require_squared_regression(c, "average.jackknife");
-    const avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"), ctx.params().string("loo_split"));
+    avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"), ctx.params().string("loo_split"));
+    check_magnitudes(ctx, c, *data, ctx.params().string("fit_split"), s, true, {}, ctx.params().string("loo_split"));
     publish_constant(ctx, c, avg::jackknife_weights(s));
   }
 };

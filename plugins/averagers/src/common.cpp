@@ -1,9 +1,12 @@
-#include "common.hpp"
+#include "averagers/src/common.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
+
+#include "averagers/src/predictions_manifest.hpp"
 
 namespace caulk::averagers {
 
@@ -29,6 +32,13 @@ const Matrix& Candidates::on(std::size_t k, const std::string& split) const {
   return it->second;
 }
 
+std::string Candidates::describe(std::size_t k, const std::string& split) const {
+  if (files[k])
+    if (auto it = files[k]->find(split); it != files[k]->end())
+      return fmt::format("model '{}' (split '{}' of {})", names[k], split, it->second.string());
+  return fmt::format("model '{}' (split '{}' of node '{}')", names[k], split, producers[k]);
+}
+
 Candidates gather_candidates(const std::vector<std::shared_ptr<const Predictions>>& inputs, const Dataset* data) {
   Candidates c;
   std::map<std::string, std::string> producer_of;
@@ -46,6 +56,10 @@ Candidates gather_candidates(const std::vector<std::shared_ptr<const Predictions
       c.names.push_back(m.model);
       c.producers.push_back(p.producer_node);
       c.models.push_back(&m);
+      const std::map<std::string, std::filesystem::path>* files = nullptr;
+      if (const auto* loaded = dynamic_cast<const LoadedPredictions*>(&p))
+        if (auto it = loaded->files.find(m.model); it != loaded->files.end()) files = &it->second;
+      c.files.push_back(files);
     }
   }
   if (c.models.empty()) throw Error("the predictions hold no models to combine");
@@ -63,6 +77,34 @@ avg::Stack stack_on(const Candidates& c, const Dataset& data, const std::string&
   const std::string what = from == split ? fmt::format("split '{}'", split) : fmt::format("split '{}' (labels of split '{}')", from, split);
   if (c.kind == TaskKind::Classification) return avg::make_stack(c.kind, c.names, preds, nullptr, &d.classes, what);
   return avg::make_stack(c.kind, c.names, preds, &d.targets, nullptr, what);
+}
+
+void check_magnitudes(const NodeContext& ctx, const Candidates& c, const Dataset& data, const std::string& split, avg::Stack& s, bool scale_free,
+                      const std::string& scale_dependence, const std::string& prediction_split) {
+  const avg::Magnitudes m = avg::magnitudes(s);
+  if (m.range == avg::Magnitudes::Range::Fits) return;
+  const std::string from = prediction_split.empty() ? split : prediction_split;
+  auto source = [&](int index) {
+    if (index >= 0) return c.describe(static_cast<std::size_t>(index), from);
+    const std::filesystem::path& labels = data.split(split).labels_file;
+    return fmt::format("the targets (split '{}' of {})", split, labels.empty() ? "node '" + data.producer_node + "'" : labels.string());
+  };
+  const std::string largest = fmt::format("{} reaches {:g} (row {}, column {})", source(m.largest_source), m.largest, m.row, m.column);
+  if (m.range == avg::Magnitudes::Range::TooSpread)
+    throw Error(fmt::format("{}, but {} reach only {:g}: values {:g} apart cannot be combined in double precision (their squares are too far "
+                            "apart); check that file (values in other units?) or leave the model out",
+                            largest, source(m.smallest_source), m.smallest, m.largest / m.smallest));
+  const bool large = m.largest > avg::kLargestMagnitude;
+  const std::string beyond = large ? fmt::format("beyond {:g}, where the fit's squares overflow", avg::kLargestMagnitude)
+                                   : fmt::format("and nothing is larger: below {:g} the fit's squares vanish", avg::kSmallestMagnitude);
+  if (!scale_free)
+    throw Error(fmt::format("{}, {}; {}, so it cannot rescale them: {} the predictions and the targets by a common factor (such as {:g}) before "
+                            "combining, or use average.global, average.mallows or average.jackknife, which rescale internally",
+                            largest, beyond, scale_dependence, large ? "divide" : "multiply", large ? m.largest : 1 / m.largest));
+  avg::rescale(s, m);
+  ctx.log(fmt::format("{}, {}: fitted on the predictions and targets divided by 2^{} (the weights do not depend on the scale; risks are in the "
+                      "given units)",
+                      largest, beyond, std::ilogb(s.scale)));
 }
 
 avg::Stack predictions_only(const Candidates& c, const std::string& split) {

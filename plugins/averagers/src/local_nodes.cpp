@@ -2,11 +2,11 @@
 // on one split and applied to every split; average.apply: a saved weight function on new data.
 #include <fmt/format.h>
 
+#include "averagers/algorithms/local_average.hpp"
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/units.hpp"
-#include "common.hpp"
-#include "local_average.hpp"
-#include "nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -77,7 +77,7 @@ avg::LocalOptions local_options(const Params& p, TaskKind kind) {
 // The stack travels as exact matrices (its row-major blocks as column-major copies).
 Json stack_to_json(const avg::Stack& s) {
   return Json{{"kind", task_kind_name(s.kind)}, {"K", s.K},       {"C", s.C}, {"models", s.models}, {"F", matrix_to_json(Matrix(s.F))},
-              {"Y", matrix_to_json(Matrix(s.Y))}, {"classes", s.classes}};
+              {"Y", matrix_to_json(Matrix(s.Y))}, {"classes", s.classes}, {"scale", s.scale}};
 }
 
 avg::Stack stack_from_json(const Json& j) {
@@ -89,6 +89,7 @@ avg::Stack stack_from_json(const Json& j) {
   s.F = matrix_from_json(j.at("F"));
   s.Y = matrix_from_json(j.at("Y"));
   s.classes = j.at("classes").get<std::vector<int>>();
+  s.scale = j.at("scale").get<double>();
   return s;
 }
 
@@ -98,7 +99,9 @@ Json cv_fold_unit(const Json& d) {
   const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
   const avg::Stack s = stack_from_json(d.at("stack"));
   const Matrix z = matrix_from_json(d.at("covariates"));
-  return Json{{"totals", avg::cross_validation_fold(s, z, local_options(p, s.kind), d.at("fold").get<std::size_t>())}};
+  avg::LocalOptions o = local_options(p, s.kind);
+  o.loss = o.loss.for_scale(s.scale);  // a stack rescaled on rank 0 (check_magnitudes)
+  return Json{{"totals", avg::cross_validation_fold(s, z, o, d.at("fold").get<std::size_t>())}};
 }
 
 constexpr UnitKind kCvFoldUnit{"averagers.local_cv_fold", &cv_fold_unit};
@@ -143,11 +146,19 @@ class AverageLocal : public Node {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
-    const avg::LocalOptions o = local_options(p, c.kind);
+    avg::LocalOptions o = local_options(p, c.kind);
+    const avg::Loss loss = o.loss;
 
     const std::string fit_split = p.string("fit_split"), source = p.string("covariates");
     const std::vector<int> columns = column_list(p, "columns");
-    const avg::Stack s = stack_on(c, *data, fit_split);
+    avg::Stack s = stack_on(c, *data, fit_split);
+    // Kernel weights are simplex fits of a loss per point, whatever the values' unit; the other
+    // weight functions' penalty does not scale with the loss.
+    check_magnitudes(ctx, c, *data, fit_split, s, o.function == avg::WeightFunctionKind::Kernel,
+                     fmt::format("average.local's fit of the {} weight function depends on that scale (its ridge penalty does not scale with the "
+                                 "loss)",
+                                 p.string("weight_function")));
+    o.loss = loss.for_scale(s.scale);
     const Matrix z = covariates_of(*data, fit_split, source, columns);
     // Under mpirun each fold is a unit; in one process the folds run on the pool without copying
     // the stack into descriptions. Both give the same numbers (cross_validation_fold).
@@ -181,14 +192,15 @@ class AverageLocal : public Node {
     sum["loss"] = avg::loss_name(o.loss.kind);
     sum[o.function == avg::WeightFunctionKind::Kernel ? "bandwidth" : "penalty"] = fit.chosen;
     Json cv = Json::array();
-    for (const auto& point : fit.cv) cv.push_back(Json{{"value", point.value}, {"risk", point.risk}});
+    for (const auto& point : fit.cv) cv.push_back(Json{{"value", point.value}, {"risk", loss.in_given_units(point.risk, s.scale)}});
     if (!fit.cv.empty()) sum["cross_validation"] = cv;
     sum["iterations"] = fit.iterations;
-    sum["fit_risk"] = fit.fit_risk;
+    const double fit_risk = loss.in_given_units(fit.fit_risk, s.scale);
+    sum["fit_risk"] = fit_risk;
     sum["function_file"] = (fs::path(ctx.id()) / "weight_function.json").string();
     ctx.print(fmt::format("{}: {} weights fitted on split '{}' ({} rows, {} models), {} = {:.4g}, fit risk {:.6g}\n", ctx.id(),
                           p.string("weight_function"), fit_split, s.rows(), s.K,
-                          o.function == avg::WeightFunctionKind::Kernel ? "bandwidth" : "penalty", fit.chosen, fit.fit_risk));
+                          o.function == avg::WeightFunctionKind::Kernel ? "bandwidth" : "penalty", fit.chosen, fit_risk));
     ctx.publish("predictions", combined_predictions(ctx.id(), c, weights));
     ctx.publish("weights", weights_artifact(c, std::move(weights), function_file));
   }
@@ -231,6 +243,7 @@ class AverageApply : public Node {
       c.names.push_back(name);
       c.producers.push_back(given.producers[k]);
       c.models.push_back(given.models[k]);
+      c.files.push_back(given.files[k]);
     }
     for (const auto& name : given.names)
       if (std::find(f.models.begin(), f.models.end(), name) == f.models.end())

@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "averagers/src/nodes.hpp"
 
 // OpenBLAS single-threaded: parallelism comes from the engine's pool (docs/architecture.md).
 extern "C" void openblas_set_num_threads(int);

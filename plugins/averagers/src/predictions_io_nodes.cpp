@@ -5,11 +5,12 @@
 
 #include <cmath>
 
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
+#include "averagers/src/predictions_manifest.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/io/input_file.hpp"
 #include "caulk/io/npy.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "predictions_manifest.hpp"
 
 namespace fs = std::filesystem;
 
@@ -58,7 +59,7 @@ class PredictionsLoad : public Node {
     if (kind != "classification" && kind != "regression")
       throw DataError(file.string(), fmt::format("kind '{}' (expected classification or regression)", kind));
 
-    auto out = std::make_shared<Predictions>();
+    auto out = std::make_shared<LoadedPredictions>();
     out->kind = kind == "classification" ? TaskKind::Classification : TaskKind::Regression;
     Eigen::Index columns = -1;
     std::map<std::string, std::pair<Eigen::Index, std::string>> rows_of;  // split -> (rows, first model)
@@ -68,8 +69,7 @@ class PredictionsLoad : public Node {
       mp.model = model.name;
       for (const auto& [split, path] : model.split_paths("predictions")) {
         const std::string what = fmt::format("predictions of model '{}' on split '{}' ({})", model.name, split, model.location("predictions"));
-        std::error_code ec;
-        if (!fs::is_regular_file(path, ec)) throw DataError(path.string(), what + ": no such file");
+        if (auto problem = io::input_file_problem(path)) throw DataError(path.string(), what + ": " + *problem);
         Matrix values = ArrayFile{path, {}}.open(what).to_double();
         if (values.rows() == 0 || values.cols() == 0) throw DataError(path.string(), what + ": the array is empty");
         if (columns < 0) columns = values.cols();
@@ -81,6 +81,7 @@ class PredictionsLoad : public Node {
                                                      it->second.second, it->second.first));
         if (out->kind == TaskKind::Classification) check_probability_rows(values, path, what);
         mp.splits[split] = std::move(values);
+        out->files[model.name][split] = path;
       }
       if (const Value* p = model.get("parameters")) parameters[model.name] = p->as_number();
       out->models.push_back(std::move(mp));

@@ -3,10 +3,10 @@
 // (a table, and the weights as a function of chosen covariates written as CSV for plotting).
 #include <fmt/format.h>
 
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
 #include "caulk/io/atomic_file.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
 
 namespace fs = std::filesystem;
 
@@ -40,8 +40,10 @@ class AveragingReport : public Node {
     const std::string split = p.string("split");
     const Candidates c = gather_candidates(ctx.inputs<Predictions>("predictions"), data.get());
     const avg::Loss loss = loss_from(p, c.kind);
-    const avg::Stack s = stack_on(c, *data, split);
-    const Vector risks = avg::model_risks(s, loss);
+    avg::Stack s = stack_on(c, *data, split);
+    check_magnitudes(ctx, c, *data, split, s, true);
+    const Vector scaled_risks = avg::model_risks(s, loss.for_scale(s.scale));
+    const Vector risks = scaled_risks.unaryExpr([&](double r) { return loss.in_given_units(r, s.scale); });
 
     auto table = std::make_shared<Table>();
     table->title = fmt::format("Out-of-sample risk on split '{}' ({} loss)", split, avg::loss_name(loss.kind));
@@ -53,18 +55,18 @@ class AveragingReport : public Node {
     Json& sum = ctx.summary();
     Json risk_json = Json::object();
     Eigen::Index best = 0;
-    risks.minCoeff(&best);
+    scaled_risks.minCoeff(&best);  // in the given units, risks may overflow
     for (std::size_t k = 0; k < c.names.size(); ++k) {
       const Matrix& values = c.on(k, split);
       std::vector<TableCell> row{c.names[k], c.producers[k], risks(static_cast<Eigen::Index>(k))};
       Json entry{{"risk", risks(static_cast<Eigen::Index>(k))}};
       if (c.kind == TaskKind::Classification) {
-        const auto m = eval::classification_metrics(values, s.classes);
+        const auto m = metrics::classification_metrics(values, s.classes);
         row.insert(row.end(), {m.accuracy, m.log_loss});
         entry["accuracy"] = m.accuracy;
         entry["log_loss"] = m.log_loss;
       } else {
-        const auto m = eval::regression_metrics(values, data->split(split).targets);
+        const auto m = metrics::regression_metrics(values, data->split(split).targets);
         row.insert(row.end(), {m.mse, m.mae});
         entry["mse"] = m.mse;
         entry["mae"] = m.mae;

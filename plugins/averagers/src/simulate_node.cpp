@@ -2,11 +2,11 @@
 // and a predictions manifest) and published, so a demo needs no external step.
 #include <fmt/format.h>
 
+#include "averagers/algorithms/simulation.hpp"
+#include "averagers/src/common.hpp"
+#include "averagers/src/nodes.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/npy.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "simulation.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "rank_correlation.hpp"
+#include "evaluators/algorithms/rank_correlation.hpp"
 
 #include "caulk/statistics.hpp"
 
@@ -22,7 +22,9 @@ void check(const std::vector<double>& x, const std::vector<double>& y, const cha
   if (x.size() < 2) throw std::invalid_argument(std::string(what) + " needs at least two values");
   for (std::size_t i = 0; i < x.size(); ++i)
     if (!std::isfinite(x[i]) || !std::isfinite(y[i]))
-      throw std::invalid_argument(std::string(what) + ": value " + std::to_string(i) + " is not finite");
+      throw std::invalid_argument(std::string(what) + ": " + (std::isfinite(x[i]) ? "ground truth" : "score") + " number " +
+                                  std::to_string(i) + " (counting from 0) is " + std::to_string(std::isfinite(x[i]) ? y[i] : x[i]) +
+                                  ", not a finite number");
 }
 
 // One lexicographic direction of scipy's _weightedrankedtau with rank=None, additive weights,

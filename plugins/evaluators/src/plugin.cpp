@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "evaluators/src/nodes.hpp"
 
 CAULK_PLUGIN("evaluators", CAULK_VERSION_STRING, "Evaluators: judge rankings and models against ground truth") {
   caulk::evaluators::register_rank_correlation(registrar);

@@ -9,8 +9,8 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "evaluators/src/nodes.hpp"
 
 namespace caulk::evaluators {
 
@@ -125,7 +125,7 @@ class ClassificationEval : public Node {
     table->columns = {"model", "accuracy", "log_loss", "ece", "macro_f1"};
     Json& summary = ctx.summary();
     for (const auto& j : models) {
-      const auto m = judge(j, split_name, [&](const Matrix& probs) { return eval::classification_metrics(probs, split.classes); });
+      const auto m = judge(j, split_name, [&](const Matrix& probs) { return metrics::classification_metrics(probs, split.classes); });
       table->rows.push_back({j.model, m.accuracy, m.log_loss, m.ece, m.macro_f1});
       summary[j.model] = Json{{"accuracy", m.accuracy}, {"log_loss", m.log_loss}, {"ece", m.ece}, {"macro_f1", m.macro_f1}};
     }
@@ -156,7 +156,7 @@ class RegressionEval : public Node {
     table->columns = {"model", "mse", "mae", "r2"};
     Json& summary = ctx.summary();
     for (const auto& j : models) {
-      const auto m = judge(j, split_name, [&](const Matrix& predicted) { return eval::regression_metrics(predicted, split.targets); });
+      const auto m = judge(j, split_name, [&](const Matrix& predicted) { return metrics::regression_metrics(predicted, split.targets); });
       table->rows.push_back({j.model, m.mse, m.mae, m.r2});
       // R^2 is NaN with fewer than two rows: null in run.json.
       summary[j.model] = Json{{"mse", m.mse}, {"mae", m.mae}, {"r2", m.r2}};

@@ -5,6 +5,8 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <cmath>
+#include <stdexcept>
 
 #include <map>
 #include <set>
@@ -12,8 +14,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/csv.hpp"
-#include "nodes.hpp"
-#include "rank_correlation.hpp"
+#include "evaluators/algorithms/rank_correlation.hpp"
+#include "evaluators/src/nodes.hpp"
 
 namespace caulk::evaluators {
 
@@ -33,6 +35,9 @@ std::map<std::string, double> truth_from_table(const Table& t, const std::string
     const auto* model = std::get_if<std::string>(&row.at(model_col));
     const auto* value = std::get_if<double>(&row.at(value_col));
     if (!model || !value) throw Error(fmt::format("table '{}': a row without a model name or a number in '{}'", t.title, column));
+    if (!std::isfinite(*value))
+      throw Error(fmt::format("table '{}': the ground truth of model '{}' in column '{}' is {}; it must be finite", t.title, *model, column,
+                              *value));
     if (!out.emplace(*model, *value).second) throw Error(fmt::format("table '{}': model '{}' appears twice", t.title, *model));
   }
   return out;
@@ -66,7 +71,11 @@ class RankCorrelation : public Node {
       const std::size_t model_col = csv.column("model"), value_col = csv.column(column);
       for (std::size_t r = 0; r < csv.rows.size(); ++r) {
         const std::string& model = csv.rows[r][model_col];
-        if (!truth.emplace(model, csv.number(r, value_col)).second)
+        const double value = csv.number(r, value_col);
+        if (!std::isfinite(value))
+          throw DataError(csv.path.string(), csv.row_lines[r],
+                          fmt::format("column '{}': the ground truth of model '{}' is {}; give a finite number", column, model, value));
+        if (!truth.emplace(model, value).second)
           throw DataError(fmt::format("{}:{}", csv.path.string(), csv.row_lines[r]), fmt::format("model '{}' appears twice", model));
       }
       source = csv.path.string();
@@ -88,6 +97,10 @@ class RankCorrelation : public Node {
         auto it = truth.find(s.model);
         if (it == truth.end())
           throw Error(fmt::format("model '{}' is scored by '{}' but has no ground truth in {}", s.model, scores->producer_node, source));
+        if (!std::isfinite(s.score))
+          throw Error(fmt::format("ranker '{}' ({}) gave model '{}' the score {}, which cannot be ranked against the ground truth in {}; "
+                                  "see that ranker's error or details for why",
+                                  scores->producer_node, scores->method, s.model, s.score, source));
         scored.insert(s.model);
         x.push_back(scores->higher_is_better ? s.score : -s.score);
         y.push_back(it->second);
@@ -96,8 +109,16 @@ class RankCorrelation : public Node {
         if (!scored.count(model))
           throw Error(fmt::format("model '{}' has ground truth in {} but is not scored by '{}'", model, source, scores->producer_node));
       if (x.size() < 2) throw Error(fmt::format("'{}' scored {} model(s); correlations need at least two", scores->producer_node, x.size()));
-      const double wtau = eval::weighted_tau(x, y), tau = eval::kendall_tau_b(x, y), rho = eval::spearman(x, y),
-                   r = eval::pearson(x, y), regret = eval::top1_regret(x, y);
+      double wtau = 0, tau = 0, rho = 0, r = 0, regret = 0;
+      try {
+        wtau = eval::weighted_tau(x, y);
+        tau = eval::kendall_tau_b(x, y);
+        rho = eval::spearman(x, y);
+        r = eval::pearson(x, y);
+        regret = eval::top1_regret(x, y);
+      } catch (const std::invalid_argument& e) {
+        throw Error(fmt::format("ranker '{}' against the ground truth in {}: {}", scores->producer_node, source, e.what()));
+      }
       table->rows.push_back({scores->producer_node, wtau, tau, rho, r, regret});
       // NaN (a constant side) is written as null in run.json.
       summary[scores->producer_node] = Json{{"weighted_tau", wtau}, {"kendall_tau", tau}, {"spearman", rho}, {"pearson", r},

@@ -1,9 +1,9 @@
-#include "coefficient_search.hpp"
+#include "mergers/algorithms/coefficient_search.hpp"
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::merge {
 
@@ -20,7 +20,7 @@ std::vector<std::vector<double>> coefficient_candidates(std::size_t models, int 
     return out;
   }
   out.push_back(std::vector<double>(models, 1.0 / static_cast<double>(models)));
-  mlp::SeededUniform rng(seed);
+  seeding::SeededUniform rng(seed);
   for (int d = 0; d < draws; ++d) {
     std::vector<double> e(models);
     double sum = 0;

@@ -1,4 +1,4 @@
-#include "merge_engine.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -7,11 +7,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
-#include "element_codec.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/element_codec.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/algorithms/non_finite.hpp"
 
 namespace caulk::merge {
 
@@ -156,10 +159,13 @@ struct Workspace {
 };
 
 // Elements [first, first + count) of a tensor as S in `buffer`: read straight into it when the
-// file holds S, else read as bytes into `raw` and widened.
+// file holds S, else read as bytes into `raw` and widened. With `non_finite`, the values are
+// scanned once read and *non_finite is the index of the first NaN or infinity (count: none). The
+// scan costs about what the read's copy costs in memory traffic (measured: reading the chunk in
+// pieces that the scan would find in cache was no cheaper).
 template <class S>
 const S* read_chunk(const Reader& r, const std::string& tensor, std::size_t first, std::size_t count, Scratch<S>& buffer,
-                    Scratch<std::byte>& raw) {
+                    Scratch<std::byte>& raw, std::size_t* non_finite = nullptr) {
   const std::size_t size = io::dtype_size(r.dtype);
   S* out = buffer.get(count);
   if (r.dtype == native_dtype<S>()) {
@@ -169,15 +175,52 @@ const S* read_chunk(const Reader& r, const std::string& tensor, std::size_t firs
     r.files->read(tensor, first * size, bytes, count * size);
     decode(bytes, r.dtype, 0, count, out);
   }
+  if (non_finite) *non_finite = first_non_finite(out, count);
   return out;
 }
 
 // Writes `size` bytes of the tensor's output starting `offset` bytes into its data.
 using TensorWrite = std::function<void(std::size_t offset, const void* data, std::size_t size)>;
 
+// An input value that is NaN or infinite once widened, as an error naming the model (or base),
+// the file, the tensor and the element. The element is read again in double: a finite F64 value
+// beyond float's range is infinite only in float32 arithmetic, which the message says.
+[[noreturn]] void refuse_non_finite_input(const std::string& what, const TensorFiles& files, const std::string& tensor,
+                                          const io::TensorInfo& info, std::size_t element, double widened) {
+  std::byte raw[8];
+  const std::size_t size = io::dtype_size(info.dtype);
+  files.read(tensor, element * size, raw, size);
+  double stored = 0;
+  decode(raw, info.dtype, 0, 1, &stored);
+  const std::string where = fmt::format("{}: tensor '{}', element {}", what, tensor, element_text(element, info.shape));
+  if (std::isfinite(stored))
+    throw DataError(files.file_of(tensor), fmt::format("{} is {}, which is {} in float32 arithmetic: merge with precision = \"float64\"", where,
+                                                       value_text(stored), value_text(widened)));
+  throw DataError(files.file_of(tensor), fmt::format("{} is {}; a merge would carry it into the output: repair or leave out the model, or "
+                                                     "set allow_non_finite = true to merge it as it is",
+                                                     where, value_text(stored)));
+}
+
+// A merged chunk that holds NaN or infinity, or a value the output dtype cannot hold, as an error.
+template <class S>
+void check_merged(const MergeMethod& method, const std::string& tensor, const io::TensorInfo& info, std::size_t first, const S* out,
+                  std::size_t count, io::DType out_dtype) {
+  if (const std::size_t j = first_non_finite(out, count); j < count)
+    throw Error(fmt::format("{}: tensor '{}', element {}: the merged value is {} although every input is finite (the arithmetic "
+                            "overflowed{}): lower the weights or lambda, or set allow_non_finite = true to write it as it is",
+                            method.name(), tensor, element_text(first + j, info.shape), value_text(static_cast<double>(out[j])),
+                            sizeof(S) == 4 ? "; precision = \"float64\" has a wider range" : ""));
+  const double limit = sizeof(S) == 4 && out_dtype == io::DType::F32 ? std::numeric_limits<double>::infinity() : overflow_threshold(out_dtype);
+  if (const std::size_t j = first_at_least(out, count, limit); j < count)
+    throw Error(fmt::format("{}: tensor '{}', element {}: the merged value {} is beyond the range of the output dtype {} and would be written "
+                            "as infinity: choose a wider dtype (dtype = \"F32\" or \"auto\"), or set allow_non_finite = true",
+                            method.name(), tensor, element_text(first + j, info.shape), value_text(static_cast<double>(out[j])),
+                            io::dtype_name(out_dtype)));
+}
+
 template <class S>
 std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, const std::string& name, io::DType out_dtype,
-                           std::size_t chunk_elements, int passes, const TensorWrite& write,
+                           std::size_t chunk_elements, int passes, bool allow_non_finite, const TensorWrite& write,
                            const std::function<void(std::size_t, std::uint64_t)>& progress) {
   const io::TensorInfo& info = in.info(name);
   const std::size_t n = info.element_count(), k = in.model_count();
@@ -200,15 +243,21 @@ std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, con
   std::unique_ptr<TensorState> state = method.start(name, n, k);
   std::uint64_t io_bytes = 0;
 
-  auto load = [&](std::size_t first, std::size_t count, bool with_fisher) {
+  // `check`: the first read of the chunk (the first pass over the tensor), whose model and base
+  // values are checked for NaN and infinity before the method sees them.
+  auto load = [&](std::size_t first, std::size_t count, bool with_fisher, bool check) {
     Chunk<S> c{name, n, first, count, nullptr, {}, {}};
     std::uint64_t bytes = 0;
+    std::size_t bad = count;
     for (std::size_t i = 0; i < k; ++i) {
-      c.models.push_back(read_chunk<S>(models[i], name, first, count, work.models[i], work.raw));
+      c.models.push_back(read_chunk<S>(models[i], name, first, count, work.models[i], work.raw, check ? &bad : nullptr));
+      if (bad < count)
+        refuse_non_finite_input(fmt::format("model '{}'", in.model(i).name), in.model_files(i), name, info, first + bad, c.models[i][bad]);
       bytes += count * io::dtype_size(info.dtype);
     }
     if (base) {
-      c.base = read_chunk<S>(*base_reader, name, first, count, work.base, work.raw);
+      c.base = read_chunk<S>(*base_reader, name, first, count, work.base, work.raw, check ? &bad : nullptr);
+      if (bad < count) refuse_non_finite_input(fmt::format("the base '{}'", in.base().name), in.base_files(), name, info, first + bad, c.base[bad]);
       bytes += count * io::dtype_size(info.dtype);
     }
     if (with_fisher)
@@ -218,10 +267,11 @@ std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, con
       }
     return std::pair{std::move(c), bytes};
   };
+  const bool check = !allow_non_finite;
   for (int pass = 0; pass < passes; ++pass) {
     for (std::size_t first = 0; first < n; first += chunk) {
       const std::size_t count = std::min(chunk, n - first);
-      auto [c, bytes] = load(first, count, false);
+      auto [c, bytes] = load(first, count, false, check && pass == 0);
       method.observe(state.get(), pass, c);
       io_bytes += bytes;
       if (progress) progress(0, bytes);
@@ -230,8 +280,9 @@ std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, con
   }
   for (std::size_t first = 0; first < n; first += chunk) {
     const std::size_t count = std::min(chunk, n - first);
-    auto [c, bytes] = load(first, count, fisher);
+    auto [c, bytes] = load(first, count, fisher, check && passes == 0);
     method.combine(state.get(), c, out);
+    if (check) check_merged(method, name, info, first, out, count, out_dtype);
     const void* data = out;
     if (encode_needed) {
       encode(out, count, out_dtype, encoded);
@@ -287,10 +338,11 @@ std::vector<OutputTensor> output_tensors(const MergeInputs& in, const MergeOptio
 }
 
 std::uint64_t merge_one(const MergeInputs& in, const MergeMethod& method, const std::string& name, io::DType out_dtype, Precision precision,
-                        std::size_t chunk_elements, int passes, const TensorWrite& write,
+                        std::size_t chunk_elements, int passes, bool allow_non_finite, const TensorWrite& write,
                         const std::function<void(std::size_t, std::uint64_t)>& progress) {
-  return precision == Precision::F32 ? merge_tensor<float>(in, method, name, out_dtype, chunk_elements, passes, write, progress)
-                                     : merge_tensor<double>(in, method, name, out_dtype, chunk_elements, passes, write, progress);
+  return precision == Precision::F32
+             ? merge_tensor<float>(in, method, name, out_dtype, chunk_elements, passes, allow_non_finite, write, progress)
+             : merge_tensor<double>(in, method, name, out_dtype, chunk_elements, passes, allow_non_finite, write, progress);
 }
 
 MergeReport report_of(const std::vector<OutputTensor>& tensors, const std::vector<std::uint64_t>& io_bytes, const OutputLayout& layout,
@@ -320,7 +372,8 @@ MergeReport run_merge(const MergeInputs& in, MergeMethod& method, const std::fil
   std::vector<std::uint64_t> io_bytes(names.size());
   parallel_for(names.size(), [&](std::size_t i) {
     const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) { out.write(i, offset, data, size); };
-    io_bytes[i] = merge_one(in, method, names[i], tensors[i].dtype, options.precision, options.chunk_elements, passes, write, options.on_progress);
+    io_bytes[i] = merge_one(in, method, names[i], tensors[i].dtype, options.precision, options.chunk_elements, passes, options.allow_non_finite,
+                            write, options.on_progress);
   });
   out.commit();
   return report_of(tensors, io_bytes, out.layout(), started);
@@ -367,7 +420,7 @@ MergeReport StagedMerge::commit(const std::vector<std::uint64_t>& io_bytes) {
 }
 
 std::uint64_t merge_output_file(const MergeInputs& in, const MergeMethod& method, const OutputFileJob& job, Precision precision,
-                                std::size_t chunk_elements) {
+                                std::size_t chunk_elements, bool allow_non_finite) {
   if (job.offsets.size() != job.tensors.size() || job.dtypes.size() != job.tensors.size())
     throw Error(fmt::format("{}: the file job lists {} tensors, {} offsets and {} dtypes", job.path.string(), job.tensors.size(), job.offsets.size(),
                             job.dtypes.size()));
@@ -383,7 +436,7 @@ std::uint64_t merge_output_file(const MergeInputs& in, const MergeMethod& method
   std::vector<std::uint64_t> io_bytes(job.tensors.size());
   parallel_for(job.tensors.size(), [&](std::size_t t) {
     const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) { file.write(job.offsets[t] + offset, data, size); };
-    io_bytes[t] = merge_one(in, method, job.tensors[t], job.dtypes[t], precision, chunk_elements, passes, write, {});
+    io_bytes[t] = merge_one(in, method, job.tensors[t], job.dtypes[t], precision, chunk_elements, passes, allow_non_finite, write, {});
   });
   file.flush();
   std::uint64_t total = 0;

@@ -15,6 +15,11 @@
 // Methods that need statistics of a whole tensor first (TIES: each task vector's magnitude
 // threshold; SLERP: norms and the angle) declare passes that see every chunk before the combining
 // pass. Chunks of one tensor are always visited in order, so results never depend on --jobs.
+//
+// Non-finite values: the first read of every chunk checks the models' and the base's values for
+// NaN and infinity, and every merged chunk is checked before it is written (NaN, infinity, or a
+// value that would round to infinity in the output dtype); each is an error naming the model, the
+// file, the tensor and the element unless MergeOptions::allow_non_finite.
 #pragma once
 #include <chrono>
 #include <cstddef>
@@ -29,7 +34,7 @@
 #include <vector>
 
 #include "caulk/io/safetensors.hpp"
-#include "tensor_files.hpp"
+#include "mergers/algorithms/tensor_files.hpp"
 
 namespace caulk::merge {
 
@@ -127,6 +132,10 @@ struct MergeOptions {
   std::size_t chunk_elements = std::size_t{1} << 20;
   std::uint64_t max_shard_bytes = 5'000'000'000;  // folder output: shard above this
   bool overwrite = false;
+  // Merge NaN and infinity as they come (otherwise an input holding one, or a merged value that
+  // overflows the arithmetic or the output dtype, is an error naming the model, file, tensor and
+  // element; see non_finite.hpp).
+  bool allow_non_finite = false;
   std::map<std::string, std::string> metadata;  // written into the output's header
   // Called (from any thread) as work completes: tensors finished, bytes read plus written.
   std::function<void(std::size_t tensors, std::uint64_t bytes)> on_progress;
@@ -189,7 +198,7 @@ class StagedMerge {
 // parallel on the current pool), then flushes it to disk. `method` must have been prepared (or
 // have adopted the prepared values). Returns the bytes read plus written.
 std::uint64_t merge_output_file(const MergeInputs& inputs, const MergeMethod& method, const OutputFileJob& job, Precision precision,
-                                std::size_t chunk_elements);
+                                std::size_t chunk_elements, bool allow_non_finite = false);
 
 // Releases the pages of a mapped range already consumed (those wholly inside it); used where a
 // file is read through its mapping (the Fisher norms).

@@ -1,4 +1,4 @@
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 
 #include <fmt/format.h>
 
@@ -8,8 +8,9 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "element_codec.hpp"
-#include "peft.hpp"
+#include "caulk/seeding/seeding.hpp"
+#include "mergers/algorithms/element_codec.hpp"
+#include "mergers/algorithms/non_finite.hpp"
 
 namespace caulk::merge {
 
@@ -164,9 +165,10 @@ void ties_observe(TiesState& s, int pass, const Chunk<S>& c) {
   }
 }
 
-// Elects the sign and averages the agreeing kept values: the disjoint mean of TIES.
+// Elects the sign and sums the agreeing kept values with their weights; `normalize` divides the
+// sum by the agreeing weights (the disjoint mean of TIES). 0 where none agrees.
 template <class S>
-S disjoint_mean(const std::vector<double>& w, const S* kept, std::size_t k) {
+S disjoint_merge(const std::vector<double>& w, const S* kept, std::size_t k, bool normalize) {
   S vote = 0;
   for (std::size_t i = 0; i < k; ++i) vote += static_cast<S>(w[i]) * kept[i];
   const bool positive = vote >= 0;  // a zero sum elects +
@@ -176,11 +178,12 @@ S disjoint_mean(const std::vector<double>& w, const S* kept, std::size_t k) {
     sum += static_cast<S>(w[i]) * kept[i];
     weight += static_cast<S>(w[i]);
   }
+  if (!normalize) return sum;
   return weight != 0 ? sum / weight : S(0);
 }
 
 template <class S>
-void ties_combine(TiesState& s, const Chunk<S>& c, S* out) {
+void ties_combine(TiesState& s, bool normalize, const Chunk<S>& c, S* out) {
   const std::size_t k = c.models.size();
   std::vector<S> kept(k);
   const S lambda = static_cast<S>(s.lambda);
@@ -189,7 +192,7 @@ void ties_combine(TiesState& s, const Chunk<S>& c, S* out) {
       const S d = c.models[i][j] - c.base[j];
       kept[i] = s.select[i].kept(magnitude_key<S>(d)) ? d : S(0);
     }
-    out[j] = c.base[j] + lambda * disjoint_mean(s.w, kept.data(), k);
+    out[j] = c.base[j] + lambda * disjoint_merge(s.w, kept.data(), k, normalize);
   }
 }
 
@@ -237,8 +240,12 @@ void TiesMerge::end_pass(TensorState* state, int) const {
   }
 }
 
-void TiesMerge::combine(TensorState* s, const Chunk<float>& c, float* out) const { ties_combine(static_cast<TiesState&>(*s), c, out); }
-void TiesMerge::combine(TensorState* s, const Chunk<double>& c, double* out) const { ties_combine(static_cast<TiesState&>(*s), c, out); }
+void TiesMerge::combine(TensorState* s, const Chunk<float>& c, float* out) const {
+  ties_combine(static_cast<TiesState&>(*s), normalize_, c, out);
+}
+void TiesMerge::combine(TensorState* s, const Chunk<double>& c, double* out) const {
+  ties_combine(static_cast<TiesState&>(*s), normalize_, c, out);
+}
 
 // ------------------------------------------------------------------------------ DARE
 
@@ -255,14 +262,14 @@ struct DareState : WeightedState {
 };
 
 std::uint64_t dare_stream(std::uint64_t seed, const std::string& tensor, const std::string& model) {
-  mlp::SeededUniform mix(seed ^ (fnv1a(tensor) * 0x9E3779B97F4A7C15ull) ^ (fnv1a(model) * 0xC2B2AE3D27D4EB4Full));
+  seeding::SeededUniform mix(seed ^ (fnv1a(tensor) * 0x9E3779B97F4A7C15ull) ^ (fnv1a(model) * 0xC2B2AE3D27D4EB4Full));
   return mix.next_u64();
 }
 
 double stream_draw(std::uint64_t stream, std::uint64_t element) {
   // SplitMix64 adds the golden gamma before each output: starting element * gamma further along
   // gives the stream's (element + 1)-th output directly.
-  mlp::SeededUniform at(stream + element * 0x9E3779B97F4A7C15ull);
+  seeding::SeededUniform at(stream + element * 0x9E3779B97F4A7C15ull);
   return static_cast<double>(at.next_u64() >> 11) * 0x1.0p-53;
 }
 
@@ -282,7 +289,7 @@ void dare_combine(const DareState& s, DareMerge::Combine combine, bool normalize
   const S lambda = static_cast<S>(s.lambda);
   for (std::size_t j = 0; j < c.count; ++j) {
     for (std::size_t i = 0; i < k; ++i) kept[i] = dropped(i, j);
-    out[j] = c.base[j] + lambda * disjoint_mean(s.w, kept.data(), k);
+    out[j] = c.base[j] + lambda * disjoint_merge(s.w, kept.data(), k, normalize);
   }
 }
 
@@ -400,6 +407,10 @@ double fisher_norm(const MergeInputs& in, std::size_t model, std::size_t chunk_e
       const std::size_t count = std::min(buffer.size(), n - first);
       decode(bytes.data(), t, first, count, buffer.data());
       release_pages(bytes.data() + first * io::dtype_size(t), count * io::dtype_size(t));
+      if (const std::size_t j = first_non_finite(buffer.data(), count); j < count)
+        throw DataError(in.model(model).fisher.string(),
+                        fmt::format("the Fisher of model '{}': tensor '{}', element {}: Fisher value {} (it must be finite and non-negative)",
+                                    in.model(model).name, name, element_text(first + j, in.info(name).shape), value_text(buffer[j])));
       for (std::size_t j = 0; j < count; ++j) sum += buffer[j] * buffer[j];
     }
   }
@@ -415,8 +426,16 @@ void FisherMerge::prepare(const MergeInputs& in, std::size_t chunk_elements) {
     fisher_files_.push_back(in.model(i).fisher.string());
     if (!normalize_) continue;
     norms_[i] = fisher_norm(in, i, chunk_elements);
-    if (!(norms_[i] > 0) || !std::isfinite(norms_[i]))
-      throw DataError(fisher_files_[i], fmt::format("the Fisher of model '{}' has norm {}: it cannot be normalised", in.model(i).name, norms_[i]));
+    if (!std::isfinite(norms_[i]))
+      throw DataError(fisher_files_[i], fmt::format("the Fisher of model '{}' has an L2 norm beyond the range of a double: it cannot be normalised "
+                                                    "(normalize_fisher = false merges it unnormalised)",
+                                                    in.model(i).name));
+    // FusionBench divides by the norm plus the floor, which also keeps an all-zero Fisher finite.
+    if (mode_ == FloorMode::Add) norms_[i] += floor_;
+    if (!(norms_[i] > 0))
+      throw DataError(fisher_files_[i], fmt::format("the Fisher of model '{}' is zero everywhere: it cannot be normalised (normalize_fisher = false, "
+                                                    "or floor = \"add\" with floor > 0, merges it)",
+                                                    in.model(i).name));
   }
 }
 
@@ -438,7 +457,8 @@ struct FisherState : TensorState {
 };
 
 template <class S>
-void fisher_combine(const FisherState& s, double floor, const std::vector<std::string>& files, const Chunk<S>& c, S* out) {
+void fisher_combine(const FisherState& s, double floor, FisherMerge::FloorMode mode, const std::vector<std::string>& files, const Chunk<S>& c,
+                    S* out) {
   const std::size_t k = c.models.size();
   const S fl = static_cast<S>(floor);
   for (std::size_t i = 0; i < k; ++i)
@@ -451,7 +471,8 @@ void fisher_combine(const FisherState& s, double floor, const std::vector<std::s
   for (std::size_t j = 0; j < c.count; ++j) {
     S num = 0, den = 0;
     for (std::size_t i = 0; i < k; ++i) {
-      const S f = static_cast<S>(s.c[i]) * std::max(c.fishers[i][j], fl);
+      const S floored = mode == FisherMerge::FloorMode::Max ? std::max(c.fishers[i][j], fl) : c.fishers[i][j] + fl;
+      const S f = static_cast<S>(s.c[i]) * floored;
       num += f * c.models[i][j];
       den += f;
     }
@@ -478,10 +499,10 @@ std::unique_ptr<TensorState> FisherMerge::start(const std::string& tensor, std::
 }
 
 void FisherMerge::combine(TensorState* s, const Chunk<float>& c, float* out) const {
-  fisher_combine(static_cast<FisherState&>(*s), floor_, fisher_files_, c, out);
+  fisher_combine(static_cast<FisherState&>(*s), floor_, mode_, fisher_files_, c, out);
 }
 void FisherMerge::combine(TensorState* s, const Chunk<double>& c, double* out) const {
-  fisher_combine(static_cast<FisherState&>(*s), floor_, fisher_files_, c, out);
+  fisher_combine(static_cast<FisherState&>(*s), floor_, mode_, fisher_files_, c, out);
 }
 
 }  // namespace caulk::merge

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "merge_engine.hpp"
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 namespace caulk::merge {
 
@@ -49,11 +49,12 @@ class TaskArithmeticMerge : public MergeMethod {
 // TIES: per model, keep the round(density * n) largest |d_i| (ties at the threshold: the first
 // ones in storage order); elect each entry's sign as the sign of sum_i w_i kept_i (a zero sum
 // elects +, as mergekit does); theta = theta_0 + lambda * (sum over kept entries agreeing with the
-// elected sign of w_i d_i) / (sum of their w_i), 0 where none agrees.
+// elected sign of w_i d_i), divided by the sum of their w_i when `normalize` (the disjoint mean of
+// the TIES paper and mergekit's ties; 0 where none agrees).
 class TiesMerge : public MergeMethod {
  public:
-  TiesMerge(std::vector<TensorParameter> weights, TensorParameter density, TensorParameter lambda)
-      : weights_(std::move(weights)), density_(std::move(density)), lambda_(std::move(lambda)) {}
+  TiesMerge(std::vector<TensorParameter> weights, TensorParameter density, TensorParameter lambda, bool normalize = true)
+      : weights_(std::move(weights)), density_(std::move(density)), lambda_(std::move(lambda)), normalize_(normalize) {}
   std::string name() const override { return "TIES"; }
   bool uses_base() const override { return true; }
   void check(const MergeInputs& inputs) const override;
@@ -68,11 +69,14 @@ class TiesMerge : public MergeMethod {
  private:
   std::vector<TensorParameter> weights_;
   TensorParameter density_, lambda_;
+  bool normalize_;
 };
 
 // DARE: every task-vector entry is kept with probability `density` (dropped with p = 1 - density)
 // and the kept ones rescaled by 1 / density; then task arithmetic (Combine::Linear) or TIES sign
-// election and disjoint mean (Combine::Ties). The draw for element j of tensor T of model M is the
+// election (Combine::Ties) and the sum of the agreeing entries; `normalize` divides either sum by
+// its weights (all of them, or the agreeing ones), as mergekit's dare_linear and dare_ties do
+// (both default to false there). The draw for element j of tensor T of model M is the
 // (j+1)-th output of a SplitMix64 stream seeded from (seed, T, M): the same whatever the chunking,
 // the order of the models or --jobs.
 class DareMerge : public MergeMethod {
@@ -123,14 +127,17 @@ class SlerpMerge : public MergeMethod {
   TensorParameter t_;
 };
 
-// Fisher merging: theta = sum_i c_i F'_i theta_i / sum_i c_i F'_i element-wise, with
-// F'_i = max(F_i, floor) and c_i = lambda_i (divided by the whole-model L2 norm of F_i when
-// normalize_fisher). Where the denominator is 0 (floor 0, no Fisher mass) the entry falls back to
-// sum_i c_i theta_i / sum_i c_i. Negative or non-finite Fisher entries are errors.
+// Fisher merging: theta = sum_i c_i F'_i theta_i / sum_i c_i F'_i element-wise, with the floored
+// Fisher F'_i = max(F_i, floor) (FloorMode::Max, Matena and Raffel's code) or F_i + floor
+// (FloorMode::Add, FusionBench's), and c_i = lambda_i, divided when normalize_fisher by the
+// whole-model L2 norm of F_i (Max) or by that norm + floor (Add, as FusionBench). Where the
+// denominator is 0 (floor 0, no Fisher mass) the entry falls back to sum_i c_i theta_i / sum_i c_i.
+// Negative or non-finite Fisher entries are errors.
 class FisherMerge : public MergeMethod {
  public:
-  FisherMerge(std::vector<TensorParameter> lambdas, double floor, bool normalize_fisher)
-      : lambdas_(std::move(lambdas)), floor_(floor), normalize_(normalize_fisher) {}
+  enum class FloorMode { Max, Add };
+  FisherMerge(std::vector<TensorParameter> lambdas, double floor, FloorMode mode, bool normalize_fisher)
+      : lambdas_(std::move(lambdas)), floor_(floor), mode_(mode), normalize_(normalize_fisher) {}
   std::string name() const override { return "Fisher merging"; }
   bool uses_fisher() const override { return true; }
   void check(const MergeInputs& inputs) const override;
@@ -147,12 +154,14 @@ class FisherMerge : public MergeMethod {
  private:
   std::vector<TensorParameter> lambdas_;
   double floor_;
+  FloorMode mode_;
   bool normalize_;
   std::vector<double> norms_;
   std::vector<std::string> fisher_files_;
 };
 
-// The whole-model L2 norm of model i's Fisher file, streamed in chunks.
+// The whole-model L2 norm of model i's Fisher file, streamed in chunks. Throws DataError naming
+// the file, the tensor and the element of a NaN or infinite value.
 double fisher_norm(const MergeInputs& inputs, std::size_t model, std::size_t chunk_elements);
 
 }  // namespace caulk::merge

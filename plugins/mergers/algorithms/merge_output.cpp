@@ -1,4 +1,4 @@
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,11 +8,13 @@
 #include <fmt/format.h>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
+#include <optional>
 #include <system_error>
 
 #include "caulk/error.hpp"
+#include "caulk/io/atomic_file.hpp"
 #include "caulk/io/safetensors.hpp"
+#include "caulk/json_text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -44,12 +46,9 @@ std::string header_bytes(const std::vector<const OutputTensor*>& tensors, const 
     header[t->name] = ordered{{"dtype", io::dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", ordered::array({offset, offset + size})}};
     offset += size;
   }
-  std::string text;
-  try {
-    text = header.dump();
-  } catch (const nlohmann::json::exception&) {
-    throw DataError(file, "a tensor name or metadata string is not valid UTF-8");
-  }
+  std::optional<std::string> valid = json_text_if_valid(header);
+  if (!valid) throw DataError(file, "a tensor name or metadata string is not valid UTF-8");
+  std::string text = std::move(*valid);
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > io::kMaxSafetensorsHeader)
     throw DataError(file, fmt::format("the header would be {} bytes, over the format's limit of {}", text.size(), io::kMaxSafetensorsHeader));
@@ -68,29 +67,6 @@ void write_all(int fd, std::uint64_t offset, const void* data, std::size_t size,
     }
     p += n, size -= static_cast<std::size_t>(n), offset += static_cast<std::uint64_t>(n);
   }
-}
-
-fs::path sibling_name(const fs::path& target, const std::string& tag) {
-  std::random_device rd;
-  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
-  return dir / fmt::format(".{}.{}-{:08x}", target.filename().string(), tag, rd());
-}
-
-// Moves an existing target aside (to be removed once the new one is in place); empty when none.
-fs::path move_aside(const fs::path& target) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(target, ec))) return {};
-  const fs::path old = sibling_name(target, "old");
-  fs::rename(target, old, ec);
-  if (ec) throw DataError(target.string(), "cannot move the existing output aside to replace it: " + ec.message());
-  return old;
-}
-
-void sync_path(const fs::path& p, int flags) {
-  const int fd = ::open(p.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 }  // namespace
@@ -141,57 +117,49 @@ OutputLayout plan_output(const fs::path& target, const std::vector<OutputTensor>
 }
 
 void check_output_target(const fs::path& target, bool overwrite) {
-  std::error_code ec;
-  if (fs::exists(fs::symlink_status(target, ec)) && !overwrite)
-    throw Error(fmt::format("the output {} already exists; set overwrite = true to replace it (it was left untouched)", target.string()));
+  // Temporaries of merges into this folder that were killed (their processes are gone) go first;
+  // an old output a replacement cut short had moved aside is put back, so the check sees it.
+  io::recover_stale_temporaries(target.parent_path().empty() ? fs::path(".") : target.parent_path());
+  io::check_replaceable(target, overwrite ? io::OnExisting::ReplaceOwn : io::OnExisting::Refuse);
 }
 
 MergeOutput::MergeOutput(fs::path target, const std::vector<OutputTensor>& tensors, const std::map<std::string, std::string>& metadata,
                          std::uint64_t max_shard_bytes, bool overwrite)
     : target_(std::move(target)), overwrite_(overwrite) {
   check_output_target(target_, overwrite_);
-  layout_ = plan_output(target_, tensors, metadata, max_shard_bytes);
+  std::map<std::string, std::string> marked = metadata;
+  marked[io::kWrittenByKey] = io::kWrittenByValue;  // what overwrite = true may replace later
+  layout_ = plan_output(target_, tensors, marked, max_shard_bytes);
   for (const auto& t : tensors) {
     tensor_bytes_.push_back(t.bytes());
     tensor_names_.push_back(t.name);
   }
 
-  std::vector<fs::path> paths;
+  staged_ = std::make_unique<io::StagedOutput>(target_, layout_.folder ? io::StagedOutput::Kind::Folder : io::StagedOutput::Kind::File);
   if (!layout_.folder) {
-    single_ = std::make_unique<io::AtomicFile>(target_);
-    paths.push_back(single_->temporary());
+    temporaries_.push_back(staged_->path());
+    fds_.push_back(staged_->fd());
   } else {
-    std::error_code ec;
-    if (!target_.parent_path().empty()) fs::create_directories(target_.parent_path(), ec);
-    for (int attempt = 0; attempt < 100 && temp_folder_.empty(); ++attempt) {
-      const fs::path candidate = sibling_name(target_, "tmp");
-      if (fs::create_directory(candidate, ec)) temp_folder_ = candidate;  // mode 0777 & ~umask
+    for (const auto& name : layout_.files) {
+      const fs::path path = staged_->path() / name;
+      const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+      if (fd < 0) throw DataError(target_.string(), fmt::format("cannot create {}: {}", path.string(), std::strerror(errno)));
+      temporaries_.push_back(path);
+      fds_.push_back(fd);
     }
-    if (temp_folder_.empty())
-      throw DataError(target_.string(), "cannot create a temporary folder beside the output" + (ec ? ": " + ec.message() : std::string()));
-    for (const auto& name : layout_.files) paths.push_back(temp_folder_ / name);
   }
-  temporaries_ = paths;
-  for (std::size_t f = 0; f < paths.size(); ++f) {
-    // The single file's descriptor is a second one on AtomicFile's temporary: positioned writes go
-    // through it, while AtomicFile keeps the lifecycle (cleanup, fsync, rename).
-    const int flags = layout_.folder ? (O_WRONLY | O_CREAT | O_EXCL) : O_WRONLY;
-    const int fd = ::open(paths[f].c_str(), flags | O_CLOEXEC, 0666);
-    if (fd < 0) throw DataError(target_.string(), fmt::format("cannot create {}: {}", paths[f].string(), std::strerror(errno)));
-    fds_.push_back(fd);
-    if (::ftruncate(fd, static_cast<off_t>(layout_.file_sizes[f])) != 0)
-      throw DataError(target_.string(), fmt::format("cannot size {} to {} bytes: {}", paths[f].string(), layout_.file_sizes[f], std::strerror(errno)));
-    write_all(fd, 0, layout_.headers[f].data(), layout_.headers[f].size(), target_.string());
+  for (std::size_t f = 0; f < fds_.size(); ++f) {
+    if (::ftruncate(fds_[f], static_cast<off_t>(layout_.file_sizes[f])) != 0)
+      throw DataError(target_.string(),
+                      fmt::format("cannot size {} to {} bytes: {}", temporaries_[f].string(), layout_.file_sizes[f], std::strerror(errno)));
+    write_all(fds_[f], 0, layout_.headers[f].data(), layout_.headers[f].size(), target_.string());
   }
 }
 
 MergeOutput::~MergeOutput() {
-  for (int fd : fds_) ::close(fd);
-  if (!committed_ && !temp_folder_.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_folder_, ec);
-  }
-  // single_ removes its own temporary unless committed.
+  if (layout_.folder)
+    for (int fd : fds_) ::close(fd);
+  // staged_ removes the temporary unless committed.
 }
 
 void MergeOutput::write(std::size_t tensor, std::size_t offset, const void* data, std::size_t size) {
@@ -203,47 +171,28 @@ void MergeOutput::write(std::size_t tensor, std::size_t offset, const void* data
 void MergeOutput::commit() {
   if (committed_) throw Error("internal: merge output committed twice");
   const std::string name = target_.string();
-  for (int& fd : fds_) {
-    const bool ok = !layout_.folder || ::fsync(fd) == 0;  // AtomicFile fsyncs the single file itself
-    const int error = errno;
-    ::close(fd);
-    fd = -1;
-    if (!ok) throw DataError(name, std::string("cannot flush to disk: ") + std::strerror(error));
-  }
-  fds_.clear();
-  check_output_target(target_, overwrite_);  // appeared while merging?
-  if (!layout_.folder) {
-    const fs::path old = move_aside(target_);
-    std::error_code ec;
-    try {
-      single_->commit();
-    } catch (...) {
-      if (!old.empty()) fs::rename(old, target_, ec);  // put the previous output back
-      throw;
+  if (layout_.folder) {
+    for (int& fd : fds_) {
+      const bool ok = ::fsync(fd) == 0;
+      const int error = errno;
+      ::close(fd);
+      fd = -1;
+      if (!ok) throw DataError(name, std::string("cannot flush to disk: ") + std::strerror(error));
     }
-    if (!old.empty()) fs::remove_all(old, ec);
-    committed_ = true;
-    return;
+    fds_.clear();
+    if (layout_.sharded) {
+      nlohmann::ordered_json index;
+      index["metadata"] = {{"total_size", layout_.total_data_bytes}};
+      nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
+      for (std::size_t i = 0; i < tensor_names_.size(); ++i) weight_map[tensor_names_[i]] = layout_.files[layout_.file_of[i]];
+      index["weight_map"] = std::move(weight_map);
+      io::write_file_atomic(staged_->path() / kIndexName, json_text(index, 2) + "\n");
+    }
   }
-  if (layout_.sharded) {
-    nlohmann::ordered_json index;
-    index["metadata"] = {{"total_size", layout_.total_data_bytes}};
-    nlohmann::ordered_json weight_map = nlohmann::ordered_json::object();
-    for (std::size_t i = 0; i < tensor_names_.size(); ++i) weight_map[tensor_names_[i]] = layout_.files[layout_.file_of[i]];
-    index["weight_map"] = std::move(weight_map);
-    io::write_file_atomic(temp_folder_ / kIndexName, index.dump(2) + "\n");
-  }
-  sync_path(temp_folder_, O_RDONLY | O_DIRECTORY);
-  const fs::path old = move_aside(target_);
-  std::error_code ec;
-  fs::rename(temp_folder_, target_, ec);
-  if (ec) {
-    const std::string problem = ec.message();
-    if (!old.empty()) fs::rename(old, target_, ec);  // put the previous output back
-    throw DataError(name, "cannot rename the finished temporary folder onto the output: " + problem);
-  }
-  sync_path(target_.parent_path().empty() ? fs::path(".") : target_.parent_path(), O_RDONLY | O_DIRECTORY);
-  if (!old.empty()) fs::remove_all(old, ec);
+  // The single file is fsynced by the commit; a target that appeared meanwhile is refused by the
+  // rename itself when it may not be replaced.
+  staged_->commit(overwrite_ ? io::OnExisting::ReplaceOwn : io::OnExisting::Refuse);
+  fds_.clear();
   committed_ = true;
 }
 

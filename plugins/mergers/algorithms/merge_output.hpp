@@ -2,12 +2,16 @@
 // model.safetensors.index.json, written at known offsets (so tensors can be written in any order,
 // in parallel) and made visible under the final name only when complete.
 //
-// A target ending in ".safetensors" is one file (written to a temporary file beside it, then
-// renamed). Any other target is a folder, built as a temporary folder beside it and renamed at the
-// end: it holds model.safetensors when the data fits in `max_shard_bytes`, otherwise shards
+// A target ending in ".safetensors" is one file; any other target is a folder holding
+// model.safetensors when the data fits in `max_shard_bytes`, otherwise shards
 // model-00001-of-0000N.safetensors (tensors in name order, a new shard whenever the next tensor
 // would overflow the current one; a tensor larger than the limit gets a shard of its own) and the
-// index. An interrupted or failed merge leaves only the temporary, which the destructor removes.
+// index. Either is staged beside the target and committed by io::StagedOutput (caulk/io/durable.hpp):
+// the target name always holds a complete output, the old one or the new one; without overwrite
+// the rename itself refuses an existing target, so of two merges into one target exactly one wins;
+// with overwrite only an output caulk marked is replaced (files carry written_by = "caulk" in their
+// metadata, folders a .caulk-output file). An interrupted or failed merge leaves only the
+// temporary, which the destructor removes (or, after a kill, the next merge beside it).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -17,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "caulk/io/atomic_file.hpp"
+#include "caulk/io/durable.hpp"
 #include "caulk/io/dtype.hpp"
 
 namespace caulk::merge {
@@ -46,7 +50,9 @@ struct OutputLayout {
 OutputLayout plan_output(const std::filesystem::path& target, const std::vector<OutputTensor>& tensors,
                          const std::map<std::string, std::string>& metadata, std::uint64_t max_shard_bytes);
 
-// Throws Error when `target` exists and `overwrite` is false (nothing is touched).
+// Removes the temporaries that killed merges left beside `target` (io::recover_stale_temporaries),
+// then throws Error when `target` exists and `overwrite` is false, or when it exists, `overwrite`
+// is true and caulk did not write it (nothing is touched).
 void check_output_target(const std::filesystem::path& target, bool overwrite);
 
 class MergeOutput {
@@ -61,7 +67,8 @@ class MergeOutput {
   // Writes bytes of tensor `tensor` starting `offset` bytes into its data. Safe from any thread.
   void write(std::size_t tensor, std::size_t offset, const void* data, std::size_t size);
   // Flushes every file to disk and moves the result under the target name (replacing what was
-  // there when overwrite was allowed).
+  // there when overwrite was allowed and caulk wrote it). Throws Error when the target appeared
+  // meanwhile (another run) and may not be replaced; the result is then discarded.
   void commit();
 
   const OutputLayout& layout() const { return layout_; }
@@ -76,10 +83,9 @@ class MergeOutput {
   OutputLayout layout_;
   std::vector<std::size_t> tensor_bytes_;
   std::vector<std::string> tensor_names_;
-  std::filesystem::path temp_folder_;                // folder output
-  std::unique_ptr<io::AtomicFile> single_;           // single-file output
+  std::unique_ptr<io::StagedOutput> staged_;
   std::vector<std::filesystem::path> temporaries_;
-  std::vector<int> fds_;
+  std::vector<int> fds_;  // per layout file; a folder's are owned here, a single file's by staged_
   bool committed_ = false;
 };
 

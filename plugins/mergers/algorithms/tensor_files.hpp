@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "caulk/io/input_file.hpp"
 #include "caulk/io/safetensors.hpp"
 
 namespace caulk::merge {
@@ -23,6 +24,8 @@ class TensorFiles {
 
   // Reads `size` bytes starting `offset` bytes into the tensor's data. Safe from any thread.
   void read(const std::string& tensor, std::uint64_t offset, void* out, std::size_t size) const;
+  // The file holding the tensor (a shard of a sharded checkpoint), for messages.
+  const std::string& file_of(const std::string& tensor) const { return names_[tensors_.at(tensor).file]; }
 
  private:
   TensorFiles() = default;
@@ -30,7 +33,8 @@ class TensorFiles {
     std::size_t file = 0;
     std::uint64_t data_offset = 0;  // of the tensor's first byte in its file
   };
-  std::vector<int> fds_;
+  std::vector<io::InputFile> inputs_;  // open while the merge reads
+  std::vector<int> fds_;               // inputs_[i].fd()
   std::vector<std::string> names_;
   std::map<std::string, Location> tensors_;
 };

@@ -1,4 +1,4 @@
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 #include <fmt/format.h>
 

@@ -5,7 +5,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/manifest.hpp"
-#include "nodes.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

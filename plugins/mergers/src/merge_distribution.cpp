@@ -4,8 +4,8 @@
 
 #include <map>
 
-#include "merge_node_support.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/src/merge_node_support.hpp"
 
 namespace fs = std::filesystem;
 
@@ -63,7 +63,7 @@ Json merge_file_unit(const Json& d) {
     job.dtypes.push_back(*dtype);
   }
   const merge::Precision precision = d.at("precision").get<std::string>() == "float64" ? merge::Precision::F64 : merge::Precision::F32;
-  return Json{{"io_bytes", merge::merge_output_file(inputs, *method, job, precision, chunk)}};
+  return Json{{"io_bytes", merge::merge_output_file(inputs, *method, job, precision, chunk, p.flag("allow_non_finite"))}};
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "merge_node_support.hpp"
+#include "mergers/src/merge_node_support.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <atomic>
 #include <cctype>
 
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 
 namespace fs = std::filesystem;
 
@@ -24,7 +24,7 @@ void declare_merge_node(NodeSpec& s) {
   s.param(ParamSpec::string("output", "",
                             "where to write: a .safetensors file, or a folder (sharded above max_shard_size); relative to the run's "
                             "output folder (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output (otherwise an existing output is an error and stays untouched)"));
+  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
   s.param(ParamSpec::choice("dtype", "auto", {"auto", "F32", "F16", "BF16", "F64"},
                             "output dtype (auto: each tensor's input dtype); narrowing rounds to nearest even"));
   s.param(ParamSpec::choice("precision", "float32", {"float32", "float64"}, "arithmetic precision"));
@@ -37,8 +37,25 @@ void declare_merge_node(NodeSpec& s) {
                   return e.what();
                 }
               }));
+  s.param(ParamSpec::flag("allow_non_finite", false,
+                          "merge NaN and infinity as they come (otherwise a model holding one, or a merged value that overflows, is an error "
+                          "naming the model, file, tensor and element)"));
   s.param(ParamSpec::string("base", "", "the model to use as the base (default: the one marked base = true, if any)"));
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
+}
+
+void declare_fisher_params(NodeSpec& s, const std::string& prefix) {
+  s.param(ParamSpec::real("floor", 1e-6, prefix + "the Fisher floor: entries without Fisher mass take their value from the others").at_least(0));
+  s.param(ParamSpec::choice("floor_mode", "max", {"max", "add"},
+                            prefix + "how the floor applies: max(F, floor) (Matena and Raffel's code) or F + floor (FusionBench's)"));
+  s.param(ParamSpec::flag("normalize_fisher", true,
+                          prefix + "divide each coefficient by the L2 norm of its model's whole Fisher (plus the floor when floor_mode = \"add\"), "
+                                   "as Matena and Raffel and FusionBench do"));
+}
+
+std::unique_ptr<merge::FisherMerge> fisher_method(const Params& p, std::vector<merge::TensorParameter> lambdas) {
+  const auto mode = p.string("floor_mode") == "add" ? merge::FisherMerge::FloorMode::Add : merge::FisherMerge::FloorMode::Max;
+  return std::make_unique<merge::FisherMerge>(std::move(lambdas), p.real("floor"), mode, p.flag("normalize_fisher"));
 }
 
 namespace {
@@ -148,6 +165,7 @@ merge::MergeOptions read_merge_options(const NodeContext& ctx) {
   o.precision = p.string("precision") == "float64" ? merge::Precision::F64 : merge::Precision::F32;
   if (p.string("dtype") != "auto") o.output_dtype = io::dtype_from_safetensors_name(p.string("dtype"));
   o.overwrite = p.flag("overwrite");
+  o.allow_non_finite = p.flag("allow_non_finite");
   o.max_shard_bytes = parse_size(p.string("max_shard_size"));
   return o;
 }

@@ -1,6 +1,7 @@
 // What every merge node shares: the `checkpoints` input, the engine's parameters (output,
-// overwrite, dtype, precision, max_shard_size, base, name), per-model weights with per-tensor
-// rules, progress bars, the summary and the published Checkpoint.
+// overwrite, dtype, precision, max_shard_size, allow_non_finite, base, name), per-model weights
+// with per-tensor rules, Fisher merging's parameters, progress bars, the summary and the
+// published Checkpoint.
 #pragma once
 #include <optional>
 #include <string>
@@ -9,10 +10,16 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/units.hpp"
-#include "merge_engine.hpp"
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/merge_engine.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 namespace caulk::mergers {
+
+// Fisher merging's parameters `floor`, `floor_mode` and `normalize_fisher` (merge.fisher, and
+// search.merge_coefficients with `prefix` "fisher: "), and the method they describe.
+void declare_fisher_params(NodeSpec& s, const std::string& prefix);
+std::unique_ptr<merge::FisherMerge> fisher_method(const Params& p, std::vector<merge::TensorParameter> lambdas);
 
 // The models to merge and the base they are task vectors of.
 struct MergeJob {

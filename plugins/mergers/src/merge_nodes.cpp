@@ -2,9 +2,9 @@
 // merge.slerp, merge.fisher. Each reads its parameters, builds the method and runs the engine.
 #include <fmt/format.h>
 
-#include "merge_methods.hpp"
-#include "merge_node_support.hpp"
-#include "nodes.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/src/merge_node_support.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace caulk::mergers {
 
@@ -66,14 +66,17 @@ class TiesNode : public Node {
     declare_weights(s, "w_i of each task vector (in the sign vote and the average)");
     declare_tensor_param(s, "density", 0.2, 0, 1, "fraction of each task vector's entries kept (largest magnitudes)");
     declare_tensor_param(s, "lambda", 1.0, -kBig, kBig, "scale of the merged task vector");
+    s.param(ParamSpec::flag("normalize", true,
+                            "divide the sum of the agreeing entries by their weights (the disjoint mean; mergekit's ties default); "
+                            "false: their weighted sum"));
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, true), {"merge.ties"}, recorded(ctx.params(), {"weights", "density", "lambda"}));
+    run_and_publish(ctx, collect_models(ctx, true), {"merge.ties"}, recorded(ctx.params(), {"weights", "density", "lambda", "normalize"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     return std::make_unique<merge::TiesMerge>(read_weights(p, "weights", models, 1.0, 0, kBig), read_tensor_param(p, "density", 0.2, 0, 1),
-                                              read_tensor_param(p, "lambda", 1.0, -kBig, kBig));
+                                              read_tensor_param(p, "lambda", 1.0, -kBig, kBig), p.flag("normalize"));
   }
 };
 
@@ -89,7 +92,9 @@ class DareNode : public Node {
     declare_tensor_param(s, "lambda", 1.0, -kBig, kBig, "scale of the merged task vector");
     s.param(ParamSpec::choice("combine", "linear", {"linear", "ties"},
                               "after the drop: linear (task arithmetic) or ties (sign election and disjoint mean)"));
-    s.param(ParamSpec::flag("normalize", false, "linear: divide the sum of task vectors by the sum of the weights"));
+    s.param(ParamSpec::flag("normalize", false,
+                            "divide the merged sum by its weights: linear, all of them; ties, those of the agreeing entries (the disjoint mean). "
+                            "false, as mergekit's dare_linear and dare_ties: the weighted sum"));
     s.param(ParamSpec::integer("seed", 0, "seed of the random drops").at_least(0));
     return s;
   }
@@ -133,15 +138,15 @@ class FisherNode : public Node {
                "(from analysis.fisher, or `fisher = \"...\"` in a checkpoint manifest)");
     declare_merge_node(s);
     declare_weights(s, "lambda_i of each model");
-    s.param(ParamSpec::real("floor", 1e-6, "Fisher values below this count as this (so entries without Fisher mass fall back sensibly)").at_least(0));
-    s.param(ParamSpec::flag("normalize_fisher", false, "divide each lambda_i by the L2 norm of its whole Fisher"));
+    declare_fisher_params(s, "");
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, false), {"merge.fisher"}, recorded(ctx.params(), {"weights", "floor", "normalize_fisher"}));
+    run_and_publish(ctx, collect_models(ctx, false), {"merge.fisher"},
+                    recorded(ctx.params(), {"weights", "floor", "floor_mode", "normalize_fisher"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
-    return std::make_unique<merge::FisherMerge>(read_weights(p, "weights", models, 1.0, 0, kBig), p.real("floor"), p.flag("normalize_fisher"));
+    return fisher_method(p, read_weights(p, "weights", models, 1.0, 0, kBig));
   }
 };
 

@@ -1,9 +1,9 @@
-#include "native_models.hpp"
+#include "mergers/src/native_models.hpp"
 
 #include <fmt/format.h>
 
 #include "caulk/error.hpp"
-#include "mlp_checkpoint.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 
 namespace caulk::mergers {
 
@@ -12,9 +12,12 @@ mlp::Mat<float> split_inputs(const Dataset& data, const std::string& split) {
   if (!s.inputs)
     throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split, s.labels_file.string()));
   const MatrixView X = s.inputs->open(fmt::format("inputs of split '{}'", split));
-  if (X.scalar_type() == ScalarType::F32 && X.row_major())  // N x P row-major is P x N column-major
-    return Eigen::Map<const mlp::Mat<float>>(static_cast<const float*>(X.data()), static_cast<Eigen::Index>(X.cols()),
-                                             static_cast<Eigen::Index>(X.rows()));
+  if (X.scalar_type() == ScalarType::F32 && X.row_major()) {  // N x P row-major is P x N column-major
+    mlp::Mat<float> copy = Eigen::Map<const mlp::Mat<float>>(static_cast<const float*>(X.data()), static_cast<Eigen::Index>(X.cols()),
+                                                             static_cast<Eigen::Index>(X.rows()));
+    X.check_intact();  // read from the mapping directly
+    return copy;
+  }
   return X.to_double().transpose().cast<float>();
 }
 

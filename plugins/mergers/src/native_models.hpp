@@ -5,7 +5,7 @@
 #include <string>
 
 #include "caulk/artifacts.hpp"
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mergers {
 

@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "mergers/src/nodes.hpp"
 
 CAULK_PLUGIN("mergers", CAULK_VERSION_STRING,
              "Mergers: merge checkpoints of one architecture (soups, task arithmetic, TIES, DARE, SLERP, Fisher) with a streaming engine") {

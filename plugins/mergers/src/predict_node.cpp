@@ -4,8 +4,8 @@
 
 #include "caulk/context.hpp"
 #include "caulk/units.hpp"
-#include "native_models.hpp"
-#include "nodes.hpp"
+#include "mergers/src/native_models.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace caulk::mergers {
 

@@ -7,13 +7,13 @@
 
 #include "caulk/units.hpp"
 
-#include "coefficient_search.hpp"
-#include "merge_methods.hpp"
-#include "merge_node_support.hpp"
-#include "merge_output.hpp"
-#include "native_models.hpp"
-#include "nodes.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "mergers/algorithms/coefficient_search.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
+#include "mergers/src/merge_node_support.hpp"
+#include "mergers/src/native_models.hpp"
+#include "mergers/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -33,14 +33,14 @@ std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const
   if (method == "task_arithmetic") return std::make_unique<merge::TaskArithmeticMerge>(std::move(w), merge::TensorParameter(c.lambda), false);
   if (method == "ties")
     return std::make_unique<merge::TiesMerge>(std::move(w), merge::TensorParameter(p.real("density")), merge::TensorParameter(c.lambda));
-  return std::make_unique<merge::FisherMerge>(std::move(w), p.real("floor"), p.flag("normalize_fisher"));
+  return fisher_method(p, std::move(w));
 }
 
 // The score of one candidate on the held-out split, on any rank: the candidate merge is written to
 // a scratch file, run with the native runtime, scored and removed.
 double score(const Matrix& out, const DatasetSplit& truth, const std::string& metric) {
-  if (metric == "accuracy") return eval::accuracy(out, truth.classes);
-  if (metric == "log_loss") return eval::log_loss(out, truth.classes);
+  if (metric == "accuracy") return metrics::accuracy(out, truth.classes);
+  if (metric == "log_loss") return metrics::log_loss(out, truth.classes);
   return (out - truth.targets).squaredNorm() / static_cast<double>(out.size());
 }
 
@@ -54,6 +54,7 @@ Json score_candidate_unit(const Json& d) {
   merge::MergeOptions o;
   o.precision = p.string("precision") == "float64" ? merge::Precision::F64 : merge::Precision::F32;
   o.overwrite = true;
+  o.allow_non_finite = p.flag("allow_non_finite");
   o.metadata = io::Checkpoint::open(job.models.front().checkpoint).metadata();  // the native format's structure keys
   auto m = make_method(p.string("method"), c, p);
   merge::run_merge(merge::MergeInputs::open(job.models, job.base, m->uses_fisher()), *m, file, o);
@@ -88,8 +89,7 @@ class SearchMergeCoefficients : public Node {
     s.param(ParamSpec::integer("seed", 0, "seed of the Dirichlet draws").at_least(0));
     s.param(ParamSpec::list("lambdas", "task_arithmetic, ties: the lambda values tried with every coefficient vector (default [1.0])"));
     s.param(ParamSpec::real("density", 0.2, "ties: fraction of each task vector kept").range(0, 1));
-    s.param(ParamSpec::real("floor", 1e-6, "fisher: the Fisher floor").at_least(0));
-    s.param(ParamSpec::flag("normalize_fisher", false, "fisher: divide each coefficient by the L2 norm of its Fisher"));
+    declare_fisher_params(s, "fisher: ");
     return s;
   }
 

@@ -1,4 +1,4 @@
-#include "ensembles.hpp"
+#include "mlp_merges/algorithms/ensembles.hpp"
 
 #include "caulk/lbfgs.hpp"
 #include <fmt/format.h>
@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 
@@ -104,38 +104,6 @@ Model<float> averaged_head(const std::vector<mlp::Model<float>>& models) {
   return average_models(heads);
 }
 
-double linear_head_objective(const Mat<double>& F, const mlp::Targets<float>& y, int outputs, mlp::Output output, double wd,
-                             const Eigen::VectorXd& p, Eigen::VectorXd& g) {
-  const Eigen::Index C = outputs, D = F.cols(), n = F.rows();
-  Eigen::Map<const Mat<double>> W(p.data(), C, D);
-  Eigen::Map<const mlp::Vec<double>> b(p.data() + C * D, C);
-  Mat<double> Z = W * F.transpose();  // C x n
-  Z.colwise() += b;
-  double f = 0;
-  Mat<double> dZ(C, n);
-  if (output == mlp::Output::Softmax) {
-    for (Eigen::Index i = 0; i < n; ++i) {
-      const double mx = Z.col(i).maxCoeff();
-      const auto e = (Z.col(i).array() - mx).exp();
-      const double s = e.sum();
-      f += mx + std::log(s) - Z(y.classes[static_cast<std::size_t>(i)], i);
-      dZ.col(i) = e / s;
-      dZ(y.classes[static_cast<std::size_t>(i)], i) -= 1;
-    }
-    f /= double(n);
-    dZ /= double(n);
-  } else {
-    const Mat<double> R = Z - y.values.cast<double>();
-    f = R.squaredNorm() / double(n * C);
-    dZ = R * (2.0 / double(n * C));
-  }
-  f += 0.5 * wd * W.squaredNorm();
-  g.resize(p.size());
-  Eigen::Map<Mat<double>>(g.data(), C, D) = dZ * F + wd * W;
-  g.tail(C) = dZ.rowwise().sum();
-  return f;
-}
-
 mlp::Model<float> refit_linear_head(const Mat<double>& F, const mlp::Targets<float>& y, int outputs, mlp::Output output,
                                     const RefitOptions& o) {
   const Eigen::Index C = outputs, D = F.cols(), n = F.rows();
@@ -147,7 +115,10 @@ mlp::Model<float> refit_linear_head(const Mat<double>& F, const mlp::Targets<flo
   } else if (y.values.rows() != C || y.values.cols() != n) {
     throw Error(fmt::format("targets are {}x{}, expected {}x{}", y.values.rows(), y.values.cols(), C, n));
   }
-  auto objective = [&](const Eigen::VectorXd& p, Eigen::VectorXd& g) { return linear_head_objective(F, y, outputs, output, o.weight_decay, p, g); };
+  const Mat<double> F_by_column = F.transpose();  // the runtime's layout: one column per sample
+  auto objective = [&](const Eigen::VectorXd& p, Eigen::VectorXd& g) {
+    return mlp::linear_head_objective(F_by_column, y, outputs, output, o.weight_decay, p, g);
+  };
   Eigen::VectorXd p = Eigen::VectorXd::Zero(C * D + C);
   LBFGSpp::LBFGSParam<double> param;
   param.epsilon = o.tolerance;

@@ -7,8 +7,8 @@
 #pragma once
 #include <vector>
 
-#include "mlp.hpp"
-#include "training.hpp"
+#include "caulk/mlp/mlp.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::mlp_merges {
 
@@ -39,7 +39,8 @@ mlp::Model<float> averaged_head(const std::vector<mlp::Model<float>>& models);
 // A linear head z = W h + b refitted on features F (N x D) by L-BFGS from zero, minimising
 //   softmax:  (1/N) sum_i [ logsumexp(z_i) - z_i,y_i ] + (wd / 2) ||W||^2
 //   identity: (1/(N C)) sum_i ||z_i - y_i||^2 + (wd / 2) ||W||^2
-// (the objectives of the linear probe, mlp::fit_head_lbfgs). Returned as a one-layer head model.
+// (mlp::linear_head_objective, as mlp::fit_head_lbfgs; the linear probe's objective). Returned as a
+// one-layer head model.
 struct RefitOptions {
   double weight_decay = 1e-3;
   int max_iterations = 500;
@@ -47,10 +48,5 @@ struct RefitOptions {
 };
 mlp::Model<float> refit_linear_head(const mlp::Mat<double>& features, const mlp::Targets<float>& targets, int outputs, mlp::Output output,
                                     const RefitOptions& options);
-
-// The objective above at packed parameters [vec(W) column-major C x D, b] and its gradient
-// (exposed so tests can check the fit's optimality).
-double linear_head_objective(const mlp::Mat<double>& features, const mlp::Targets<float>& targets, int outputs, mlp::Output output,
-                             double weight_decay, const Eigen::VectorXd& packed, Eigen::VectorXd& gradient);
 
 }  // namespace caulk::mlp_merges

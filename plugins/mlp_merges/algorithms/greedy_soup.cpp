@@ -1,4 +1,4 @@
-#include "greedy_soup.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
-#include "prediction_metrics.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 
@@ -69,9 +69,9 @@ double model_metric(const mlp::Model<float>& m, const mlp::Samples& data, SoupMe
                         : "accuracy and log_loss judge classification models; this model outputs regression values (use mse)");
   const Mat<double> out = mlp::run_batches(m, data.X, false, true).outputs.cast<double>();
   switch (metric) {
-    case SoupMetric::Accuracy: return eval::accuracy(out, data.y.classes);
-    case SoupMetric::LogLoss: return eval::log_loss(out, data.y.classes);
-    case SoupMetric::Mse: return eval::mean_squared_error(out, data.y.values.transpose().cast<double>());
+    case SoupMetric::Accuracy: return metrics::accuracy(out, data.y.classes);
+    case SoupMetric::LogLoss: return metrics::log_loss(out, data.y.classes);
+    case SoupMetric::Mse: return metrics::mean_squared_error(out, data.y.values.transpose().cast<double>());
   }
   return 0;
 }

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "mlp.hpp"
-#include "training.hpp"
+#include "caulk/mlp/mlp.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::mlp_merges {
 

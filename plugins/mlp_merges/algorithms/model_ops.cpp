@@ -1,4 +1,4 @@
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 #include <fmt/format.h>
 
@@ -103,17 +103,6 @@ Model<float> scale_parameters(const Model<float>& m, double s, int layer) {
   }
   for (auto& p : mlp::parameters(out))
     for (std::size_t e = 0; e < p.size(); ++e) p.data[e] = float(double(p.data[e]) * s);
-  return out;
-}
-
-std::vector<int> row_argmax(const Mat<double>& rows_by_class) {
-  std::vector<int> out(static_cast<std::size_t>(rows_by_class.rows()));
-  for (Eigen::Index i = 0; i < rows_by_class.rows(); ++i) {
-    Eigen::Index best = 0;
-    for (Eigen::Index c = 1; c < rows_by_class.cols(); ++c)
-      if (rows_by_class(i, c) > rows_by_class(i, best)) best = c;
-    out[static_cast<std::size_t>(i)] = static_cast<int>(best);
-  }
   return out;
 }
 

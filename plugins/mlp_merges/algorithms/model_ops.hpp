@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp_merges {
 
@@ -32,9 +32,5 @@ Model<S> head_of(const Model<S>& m);
 // Every parameter multiplied by s (layer < 0), or only layers.{layer}.weight and .bias. Throws
 // Error when the layer does not exist.
 Model<float> scale_parameters(const Model<float>& m, double s, int layer = -1);
-
-// The column of the largest value in each row (lowest index on ties), as
-// eval::predicted_classes.
-std::vector<int> row_argmax(const Mat<double>& rows_by_class);
 
 }  // namespace caulk::mlp_merges

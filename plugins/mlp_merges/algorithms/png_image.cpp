@@ -1,4 +1,4 @@
-#include "png_image.hpp"
+#include "mlp_merges/algorithms/png_image.hpp"
 
 #include <fmt/format.h>
 #include <png.h>

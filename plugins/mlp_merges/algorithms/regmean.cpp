@@ -1,4 +1,4 @@
-#include "regmean.hpp"
+#include "mlp_merges/algorithms/regmean.hpp"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp_merges {
 

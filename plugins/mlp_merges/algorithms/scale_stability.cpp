@@ -1,7 +1,8 @@
-#include "scale_stability.hpp"
+#include "mlp_merges/algorithms/scale_stability.hpp"
 
 #include "caulk/error.hpp"
-#include "model_ops.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 
@@ -11,19 +12,13 @@ std::vector<ScalePoint> scale_stability(const mlp::Model<float>& m, const mlp::S
   if (data.size() == 0) throw Error("scale stability needs at least one sample");
   if (data.y.classes.size() != static_cast<std::size_t>(data.size())) throw Error("scale stability needs a class label per sample");
   auto classes = [&](const mlp::Model<float>& model) {
-    return row_argmax(mlp::run_batches(model, data.X, false, true).outputs.cast<double>());
+    return metrics::predicted_classes(mlp::run_batches(model, data.X, false, true).outputs.cast<double>());
   };
   const std::vector<int> reference = classes(m);
-  const double n = double(data.size());
   std::vector<ScalePoint> out;
   for (double s : scales) {
     const std::vector<int> predicted = classes(scale_parameters(m, s, layer));
-    std::size_t correct = 0, agree = 0;
-    for (std::size_t i = 0; i < predicted.size(); ++i) {
-      correct += predicted[i] == data.y.classes[i];
-      agree += predicted[i] == reference[i];
-    }
-    out.push_back({s, double(correct) / n, double(agree) / n});
+    out.push_back({s, metrics::fraction_correct(predicted, data.y.classes), metrics::fraction_correct(predicted, reference)});
   }
   return out;
 }

@@ -5,8 +5,8 @@
 #pragma once
 #include <vector>
 
-#include "mlp.hpp"
-#include "training.hpp"
+#include "caulk/mlp/mlp.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::mlp_merges {
 

@@ -1,4 +1,4 @@
-#include "weight_patterns.hpp"
+#include "mlp_merges/algorithms/weight_patterns.hpp"
 
 #include <fmt/format.h>
 

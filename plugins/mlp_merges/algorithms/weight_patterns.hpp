@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "mlp.hpp"
-#include "png_image.hpp"
+#include "caulk/mlp/mlp.hpp"
+#include "mlp_merges/algorithms/png_image.hpp"
 
 namespace caulk::mlp_merges {
 

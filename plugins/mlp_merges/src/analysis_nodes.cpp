@@ -7,10 +7,10 @@
 
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/units.hpp"
-#include "common.hpp"
-#include "nodes.hpp"
-#include "scale_stability.hpp"
-#include "weight_patterns.hpp"
+#include "mlp_merges/algorithms/scale_stability.hpp"
+#include "mlp_merges/algorithms/weight_patterns.hpp"
+#include "mlp_merges/src/common.hpp"
+#include "mlp_merges/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

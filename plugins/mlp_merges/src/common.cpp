@@ -1,13 +1,16 @@
-#include "common.hpp"
+#include "mlp_merges/src/common.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
+#include "caulk/io/safetensors.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "caulk/units.hpp"
-#include "mlp_checkpoint.hpp"
-#include "peft.hpp"
 
 namespace fs = std::filesystem;
 
@@ -39,8 +42,44 @@ LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t min
   return out;
 }
 
+namespace {
+
+// The first NaN or infinite value of a .safetensors file, as "tensor 'x', element 8 (index [1, 3])
+// is NaN" (the element counted in the file's row-major order), or "" when there is none.
+std::string first_non_finite_value(const fs::path& file) {
+  try {
+    const io::SafetensorsFile f = io::SafetensorsFile::open(file);
+    for (const io::TensorInfo& t : f.tensors()) {
+      const std::vector<double> v = f.to_double(t.name);
+      for (std::size_t k = 0; k < v.size(); ++k) {
+        if (std::isfinite(v[k])) continue;
+        std::string index;
+        for (std::size_t d = t.shape.size(), rest = k; d-- > 0;) {
+          index = fmt::format("{}{}", rest % std::max<std::size_t>(t.shape[d], 1), index.empty() ? "" : ", " + index);
+          rest /= std::max<std::size_t>(t.shape[d], 1);
+        }
+        return fmt::format("tensor '{}', element {} (index [{}]) is {}", t.name, k, index, std::isnan(v[k]) ? "NaN" : v[k] > 0 ? "inf" : "-inf");
+      }
+    }
+  } catch (const std::exception&) {
+    // Not readable as one file: the loader's own message stands.
+  }
+  return {};
+}
+
+}  // namespace
+
 mlp::Model<float> load_checkpoint(const fs::path& path, bool fold) {
-  mlp::Model<float> m = mlp::load_model(path);
+  mlp::Model<float> m;
+  try {
+    m = mlp::load_model(path);
+  } catch (const DataError& e) {
+    // The runtime refuses NaN and infinity naming the tensor only: find the element (only on this
+    // error path, so loading reads each file once).
+    if (const std::string where = first_non_finite_value(e.file()); !where.empty())
+      throw DataError(e.file(), where + ": the MLP runtime refuses non-finite parameters (repair the checkpoint or leave the model out)");
+    throw;
+  }
   if (fold) return mlp::fold_lora(m);
   return m;
 }
@@ -49,7 +88,7 @@ void declare_merge_output(NodeSpec& s) {
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
   s.param(ParamSpec::string("output", "",
                             "the merged checkpoint (.safetensors), relative to OUT unless absolute (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output (otherwise an existing output is an error and stays untouched)"));
+  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
 }
 
 std::string merged_name(const NodeContext& ctx) {
@@ -63,10 +102,20 @@ fs::path merge_output_path(const NodeContext& ctx) {
   fs::path path = ctx.out_dir() / ctx.id() / (merged_name(ctx) + ".safetensors");
   if (!output.empty()) path = fs::path(output).is_absolute() ? fs::path(output) : ctx.out_dir() / output;
   std::error_code ec;
-  if (fs::exists(fs::symlink_status(path, ec)) && !p.flag("overwrite"))
-    throw Error(fmt::format("the output {} already exists; set overwrite = true to replace it (it was left untouched)", path.string()));
   if (fs::is_directory(path, ec)) throw Error(fmt::format("the output {} is a folder, not a file", path.string()));
+  // Temporaries killed merges left beside it go first; then the same rule the commit enforces.
+  io::recover_stale_temporaries(path.parent_path().empty() ? fs::path(".") : path.parent_path());
+  io::check_replaceable(path, merge_output_rule(ctx));
   return path;
+}
+
+io::OnExisting merge_output_rule(const NodeContext& ctx) {
+  return ctx.params().flag("overwrite") ? io::OnExisting::ReplaceOwn : io::OnExisting::Refuse;
+}
+
+std::map<std::string, std::string> marked_output(std::map<std::string, std::string> metadata) {
+  metadata[io::kWrittenByKey] = io::kWrittenByValue;
+  return metadata;
 }
 
 std::vector<std::string> requested_splits(const Params& p, const Dataset& data) {
@@ -107,7 +156,7 @@ mlp::Samples subsample(const mlp::Samples& s, std::size_t max, std::uint64_t see
   if (max == 0 || max >= n) return s;
   std::vector<std::size_t> order(n);
   for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  mlp::SeededUniform rng(seed);
+  seeding::SeededUniform rng(seed);
   rng.shuffle(order);
   order.resize(max);
   std::sort(order.begin(), order.end());

@@ -3,13 +3,15 @@
 // file's path under the `overwrite` rule, and checks that models fit a dataset.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "model_inputs.hpp"
-#include "training.hpp"
+#include "caulk/io/durable.hpp"
+#include "caulk/mlp/training.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
 
 namespace caulk::mlp_merges {
 
@@ -38,9 +40,14 @@ void declare_merge_output(NodeSpec& s);
 // `name`, or the node id.
 std::string merged_name(const NodeContext& ctx);
 // The merged file's path: `output` (relative to OUT unless absolute), or OUT/<id>/<name>.safetensors.
-// Throws Error when it exists and `overwrite` is false (checked before any work, so the file stays
-// untouched).
+// Throws Error when it exists and `overwrite` is false, or is not an output caulk wrote (checked
+// before any work, so the file stays untouched; the commit enforces it again atomically,
+// caulk/io/durable.hpp).
 std::filesystem::path merge_output_path(const NodeContext& ctx);
+// How the merged file's commit treats an existing one: refused, or replaced only if caulk wrote it.
+io::OnExisting merge_output_rule(const NodeContext& ctx);
+// `metadata` with the mark that lets a later `overwrite = true` replace the file.
+std::map<std::string, std::string> marked_output(std::map<std::string, std::string> metadata);
 
 // A split's model inputs as samples: the models family's own reading, shared.
 using models::split_samples;

@@ -5,9 +5,9 @@
 #include <algorithm>
 
 #include "caulk/units.hpp"
-#include "common.hpp"
-#include "ensembles.hpp"
-#include "nodes.hpp"
+#include "mlp_merges/algorithms/ensembles.hpp"
+#include "mlp_merges/src/common.hpp"
+#include "mlp_merges/src/nodes.hpp"
 
 namespace caulk::mlp_merges {
 

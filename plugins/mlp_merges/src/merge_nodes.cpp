@@ -6,13 +6,13 @@
 #include <map>
 
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/units.hpp"
-#include "common.hpp"
-#include "greedy_soup.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_ops.hpp"
-#include "nodes.hpp"
-#include "regmean.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
+#include "mlp_merges/algorithms/regmean.hpp"
+#include "mlp_merges/src/common.hpp"
+#include "mlp_merges/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -135,7 +135,8 @@ class RegMeanNode : public Node {
 
     fs::create_directories(output.parent_path());
     mlp::save_model(output, r.model,
-                    {{"merge", "regmean"}, {"alpha", fmt::format("{}", o.alpha)}, {"gram", p.string("gram")}, {"ingredients", list_names(in.names)}});
+                    marked_output({{"merge", "regmean"}, {"alpha", fmt::format("{}", o.alpha)}, {"gram", p.string("gram")}, {"ingredients", list_names(in.names)}}),
+                    merge_output_rule(ctx));
     Json& sum = ctx.summary();
     Json models = Json::object();
     for (std::size_t i = 0; i < in.names.size(); ++i) models[in.names[i]] = Json{{"split", model_split[i]}, {"samples", grams[i].samples}};
@@ -211,7 +212,9 @@ class GreedySoupNode : public Node {
     std::vector<std::string> kept;
     for (std::size_t i : r.order)
       if (r.kept[i]) kept.push_back(in.names[i]);
-    mlp::save_model(output, r.soup, {{"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(kept)}});
+    mlp::save_model(output, r.soup,
+                    marked_output({{"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(kept)}}),
+                    merge_output_rule(ctx));
 
     // The ingredients as tried: a table on stdout, a CSV beside the soup, and run.json.
     Table table;

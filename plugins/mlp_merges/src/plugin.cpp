@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "mlp_merges/src/nodes.hpp"
 
 CAULK_PLUGIN("mlp_merges", CAULK_VERSION_STRING,
              "MLP merges: RegMean and greedy soups of native MLP checkpoints; output and feature ensembles; prediction stability "

@@ -1,4 +1,4 @@
-#include "learning_curve.hpp"
+#include "models/algorithms/learning_curve.hpp"
 
 #include <fmt/format.h>
 

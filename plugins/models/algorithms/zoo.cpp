@@ -1,45 +1,19 @@
-#include "zoo.hpp"
+#include "models/algorithms/zoo.hpp"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "peft.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::mlp {
 
 namespace {
 
-// Standard normals from the seeded generator (Box-Muller), the same on every platform.
-class Normal {
- public:
-  explicit Normal(std::uint64_t seed) : u_(seed) {}
-  double next() {
-    if (has_spare_) {
-      has_spare_ = false;
-      return spare_;
-    }
-    double a = 0;
-    while (a <= 0) a = 0.5 * (u_.next(1.0) + 1.0);
-    const double b = 0.5 * (u_.next(1.0) + 1.0);
-    const double r = std::sqrt(-2 * std::log(a));
-    spare_ = r * std::sin(2 * M_PI * b);
-    has_spare_ = true;
-    return r * std::cos(2 * M_PI * b);
-  }
-  Mat<double> matrix(Eigen::Index r, Eigen::Index c, double scale) {
-    Mat<double> m(r, c);
-    for (Eigen::Index j = 0; j < c; ++j)
-      for (Eigen::Index i = 0; i < r; ++i) m(i, j) = scale * next();
-    return m;
-  }
-
- private:
-  SeededUniform u_;
-  double spare_ = 0;
-  bool has_spare_ = false;
-};
+using seeding::Normal;
+using seeding::SeededUniform;
 
 // Independent streams for each purpose, derived from the user's seed.
 std::uint64_t stream(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index = 0) {
@@ -77,14 +51,8 @@ Samples sample_task(const Mat<double>& G_left, const Mat<double>& G_right, const
 }
 
 double accuracy(const Model<float>& m, const Samples& s) {
-  const Mat<float> p = forward<float>(m, s.X);
-  int right = 0;
-  for (Eigen::Index i = 0; i < p.cols(); ++i) {
-    Eigen::Index c = 0;
-    p.col(i).maxCoeff(&c);
-    right += c == s.y.classes[i];
-  }
-  return double(right) / double(p.cols());
+  const Mat<float> p = forward<float>(m, s.X);  // C x N
+  return metrics::fraction_correct(metrics::predicted_classes(p.transpose().cast<double>()), s.y.classes);
 }
 
 }  // namespace

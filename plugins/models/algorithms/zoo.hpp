@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::mlp {
 

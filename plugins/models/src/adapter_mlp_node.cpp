@@ -5,10 +5,10 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/npy.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
 #include "caulk/units.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
+#include "models/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

@@ -4,11 +4,11 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/mlp/backprop.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
 #include "caulk/units.hpp"
-#include "backprop.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
+#include "models/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

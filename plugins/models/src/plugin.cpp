@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "models/src/nodes.hpp"
 
 CAULK_PLUGIN("models", CAULK_VERSION_STRING,
              "Models: run, tune (parameter-efficient modes), analyse and pre-train native MLP checkpoints") {

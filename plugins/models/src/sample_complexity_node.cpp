@@ -31,14 +31,16 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/metrics/prediction_metrics.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/mlp/training.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "caulk/units.hpp"
-#include "learning_curve.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "peft.hpp"
-#include "training.hpp"
-#include "tuning_params.hpp"
+#include "models/algorithms/learning_curve.hpp"
+#include "models/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -48,12 +50,6 @@ namespace {
 
 const std::vector<std::int64_t> kDefaultSizes = {10, 20, 50, 100, 200, 500};
 
-// A 64-bit seed from a base and a list of indices (splitmix64 steps, the same on every platform).
-std::uint64_t derive_seed(std::uint64_t base, std::initializer_list<std::uint64_t> parts) {
-  std::uint64_t h = mlp::SeededUniform(base).next_u64();
-  for (std::uint64_t v : parts) h = mlp::SeededUniform(h ^ (v * 0xD1B54A32D192ED03ull + 0x8CB92BA72F3D8DD7ull)).next_u64();
-  return h;
-}
 constexpr std::uint64_t kSubsampleTag = 1, kTuningTag = 2;
 
 std::string check_sizes(const Value& v) {
@@ -90,25 +86,17 @@ Risk parse_risk(const std::string& name, TaskKind kind) {
   return name == "log_loss" ? Risk::LogLoss : Risk::Error;
 }
 
-// The risk of a tuned model on the test samples: 1 - accuracy (argmax, lowest class on ties), the
-// mean cross-entropy (exact, from the log-softmax), or the squared error averaged over samples and
-// target columns.
+// The risk of a tuned model on the test samples: the error rate (argmax, lowest class on ties), the
+// mean cross-entropy (exact, from the log-softmax: the model's own loss), or the squared error
+// averaged over samples and target columns (libs/metrics, as eval.regression).
 double test_risk(const mlp::Model<float>& m, const mlp::Samples& test, Risk risk) {
   if (risk == Risk::LogLoss) return mlp::mean_loss(m, test);
   const mlp::RunOutputs r = mlp::run_batches(m, test.X, false, true);
-  const Eigen::Index n = r.outputs.rows();
-  if (risk == Risk::Error) {
-    std::size_t wrong = 0;
-    for (Eigen::Index i = 0; i < n; ++i) {
-      Eigen::Index best = 0;
-      r.outputs.row(i).maxCoeff(&best);
-      if (best != test.y.classes[static_cast<std::size_t>(i)]) ++wrong;
-    }
-    return double(wrong) / double(n);
-  }
+  if (risk == Risk::Error) return metrics::error_rate(metrics::predicted_classes(r.outputs.cast<double>()), test.y.classes);
+  // A diverged model has no risk: NaN, which the caller reports.
+  if (!r.outputs.allFinite()) return std::numeric_limits<double>::quiet_NaN();
   // values are T x N, outputs N x T
-  const double sse = (r.outputs.cast<double>() - test.y.values.transpose().cast<double>()).squaredNorm();
-  return sse / double(r.outputs.size());
+  return metrics::mean_squared_error(r.outputs.cast<double>(), test.y.values.transpose().cast<double>());
 }
 
 // One tuning run of the curve from its description alone (the node's parameters, the dataset's
@@ -217,7 +205,7 @@ class SampleComplexity : public Node {
       auto& perm = permutation[r];
       perm.resize(static_cast<std::size_t>(n_train));
       for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
-      mlp::SeededUniform rng(derive_seed(seed, {kSubsampleTag, r}));
+      seeding::SeededUniform rng(seeding::derive_seed(seed, kSubsampleTag, r));
       rng.shuffle(perm);
     }
     auto subsample = [&](std::size_t r, std::int64_t n) {
@@ -243,7 +231,7 @@ class SampleComplexity : public Node {
           d["checkpoint"] = models[i].path.string();
           d["n"] = sizes[k];
           d["repetition"] = r;
-          d["seed"] = derive_seed(seed, {kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r});
+          d["seed"] = seeding::derive_seed(seed, kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r);
           d["rows"] = subsample(r, sizes[k]);
           descriptions.push_back(std::move(d));
           names.push_back(fmt::format("{}, n = {}, repetition {}", models[i].model, sizes[k], r));

@@ -4,12 +4,12 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "caulk/units.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/npy.hpp"
-#include "mlp_checkpoint.hpp"
-#include "nodes.hpp"
-#include "zoo.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/units.hpp"
+#include "models/algorithms/zoo.hpp"
+#include "models/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 

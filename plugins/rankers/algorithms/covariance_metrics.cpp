@@ -8,8 +8,8 @@
 #include <string>
 
 #include "caulk/parallel.hpp"
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 
@@ -137,7 +137,13 @@ double transrate(const FeatureStats& stats, const std::vector<int>& labels, int 
   for (int c = 0; c < num_classes; ++c)
     if (!rows_of[static_cast<std::size_t>(c)].empty()) present.push_back(c);
   std::vector<double> rates(present.size());
-  parallel_for(present.size(), [&](std::size_t j) { rates[j] = coding_rate(F, rows_of[static_cast<std::size_t>(present[j])], mean, eps); });
+  auto rate = [&](std::size_t j) { rates[j] = coding_rate(F, rows_of[static_cast<std::size_t>(present[j])], mean, eps); };
+  // Each class may hold a D x D Gram matrix: concurrently only while those are small.
+  if (F.cols() <= kTransRateParallelClassDims) {
+    parallel_for(present.size(), rate);
+  } else {
+    for (std::size_t j = 0; j < present.size(); ++j) rate(j);
+  }
   const double class_mean = std::accumulate(rates.begin(), rates.end(), 0.0) / static_cast<double>(present.size());
   return whole - class_mean;
 }

@@ -1,8 +1,8 @@
 // GBC: class separability as the overlap (Bhattacharyya coefficient) of per-class Gaussians.
 #include <cmath>
 
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 

@@ -5,6 +5,7 @@
 #include <Eigen/Cholesky>
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <numbers>
 #include <random>
@@ -12,8 +13,9 @@
 #include <string>
 
 #include "caulk/parallel.hpp"
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 
@@ -101,6 +103,24 @@ struct Mixture {
   std::vector<Eigen::LLT<Matrix>> cholesky;  // of each covariance
 };
 
+// A component's covariance that reg_covar could not make positive definite: it collapsed onto
+// fewer points than dimensions, and reg_covar is an absolute ridge (as scikit-learn's), negligible
+// against features of a large scale. Says so with the numbers, and what to set.
+std::runtime_error singular_component(const Matrix& X, Eigen::Index component, double samples, double reg_covar) {
+  const Eigen::RowVectorXd mean = X.colwise().mean();
+  const double variance = (X.rowwise() - mean).array().square().colwise().sum().maxCoeff() / static_cast<double>(X.rows());
+  char text[1024];
+  std::snprintf(text, sizeof text,
+                "N-LEEP: the covariance of mixture component %ld (about %.3g samples in %ld PCA dimensions) is not positive "
+                "definite even with reg_covar = %.3g added: the component collapsed onto too few points, and reg_covar is an "
+                "absolute ridge while the features' largest PCA variance is %.3g. Set reg_covar relative to that scale "
+                "(e.g. reg_covar = %.3g, 1e-6 x that variance: the score of the features divided by its square root with the "
+                "default reg_covar), divide the features by a constant, or lower components_per_class",
+                static_cast<long>(component), samples, static_cast<long>(X.cols()), reg_covar, variance,
+                std::max(1e-6 * variance, 10 * reg_covar));
+  return std::runtime_error(text);
+}
+
 // M-step: weights, means and regularised full covariances from responsibilities (N x K).
 Mixture maximise(const Matrix& X, const Matrix& resp, double reg_covar) {
   const Eigen::Index N = X.rows(), K = resp.cols();
@@ -109,18 +129,17 @@ Mixture maximise(const Matrix& X, const Matrix& resp, double reg_covar) {
   m.weights = nk / static_cast<double>(N);
   m.means = (resp.transpose() * X).array().colwise() / nk.array();
   m.cholesky.resize(static_cast<std::size_t>(K));
-  std::vector<std::string> failures(static_cast<std::size_t>(K));
+  std::vector<bool> failed(static_cast<std::size_t>(K), false);
   parallel_for(static_cast<std::size_t>(K), [&](std::size_t j) {
     const auto c = static_cast<Eigen::Index>(j);
     const Matrix centred = X.rowwise() - m.means.row(c);
     Matrix cov = (centred.array().colwise() * resp.col(c).array()).matrix().transpose() * centred / nk[c];
     cov.diagonal().array() += reg_covar;
     m.cholesky[j].compute(cov);
-    if (m.cholesky[j].info() != Eigen::Success) failures[j] = "component " + std::to_string(j);
+    if (m.cholesky[j].info() != Eigen::Success) failed[j] = true;
   });
-  for (const auto& f : failures)
-    if (!f.empty())
-      throw std::runtime_error("N-LEEP: the covariance of mixture " + f + " is not positive definite; raise reg_covar");
+  for (Eigen::Index c = 0; c < K; ++c)
+    if (failed[static_cast<std::size_t>(c)]) throw singular_component(X, c, nk[c], reg_covar);
   return m;
 }
 
@@ -191,6 +210,10 @@ NLeepResult nleep(const FeatureStats& stats, const std::vector<int>& labels, int
   }
   const int K = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(options.components_per_class * present), N));
 
+  if (options.check_memory)
+    options.check_memory(nleep_mixture_bytes(N, static_cast<std::size_t>(dims), static_cast<std::size_t>(K), parallel_width()),
+                         "the Gaussian mixture (" + std::to_string(K) + " components in " + std::to_string(dims) + " PCA dimensions over " +
+                             std::to_string(N) + " rows)");
   std::mt19937_64 rng(options.seed);
   const std::vector<int> assignment = kmeans(X, K, rng);
   Matrix resp = Matrix::Zero(static_cast<Eigen::Index>(N), K);

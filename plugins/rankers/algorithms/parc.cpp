@@ -7,8 +7,8 @@
 #include <stdexcept>
 
 #include "caulk/statistics.hpp"
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 
@@ -77,15 +77,19 @@ ParcResult parc(const FeatureStats& stats, const std::vector<int>& labels, int n
     const double sd = std::sqrt(reduced.col(c).squaredNorm() / static_cast<double>(reduced.rows()));
     if (sd > 0) reduced.col(c) /= sd;
   }
-  Matrix onehot = Matrix::Zero(static_cast<Eigen::Index>(rows.size()), num_classes);
-  for (std::size_t i = 0; i < rows.size(); ++i) onehot(static_cast<Eigen::Index>(i), labels[rows[i]]) = 1;
-
   const std::vector<double> feature_dist = upper_dissimilarities(rows_for_correlation(std::move(reduced)));
-  const std::vector<double> label_dist = upper_dissimilarities(rows_for_correlation(std::move(onehot)));
+  // 1 - corr of two one-hot label rows is 0 for the same class and 1 + 1/(C - 1) for different
+  // ones; computed through the correlation, rounding splits each value by the classes' positions
+  // (numpy's corrcoef in the reference does), and the Spearman correlation then ranks those
+  // splits. Only the order of the two values matters: 0 and 1, exactly.
+  std::vector<double> label_dist;
+  label_dist.reserve(feature_dist.size());
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (std::size_t j = i + 1; j < rows.size(); ++j) label_dist.push_back(labels[rows[i]] == labels[rows[j]] ? 0.0 : 1.0);
   ParcResult out;
   out.samples = rows.size();
   out.dims = D <= static_cast<std::size_t>(pca_dims) ? D : static_cast<std::size_t>(pca_dims);
-  // A constant side (e.g. one class only) has no correlation: score 0, as before.
+  // A constant side (e.g. one class only) has no correlation: score 0.
   const double rho = stats::pearson(stats::average_ranks(feature_dist), stats::average_ranks(label_dist));
   out.score = std::isnan(rho) ? 0.0 : 100.0 * rho;
   return out;

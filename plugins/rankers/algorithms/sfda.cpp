@@ -4,8 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "feature_stats.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 

@@ -4,17 +4,33 @@
 // from the labels are ignored. Plain functions: no graph, no files.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "caulk/matrix.hpp"
-#include "feature_stats.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 
 namespace caulk::rank {
 
+// What the source head's file holds, for LEEP and NCE.
+enum class SourceKind {
+  Probabilities,  // rows checked: finite, non-negative, summing to 1 within `tolerance`
+  Logits,         // rows checked finite; a softmax turns each into probabilities
+};
+struct SourceOptions {
+  SourceKind kind = SourceKind::Probabilities;
+  double tolerance = 1e-3;  // on |row sum - 1|: float32 and float16 exports of a softmax pass, x7 or a zero row do not
+};
+// Throws std::invalid_argument naming the first row (counting from 0) of `source` that does not
+// fit `options` and what is wrong with it.
+void check_source_rows(const MatrixView& source, const SourceOptions& options);
+
 // LEEP (Nguyen et al. 2020) from the source head's class probabilities theta (N x Cs).
-double leep(const MatrixView& source_probs, const std::vector<int>& labels, int num_classes);
-// NCE (Tran et al. 2019): - H(Y | Z) with z = argmax theta (first maximum on ties).
-double nce(const MatrixView& source_probs, const std::vector<int>& labels, int num_classes);
+double leep(const MatrixView& source, const std::vector<int>& labels, int num_classes, const SourceOptions& options = {});
+// NCE (Tran et al. 2019): - H(Y | Z) with z = argmax theta (first maximum on ties). Only the
+// classes y present in the labels enter the sum.
+double nce(const MatrixView& source, const std::vector<int>& labels, int num_classes, const SourceOptions& options = {});
 
 // H-score (Bao et al. 2019): tr( pinv(cov F) cov(E[F | y]) ).
 double hscore(const FeatureStats& F, const std::vector<int>& labels, int num_classes);
@@ -28,7 +44,10 @@ ShrinkageHScore hscore_shrinkage(const FeatureStats& F, const std::vector<int>& 
 enum class GaussianKind { Diagonal, Spherical };
 double gbc(const FeatureStats& F, const std::vector<int>& labels, int num_classes, GaussianKind kind);
 
-// TransRate (Huang et al. 2022): coding rate of F minus the mean coding rate of its classes.
+// TransRate (Huang et al. 2022): coding rate of F minus the mean coding rate of its classes. The
+// classes' coding rates run concurrently only up to this many feature columns (each holds a Gram
+// matrix of up to D x D); beyond, one after the other.
+inline constexpr std::size_t kTransRateParallelClassDims = 256;
 double transrate(const FeatureStats& F, const std::vector<int>& labels, int num_classes, double eps);
 
 // PARC (Bolya et al. 2021): 100 x Spearman correlation between the feature and label
@@ -61,6 +80,9 @@ struct NLeepOptions {
   double tolerance = 1e-3;  // on the change of the mean log-likelihood per sample
   double reg_covar = 1e-6;
   std::uint64_t seed = 0;
+  // Called with the mixture's memory estimate (nleep_mixture_bytes) once the PCA dimensions are
+  // known, before the mixture is fitted; may throw to refuse. Optional.
+  std::function<void(std::size_t bytes, const std::string& what)> check_memory;
 };
 NLeepResult nleep(const FeatureStats& F, const std::vector<int>& labels, int num_classes, const NLeepOptions& options);
 

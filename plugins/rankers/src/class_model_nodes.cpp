@@ -1,8 +1,8 @@
 // rank.gbc, rank.sfda, rank.parc, rank.nleep: metrics that model the classes (per-class
 // Gaussians, a discriminant, pairwise similarities, a mixture).
-#include "nodes.hpp"
-#include "ranker_node.hpp"
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 namespace caulk::rankers {
 
@@ -21,6 +21,9 @@ class GbcNode : public RankerNode {
 
  protected:
   std::string method() const override { return "gbc"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params&) const override {
+    return rank::gbc_memory(s.rows, s.cols, s.targets);
+  }
   RankerResult score(const RankerInput& in, const Params& params) override {
     const auto kind = params.string("gaussian") == "spherical" ? rank::GaussianKind::Spherical : rank::GaussianKind::Diagonal;
     return {rank::gbc(in.stats, in.split.classes, in.data.num_classes(), kind), {}, {}};
@@ -37,6 +40,9 @@ class SfdaNode : public RankerNode {
 
  protected:
   std::string method() const override { return "sfda"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params&) const override {
+    return rank::sfda_memory(s.rows, s.cols, s.targets);
+  }
   RankerResult score(const RankerInput& in, const Params&) override {
     return {rank::sfda(in.stats, in.split.classes, in.data.num_classes()), {}, {}};
   }
@@ -57,6 +63,10 @@ class ParcNode : public RankerNode {
 
  protected:
   std::string method() const override { return "parc"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params& params) const override {
+    return rank::parc_memory(s.rows, s.cols, s.targets, static_cast<std::size_t>(params.integer("pca_dims")),
+                             static_cast<std::size_t>(params.integer("max_samples")));
+  }
   void describe_run(const Params& params, Json& summary) const override {
     summary["max_samples"] = params.integer("max_samples");
     summary["seed"] = params.integer("seed");
@@ -87,6 +97,9 @@ class NLeepNode : public RankerNode {
 
  protected:
   std::string method() const override { return "nleep"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params& params) const override {
+    return rank::nleep_memory(s.rows, s.cols, s.targets, static_cast<std::size_t>(params.integer("components_per_class")), s.width);
+  }
   void describe_run(const Params& params, Json& summary) const override { summary["seed"] = params.integer("seed"); }
   RankerResult score(const RankerInput& in, const Params& params) override {
     rank::NLeepOptions o;
@@ -96,6 +109,9 @@ class NLeepNode : public RankerNode {
     o.tolerance = params.real("tolerance");
     o.reg_covar = params.real("reg_covar");
     o.seed = static_cast<std::uint64_t>(params.integer("seed"));
+    o.check_memory = [&in](std::size_t bytes, const std::string& what) {
+      in.check_memory(bytes, what, "Lower components_per_class or variance_kept, or reduce the features first.");
+    };
     const rank::NLeepResult r = rank::nleep(in.stats, in.split.classes, in.data.num_classes(), o);
     return {r.score, {},
             Json{{"pca_dims", r.pca_dims}, {"components", r.components}, {"em_iterations", r.em_iterations}, {"converged", r.converged}}};

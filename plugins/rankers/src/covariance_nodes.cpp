@@ -1,8 +1,8 @@
 // rank.hscore, rank.hscore_shrinkage, rank.transrate: metrics of the features' covariance,
 // sharing its eigendecomposition with each other (and F^T F with LogME) through FeatureStats.
-#include "nodes.hpp"
-#include "ranker_node.hpp"
-#include "transferability.hpp"
+#include "rankers/algorithms/transferability.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 namespace caulk::rankers {
 
@@ -18,6 +18,9 @@ class HScoreNode : public RankerNode {
 
  protected:
   std::string method() const override { return "hscore"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params&) const override {
+    return rank::hscore_memory(s.rows, s.cols, s.targets);
+  }
   RankerResult score(const RankerInput& in, const Params&) override {
     return {rank::hscore(in.stats, in.split.classes, in.data.num_classes()), {}, {}};
   }
@@ -33,6 +36,9 @@ class ShrinkageHScoreNode : public RankerNode {
 
  protected:
   std::string method() const override { return "hscore_shrinkage"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params&) const override {
+    return rank::hscore_memory(s.rows, s.cols, s.targets);
+  }
   RankerResult score(const RankerInput& in, const Params&) override {
     const rank::ShrinkageHScore r = rank::hscore_shrinkage(in.stats, in.split.classes, in.data.num_classes());
     return {r.score, {}, Json{{"shrinkage", r.shrinkage}}};
@@ -51,6 +57,9 @@ class TransRateNode : public RankerNode {
 
  protected:
   std::string method() const override { return "transrate"; }
+  rank::MemoryEstimate peak_memory(const RankerShape& s, const Params&) const override {
+    return rank::transrate_memory(s.rows, s.cols, s.targets, s.width);
+  }
   RankerResult score(const RankerInput& in, const Params& params) override {
     return {rank::transrate(in.stats, in.split.classes, in.data.num_classes(), params.real("eps")), {}, {}};
   }

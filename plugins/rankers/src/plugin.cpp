@@ -1,7 +1,7 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
-#include "ranker_node.hpp"
+#include "rankers/src/nodes.hpp"
+#include "rankers/src/ranker_node.hpp"
 
 // OpenBLAS's eigensolver gives different bits with different thread counts; results must not
 // depend on --jobs, so BLAS runs single-threaded and parallelism comes from the engine's pool.

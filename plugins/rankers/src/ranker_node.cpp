@@ -1,9 +1,11 @@
-#include "ranker_node.hpp"
+#include "rankers/src/ranker_node.hpp"
 
-#include "shared_stats_cache.hpp"
+#include "rankers/src/shared_stats_cache.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -31,6 +33,55 @@ std::mutex& ranker_factories_mutex() {
   static std::mutex m;
   return m;
 }
+
+// Fine-grained progress of the units of a node running in this process: the node registers its
+// Progress and context under a token it writes into the unit descriptions; a unit that finds the
+// token (same process) reports the feature rows it streams and its long steps. Units run by other
+// ranks do not find it and report only their completion.
+struct UnitReporter {
+  Progress* rows = nullptr;  // null when the node's features are too few to follow
+  const NodeContext* ctx = nullptr;
+};
+std::map<std::string, UnitReporter>& unit_reporters() {
+  static std::map<std::string, UnitReporter> reporters;
+  return reporters;
+}
+std::mutex& unit_reporters_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::optional<UnitReporter> find_reporter(const Json& description) {
+  if (!description.contains("progress")) return std::nullopt;
+  std::lock_guard lock(unit_reporters_mutex());
+  auto it = unit_reporters().find(description.at("progress").get<std::string>());
+  if (it == unit_reporters().end()) return std::nullopt;
+  return it->second;
+}
+
+class ReporterScope {
+ public:
+  ReporterScope(std::string token, UnitReporter reporter) : token_(std::move(token)) {
+    std::lock_guard lock(unit_reporters_mutex());
+    unit_reporters()[token_] = reporter;
+  }
+  ~ReporterScope() {
+    std::lock_guard lock(unit_reporters_mutex());
+    unit_reporters().erase(token_);
+  }
+  ReporterScope(const ReporterScope&) = delete;
+  ReporterScope& operator=(const ReporterScope&) = delete;
+
+ private:
+  std::string token_;
+};
+
+// Nodes whose models hold at least this many feature values in all report rows as they go.
+constexpr std::size_t kProgressValues = std::size_t{1} << 24;
+
+struct RowsBar {
+  RowsBar(const NodeContext& ctx, std::size_t rows) : bar(ctx.progress("feature rows", rows)) {}
+  Progress bar;
+};
 
 }  // namespace
 
@@ -60,22 +111,84 @@ Json RankerNode::score_unit(const Json& d) {
   if (features.rows() != split.rows)
     throw DataError(file.describe(), fmt::format("model '{}' has {} rows of features for split '{}' but the labels ({}) have {}",
                                                  m.name, features.rows(), split_name, split.labels_file.string(), split.rows));
-  const rank::FeatureStats stats(features, shared_decompositions(file, features));
-  RankerInput in{m, features, stats, *data, split, std::nullopt};
+  rank::RowProgress progress;
+  auto reported = std::make_shared<std::atomic<std::size_t>>(0);
+  const std::optional<UnitReporter> reporter = find_reporter(d);
+  if (reporter && reporter->rows) {
+    progress.rows = [bar = reporter->rows, reported](std::size_t n) {
+      *reported += n;
+      bar->advance(n);
+    };
+  }
+  if (reporter) {
+    progress.note = [ctx = reporter->ctx, name = m.name](const std::string& step) { ctx->log("model '" + name + "': " + step); };
+  }
+  const rank::FeatureStats stats(features, shared_decompositions(file, features), progress);
+  RankerInput in{m, features, stats, *data, split, std::nullopt, nullptr, {}};
   if (ranker->needs_source_probs()) {
     const ArrayFile& probs = m.source_probs_for(split_name);
     in.source_probs = probs.open(fmt::format("source_probs of model '{}'", m.name));
+    in.source_file = &probs;
     if (in.source_probs->rows() != split.rows)
       throw DataError(probs.describe(), fmt::format("model '{}' has {} rows of source_probs for split '{}' but the labels have {}",
                                                     m.name, in.source_probs->rows(), split_name, split.rows));
   }
+  const std::size_t limit = d.value("memory_limit", std::size_t{0});
+  in.check_memory = [limit](std::size_t bytes, const std::string& what, const std::string& advice) {
+    if (limit != 0 && bytes > limit)
+      throw Error(fmt::format("would need about {} for {}, more than the memory budget of {} (--memory-limit). {}",
+                              format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)), advice));
+  };
   RankerResult r = ranker->score(in, params);
+  if (reporter && reporter->rows && *reported < split.rows) reporter->rows->advance(split.rows - *reported);
   Json out = Json::object();
   out["score"] = r.score;
   out["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (r.weights.size()) out["weights"] = matrix_to_json(r.weights);
   if (!r.details.is_null()) out["details"] = std::move(r.details);
   return out;
+}
+
+void RankerNode::check_memory(const NodeContext& ctx, const Dataset& data, const std::string& split) const {
+  if (ctx.memory_limit() == 0) return;
+  const auto embeddings = ctx.input<Embeddings>("features");
+  const auto& models = embeddings->models;
+  struct Need {
+    std::size_t model = 0;
+    RankerShape shape;
+    rank::MemoryEstimate estimate;
+  };
+  std::vector<Need> needs;
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    Need n;
+    n.model = i;
+    std::tie(n.shape.rows, n.shape.cols) = models[i].features_for(split).shape();
+    n.shape.targets = data.num_targets();
+    n.shape.width = ctx.jobs();
+    if (needs_source_probs()) {
+      auto it = models[i].source_probs.find(split);
+      if (it != models[i].source_probs.end()) n.shape.source_cols = it->second.shape().second;
+    }
+    n.estimate = peak_memory(n.shape, ctx.params());
+    needs.push_back(std::move(n));
+  }
+  if (needs.empty()) return;
+  std::stable_sort(needs.begin(), needs.end(), [](const Need& a, const Need& b) { return a.estimate.bytes > b.estimate.bytes; });
+  // Units run up to --jobs at a time: the largest that many may be in memory together.
+  const std::size_t at_once = std::min<std::size_t>(ctx.jobs(), needs.size());
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < at_once; ++i) total += needs[i].estimate.bytes;
+  const Need& top = needs.front();
+  std::string what = fmt::format("model '{}' ({} x {} features: {})", models[top.model].name, top.shape.rows, top.shape.cols,
+                                 top.estimate.what);
+  std::string advice = top.estimate.advice;
+  if (at_once > 1 && total > top.estimate.bytes) {
+    what += fmt::format(", with up to {} models scored at once (--jobs {}; {} for that model alone)", at_once, ctx.jobs(),
+                        format_bytes(static_cast<double>(top.estimate.bytes)));
+    if (top.estimate.bytes <= ctx.memory_limit()) advice += " Or lower --jobs, so that fewer models are scored at once.";
+  }
+  advice += " Or raise --memory-limit if the machine has that much memory.";
+  ctx.check_memory(total, what, advice);
 }
 
 void RankerNode::run(NodeContext& ctx) {
@@ -98,11 +211,28 @@ void RankerNode::run(NodeContext& ctx) {
   common["params"] = params_to_json(params);
   common["split"] = split_name;
   common["data"] = dataset_to_json(*data, split_name);
+  common["memory_limit"] = ctx.memory_limit();
   std::vector<Json> descriptions;
   for (const auto& m : models) {
     Json d = common;
     d["model"] = model_embedding_to_json(m, split_name);
     descriptions.push_back(std::move(d));
+  }
+  check_memory(ctx, *data, split_name);
+  std::size_t total_rows = 0, total_values = 0;
+  for (const auto& m : models) {
+    const auto [rows, cols] = m.features_for(split_name).shape();
+    total_rows += rows;
+    total_values += rows * cols;
+  }
+  // Rows streamed, for nodes with enough work to follow, when the units run in this process.
+  std::optional<RowsBar> rows_bar;
+  std::optional<ReporterScope> reporting;
+  if (!ctx.distributed()) {
+    if (total_values >= kProgressValues) rows_bar.emplace(ctx, total_rows);
+    const std::string token = fmt::format("{}@{}", ctx.id(), static_cast<const void*>(&ctx));
+    reporting.emplace(token, UnitReporter{rows_bar ? &rows_bar->bar : nullptr, &ctx});
+    for (auto& d : descriptions) d["progress"] = token;
   }
   const std::vector<Json> unit_results = ctx.run_units("model", names, kScoreUnit, descriptions);
   std::vector<RankerResult> results(models.size());

@@ -14,8 +14,9 @@
 #include "caulk/context.hpp"
 #include "caulk/node.hpp"
 #include "caulk/registry.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 #include "caulk/units.hpp"
-#include "feature_stats.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
 
 namespace caulk::rankers {
 
@@ -26,6 +27,18 @@ struct RankerInput {
   const Dataset& data;
   const DatasetSplit& split;
   std::optional<MatrixView> source_probs;  // N x Cs when the ranker needs them
+  const ArrayFile* source_file = nullptr;   // where source_probs came from (for errors)
+  // The run's memory budget, for checks a ranker can only make once it has started (e.g. after
+  // PCA): throws Error like NodeContext::check_memory when `bytes` exceeds it.
+  std::function<void(std::size_t bytes, const std::string& what, const std::string& advice)> check_memory;
+};
+
+// What a ranker's memory estimate may depend on: one model's shapes, and the threads of the run.
+struct RankerShape {
+  std::size_t rows = 0, cols = 0;  // the features, N x D
+  std::size_t targets = 0;         // classes (C), or regression targets
+  std::size_t source_cols = 0;     // Cs, when the ranker reads source_probs (0 when absent)
+  unsigned width = 1;              // --jobs
 };
 
 struct RankerResult {
@@ -57,11 +70,16 @@ class RankerNode : public Node {
   virtual bool needs_source_probs() const { return false; }
   virtual bool supports_regression() const { return false; }
   virtual RankerResult score(const RankerInput& in, const Params& params) = 0;
+  // The most memory score() allocates for one model of this shape (docs/rankers.md, "Memory"):
+  // run() refuses before scoring when the models scored at once would exceed the budget.
+  virtual rank::MemoryEstimate peak_memory(const RankerShape& shape, const Params& params) const = 0;
   // Facts about the whole run for run.json (e.g. the seed used); called once before scoring.
   virtual void describe_run(const Params&, Json&) const {}
 
  private:
   static void remember(const std::string& type, std::function<std::unique_ptr<RankerNode>()> make);
+  // Refuses (NodeContext::check_memory) when the models scored at once would exceed the budget.
+  void check_memory(const NodeContext& ctx, const Dataset& data, const std::string& split) const;
 };
 
 }  // namespace caulk::rankers

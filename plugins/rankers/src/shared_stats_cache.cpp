@@ -1,4 +1,4 @@
-#include "shared_stats_cache.hpp"
+#include "rankers/src/shared_stats_cache.hpp"
 
 #include <list>
 #include <map>
@@ -41,6 +41,8 @@ std::shared_ptr<rank::SharedDecompositions> shared_decompositions(const ArrayFil
   Entry e;
   e.stats = std::make_shared<rank::SharedDecompositions>();
   e.bytes = rank::SharedDecompositions::max_bytes(view.cols());
+  // Decompositions larger than the whole budget are not kept after their users end.
+  if (e.bytes > kSharedStatsBudgetBytes) return e.stats;
   c.recency.push_front(key);
   e.position = c.recency.begin();
   c.bytes += e.bytes;

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "caulk/artifacts.hpp"
-#include "feature_stats.hpp"
+#include "caulk/transferability/feature_stats.hpp"
 
 namespace caulk::rankers {
 

@@ -1,4 +1,4 @@
-#include "chart_library.hpp"
+#include "reports/algorithms/chart_library.hpp"
 
 #include <dlfcn.h>
 
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "html_text.hpp"
+#include "reports/algorithms/html_text.hpp"
 
 namespace fs = std::filesystem;
 

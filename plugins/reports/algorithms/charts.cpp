@@ -1,4 +1,4 @@
-#include "charts.hpp"
+#include "reports/algorithms/charts.hpp"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "graph_drawing.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "caulk/pipeline.hpp"
+#include "reports/algorithms/html_text.hpp"
 
 extern char** environ;
 
@@ -39,10 +40,9 @@ StatusLook look_of(const std::string& status) {
 }
 
 std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  std::string text;
+  read_file_bytes(p, text);
+  return text;
 }
 
 fs::path find_on_path(const std::string& program) {

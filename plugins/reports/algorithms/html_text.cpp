@@ -1,4 +1,4 @@
-#include "html_text.hpp"
+#include "reports/algorithms/html_text.hpp"
 
 #include <fmt/format.h>
 
@@ -6,6 +6,10 @@
 #include <cstdint>
 #include <fstream>
 #include <sstream>
+
+#include "caulk/error.hpp"
+#include "caulk/io/input_file.hpp"
+#include "caulk/json_text.hpp"
 
 namespace caulk::report {
 
@@ -27,7 +31,7 @@ std::string html_escape(std::string_view text) {
 
 std::string json_for_script(const Json& value) {
   // Invalid UTF-8 in a name is replaced rather than thrown on: a report must still be written.
-  const std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const std::string text = json_text(value);
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
@@ -113,12 +117,12 @@ std::string format_number(double value, int digits) {
 }
 
 bool read_file_bytes(const std::filesystem::path& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream s;
-  s << in.rdbuf();
-  out = s.str();
-  return static_cast<bool>(in) || in.eof();
+  try {
+    out = io::read_text_file(path);  // a FIFO or a device in the run folder is refused, not waited on
+    return true;
+  } catch (const DataError&) {
+    return false;
+  }
 }
 
 }  // namespace caulk::report

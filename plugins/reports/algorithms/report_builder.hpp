@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "caulk/context.hpp"
-#include "chart_library.hpp"
+#include "reports/algorithms/chart_library.hpp"
 
 namespace caulk::report {
 

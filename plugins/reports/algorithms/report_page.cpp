@@ -5,9 +5,10 @@
 #include <sstream>
 
 #include "caulk/error.hpp"
-#include "graph_drawing.hpp"
-#include "html_text.hpp"
-#include "report_page.hpp"
+#include "caulk/json_text.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
+#include "reports/algorithms/html_text.hpp"
+#include "reports/algorithms/report_page.hpp"
 
 namespace fs = std::filesystem;
 
@@ -30,7 +31,7 @@ std::string cell_html(const Json& cell) {
     return fmt::format("<td class=\"num\" title=\"{}\">{}</td>", fmt::format("{}", v), html_escape(format_number(v)));
   }
   if (cell.is_string()) return "<td>" + html_escape(cell.get<std::string>()) + "</td>";
-  return "<td>" + html_escape(cell.dump()) + "</td>";
+  return "<td>" + html_escape(json_text(cell)) + "</td>";
 }
 
 }  // namespace
@@ -102,7 +103,7 @@ std::string text_at(const Json& row, std::size_t column) {
   if (row[column].is_null()) return {};
   if (row[column].is_number_integer()) return std::to_string(row[column].get<long long>());
   if (row[column].is_number()) return format_number(row[column].get<double>());
-  return row[column].dump();
+  return json_text(row[column]);
 }
 
 // ------------------------------------------------------------------------------ Page
@@ -382,7 +383,7 @@ void add_tables_section(Page& page, const std::vector<RunNode>& nodes) {
       body += fmt::format("<details{}><summary><strong>{}</strong> <span class=\"file\">(node <code>{}</code>, output <code>{}</code>; {} rows)</span></summary>\n",
                           rows.size() <= 30 ? " open" : "", html_escape(title), html_escape(n.id), html_escape(port), rows.size());
       body += "<table><thead><tr>";
-      for (const auto& c : (*t)["columns"]) body += "<th>" + html_escape(c.is_string() ? c.get<std::string>() : c.dump()) + "</th>";
+      for (const auto& c : (*t)["columns"]) body += "<th>" + html_escape(c.is_string() ? c.get<std::string>() : json_text(c)) + "</th>";
       body += "</tr></thead><tbody>\n";
       for (const auto& row : rows) {
         body += "<tr>";

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "report_builder.hpp"
+#include "reports/algorithms/report_builder.hpp"
 
 namespace caulk::report {
 

@@ -4,14 +4,14 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
-#include "charts.hpp"
-#include "html_text.hpp"
-#include "report_page.hpp"
+#include "caulk/error.hpp"
+#include "caulk/io/csv.hpp"
+#include "reports/algorithms/charts.hpp"
+#include "reports/algorithms/html_text.hpp"
+#include "reports/algorithms/report_page.hpp"
 
 namespace fs = std::filesystem;
 
@@ -38,22 +38,22 @@ std::string between(const std::string& s, const std::string& before, const std::
 }
 
 // A CSV file a node wrote (a table a node prints but does not publish: report.averaging's trust table, merge.greedy_soup's ingredients), as an
-// HTML table; empty when the file is missing.
+// HTML table, read by the framework's CSV reader (quoted fields included); empty when the file is
+// missing, a note when it cannot be read.
 std::string csv_table_html(const fs::path& file, const std::string& title) {
-  std::ifstream in(file);
-  if (!in) return {};
-  std::string line, out;
-  bool header = true;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::stringstream cells(line);
-    std::string cell;
+  if (!fs::exists(file)) return {};
+  io::CsvTable table;
+  try {
+    table = io::read_csv(file);
+  } catch (const Error& e) {
+    return "<p class=\"note\">" + html_escape(title) + ": " + html_escape(e.what()) + "</p>\n";
+  }
+  std::string out = "<tr>";
+  for (const auto& name : table.header) out += "<th>" + html_escape(name) + "</th>";
+  out += "</tr>\n";
+  for (const auto& row : table.rows) {
     out += "<tr>";
-    while (std::getline(cells, cell, ',')) {
-      if (header) {
-        out += "<th>" + html_escape(cell) + "</th>";
-        continue;
-      }
+    for (const auto& cell : row) {
       char* end = nullptr;
       const double v = std::strtod(cell.c_str(), &end);
       if (!cell.empty() && end == cell.c_str() + cell.size())
@@ -62,9 +62,7 @@ std::string csv_table_html(const fs::path& file, const std::string& title) {
         out += "<td>" + html_escape(cell) + "</td>";
     }
     out += "</tr>\n";
-    header = false;
   }
-  if (out.empty()) return {};
   return "<p><strong>" + html_escape(title) + "</strong></p>\n<table>" + out + "</table>\n";
 }
 
@@ -341,39 +339,27 @@ namespace {
 // OUT/<id>/weights.<split>.csv: the plotted covariates (zQ columns), then one weight column per
 // model (the models of the node's trust summary).
 std::optional<CovariateWeights> read_weights_csv(const fs::path& file, std::size_t models) {
-  std::ifstream in(file);
-  if (!in || models == 0) return std::nullopt;
-  auto split = [](const std::string& line) {
-    std::vector<std::string> out;
-    std::stringstream s(line);
-    std::string cell;
-    while (std::getline(s, cell, ',')) out.push_back(cell);
-    return out;
-  };
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  const auto header = split(line);
-  if (header.size() <= models || header.size() - models > 2) return std::nullopt;
-  CovariateWeights w;
-  const std::size_t q = header.size() - models;
-  w.covariate_names.assign(header.begin(), header.begin() + static_cast<long>(q));
-  w.models.assign(header.begin() + static_cast<long>(q), header.end());
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto cells = split(line);
-    if (cells.size() != header.size()) return std::nullopt;
-    std::vector<double> z, ws;
-    try {
-      for (std::size_t i = 0; i < q; ++i) z.push_back(std::stod(cells[i]));
-      for (std::size_t i = q; i < cells.size(); ++i) ws.push_back(std::stod(cells[i]));
-    } catch (const std::exception&) {
-      return std::nullopt;
+  if (models == 0 || !fs::exists(file)) return std::nullopt;
+  try {
+    const io::CsvTable t = io::read_csv(file);
+    const std::size_t columns = t.header.size();
+    if (columns <= models || columns - models > 2) return std::nullopt;
+    CovariateWeights w;
+    const std::size_t q = columns - models;
+    w.covariate_names.assign(t.header.begin(), t.header.begin() + static_cast<long>(q));
+    w.models.assign(t.header.begin() + static_cast<long>(q), t.header.end());
+    for (std::size_t r = 0; r < t.rows.size(); ++r) {
+      std::vector<double> z, ws;
+      for (std::size_t i = 0; i < q; ++i) z.push_back(t.number(r, i));
+      for (std::size_t i = q; i < columns; ++i) ws.push_back(t.number(r, i));
+      w.covariates.push_back(std::move(z));
+      w.weights.push_back(std::move(ws));
     }
-    w.covariates.push_back(std::move(z));
-    w.weights.push_back(std::move(ws));
+    if (w.covariates.empty()) return std::nullopt;
+    return w;
+  } catch (const Error&) {
+    return std::nullopt;  // the caller says the file is unreadable
   }
-  if (w.covariates.empty()) return std::nullopt;
-  return w;
 }
 
 }  // namespace

@@ -6,9 +6,9 @@
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/version.hpp"
-#include "chart_library.hpp"
-#include "nodes.hpp"
-#include "report_builder.hpp"
+#include "reports/algorithms/chart_library.hpp"
+#include "reports/algorithms/report_builder.hpp"
+#include "reports/src/nodes.hpp"
 
 namespace caulk::reports {
 

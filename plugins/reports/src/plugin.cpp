@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "reports/src/nodes.hpp"
 
 CAULK_PLUGIN("reports", CAULK_VERSION_STRING, "Reports a person reads: ranking tables and the HTML report of a run") {
   caulk::reports::register_ranking_report(registrar);

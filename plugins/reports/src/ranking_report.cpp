@@ -6,7 +6,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
-#include "nodes.hpp"
+#include "reports/src/nodes.hpp"
 
 namespace caulk::reports {
 

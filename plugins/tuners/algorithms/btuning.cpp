@@ -1,4 +1,4 @@
-#include "btuning.hpp"
+#include "tuners/algorithms/btuning.hpp"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <numeric>
 
 #include "caulk/error.hpp"
-#include "logme.hpp"
+#include "caulk/transferability/logme.hpp"
 
 namespace caulk::tune {
 

@@ -1,4 +1,4 @@
-#include "distillation.hpp"
+#include "tuners/algorithms/distillation.hpp"
 
 #include <fmt/format.h>
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "caulk/matrix.hpp"
-#include "training.hpp"
+#include "caulk/mlp/training.hpp"
 
 namespace caulk::tune {
 

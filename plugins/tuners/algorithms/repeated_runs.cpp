@@ -1,4 +1,4 @@
-#include "repeated_runs.hpp"
+#include "tuners/algorithms/repeated_runs.hpp"
 
 #include <fmt/format.h>
 

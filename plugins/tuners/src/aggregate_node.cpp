@@ -4,10 +4,10 @@
 
 #include <cmath>
 
-#include "repeated_runs.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
-#include "nodes.hpp"
+#include "tuners/algorithms/repeated_runs.hpp"
+#include "tuners/src/nodes.hpp"
 
 namespace caulk::tuners {
 

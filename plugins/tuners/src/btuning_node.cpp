@@ -2,14 +2,14 @@
 // (B-Tuning, You et al. JMLR 2022; methods.md section 2).
 #include <fmt/format.h>
 
-#include "btuning.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
 #include "caulk/units.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "tuner_inputs.hpp"
-#include "tuning_params.hpp"
+#include "tuners/algorithms/btuning.hpp"
+#include "tuners/src/nodes.hpp"
+#include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {
 

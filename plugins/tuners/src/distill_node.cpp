@@ -4,13 +4,13 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/probe/linear_probe.hpp"
 #include "caulk/units.hpp"
-#include "distillation.hpp"
-#include "linear_probe.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "tuner_inputs.hpp"
-#include "tuning_params.hpp"
+#include "tuners/algorithms/distillation.hpp"
+#include "tuners/src/nodes.hpp"
+#include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {
 
@@ -74,7 +74,7 @@ class Distill : public Node {
     // Each teacher's head, fitted once on the training split, gives its logits there.
     std::map<std::string, Matrix> logits;
     std::map<std::string, double> head_accuracy;
-    eval::LinearProbeOptions head;
+    probe::LinearProbeOptions head;
     head.l2 = p.real("head_l2");
     // What each target's unit needs from the teachers: the soft targets on the training split
     // (N x classes) and the facts run.json reports.
@@ -87,7 +87,7 @@ class Distill : public Node {
       for (const auto& pick : pick_teachers(*scores, *features, static_cast<int>(p.integer("k")), ex)) {
         if (!logits.count(pick.name)) {
           const Matrix F = split_features(*pick.embedding, split);
-          const eval::LinearProbe probe = eval::fit_linear_probe(MatrixView::borrow(F), split.classes, data->num_classes(), head);
+          const probe::LinearProbe probe = probe::fit_linear_probe(MatrixView::borrow(F), split.classes, data->num_classes(), head);
           Matrix z = F * probe.weights.transpose();
           z.rowwise() += probe.bias.transpose();
           head_accuracy[pick.name] = probe.accuracy(MatrixView::borrow(F), split.classes);

@@ -1,6 +1,6 @@
 #include "caulk/plugin.hpp"
 
-#include "nodes.hpp"
+#include "tuners/src/nodes.hpp"
 
 CAULK_PLUGIN("tuners", CAULK_VERSION_STRING,
              "Tuners: tune a target model with the top-K ranked models of a hub (B-Tuning), distillation and the baselines") {

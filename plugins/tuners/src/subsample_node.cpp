@@ -7,8 +7,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/npy.hpp"
-#include "nodes.hpp"
-#include "peft.hpp"
+#include "caulk/seeding/seeding.hpp"
+#include "tuners/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 
@@ -64,7 +64,7 @@ class Subsample : public Node {
       // One shuffle per seed; each size takes its prefix, so the subsets of one seed are nested.
       std::vector<std::size_t> order(source.rows);
       std::iota(order.begin(), order.end(), std::size_t{0});
-      mlp::SeededUniform rng(seed * 1000003ull + j);
+      seeding::SeededUniform rng(seed * 1000003ull + j);
       rng.shuffle(order);
       for (std::size_t n : sizes) {
         std::vector<std::size_t> rows(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));

@@ -2,30 +2,21 @@
 // when no architecture is imposed), under a fixed name so that runs with different rankings line up.
 #include <fmt/format.h>
 
-#include "btuning.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
 #include "caulk/units.hpp"
-#include "model_inputs.hpp"
-#include "nodes.hpp"
-#include "tuner_inputs.hpp"
-#include "tuning_params.hpp"
+#include "tuners/algorithms/btuning.hpp"
+#include "tuners/src/nodes.hpp"
+#include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {
 
 namespace {
 
 // Plain tuning of the chosen model, on any rank; `term` holds the facts of the choice for run.json.
-Tuned top_ranked_train(const Json& term, const Params&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
-                       const mlp::Samples* validation) {
-  Tuned out;
-  out.report = mlp::train(setup.model, setup.trainable, train, validation, options);
-  out.details = term;
-  out.setup = std::move(setup);
-  return out;
-}
-
-Json top_ranked_target_unit(const Json& description) { return tune_target_unit(description, &top_ranked_train); }
+Json top_ranked_target_unit(const Json& description) { return tune_target_unit(description, &models::train_plain); }
 
 constexpr UnitKind kTopRankedTargetUnit{"tuners.top_ranked_target", &top_ranked_target_unit};
 

@@ -9,7 +9,7 @@
 
 #include "caulk/io/npy.hpp"
 #include "cli.hpp"
-#include "simulation.hpp"
+#include "averagers/algorithms/simulation.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;

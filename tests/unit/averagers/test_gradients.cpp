@@ -4,9 +4,9 @@
 
 #include <cmath>
 
-#include "basis.hpp"
+#include "averagers/algorithms/basis.hpp"
 #include "test_support.hpp"
-#include "weight_function.hpp"
+#include "averagers/algorithms/weight_function.hpp"
 
 using namespace caulk;
 using namespace caulk::avg;

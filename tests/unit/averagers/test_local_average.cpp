@@ -3,9 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "local_average.hpp"
-#include "simplex.hpp"
-#include "simulation.hpp"
+#include "averagers/algorithms/local_average.hpp"
+#include "averagers/algorithms/simplex.hpp"
+#include "averagers/algorithms/simulation.hpp"
 #include "temp_dir.hpp"
 #include "test_support.hpp"
 

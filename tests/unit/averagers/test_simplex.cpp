@@ -6,8 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "averagers/algorithms/simplex.hpp"
 #include "caulk/error.hpp"
-#include "simplex.hpp"
 #include "test_support.hpp"
 
 using namespace caulk;

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "combination.hpp"
-#include "peft.hpp"
+#include "averagers/algorithms/combination.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg::testing {
 
@@ -21,7 +21,7 @@ class Draw {
   }
 
  private:
-  mlp::SeededUniform u_;
+  seeding::SeededUniform u_;
 };
 
 // A regression stack of K models with C outputs on N rows, random values.

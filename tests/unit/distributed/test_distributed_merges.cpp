@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "caulk/io/durable.hpp"
 #include "mergers/merge_test_support.hpp"
 #include "mpi_support.hpp"
 #include "run_json.hpp"
@@ -33,7 +34,7 @@ std::map<std::string, std::string> raw_files(const std::filesystem::path& p) {
 std::vector<std::string> hidden_entries(const std::filesystem::path& dir) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
-    if (e.path().filename().string().starts_with(".")) out.push_back(e.path().string());
+    if (e.path().filename().string().starts_with(".") && e.path().filename() != caulk::io::kOutputMarker) out.push_back(e.path().string());
   return out;
 }
 

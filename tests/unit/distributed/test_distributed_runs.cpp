@@ -136,6 +136,20 @@ TEST(UnitsUnderMpi, SlowUnitsAreDealtToEveryRankAndMergedInOrder) {
   EXPECT_THAT(r.err, HasSubstr("[a] models on 3 ranks: 12/12"));
 }
 
+// A pipeline that names its plugin itself ([pipeline] plugins) runs that plugin's units on every
+// rank, with no --plugin-path: the workers load the pipeline's plugins too.
+TEST(UnitsUnderMpi, ThePluginsAPipelineNamesServeItsUnitsOnEveryRank) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  auto p = dir.write("p.toml", "[pipeline]\nname = \"units\"\nplugins = [\"" + test_plugin("test_units").string() +
+                                   "\"]\n[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 8, sleep_ms = 250 }\n");
+  auto r = run_mpi(2, {"run", p.string(), "--out", (dir / "out").string(), "--jobs", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(units_counted(j["ranks"]), 8u);
+  for (const auto& n : j["ranks"]["units"]) EXPECT_GT(n.get<int>(), 0) << j["ranks"].dump();
+}
+
 TEST(UnitsUnderMpi, AUnitThrowingOnRankTwoFailsItsNodeNamingModelAndRank) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
@@ -199,6 +213,14 @@ pid_t wait_for_unit_on_rank(const std::filesystem::path& unit_dir, int rank, int
   return -1;
 }
 
+// A run killed before its end leaves no result record: run.json is absent (killed before the run
+// started) or says "running" (written when it started), never a result.
+void expect_no_result_record(const std::filesystem::path& out) {
+  const auto record = out / "run.json";
+  if (!std::filesystem::exists(record)) return;
+  EXPECT_EQ(Json::parse(read_file(record)).value("status", std::string()), "running") << read_file(record);
+}
+
 // After a rank was killed at `killed`: the job must end within 30 s, non-zero, and rank 0's
 // reporter's message must arrive (it may land just after mpirun exits, so it gets the same 30 s).
 // Returns mpirun's stderr.
@@ -234,8 +256,8 @@ TEST(UnitsUnderMpi, AWorkerKilledMidUnitEndsTheRunWithAClearMessageWithinThirtyS
   const std::string err = expect_torn_down(job, dir / "err", killed);
   EXPECT_THAT(err, HasSubstr("units were unfinished on ranks 1, 2"));
   // Nothing half-written under a final name: no unit finished (each takes a minute), and
-  // run.json was not written at all.
-  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+  // run.json holds no result.
+  expect_no_result_record(dir / "out");
   for (int i = 0; i < 6; ++i) EXPECT_FALSE(std::filesystem::exists(unit_dir / fmt::format("u{}.txt", i)));
 }
 
@@ -253,8 +275,8 @@ TEST(UnitsUnderMpi, RankZeroKilledMidUnitEndsTheRunWithAClearMessageWithinThirty
   const auto killed = std::chrono::steady_clock::now();
   ASSERT_EQ(::kill(rank0, SIGKILL), 0);
   const std::string err = expect_torn_down(job, dir / "err", killed);
-  EXPECT_THAT(err, HasSubstr("run.json was not written"));
-  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+  EXPECT_THAT(err, HasSubstr("The run did not finish: run.json says \"running\""));
+  expect_no_result_record(dir / "out");
   for (int i = 0; i < 6; ++i) EXPECT_FALSE(std::filesystem::exists(unit_dir / fmt::format("u{}.txt", i)));
   // No worker outlives the job (each would otherwise sleep out its minute-long unit): mpirun's
   // SIGTERM, then SIGKILL, reaches them within seconds.
@@ -301,7 +323,7 @@ TEST(UnitsUnderMpi, AnIdleWorkerKilledEndsTheRunWithAClearMessageWithinThirtySec
   ASSERT_EQ(::kill(worker, SIGKILL), 0);
   const std::string err = expect_torn_down(job, dir / "err", killed);
   EXPECT_THAT(err, HasSubstr(fmt::format("process rank {}", idle))) << "mpirun names the rank that died";
-  EXPECT_FALSE(std::filesystem::exists(dir / "out" / "run.json"));
+  expect_no_result_record(dir / "out");
   EXPECT_FALSE(std::filesystem::exists(unit_dir / "u0.txt"));
 }
 

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "caulk/io/dtype.hpp"
-#include "element_codec.hpp"
+#include "mergers/algorithms/element_codec.hpp"
 
 namespace caulk::merge {
 namespace {

@@ -5,8 +5,8 @@
 #include <fstream>
 
 #include "caulk/error.hpp"
-#include "merge_methods.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {
@@ -105,26 +105,70 @@ TEST_F(Engine, AnExistingOutputIsLeftAloneUnlessOverwriteIsSet) {
   write("a", random_values(1, 1.0));
   write("b", random_values(2, 1.0));
   const std::vector<MergeModel> models{{"a", dir / "a.safetensors", {}}, {"b", dir / "b.safetensors", {}}};
-  dir.write("existing.safetensors", "precious bytes");
   LinearMerge method(ones(2), true);
+  // Outputs of an earlier merge (caulk marks them).
+  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "existing.safetensors", {});
+  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "existing_folder", {});
+  const std::string file_before = caulk::testing::read_file(dir / "existing.safetensors");
   try {
     run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "existing.safetensors", {});
     FAIL() << "overwrote without being asked";
   } catch (const Error& e) {
     expect_contains(e.what(), {"existing.safetensors", "already exists", "overwrite = true"});
   }
-  EXPECT_EQ(caulk::testing::read_file(dir / "existing.safetensors"), "precious bytes");
+  EXPECT_EQ(caulk::testing::read_file(dir / "existing.safetensors"), file_before);
   // A folder target too.
   dir.write("existing_folder/keep.txt", "x");
   EXPECT_THROW(run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "existing_folder", {}), Error);
   EXPECT_EQ(caulk::testing::read_file(dir / "existing_folder" / "keep.txt"), "x");
   // With overwrite, both are replaced by a readable checkpoint.
+  LinearMerge other({TensorParameter(1.0), TensorParameter(3.0)}, true);
   MergeOptions o;
   o.overwrite = true;
-  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "existing.safetensors", o);
-  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "existing_folder", o);
+  run_merge(MergeInputs::open(models, std::nullopt, false), other, dir / "existing.safetensors", o);
+  run_merge(MergeInputs::open(models, std::nullopt, false), other, dir / "existing_folder", o);
+  EXPECT_NE(caulk::testing::read_file(dir / "existing.safetensors"), file_before);
   EXPECT_EQ(read_checkpoint(dir / "existing.safetensors"), read_checkpoint(dir / "existing_folder"));
   EXPECT_FALSE(fs::exists(dir / "existing_folder" / "keep.txt"));
+  EXPECT_TRUE(hidden_leftovers().empty()) << hidden_leftovers().front();
+}
+
+// Issue 18, defect 12: overwrite = true deleted an unrelated folder recursively. Only outputs
+// caulk marked are replaced; anything else is refused, named, and left as it was.
+TEST_F(Engine, OverwriteReplacesOnlyWhatCaulkWrote) {
+  write("a", random_values(1, 1.0));
+  write("b", random_values(2, 1.0));
+  const std::vector<MergeModel> models{{"a", dir / "a.safetensors", {}}, {"b", dir / "b.safetensors", {}}};
+  LinearMerge method(ones(2), true);
+  MergeOptions o;
+  o.overwrite = true;
+  dir.write("photos/2019/beach.jpg", "irreplaceable");
+  dir.write("notes.safetensors", "not a checkpoint at all");
+  write("downloaded", random_values(3, 1.0));  // a real checkpoint, but not one caulk wrote
+  const std::string downloaded = caulk::testing::read_file(dir / "downloaded.safetensors");
+  for (const char* target : {"photos", "notes.safetensors", "downloaded.safetensors"}) {
+    try {
+      run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / target, o);
+      ADD_FAILURE() << target << " was replaced";
+    } catch (const Error& e) {
+      expect_contains(e.what(), {(dir / target).string(), "was not written by caulk", "left untouched", "remove or rename it yourself"});
+    }
+  }
+  EXPECT_EQ(caulk::testing::read_file(dir / "photos" / "2019" / "beach.jpg"), "irreplaceable");
+  EXPECT_EQ(caulk::testing::read_file(dir / "notes.safetensors"), "not a checkpoint at all");
+  EXPECT_EQ(caulk::testing::read_file(dir / "downloaded.safetensors"), downloaded);
+  // What caulk writes carries the mark, so a later overwrite may replace it.
+  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "merged.safetensors", {});
+  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "merged_folder", {});
+  EXPECT_TRUE(io::is_caulk_output(dir / "merged.safetensors"));
+  EXPECT_TRUE(io::is_caulk_output(dir / "merged_folder"));
+  EXPECT_FALSE(io::is_caulk_output(dir / "downloaded.safetensors"));
+  EXPECT_FALSE(io::is_caulk_output(dir / "photos"));
+  EXPECT_EQ(io::Checkpoint::open(dir / "merged.safetensors").metadata().at("written_by"), "caulk");
+  // An empty folder holds nothing to lose: it is replaced.
+  fs::create_directory(dir / "empty");
+  run_merge(MergeInputs::open(models, std::nullopt, false), method, dir / "empty", o);
+  EXPECT_EQ(read_checkpoint(dir / "empty"), read_checkpoint(dir / "merged.safetensors"));
   EXPECT_TRUE(hidden_leftovers().empty()) << hidden_leftovers().front();
 }
 

@@ -7,7 +7,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {
@@ -232,36 +232,39 @@ TEST_F(TiesByHand, MagnitudeTiesKeepTheFirstInStorageOrder) {
 TEST_F(Fixture, DareDropsRescalesAndCombines) {
   const std::vector<double> w{1.0, 0.5, 2.0};
   for (DType in : {DType::F32, DType::BF16})
-    for (auto combine : {DareMerge::Combine::Linear, DareMerge::Combine::Ties}) {
-      make(in, 3, 11);
-      const double density = 0.4, lambda = 0.8;
-      DareMerge method(constants(w), TensorParameter(density), TensorParameter(lambda), combine, false, 42);
-      MergeOptions o;
-      o.chunk_elements = 4;
-      // The reference decides each drop with the documented draw, and does the rest itself.
-      Values expected;
-      for (const auto& [name, b] : base) {
-        for (std::size_t j = 0; j < b.size(); ++j) {
-          std::vector<double> kept;
-          for (std::size_t i = 0; i < 3; ++i) {
-            const double d = static_cast<float>(models[i].at(name)[j] - b[j]);
-            kept.push_back(DareMerge::draw(42, name, numbered("m", i), j) < density ? d / density : 0.0);
+    for (auto combine : {DareMerge::Combine::Linear, DareMerge::Combine::Ties})
+      for (bool normalize : {false, true}) {
+        make(in, 3, 11);
+        const double density = 0.4, lambda = 0.8;
+        DareMerge method(constants(w), TensorParameter(density), TensorParameter(lambda), combine, normalize, 42);
+        MergeOptions o;
+        o.chunk_elements = 4;
+        // The reference decides each drop with the documented draw, and does the rest itself.
+        Values expected;
+        for (const auto& [name, b] : base) {
+          for (std::size_t j = 0; j < b.size(); ++j) {
+            std::vector<double> kept;
+            for (std::size_t i = 0; i < 3; ++i) {
+              const double d = static_cast<float>(models[i].at(name)[j] - b[j]);
+              kept.push_back(DareMerge::draw(42, name, numbered("m", i), j) < density ? d / density : 0.0);
+            }
+            double merged = 0;
+            if (combine == DareMerge::Combine::Linear) {
+              for (std::size_t i = 0; i < 3; ++i) merged += w[i] * kept[i];
+              if (normalize) merged /= w[0] + w[1] + w[2];
+            } else {
+              double vote = 0, sum = 0, weight = 0;
+              for (std::size_t i = 0; i < 3; ++i) vote += w[i] * kept[i];
+              for (std::size_t i = 0; i < 3; ++i)
+                if (kept[i] != 0 && (kept[i] > 0) == (vote >= 0)) sum += w[i] * kept[i], weight += w[i];
+              merged = !normalize ? sum : weight != 0 ? sum / weight : 0;
+            }
+            expected[name].push_back(b[j] + lambda * merged);
           }
-          double merged = 0;
-          if (combine == DareMerge::Combine::Linear) {
-            for (std::size_t i = 0; i < 3; ++i) merged += w[i] * kept[i];
-          } else {
-            double vote = 0, sum = 0, weight = 0;
-            for (std::size_t i = 0; i < 3; ++i) vote += w[i] * kept[i];
-            for (std::size_t i = 0; i < 3; ++i)
-              if (kept[i] != 0 && (kept[i] > 0) == (vote >= 0)) sum += w[i] * kept[i], weight += w[i];
-            merged = weight != 0 ? sum / weight : 0;
-          }
-          expected[name].push_back(b[j] + lambda * merged);
         }
+        expect_close(run(method, true, o), expected, in, 8 * kFloatSlack,
+                     std::string(io::dtype_name(in)) + (normalize ? " normalised" : " summed"));
       }
-      expect_close(run(method, true, o), expected, in, 8 * kFloatSlack, std::string(io::dtype_name(in)));
-    }
 }
 
 TEST_F(Fixture, DareIsReproducibleForASeedAndIndependentOfModelOrder) {

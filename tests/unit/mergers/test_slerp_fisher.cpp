@@ -4,8 +4,9 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
+#include "caulk/io/durable.hpp"
 #include "caulk/parallel.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {
@@ -123,7 +124,7 @@ TEST_F(TwoModels, FisherMergingMatchesItsFormula) {
           norm[i] = std::sqrt(s);
         }
       const double floor = 0.05;  // above some entries (0.01 + small squares), so it matters
-      FisherMerge method(constants(lambda), floor, normalize);
+      FisherMerge method(constants(lambda), floor, FisherMerge::FloorMode::Max, normalize);
       const Values got = merge(method, models, {}, true);
       Values want;
       for (const auto& [name, v] : x[0])
@@ -149,7 +150,7 @@ TEST_F(TwoModels, EqualFisherGivesTheWeightedAverage) {
   const Values f = random_fisher(3);
   write_checkpoint(dir / "fa.safetensors", f, DType::F64);
   write_checkpoint(dir / "fb.safetensors", f, DType::F64);
-  FisherMerge method(constants({1.0, 3.0}), 1e-6, false);
+  FisherMerge method(constants({1.0, 3.0}), 1e-6, FisherMerge::FloorMode::Max, false);
   MergeOptions o;
   o.precision = Precision::F64;
   const Values got = merge(method, {{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", dir / "fb.safetensors"}}, o, true);
@@ -176,7 +177,7 @@ TEST_F(TwoModels, AnEntryWithoutFisherMassComesFromTheOthers) {
   MergeOptions o;
   o.precision = Precision::F64;
   for (double floor : {0.0, 1e-6}) {
-    FisherMerge method(constants({1, 1, 1}), floor, false);
+    FisherMerge method(constants({1, 1, 1}), floor, FisherMerge::FloorMode::Max, false);
     const Values got = merge(method, models, o, true);
     for (auto [name, j] : {std::pair{std::string("layers.0.weight"), std::size_t{4}}, std::pair{std::string("layers.1.bias"), std::size_t{0}}}) {
       const double b = fb.at(name)[j], c = fc.at(name)[j];
@@ -192,7 +193,7 @@ TEST_F(TwoModels, AnEntryWithoutFisherMassComesFromTheOthers) {
   zero_c["layers.0.weight"][4] = 0;
   write_checkpoint(dir / "fb.safetensors", zero_b, DType::F64);
   write_checkpoint(dir / "fc.safetensors", zero_c, DType::F64);
-  FisherMerge method(constants({1, 1, 2}), 0.0, false);
+  FisherMerge method(constants({1, 1, 2}), 0.0, FisherMerge::FloorMode::Max, false);
   const Values got = merge(method, models, o, true);
   EXPECT_NEAR(got.at("layers.0.weight")[4], (x0.at("layers.0.weight")[4] + x1.at("layers.0.weight")[4] + 2 * x2.at("layers.0.weight")[4]) / 4, 1e-15);
 }
@@ -204,7 +205,7 @@ TEST_F(TwoModels, NegativeFisherIsAnErrorAndLeavesNoOutput) {
   write("fa", f);
   write("fb", random_fisher(3));
   write("b", random_values(4, 1.0));
-  FisherMerge method(constants({1, 1}), 1e-6, false);
+  FisherMerge method(constants({1, 1}), 1e-6, FisherMerge::FloorMode::Max, false);
   try {
     merge(method, {{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", dir / "fb.safetensors"}}, {}, true);
     FAIL() << "a negative Fisher entry was accepted";
@@ -215,14 +216,14 @@ TEST_F(TwoModels, NegativeFisherIsAnErrorAndLeavesNoOutput) {
     EXPECT_NE(m.find("element 3"), std::string::npos) << m;
   }
   for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_FALSE(e.path().filename().string().starts_with("out")) << e.path();
-  for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_FALSE(io::is_temporary_name(e.path().filename().string())) << e.path();
 }
 
 TEST_F(TwoModels, MissingFisherIsNamed) {
   write("a", random_values(1, 1.0));
   write("b", random_values(2, 1.0));
   write("fa", random_fisher(2));
-  FisherMerge method(constants({1, 1}), 1e-6, false);
+  FisherMerge method(constants({1, 1}), 1e-6, FisherMerge::FloorMode::Max, false);
   try {
     merge(method, {{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", {}}}, {}, true);
     FAIL();

@@ -7,8 +7,8 @@
 #include <functional>
 
 #include "caulk/error.hpp"
-#include "merge_methods.hpp"
-#include "merge_output.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
+#include "mergers/algorithms/merge_output.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {
@@ -85,7 +85,7 @@ TEST_F(StagedMerges, EveryMethodWritesTheSameBytesFileByFileAsInOneGo) {
       {"dare", [] {
          return std::make_unique<DareMerge>(weights({1, 1, 1}), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Ties, false, 7);
        }},
-      {"fisher", [] { return std::make_unique<FisherMerge>(weights({1, 2, 1}), 1e-6, true); }},
+      {"fisher", [] { return std::make_unique<FisherMerge>(weights({1, 2, 1}), 1e-6, FisherMerge::FloorMode::Max, true); }},
       {"slerp", [] { return std::make_unique<SlerpMerge>(TensorParameter(0.3)); }},
   };
   for (const auto& [name, make] : methods) {
@@ -113,7 +113,7 @@ TEST_F(StagedMerges, EveryMethodWritesTheSameBytesFileByFileAsInOneGo) {
 TEST_F(StagedMerges, WorkersUseTheFisherNormsRankZeroComputed) {
   // The norms differ by model, so a worker that ignored them (all 1) would write other values:
   // this is what makes the equality above mean something for Fisher merging.
-  auto make = [] { return std::make_unique<FisherMerge>(weights({1, 1, 1}), 1e-6, true); };
+  auto make = [] { return std::make_unique<FisherMerge>(weights({1, 1, 1}), 1e-6, FisherMerge::FloorMode::Max, true); };
   MergeOptions o;
   o.max_shard_bytes = 100;
   whole(make, dir / "whole", o);

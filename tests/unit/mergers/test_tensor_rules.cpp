@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "caulk/error.hpp"
-#include "tensor_rules.hpp"
+#include "mergers/algorithms/tensor_rules.hpp"
 
 namespace caulk::merge {
 namespace {

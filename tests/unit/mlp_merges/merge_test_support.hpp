@@ -5,7 +5,7 @@
 #include <random>
 #include <vector>
 
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::mlp_merges::testing {
 

@@ -7,10 +7,10 @@
 #include <Eigen/Cholesky>
 
 #include "caulk/error.hpp"
-#include "ensembles.hpp"
-#include "linear_probe.hpp"
+#include "caulk/probe/linear_probe.hpp"
+#include "mlp_merges/algorithms/ensembles.hpp"
 #include "merge_test_support.hpp"
-#include "model_ops.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 namespace caulk::mlp_merges {
 namespace {
@@ -95,16 +95,16 @@ TEST(Ensembles, RefittedHeadMatchesAnIndependentLogisticRegression) {
   RefitOptions o;
   o.weight_decay = 1e-2;
   const mlp::Model<float> head = refit_linear_head(F, y, 3, mlp::Output::Softmax, o);
-  eval::LinearProbeOptions po;
+  probe::LinearProbeOptions po;
   po.l2 = 1e-2;
-  const eval::LinearProbe probe = eval::fit_linear_probe(MatrixView::borrow(F), y.classes, 3, po);
+  const probe::LinearProbe probe = probe::fit_linear_probe(MatrixView::borrow(F), y.classes, 3, po);
   EXPECT_LT((head.layers[0].W.cast<double>() - probe.weights).cwiseAbs().maxCoeff(), 1e-4);
   EXPECT_LT((apply_head(head, F) - probe.predict_proba(MatrixView::borrow(F))).cwiseAbs().maxCoeff(), 1e-5);
   // Optimality: the gradient at the fitted (float) parameters is ~0.
   Eigen::VectorXd p(3 * 6 + 3), g;
   Eigen::Map<Mat<double>>(p.data(), 3, 6) = head.layers[0].W.cast<double>();
   p.tail(3) = head.layers[0].b.cast<double>();
-  linear_head_objective(F, y, 3, mlp::Output::Softmax, 1e-2, p, g);
+  mlp::linear_head_objective(F.transpose(), y, 3, mlp::Output::Softmax, 1e-2, p, g);
   EXPECT_LT(g.norm(), 1e-5);
 }
 
@@ -117,12 +117,13 @@ TEST(Ensembles, HeadObjectiveGradientMatchesFiniteDifferences) {
     y.values = random_matrix(3, 15, rng).cast<float>();
     const Eigen::VectorXd p = random_matrix(3 * 4 + 3, 1, rng).col(0);
     Eigen::VectorXd g, scratch;
-    linear_head_objective(F, y, 3, out, 0.1, p, g);
+    mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, p, g);
     for (Eigen::Index k = 0; k < p.size(); ++k) {
       Eigen::VectorXd a = p, b = p;
       a(k) += 1e-6;
       b(k) -= 1e-6;
-      const double fd = (linear_head_objective(F, y, 3, out, 0.1, a, scratch) - linear_head_objective(F, y, 3, out, 0.1, b, scratch)) / 2e-6;
+      const double fd =
+          (mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, a, scratch) - mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, b, scratch)) / 2e-6;
       EXPECT_NEAR(g(k), fd, 1e-6) << k;
     }
   }

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
-#include "greedy_soup.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::mlp_merges {

@@ -10,10 +10,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "greedy_soup.hpp"
-#include "mlp_checkpoint.hpp"
-#include "model_ops.hpp"
-#include "peft.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "mlp_merges/algorithms/greedy_soup.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
@@ -184,8 +184,16 @@ params = {{ output = "{}" }}
   EXPECT_THAT(r.err, HasSubstr(fmt::format("the output {} already exists; set overwrite = true to replace it (it was left untouched)",
                                            target.string())));
   EXPECT_EQ(read_file(target), "precious bytes");
-  // With overwrite it is replaced by a loadable checkpoint.
-  r = run(std::string(kTuned) + merge.substr(0, merge.size() - 3) + ", overwrite = true }\n", "out2");
+  // With overwrite too: caulk did not write it.
+  const std::string overwrite = std::string(kTuned) + merge.substr(0, merge.size() - 3) + ", overwrite = true }\n";
+  r = run(overwrite, "out2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr(fmt::format("{} exists and was not written by caulk", target.string())));
+  EXPECT_EQ(read_file(target), "precious bytes");
+  // An output caulk wrote is replaced by a loadable checkpoint.
+  std::filesystem::remove(target);
+  ASSERT_EQ(run(std::string(kTuned) + merge, "out3").exit_code, 0);
+  r = run(overwrite, "out4");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(caulk::mlp::load_model(target).num_layers(), 3);
 }

@@ -10,8 +10,8 @@
 
 #include "caulk/error.hpp"
 #include "merge_test_support.hpp"
-#include "model_ops.hpp"
-#include "regmean.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
+#include "mlp_merges/algorithms/regmean.hpp"
 
 namespace caulk::mlp_merges {
 namespace {

@@ -6,8 +6,8 @@
 
 #include "caulk/error.hpp"
 #include "merge_test_support.hpp"
-#include "model_ops.hpp"
-#include "scale_stability.hpp"
+#include "mlp_merges/algorithms/model_ops.hpp"
+#include "mlp_merges/algorithms/scale_stability.hpp"
 
 namespace caulk::mlp_merges {
 namespace {

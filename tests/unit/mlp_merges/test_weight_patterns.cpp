@@ -8,9 +8,9 @@
 #include <cmath>
 
 #include "merge_test_support.hpp"
-#include "png_image.hpp"
+#include "mlp_merges/algorithms/png_image.hpp"
 #include "temp_dir.hpp"
-#include "weight_patterns.hpp"
+#include "mlp_merges/algorithms/weight_patterns.hpp"
 
 namespace caulk::mlp_merges {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "caulk/context.hpp"
-#include "charts.hpp"
+#include "reports/algorithms/charts.hpp"
 
 namespace caulk::report::testing {
 

@@ -2,7 +2,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "html_text.hpp"
+#include "reports/algorithms/html_text.hpp"
 
 using namespace caulk;
 using namespace caulk::report;

@@ -7,9 +7,9 @@
 #include <cstdlib>
 
 #include "caulk/error.hpp"
-#include "graph_drawing.hpp"
-#include "html_text.hpp"
-#include "report_builder.hpp"
+#include "reports/algorithms/graph_drawing.hpp"
+#include "reports/algorithms/html_text.hpp"
+#include "reports/algorithms/report_builder.hpp"
 #include "report_test_support.hpp"
 #include "temp_dir.hpp"
 
@@ -244,6 +244,21 @@ TEST(ReportBuilder, AveragingDrawsTheRisksAndTheWeightsOverTwoCovariates) {
   EXPECT_THAT(r.html, HasSubstr("Where each model is trusted (report/trust.csv)"));
   EXPECT_THAT(r.html, HasSubstr("<td>b&lt;i&gt;</td><td class=\"num\" title=\"0.5\">0.5</td>"));
   EXPECT_EQ(r.tables, 2u);
+}
+
+TEST(ReportBuilder, ANodesCsvFileIsReadAsCsvQuotedCommasAndQuotesIncluded) {
+  caulk::testing::TempDir dir;
+  dir.write("report/trust.csv", "model,mean_weight\n\"a, the first\",0.5\n\"b \"\"quoted\"\"\",0.25\n");
+  dir.write("broken/trust.csv", "model,mean_weight\n\"never closed,0.5\n");
+  const Json summary = {{"split", "test"}, {"loss", "squared"}, {"trust", {{"a", Json::object()}, {"b", Json::object()}}}};
+  Json nodes = {{"report", node("report.averaging", "ok", summary)}, {"broken", node("report.averaging", "ok", summary)}};
+  Report r = build(run_of(nodes), dir.path());
+  // One cell per field: the comma and the doubled quotes are inside the fields.
+  EXPECT_THAT(r.html, HasSubstr("<tr><td>a, the first</td><td class=\"num\" title=\"0.5\">0.5</td></tr>"));
+  EXPECT_THAT(r.html, HasSubstr("<td>b &quot;quoted&quot;</td>"));
+  // A file the reader refuses is named with the reason, not drawn as a garbled table.
+  EXPECT_THAT(r.html, HasSubstr("Where each model is trusted (broken/trust.csv): "));
+  EXPECT_THAT(r.html, HasSubstr("quote"));
 }
 
 TEST(ReportBuilder, WithoutTheChartingJavaScriptTheReportSaysSoAndKeepsTheTables) {

@@ -9,11 +9,11 @@
 #include <cstring>
 #include <random>
 
-#include "btuning.hpp"
 #include "caulk/error.hpp"
-#include "logme.hpp"
-#include "peft.hpp"
-#include "training.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/mlp/training.hpp"
+#include "caulk/transferability/logme.hpp"
+#include "tuners/algorithms/btuning.hpp"
 
 namespace caulk::tune {
 namespace {

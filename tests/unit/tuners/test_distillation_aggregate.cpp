@@ -5,9 +5,9 @@
 #include <cmath>
 #include <random>
 
-#include "repeated_runs.hpp"
 #include "caulk/error.hpp"
-#include "distillation.hpp"
+#include "tuners/algorithms/distillation.hpp"
+#include "tuners/algorithms/repeated_runs.hpp"
 
 namespace caulk::tune {
 namespace {

@@ -1,9 +1,13 @@
-// Outputs are never left half-written: write to a temporary file beside the target, then rename.
+// Outputs are never left half-written: a file is written under a temporary name beside the target,
+// flushed to disk, then renamed onto it in one step (caulk/io/durable.hpp, the one way every
+// writer puts an output under its final name).
 #pragma once
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <string_view>
+
+#include "caulk/io/durable.hpp"
 
 namespace caulk::io {
 
@@ -18,19 +22,19 @@ class AtomicFile {
 
   void write(const void* data, std::size_t size);
   void write(std::string_view text) { write(text.data(), text.size()); }
-  // Flushes, fsyncs and renames onto the target. Throws DataError on failure.
-  void commit();
+  // Flushes, fsyncs and renames onto the target as `existing` says (StagedOutput::commit).
+  // Throws DataError on failure, Error on a refusal.
+  void commit(OnExisting existing = OnExisting::Replace);
 
-  const std::filesystem::path& target() const { return target_; }
-  const std::filesystem::path& temporary() const { return temp_; }
+  const std::filesystem::path& target() const { return staged_.target(); }
+  const std::filesystem::path& temporary() const { return staged_.path(); }
 
  private:
-  std::filesystem::path target_, temp_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
+  StagedOutput staged_;
+  std::FILE* file_ = nullptr;  // buffered writes on a duplicate of the staged descriptor
 };
 
 // Writes a whole file atomically.
-void write_file_atomic(const std::filesystem::path& target, std::string_view content);
+void write_file_atomic(const std::filesystem::path& target, std::string_view content, OnExisting existing = OnExisting::Replace);
 
 }  // namespace caulk::io

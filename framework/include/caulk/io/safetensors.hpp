@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "caulk/io/dtype.hpp"
+#include "caulk/io/durable.hpp"
 #include "caulk/io/mapped_file.hpp"
 
 namespace caulk::io {
@@ -44,8 +45,13 @@ class SafetensorsFile {
   // Throws DataError naming the file and the tensor when absent.
   const TensorInfo& at(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Bytes from the start of the file to the data section (8 + the header's size).
+  std::uint64_t data_offset() const { return data_offset_; }
 
+  // A tensor's bytes, in place. For a mapped file, call check_intact() after reading them.
   std::span<const std::byte> bytes(const TensorInfo& t) const;
+  // Throws DataError when the mapped file shrank while it was read (caulk/io/mapped_file.hpp).
+  void check_intact() const;
   // The tensor's elements converted (F16 and BF16 widened exactly).
   std::vector<float> to_float(const std::string& name) const;
   std::vector<double> to_double(const std::string& name) const;
@@ -54,10 +60,18 @@ class SafetensorsFile {
   void parse(const std::byte* data, std::size_t size);
   std::filesystem::path path_;
   std::shared_ptr<const void> owner_;
+  const MappedFile* mapping_ = nullptr;  // owned by owner_; null for an image in memory
   const std::byte* data_start_ = nullptr;
+  std::uint64_t data_offset_ = 0;
   std::vector<TensorInfo> tensors_;
   std::map<std::string, std::size_t> index_;
   std::map<std::string, std::string> metadata_;
+};
+
+// Where a tensor's bytes lie on disk, for readers that read files rather than mappings.
+struct TensorLocation {
+  std::filesystem::path file;  // the .safetensors file (a shard, for a sharded checkpoint)
+  std::uint64_t offset = 0;    // of the tensor's first byte in the file
 };
 
 // A checkpoint that may be one .safetensors file or a folder of shards with
@@ -76,7 +90,11 @@ class Checkpoint {
   // Tensor names in a stable order (sorted).
   const std::vector<std::string>& names() const { return names_; }
   const TensorInfo& info(const std::string& name) const;
+  TensorLocation location(const std::string& name) const;
+  // In place: call check_intact() after reading them.
   std::span<const std::byte> bytes(const std::string& name) const;
+  // Throws DataError when a shard's mapped file shrank while it was read.
+  void check_intact() const;
   std::vector<float> to_float(const std::string& name) const;
   std::vector<double> to_double(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -107,8 +125,9 @@ class SafetensorsWriter {
   ~SafetensorsWriter();
   // Writes the next declared tensor; the byte count must match its dtype and shape.
   void write(const std::string& name, const void* data, std::size_t bytes);
-  // Every declared tensor must have been written. Renames onto the target.
-  void commit();
+  // Every declared tensor must have been written. Renames onto the target as `existing` says
+  // (caulk/io/durable.hpp).
+  void commit(OnExisting existing = OnExisting::Replace);
 
  private:
   struct Impl;
@@ -123,6 +142,6 @@ struct Tensor {
   std::vector<std::byte> data;
 };
 void write_safetensors(const std::filesystem::path& path, const std::vector<Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {}, OnExisting existing = OnExisting::Replace);
 
 }  // namespace caulk::io

@@ -10,7 +10,7 @@
 #include <memory>
 
 #include "caulk/models/model.hpp"
-#include "mlp.hpp"
+#include "caulk/mlp/mlp.hpp"
 
 namespace caulk::models {
 

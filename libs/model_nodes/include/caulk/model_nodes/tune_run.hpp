@@ -1,0 +1,61 @@
+// The tuning run every node that tunes models of a hub shares (tune.peft and the tuners): its
+// parameters (declared once here), the unit that tunes one model (load, prepare, train, predict,
+// save) and the node's side that deals one unit per model and publishes the outputs. A node
+// brings only its training step.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "caulk/artifacts.hpp"
+#include "caulk/context.hpp"
+#include "caulk/mlp/peft.hpp"
+#include "caulk/mlp/training.hpp"
+#include "caulk/units.hpp"
+
+namespace caulk::models {
+
+// The parameters of a tuning run beside the tuning options (declare_tuning_params): seed,
+// train_split, validation_split, predict, save, suffix. A node may also declare
+// `train_samples` (integer, 0 = all): the run then tunes on a seeded subsample of that size.
+void declare_run_params(NodeSpec& s);
+// Checks between parameters, before anything runs: lbfgs fits a convex head only, so only with
+// mode = "linear_probe".
+std::vector<std::pair<std::string, std::string>> check_plain_run_params(const Params& p);
+
+// One model tuned: what a node's training step produced for it.
+struct Tuned {
+  mlp::TuningSetup setup;
+  mlp::TrainReport report;
+  Json details;  // node-specific facts for run.json
+};
+
+// A node's training step, on whichever rank runs the model's unit: train the prepared model (with
+// its extra loss term, if any) from the node's parameters and `term`, what the node computed for
+// this model and put in the unit description (teacher targets as matrix_to_json, facts...). A
+// plain function: it captures nothing, so the unit is described by its JSON alone.
+using TrainFn = Tuned (*)(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
+                          const mlp::Samples& train, const mlp::Samples* validation);
+
+// The training step of tune.peft: mlp::train with no extra term; `term` (if an object) goes to
+// run.json as it is.
+Tuned train_plain(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
+                  const mlp::Samples& train, const mlp::Samples* validation);
+
+// The unit function of a tuning node: one model from its description alone (the node's
+// parameters, the dataset's files, the checkpoint's path, the node's `term`). It loads the model,
+// prepares it with the node's tuning options and the model's own seed (so the same model, seed and
+// options start identically in every tuning node), calls `train`, predicts the chosen splits and
+// writes the checkpoint (atomically) to its final path; the predictions and the facts for run.json
+// come back. A node's unit function is `tune_target_unit(d, its TrainFn)`.
+Json tune_target_unit(const Json& description, TrainFn train);
+
+// The node's side: one unit per target model (the `models` input or `manifest`), run by
+// ctx.run_units with `unit` (the node's registered unit function), `terms[i]` going to target i;
+// then the checkpoints and predictions are published. A non-empty `method` names the tuning method
+// in the checkpoints' metadata (tuning_method) and adds `tuned_from` to each model's facts. The
+// splits (and the subsample) are checked before any unit starts.
+void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
+                  const UnitKind& unit, const std::vector<Json>& terms);
+
+}  // namespace caulk::models

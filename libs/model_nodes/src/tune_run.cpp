@@ -1,0 +1,191 @@
+#include "caulk/model_nodes/tune_run.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+#include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/seeding/seeding.hpp"
+
+namespace fs = std::filesystem;
+
+namespace caulk::models {
+
+void declare_run_params(NodeSpec& s) {
+  s.param(ParamSpec::integer("seed", 0, "seed of the new head, the adapter/LoRA initialisation, the minibatch order and any subsample (each model its own stream)").at_least(0));
+  s.param(ParamSpec::string("train_split", "train", "the split to tune on"));
+  s.param(ParamSpec::string("validation_split", "val", "early stopping on this split when the dataset has it (\"\": none)"));
+  s.param(ParamSpec::list("predict", "the splits to predict (default: every split with inputs)"));
+  s.param(ParamSpec::choice("save", "merged", {"merged", "delta", "none"},
+                            "merged: a self-contained checkpoint (LoRA folded in, adapters kept); delta: only the tuned "
+                            "tensors, with the pre-trained checkpoint as base; none"));
+  s.param(ParamSpec::string("suffix", "", "appended to each model's name in the outputs (e.g. \":lora\" to tell runs apart)"));
+}
+
+std::vector<std::pair<std::string, std::string>> check_plain_run_params(const Params& p) {
+  std::vector<std::pair<std::string, std::string>> problems;
+  if (p.string("optimizer") == "lbfgs" && p.string("mode") != "linear_probe")
+    problems.emplace_back("optimizer", "lbfgs fits a convex head only: use it with mode = \"linear_probe\"");
+  return problems;
+}
+
+Tuned train_plain(const Json& term, const Params&, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                  const mlp::Samples* validation) {
+  Tuned out;
+  out.report = mlp::train(setup.model, setup.trainable, train, validation, options);
+  out.details = term;
+  out.setup = std::move(setup);
+  return out;
+}
+
+namespace {
+
+// What every model of the node is tuned on and predicts, from the node's parameters and dataset.
+struct TuningData {
+  mlp::Samples train;
+  std::optional<mlp::Samples> validation;
+  std::vector<std::string> predict;
+  std::vector<mlp::Samples> predict_samples;
+};
+
+TuningData tuning_data(const Params& p, const Dataset& data) {
+  TuningData t;
+  t.train = split_samples(data, p.string("train_split"));
+  // Only nodes that declare train_samples (tune.peft) subsample.
+  if (p.has("train_samples")) {
+    const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
+    const auto n_train = static_cast<std::size_t>(t.train.size());
+    const auto wanted = static_cast<std::size_t>(p.integer("train_samples"));
+    if (wanted > n_train)
+      throw Error(fmt::format("train_samples = {} but split '{}' has {} samples", wanted, p.string("train_split"), n_train));
+    if (wanted > 0 && wanted < n_train) {
+      std::vector<std::size_t> order(n_train);
+      for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
+      seeding::SeededUniform rng(seed ^ 0x5DEECE66Dull);
+      rng.shuffle(order);
+      order.resize(wanted);
+      std::sort(order.begin(), order.end());
+      t.train = t.train.subset(order);
+    }
+  }
+  const std::string val_split = p.string("validation_split");
+  if (!val_split.empty() && data.find_split(val_split) && data.find_split(val_split)->inputs)
+    t.validation = split_samples(data, val_split);
+  if (p.has("predict"))
+    for (const Value& v : p.get("predict").as_array()) t.predict.push_back(v.as_string());
+  else
+    t.predict = splits_with_inputs(data);
+  for (const auto& s : t.predict) t.predict_samples.push_back(split_samples(data, s));
+  return t;
+}
+
+}  // namespace
+
+Json tune_target_unit(const Json& desc, TrainFn train_fn) {
+  const Params p = params_from_json(desc.at("node").get<std::string>(), desc.at("params"));
+  const auto data = dataset_from_json(desc.at("data"));
+  const TuningData t = tuning_data(p, *data);
+  const auto& train = t.train;
+  const auto& validation = t.validation;
+  const std::size_t i = desc.at("index").get<std::size_t>();
+  const std::string method = desc.at("method").get<std::string>(), target = desc.at("model").get<std::string>();
+  const fs::path target_path = desc.at("checkpoint").get<std::string>();
+  const fs::path dir = desc.at("dir").get<std::string>();
+  const std::string suffix = p.string("suffix"), save = p.string("save");
+  const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
+
+  const auto started = std::chrono::steady_clock::now();
+  const mlp::Model<float> pretrained = mlp::load_model(target_path);
+  if (pretrained.input_dim() != train.X.rows())
+    throw Error(fmt::format("the model takes {} inputs but split '{}' has {} columns", pretrained.input_dim(), p.string("train_split"),
+                            train.X.rows()));
+  // Each model its own stream, so results do not depend on which models are tuned together.
+  const std::uint64_t model_seed = seed * 1000003ull + i;
+  mlp::TuningSetup setup = mlp::prepare_tuning(pretrained, peft_options(p, *data, model_seed));
+  const mlp::TrainOptions options = train_options(p, model_seed);
+  Tuned tuned = train_fn(desc.at("term"), p, std::move(setup), options, train, validation ? &*validation : nullptr);
+
+  const std::string name = target + suffix;
+  Json predictions = Json::object();
+  for (std::size_t k = 0; k < t.predict.size(); ++k)
+    predictions[t.predict[k]] =
+        matrix_to_json(mlp::run_batches(tuned.setup.model, t.predict_samples[k].X, false, true).outputs.cast<double>());
+  fs::path path;
+  std::map<std::string, std::string> meta{{"tuned_from", target_path.filename().string()}, {"tuning_mode", p.string("mode")}};
+  if (!method.empty()) meta["tuning_method"] = method;
+  if (save == "merged") {
+    path = dir / (name + ".safetensors");
+    mlp::save_model(path, mlp::fold_lora(tuned.setup.model), meta);
+  } else if (save == "delta") {
+    path = dir / (name + ".delta.safetensors");
+    mlp::save_delta(path, tuned.setup.model, tuned.setup.trainable_names, target_path, meta);
+  }
+  Json d{{"mode", p.string("mode")},
+         {"trainable_parameters", tuned.setup.trainable_count},
+         {"train_samples", train.size()},
+         {"epochs", tuned.report.epochs},
+         {"best_epoch", tuned.report.best_epoch},
+         {"stopped_early", tuned.report.stopped_early},
+         {"train_loss", tuned.report.train_loss},
+         {"seed", model_seed}};
+  if (!method.empty()) d["tuned_from"] = target;
+  if (validation) d["validation_loss"] = tuned.report.validation_loss;
+  for (auto& [key, value] : tuned.details.items()) d[key] = value;
+  d["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return Json{{"name", name}, {"checkpoint", path.string()}, {"predictions", predictions}, {"details", d}};
+}
+
+void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
+                  const UnitKind& unit, const std::vector<Json>& terms) {
+  const Params& p = ctx.params();
+  if (terms.size() != targets.size())
+    throw Error(fmt::format("{} tuning terms for {} target models", terms.size(), targets.size()));
+  tuning_data(p, data);  // every split and the subsample are checked before any unit starts
+  const fs::path dir = ctx.out_dir() / ctx.id();
+  fs::create_directories(dir);
+  const std::string suffix = p.string("suffix"), save = p.string("save");
+  auto checkpoints = std::make_shared<Checkpoint>();
+  auto predictions = std::make_shared<Predictions>();
+  predictions->kind = data.kind;
+  checkpoints->models.resize(targets.size());
+  predictions->models.resize(targets.size());
+  std::vector<std::string> names;
+  for (const auto& m : targets) names.push_back(m.model);
+
+  Json common = Json::object();
+  common["node"] = ctx.id();
+  common["method"] = method;
+  common["params"] = params_to_json(p);
+  common["data"] = dataset_to_json(data);
+  common["dir"] = dir.string();
+  std::vector<Json> descriptions;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    Json d = common;
+    d["index"] = i;
+    d["model"] = targets[i].model;
+    d["checkpoint"] = targets[i].path.string();
+    d["term"] = terms[i];
+    descriptions.push_back(std::move(d));
+  }
+  const std::vector<Json> results = ctx.run_units("model", names, unit, descriptions);
+  Json& sum = ctx.summary();
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    const Json& r = results[i];
+    ModelPredictions& mp = predictions->models[i];
+    mp.model = r.at("name").get<std::string>();
+    for (const auto& [split, m] : r.at("predictions").items()) mp.splits[split] = matrix_from_json(m);
+    CheckpointRef& ref = checkpoints->models[i];
+    ref.model = mp.model;
+    ref.path = r.at("checkpoint").get<std::string>();
+    sum[targets[i].model + suffix] = r.at("details");
+  }
+  if (save == "none") checkpoints->models.clear();
+  ctx.publish("checkpoints", std::move(checkpoints));
+  ctx.publish("predictions", std::move(predictions));
+}
+
+}  // namespace caulk::models
