@@ -15,6 +15,7 @@ Writes into OUT_DIR:
   train_labels.npy, test_labels.npy     target classes (the digit, 0-9), int64
   ref/MODEL.SPLIT.features.npy          PyTorch's embed() of the file, float32
   ref/MODEL.SPLIT.probs.npy             softmax of forward()'s logits, float64
+  ground_truth.csv     each CNN's linear-probe test accuracy (scikit-learn), to judge rankers by
   bad/                 inputs caulk must refuse clearly: not_torchscript.pt, a manifest naming a
                        feature method the module lacks, images flattened to N x 64
   SKIP                 (only) why nothing was written: this interpreter has no torch or sklearn
@@ -187,6 +188,17 @@ for name in models:
     reference(name, f"{name}.pt", images)
 reference("untrained_as_parity", "untrained.pt", images, dict(models["parity"].named_parameters()))
 reference("tokens", "tokens.pt", tokens)
+
+# --- ground truth for judging rankers: each CNN's linear-probe test accuracy on the target task,
+# fitted by scikit-learn (L2 logistic regression) on PyTorch's features of the train split
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+with open(path("ground_truth.csv"), "w") as f:
+    f.write("model,accuracy\n")
+    for name in list(models) + ["untrained_as_parity"]:
+        train_x, test_x = (np.load(path("ref", f"{name}.{s}.features.npy")).astype(np.float64) for s in ("train", "test"))
+        probe = LogisticRegression(C=1.0, max_iter=5000).fit(train_x, classes[splits["train"]].numpy())
+        f.write(f"{name},{probe.score(test_x, classes[splits['test']].numpy()):.6f}\n")
 
 # --- what caulk must refuse, clearly
 with open(path("bad", "not_torchscript.pt"), "wb") as f:

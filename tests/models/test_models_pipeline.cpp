@@ -247,4 +247,22 @@ params = {{ labels = "{0}", inputs = "{1}/test_inputs.npy" }}
   EXPECT_THAT(bad.err, HasSubstr("have 2"));
 }
 
+// pipelines/real_models/real_models.toml on the zoo: every ranker, judged against the linear-probe
+// accuracy scikit-learn measured on PyTorch's features (the zoo's ground_truth.csv).
+TEST_F(ModelsPipeline, TheRealModelsPipelineRanksTheZoo) {
+  const fs::path pipeline = zoo().parent_path() / "real_models.toml";
+  fs::copy_file(source_dir() / "pipelines" / "real_models" / "real_models.toml", pipeline, fs::copy_options::overwrite_existing);
+  auto r = run_caulk({"run", pipeline.string(), "--out", (dir_ / "out").string(), "--jobs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = run_json();
+  EXPECT_EQ(j["status"], "ok");
+  for (const auto& [id, node] : j["nodes"].items()) EXPECT_EQ(node["status"], "ok") << id;
+  // The model pre-trained on the target's own labeling (all ten digits) probes best, by far
+  // (ground_truth.csv), and LogME ranks it first.
+  EXPECT_EQ(j["nodes"]["ranking"]["summary"]["order"][0], "digits");
+  EXPECT_EQ(j["nodes"]["judge"]["summary"]["logme"]["top1_regret"], 0.0);
+  EXPECT_GT(j["nodes"]["judge"]["summary"]["logme"]["kendall_tau"].get<double>(), 0.5);
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "report.html"));
+}
+
 }  // namespace
