@@ -14,6 +14,7 @@
 
 #include "caulk/io/npy.hpp"
 #include "cli.hpp"
+#include "distributed/mpi_support.hpp"
 #include "run_json.hpp"
 
 using namespace caulk::testing;
@@ -263,6 +264,30 @@ TEST_F(ModelsPipeline, TheRealModelsPipelineRanksTheZoo) {
   EXPECT_EQ(j["nodes"]["judge"]["summary"]["logme"]["top1_regret"], 0.0);
   EXPECT_GT(j["nodes"]["judge"]["summary"]["logme"]["kendall_tau"].get<double>(), 0.5);
   EXPECT_TRUE(fs::exists(dir_ / "out" / "report.html"));
+}
+
+// Under mpirun each model is a unit any rank may run (loading libtorch there): the same run.json
+// and feature files as one process.
+TEST_F(ModelsPipeline, UnderMpiTheRanksGiveTheSameRun) {
+  CAULK_REQUIRE_MPI();
+  const fs::path pipeline = zoo().parent_path() / "real_models_mpi.toml";
+  fs::copy_file(source_dir() / "pipelines" / "real_models" / "real_models.toml", pipeline, fs::copy_options::overwrite_existing);
+  auto one = run_caulk(mpi_run_args(pipeline, dir_ / "one", 1));
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto many = run_mpi(3, mpi_run_args(pipeline, dir_ / "many", 1));
+  ASSERT_EQ(many.exit_code, 0) << many.err;
+  const auto strip = [&](const std::string& folder) {
+    std::string s = comparable_run_json(run_json(folder)).dump();
+    const std::string prefix = (dir_ / folder).string();
+    for (std::size_t at; (at = s.find(prefix)) != std::string::npos;) s.replace(at, prefix.size(), "OUT");
+    return s;
+  };
+  EXPECT_EQ(strip("one"), strip("many"));
+  EXPECT_EQ(run_json("many")["ranks"]["processes"], 3);
+  for (const char* model : kCnnModels)
+    EXPECT_EQ(read_file(out(fmt::format("embed/{}.test.features.npy", model), "one")),
+              read_file(out(fmt::format("embed/{}.test.features.npy", model), "many")))
+        << model;
 }
 
 }  // namespace
