@@ -52,7 +52,8 @@ class ModelsPipeline : public ::testing::Test {
   std::string file(const std::string& name) const { return (zoo() / name).string(); }
 
   // dataset.load of the target task with `inputs` (images or tokens), then adapter.models.
-  std::string embed(const std::string& hub, const std::string& inputs = "inputs", const std::string& extra = "") const {
+  std::string embed(const std::string& hub, const std::string& inputs = "inputs", const std::string& extra = "",
+                    const std::string& params = "") const {
     return fmt::format(R"([pipeline]
 name = "digits-zoo"
 [[node]]
@@ -63,9 +64,9 @@ params = {{ labels = {{ train = "{0}/train_labels.npy", test = "{0}/test_labels.
 id = "embed"
 type = "adapter.models"
 inputs = {{ data = "task" }}
-params = {{ manifest = "{2}", batch_size = 32 }}
+params = {{ manifest = "{2}", batch_size = 32{4} }}
 {3})",
-                       zoo().string(), inputs, hub, extra);
+                       zoo().string(), inputs, hub, extra, params);
   }
 
   CliResult run(const std::string& pipeline, const std::vector<std::string>& extra = {}, const std::string& out = "out",
@@ -180,6 +181,21 @@ inputs = { data = "zoo.data", models = "zoo.models" }
   auto t = run(embed(file("tokens_hub.toml"), "tokens"), {}, "torch", "LD_DEBUG=files");
   ASSERT_EQ(t.exit_code, 0);
   EXPECT_THAT(t.err, HasSubstr("libtorch"));
+}
+
+TEST_F(ModelsPipeline, OnlyAndSplitsChooseWhatRuns) {
+  auto r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["parity", "digits"], splits = ["test"])"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = run_json()["nodes"]["embed"]["summary"];
+  EXPECT_EQ(summary.size(), 2u);
+  EXPECT_TRUE(summary.contains("parity") && summary.contains("digits"));
+  EXPECT_TRUE(fs::exists(out("embed/parity.test.features.npy")));
+  EXPECT_FALSE(fs::exists(out("embed/parity.train.features.npy")));
+  EXPECT_FALSE(fs::exists(out("embed/loops.test.features.npy")));
+
+  r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["resnet"])"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("`only` names model 'resnet', which is not in the hub"));
 }
 
 TEST_F(ModelsPipeline, AFileThatIsNotTorchScriptIsAClearError) {

@@ -29,7 +29,7 @@ std::vector<ModelSource> hub_sources(const NodeContext& ctx) {
     for (const CheckpointRef& r : ctx.input<Checkpoint>("models")->models) {
       ModelSource s;
       s.name = r.model;
-      (r.path.extension() == ".pt" ? s.torchscript : s.checkpoint) = r.path;
+      s.checkpoint = r.path;
       all.push_back(std::move(s));
     }
   } else {

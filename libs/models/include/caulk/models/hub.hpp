@@ -14,10 +14,9 @@ namespace caulk::models {
 // exactly one of `models` and `manifest`.
 void declare_model_hub(NodeSpec& s);
 
-// The models of the `models` input or the manifest, in hub order, restricted to `only`. A
-// Checkpoint's model is an MLP checkpoint, or a TorchScript module when its file ends in .pt
-// (features are then forward's output). Throws Error when neither or both are given, or when
-// `only` names a model the hub lacks.
+// The models of the `models` input (MLP checkpoints: a Checkpoint carries no TorchScript
+// entry's feature_method) or the manifest, in hub order, restricted to `only`. Throws Error when
+// neither or both are given, or when `only` names a model the hub lacks.
 std::vector<ModelSource> hub_sources(const NodeContext& ctx);
 
 // A ModelSource in a unit description and back (paths as strings, exactly).
