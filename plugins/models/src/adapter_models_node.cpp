@@ -3,8 +3,6 @@
 // publishes its features and source-class probabilities, so every ranker works on real models.
 #include <fmt/format.h>
 
-#include <numeric>
-
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/npy.hpp"
