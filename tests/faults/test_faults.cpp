@@ -392,20 +392,26 @@ TEST_F(Faults, OverwriteNeverReplacesWhatCaulkDidNotWrite) {
 
 // ------------------------------------------------------------------ invalid UTF-8
 
-// Defect 3: a CSV field that is not UTF-8, echoed in the node's error, made the JSON writer throw:
-// exit 2, no run.json, the real error lost.
+// Defect 3: invalid UTF-8 in a node's error (a raw CSV field, a Latin-1 folder name) made the JSON
+// writer throw: exit 2, no run.json, the real error lost. CSV fields are now quoted escaped
+// (docs/reliability.md, "Errors describe a bad file"), so the invalid bytes that still reach
+// run.json come from the path: a folder named in Latin-1.
 TEST_F(Faults, InvalidUtf8InACsvKeepsTheRecordTheErrorAndTheExitCode) {
-  dir_.write("utf8/labels.csv", "label\n\xff\xfe" "bad\n1.5\n");
+  const std::string latin1 = "caf\xe9";
+  dir_.write(latin1 + "/labels.csv", "label\n\xff\xfe" "bad\n1.5\n");
   dir_.write("utf8/p.toml", "[pipeline]\nname = \"utf8\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
-                            "params = { labels = \"labels.csv\", kind = \"regression\" }\n");
+                            "params = { labels = \"../" + latin1 + "/labels.csv\", kind = \"regression\" }\n");
   const Ended e = run_to_end({"run", (root_ / "utf8" / "p.toml").string(), "--out", (root_ / "utf8" / "out").string()}, root_ / "utf8-run");
   const std::string err = read_file(root_ / "utf8-run.err");
   EXPECT_EQ(e.exit_code, 1) << err;
   EXPECT_THAT(err, HasSubstr("node 'task' (dataset.load) failed: "));
+  EXPECT_THAT(err, HasSubstr(latin1 + "/labels.csv"));  // stderr keeps the original bytes
   const auto record = read_json(root_ / "utf8" / "out" / "run.json");
   ASSERT_FALSE(record.is_discarded()) << err;
   EXPECT_EQ(record.value("status", ""), "failed");
-  EXPECT_THAT(record["nodes"]["task"].value("error", ""), HasSubstr("'\xef\xbf\xbd\xef\xbf\xbd" "bad' is not a number"));
+  const std::string error = record["nodes"]["task"].value("error", "");
+  EXPECT_THAT(error, HasSubstr("caf\xef\xbf\xbd/labels.csv"));
+  EXPECT_THAT(error, HasSubstr("bad' is not a number"));
 }
 
 }  // namespace

@@ -39,6 +39,18 @@ inline std::string file_fingerprint(const std::filesystem::path& p) {
   return hex;
 }
 
+// Every string with the checkout's absolute path written as "<source>", so a record made in one
+// checkout compares equal in another (CI clones elsewhere).
+inline void replace_source_dir(nlohmann::json& j, const std::string& source) {
+  if (j.is_string()) {
+    std::string s = j.get<std::string>();
+    for (std::size_t at = s.find(source); at != std::string::npos; at = s.find(source, at + 8)) s.replace(at, source.size(), "<source>");
+    j = s;
+  } else if (j.is_structured()) {
+    for (auto& v : j) replace_source_dir(v, source);
+  }
+}
+
 // What is recorded of a run's output folder: {"run": run.json without timings, "files": {path: fingerprint}}.
 inline nlohmann::json golden_record(const std::filesystem::path& out) {
   nlohmann::json files = nlohmann::json::object();
@@ -47,7 +59,9 @@ inline nlohmann::json golden_record(const std::filesystem::path& out) {
     const std::string rel = e.path().lexically_relative(out).generic_string();
     files[rel] = golden_ignores_content(rel) ? std::string("(exists; content not compared)") : file_fingerprint(e.path());
   }
-  return {{"run", comparable_run_json(nlohmann::json::parse(read_file(out / "run.json")))}, {"files", files}};
+  nlohmann::json run = comparable_run_json(nlohmann::json::parse(read_file(out / "run.json")));
+  replace_source_dir(run, source_dir().string());
+  return {{"run", run}, {"files", files}};
 }
 
 // A key as a JSON pointer step (RFC 6901: "~" and "/" escaped).

@@ -265,7 +265,7 @@ class Interruption : public ::testing::Test {
     caulk::testing::register_fake_nodes(registry_);
     PluginInfo info;
     info.name = "durable-tests";
-    info.loaded = true;
+    info.status = PluginStatus::loaded;
     PluginRegistrar reg(registry_, info, nullptr);
     reg.add_node<RecordWatcher>();
     reg.add_node<Latin1Failure>();
@@ -328,7 +328,7 @@ TEST_F(Interruption, UnitsStopStartingAndTheNodeIsInterruptedNotFailed) {
   std::atomic<int> ran{0};
   PluginInfo info;
   info.name = "units";
-  info.loaded = true;
+  info.status = PluginStatus::loaded;
   // for_each_unit: the third unit asks to stop; no unit starts after it.
   NodeSpec spec("test.unit_loop", "for_each_unit over 50 units");
   spec.output("table", "Table", "nothing");

@@ -11,10 +11,10 @@
 #include "caulk/context.hpp"
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
-#include "feature_stats.hpp"
-#include "logme.hpp"
-#include "memory_estimates.hpp"
-#include "transferability.hpp"
+#include "caulk/transferability/feature_stats.hpp"
+#include "caulk/transferability/logme.hpp"
+#include "rankers/algorithms/memory_estimates.hpp"
+#include "rankers/algorithms/transferability.hpp"
 
 namespace caulk::rank {
 namespace {

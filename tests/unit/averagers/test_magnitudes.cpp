@@ -12,8 +12,8 @@
 #include "caulk/error.hpp"
 #include "caulk/io/npy.hpp"
 #include "cli.hpp"
-#include "combination.hpp"
-#include "simplex.hpp"
+#include "averagers/algorithms/combination.hpp"
+#include "averagers/algorithms/simplex.hpp"
 #include "test_support.hpp"
 
 namespace caulk::avg {

@@ -10,7 +10,7 @@
 
 #include "caulk/io/npy.hpp"
 #include "cli.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 #include "merge_test_support.hpp"
 
 namespace caulk::merge {

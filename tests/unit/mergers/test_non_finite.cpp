@@ -10,9 +10,9 @@
 
 #include "caulk/error.hpp"
 #include "cli.hpp"
-#include "merge_methods.hpp"
+#include "mergers/algorithms/merge_methods.hpp"
 #include "merge_test_support.hpp"
-#include "non_finite.hpp"
+#include "mergers/algorithms/non_finite.hpp"
 
 namespace caulk::merge {
 namespace {

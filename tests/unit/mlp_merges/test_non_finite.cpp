@@ -9,7 +9,7 @@
 #include "caulk/io/npy.hpp"
 #include "cli.hpp"
 #include "merge_test_support.hpp"
-#include "mlp_checkpoint.hpp"
+#include "caulk/mlp/mlp_checkpoint.hpp"
 
 using namespace caulk::testing;
 using ::testing::HasSubstr;
