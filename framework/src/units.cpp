@@ -23,6 +23,12 @@ std::shared_ptr<const Dataset> UnitContext::dataset(const std::string& port) con
                           batch_.datasets.empty() ? "has none (the node has no Dataset input)" : "has none"));
 }
 
+bool UnitContext::has_dataset(const std::string& port) const {
+  for (const auto& [p, d] : batch_.datasets)
+    if (p == port) return true;
+  return false;
+}
+
 std::unique_ptr<Node> UnitContext::make_node() const { return batch_.node_type->make(); }
 
 void UnitContext::check_memory(std::size_t bytes, const std::string& what, const std::string& advice) const {

@@ -23,6 +23,7 @@ class SlowUnits : public caulk::Node {
   static caulk::NodeSpec spec() {
     caulk::NodeSpec s("test.slow_units", "Distributable units that sleep, may fail on one rank, and write a file each");
     s.input_optional("after", "Table", "runs after this node (to build chains)");
+    s.input_optional("data", "Dataset", "when given, each unit also reports the rows of its train split (as its rank sees them)");
     s.output("table", "Table", "unit and value (i * i), in unit order");
     s.param(caulk::ParamSpec::integer("units", 6, "how many units").range(0, 1000));
     s.param(caulk::ParamSpec::integer("sleep_ms", 0, "how long each unit takes").range(0, 600000));
@@ -43,7 +44,9 @@ class SlowUnits : public caulk::Node {
     caulk::io::AtomicFile f(dir / fmt::format("u{}.txt", i));
     f.write(fmt::format("unit {} complete\n", i));
     f.commit();
-    return Json{{"value", i * i}};
+    Json result{{"value", i * i}};
+    if (ctx.has_dataset("data")) result["rows"] = ctx.dataset("data")->split("train").rows;
+    return result;
   }
 
   void run(caulk::NodeContext& ctx) override {
@@ -66,6 +69,11 @@ class SlowUnits : public caulk::Node {
       values.push_back(results[i].at("value"));
     }
     ctx.summary()["values"] = values;
+    if (ctx.has_input("data")) {
+      Json rows = Json::array();
+      for (const auto& r : results) rows.push_back(r.at("rows"));
+      ctx.summary()["rows"] = rows;
+    }
     ctx.publish("table", std::move(table));
   }
 };

@@ -73,6 +73,7 @@ class UnitContext {
   const Params& params() const { return *batch_.params; }
   // The Dataset on the node's input `port` (throws Error naming the port when there is none).
   std::shared_ptr<const Dataset> dataset(const std::string& port) const;
+  bool has_dataset(const std::string& port) const;
   template <class T>
   std::shared_ptr<const T> input(const std::string& port) const {
     static_assert(std::is_same_v<T, Dataset>, "units receive the node's Dataset inputs only; put other inputs in the payloads");
