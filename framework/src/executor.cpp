@@ -135,7 +135,7 @@ struct Scheduler {
         for (auto& f : files_named_by(*a)) handed.push_back(std::move(f));
     env.log_line(fmt::format("[caulk] start {} ({})", node.config.id, node.config.type));
     auto started = std::chrono::steady_clock::now();
-    NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env);
+    NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env, node.type);
     std::string error;
     bool interrupted = false;
     std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> published;

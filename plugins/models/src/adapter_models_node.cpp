@@ -18,15 +18,15 @@ namespace caulk::models {
 
 namespace {
 
-// One model on every split, from its description alone (the model's source, the dataset's input
-// files, the output folder), so any rank can run it. The model is opened here: a process that
+// One model on every split, from its payload (the model's source, the splits, the output folder)
+// and the node's Params and Dataset, which the engine hands every unit, so any rank can run it. The model is opened here: a process that
 // runs no TorchScript model never loads libtorch. Batches of a split run in parallel on this
 // process's pool; each writes its own rows, so the numbers do not depend on --jobs.
-Json embed_any_model_unit(const Json& d) {
+Json embed_any_model_unit(UnitContext& ctx, const Json& d) {
   const ModelSource source = source_from_json(d.at("source"));
   const fs::path dir = d.at("dir").get<std::string>();
-  const auto data = dataset_from_json(d.at("data"));
-  const std::int64_t batch_size = d.at("batch_size").get<std::int64_t>();
+  const auto data = ctx.dataset("data");
+  const std::int64_t batch_size = ctx.params().integer("batch_size");
   const std::unique_ptr<Model> model = open_model(source);
   const bool logits = model->output_kind() == OutputKind::Logits;
   Json features = Json::object(), probs_files = Json::object();
@@ -52,8 +52,6 @@ Json embed_any_model_unit(const Json& d) {
                       {"parameters", parameters}};
   return Json{{"features", features}, {"source_probs", probs_files}, {"details", details}};
 }
-
-constexpr UnitKind kEmbedAnyModelUnit{"models.embed_any_model", &embed_any_model_unit};
 
 fs::path model_file(const ModelSource& s) {
   return !s.checkpoint.empty() ? s.checkpoint : !s.torchscript.empty() ? s.torchscript : s.onnx;
@@ -100,19 +98,9 @@ class AdapterModels : public Node {
     out->models.resize(models.size());
     std::vector<std::string> names;
     for (const auto& m : models) names.push_back(m.name);
-    Dataset subset;  // only the splits to embed travel with each unit
-    subset.kind = data->kind;
-    subset.class_names = data->class_names;
-    for (const auto& s : splits) subset.splits.push_back(data->split(s));
-    const Json data_json = dataset_to_json(subset);
-    std::vector<Json> descriptions;
-    for (const auto& m : models)
-      descriptions.push_back(Json{{"source", source_to_json(m)},
-                                  {"dir", dir.string()},
-                                  {"splits", splits},
-                                  {"batch_size", p.integer("batch_size")},
-                                  {"data", data_json}});
-    const std::vector<Json> results = ctx.run_units("model", names, kEmbedAnyModelUnit, descriptions);
+    std::vector<Json> payloads;
+    for (const auto& m : models) payloads.push_back(Json{{"source", source_to_json(m)}, {"dir", dir.string()}, {"splits", splits}});
+    const std::vector<Json> results = ctx.run_units("model", names, payloads);
     Json& sum = ctx.summary();
     for (std::size_t i = 0; i < models.size(); ++i) {
       ModelEmbedding& e = out->models[i];
@@ -124,13 +112,14 @@ class AdapterModels : public Node {
     }
     ctx.publish("features", std::move(out));
   }
+
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return embed_any_model_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_adapter_models(PluginRegistrar& r) {
   r.add_node<AdapterModels>();
-  r.add_unit_function(kEmbedAnyModelUnit);
 }
 
 }  // namespace caulk::models
