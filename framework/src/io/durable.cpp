@@ -461,7 +461,9 @@ std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int dept
     if (ec) continue;
     TemporaryName parsed;
     if (!parse_temporary_name(name, parsed)) {
-      if (depth > 0 && st.type() == fs::file_type::directory && name[0] != '.') folders.push_back(p);
+      // Hidden folders are the user's, except .caulk (the run folder's own state: lock, hash cache,
+      // ledger), whose files are written through the same primitive and leave the same temporaries.
+      if (depth > 0 && st.type() == fs::file_type::directory && (name[0] != '.' || name == ".caulk")) folders.push_back(p);
       continue;
     }
     if (st.type() == fs::file_type::symlink || owner_alive(parsed.owner)) continue;
