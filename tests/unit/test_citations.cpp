@@ -1,5 +1,5 @@
 // The repository stands alone: code comments and documents cite docs/ (docs/references.md for the
-// papers), never documents outside it, and every docs/NAME.md they cite exists.
+// papers), never documents outside it, and every document of docs/ they cite exists.
 #include <gtest/gtest.h>
 
 #include <filesystem>
