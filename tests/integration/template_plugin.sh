@@ -99,7 +99,10 @@ fi
 if [[ -n "$mpiexec" && "$mode" == build-tree ]]; then
   root=()
   [[ $(id -u) == 0 ]] && root=(--allow-run-as-root)
-  (cd / && env -u CAULK_PLUGIN_PATH "$mpiexec" "${root[@]}" --oversubscribe --bind-to none --mca btl self,tcp \
+  # The ranks keep AddressSanitizer but not LeakSanitizer (without sanitizers the variable is
+  # ignored): Open MPI leaves allocations in components it dlcloses at MPI_Finalize, which
+  # LeakSanitizer reports as "<unknown module>"; tests/unit/distributed/mpi_support.hpp does the same.
+  (cd / && env -u CAULK_PLUGIN_PATH ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "$mpiexec" "${root[@]}" --oversubscribe --bind-to none --mca btl self,tcp \
      --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo --mca pml ob1 -np 2 \
      "$caulk" run "$work/p.toml" --out "$work/out-mpi" --jobs 1 >"$work/stdout-mpi" 2>"$work/stderr-mpi") || {
     cat "$work/stderr-mpi"
