@@ -6,15 +6,17 @@ set -euo pipefail
 
 core=(cmake make g++ pkg-config
       libboost-dev libtomlplusplus-dev libeigen3-dev libopenblas-dev liblapacke-dev
-      liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+      liblbfgspp-dev libcli11-dev nlohmann-json3-dev libfmt-dev libxxhash-dev
       libpng-dev libgtest-dev libgmock-dev libbenchmark-dev
       nodejs npm   # npm installs the report's charting JavaScript at build time (docs/report.md)
-      graphviz)    # dot draws the pipeline graph in every report, the demo's included
+      graphviz     # dot draws the pipeline graph in every report, the demo's included
+      libtorch-dev)  # TorchScript models (libs/models_torch; built only when present)
 fuzz=(clang-14 libclang-rt-14-dev)
 browser=(chromium)  # the report's browser test (headless Chromium)
 mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
-# PyTorch, to check that caulk's checkpoints run in it (a test of make test).
-torch=(python3-torch)
+# PyTorch, to check that caulk's checkpoints run in it and that TorchScript models give PyTorch's
+# numbers (tests of make test); scikit-learn's digits images for the TorchScript benchmark.
+torch=(python3-torch python3-sklearn)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(core)

@@ -1,4 +1,4 @@
-// The caulk command line: run, check, graph, nodes and report. Exit codes are a promise:
+// The caulk command line: run, rerun, check, graph, nodes and report. Exit codes are a promise:
 // 0 ok, 1 a node failed while running, 2 usage or pipeline error, 3 a plugin failed to load,
 // 130 / 143 a run stopped by SIGINT / SIGTERM (docs/reliability.md).
 #include <CLI/CLI.hpp>
@@ -16,6 +16,9 @@
 #include "caulk/describe.hpp"
 #include "caulk/distributed.hpp"
 #include "caulk/executor.hpp"
+#include "caulk/io/input_file.hpp"
+#include "caulk/json_text.hpp"
+#include "caulk/run_folder.hpp"
 #include "caulk/pipeline.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/version.hpp"
@@ -35,6 +38,10 @@ struct Options {
   std::string node_type;
   bool markdown = false;
   std::string title;
+  // `caulk rerun`: the recorded pipeline's text (parsed as if read from `file`) and run folder.
+  std::optional<std::string> pipeline_text;
+  std::string rerun_dir;
+  std::vector<std::string> command;  // argv, for the run's provenance
 };
 
 void say_error(const std::string& message) { std::cerr << "caulk: error: " << message << "\n"; }
@@ -76,10 +83,25 @@ int report_pipeline_error(const PipelineError& e) {
 // and returns nothing; otherwise reports why and returns the exit code: 3 when the pipeline needs
 // a plugin that could not be loaded (one it names, or one that may provide a node type it uses),
 // else 2. Plugin failures the pipeline does not depend on are warnings.
-std::optional<int> load_pipeline(Registry& registry, const Options& o, Pipeline& pipeline) {
+std::optional<int> load_pipeline(Registry& registry, const Options& o, Pipeline& pipeline, std::string* text_out = nullptr) {
   PipelineConfig config;
   try {
-    config = parse_pipeline_file(o.file);
+    // Read once: what is parsed is what the run folder keeps a copy of.
+    std::string text;
+    if (o.pipeline_text) {
+      text = *o.pipeline_text;
+    } else {
+      try {
+        text = io::read_text_file(o.file);
+      } catch (const DataError& e) {
+        Diagnostic d;
+        d.where.file = o.file;
+        d.message = e.problem() == "cannot open: no such file" ? std::string("no such pipeline file") : e.problem();
+        throw PipelineError({d});
+      }
+    }
+    config = parse_pipeline_text(text, o.file);
+    if (text_out) *text_out = std::move(text);
     apply_overrides(config, o.sets);
   } catch (const PipelineError& e) {
     warn_about_plugin_failures(registry);
@@ -118,7 +140,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
     // The pipeline's own plugins too, so their units run here; rank 0 reports any problem with them.
     // A unit whose function is still missing fails on this rank, named.
     try {
-      load_pipeline_plugins(parse_pipeline_file(o.file), registry);
+      load_pipeline_plugins(o.pipeline_text ? parse_pipeline_text(*o.pipeline_text, o.file) : parse_pipeline_file(o.file), registry);
     } catch (const std::exception&) {
     }
     return mpi->serve(registry, jobs);
@@ -128,8 +150,11 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   std::optional<InterruptHandling> interrupts;
   if (!mpi) interrupts.emplace();
   Pipeline pipeline;
-  if (auto exit_code = load_pipeline(registry, o, pipeline)) return *exit_code;
+  std::string pipeline_text;
+  if (auto exit_code = load_pipeline(registry, o, pipeline, &pipeline_text)) return *exit_code;
+  const RunInvocation invocation = describe_invocation(o.command, o.sets, o.plugin_paths, pipeline_text, pipeline, registry);
   RunOptions run;
+  run.invocation = &invocation;
   run.out_dir = o.out.empty() ? fs::path("runs") / pipeline.config.name : fs::path(o.out);
   run.jobs = jobs;
   run.memory_limit = o.memory_limit.empty() ? default_memory_limit() : parse_memory_size(o.memory_limit);
@@ -148,11 +173,74 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
     return exit_code_for_signal(report.interrupted_by);
   }
   if (report.ok && report.record_error.empty()) {
-    std::cerr << fmt::format("caulk: {} ok; results in {}\n", pipeline.config.name, record);
+    std::cerr << fmt::format("caulk: {} ok; results in {} ({} and {} output{} of its nodes)\n", pipeline.config.name,
+                             run.out_dir.string(), record, report.outputs_written, report.outputs_written == 1 ? "" : "s");
     return kExitOk;
   }
   std::cerr << fmt::format("caulk: {} failed{}\n", pipeline.config.name, where);
   return kExitNodeFailed;
+}
+
+// `caulk rerun RUN_DIR`: the pipeline RUN_DIR keeps (pipeline.toml), read as if from the file it
+// was copied from (so relative paths mean what they meant), with the recorded overrides, plugin
+// folders and working folder; into RUN_DIR itself unless --out says otherwise.
+int cmd_rerun(Options o, int& argc, char**& argv) {
+  const fs::path dir = fs::absolute(o.rerun_dir).lexically_normal();
+  Json record;
+  try {
+    record = Json::parse(io::read_text_file(dir / "run.json"));
+  } catch (const std::exception& e) {
+    say_error(fmt::format("{} holds no readable run record (run.json): {}; give the output folder of a `caulk run`", dir.string(), e.what()));
+    return kExitUsage;
+  }
+  const Json provenance = record.value("provenance", Json::object());
+  if (!provenance.contains("pipeline_file") || !provenance.contains("overrides")) {
+    say_error(fmt::format("{}/run.json records no pipeline to run again (it was written by a caulk without provenance, or "
+                          "not by `caulk run`)", dir.string()));
+    return kExitUsage;
+  }
+  try {
+    o.pipeline_text = io::read_text_file(dir / provenance.value("pipeline_copy", std::string("pipeline.toml")));
+    o.file = provenance.at("pipeline_file").get<std::string>();
+    o.sets = provenance.at("overrides").get<std::vector<std::string>>();
+    o.plugin_paths = provenance.value("plugin_paths", std::vector<std::string>());
+    // The recorded folders come first, so the plugins found are those of the run.
+    const std::string env = provenance.value("plugin_path_env", std::string());
+    if (env.empty())
+      ::unsetenv("CAULK_PLUGIN_PATH");
+    else
+      ::setenv("CAULK_PLUGIN_PATH", env.c_str(), 1);
+  } catch (const std::exception& e) {
+    say_error(fmt::format("{}: cannot read the recorded pipeline: {}", dir.string(), e.what()));
+    return kExitUsage;
+  }
+  o.out = o.out.empty() ? dir.string() : fs::absolute(o.out).lexically_normal().string();
+  // Relative paths of the recorded command line (overrides) meant the folder it ran in.
+  const std::string cwd = provenance.value("working_dir", std::string());
+  std::error_code ec;
+  if (!cwd.empty() && fs::is_directory(cwd, ec)) fs::current_path(cwd, ec);
+  std::cerr << fmt::format("caulk: running again {} as recorded in {} ({} override{})\n", o.file, dir.string(), o.sets.size(),
+                           o.sets.size() == 1 ? "" : "s");
+  // Plugins that changed since the run are said: the results may differ.
+  Registry probe;
+  load_plugins(probe, o);
+  for (const auto& p : provenance.value("plugins", Json::array())) {
+    if (!p.value("used", false)) continue;
+    const std::string name = p.value("name", std::string());
+    const PluginInfo* now = nullptr;
+    for (const auto& q : probe.plugins())
+      if (q.loaded() && q.name == name) now = &q;
+    if (!now) {
+      std::cerr << fmt::format("caulk: warning: plugin '{}' of the recorded run is not found now\n", name);
+      continue;
+    }
+    FileHashCache hashes;
+    const auto h = hashes.hash(now->path);
+    if (now->version != p.value("version", std::string()) || !h || *h != p.value("xxh3_128", std::string()))
+      std::cerr << fmt::format("caulk: warning: plugin '{}' differs from the recorded run's (version {} then, {} now; file {})\n",
+                               name, p.value("version", std::string()), now->version, now->path.string());
+  }
+  return cmd_run(o, argc, argv);
 }
 
 int cmd_check(const Options& o) {
@@ -224,6 +312,8 @@ int cmd_report(const Options& o) {
     say_error((dir / "run.json").string() + " does not exist: give the output folder of a `caulk run` (its --out)");
     return kExitUsage;
   }
+  // Not while a run writes into the folder (caulk/run_folder.hpp).
+  const RunFolderLock lock(dir);
   std::map<std::string, Value> values;
   for (const auto& p : type->spec.params)
     if (p.default_value) values[p.name] = *p.default_value;
@@ -281,6 +371,12 @@ int main(int argc, char** argv) {
         }
       });
 
+  auto* rerun = app.add_subcommand("rerun", "Run again the pipeline a run folder recorded, with its overrides and plugins");
+  rerun->add_option("run_dir", o.rerun_dir, "A run's output folder (with its run.json and pipeline.toml)")->required()->type_name("RUN_DIR");
+  rerun->add_option("--out", o.out, "Output folder (default: RUN_DIR itself)")->type_name("DIR");
+  rerun->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
+  rerun->add_option("--memory-limit", o.memory_limit, "As for run")->type_name("SIZE");
+
   auto* check = app.add_subcommand("check", "Validate a pipeline without running it");
   check->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
   check->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
@@ -306,8 +402,10 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  o.command.assign(argv, argv + argc);
   try {
     if (*run) return cmd_run(o, argc, argv);
+    if (*rerun) return cmd_rerun(o, argc, argv);
     if (*check) return cmd_check(o);
     if (*graph) return cmd_graph(o);
     if (*nodes) return cmd_nodes(o);
@@ -317,6 +415,9 @@ int main(int argc, char** argv) {
     return kExitPlugin;
   } catch (const PipelineError& e) {
     return report_pipeline_error(e);
+  } catch (const RunFolderBusy& e) {
+    say_error(e.what());
+    return kExitUsage;
   } catch (const std::bad_alloc&) {
     say_error("out of memory");
     return kExitNodeFailed;

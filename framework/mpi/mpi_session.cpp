@@ -5,7 +5,9 @@
 // --jobs threads take units from the front, and a communication thread, the only thread that
 // calls MPI on rank 0, deals the next unit to any worker slot that is free: a worker announces
 // --jobs slots and each result frees one, so a slow model never holds up the rest (no static
-// split). Messages are CBOR (exact doubles) over point-to-point sends; nobody busy-waits (an idle
+// split). What a batch's units share (node type, id, params, datasets: unit_batch_header) goes
+// to a worker once, with the first unit of that batch it takes; its later units carry only their
+// payload, and the worker forgets the batch when rank 0 says it is done. Messages are CBOR (exact doubles) over point-to-point sends; nobody busy-waits (an idle
 // loop sleeps between probes), so MPI takes no core from the computation.
 #include <signal.h>
 #include <unistd.h>
@@ -37,7 +39,7 @@ namespace {
 
 namespace bmpi = boost::mpi;
 
-enum Tag : int { kReady = 1, kUnit = 2, kResult = 3, kStop = 4, kHeartbeat = 5 };
+enum Tag : int { kReady = 1, kUnit = 2, kResult = 3, kStop = 4, kHeartbeat = 5, kBatchDone = 6 };
 constexpr auto kIdlePoll = std::chrono::microseconds(500);
 constexpr auto kHeartbeatEvery = std::chrono::seconds(1);
 
@@ -130,10 +132,10 @@ class Coordinator : public UnitDispatcher {
   }
 
   std::vector<UnitOutcome> run(const UnitBatch& batch) override {
-    const std::size_t n = batch.descriptions->size();
+    const std::size_t n = batch.payloads->size();
     std::vector<UnitOutcome> outcomes(n);
     if (n == 0) return outcomes;
-    Batch state{&batch, &outcomes, {}, n, {}};
+    Batch state{&batch, &outcomes, {}, n, {}, std::nullopt};
     for (std::size_t i = 0; i < n; ++i) state.queue.push_back(i);
     std::uint64_t id;
     {
@@ -152,12 +154,13 @@ class Coordinator : public UnitDispatcher {
           index = state.queue.front();
           state.queue.pop_front();
         }
-        complete(state, index, run_unit_caught(batch.kind.run, (*batch.descriptions)[index], 0));
+        complete(state, index, run_unit_caught(batch, index, 0));
       }
     });
     std::unique_lock lock(mutex_);
     state.done.wait(lock, [&] { return state.remaining == 0; });
     batches_.erase(id);
+    finished_.push_back(id);
     return outcomes;
   }
 
@@ -168,6 +171,7 @@ class Coordinator : public UnitDispatcher {
     std::deque<std::size_t> queue;  // units not yet taken
     std::size_t remaining;          // units not yet finished
     std::condition_variable done;
+    std::optional<Bytes> header;    // unit_batch_header in CBOR, made when a worker first needs it
   };
 
   void complete(Batch& state, std::size_t index, UnitOutcome outcome) {
@@ -245,16 +249,23 @@ class Coordinator : public UnitDispatcher {
         while (free_slots_[w] > 0 && !lost_[w]) {
           std::uint64_t id;
           std::size_t index;
-          Json message = Json::object();
+          Batch* state;
           {
             std::lock_guard lock(mutex_);
             if (!take(id, index)) break;
-            const Batch& state = *batches_.at(id);
-            message["b"] = id;
-            message["i"] = index;
-            message["f"] = state.batch->kind.name;
-            message["d"] = (*state.batch->descriptions)[index];
+            state = batches_.at(id);  // alive until its unit `index` completes
           }
+          Json message = Json::object();
+          message["b"] = id;
+          message["i"] = index;
+          auto& sent = header_sent_[id];
+          if (sent.empty()) sent.assign(world_.size(), false);
+          if (!sent[w]) {
+            if (!state->header) state->header = Json::to_cbor(unit_batch_header(*state->batch));
+            message["h"] = Json::binary(*state->header);
+            sent[w] = true;
+          }
+          message["p"] = (*state->batch->payloads)[index];
           Bytes bytes = Json::to_cbor(message);
           bytes_out_ += bytes.size();
           out.send(w, kUnit, std::move(bytes));
@@ -264,6 +275,7 @@ class Coordinator : public UnitDispatcher {
           active = true;
         }
       }
+      forget_finished_batches(out);
       bool idle_workers = true;
       for (const auto& d : dealt_) idle_workers = idle_workers && d.empty();
       {
@@ -275,6 +287,26 @@ class Coordinator : public UnitDispatcher {
     for (int w = 1; w < world_.size(); ++w)
       if (!lost_[w]) out.send(w, kStop, Json::to_cbor(Json::object()));
     out.wait_all(lost_);
+  }
+
+  // Tells each worker that received a finished batch's header to drop it. Communication thread only.
+  void forget_finished_batches(Outgoing& out) {
+    std::vector<std::uint64_t> finished;
+    {
+      std::lock_guard lock(mutex_);
+      finished.swap(finished_);
+    }
+    for (std::uint64_t id : finished) {
+      auto it = header_sent_.find(id);
+      if (it == header_sent_.end()) continue;
+      for (int w = 1; w < world_.size(); ++w)
+        if (it->second[w] && !lost_[w]) {
+          Bytes bytes = Json::to_cbor(Json{{"b", id}});
+          bytes_out_ += bytes.size();
+          out.send(w, kBatchDone, std::move(bytes));
+        }
+      header_sent_.erase(it);
+    }
   }
 
   // A worker that gave no sign of life (results or heartbeats) for the timeout is lost: its units
@@ -312,6 +344,7 @@ class Coordinator : public UnitDispatcher {
   mutable std::mutex mutex_;
   std::map<std::uint64_t, Batch*> batches_;
   std::deque<std::uint64_t> order_;  // batches in the order they were queued
+  std::vector<std::uint64_t> finished_;  // batches whose units all came back (workers may forget them)
   std::uint64_t next_id_ = 0;
   bool ending_ = false;
   std::atomic<bool> any_lost_{false};
@@ -320,6 +353,7 @@ class Coordinator : public UnitDispatcher {
   std::vector<int> free_slots_;
   std::vector<std::size_t> units_done_;  // (under mutex_: ranks() reads it)
   std::vector<std::vector<std::pair<std::uint64_t, std::size_t>>> dealt_;
+  std::map<std::uint64_t, std::vector<bool>> header_sent_;  // batch -> the workers that have its header
   std::vector<bool> lost_ = std::vector<bool>(world_.size(), false);
   std::vector<bool> ready_ = std::vector<bool>(world_.size(), false);  // the worker's kReady arrived
   std::vector<std::chrono::steady_clock::time_point> last_heard_ =
@@ -364,6 +398,29 @@ class MpiSession : public DistributedSession {
     return *coordinator_;
   }
 
+  // A batch as a worker holds it: rebuilt from its header, or why it could not be.
+  struct WorkerBatch {
+    std::shared_ptr<RemoteUnitBatch> remote;
+    std::string error;
+  };
+  WorkerBatch receive_batch(const Registry& registry, const Json& header_cbor) const {
+    WorkerBatch b;
+    try {
+      const Json header = Json::from_cbor(header_cbor.get_binary());
+      const std::string type = unit_batch_type(header);
+      const NodeType* node_type = registry.find_node(type);
+      if (!node_type || !node_type->run_unit) {
+        b.error = "no plugin loaded on this rank registers the distributable node type '" + type +
+                  "' (every rank must load the same plugins)";
+        return b;
+      }
+      b.remote = unit_batch_from_header(header, node_type);
+    } catch (const std::exception& e) {
+      b.error = std::string("the batch's shared data could not be read on this rank: ") + e.what();
+    }
+    return b;
+  }
+
   int serve(const Registry& registry, unsigned jobs) override {
     jobs = std::max(1u, jobs);
     std::mutex outbox_mutex;
@@ -375,6 +432,7 @@ class MpiSession : public DistributedSession {
     auto last_beat = std::chrono::steady_clock::now();
     std::size_t running = 0;
     bool stopping = false;
+    std::map<std::uint64_t, std::shared_ptr<const WorkerBatch>> batches;  // headers received, by batch
     for (;;) {
       bool active = false;
       out.progress();
@@ -386,20 +444,25 @@ class MpiSession : public DistributedSession {
           stopping = true;
           break;
         }
+        if (message->first.tag() == kBatchDone) {
+          batches.erase(Json::from_cbor(message->second).at("b").get<std::uint64_t>());
+          continue;
+        }
         if (message->first.tag() != kUnit) continue;
         ++running;
         auto unit = std::make_shared<Json>(Json::from_cbor(message->second));
-        pool->submit([&, unit] {
+        const auto id = unit->at("b").get<std::uint64_t>();
+        if (unit->contains("h")) batches[id] = std::make_shared<const WorkerBatch>(receive_batch(registry, unit->at("h")));
+        auto found = batches.find(id);
+        std::shared_ptr<const WorkerBatch> batch = found == batches.end() ? nullptr : found->second;
+        pool->submit([&, unit, batch] {
           Json reply = Json::object();
           reply["b"] = unit->at("b");
           reply["i"] = unit->at("i");
-          const std::string name = unit->at("f").get<std::string>();
           UnitOutcome o;
-          if (UnitFunctionPtr fn = registry.find_unit_function(name))
-            o = run_unit_caught(fn, unit->at("d"), world_.rank());
-          else
-            o.error = "no plugin loaded on this rank registers the unit function '" + name +
-                      "' (every rank must load the same plugins)";
+          if (!batch) o.error = "internal: this rank received a unit of a batch whose shared data never arrived";
+          else if (!batch->error.empty()) o.error = batch->error;
+          else o = run_unit_caught(batch->remote->batch, unit->at("p"), world_.rank());
           if (o.error.empty()) reply["r"] = std::move(o.result);
           else reply["e"] = o.error;
           Bytes bytes = Json::to_cbor(reply);

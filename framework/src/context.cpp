@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "caulk/artifacts.hpp"
 #include "caulk/cancel.hpp"
 #include "caulk/parallel.hpp"
 #include "run_environment.hpp"
@@ -127,8 +128,8 @@ std::string format_bytes(double bytes) {
 // ------------------------------------------------------------------------------ NodeContext
 
 NodeContext::NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs,
-                         const RunEnvironment* env)
-    : id_(std::move(id)), type_(std::move(type)), params_(params), inputs_(std::move(inputs)), env_(env) {}
+                         const RunEnvironment* env, const NodeType* node_type)
+    : id_(std::move(id)), type_(std::move(type)), params_(params), inputs_(std::move(inputs)), env_(env), node_type_(node_type) {}
 
 bool NodeContext::has_input(const std::string& port) const {
   for (const auto& in : inputs_)
@@ -246,16 +247,31 @@ void NodeContext::for_each_unit(const std::string& what, const std::vector<std::
 bool NodeContext::distributed() const { return env_ && env_->units && env_->units->distributed(); }
 
 std::vector<Json> NodeContext::run_units(const std::string& what, const std::vector<std::string>& unit_names,
-                                         const UnitKind& kind, const std::vector<Json>& descriptions) const {
-  if (unit_names.size() != descriptions.size())
-    throw Error(fmt::format("node '{}': {} {} names for {} unit descriptions", id_, unit_names.size(), what, descriptions.size()));
-  LocalUnitDispatcher local;
-  UnitDispatcher* dispatcher = env_ && env_->units ? env_->units : &local;
+                                         const std::vector<Json>& payloads, const void* local, const std::type_info* local_type) const {
+  if (unit_names.size() != payloads.size())
+    throw Error(fmt::format("node '{}': {} {} names for {} unit payloads", id_, unit_names.size(), what, payloads.size()));
+  if (!node_type_ || !node_type_->run_unit)
+    throw Error(fmt::format("node '{}' ({}) calls run_units but its type declares no run_unit (docs/writing-plugins.md)", id_, type_));
+  LocalUnitDispatcher in_this_process;
+  UnitDispatcher* dispatcher = env_ && env_->units ? env_->units : &in_this_process;
   const bool distributed = dispatcher->distributed();
   std::string label = what + "s";
   if (distributed) label += fmt::format(" on {} ranks", dispatcher->ranks().value("processes", 1));
   Progress bar = progress(label, unit_names.size());
-  UnitBatch batch{id_, kind, &descriptions, [&bar] { advance_quietly(bar); }};
+  UnitBatch batch;
+  batch.node_type = node_type_;
+  batch.node_id = id_;
+  batch.params = &params_;
+  // Every Dataset input, attached once for the whole batch (a port that takes several: none).
+  for (const auto& in : inputs_)
+    if (in.artifacts.size() == 1)
+      if (auto d = std::dynamic_pointer_cast<const Dataset>(in.artifacts.front())) batch.datasets.emplace_back(in.port, std::move(d));
+  batch.memory_limit = memory_limit();
+  batch.payloads = &payloads;
+  batch.on_unit_done = [&bar] { advance_quietly(bar); };
+  batch.node = this;
+  batch.local = local;
+  batch.local_type = local_type;
   std::vector<UnitOutcome> outcomes = dispatcher->run(batch);
   // Units that a stop request skipped or cut short fail; the node is then interrupted, not failed.
   if (cancel_requested() && std::any_of(outcomes.begin(), outcomes.end(), [](const UnitOutcome& o) { return !o.error.empty(); }))

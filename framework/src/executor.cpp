@@ -12,9 +12,11 @@
 #include "caulk/cancel.hpp"
 #include "caulk/graph.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
 #include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
+#include "caulk/run_folder.hpp"
 #include "run_environment.hpp"
 #include "run_record.hpp"
 
@@ -46,6 +48,7 @@ Json RunReport::to_json() const {
   if (interrupted_by) out["signal"] = signal_name(interrupted_by);
   out["nodes"] = std::move(nodes_json);
   if (!ranks.is_null()) out["ranks"] = ranks;
+  if (!provenance.is_null()) out["provenance"] = provenance;
   return out;
 }
 
@@ -57,6 +60,9 @@ struct Scheduler {
   const Pipeline& pipeline;
   RunEnvironment& env;
   RunReport& report;
+  ProvenanceRecorder* provenance = nullptr;
+  RunFolderLedger* ledger = nullptr;
+  FileHashCache* hashes = nullptr;
   std::vector<State> state;
   std::vector<std::map<std::string, std::shared_ptr<const Artifact>>> outputs;
   std::mutex mutex;
@@ -90,6 +96,26 @@ struct Scheduler {
     return true;
   }
 
+  // The node's provenance, and its outputs into the folder's ledger; never throws (a record that
+  // cannot be made must not fail a node that succeeded).
+  void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed) {
+    try {
+      if (provenance) provenance->node_ran(i, files, handed);
+      if (ledger && hashes)
+        for (const auto& [path, folder] : files.writes()) {
+          RunFolderLedger::Entry e;
+          e.folder = folder;
+          if (auto st = stat_file(path); st && !folder) e.size = st->size;
+          if (auto h = output_hash(path, *hashes)) {
+            e.hash = *h;
+            ledger->add(path, e);
+          }
+        }
+    } catch (const std::exception& e) {
+      env.log_line(fmt::format("[caulk] note: the files of node '{}' could not be recorded: {}", pipeline.nodes[i].config.id, e.what()));
+    }
+  }
+
   // Runs one node on a worker thread; never throws.
   void execute(std::size_t i) {
     const PipelineNode& node = pipeline.nodes[i];
@@ -103,14 +129,20 @@ struct Scheduler {
         inputs.push_back(std::move(input));
       }
     }
+    std::vector<std::string> handed;  // files its input artifacts name, for its provenance
+    for (const auto& in : inputs)
+      for (const auto& a : in.artifacts)
+        for (auto& f : files_named_by(*a)) handed.push_back(std::move(f));
     env.log_line(fmt::format("[caulk] start {} ({})", node.config.id, node.config.type));
     auto started = std::chrono::steady_clock::now();
-    NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env);
+    NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env, node.type);
     std::string error;
     bool interrupted = false;
     std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> published;
+    io::AccessLog files;  // what the node reads and writes, for its provenance
     try {
       std::unique_ptr<Node> instance = node.type->make();
+      io::ScopedAccessLog scope(&files);
       instance->run(ctx);
       published = ctx.take_outputs();
       // The contract: every declared output, of its declared type.
@@ -135,6 +167,7 @@ struct Scheduler {
       error = "failed with an exception that is not a std::exception";
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    record_files(i, files, handed);
     std::string printed = ctx.take_printed();
     if (!printed.empty()) env.write_out(printed);
     if (error.empty())
@@ -236,11 +269,29 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   fs::create_directories(env.out_dir, ec);
   if (ec || !fs::is_directory(env.out_dir))
     throw Error("cannot create the output folder " + env.out_dir.string() + (ec ? ": " + ec.message() : ""));
+  // One run per folder at a time, before anything in it is touched.
+  RunFolderLock lock(env.out_dir);
   // Nodes write at most a few levels down (OUT/node/name and its temporary beside it).
   for (const std::string& line : io::recover_stale_temporaries(env.out_dir, 3)) env.log_line("[caulk] " + line);
 
-  write_pipeline_graph(pipeline, env.out_dir);
+  // File hashes of earlier runs into this folder, so unchanged files are not read again.
+  const fs::path hash_file_path = env.out_dir / kRunStateFolder / "hashes.json";
+  FileHashCache hashes;
+  try {
+    hashes.load_json_text(io::read_text_file(hash_file_path));
+  } catch (const std::exception&) {
+  }
+  RunFolderLedger ledger(env.out_dir);
+  const std::string pipeline_id =
+      pipeline.config.name + "\n" + (options.invocation ? options.invocation->pipeline_file.string() : pipeline.config.file.string());
   RunReport report;
+  report.folder_notes = ledger.prepare(pipeline_id);
+  for (const auto& line : report.folder_notes) env.log_line("[caulk] " + line);
+
+  write_pipeline_graph(pipeline, env.out_dir);
+  // The pipeline as run, beside its record: `caulk rerun OUT` runs it again.
+  if (options.invocation) io::write_file_atomic(env.out_dir / "pipeline.toml", options.invocation->pipeline_text);
+  ProvenanceRecorder provenance(pipeline, options.invocation, env.out_dir, env.jobs, hashes);
   report.pipeline = pipeline.config.name;
   for (const auto& n : pipeline.nodes) {
     NodeOutcome o;
@@ -248,12 +299,16 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     o.type = n.config.type;
     report.nodes.push_back(std::move(o));
   }
+  report.provenance = provenance.to_json();
   // Replaces the record of an earlier run at once: if this one is killed, run.json says "running".
   write_run_record(report, env.out_dir);
   {
     auto pool = ThreadPool::with_workers(env.jobs);
     ScopedPool scoped(pool.get());
     Scheduler scheduler(pipeline, env, report);
+    scheduler.provenance = &provenance;
+    scheduler.ledger = &ledger;
+    scheduler.hashes = &hashes;
     scheduler.run(*pool);
     report.finished = true;
     // A stop request that came once every node had ended cut nothing short: the run is complete.
@@ -274,6 +329,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     if (any_last) {
       report.ok = std::all_of(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.status != "failed" && n.status != "skipped"; });
       try {
+        report.provenance = provenance.to_json();
         write_run_record(report, env.out_dir);
         scheduler.run_last_nodes();
       } catch (const std::exception& e) {
@@ -293,6 +349,26 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   report.ok = true;
   for (const auto& n : report.nodes)
     if (n.status != "ok") report.ok = false;
+  // A run that succeeded leaves only its own outputs (and its inputs); a failed or interrupted one
+  // leaves the previous run's as they were.
+  if (report.ok && !report.interrupted_by) {
+    try {
+      for (const auto& line : ledger.clean_up(provenance.inputs(), hashes)) {
+        env.log_line("[caulk] " + line);
+        report.folder_notes.push_back(line);
+      }
+    } catch (const std::exception& e) {
+      env.log_line(std::string("[caulk] note: the previous run's outputs could not be cleaned up: ") + e.what());
+    }
+  }
+  report.outputs_written = provenance.written().size();
+  provenance.finish();
+  report.provenance = provenance.to_json();
+  try {
+    io::write_file_atomic(hash_file_path, hashes.to_json_text());
+  } catch (const std::exception&) {
+    // Only a speed-up for the next run.
+  }
   try {
     write_run_record(report, env.out_dir);
     report.record_error.clear();

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <exception>
 
+#include "caulk/io/access_log.hpp"
+
 namespace caulk {
 
 ThreadPool::ThreadPool(unsigned threads) : ThreadPool(threads == 0 ? 0 : threads - 1, threads == 0 ? 1 : threads) {}
@@ -27,6 +29,12 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::submit(std::function<void()> task) {
+  // A task reads and writes files on behalf of the node that submitted it (caulk/io/access_log.hpp).
+  if (io::AccessLog* log = io::current_access_log())
+    task = [log, inner = std::move(task)] {
+      io::ScopedAccessLog scope(log);
+      inner();
+    };
   if (workers_.empty()) {
     task();
     return;

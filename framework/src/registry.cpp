@@ -237,15 +237,9 @@ bool Registry::load_plugin(const fs::path& file) {
       return finish(PluginStatus::refused, self + " registers the node type '" + name + "', which " +
                                                first(node_types_.at(name).plugin) +
                                                " registered first; rename the node type" + rule);
-  for (const auto& [name, fn] : staging.unit_functions_)
-    if (unit_functions_.count(name))
-      return finish(PluginStatus::refused, self + " registers the unit function '" + name + "', which " +
-                                               first(unit_functions_.at(name).second) +
-                                               " registered first; rename the unit function" + rule);
   for (auto& [name, type] : staging.artifact_types_)
     if (!artifact_types_.count(name)) artifact_types_.emplace(name, type);
   for (auto& [name, type] : staging.node_types_) node_types_.emplace(name, std::move(type));
-  for (auto& [name, fn] : staging.unit_functions_) unit_functions_.emplace(name, fn);
   info.status = PluginStatus::loaded;
   libraries_.push_back(std::move(library));
   plugins_.push_back(std::move(info));
@@ -383,27 +377,14 @@ void Registry::add_artifact_type(ArtifactType type) {
   artifact_types_.emplace(type.name, std::move(type));
 }
 
-void Registry::add_unit_function(const UnitKind& kind, const std::string& plugin) {
-  if (!kind.name || !*kind.name || !kind.run) throw Error("a unit function has no name or no function");
-  if (!unit_functions_.emplace(kind.name, std::make_pair(kind.run, plugin)).second)
-    throw Error(std::string("unit function '") + kind.name + "' is registered twice");
-}
-
-UnitFunctionPtr Registry::find_unit_function(const std::string& name) const {
-  auto it = unit_functions_.find(name);
-  return it == unit_functions_.end() ? nullptr : it->second.first;
-}
-
 PluginRegistrar::PluginRegistrar(Registry& registry, PluginInfo& info, std::shared_ptr<const void> owner)
     : registry_(registry), info_(info), owner_(std::move(owner)) {}
 
-void PluginRegistrar::add_node(NodeSpec spec, NodeFactory make) {
-  NodeType t{std::move(spec), std::move(make), info_.name, owner_};
+void PluginRegistrar::add_node(NodeSpec spec, NodeFactory make, UnitFunction run_unit) {
+  NodeType t{std::move(spec), std::move(make), info_.name, owner_, run_unit};
   info_.node_types.push_back(t.spec.type);
   registry_.add_node_type(std::move(t));
 }
-
-void PluginRegistrar::add_unit_function(const UnitKind& kind) { registry_.add_unit_function(kind, info_.name); }
 
 void PluginRegistrar::add_artifact_type(std::string name, std::string doc) {
   info_.artifact_types.push_back(name);

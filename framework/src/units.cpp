@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "caulk/cancel.hpp"
+#include "caulk/context.hpp"
 #include "caulk/error.hpp"
 #include "caulk/parallel.hpp"
 
@@ -13,11 +14,44 @@ namespace caulk {
 
 UnitDispatcher::~UnitDispatcher() = default;
 
-UnitOutcome run_unit_caught(UnitFunctionPtr fn, const Json& description, int rank) {
+const std::string& UnitContext::type() const { return batch_.node_type->spec.type; }
+
+std::shared_ptr<const Dataset> UnitContext::dataset(const std::string& port) const {
+  for (const auto& [p, d] : batch_.datasets)
+    if (p == port) return d;
+  throw Error(fmt::format("node '{}': a unit asked for the Dataset on input '{}', which {}", batch_.node_id, port,
+                          batch_.datasets.empty() ? "has none (the node has no Dataset input)" : "has none"));
+}
+
+bool UnitContext::has_dataset(const std::string& port) const {
+  for (const auto& [p, d] : batch_.datasets)
+    if (p == port) return true;
+  return false;
+}
+
+std::unique_ptr<Node> UnitContext::make_node() const { return batch_.node_type->make(); }
+
+void UnitContext::check_memory(std::size_t bytes, const std::string& what, const std::string& advice) const {
+  const std::size_t limit = memory_limit();
+  if (limit == 0 || bytes <= limit) return;
+  throw Error(fmt::format("would need about {} for {}, more than the memory budget of {} (--memory-limit). {}",
+                          format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)), advice));
+}
+
+void UnitContext::throw_if_cancelled() const { caulk::throw_if_cancelled(); }
+
+void UnitContext::log(const std::string& message) const {
+  if (batch_.node) batch_.node->log(message);
+}
+
+UnitOutcome run_unit_caught(const UnitBatch& batch, const Json& payload, int rank) {
   UnitOutcome out;
   out.rank = rank;
   try {
-    out.result = fn(description);
+    if (!batch.node_type || !batch.node_type->run_unit)
+      throw Error(fmt::format("node type '{}' declares no run_unit", batch.node_type ? batch.node_type->spec.type : std::string("?")));
+    UnitContext ctx(batch, rank);
+    out.result = batch.node_type->run_unit(ctx, payload);
   } catch (const std::bad_alloc&) {
     out.error = "out of memory";
   } catch (const std::exception& e) {
@@ -29,15 +63,19 @@ UnitOutcome run_unit_caught(UnitFunctionPtr fn, const Json& description, int ran
   return out;
 }
 
+UnitOutcome run_unit_caught(const UnitBatch& batch, std::size_t index, int rank) {
+  return run_unit_caught(batch, (*batch.payloads)[index], rank);
+}
+
 std::vector<UnitOutcome> LocalUnitDispatcher::run(const UnitBatch& batch) {
-  const auto& d = *batch.descriptions;
+  const auto& d = *batch.payloads;
   std::vector<UnitOutcome> out(d.size());
   parallel_for(d.size(), [&](std::size_t i) {
     if (const int signal = cancel_signal()) {  // no unit starts after a stop was requested
       out[i].error = Interrupted(signal).what();
       return;
     }
-    out[i] = run_unit_caught(batch.kind.run, d[i], current_rank());
+    out[i] = run_unit_caught(batch, i, current_rank());
     if (batch.on_unit_done) batch.on_unit_done();
   });
   return out;
@@ -237,6 +275,34 @@ Params params_from_json(const std::string& node_id, const Json& j) {
   std::map<std::string, Value> values;
   for (const auto& [k, v] : j.items()) values.emplace(k, value_from_json(v));
   return Params(node_id, std::move(values));
+}
+
+// ------------------------------------------------------------------ batch headers
+
+Json unit_batch_header(const UnitBatch& batch) {
+  Json h = Json::object();
+  h["type"] = batch.node_type ? batch.node_type->spec.type : std::string();
+  h["node"] = batch.node_id;
+  h["params"] = batch.params ? params_to_json(*batch.params) : Json::object();
+  Json datasets = Json::array();
+  for (const auto& [port, d] : batch.datasets) datasets.push_back(Json{{"port", port}, {"dataset", dataset_to_json(*d)}});
+  h["datasets"] = std::move(datasets);
+  h["memory_limit"] = batch.memory_limit;
+  return h;
+}
+
+std::string unit_batch_type(const Json& header) { return header.at("type").get<std::string>(); }
+
+std::shared_ptr<RemoteUnitBatch> unit_batch_from_header(const Json& header, const NodeType* node_type) {
+  auto remote = std::make_shared<RemoteUnitBatch>();
+  remote->batch.node_id = header.at("node").get<std::string>();
+  remote->params = params_from_json(remote->batch.node_id, header.at("params"));
+  remote->batch.params = &remote->params;
+  remote->batch.node_type = node_type;
+  for (const Json& d : header.at("datasets"))
+    remote->batch.datasets.emplace_back(d.at("port").get<std::string>(), dataset_from_json(d.at("dataset")));
+  remote->batch.memory_limit = header.at("memory_limit").get<std::size_t>();
+  return remote;
 }
 
 }  // namespace caulk

@@ -6,7 +6,9 @@
 //   - spec(): ports with artifact types, parameters with type, default, range and a one-line doc;
 //     the engine validates pipelines from it and `caulk nodes` prints it;
 //   - run(): read validated inputs and parameters, do the work per model (units run concurrently,
-//     bounded by --jobs), publish outputs, put headline numbers in the run.json summary.
+//     bounded by --jobs), publish outputs, put headline numbers in the run.json summary;
+//   - run_unit(): one model's work, which makes the node distributable: under mpirun any rank
+//     runs it (docs/writing-plugins.md, "A distributed node"). Nothing else is registered.
 #include <caulk/artifacts.hpp>
 #include <caulk/context.hpp>
 #include <caulk/plugin.hpp>
@@ -59,26 +61,40 @@ class NearestCentroid : public caulk::Node {
     return s;
   }
 
+  // One model scored, in this process or on any rank of an mpirun. The payload names the model and
+  // its features file; the node's parameters and its Dataset come from the unit's context (the
+  // very objects run() has, or on another rank copies the engine sent once). Returns small JSON.
+  static caulk::Json run_unit(caulk::UnitContext& ctx, const caulk::Json& payload) {
+    auto data = ctx.dataset("data");
+    const auto& split = data->split(ctx.params().string("split"));
+    const auto rows = std::min<std::size_t>(split.rows, static_cast<std::size_t>(ctx.params().integer("max_rows")));
+    std::vector<int> y(split.classes.begin(), split.classes.begin() + static_cast<std::ptrdiff_t>(rows));
+    const std::string name = payload.at("model").get<std::string>();
+    const caulk::ArrayFile file = caulk::array_file_from_json(payload.at("features"));
+    caulk::MatrixView features = file.open("features of model '" + name + "'");
+    if (features.rows() != split.rows)
+      throw caulk::Error("model '" + name + "' has " + std::to_string(features.rows()) + " rows, the labels " + std::to_string(split.rows));
+    caulk::Matrix F;
+    features.rows_to(0, rows, F);
+    return {{"accuracy", nearest_centroid_loo_accuracy(F, y, data->num_classes())}};
+  }
+
   void run(caulk::NodeContext& ctx) override {
     auto hub = ctx.input<caulk::Embeddings>("features");
     auto data = ctx.input<caulk::Dataset>("data");
     if (data->kind != caulk::TaskKind::Classification) throw caulk::Error("example.nearest_centroid needs a classification task");
     const auto& split = data->split(ctx.params().string("split"));
-    const auto rows = std::min<std::size_t>(split.rows, static_cast<std::size_t>(ctx.params().integer("max_rows")));
-    std::vector<int> y(split.classes.begin(), split.classes.begin() + static_cast<std::ptrdiff_t>(rows));
 
+    // One unit per model: its payload, then the results in model order (wherever each ran).
     std::vector<std::string> names;
-    for (const auto& m : hub->models) names.push_back(m.name);
-    std::vector<double> accuracy(names.size());
-    ctx.for_each_unit("model", names, [&](std::size_t i) {
-      caulk::MatrixView features = hub->models[i].features_for(split.name).open("features of model '" + names[i] + "'");
-      if (features.rows() != split.rows)
-        throw caulk::Error("model '" + names[i] + "' has " + std::to_string(features.rows()) + " rows, the labels " +
-                           std::to_string(split.rows));
-      caulk::Matrix F;
-      features.rows_to(0, rows, F);
-      accuracy[i] = nearest_centroid_loo_accuracy(F, y, data->num_classes());
-    });
+    std::vector<caulk::Json> payloads;
+    for (const auto& m : hub->models) {
+      names.push_back(m.name);
+      payloads.push_back({{"model", m.name}, {"features", caulk::array_file_to_json(m.features_for(split.name))}});
+    }
+    const std::vector<caulk::Json> results = ctx.run_units("model", names, payloads);
+    std::vector<double> accuracy;
+    for (const auto& r : results) accuracy.push_back(r.at("accuracy").get<double>());
 
     auto scores = std::make_shared<caulk::Scores>();
     scores->method = "nearest_centroid";

@@ -148,6 +148,15 @@ inline std::optional<Snapshot> snapshot(const fs::path& p) {
   return s;
 }
 
+// caulk's own state in a run folder (caulk/run_folder.hpp: .caulk/ with its lock, ledger, hashes
+// and previous-run/), which every run keeps: not a leftover. Temporaries inside .caulk/ still are.
+inline bool caulk_run_state(const fs::path& p) {
+  const std::string name = p.filename().string();
+  if (name == ".caulk") return true;
+  if (p.parent_path().filename() != ".caulk") return p.string().find("/.caulk/previous-run/") != std::string::npos;
+  return name == "lock" || name == "outputs.json" || name == "hashes.json" || name == "previous-run";
+}
+
 // Hidden entries a run leaves behind (temporaries, caulk's or older versions' ".tmp-" and
 // ".old-" names), under `dir`; an output folder's marker is not one.
 inline std::vector<std::string> leftovers(const fs::path& dir) {
@@ -157,6 +166,7 @@ inline std::vector<std::string> leftovers(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     const std::string name = it->path().filename().string();
+    if (caulk_run_state(it->path())) continue;
     if (name.starts_with(".") && name != io::kOutputMarker) out.push_back(it->path().string());
   }
   return out;

@@ -4,9 +4,11 @@
 #   build-tree  against the caulk build folder itself, no install (-DCMAKE_PREFIX_PATH=<build>), with
 #               no build type given: the plugin must come out optimised;
 #   installed   against a fresh `cmake --install` of that build.
-# Sanitizer flags need no help: the caulk::caulk target carries them.
+# Sanitizer flags need no help: the caulk::caulk target carries them. MPIEXEC (optional) is the
+# mpirun caulk was built with: the template's node, distributable by its run_unit alone, then also
+# runs under `mpirun -np 2` with the same scores.
 set -euo pipefail
-src=$1 build=$2 mode=$3
+src=$1 build=$2 mode=$3 mpiexec=${4:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -90,5 +92,29 @@ grep -Eq "^ +1  sharp-large" "$work/stdout"
 if grep -q "warning" "$work/stderr"; then
   cat "$work/stderr"
   exit 1
+fi
+
+# Under mpirun: both ranks load the plugin the pipeline names, every model's unit runs once on some
+# rank, and the scores are those of the single process.
+if [[ -n "$mpiexec" && "$mode" == build-tree ]]; then
+  root=()
+  [[ $(id -u) == 0 ]] && root=(--allow-run-as-root)
+  (cd / && env -u CAULK_PLUGIN_PATH "$mpiexec" "${root[@]}" --oversubscribe --bind-to none --mca btl self,tcp \
+     --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo --mca pml ob1 -np 2 \
+     "$caulk" run "$work/p.toml" --out "$work/out-mpi" --jobs 1 >"$work/stdout-mpi" 2>"$work/stderr-mpi") || {
+    cat "$work/stderr-mpi"
+    exit 1
+  }
+  /usr/bin/python3 - "$work/out/run.json" "$work/out-mpi/run.json" <<'PY'
+import json, sys
+one, two = (json.load(open(f)) for f in sys.argv[1:3])
+scores = one["nodes"]["centroid"]["summary"]["scores"]
+assert two["nodes"]["centroid"]["summary"]["scores"] == scores, (scores, two["nodes"]["centroid"]["summary"])
+ranks = two["ranks"]
+assert ranks["processes"] == 2, ranks
+# The template's units and those of nothing else: its node is the only distributable one here.
+assert sum(ranks["units"]) == len(scores), (ranks, len(scores))
+print("under mpirun -np 2: the same", len(scores), "scores; units per rank", ranks["units"])
+PY
 fi
 echo "template plugin built out of tree ($mode) and ran"

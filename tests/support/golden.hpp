@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,14 +27,16 @@ namespace caulk::testing {
 inline bool golden_ignores_content(const std::string& relative) { return relative == "report.html" || relative == "run.json"; }
 
 // 64-bit FNV-1a of a file's bytes: a fingerprint for equality, not a defence against tampering.
+// The checkout's absolute path, wherever it occurs (a report that names its ground-truth file),
+// counts as "<source>", so a record made in one checkout compares equal in another (CI clones
+// elsewhere).
 inline std::string file_fingerprint(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string source = source_dir().string();
+  for (std::size_t at = bytes.find(source); at != std::string::npos; at = bytes.find(source, at + 8)) bytes.replace(at, source.size(), "<source>");
   std::uint64_t h = 0xcbf29ce484222325ull;
-  std::vector<char> buffer(1 << 16);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ static_cast<unsigned char>(buffer[static_cast<std::size_t>(i)])) * 0x100000001b3ull;
-  }
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
   return hex;
@@ -57,6 +60,7 @@ inline nlohmann::json golden_record(const std::filesystem::path& out) {
   for (const auto& e : std::filesystem::recursive_directory_iterator(out)) {
     if (!e.is_regular_file()) continue;
     const std::string rel = e.path().lexically_relative(out).generic_string();
+    if (rel.rfind(".caulk/", 0) == 0) continue;  // caulk's own state (lock, hashes, ledger), not the run's outputs
     files[rel] = golden_ignores_content(rel) ? std::string("(exists; content not compared)") : file_fingerprint(e.path());
   }
   nlohmann::json run = comparable_run_json(nlohmann::json::parse(read_file(out / "run.json")));

@@ -1,5 +1,5 @@
 // The repository stands alone: code comments and documents cite docs/ (docs/references.md for the
-// papers), never documents outside it, and every docs/NAME.md they cite exists.
+// papers), never documents outside it, and every document of docs/ they cite exists.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -30,7 +30,6 @@ void for_each_line(const Visit& visit) {
       if (e.is_regular_file() && is_text_source(e.path())) files.push_back(e.path());
   }
   for (const auto& file : files) {
-    if (file.filename() == "test_citations.cpp") continue;  // names what it looks for
     std::ifstream in(file);
     std::string line;
     for (int n = 1; std::getline(in, line); ++n) visit(fs::relative(file, root).generic_string(), n, line);
@@ -38,7 +37,10 @@ void for_each_line(const Visit& visit) {
 }
 
 TEST(Citations, NothingCitesADocumentOutsideTheRepository) {
-  const std::regex outside(R"((^|[^A-Za-z0-9_/-])(methods|seeds|design-lessons|style)\.md|shared/reference)");
+  // The workplace's reference notes, spelled in pieces so this file does not cite them itself.
+  const std::string notes = "(methods|seeds|design-lessons|style)";
+  const std::string folder = std::string("shared") + "/" + "reference";
+  const std::regex outside("(^|[^A-Za-z0-9_/-])" + notes + "\\.md|" + folder);
   std::vector<std::string> offenders;
   for_each_line([&](const std::string& file, int n, const std::string& line) {
     if (std::regex_search(line, outside)) offenders.push_back(file + ":" + std::to_string(n) + ": " + line);

@@ -1,12 +1,14 @@
-// Distributable units (caulk/units.hpp): descriptions and results survive the wire exactly, the
-// local dispatcher keeps index order and names every failing unit, and plugins register unit
-// functions by name.
+// Distributable units (caulk/units.hpp): descriptions and results survive the wire exactly, a
+// node's run_unit is found by add_node<N> alone, the local dispatcher keeps index order, names
+// every failing unit and hands units the node's own objects, and a batch rebuilt on another rank
+// from its header gives the same results.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 
 #include "caulk/context.hpp"
 #include "caulk/registry.hpp"
@@ -116,33 +118,105 @@ TEST(UnitDescriptions, ModelFilesTravelAsPathsAndInMemoryArraysAsTheirValues) {
     for (int j = 0; j < 2; ++j) EXPECT_EQ(probs.memory(i, j), static_cast<double>((*values)(i, j)));
 }
 
-// ------------------------------------------------------------------ running units locally
+// ------------------------------------------------------------------ a node's own units
 
-Json square_or_fail(const Json& d) {
-  const int x = d.at("x").get<int>();
-  if (x % 3 == 2) throw Error("x = " + std::to_string(x) + " is refused");
-  return Json{{"square", x * x}};
+// A node defined here, made distributable by its run_unit alone (no other registration): unit i
+// squares payload x, offset by the node's parameter and by the row count of its Dataset's split.
+// It also records what its context gave it, so the test can check the unit saw the node's own
+// objects in this process.
+struct Seen {
+  const Params* params = nullptr;
+  const Dataset* data = nullptr;
+  std::string node_id, type;
+};
+Seen g_seen;
+std::mutex g_seen_mutex;
+
+class SquareNode : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.square", "squares its units' x, plus offset and the rows of the data");
+    s.input("data", "Dataset", "rows to add");
+    s.output("table", "Table", "unused");
+    s.param(ParamSpec::integer("offset", 0, "added to each square"));
+    return s;
+  }
+  static Json run_unit(UnitContext& ctx, const Json& payload) {
+    {
+      std::lock_guard lock(g_seen_mutex);
+      g_seen = {&ctx.params(), ctx.dataset("data").get(), ctx.node_id(), ctx.type()};
+    }
+    const int x = payload.at("x").get<int>();
+    if (x % 3 == 2) throw Error("x = " + std::to_string(x) + " is refused");
+    const auto rows = static_cast<std::int64_t>(ctx.input<Dataset>("data")->split("train").rows);
+    return Json{{"square", x * x + ctx.params().integer("offset") + rows}};
+  }
+  void run(NodeContext&) override {}
+};
+
+// A node without run_unit: add_node<N> leaves it local.
+class LocalOnlyNode : public SquareNode {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s = SquareNode::spec();
+    s.type = "test.local_only";
+    return s;
+  }
+};
+
+struct SquareFixture {
+  SquareFixture() {
+    PluginRegistrar registrar(registry, info, nullptr);
+    registrar.add_node<SquareNode>();
+    registrar.add_node<LocalOnlyNode>();
+    auto d = std::make_shared<Dataset>();
+    DatasetSplit s;
+    s.name = "train";
+    s.rows = 100;
+    s.classes.assign(100, 0);
+    d->class_names = {"only"};
+    d->splits = {s};
+    data = d;
+  }
+  NodeContext context(const std::string& type = "test.square") const {
+    return NodeContext("sq", type, params, {{"data", {data}}}, nullptr, registry.find_node(type));
+  }
+  Registry registry;
+  PluginInfo info;
+  Params params{"sq", {{"offset", Value(std::int64_t{7})}}};
+  std::shared_ptr<const Dataset> data;
+};
+
+TEST(NodeUnits, AddNodeFindsRunUnitWithNoOtherRegistration) {
+  SquareFixture f;
+  ASSERT_NE(f.registry.find_node("test.square"), nullptr);
+  EXPECT_EQ(f.registry.find_node("test.square")->run_unit, &SquareNode::run_unit);
+  EXPECT_EQ(f.registry.find_node("test.local_only")->run_unit, &SquareNode::run_unit)
+      << "a derived class inherits its base's run_unit (the rankers rely on it)";
 }
-constexpr UnitKind kSquare{"test.square", &square_or_fail};
 
-TEST(LocalUnits, ResultsComeBackInUnitOrder) {
-  Params params;
-  NodeContext ctx("n", "t", params, {}, nullptr);
+TEST(NodeUnits, ResultsComeBackInUnitOrderAndUnitsSeeTheNodesOwnObjects) {
+  SquareFixture f;
+  const NodeContext ctx = f.context();
   std::vector<Json> d;
   std::vector<std::string> names;
   for (int x : {0, 3, 1, 4, 6}) {
     d.push_back(Json{{"x", x}});
     names.push_back("m" + std::to_string(x));
   }
-  const auto results = ctx.run_units("model", names, kSquare, d);
+  const auto results = ctx.run_units("model", names, d);
   ASSERT_EQ(results.size(), 5u);
   const int expected[] = {0, 9, 1, 16, 36};
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(results[i].at("square"), expected[i]);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(results[i].at("square"), expected[i] + 7 + 100);
+  EXPECT_EQ(g_seen.params, &f.params) << "in one process a unit gets the node's own Params object";
+  EXPECT_EQ(g_seen.data, f.data.get()) << "in one process a unit gets the node's own Dataset";
+  EXPECT_EQ(g_seen.node_id, "sq");
+  EXPECT_EQ(g_seen.type, "test.square");
 }
 
-TEST(LocalUnits, EveryFailingUnitIsNamedWithoutARankInOneProcess) {
-  Params params;
-  NodeContext ctx("n", "t", params, {}, nullptr);
+TEST(NodeUnits, EveryFailingUnitIsNamedWithoutARankInOneProcess) {
+  SquareFixture f;
+  const NodeContext ctx = f.context();
   std::vector<Json> d;
   std::vector<std::string> names;
   for (int x = 0; x < 6; ++x) {
@@ -150,7 +224,7 @@ TEST(LocalUnits, EveryFailingUnitIsNamedWithoutARankInOneProcess) {
     names.push_back("m" + std::to_string(x));
   }
   try {
-    ctx.run_units("model", names, kSquare, d);
+    ctx.run_units("model", names, d);
     FAIL() << "units 2 and 5 fail";
   } catch (const Error& e) {
     const std::string what = e.what();
@@ -159,20 +233,60 @@ TEST(LocalUnits, EveryFailingUnitIsNamedWithoutARankInOneProcess) {
     EXPECT_THAT(what, HasSubstr("model 'm5': x = 5 is refused"));
     EXPECT_THAT(what, ::testing::Not(HasSubstr("rank")));
   }
-  EXPECT_THROW(ctx.run_units("model", {"only one name"}, kSquare, d), Error);
+  EXPECT_THROW(ctx.run_units("model", {"only one name"}, d), Error);
 }
 
-TEST(UnitFunctions, RegisteredByNameOnceAndFoundByPlugins) {
-  Registry r;
-  r.add_unit_function(kSquare, "here");
-  EXPECT_EQ(r.find_unit_function("test.square"), &square_or_fail);
-  EXPECT_EQ(r.find_unit_function("test.nothing"), nullptr);
-  EXPECT_THROW(r.add_unit_function(kSquare, "there"), Error);
+TEST(NodeUnits, ANodeTypeWithoutRunUnitIsRefusedWithTheReason) {
+  Params params;
+  NodeContext bare("n", "t", params, {}, nullptr);
+  try {
+    bare.run_units("model", {"a"}, {Json{{"x", 1}}});
+    FAIL() << "no node type, no run_unit";
+  } catch (const Error& e) {
+    EXPECT_THAT(std::string(e.what()), HasSubstr("node 'n' (t) calls run_units but its type declares no run_unit"));
+  }
+}
 
+// What another rank does with a batch: rebuilds the shared data from the engine's header (sent
+// once per batch), then runs each unit from its payload alone, with the same results.
+TEST(NodeUnits, ABatchRebuiltFromItsHeaderGivesTheSameResults) {
+  SquareFixture f;
+  const NodeType* type = f.registry.find_node("test.square");
+  UnitBatch batch;
+  batch.node_type = type;
+  batch.node_id = "sq";
+  batch.params = &f.params;
+  batch.datasets = {{"data", f.data}};
+  batch.memory_limit = 12345;
+  const auto remote = unit_batch_from_header(over_the_wire(unit_batch_header(batch)), type);
+  EXPECT_EQ(remote->batch.node_id, "sq");
+  EXPECT_EQ(remote->batch.memory_limit, 12345u);
+  EXPECT_EQ(remote->params.integer("offset"), 7);
+  EXPECT_NE(remote->batch.params, &f.params) << "another rank has its own copy";
+  ASSERT_EQ(remote->batch.datasets.size(), 1u);
+  EXPECT_EQ(remote->batch.datasets[0].second->split("train").rows, 100u);
+  for (int x : {0, 4, 5}) {
+    const UnitOutcome here = run_unit_caught(batch, Json{{"x", x}}, 0);
+    const UnitOutcome there = run_unit_caught(remote->batch, Json{{"x", x}}, 1);
+    EXPECT_EQ(here.result, there.result) << x;
+    EXPECT_EQ(here.error, there.error) << x;
+    EXPECT_EQ(there.rank, 1);
+  }
+  EXPECT_EQ(run_unit_caught(remote->batch, Json{{"x", 4}}, 1).result.at("square"), 16 + 7 + 100);
+  EXPECT_EQ(g_seen.params, &remote->params);
+  // A unit of a batch whose type has no run_unit fails with the reason, it does not crash.
+  batch.node_type = f.registry.find_node("test.local_only");
+  NodeType no_unit = *batch.node_type;
+  no_unit.run_unit = nullptr;
+  batch.node_type = &no_unit;
+  EXPECT_THAT(run_unit_caught(batch, Json{{"x", 1}}, 0).error, HasSubstr("declares no run_unit"));
+}
+
+TEST(NodeUnits, TheTestPluginsNodeIsDistributableByItsRunUnitAlone) {
   Registry loaded;
   ASSERT_TRUE(loaded.load_plugin(caulk::testing::test_plugin("test_units")));
-  EXPECT_NE(loaded.find_unit_function("test_units.slow"), nullptr);
-  EXPECT_NE(loaded.find_node("test.slow_units"), nullptr);
+  ASSERT_NE(loaded.find_node("test.slow_units"), nullptr);
+  EXPECT_NE(loaded.find_node("test.slow_units")->run_unit, nullptr);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 #include <vector>
 
 #include "caulk/artifact.hpp"
@@ -52,12 +53,14 @@ class NodeContext {
     std::vector<std::shared_ptr<const Artifact>> artifacts;
   };
 
+  // `node_type` is the registry's (null in tests that run a node by hand: run_units then refuses).
   NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs,
-              const RunEnvironment* env);
+              const RunEnvironment* env, const NodeType* node_type = nullptr);
 
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
   const Params& params() const { return params_; }
+  const NodeType* node_type() const { return node_type_; }
 
   // --- inputs
   bool has_input(const std::string& port) const;
@@ -109,13 +112,23 @@ class NodeContext {
   void for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
                      const std::function<void(std::size_t)>& fn) const;
 
-  // Distributable units (caulk/units.hpp): descriptions[i] describes unit i, self-contained, and
-  // `kind` names the unit function the node's plugin registered. The run's dispatcher runs them
-  // (this process's pool, or every rank under mpirun); the results come back in index order.
-  // When units fail, every failure is collected and one Error is thrown naming each failing unit
-  // (and, in a distributed run, the rank that ran it).
-  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names, const UnitKind& kind,
-                              const std::vector<Json>& descriptions) const;
+  // Distributable units (caulk/units.hpp): runs the node type's run_unit on payloads[i] for each
+  // unit i. The engine attaches the node's type, id, Params and Dataset inputs (the unit reads them
+  // from its UnitContext). The run's dispatcher runs the units (this process's pool, or every rank
+  // under mpirun); the results come back in index order. When units fail, every failure is
+  // collected and one Error is thrown naming each failing unit (and, in a distributed run, the
+  // rank that ran it).
+  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names,
+                              const std::vector<Json>& payloads) const {
+    return run_units(what, unit_names, payloads, nullptr, nullptr);
+  }
+  // The same, lending `local` to the units that run in this process (UnitContext::local<L>()),
+  // e.g. a finer progress bar; units on other ranks get null, so results must not depend on it.
+  template <class L>
+  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names,
+                              const std::vector<Json>& payloads, L& local) const {
+    return run_units(what, unit_names, payloads, &local, &typeid(L));
+  }
   // True when run_units may run units in other processes (under mpirun). Nodes whose in-process
   // path is cheaper (no copies of in-memory data into descriptions, finer progress) keep it for a
   // single process and describe units only then; their results must not depend on the choice.
@@ -128,6 +141,8 @@ class NodeContext {
     if (!t) throw Error(fmt_type_mismatch(port, T::kType, a->type_name()));
     return t;
   }
+  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names, const std::vector<Json>& payloads,
+                              const void* local, const std::type_info* local_type) const;
   std::string fmt_input_count(const std::string& port, std::size_t n) const;
   static std::string fmt_type_mismatch(const std::string& port, std::string_view want, std::string_view got);
 
@@ -139,6 +154,7 @@ class NodeContext {
   std::string printed_;
   mutable std::mutex mutex_;
   const RunEnvironment* env_;
+  const NodeType* node_type_;
 };
 
 }  // namespace caulk

@@ -23,8 +23,8 @@ class DistributedSession {
   virtual int size() const = 0;
   // Rank 0: the dispatcher to give run_pipeline (RunOptions::units).
   virtual UnitDispatcher& dispatcher() = 0;
-  // Ranks > 0: serve units with `registry`'s unit functions, up to `jobs` at once, until rank 0
-  // ends the session. Returns the process's exit code.
+  // Ranks > 0: serve units with the run_unit of `registry`'s node types, up to `jobs` at once,
+  // until rank 0 ends the session. Returns the process's exit code.
   virtual int serve(const Registry& registry, unsigned jobs) = 0;
 };
 

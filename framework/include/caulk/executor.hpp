@@ -12,6 +12,7 @@
 
 #include "caulk/context.hpp"
 #include "caulk/pipeline.hpp"
+#include "caulk/provenance.hpp"
 
 namespace caulk {
 
@@ -25,6 +26,9 @@ struct RunOptions {
   UnitDispatcher* units = nullptr;
   // The memory budget of one node, in bytes (NodeContext::check_memory); 0 means no limit.
   std::size_t memory_limit = 0;
+  // The command line's part of the provenance (caulk/provenance.hpp); null for a run started by
+  // a program: run.json then records no command, plugins or pipeline copy.
+  const RunInvocation* invocation = nullptr;
 };
 
 struct NodeOutcome {
@@ -47,14 +51,21 @@ struct RunReport {
   Json ranks;                      // a distributed run's processes and units by rank (null otherwise)
   // Why the final run.json could not be written (e.g. a full disk); empty when it was.
   std::string record_error;
+  Json provenance;  // run.json's "provenance" (caulk/provenance.hpp)
+  // What became of the previous run's files in the folder (caulk/run_folder.hpp), for the user.
+  std::vector<std::string> folder_notes;
+  std::size_t outputs_written = 0;  // files and folders the nodes wrote
   // "running", "ok", "failed" or "interrupted".
   std::string status() const;
   Json to_json() const;
 };
 
 // Runs every node (those whose spec runs_last after all others, once run.json is written; then
-// run.json is written again); also writes OUT/pipeline.dot. First removes the temporaries that
-// killed runs left in the output folder (io::recover_stale_temporaries). Never throws for a node's
+// run.json is written again); also writes OUT/pipeline.dot and, given an invocation, the copy of
+// the pipeline file OUT/pipeline.toml. First takes the folder's lock (caulk/run_folder.hpp: throws
+// RunFolderBusy when another run holds it), then removes the temporaries that killed runs left in
+// the output folder (io::recover_stale_temporaries) and moves aside the outputs of another
+// pipeline; at the end removes the previous run's outputs this run did not write again. Never throws for a node's
 // failure or an interruption (both are in the report), nor when the final run.json cannot be
 // written (report.record_error says why). Throws Error only when the run cannot start (e.g. the
 // output folder cannot be created or written).

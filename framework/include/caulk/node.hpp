@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "caulk/value.hpp"
 
 namespace caulk {
@@ -155,12 +157,17 @@ class Node {
 
 using NodeFactory = std::function<std::unique_ptr<Node>()>;
 
+class UnitContext;
+// A distributable node's unit (caulk/units.hpp): `static Json run_unit(UnitContext&, const Json&)`.
+using UnitFunction = nlohmann::ordered_json (*)(UnitContext& ctx, const nlohmann::ordered_json& payload);
+
 // A node type as the registry holds it.
 struct NodeType {
   NodeSpec spec;
   NodeFactory make;
   std::string plugin;                 // the plugin that registered it
   std::shared_ptr<const void> owner;  // keeps the plugin's library loaded while in use
+  UnitFunction run_unit = nullptr;    // set when the node class declares run_unit (distributable)
 };
 
 }  // namespace caulk

@@ -16,8 +16,9 @@
 #include "caulk/version.hpp"
 
 // Bumped whenever a change to the framework's headers breaks plugins built against older ones
-// (2: NodeSpec::runs_last).
-#define CAULK_ABI_VERSION 2u
+// (2: NodeSpec::runs_last; 3: NodeType::run_unit and the UnitContext of run_units replace unit
+// functions registered by name).
+#define CAULK_ABI_VERSION 3u
 
 extern "C" {
 struct caulk_plugin_descriptor {

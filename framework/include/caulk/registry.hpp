@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "caulk/artifact.hpp"
@@ -90,11 +91,6 @@ class Registry {
   // a default outside its range, ...).
   void add_node_type(NodeType type);
   void add_artifact_type(ArtifactType type);
-  // Unit functions (caulk/units.hpp), which any process that loaded the plugin can run by name.
-  // Throws Error when the name is taken.
-  void add_unit_function(const UnitKind& kind, const std::string& plugin);
-  // The function registered under `name`, or nullptr.
-  UnitFunctionPtr find_unit_function(const std::string& name) const;
 
  private:
   struct Library;
@@ -102,7 +98,6 @@ class Registry {
   std::vector<std::shared_ptr<Library>> libraries_;
   std::map<std::string, ArtifactType> artifact_types_;
   std::map<std::string, NodeType> node_types_;
-  std::map<std::string, std::pair<UnitFunctionPtr, std::string>> unit_functions_;  // name -> function, plugin
   std::vector<PluginInfo> plugins_;
   std::vector<std::filesystem::path> searched_;
 };
@@ -112,15 +107,21 @@ class PluginRegistrar {
  public:
   PluginRegistrar(Registry& registry, PluginInfo& info, std::shared_ptr<const void> owner);
 
-  // Registers a node class N with `static NodeSpec spec()` and a default constructor.
+  // Registers a node class N with `static NodeSpec spec()` and a default constructor. When N also
+  // declares `static Json run_unit(UnitContext&, const Json&)`, its units are distributable
+  // (caulk/units.hpp): NodeContext::run_units runs them, in this process or on any rank.
   template <class N>
   void add_node() {
-    add_node(N::spec(), [] { return std::unique_ptr<Node>(new N()); });
+    UnitFunction unit = nullptr;
+    if constexpr (requires { &N::run_unit; }) {
+      static_assert(std::is_convertible_v<decltype(&N::run_unit), UnitFunction>,
+                    "a node's run_unit must be `static Json run_unit(caulk::UnitContext& ctx, const Json& payload)`");
+      unit = &N::run_unit;
+    }
+    add_node(N::spec(), [] { return std::unique_ptr<Node>(new N()); }, unit);
   }
-  void add_node(NodeSpec spec, NodeFactory make);
+  void add_node(NodeSpec spec, NodeFactory make, UnitFunction run_unit = nullptr);
   void add_artifact_type(std::string name, std::string doc);
-  // A unit function its nodes hand to NodeContext::run_units.
-  void add_unit_function(const UnitKind& kind);
 
  private:
   Registry& registry_;

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "caulk/error.hpp"
+#include "caulk/io/access_log.hpp"
 #include "caulk/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
@@ -331,6 +332,7 @@ void StagedOutput::commit(OnExisting existing) {
     throw;
   }
   committed_ = true;
+  note_written(target_, kind_ == Kind::Folder);  // the run's record of who wrote what (access_log.hpp)
   sync_directory(parent_of(target_));
 }
 
@@ -459,7 +461,9 @@ std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int dept
     if (ec) continue;
     TemporaryName parsed;
     if (!parse_temporary_name(name, parsed)) {
-      if (depth > 0 && st.type() == fs::file_type::directory && name[0] != '.') folders.push_back(p);
+      // Hidden folders are the user's, except .caulk (the run folder's own state: lock, hash cache,
+      // ledger), whose files are written through the same primitive and leave the same temporaries.
+      if (depth > 0 && st.type() == fs::file_type::directory && (name[0] != '.' || name == ".caulk")) folders.push_back(p);
       continue;
     }
     if (st.type() == fs::file_type::symlink || owner_alive(parsed.owner)) continue;

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "caulk/error.hpp"
+#include "caulk/io/access_log.hpp"
 
 namespace caulk::io {
 
@@ -67,6 +68,10 @@ InputFile InputFile::open(const std::filesystem::path& path) {
   if (flags < 0 || ::fcntl(file.fd_, F_SETFL, flags & ~O_NONBLOCK) != 0)
     throw DataError(name, "cannot open: " + errno_text(errno));
   file.size_ = checked_size(st, name);
+  // The node running this (if any) read this file: its provenance and cache key (access_log.hpp).
+  note_read(path, FileStat{static_cast<std::uintmax_t>(st.st_size),
+                           static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+                           static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev)});
   return file;
 }
 

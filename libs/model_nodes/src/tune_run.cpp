@@ -85,9 +85,9 @@ TuningData tuning_data(const Params& p, const Dataset& data) {
 
 }  // namespace
 
-Json tune_target_unit(const Json& desc, TrainFn train_fn) {
-  const Params p = params_from_json(desc.at("node").get<std::string>(), desc.at("params"));
-  const auto data = dataset_from_json(desc.at("data"));
+Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn) {
+  const Params& p = ctx.params();
+  const auto data = ctx.dataset("data");
   const TuningData t = tuning_data(p, *data);
   const auto& train = t.train;
   const auto& validation = t.validation;
@@ -140,7 +140,7 @@ Json tune_target_unit(const Json& desc, TrainFn train_fn) {
 }
 
 void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
-                  const UnitKind& unit, const std::vector<Json>& terms) {
+                  const std::vector<Json>& terms) {
   const Params& p = ctx.params();
   if (terms.size() != targets.size())
     throw Error(fmt::format("{} tuning terms for {} target models", terms.size(), targets.size()));
@@ -157,10 +157,7 @@ void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<Check
   for (const auto& m : targets) names.push_back(m.model);
 
   Json common = Json::object();
-  common["node"] = ctx.id();
   common["method"] = method;
-  common["params"] = params_to_json(p);
-  common["data"] = dataset_to_json(data);
   common["dir"] = dir.string();
   std::vector<Json> descriptions;
   for (std::size_t i = 0; i < targets.size(); ++i) {
@@ -171,7 +168,7 @@ void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<Check
     d["term"] = terms[i];
     descriptions.push_back(std::move(d));
   }
-  const std::vector<Json> results = ctx.run_units("model", names, unit, descriptions);
+  const std::vector<Json> results = ctx.run_units("model", names, descriptions);
   Json& sum = ctx.summary();
   for (std::size_t i = 0; i < targets.size(); ++i) {
     const Json& r = results[i];

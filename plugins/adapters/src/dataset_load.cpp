@@ -7,6 +7,7 @@
 #include "adapters/src/nodes.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/io/npy.hpp"
 
 namespace fs = std::filesystem;
 
@@ -29,13 +30,20 @@ std::vector<std::pair<std::string, std::string>> check_splits(const Params& p) {
   return problems;
 }
 
-// Rows of an array file, checked against the labels' rows.
+// Rows of an array file (its first dimension: model inputs may have any rank, N x P rows,
+// N x C x H x W images, N x L token ids), checked against the labels' rows. The header only.
 ArrayFile array_for_split(const fs::path& file, std::size_t rows, const fs::path& labels_file, const std::string& what) {
-  ArrayFile a{file, {}};
-  auto [r, c] = a.shape();
-  if (r != rows)
-    throw DataError(file.string(), fmt::format("{} has {} rows but the labels ({}) have {}", what, r, labels_file.string(), rows));
-  return a;
+  const io::NpyHeader h = io::NpyArray::read_header(file);
+  if (h.shape.empty())
+    throw DataError(file.string(), fmt::format("{} is a scalar (a 0-dimensional array): it needs one row per sample, as the "
+                                               "labels ({}) have {}",
+                                               what, labels_file.string(), rows));
+  if (what == "covariates" && h.shape.size() > 2)
+    throw DataError(file.string(), fmt::format("covariates are N x Q, but this array has {} dimensions", h.shape.size()));
+  if (h.shape[0] != rows)
+    throw DataError(file.string(), fmt::format("{} has {} rows (samples, its first dimension) but the labels ({}) have {}",
+                                               what, h.shape[0], labels_file.string(), rows));
+  return ArrayFile{file, {}};
 }
 
 class DatasetLoad : public Node {
@@ -46,7 +54,10 @@ class DatasetLoad : public Node {
     s.param(ParamSpec::split_paths("labels", "labels file (.npy or .csv with a header), or { split = file, ... }"));
     s.param(ParamSpec::choice("kind", "classification", {"classification", "regression"},
                               "classification (integer or text classes) or regression (N or N x T targets)"));
-    s.param(ParamSpec::split_paths("inputs", "model inputs N x P (.npy), one file per split of the labels").optional());
+    s.param(ParamSpec::split_paths("inputs",
+                                   "model inputs (.npy of any rank: N x P rows, N x C x H x W images, N x L int64 token ids), "
+                                   "one file per split of the labels")
+                .optional());
     s.param(ParamSpec::split_paths("covariates", "covariates z, N x Q (.npy), one file per split of the labels").optional());
     s.param(ParamSpec::string("label_column", "", "CSV labels: the column to read (default: the only column, or 'label')"));
     s.check = check_splits;

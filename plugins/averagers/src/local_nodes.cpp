@@ -94,17 +94,15 @@ avg::Stack stack_from_json(const Json& j) {
 }
 
 // One fold of average.local's cross-validation, on any rank: the stack and covariates of the
-// fitting split travel in the description (they are in memory on rank 0, not in files).
-Json cv_fold_unit(const Json& d) {
-  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+// fitting split travel in the payload (they are in memory on rank 0, not in files).
+Json cv_fold_unit(UnitContext& ctx, const Json& d) {
+  const Params& p = ctx.params();
   const avg::Stack s = stack_from_json(d.at("stack"));
   const Matrix z = matrix_from_json(d.at("covariates"));
   avg::LocalOptions o = local_options(p, s.kind);
   o.loss = o.loss.for_scale(s.scale);  // a stack rescaled on rank 0 (check_magnitudes)
   return Json{{"totals", avg::cross_validation_fold(s, z, o, d.at("fold").get<std::size_t>())}};
 }
-
-constexpr UnitKind kCvFoldUnit{"averagers.local_cv_fold", &cv_fold_unit};
 
 class AverageLocal : public Node {
  public:
@@ -165,7 +163,7 @@ class AverageLocal : public Node {
     avg::FoldRunner runner;
     if (ctx.distributed())
       runner = [&](std::size_t folds) {
-        const Json common{{"node", ctx.id()}, {"params", params_to_json(p)}, {"stack", stack_to_json(s)}, {"covariates", matrix_to_json(z)}};
+        const Json common{{"stack", stack_to_json(s)}, {"covariates", matrix_to_json(z)}};
         std::vector<Json> descriptions;
         std::vector<std::string> names;
         for (std::size_t f = 0; f < folds; ++f) {
@@ -175,7 +173,7 @@ class AverageLocal : public Node {
           names.push_back(std::to_string(f + 1));
         }
         std::vector<std::vector<double>> totals;
-        for (const Json& r : ctx.run_units("fold", names, kCvFoldUnit, descriptions)) totals.push_back(r.at("totals").get<std::vector<double>>());
+        for (const Json& r : ctx.run_units("fold", names, descriptions)) totals.push_back(r.at("totals").get<std::vector<double>>());
         return totals;
       };
     const avg::LocalFit fit = avg::fit_local_average(s, z, o, runner);
@@ -204,6 +202,7 @@ class AverageLocal : public Node {
     ctx.publish("predictions", combined_predictions(ctx.id(), c, weights));
     ctx.publish("weights", weights_artifact(c, std::move(weights), function_file));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return cv_fold_unit(ctx, payload); }
 };
 
 class AverageApply : public Node {
@@ -270,7 +269,6 @@ class AverageApply : public Node {
 
 void register_local(PluginRegistrar& r) {
   r.add_node<AverageLocal>();
-  r.add_unit_function(kCvFoldUnit);
   r.add_node<AverageApply>();
 }
 

@@ -1,5 +1,6 @@
-// Merges under mpirun (docs/scaling.md): methods rebuilt from recipes on any rank, and each output
-// file of a merge written as a unit into the output rank 0 staged.
+// Merges under mpirun (docs/scaling.md): each output file of a merge is a unit of the merge node,
+// written into the output rank 0 staged, with the method rebuilt on the unit's rank by the node's
+// own build function.
 #include <fmt/format.h>
 
 #include <map>
@@ -34,20 +35,13 @@ MergeJob merge_job_from_json(const Json& j) {
   return job;
 }
 
-namespace {
-
-std::map<std::string, MethodBuilder>& method_builders() {
-  static std::map<std::string, MethodBuilder> builders;
-  return builders;
-}
-
-// One output file of a staged merge, from its description alone: the method is rebuilt from the
-// node's recipe and parameters, adopts what rank 0 prepared (Fisher norms), and writes the file's
-// tensors into the staged temporary, which rank 0 commits once every file is written.
-Json merge_file_unit(const Json& d) {
-  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+// One output file of a staged merge: the method is rebuilt by the node's build function from its
+// parameters and the recipe's extra, adopts what rank 0 prepared (Fisher norms), and writes the
+// file's tensors into the staged temporary, which rank 0 commits once every file is written.
+Json merge_file_unit(UnitContext& ctx, const Json& d, MethodBuilder build) {
+  const Params& p = ctx.params();
   const MergeJob merged = merge_job_from_json(d.at("job"));
-  const auto method = build_method({d.at("builder").get<std::string>(), d.at("extra")}, p, merged.models);
+  const auto method = build(p, d.at("extra"), merged.models);
   const merge::MergeInputs inputs = merge::MergeInputs::open(merged.models, merged.base, method->uses_fisher());
   const auto chunk = d.at("chunk_elements").get<std::size_t>();
   method->check(inputs);
@@ -66,16 +60,11 @@ Json merge_file_unit(const Json& d) {
   return Json{{"io_bytes", merge::merge_output_file(inputs, *method, job, precision, chunk, p.flag("allow_non_finite"))}};
 }
 
-}  // namespace
-
 merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, merge::MergeMethod& method,
                                    const fs::path& output, const merge::MergeOptions& options) {
   const merge::MergeInputs inputs = merge::MergeInputs::open(job.models, job.base, method.uses_fisher());
   merge::StagedMerge staged(inputs, method, output, options);
-  Json common{{"node", ctx.id()},
-              {"builder", recipe.builder},
-              {"extra", recipe.extra},
-              {"params", params_to_json(ctx.params())},
+  Json common{{"extra", recipe.extra},
               {"job", merge_job_to_json(job)},
               {"prepared", method.prepared_values()},
               {"precision", options.precision == merge::Precision::F64 ? "float64" : "float32"},
@@ -91,24 +80,10 @@ merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, 
     descriptions.push_back(std::move(d));
     names.push_back(staged.file_name(f));
   }
-  const std::vector<Json> results = ctx.run_units("output file", names, kMergeFileUnit, descriptions);
+  const std::vector<Json> results = ctx.run_units("output file", names, descriptions);
   std::vector<std::uint64_t> io_bytes;
   for (const Json& r : results) io_bytes.push_back(r.at("io_bytes").get<std::uint64_t>());
   return staged.commit(io_bytes);
-}
-
-const UnitKind kMergeFileUnit{"mergers.merge_output_file", &merge_file_unit};
-
-void add_method_builder(const std::string& name, MethodBuilder builder) {
-  // A plugin registers again whenever a new registry loads it (tests do): the same builder is fine.
-  const auto [it, added] = method_builders().emplace(name, builder);
-  if (!added && it->second != builder) throw Error(fmt::format("internal: two merge method builders are named '{}'", name));
-}
-
-std::unique_ptr<merge::MergeMethod> build_method(const MethodRecipe& recipe, const Params& p, const std::vector<merge::MergeModel>& models) {
-  auto it = method_builders().find(recipe.builder);
-  if (it == method_builders().end()) throw Error(fmt::format("internal: no merge method builder '{}'", recipe.builder));
-  return it->second(p, recipe.extra, models);
 }
 
 

@@ -202,7 +202,7 @@ merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job
 }
 
 void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, const std::map<std::string, std::string>& parameters) {
-  const auto method = build_method(recipe, ctx.params(), job.models);
+  const auto method = recipe.build(ctx.params(), recipe.extra, job.models);
   merge::MergeOptions options = read_merge_options(ctx);
   const fs::path output = output_path(ctx);
   const std::string name = merged_name(ctx);

@@ -54,25 +54,24 @@ std::filesystem::path output_path(const NodeContext& ctx);
 // "5GB", "500MiB", "1024" (bytes), ... as bytes; throws Error naming the text.
 std::uint64_t parse_size(const std::string& text);
 
-// How to build a merge method in any process: a builder's name (the node type that registered
-// it) and what the builder needs beside the node's parameters. A node builds its own method from
-// its recipe too, so an output file written on another rank uses exactly rank 0's method.
+// How to build a merge method in any process: the node class's static build function and what it
+// needs beside the node's parameters. A node builds its own method from its recipe too, and its
+// run_unit (merge_file_unit with the same build function) rebuilds it for an output file written
+// on another rank, so every file uses exactly rank 0's method.
+using MethodBuilder = std::unique_ptr<merge::MergeMethod> (*)(const Params& p, const Json& extra, const std::vector<merge::MergeModel>& models);
 struct MethodRecipe {
-  std::string builder;
+  MethodBuilder build = nullptr;
   Json extra = Json::object();
 };
-using MethodBuilder = std::unique_ptr<merge::MergeMethod> (*)(const Params& p, const Json& extra, const std::vector<merge::MergeModel>& models);
-// Registers a builder (when the plugin loads, in every process); a name registered twice is a bug.
-void add_method_builder(const std::string& name, MethodBuilder builder);
-std::unique_ptr<merge::MergeMethod> build_method(const MethodRecipe& recipe, const Params& p, const std::vector<merge::MergeModel>& models);
 
 // Runs the merge, fills the summary and publishes the merged model on `checkpoints`. In a single
 // process: with progress bars (tensors, and MiB read plus written). Under mpirun: each output
 // file (shard) is a unit, written into the staged output by whichever rank takes it.
 void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, const std::map<std::string, std::string>& parameters);
 
-// The unit that writes one output file of a staged merge (registered by the plugin).
-extern const UnitKind kMergeFileUnit;
+// The unit that writes one output file of a staged merge: a merge node's run_unit is
+// `merge_file_unit(ctx, payload, &build)` with its own build function.
+Json merge_file_unit(UnitContext& ctx, const Json& payload, MethodBuilder build);
 // The merge with each output file a unit (run_and_publish under mpirun; merge_distribution.cpp).
 merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, merge::MergeMethod& method,
                                    const std::filesystem::path& output, const merge::MergeOptions& options);

@@ -30,11 +30,13 @@ class LinearNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, false), {"merge.linear"}, recorded(ctx.params(), {"weights", "normalize"}));
+    run_and_publish(ctx, collect_models(ctx, false), {&build}, recorded(ctx.params(), {"weights", "normalize"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     return std::make_unique<merge::LinearMerge>(read_weights(p, "weights", models, 1.0, -kBig, kBig), p.flag("normalize"));
   }
+  // One output file of the merge, on any rank (merge_distribution.cpp).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }
 };
 
 class TaskArithmeticNode : public Node {
@@ -48,12 +50,14 @@ class TaskArithmeticNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, true), {"merge.task_arithmetic"}, recorded(ctx.params(), {"weights", "lambda", "normalize"}));
+    run_and_publish(ctx, collect_models(ctx, true), {&build}, recorded(ctx.params(), {"weights", "lambda", "normalize"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     return std::make_unique<merge::TaskArithmeticMerge>(read_weights(p, "weights", models, 1.0, -kBig, kBig),
                                                         read_tensor_param(p, "lambda", 1.0, -kBig, kBig), p.flag("normalize"));
   }
+  // One output file of the merge, on any rank (merge_distribution.cpp).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }
 };
 
 class TiesNode : public Node {
@@ -72,12 +76,14 @@ class TiesNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, true), {"merge.ties"}, recorded(ctx.params(), {"weights", "density", "lambda", "normalize"}));
+    run_and_publish(ctx, collect_models(ctx, true), {&build}, recorded(ctx.params(), {"weights", "density", "lambda", "normalize"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     return std::make_unique<merge::TiesMerge>(read_weights(p, "weights", models, 1.0, 0, kBig), read_tensor_param(p, "density", 0.2, 0, 1),
                                               read_tensor_param(p, "lambda", 1.0, -kBig, kBig), p.flag("normalize"));
   }
+  // One output file of the merge, on any rank (merge_distribution.cpp).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }
 };
 
 class DareNode : public Node {
@@ -99,7 +105,7 @@ class DareNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, true), {"merge.dare"},
+    run_and_publish(ctx, collect_models(ctx, true), {&build},
                     recorded(ctx.params(), {"weights", "density", "lambda", "combine", "normalize", "seed"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
@@ -109,6 +115,8 @@ class DareNode : public Node {
                                               ties ? merge::DareMerge::Combine::Ties : merge::DareMerge::Combine::Linear, p.flag("normalize"),
                                               static_cast<std::uint64_t>(p.integer("seed")));
   }
+  // One output file of the merge, on any rank (merge_distribution.cpp).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }
 };
 
 class SlerpNode : public Node {
@@ -123,11 +131,13 @@ class SlerpNode : public Node {
   void run(NodeContext& ctx) override {
     const MergeJob job = collect_models(ctx, false);
     if (job.models.size() != 2) throw Error(fmt::format("merge.slerp interpolates exactly two models; got {}", job.models.size()));
-    run_and_publish(ctx, job, {"merge.slerp"}, recorded(ctx.params(), {"t"}));
+    run_and_publish(ctx, job, {&build}, recorded(ctx.params(), {"t"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>&) {
     return std::make_unique<merge::SlerpMerge>(read_tensor_param(p, "t", 0.5, 0, 1));
   }
+  // One output file of the merge, on any rank (merge_distribution.cpp).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }
 };
 
 class FisherNode : public Node {
@@ -142,30 +152,25 @@ class FisherNode : public Node {
     return s;
   }
   void run(NodeContext& ctx) override {
-    run_and_publish(ctx, collect_models(ctx, false), {"merge.fisher"},
+    run_and_publish(ctx, collect_models(ctx, false), {&build},
                     recorded(ctx.params(), {"weights", "floor", "floor_mode", "normalize_fisher"}));
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     return fisher_method(p, read_weights(p, "weights", models, 1.0, 0, kBig));
   }
+  // One output file of the merge, on any rank (merge_distribution.cpp).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }
 };
-
-template <class N>
-void add(PluginRegistrar& r) {
-  r.add_node<N>();
-  add_method_builder(N::spec().type, &N::build);
-}
 
 }  // namespace
 
 void register_merge_nodes(PluginRegistrar& r) {
-  add<LinearNode>(r);
-  add<TaskArithmeticNode>(r);
-  add<TiesNode>(r);
-  add<DareNode>(r);
-  add<SlerpNode>(r);
-  add<FisherNode>(r);
-  r.add_unit_function(kMergeFileUnit);
+  r.add_node<LinearNode>();
+  r.add_node<TaskArithmeticNode>();
+  r.add_node<TiesNode>();
+  r.add_node<DareNode>();
+  r.add_node<SlerpNode>();
+  r.add_node<FisherNode>();
 }
 
 }  // namespace caulk::mergers

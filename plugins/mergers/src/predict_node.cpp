@@ -13,16 +13,14 @@ namespace {
 
 // One model's predictions on the listed splits, on any rank (the inputs are read from the
 // dataset's files; the predictions, N x C doubles per split, come back).
-Json predict_model_unit(const Json& d) {
-  const auto data = dataset_from_json(d.at("data"));
+Json predict_model_unit(UnitContext& ctx, const Json& d) {
+  const auto data = ctx.dataset("data");
   const std::string model = d.at("model").get<std::string>();
   const mlp::Model<float> m = load_native(d.at("checkpoint").get<std::string>(), model, "predict.checkpoints");
   Json out = Json::object();
   for (const auto& split : d.at("splits").get<std::vector<std::string>>()) out[split] = matrix_to_json(predict(m, split_inputs(*data, split), model, split));
   return out;
 }
-
-constexpr UnitKind kPredictModelUnit{"mergers.predict_model", &predict_model_unit};
 
 class PredictCheckpoints : public Node {
  public:
@@ -55,7 +53,7 @@ class PredictCheckpoints : public Node {
     for (std::size_t i = 0; i < names.size(); ++i)
       for (std::size_t j = 0; j < i; ++j)
         if (names[i] == names[j]) throw Error(fmt::format("model '{}' arrives twice on `checkpoints`", names[i]));
-    const Json common{{"data", dataset_to_json(*data)}, {"splits", splits}};
+    const Json common{{"splits", splits}};
     std::vector<Json> descriptions;
     for (const auto& m : models) {
       Json d = common;
@@ -63,7 +61,7 @@ class PredictCheckpoints : public Node {
       d["checkpoint"] = m.path.string();
       descriptions.push_back(std::move(d));
     }
-    const std::vector<Json> results = ctx.run_units("model", names, kPredictModelUnit, descriptions);
+    const std::vector<Json> results = ctx.run_units("model", names, descriptions);
     for (std::size_t i = 0; i < models.size(); ++i) {
       out->models[i].model = models[i].model;
       for (const auto& split : splits) out->models[i].splits[split] = matrix_from_json(results[i].at(split));
@@ -72,13 +70,13 @@ class PredictCheckpoints : public Node {
     ctx.summary()["splits"] = splits;
     ctx.publish("predictions", std::move(out));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return predict_model_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_predict(PluginRegistrar& r) {
   r.add_node<PredictCheckpoints>();
-  r.add_unit_function(kPredictModelUnit);
 }
 
 }  // namespace caulk::mergers

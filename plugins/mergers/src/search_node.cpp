@@ -44,11 +44,11 @@ double score(const Matrix& out, const DatasetSplit& truth, const std::string& me
   return (out - truth.targets).squaredNorm() / static_cast<double>(out.size());
 }
 
-Json score_candidate_unit(const Json& d) {
-  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+Json score_candidate_unit(UnitContext& ctx, const Json& d) {
+  const Params& p = ctx.params();
   const MergeJob job = merge_job_from_json(d.at("job"));
-  const auto data = dataset_from_json(d.at("data"));
-  const std::string split = p.string("split"), label = "candidate " + d.at("name").get<std::string>();
+  const auto data = ctx.dataset("data");
+  const std::string split = p.string("split"), label = "candidate " + d.at("candidate").get<std::string>();
   const Candidate c{d.at("coefficients").get<std::vector<double>>(), d.at("lambda").get<double>(), 0};
   const fs::path file = d.at("file").get<std::string>();
   merge::MergeOptions o;
@@ -62,8 +62,6 @@ Json score_candidate_unit(const Json& d) {
   fs::remove(file);
   return Json{{"score", score(out, data->split(split), d.at("metric").get<std::string>())}};
 }
-
-constexpr UnitKind kScoreCandidateUnit{"mergers.score_merge_candidate", &score_candidate_unit};
 
 // The chosen candidate's method, rebuilt wherever an output file of the final merge is written.
 std::unique_ptr<merge::MergeMethod> build_chosen(const Params& p, const Json& extra, const std::vector<merge::MergeModel>&) {
@@ -127,21 +125,17 @@ class SearchMergeCoefficients : public Node {
     fs::create_directories(scratch);
     std::vector<std::string> names;
     for (std::size_t i = 0; i < candidates.size(); ++i) names.push_back(std::to_string(i + 1));
-    const Json common{{"node", ctx.id()},
-                      {"params", params_to_json(p)},
-                      {"job", merge_job_to_json(job)},
-                      {"data", dataset_to_json(*data, split)},
-                      {"metric", metric}};
+    const Json common{{"job", merge_job_to_json(job)}, {"metric", metric}};
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < candidates.size(); ++i) {
       Json d = common;
-      d["name"] = names[i];
+      d["candidate"] = names[i];
       d["coefficients"] = candidates[i].coefficients;
       d["lambda"] = candidates[i].lambda;
       d["file"] = (scratch / fmt::format("candidate-{}.safetensors", i + 1)).string();
       descriptions.push_back(std::move(d));
     }
-    const std::vector<Json> scores = ctx.run_units("candidate", names, kScoreCandidateUnit, descriptions);
+    const std::vector<Json> scores = ctx.run_units("candidate", names, descriptions);
     for (std::size_t i = 0; i < candidates.size(); ++i) candidates[i].score = scores[i].at("score").get<double>();
     std::error_code ec;
     fs::remove(scratch, ec);
@@ -180,10 +174,16 @@ class SearchMergeCoefficients : public Node {
     for (std::size_t i = 0; i < job.models.size(); ++i) weights[job.models[i].name] = candidates[best].coefficients[i];
     sum["best_weights"] = weights;
     if (method != "fisher") sum["best_lambda"] = candidates[best].lambda;
-    const MethodRecipe chosen{"search.merge_coefficients",
-                              Json{{"coefficients", candidates[best].coefficients}, {"lambda", candidates[best].lambda}}};
+    const MethodRecipe chosen{&build_chosen, Json{{"coefficients", candidates[best].coefficients}, {"lambda", candidates[best].lambda}}};
     run_and_publish(ctx, job, chosen, parameters);
     ctx.publish("table", std::move(table));
+  }
+
+  // Two kinds of unit: scoring a candidate (its payload names it), and under mpirun one output
+  // file of the final merge with the chosen candidate's method.
+  static Json run_unit(UnitContext& ctx, const Json& payload) {
+    if (payload.contains("candidate")) return score_candidate_unit(ctx, payload);
+    return merge_file_unit(ctx, payload, &build_chosen);
   }
 };
 
@@ -191,8 +191,6 @@ class SearchMergeCoefficients : public Node {
 
 void register_search(PluginRegistrar& r) {
   r.add_node<SearchMergeCoefficients>();
-  r.add_unit_function(kScoreCandidateUnit);
-  add_method_builder("search.merge_coefficients", &build_chosen);
 }
 
 }  // namespace caulk::mergers

@@ -39,8 +39,8 @@ std::string file_stem(std::string name) {
 // One model's prediction stability under parameter scaling, on any rank: the checkpoint (LoRA
 // folded, as load_checkpoints loads it), checked against the dataset, run on the split at every
 // scale; the points come back as run.json records them.
-Json scale_stability_unit(const Json& d) {
-  const auto data = dataset_from_json(d.at("data"));
+Json scale_stability_unit(UnitContext& ctx, const Json& d) {
+  const auto data = ctx.dataset("data");
   const mlp::Samples samples = split_samples(*data, d.at("split").get<std::string>());
   const std::string model = d.at("model").get<std::string>();
   const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
@@ -50,8 +50,6 @@ Json scale_stability_unit(const Json& d) {
     points.push_back(Json{{"s", pt.scale}, {"accuracy", pt.accuracy}, {"agreement", pt.agreement}});
   return points;
 }
-
-constexpr UnitKind kScaleStabilityUnit{"mlp_merges.scale_stability", &scale_stability_unit};
 
 class ScaleStability : public Node {
  public:
@@ -81,14 +79,14 @@ class ScaleStability : public Node {
     split_samples(*data, p.string("split"));  // the split and its inputs are checked before any unit starts
     const LoadedModels in = list_checkpoints(ctx);
     const int layer = static_cast<int>(p.integer("layer"));
-    const Json common{{"split", p.string("split")}, {"scales", scales}, {"layer", layer}, {"data", dataset_to_json(*data, p.string("split"))}};
+    const Json common{{"split", p.string("split")}, {"scales", scales}, {"layer", layer}};
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < in.names.size(); ++i) {
       Json d{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}};
       d.update(common);
       descriptions.push_back(std::move(d));
     }
-    const std::vector<Json> points = ctx.run_units("model", in.names, kScaleStabilityUnit, descriptions);
+    const std::vector<Json> points = ctx.run_units("model", in.names, descriptions);
 
     auto table = std::make_shared<Table>();
     table->title = fmt::format("Prediction stability under parameter scaling ({}) on split '{}'",
@@ -104,6 +102,7 @@ class ScaleStability : public Node {
     ctx.print(table->to_text());
     ctx.publish("table", std::move(table));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return scale_stability_unit(ctx, payload); }
 };
 
 // One model's first-layer image, on any rank: the checkpoint (LoRA folded, as load_checkpoints
@@ -128,8 +127,6 @@ Json first_layer_image_unit(const Json& d) {
              {"Software", "caulk analysis.weight_patterns"}});
   return Json{{"file", file.filename().string()}};
 }
-
-constexpr UnitKind kFirstLayerImageUnit{"mlp_merges.first_layer_image", &first_layer_image_unit};
 
 class WeightPatterns : public Node {
  public:
@@ -169,7 +166,7 @@ class WeightPatterns : public Node {
                                   {"scale", p.string("scale") == "shared" ? shared : vmax[i]},
                                   {"cell", cell},
                                   {"max_units", max_units}});
-    const std::vector<Json> drawn = ctx.run_units("model", in.names, kFirstLayerImageUnit, descriptions);
+    const std::vector<Json> drawn = ctx.run_units("model", in.names, descriptions);
 
     // Per-layer numbers and heat maps.
     auto table = std::make_shared<Table>();
@@ -227,15 +224,14 @@ class WeightPatterns : public Node {
     ctx.print(table->to_text());
     ctx.publish("table", std::move(table));
   }
+  static Json run_unit(UnitContext&, const Json& payload) { return first_layer_image_unit(payload); }
 };
 
 }  // namespace
 
 void register_analyses(PluginRegistrar& r) {
   r.add_node<ScaleStability>();
-  r.add_unit_function(kScaleStabilityUnit);
   r.add_node<WeightPatterns>();
-  r.add_unit_function(kFirstLayerImageUnit);
 }
 
 }  // namespace caulk::mlp_merges

@@ -130,15 +130,6 @@ std::vector<std::string> requested_splits(const Params& p, const Dataset& data) 
   return out;
 }
 
-Json dataset_splits_to_json(const Dataset& data, const std::vector<std::string>& splits) {
-  Dataset only;
-  only.kind = data.kind;
-  only.class_names = data.class_names;
-  for (const auto& s : data.splits)
-    if (std::find(splits.begin(), splits.end(), s.name) != splits.end()) only.splits.push_back(s);
-  return dataset_to_json(only);
-}
-
 void check_fits(const mlp::Model<float>& m, const std::string& name, const Dataset& data, long inputs) {
   const bool classification = data.kind == TaskKind::Classification;
   if (classification != (m.output == mlp::Output::Softmax))

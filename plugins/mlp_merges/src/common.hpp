@@ -51,9 +51,6 @@ std::map<std::string, std::string> marked_output(std::map<std::string, std::stri
 
 // A split's model inputs as samples: the models family's own reading, shared.
 using models::split_samples;
-// The dataset restricted to the named splits (in the dataset's order) for a unit description:
-// labels inline, inputs as paths (caulk::dataset_to_json).
-Json dataset_splits_to_json(const Dataset& data, const std::vector<std::string>& splits);
 // The `splits` list parameter, or every split with model inputs.
 std::vector<std::string> requested_splits(const Params& p, const Dataset& data);
 // Throws Error unless the model's outputs fit the dataset (softmax with C outputs for a

@@ -47,8 +47,8 @@ Prepared prepare(const NodeContext& ctx, const Dataset& data, bool load) {
 // One model's outputs (or features) on the listed splits, on any rank: the checkpoint (LoRA kept as
 // factors, as the ensembles run it), checked against the dataset on the first split; N x C
 // outputs (or N x D features) per split come back, exactly.
-Json ensemble_member(const Json& d, bool features) {
-  const auto data = dataset_from_json(d.at("data"));
+Json ensemble_member(UnitContext& ctx, const Json& d, bool features) {
+  const auto data = ctx.dataset("data");
   const std::string model = d.at("model").get<std::string>();
   const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), false);
   const auto splits = d.at("splits").get<std::vector<std::string>>();
@@ -60,23 +60,17 @@ Json ensemble_member(const Json& d, bool features) {
   }
   return Json{{"feature_dim", m.feature_dim()}, {"splits", std::move(out)}};
 }
-Json model_outputs_unit(const Json& d) { return ensemble_member(d, false); }
-Json model_features_unit(const Json& d) { return ensemble_member(d, true); }
 
-constexpr UnitKind kModelOutputsUnit{"mlp_merges.model_outputs", &model_outputs_unit};
-constexpr UnitKind kModelFeaturesUnit{"mlp_merges.model_features", &model_features_unit};
-
-// Runs `kind` on every model of `in` over `splits`: one unit per model.
-std::vector<Json> run_members(const NodeContext& ctx, const UnitKind& kind, const LoadedModels& in, const Dataset& data,
-                              const std::vector<std::string>& splits) {
-  const Json common{{"splits", splits}, {"data", dataset_splits_to_json(data, splits)}};
+// Runs the node's unit (ensemble_member) on every model of `in` over `splits`: one unit per model.
+std::vector<Json> run_members(const NodeContext& ctx, const LoadedModels& in, const std::vector<std::string>& splits) {
+  const Json common{{"splits", splits}};
   std::vector<Json> descriptions;
   for (std::size_t i = 0; i < in.names.size(); ++i) {
     Json d{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}};
     d.update(common);
     descriptions.push_back(std::move(d));
   }
-  return ctx.run_units("model", in.names, kind, descriptions);
+  return ctx.run_units("model", in.names, descriptions);
 }
 
 // The members' matrices on one split, in model order.
@@ -101,7 +95,7 @@ class OutputEnsemble : public Node {
   void run(NodeContext& ctx) override {
     const auto data = ctx.input<Dataset>("data");
     const Prepared p = prepare(ctx, *data, false);
-    const std::vector<Json> members = run_members(ctx, kModelOutputsUnit, p.in, *data, p.splits);
+    const std::vector<Json> members = run_members(ctx, p.in, p.splits);
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;
     out->models.push_back({ctx.id(), {}});
@@ -110,6 +104,7 @@ class OutputEnsemble : public Node {
     ctx.summary()["splits"] = p.splits;
     ctx.publish("predictions", std::move(out));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return ensemble_member(ctx, payload, false); }
 };
 
 class FeatureEnsemble : public Node {
@@ -145,7 +140,7 @@ class FeatureEnsemble : public Node {
       train = split_samples(*data, params.string("train_split"));
       if (std::find(splits.begin(), splits.end(), params.string("train_split")) == splits.end()) splits.push_back(params.string("train_split"));
     }
-    const std::vector<Json> members = run_members(ctx, kModelFeaturesUnit, p.in, *data, splits);
+    const std::vector<Json> members = run_members(ctx, p.in, splits);
     if (refit) {
       RefitOptions o;
       o.weight_decay = params.real("weight_decay");
@@ -167,15 +162,14 @@ class FeatureEnsemble : public Node {
     sum["splits"] = p.splits;
     ctx.publish("predictions", std::move(out));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return ensemble_member(ctx, payload, true); }
 };
 
 }  // namespace
 
 void register_ensembles(PluginRegistrar& r) {
   r.add_node<OutputEnsemble>();
-  r.add_unit_function(kModelOutputsUnit);
   r.add_node<FeatureEnsemble>();
-  r.add_unit_function(kModelFeaturesUnit);
 }
 
 }  // namespace caulk::mlp_merges

@@ -47,10 +47,11 @@ void publish_merged(NodeContext& ctx, const fs::path& file) {
 // One model's input Gram matrices on its own data, on any rank: the checkpoint (LoRA folded, as
 // load_checkpoints loads it) run on the seeded subsample of the model's split that rank 0 takes
 // (the same `subsample`); every Gram matrix comes back exactly, with the sample count.
-Json regmean_grams_unit(const Json& d) {
-  const auto data = dataset_from_json(d.at("data"));
-  const mlp::Samples s = subsample(split_samples(*data, d.at("split").get<std::string>()), d.at("max_samples").get<std::size_t>(),
-                                   d.at("seed").get<std::uint64_t>());
+Json regmean_grams_unit(UnitContext& ctx, const Json& d) {
+  const Params& p = ctx.params();
+  const auto data = ctx.dataset("data");
+  const mlp::Samples s = subsample(split_samples(*data, d.at("split").get<std::string>()), static_cast<std::size_t>(p.integer("max_samples")),
+                                   static_cast<std::uint64_t>(p.integer("seed")));
   const InputGrams g = input_grams(load_checkpoint(d.at("checkpoint").get<std::string>(), true), s.X);
   Json grams = Json::object();
   for (const auto& [tensor, G] : g.gram) grams[tensor] = matrix_to_json(G);
@@ -63,8 +64,6 @@ InputGrams input_grams_from_json(const Json& j) {
   for (const auto& [tensor, G] : j.at("grams").items()) g.gram[tensor] = matrix_from_json(G);
   return g;
 }
-
-constexpr UnitKind kRegMeanGramsUnit{"mlp_merges.regmean_grams", &regmean_grams_unit};
 
 class RegMeanNode : public Node {
  public:
@@ -119,14 +118,9 @@ class RegMeanNode : public Node {
 
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < in.names.size(); ++i)
-      descriptions.push_back(Json{{"model", in.names[i]},
-                                  {"checkpoint", in.refs[i].path.string()},
-                                  {"split", model_split[i]},
-                                  {"max_samples", static_cast<std::size_t>(p.integer("max_samples"))},
-                                  {"seed", static_cast<std::uint64_t>(p.integer("seed"))},
-                                  {"data", dataset_to_json(*data, model_split[i])}});
+      descriptions.push_back(Json{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}, {"split", model_split[i]}});
     std::vector<InputGrams> grams;
-    for (const Json& r : ctx.run_units("model", in.names, kRegMeanGramsUnit, descriptions)) grams.push_back(input_grams_from_json(r));
+    for (const Json& r : ctx.run_units("model", in.names, descriptions)) grams.push_back(input_grams_from_json(r));
     RegMeanOptions o;
     o.alpha = p.real("alpha");
     o.mean_gram = p.string("gram") == "mean";
@@ -148,18 +142,17 @@ class RegMeanNode : public Node {
       ctx.log(fmt::format("singular Gram matrices regularised towards the average (jitter {}): {}", o.jitter, list_names(r.regularised)));
     publish_merged(ctx, output);
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return regmean_grams_unit(ctx, payload); }
 };
 
 // One ingredient's own held-out score, on any rank: the checkpoint (LoRA folded, as
 // load_checkpoints loads it) judged on the split; the score comes back.
-Json soup_ingredient_unit(const Json& d) {
-  const auto data = dataset_from_json(d.at("data"));
-  const mlp::Samples held_out = split_samples(*data, d.at("split").get<std::string>());
+Json soup_ingredient_unit(UnitContext& ctx, const Json& d) {
+  const auto data = ctx.dataset("data");
+  const mlp::Samples held_out = split_samples(*data, ctx.params().string("split"));
   const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
   return Json{{"score", model_metric(m, held_out, parse_soup_metric(d.at("metric").get<std::string>()))}};
 }
-
-constexpr UnitKind kSoupIngredientUnit{"mlp_merges.soup_ingredient", &soup_ingredient_unit};
 
 class GreedySoupNode : public Node {
  public:
@@ -195,16 +188,11 @@ class GreedySoupNode : public Node {
 
     // The ingredients' own scores are units; the greedy loop, each step scoring the soup the
     // previous steps left, runs here.
-    const Json held_out_data = dataset_to_json(*data, p.string("split"));
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < in.names.size(); ++i)
-      descriptions.push_back(Json{{"model", in.names[i]},
-                                  {"checkpoint", in.refs[i].path.string()},
-                                  {"split", p.string("split")},
-                                  {"metric", metric_name},
-                                  {"data", held_out_data}});
+      descriptions.push_back(Json{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}, {"metric", metric_name}});
     std::vector<double> individual;
-    for (const Json& r : ctx.run_units("model", in.names, kSoupIngredientUnit, descriptions)) individual.push_back(r.at("score").get<double>());
+    for (const Json& r : ctx.run_units("model", in.names, descriptions)) individual.push_back(r.at("score").get<double>());
     const GreedySoupResult r = greedy_soup(
         in.models, individual, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
 
@@ -237,15 +225,14 @@ class GreedySoupNode : public Node {
     sum["score"] = r.score;
     publish_merged(ctx, output);
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return soup_ingredient_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_merges(PluginRegistrar& r) {
   r.add_node<RegMeanNode>();
-  r.add_unit_function(kRegMeanGramsUnit);
   r.add_node<GreedySoupNode>();
-  r.add_unit_function(kSoupIngredientUnit);
 }
 
 }  // namespace caulk::mlp_merges

@@ -16,15 +16,15 @@ namespace caulk::models {
 
 namespace {
 
-// One model's features and source probabilities for every split, from its description alone
-// (checkpoint path, the dataset's inputs files, the output folder): any rank can run it, and the
+// One model's features and source probabilities for every split, from its payload (checkpoint
+// path, splits, output folder) and the node's data and parameters: any rank can run it, and the
 // .npy files are written (atomically) by the rank that made them, straight to their final paths.
-Json embed_model_unit(const Json& d) {
+Json embed_model_unit(UnitContext& ctx, const Json& d) {
   const std::string name = d.at("model").get<std::string>();
   const fs::path checkpoint = d.at("checkpoint").get<std::string>();
   const fs::path dir = d.at("dir").get<std::string>();
-  const auto data = dataset_from_json(d.at("data"));
-  const int batch_size = d.at("batch_size").get<int>();
+  const auto data = ctx.dataset("data");
+  const int batch_size = static_cast<int>(ctx.params().integer("batch_size"));
   const mlp::Model<float> model = mlp::load_model(checkpoint);
   Json features = Json::object(), probs_files = Json::object();
   for (const auto& split : d.at("splits")) {
@@ -50,8 +50,6 @@ Json embed_model_unit(const Json& d) {
                       {"parameters", model.parameter_count()}};
   return Json{{"features", features}, {"source_probs", probs_files}, {"details", details}};
 }
-
-constexpr UnitKind kEmbedModelUnit{"models.embed_model", &embed_model_unit};
 
 class AdapterMlp : public Node {
  public:
@@ -86,24 +84,10 @@ class AdapterMlp : public Node {
     out->models.resize(models.size());
     std::vector<std::string> names;
     for (const auto& m : models) names.push_back(m.model);
-    Json data_json = Json::object();
-    {
-      // Only the splits to embed travel with each unit.
-      Dataset subset;
-      subset.kind = data->kind;
-      subset.class_names = data->class_names;
-      for (const auto& s : splits) subset.splits.push_back(data->split(s));
-      data_json = dataset_to_json(subset);
-    }
-    std::vector<Json> descriptions;
+    std::vector<Json> payloads;
     for (const auto& m : models)
-      descriptions.push_back(Json{{"model", m.model},
-                                  {"checkpoint", m.path.string()},
-                                  {"dir", dir.string()},
-                                  {"splits", splits},
-                                  {"batch_size", p.integer("batch_size")},
-                                  {"data", data_json}});
-    const std::vector<Json> results = ctx.run_units("model", names, kEmbedModelUnit, descriptions);
+      payloads.push_back(Json{{"model", m.model}, {"checkpoint", m.path.string()}, {"dir", dir.string()}, {"splits", splits}});
+    const std::vector<Json> results = ctx.run_units("model", names, payloads);
     Json& sum = ctx.summary();
     for (std::size_t i = 0; i < models.size(); ++i) {
       ModelEmbedding& e = out->models[i];
@@ -115,13 +99,13 @@ class AdapterMlp : public Node {
     }
     ctx.publish("features", std::move(out));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return embed_model_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_adapter_mlp(PluginRegistrar& r) {
   r.add_node<AdapterMlp>();
-  r.add_unit_function(kEmbedModelUnit);
 }
 
 }  // namespace caulk::models

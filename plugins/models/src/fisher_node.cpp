@@ -24,13 +24,13 @@ mlp::Mat<double> fisher_inputs(const Params& p, const Dataset& data) {
   return samples.X.cast<double>();
 }
 
-// One model's Fisher diagonal from its description alone (the node's parameters, the split's
-// files, the checkpoint's path): any rank can run it. The rank that computed it writes the Fisher
+// One model's Fisher diagonal from its payload (the checkpoint's path, the Fisher file's) and the
+// node's parameters and data: any rank can run it. The rank that computed it writes the Fisher
 // file (atomically: io::write_safetensors goes through AtomicFile) to its final path; the file's
 // name and the facts for run.json come back.
-Json fisher_model_unit(const Json& desc) {
-  const Params p = params_from_json(desc.at("node").get<std::string>(), desc.at("params"));
-  const auto data = dataset_from_json(desc.at("data"));
+Json fisher_model_unit(UnitContext& ctx, const Json& desc) {
+  const Params& p = ctx.params();
+  const auto data = ctx.dataset("data");
   const mlp::Mat<double> X = fisher_inputs(p, *data);
   const fs::path model_path = desc.at("checkpoint").get<std::string>();
   const fs::path file = desc.at("file").get<std::string>();
@@ -48,8 +48,6 @@ Json fisher_model_unit(const Json& desc) {
     for (std::size_t k = 0; k < t.size(); ++k) total += t.data[k];
   return Json{{"file", file.filename().string()}, {"trace", total}, {"samples", X.cols()}};
 }
-
-constexpr UnitKind kFisherModelUnit{"models.fisher_model", &fisher_model_unit};
 
 class FisherNode : public Node {
  public:
@@ -77,31 +75,27 @@ class FisherNode : public Node {
     out->models = models;
     std::vector<std::string> names;
     for (const auto& m : models) names.push_back(m.model);
-    Json common = Json::object();
-    common["node"] = ctx.id();
-    common["params"] = params_to_json(p);
-    common["data"] = dataset_to_json(*data, p.string("split"));
     std::vector<Json> descriptions;
     for (const auto& m : models) {
-      Json d = common;
+      Json d = Json::object();
       d["model"] = m.model;
       d["checkpoint"] = m.path.string();
       d["file"] = (dir / (m.model + ".fisher.safetensors")).string();
       descriptions.push_back(std::move(d));
     }
-    const std::vector<Json> details = ctx.run_units("model", names, kFisherModelUnit, descriptions);
+    const std::vector<Json> details = ctx.run_units("model", names, descriptions);
     for (std::size_t i = 0; i < models.size(); ++i) out->models[i].fisher = descriptions[i].at("file").get<std::string>();
     Json& sum = ctx.summary();
     for (std::size_t i = 0; i < models.size(); ++i) sum[models[i].model] = details[i];
     ctx.publish("checkpoints", std::move(out));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return fisher_model_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_fisher(PluginRegistrar& r) {
   r.add_node<FisherNode>();
-  r.add_unit_function(kFisherModelUnit);
 }
 
 }  // namespace caulk::models

@@ -99,12 +99,12 @@ double test_risk(const mlp::Model<float>& m, const mlp::Samples& test, Risk risk
   return metrics::mean_squared_error(r.outputs.cast<double>(), test.y.values.transpose().cast<double>());
 }
 
-// One tuning run of the curve from its description alone (the node's parameters, the dataset's
-// files, the checkpoint's path, the training rows of the subsample and the tuning seed, both
-// derived by the node): any rank can run it. Only the test risk comes back.
-Json tuning_run_unit(const Json& desc) {
-  const Params p = params_from_json(desc.at("node").get<std::string>(), desc.at("params"));
-  const auto data = dataset_from_json(desc.at("data"));
+// One tuning run of the curve from the node's parameters and data and its payload (the
+// checkpoint's path, the training rows of the subsample and the tuning seed, both derived by the
+// node): any rank can run it. Only the test risk comes back.
+Json tuning_run_unit(UnitContext& ctx, const Json& desc) {
+  const Params& p = ctx.params();
+  const auto data = ctx.dataset("data");
   const Risk risk = parse_risk(p.string("risk"), data->kind);
   const std::string model = desc.at("model").get<std::string>(), train_split = p.string("train_split");
   const auto n = desc.at("n").get<std::int64_t>();
@@ -128,8 +128,6 @@ Json tuning_run_unit(const Json& desc) {
     throw Error(fmt::format("the test risk is not finite after tuning on n = {} (repetition {}): lower the learning rate", n, r));
   return Json{{"risk", value}};
 }
-
-constexpr UnitKind kTuningRunUnit{"models.sample_complexity_run", &tuning_run_unit};
 
 Json finite_or_null(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 
@@ -217,16 +215,12 @@ class SampleComplexity : public Node {
     // risk[model][size][repetition]: one unit per model, size and repetition, in that order.
     std::vector<std::vector<std::vector<double>>> risks(models.size(),
                                                         std::vector<std::vector<double>>(sizes.size(), std::vector<double>(reps)));
-    Json common = Json::object();
-    common["node"] = ctx.id();
-    common["params"] = params_to_json(p);
-    common["data"] = dataset_to_json(*data);
     std::vector<std::string> names;
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < models.size(); ++i)
       for (std::size_t k = 0; k < sizes.size(); ++k)
         for (std::size_t r = 0; r < reps; ++r) {
-          Json d = common;
+          Json d = Json::object();
           d["model"] = models[i].model;
           d["checkpoint"] = models[i].path.string();
           d["n"] = sizes[k];
@@ -236,7 +230,7 @@ class SampleComplexity : public Node {
           descriptions.push_back(std::move(d));
           names.push_back(fmt::format("{}, n = {}, repetition {}", models[i].model, sizes[k], r));
         }
-    const std::vector<Json> results = ctx.run_units("tuning", names, kTuningRunUnit, descriptions);
+    const std::vector<Json> results = ctx.run_units("tuning", names, descriptions);
     for (std::size_t i = 0, u = 0; i < models.size(); ++i)
       for (std::size_t k = 0; k < sizes.size(); ++k)
         for (std::size_t r = 0; r < reps; ++r) risks[i][k][r] = results[u++].at("risk").get<double>();
@@ -312,13 +306,13 @@ class SampleComplexity : public Node {
     ctx.publish("curves", std::move(curves));
     ctx.publish("points", std::move(points));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tuning_run_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_sample_complexity(PluginRegistrar& r) {
   r.add_node<SampleComplexity>();
-  r.add_unit_function(kTuningRunUnit);
 }
 
 }  // namespace caulk::models

@@ -13,11 +13,6 @@ namespace caulk::models {
 
 namespace {
 
-// One model tuned from its description alone, on any rank (tune_target_unit with plain training).
-Json tune_model_unit(const Json& desc) { return tune_target_unit(desc, &train_plain); }
-
-constexpr UnitKind kTuneModelUnit{"models.tune_model", &tune_model_unit};
-
 class TunePeft : public Node {
  public:
   static NodeSpec spec() {
@@ -38,15 +33,16 @@ class TunePeft : public Node {
   void run(NodeContext& ctx) override {
     const auto data = ctx.input<Dataset>("data");
     const std::vector<CheckpointRef> models = hub_models(ctx);
-    tune_targets(ctx, *data, models, "", kTuneModelUnit, std::vector<Json>(models.size()));
+    tune_targets(ctx, *data, models, "", std::vector<Json>(models.size()));
   }
+  // One model tuned, on any rank (tune_target_unit with plain training).
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &train_plain); }
 };
 
 }  // namespace
 
 void register_tune_peft(PluginRegistrar& r) {
   r.add_node<TunePeft>();
-  r.add_unit_function(kTuneModelUnit);
 }
 
 }  // namespace caulk::models

@@ -71,8 +71,8 @@ mlp::ZooOptions zoo_options(const Params& p) {
 
 // One model of the zoo pre-trained from the node's parameters alone (the zoo is a pure function of
 // them and the seed): any rank can run it and writes the checkpoint itself, atomically.
-Json pretrain_unit(const Json& d) {
-  const Params p = params_from_json(d.at("node").get<std::string>(), d.at("params"));
+Json pretrain_unit(UnitContext& ctx, const Json& d) {
+  const Params& p = ctx.params();
   const mlp::ZooOptions o = zoo_options(p);
   const std::size_t i = d.at("index").get<std::size_t>();
   const std::filesystem::path dir = d.at("dir").get<std::string>();
@@ -82,8 +82,6 @@ Json pretrain_unit(const Json& d) {
                   {{"source_relatedness", fmt::format("{}", spec.relatedness)}, {"source_region", spec.region}});
   return Json{{"source_accuracy", pm.source_accuracy}};
 }
-
-constexpr UnitKind kPretrainUnit{"models.pretrain_zoo_model", &pretrain_unit};
 
 class ZooPretrain : public Node {
  public:
@@ -141,8 +139,8 @@ class ZooPretrain : public Node {
     for (const auto& m : o.models) names.push_back(m.name);
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < o.models.size(); ++i)
-      descriptions.push_back(Json{{"node", ctx.id()}, {"params", params_to_json(p)}, {"index", i}, {"dir", dir.string()}});
-    const std::vector<Json> results = ctx.run_units("pre-train", names, kPretrainUnit, descriptions);
+      descriptions.push_back(Json{{"index", i}, {"dir", dir.string()}});
+    const std::vector<Json> results = ctx.run_units("pre-train", names, descriptions);
     std::vector<double> source_accuracy(o.models.size());
     for (std::size_t i = 0; i < o.models.size(); ++i) source_accuracy[i] = results[i].at("source_accuracy").get<double>();
 
@@ -168,13 +166,13 @@ class ZooPretrain : public Node {
     ctx.publish("models", std::move(models));
     ctx.publish("data", std::move(data));
   }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return pretrain_unit(ctx, payload); }
 };
 
 }  // namespace
 
 void register_zoo_pretrain(PluginRegistrar& r) {
   r.add_node<ZooPretrain>();
-  r.add_unit_function(kPretrainUnit);
 }
 
 }  // namespace caulk::models

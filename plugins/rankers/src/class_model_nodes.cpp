@@ -121,10 +121,10 @@ class NLeepNode : public RankerNode {
 }  // namespace
 
 void register_class_model_rankers(PluginRegistrar& r) {
-  RankerNode::add<GbcNode>(r);
-  RankerNode::add<SfdaNode>(r);
-  RankerNode::add<ParcNode>(r);
-  RankerNode::add<NLeepNode>(r);
+  r.add_node<GbcNode>();
+  r.add_node<SfdaNode>();
+  r.add_node<ParcNode>();
+  r.add_node<NLeepNode>();
 }
 
 }  // namespace caulk::rankers

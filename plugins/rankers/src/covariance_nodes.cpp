@@ -68,9 +68,9 @@ class TransRateNode : public RankerNode {
 }  // namespace
 
 void register_covariance_rankers(PluginRegistrar& r) {
-  RankerNode::add<HScoreNode>(r);
-  RankerNode::add<ShrinkageHScoreNode>(r);
-  RankerNode::add<TransRateNode>(r);
+  r.add_node<HScoreNode>();
+  r.add_node<ShrinkageHScoreNode>();
+  r.add_node<TransRateNode>();
 }
 
 }  // namespace caulk::rankers

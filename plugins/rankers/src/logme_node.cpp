@@ -40,6 +40,6 @@ class LogMENode : public RankerNode {
 
 }  // namespace
 
-void register_logme(PluginRegistrar& r) { RankerNode::add<LogMENode>(r); }
+void register_logme(PluginRegistrar& r) { r.add_node<LogMENode>(); }
 
 }  // namespace caulk::rankers

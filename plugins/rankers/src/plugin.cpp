@@ -13,5 +13,4 @@ CAULK_PLUGIN("rankers", CAULK_VERSION_STRING, "Transferability metrics: score ev
   caulk::rankers::register_covariance_rankers(registrar);
   caulk::rankers::register_source_probability_rankers(registrar);
   caulk::rankers::register_class_model_rankers(registrar);
-  registrar.add_unit_function(caulk::rankers::RankerNode::kScoreUnit);
 }

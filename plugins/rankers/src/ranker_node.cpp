@@ -23,61 +23,11 @@ NodeSpec RankerNode::ranker_spec(std::string type, std::string summary) {
 
 namespace {
 
-using RankerFactory = std::function<std::unique_ptr<RankerNode>()>;
-
-std::map<std::string, RankerFactory>& ranker_factories() {
-  static std::map<std::string, RankerFactory> factories;
-  return factories;
-}
-std::mutex& ranker_factories_mutex() {
-  static std::mutex m;
-  return m;
-}
-
-// Fine-grained progress of the units of a node running in this process: the node registers its
-// Progress and context under a token it writes into the unit descriptions; a unit that finds the
-// token (same process) reports the feature rows it streams and its long steps. Units run by other
-// ranks do not find it and report only their completion.
-struct UnitReporter {
-  Progress* rows = nullptr;  // null when the node's features are too few to follow
-  const NodeContext* ctx = nullptr;
-};
-std::map<std::string, UnitReporter>& unit_reporters() {
-  static std::map<std::string, UnitReporter> reporters;
-  return reporters;
-}
-std::mutex& unit_reporters_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::optional<UnitReporter> find_reporter(const Json& description) {
-  if (!description.contains("progress")) return std::nullopt;
-  std::lock_guard lock(unit_reporters_mutex());
-  auto it = unit_reporters().find(description.at("progress").get<std::string>());
-  if (it == unit_reporters().end()) return std::nullopt;
-  return it->second;
-}
-
-class ReporterScope {
- public:
-  ReporterScope(std::string token, UnitReporter reporter) : token_(std::move(token)) {
-    std::lock_guard lock(unit_reporters_mutex());
-    unit_reporters()[token_] = reporter;
-  }
-  ~ReporterScope() {
-    std::lock_guard lock(unit_reporters_mutex());
-    unit_reporters().erase(token_);
-  }
-  ReporterScope(const ReporterScope&) = delete;
-  ReporterScope& operator=(const ReporterScope&) = delete;
-
- private:
-  std::string token_;
-};
-
 // Nodes whose models hold at least this many feature values in all report rows as they go.
 constexpr std::size_t kProgressValues = std::size_t{1} << 24;
 
+// Fine-grained progress, lent by the node to the units that run in its own process
+// (UnitContext::local): the feature rows they stream. Units on other ranks report only their end.
 struct RowsBar {
   RowsBar(const NodeContext& ctx, std::size_t rows) : bar(ctx.progress("feature rows", rows)) {}
   Progress bar;
@@ -85,22 +35,12 @@ struct RowsBar {
 
 }  // namespace
 
-void RankerNode::remember(const std::string& type, RankerFactory make) {
-  std::lock_guard lock(ranker_factories_mutex());
-  ranker_factories()[type] = std::move(make);
-}
-
-Json RankerNode::score_unit(const Json& d) {
-  std::unique_ptr<RankerNode> ranker;
-  {
-    const std::string type = d.at("ranker").get<std::string>();
-    std::lock_guard lock(ranker_factories_mutex());
-    auto it = ranker_factories().find(type);
-    if (it == ranker_factories().end()) throw Error("no ranker '" + type + "' in the rankers plugin of this process");
-    ranker = it->second();
-  }
-  const Params params = params_from_json(d.at("node").get<std::string>(), d.at("params"));
-  const std::shared_ptr<const Dataset> data = dataset_from_json(d.at("data"));
+Json RankerNode::run_unit(UnitContext& ctx, const Json& d) {
+  std::unique_ptr<Node> node = ctx.make_node();
+  auto* ranker = dynamic_cast<RankerNode*>(node.get());
+  if (!ranker) throw Error("internal: node type '" + ctx.type() + "' runs the rankers' unit but is not a ranker");
+  const Params& params = ctx.params();
+  const std::shared_ptr<const Dataset> data = ctx.dataset("data");
   const std::string split_name = d.at("split").get<std::string>();
   const DatasetSplit& split = data->split(split_name);
   const ModelEmbedding m = model_embedding_from_json(d.at("model"));
@@ -113,15 +53,15 @@ Json RankerNode::score_unit(const Json& d) {
                                                  m.name, features.rows(), split_name, split.labels_file.string(), split.rows));
   rank::RowProgress progress;
   auto reported = std::make_shared<std::atomic<std::size_t>>(0);
-  const std::optional<UnitReporter> reporter = find_reporter(d);
-  if (reporter && reporter->rows) {
-    progress.rows = [bar = reporter->rows, reported](std::size_t n) {
+  RowsBar* rows_bar = ctx.local<RowsBar>();
+  if (rows_bar) {
+    progress.rows = [bar = &rows_bar->bar, reported](std::size_t n) {
       *reported += n;
       bar->advance(n);
     };
   }
-  if (reporter) {
-    progress.note = [ctx = reporter->ctx, name = m.name](const std::string& step) { ctx->log("model '" + name + "': " + step); };
+  if (ctx.node() && !ctx.node()->distributed()) {  // a single process logs each model's long steps
+    progress.note = [&ctx, name = m.name](const std::string& step) { ctx.log("model '" + name + "': " + step); };
   }
   const rank::FeatureStats stats(features, shared_decompositions(file, features), progress);
   RankerInput in{m, features, stats, *data, split, std::nullopt, nullptr, {}};
@@ -133,14 +73,11 @@ Json RankerNode::score_unit(const Json& d) {
       throw DataError(probs.describe(), fmt::format("model '{}' has {} rows of source_probs for split '{}' but the labels have {}",
                                                     m.name, in.source_probs->rows(), split_name, split.rows));
   }
-  const std::size_t limit = d.value("memory_limit", std::size_t{0});
-  in.check_memory = [limit](std::size_t bytes, const std::string& what, const std::string& advice) {
-    if (limit != 0 && bytes > limit)
-      throw Error(fmt::format("would need about {} for {}, more than the memory budget of {} (--memory-limit). {}",
-                              format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)), advice));
+  in.check_memory = [&ctx](std::size_t bytes, const std::string& what, const std::string& advice) {
+    ctx.check_memory(bytes, what, advice);
   };
   RankerResult r = ranker->score(in, params);
-  if (reporter && reporter->rows && *reported < split.rows) reporter->rows->advance(split.rows - *reported);
+  if (rows_bar && *reported < split.rows) rows_bar->bar.advance(split.rows - *reported);
   Json out = Json::object();
   out["score"] = r.score;
   out["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -204,20 +141,9 @@ void RankerNode::run(NodeContext& ctx) {
   const auto& models = embeddings->models;
   std::vector<std::string> names;
   for (const auto& m : models) names.push_back(m.name);
-  // One description per model: the same ranker, parameters and labels, that model's files.
-  Json common = Json::object();
-  common["ranker"] = ctx.type();
-  common["node"] = ctx.id();
-  common["params"] = params_to_json(params);
-  common["split"] = split_name;
-  common["data"] = dataset_to_json(*data, split_name);
-  common["memory_limit"] = ctx.memory_limit();
-  std::vector<Json> descriptions;
-  for (const auto& m : models) {
-    Json d = common;
-    d["model"] = model_embedding_to_json(m, split_name);
-    descriptions.push_back(std::move(d));
-  }
+  // One payload per model: that model's files (the engine attaches the ranker, parameters and labels).
+  std::vector<Json> payloads;
+  for (const auto& m : models) payloads.push_back(Json{{"split", split_name}, {"model", model_embedding_to_json(m, split_name)}});
   check_memory(ctx, *data, split_name);
   std::size_t total_rows = 0, total_values = 0;
   for (const auto& m : models) {
@@ -226,15 +152,13 @@ void RankerNode::run(NodeContext& ctx) {
     total_values += rows * cols;
   }
   // Rows streamed, for nodes with enough work to follow, when the units run in this process.
-  std::optional<RowsBar> rows_bar;
-  std::optional<ReporterScope> reporting;
-  if (!ctx.distributed()) {
-    if (total_values >= kProgressValues) rows_bar.emplace(ctx, total_rows);
-    const std::string token = fmt::format("{}@{}", ctx.id(), static_cast<const void*>(&ctx));
-    reporting.emplace(token, UnitReporter{rows_bar ? &rows_bar->bar : nullptr, &ctx});
-    for (auto& d : descriptions) d["progress"] = token;
+  std::vector<Json> unit_results;
+  if (!ctx.distributed() && total_values >= kProgressValues) {
+    RowsBar rows_bar(ctx, total_rows);
+    unit_results = ctx.run_units("model", names, payloads, rows_bar);
+  } else {
+    unit_results = ctx.run_units("model", names, payloads);
   }
-  const std::vector<Json> unit_results = ctx.run_units("model", names, kScoreUnit, descriptions);
   std::vector<RankerResult> results(models.size());
   std::vector<double> seconds(models.size(), 0.0);
   for (std::size_t i = 0; i < models.size(); ++i) {

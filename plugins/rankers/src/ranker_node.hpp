@@ -2,8 +2,10 @@
 // the checks between features and labels, timings, and the Scores it publishes.
 // A ranker only says how to score one model's features.
 //
-// Each model is a distributable unit (caulk/units.hpp): its description holds the ranker's type,
-// its parameters, the model's files and the split's labels, so any rank of an mpirun can score it.
+// Each model is a distributable unit (caulk/units.hpp): its payload holds the model's files; the
+// engine gives the unit the ranker's type, parameters and dataset, so any rank of an mpirun can
+// score it. Every ranker inherits RankerNode::run_unit, which makes a fresh instance of the
+// unit's own node type (UnitContext::make_node) and calls its score().
 #pragma once
 #include <functional>
 #include <memory>
@@ -50,15 +52,8 @@ struct RankerResult {
 class RankerNode : public Node {
  public:
   void run(NodeContext& ctx) override;
-  // The unit function "rankers.score_model": one model scored from its description alone.
-  static Json score_unit(const Json& description);
-  static constexpr UnitKind kScoreUnit{"rankers.score_model", &RankerNode::score_unit};
-  // Registers ranker N as a node type and as a ranker the unit function can make by type name.
-  template <class N>
-  static void add(PluginRegistrar& r) {
-    remember(N::spec().type, [] { return std::unique_ptr<RankerNode>(new N()); });
-    r.add_node<N>();
-  }
+  // One model scored (the unit of every ranker node): payload {model, split}.
+  static Json run_unit(UnitContext& ctx, const Json& payload);
 
  protected:
   // The common description: inputs features (Embeddings) and data (Dataset), output scores,
@@ -77,7 +72,6 @@ class RankerNode : public Node {
   virtual void describe_run(const Params&, Json&) const {}
 
  private:
-  static void remember(const std::string& type, std::function<std::unique_ptr<RankerNode>()> make);
   // Refuses (NodeContext::check_memory) when the models scored at once would exceed the budget.
   void check_memory(const NodeContext& ctx, const Dataset& data, const std::string& split) const;
 };

@@ -91,8 +91,8 @@ class NceNode : public RankerNode {
 }  // namespace
 
 void register_source_probability_rankers(PluginRegistrar& r) {
-  RankerNode::add<LeepNode>(r);
-  RankerNode::add<NceNode>(r);
+  r.add_node<LeepNode>();
+  r.add_node<NceNode>();
 }
 
 }  // namespace caulk::rankers

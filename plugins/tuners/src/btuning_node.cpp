@@ -39,10 +39,6 @@ Tuned btuning_train(const Json& term, const Params& p, mlp::TuningSetup setup, c
   return out;
 }
 
-Json btuning_target_unit(const Json& description) { return tune_target_unit(description, &btuning_train); }
-
-constexpr UnitKind kBTuningTargetUnit{"tuners.btuning_target", &btuning_target_unit};
-
 class BTuning : public Node {
  public:
   static NodeSpec spec() {
@@ -126,15 +122,16 @@ class BTuning : public Node {
         facts.push_back(Json{{"model", teachers[k].name}, {"logme", logme[k]}, {"pi", pi[k]}, {"feature_dim", teachers[k].features.cols()}});
       terms.push_back(Json{{"target", matrix_to_json(tune::teacher_target(teachers, pi))}, {"teachers", std::move(facts)}});
     }
-    tune_targets(ctx, *data, targets, "btuning", kBTuningTargetUnit, terms);
+    tune_targets(ctx, *data, targets, "btuning", terms);
   }
+  // One target model tuned, on any rank.
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &btuning_train); }
 };
 
 }  // namespace
 
 void register_btuning(PluginRegistrar& r) {
   r.add_node<BTuning>();
-  r.add_unit_function(kBTuningTargetUnit);
 }
 
 }  // namespace caulk::tuners

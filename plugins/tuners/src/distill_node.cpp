@@ -30,10 +30,6 @@ Tuned distill_train(const Json& term, const Params& p, mlp::TuningSetup setup, c
   return out;
 }
 
-Json distill_target_unit(const Json& description) { return tune_target_unit(description, &distill_train); }
-
-constexpr UnitKind kDistillTargetUnit{"tuners.distill_target", &distill_target_unit};
-
 class Distill : public Node {
  public:
   static NodeSpec spec() {
@@ -98,15 +94,16 @@ class Distill : public Node {
       }
       terms.push_back(Json{{"soft", matrix_to_json(tune::soft_targets(chosen, T))}, {"teachers", std::move(facts)}});
     }
-    tune_targets(ctx, *data, targets, "distill", kDistillTargetUnit, terms);
+    tune_targets(ctx, *data, targets, "distill", terms);
   }
+  // One target model tuned, on any rank.
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &distill_train); }
 };
 
 }  // namespace
 
 void register_distill(PluginRegistrar& r) {
   r.add_node<Distill>();
-  r.add_unit_function(kDistillTargetUnit);
 }
 
 }  // namespace caulk::tuners

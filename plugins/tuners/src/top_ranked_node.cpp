@@ -15,11 +15,6 @@ namespace caulk::tuners {
 
 namespace {
 
-// Plain tuning of the chosen model, on any rank; `term` holds the facts of the choice for run.json.
-Json top_ranked_target_unit(const Json& description) { return tune_target_unit(description, &models::train_plain); }
-
-constexpr UnitKind kTopRankedTargetUnit{"tuners.top_ranked_target", &top_ranked_target_unit};
-
 class TopRanked : public Node {
  public:
   static NodeSpec spec() {
@@ -60,16 +55,17 @@ class TopRanked : public Node {
       throw Error(fmt::format("the best-ranked model '{}' (by '{}') is not in the hub of checkpoints", best.model, scores->producer_node));
     CheckpointRef chosen = *it;
     chosen.model = p.string("name");
-    tune_targets(ctx, *data, {chosen}, "top_ranked", kTopRankedTargetUnit,
+    tune_targets(ctx, *data, {chosen}, "top_ranked",
                  {Json{{"model", best.model}, {"score", best.score}, {"ranker", scores->method}}});
   }
+  // Plain tuning of the chosen model, on any rank; `term` holds the facts of the choice for run.json.
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &models::train_plain); }
 };
 
 }  // namespace
 
 void register_top_ranked(PluginRegistrar& r) {
   r.add_node<TopRanked>();
-  r.add_unit_function(kTopRankedTargetUnit);
 }
 
 }  // namespace caulk::tuners

@@ -34,7 +34,9 @@ std::map<std::string, std::string> raw_files(const std::filesystem::path& p) {
 std::vector<std::string> hidden_entries(const std::filesystem::path& dir) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
-    if (e.path().filename().string().starts_with(".") && e.path().filename() != caulk::io::kOutputMarker) out.push_back(e.path().string());
+    if (e.path().filename().string().starts_with(".") && e.path().filename() != caulk::io::kOutputMarker &&
+        e.path().string().find("/.caulk") == std::string::npos)  // caulk's run-folder state (caulk/run_folder.hpp)
+      out.push_back(e.path().string());
   return out;
 }
 

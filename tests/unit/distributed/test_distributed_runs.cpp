@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "caulk/io/npy.hpp"
 #include "mpi_support.hpp"
 #include "run_json.hpp"
 
@@ -134,6 +135,36 @@ TEST(UnitsUnderMpi, SlowUnitsAreDealtToEveryRankAndMergedInOrder) {
   for (int i = 0; i < 12; ++i) EXPECT_EQ(read_file(dir / "out" / "a" / fmt::format("u{}.txt", i)), fmt::format("unit {} complete\n", i));
   // Progress on rank 0 counts the units of every rank.
   EXPECT_THAT(r.err, HasSubstr("[a] models on 3 ranks: 12/12"));
+}
+
+// What a node's units share (its Params and its Dataset: here 200 KB of labels) reaches each
+// worker once per batch, not once per unit, and the units on every rank see it.
+TEST(UnitsUnderMpi, ABatchsDatasetGoesToEachWorkerOnceNotWithEveryUnit) {
+  CAULK_REQUIRE_MPI();
+  TempDir dir;
+  constexpr std::size_t kRows = 50000;  // the header carries them as 4-byte class labels
+  std::vector<std::int64_t> classes(kRows);
+  for (std::size_t i = 0; i < kRows; ++i) classes[i] = static_cast<std::int64_t>(i % 2);
+  caulk::io::write_npy(dir / "labels.npy", classes);
+  auto p = write_pipeline(dir, fmt::format("[[node]]\nid = \"task\"\ntype = \"dataset.load\"\nparams = {{ labels = \"{}\" }}\n"
+                                           "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\ninputs = {{ data = \"task\" }}\n"
+                                           "params = {{ units = 12, sleep_ms = 250 }}\n",
+                                           (dir / "labels.npy").string()));
+  auto r = run_mpi(3, run_args(p, dir / "out", 1));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Json j = Json::parse(read_file(dir / "out" / "run.json"));
+  EXPECT_EQ(j["nodes"]["a"]["summary"]["rows"], Json(std::vector<std::size_t>(12, kRows))) << "every unit saw the node's dataset";
+  const Json& ranks = j["ranks"];
+  std::size_t remote_units = 0, workers_with_units = 0;
+  for (std::size_t w = 1; w < ranks["units"].size(); ++w) {
+    remote_units += ranks["units"][w].get<std::size_t>();
+    workers_with_units += ranks["units"][w].get<std::size_t>() > 0;
+  }
+  ASSERT_GE(remote_units, 3u) << ranks.dump() << ": with 250 ms units on 3 ranks, the workers take several";
+  const std::size_t labels = kRows * 4, sent = ranks["bytes_to_workers"].get<std::size_t>();
+  EXPECT_GE(sent, workers_with_units * labels) << "each worker that ran a unit received the labels";
+  EXPECT_LT(sent, workers_with_units * labels + 64 * 1024) << ranks.dump() << ": the labels went with " << remote_units
+                                                           << " units instead of once per worker";
 }
 
 // A pipeline that names its plugin itself ([pipeline] plugins) runs that plugin's units on every

@@ -32,8 +32,8 @@ struct Tuned {
 
 // A node's training step, on whichever rank runs the model's unit: train the prepared model (with
 // its extra loss term, if any) from the node's parameters and `term`, what the node computed for
-// this model and put in the unit description (teacher targets as matrix_to_json, facts...). A
-// plain function: it captures nothing, so the unit is described by its JSON alone.
+// this model and put in the unit's payload (teacher targets as matrix_to_json, facts...). A plain
+// function: it captures nothing, so the unit is described by its payload and the node's Params.
 using TrainFn = Tuned (*)(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
                           const mlp::Samples& train, const mlp::Samples* validation);
 
@@ -42,20 +42,21 @@ using TrainFn = Tuned (*)(const Json& term, const Params& p, mlp::TuningSetup se
 Tuned train_plain(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
                   const mlp::Samples& train, const mlp::Samples* validation);
 
-// The unit function of a tuning node: one model from its description alone (the node's
-// parameters, the dataset's files, the checkpoint's path, the node's `term`). It loads the model,
-// prepares it with the node's tuning options and the model's own seed (so the same model, seed and
-// options start identically in every tuning node), calls `train`, predicts the chosen splits and
-// writes the checkpoint (atomically) to its final path; the predictions and the facts for run.json
-// come back. A node's unit function is `tune_target_unit(d, its TrainFn)`.
-Json tune_target_unit(const Json& description, TrainFn train);
+// The unit of a tuning node (caulk/units.hpp): one model, from the node's Params and its `data`
+// input (from the unit's context) and the payload (the checkpoint's path, the node's `term`). It
+// loads the model, prepares it with the node's tuning options and the model's own seed (so the
+// same model, seed and options start identically in every tuning node), calls `train`, predicts
+// the chosen splits and writes the checkpoint (atomically) to its final path; the predictions and
+// the facts for run.json come back. A tuning node's run_unit is `tune_target_unit(ctx, payload,
+// its TrainFn)`.
+Json tune_target_unit(UnitContext& ctx, const Json& payload, TrainFn train);
 
 // The node's side: one unit per target model (the `models` input or `manifest`), run by
-// ctx.run_units with `unit` (the node's registered unit function), `terms[i]` going to target i;
-// then the checkpoints and predictions are published. A non-empty `method` names the tuning method
+// ctx.run_units (the node's run_unit calls tune_target_unit), `terms[i]` going to target i; then
+// the checkpoints and predictions are published. `data` is the node's `data` input. A non-empty `method` names the tuning method
 // in the checkpoints' metadata (tuning_method) and adds `tuned_from` to each model's facts. The
 // splits (and the subsample) are checked before any unit starts.
 void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
-                  const UnitKind& unit, const std::vector<Json>& terms);
+                  const std::vector<Json>& terms);
 
 }  // namespace caulk::models

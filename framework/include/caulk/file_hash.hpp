@@ -1,0 +1,60 @@
+// Content hashes of files: XXH3-128 (xxHash, Debian's libxxhash), written as 32 lower-case hex
+// digits in xxHash's canonical order (`xxhsum -H2` prints the same), for provenance and the
+// cache of re-runs (docs/pipeline-format.md, "Provenance").
+//
+// A FileHashCache hashes each file once per run and remembers the result by path, size,
+// modification time and inode, so a file read by several nodes is hashed once; it can be saved
+// in the run folder and loaded by the next run, which then re-hashes only files that changed
+// (or were touched). An entry is trusted only if the file's modification time is at least two
+// seconds older than the moment it was hashed: a file rewritten within the same clock tick keeps
+// its mtime, so a fresh one is hashed again (the "racily clean" rule of git).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "caulk/io/access_log.hpp"
+
+namespace caulk {
+
+// XXH3-128 of bytes in memory, as hex.
+std::string content_hash(std::string_view bytes);
+// XXH3-128 of a file's whole content, read in chunks of `chunk_bytes`. Throws DataError naming
+// the file when it cannot be read; `seen` (optional) receives the stat of the opened file.
+std::string hash_file(const std::filesystem::path& path, std::size_t chunk_bytes = std::size_t{1} << 20,
+                      io::FileStat* seen = nullptr);
+// The stat of a path (following symbolic links); nothing when it cannot be examined.
+std::optional<io::FileStat> stat_file(const std::filesystem::path& path);
+
+class FileHashCache {
+ public:
+  // The hash of the file as it is now; hashed when no trusted entry matches its current
+  // identity. Thread-safe; two threads asking for the same new file may both hash it.
+  // Nothing when the file cannot be read (or changed while it was hashed).
+  std::optional<std::string> hash(const std::filesystem::path& path);
+  // The hash of the file if it still has the identity `expected` (as a reader saw it), else nothing.
+  std::optional<std::string> hash_if_unchanged(const std::filesystem::path& path, const io::FileStat& expected);
+
+  // Entries as JSON text / read back (unreadable text gives an empty cache).
+  std::string to_json_text() const;
+  void load_json_text(std::string_view text);
+  std::size_t hashed_count() const;  // files hashed (not found in the cache) by this object
+
+ private:
+  struct Entry {
+    io::FileStat stat;
+    std::string hash;
+    std::int64_t hashed_at_ns = 0;
+    bool this_run = false;  // hashed by this object (not loaded)
+  };
+  bool trusted(const Entry& e) const;
+  mutable std::mutex mutex_;
+  std::map<std::string, Entry> entries_;
+  std::size_t hashed_ = 0;
+};
+
+}  // namespace caulk

@@ -1,0 +1,93 @@
+// A run's output folder holds one run (docs/pipeline-format.md, "The run folder").
+//
+// RunFolderLock: a run holds an exclusive flock on OUT/.caulk/lock for its whole life, so a second
+// run on the same folder stops at once (exit 2) naming the folder and the holder's PID. The kernel
+// releases the lock when the holder dies, however it dies, so a crash leaves nothing to clean up.
+//
+// RunFolderLedger: OUT/.caulk/outputs.json lists every output caulk wrote into the folder (path
+// relative to the folder, size, content hash) and which pipeline wrote it. When a run has
+// succeeded, the previous run's outputs it did not write again, and did not read, are moved aside
+// into OUT/.caulk/previous-run/ when the previous run was of another pipeline (another name or
+// pipeline file; replacing what an earlier move put there), and removed when it was of the same
+// pipeline. A failed or interrupted run changes nothing of the previous run's files. Only files
+// caulk wrote and that are unchanged since (same size and hash) are moved or removed, never
+// through a symbolic link; anything else is left where it is, and said.
+#pragma once
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "caulk/error.hpp"
+#include "caulk/file_hash.hpp"
+
+namespace caulk {
+
+// Thrown when another process holds the folder's lock (exit code 2).
+class RunFolderBusy : public Error {
+ public:
+  RunFolderBusy(const std::filesystem::path& folder, long pid);
+  long holder_pid() const { return pid_; }
+
+ private:
+  long pid_;
+};
+
+// The folder of caulk's own state inside a run folder.
+inline constexpr const char* kRunStateFolder = ".caulk";
+
+class RunFolderLock {
+ public:
+  // Creates OUT/.caulk/ if needed and takes the lock; throws RunFolderBusy when another process
+  // holds it, Error when the lock file cannot be created.
+  explicit RunFolderLock(const std::filesystem::path& folder);
+  ~RunFolderLock();
+  RunFolderLock(const RunFolderLock&) = delete;
+  RunFolderLock& operator=(const RunFolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+class RunFolderLedger {
+ public:
+  struct Entry {
+    std::uintmax_t size = 0;
+    std::string hash;
+    bool folder = false;
+  };
+
+  // Reads OUT/.caulk/outputs.json (an absent or damaged ledger is empty).
+  explicit RunFolderLedger(std::filesystem::path folder);
+
+  // Before a run of `pipeline_id` (its name and file): when the previous run was of another
+  // pipeline, copies its run.json, pipeline.dot and pipeline.toml into OUT/.caulk/previous-run/
+  // (the new run replaces them). Returns the lines to tell the user.
+  std::vector<std::string> prepare(const std::string& pipeline_id);
+  // Records an output a node wrote (an absolute path; outside the folder it is ignored) and saves
+  // the ledger, so a killed run's outputs are known to the next one.
+  void add(const std::filesystem::path& path, const Entry& entry);
+  // After a successful run: moves aside (another pipeline) or removes (the same) the previous
+  // run's outputs this run did not write, except those in `read` (absolute paths of files the
+  // run's nodes read). Returns the lines to tell the user.
+  std::vector<std::string> clean_up(const std::vector<std::string>& read, FileHashCache& hashes);
+  // Saves OUT/.caulk/outputs.json (atomically).
+  void save() const;
+
+  // The outputs the previous run wrote that this one has not written (so far).
+  std::vector<std::string> stale() const;
+
+ private:
+  // True when `rel` is unchanged since caulk wrote it.
+  bool unchanged(const std::string& rel, const Entry& e, FileHashCache& hashes) const;
+  void save_locked() const;
+  mutable std::mutex mutex_;
+  std::filesystem::path folder_;
+  std::string pipeline_id_;       // of the previous run until this one succeeds
+  std::string new_pipeline_id_;
+  std::map<std::string, Entry> previous_;  // relative path -> entry, of earlier runs
+  std::map<std::string, Entry> current_;   // written by this run
+};
+
+}  // namespace caulk

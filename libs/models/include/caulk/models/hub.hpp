@@ -1,0 +1,26 @@
+// A node's hub of models of any family: the `models` input (Checkpoint) or a manifest whose
+// [[model]]s name a checkpoint, a TorchScript file or an ONNX file (model_hub_schema()).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "caulk/context.hpp"
+#include "caulk/models/model.hpp"
+
+namespace caulk::models {
+
+// Declares the optional `models` input (Checkpoint), the optional `manifest` parameter (a model
+// hub manifest of any family) and `only` (model names to keep); a node takes its models from
+// exactly one of `models` and `manifest`.
+void declare_model_hub(NodeSpec& s);
+
+// The models of the `models` input (MLP checkpoints: a Checkpoint carries no TorchScript
+// entry's feature_method) or the manifest, in hub order, restricted to `only`. Throws Error when
+// neither or both are given, or when `only` names a model the hub lacks.
+std::vector<ModelSource> hub_sources(const NodeContext& ctx);
+
+// A ModelSource in a unit description and back (paths as strings, exactly).
+nlohmann::ordered_json source_to_json(const ModelSource& s);
+ModelSource source_from_json(const nlohmann::ordered_json& j);
+
+}  // namespace caulk::models

@@ -1,0 +1,74 @@
+#include "caulk/models/hub.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "caulk/error.hpp"
+#include "caulk/manifest.hpp"
+
+namespace caulk::models {
+
+void declare_model_hub(NodeSpec& s) {
+  s.input_optional("models", "Checkpoint", "the models (e.g. from zoo.pretrain or tune.peft); or give `manifest`");
+  s.param(ParamSpec::path("manifest",
+                          "model hub manifest: [[model]] name and one of checkpoint (MLP), torchscript (.pt, with "
+                          "feature_method), with optional weights (docs/models.md); or connect `models`")
+              .optional());
+  s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
+}
+
+std::vector<ModelSource> hub_sources(const NodeContext& ctx) {
+  const Params& p = ctx.params();
+  const bool port = ctx.has_input("models"), manifest = p.has("manifest");
+  if (port == manifest)
+    throw Error(port ? "give the models either through the `models` input or the `manifest` parameter, not both"
+                     : "no models: connect the `models` input or give the `manifest` parameter");
+  std::vector<ModelSource> all;
+  if (port) {
+    for (const CheckpointRef& r : ctx.input<Checkpoint>("models")->models) {
+      ModelSource s;
+      s.name = r.model;
+      s.checkpoint = r.path;
+      all.push_back(std::move(s));
+    }
+  } else {
+    const Manifest m = read_manifest(p.path("manifest"), model_hub_schema());
+    for (const auto& model : m.models) all.push_back(source_of(model));
+  }
+  if (!p.has("only")) return all;
+  std::vector<ModelSource> chosen;
+  for (const Value& v : p.get("only").as_array()) {
+    const std::string name = v.as_string();
+    auto it = std::find_if(all.begin(), all.end(), [&](const ModelSource& s) { return s.name == name; });
+    if (it == all.end()) throw Error(fmt::format("`only` names model '{}', which is not in the hub", name));
+    chosen.push_back(*it);
+  }
+  return chosen;
+}
+
+nlohmann::ordered_json source_to_json(const ModelSource& s) {
+  return {{"name", s.name},
+          {"checkpoint", s.checkpoint.string()},
+          {"torchscript", s.torchscript.string()},
+          {"onnx", s.onnx.string()},
+          {"feature_method", s.feature_method},
+          {"feature_output", s.feature_output},
+          {"weights", s.weights.string()},
+          {"where", s.where}};
+}
+
+ModelSource source_from_json(const nlohmann::ordered_json& j) {
+  ModelSource s;
+  s.name = j.at("name").get<std::string>();
+  s.checkpoint = j.at("checkpoint").get<std::string>();
+  s.torchscript = j.at("torchscript").get<std::string>();
+  s.onnx = j.at("onnx").get<std::string>();
+  s.feature_method = j.at("feature_method").get<std::string>();
+  s.feature_output = j.at("feature_output").get<std::string>();
+  s.weights = j.at("weights").get<std::string>();
+  s.where = j.at("where").get<std::string>();
+  return s;
+}
+
+}  // namespace caulk::models
