@@ -170,9 +170,24 @@ const ParamSpec* NodeSpec::find_param(const std::string& name) const {
 Params::Params(std::string node_id, std::map<std::string, Value> values)
     : node_id_(std::move(node_id)), values_(std::move(values)) {}
 
-bool Params::has(const std::string& name) const { return values_.count(name) != 0; }
+Params::Params(std::string node_id, std::map<std::string, Value> values, std::set<std::string> declared)
+    : node_id_(std::move(node_id)),
+      values_(std::move(values)),
+      declared_(std::make_shared<const std::set<std::string>>(std::move(declared))) {}
+
+void Params::require_declared(const std::string& name) const {
+  if (declared_ && !declared_->count(name))
+    throw Error("node '" + node_id_ + "' reads parameter '" + name +
+                "', which its node type does not declare (a bug in the node type: declare it in its spec)");
+}
+
+bool Params::has(const std::string& name) const {
+  require_declared(name);
+  return values_.count(name) != 0;
+}
 
 const Value& Params::get(const std::string& name) const {
+  require_declared(name);
   auto it = values_.find(name);
   if (it == values_.end()) throw Error("node '" + node_id_ + "': parameter '" + name + "' is not set");
   return it->second;

@@ -214,7 +214,9 @@ class Validator {
         values[p.name] = std::move(d);
       }
     }
-    node.params = Params(id, std::move(values));
+    std::set<std::string> declared;
+    for (const auto& p : spec.params) declared.insert(p.name);
+    node.params = Params(id, std::move(values), std::move(declared));
     if (complete && spec.check) {
       for (const auto& [param, problem] : spec.check(node.params)) {
         SourceLocation where = param.empty() ? node.config.where : node.params.where(param);

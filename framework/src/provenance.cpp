@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "caulk/artifacts.hpp"
+#include "caulk/json.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/version.hpp"
 
@@ -84,29 +85,6 @@ std::string utc_timestamp(std::int64_t ns) {
                      tm.tm_min, tm.tm_sec, fraction);
 }
 
-Json value_to_json(const Value& v) {
-  if (v.is_bool()) return v.as_bool();
-  if (v.is_int()) return v.as_int();
-  if (v.is_float()) {
-    const double d = v.as_number();
-    if (std::isnan(d)) return "nan";
-    if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
-    return d;
-  }
-  if (v.is_string()) return v.as_string();
-  if (v.is_array()) {
-    Json a = Json::array();
-    for (const auto& e : v.as_array()) a.push_back(value_to_json(e));
-    return a;
-  }
-  if (v.is_table()) {
-    Json t = Json::object();
-    for (const auto& [k, e] : v.as_table()) t[k] = value_to_json(e);
-    return t;
-  }
-  return nullptr;
-}
-
 Json effective_params_json(const PipelineNode& node, const fs::path& base) {
   Json out = Json::object();
   for (const auto& [name, value] : node.params.values()) {
@@ -116,10 +94,10 @@ Json effective_params_json(const PipelineNode& node, const fs::path& base) {
       out[name] = path_within(value.as_string(), base);
     } else if (is_path && value.is_table()) {
       Json t = Json::object();
-      for (const auto& [split, p] : value.as_table()) t[split] = p.is_string() ? Json(path_within(p.as_string(), base)) : value_to_json(p);
+      for (const auto& [split, p] : value.as_table()) t[split] = p.is_string() ? Json(path_within(p.as_string(), base)) : value_to_json(p, NonFinite::AsText);
       out[name] = std::move(t);
     } else {
-      out[name] = value_to_json(value);
+      out[name] = value_to_json(value, NonFinite::AsText);
     }
   }
   return out;

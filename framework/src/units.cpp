@@ -104,42 +104,6 @@ const std::vector<std::uint8_t>& binary_of(const Json& j, std::size_t expected, 
   return b;
 }
 
-Json value_to_json(const Value& v) {
-  if (v.is_bool()) return v.as_bool();
-  if (v.is_int()) return v.as_int();
-  if (v.is_float()) return v.as_number();
-  if (v.is_string()) return v.as_string();
-  if (v.is_array()) {
-    Json a = Json::array();
-    for (const auto& e : v.as_array()) a.push_back(value_to_json(e));
-    return a;
-  }
-  if (v.is_table()) {
-    Json t = Json::object();
-    for (const auto& [k, e] : v.as_table()) t[k] = value_to_json(e);
-    return t;
-  }
-  return nullptr;
-}
-
-Value value_from_json(const Json& j) {
-  if (j.is_boolean()) return Value(j.get<bool>());
-  if (j.is_number_integer()) return Value(j.get<std::int64_t>());
-  if (j.is_number_float()) return Value(j.get<double>());
-  if (j.is_string()) return Value(j.get<std::string>());
-  if (j.is_array()) {
-    Value::Array a;
-    for (const auto& e : j) a.push_back(value_from_json(e));
-    return Value(std::move(a));
-  }
-  if (j.is_object()) {
-    Value::Table t;
-    for (const auto& [k, e] : j.items()) t.emplace_back(k, value_from_json(e));
-    return Value(std::move(t));
-  }
-  return Value();
-}
-
 Json classes_to_json(const std::vector<int>& c) {
   std::vector<std::int32_t> v(c.begin(), c.end());
   return bytes_of(v.data(), v.size() * sizeof(std::int32_t));

@@ -123,6 +123,23 @@ class FakeRunLast : public Node {
   }
 };
 
+// Reads a parameter its spec does not declare, keeping a default of its own: the bug a node's
+// Params refuses (issue 19: one definition per parameter and default).
+class FakeUndeclaredReader : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.undeclared_reader", "Read a parameter the spec does not declare");
+    s.output("table", "Table", "nothing");
+    s.param(ParamSpec::integer("rows", 3, "declared"));
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    const auto& p = ctx.params();
+    const double scale = p.has("scale") ? p.real("scale") : 1.0;  // "scale" is not in spec()
+    ctx.summary()["scale"] = scale;
+  }
+};
+
 inline void register_fake_nodes(Registry& r) {
   PluginInfo info;
   info.name = "fake";
@@ -134,6 +151,7 @@ inline void register_fake_nodes(Registry& r) {
   reg.add_node<FakeCollect>();
   reg.add_node<FakeForgetful>();
   reg.add_node<FakeRunLast>();
+  reg.add_node<FakeUndeclaredReader>();
 }
 
 }  // namespace caulk::testing

@@ -120,6 +120,21 @@ inputs = { scores = ["r1", "r2"] }
   }
 }
 
+// A node type cannot read a parameter its spec does not declare (nor keep a default of its own
+// for one): the read fails the node, naming the parameter.
+TEST_F(Executor, ANodeThatReadsAnUndeclaredParameterFails) {
+  RunReport r = run(R"([pipeline]
+name = "x"
+[[node]]
+id = "reader"
+type = "test.undeclared_reader"
+)");
+  ASSERT_EQ(r.nodes.size(), 1u);
+  EXPECT_EQ(r.nodes[0].status, "failed");
+  EXPECT_EQ(r.nodes[0].error,
+            "node 'reader' reads parameter 'scale', which its node type does not declare (a bug in the node type: declare it in its spec)");
+}
+
 TEST_F(Executor, ANodeThatForgetsAnOutputFails) {
   RunReport r = run(R"([pipeline]
 name = "x"

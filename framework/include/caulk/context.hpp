@@ -13,12 +13,11 @@
 
 #include "caulk/artifact.hpp"
 #include "caulk/error.hpp"
+#include "caulk/json.hpp"
 #include "caulk/node.hpp"
 #include "caulk/units.hpp"
 
 namespace caulk {
-
-using Json = nlohmann::ordered_json;
 
 class RunEnvironment;  // the executor's shared state (progress, output, options)
 

@@ -11,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -114,6 +115,10 @@ class Params {
  public:
   Params() = default;
   Params(std::string node_id, std::map<std::string, Value> values);
+  // Values of a node whose spec declares `declared`: asking for any other name (has, get...) is a
+  // bug in the node type and throws, so a node cannot read a parameter the pipeline could never
+  // set, nor keep a default of its own for one (docs/writing-plugins.md, section 3).
+  Params(std::string node_id, std::map<std::string, Value> values, std::set<std::string> declared);
 
   bool has(const std::string& name) const;
   // The value; throws Error naming the node when absent (a node asking for an undeclared or
@@ -130,8 +135,11 @@ class Params {
   const std::map<std::string, Value>& values() const { return values_; }
 
  private:
+  void require_declared(const std::string& name) const;
+
   std::string node_id_;
   std::map<std::string, Value> values_;
+  std::shared_ptr<const std::set<std::string>> declared_;  // null: no spec to check against (a manifest entry)
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -29,11 +29,10 @@
 #include <vector>
 
 #include "caulk/artifacts.hpp"
+#include "caulk/json.hpp"
 #include "caulk/node.hpp"
 
 namespace caulk {
-
-using Json = nlohmann::ordered_json;
 
 class NodeContext;
 

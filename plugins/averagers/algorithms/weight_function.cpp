@@ -11,10 +11,9 @@
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/parallel.hpp"
 #include "caulk/seeding/seeding.hpp"
+#include "caulk/json.hpp"
 
 namespace caulk::avg {
-
-using Json = nlohmann::ordered_json;
 
 WeightFunctionKind parse_weight_function(const std::string& name) {
   if (name == "softmax_linear") return WeightFunctionKind::SoftmaxLinear;

@@ -9,10 +9,9 @@
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
+#include "caulk/json.hpp"
 
 namespace caulk::avg {
-
-using Json = nlohmann::ordered_json;
 
 namespace {
 
