@@ -208,7 +208,9 @@ struct Scheduler {
     record_files(i, files, handed);
     std::string printed = ctx.take_printed();
     if (!printed.empty()) env.write_out(printed);
-    if (cache && error.empty()) cache->store(i, published, ctx.summary(), printed, files, handed);
+    if (cache && error.empty())
+      if (const std::string why = cache->store(i, published, ctx.summary(), printed, files, handed); !why.empty())
+        env.log_line(fmt::format("[caulk] note: the result of {} is not kept for the next run: {}", node.config.id, why));
     if (error.empty())
       env.log_line(fmt::format("[caulk] done  {} in {:.2f} s", node.config.id, seconds));
     else if (interrupted)

@@ -141,8 +141,11 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
       r.files->note_written(absolute_normal(path), folder);
     }
     for (const auto& f : entry.at("outputs_read")) {
-      const std::string path = f.get<std::string>();
-      if (const auto st = stat_file(path)) r.files->note_read(path, *st);
+      const std::string path = f.at("path").get<std::string>();
+      io::FileStat seen;
+      seen.size = f.at("size").get<std::uintmax_t>();
+      seen.mtime_ns = f.at("mtime_ns").get<std::int64_t>();
+      r.files->note_read(path, stat_file(path).value_or(seen));
     }
     for (const auto& a : entry.at("artifacts"))
       r.published.emplace_back(a.at("port").get<std::string>(), load_artifact(a.at("artifact"), dir, hashes_));
@@ -163,13 +166,14 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
   }
 }
 
-void NodeCache::store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
+std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
                       const Json& summary, const std::string& printed, const io::AccessLog& files,
                       const std::vector<std::string>& handed) {
-  if (keys_[i].empty()) return;
-  if (files.incomplete() || !files.changed_while_read().empty()) return;
+  if (keys_[i].empty()) return "";
+  if (files.incomplete()) return "the list of files it read is incomplete";
+  if (!files.changed_while_read().empty()) return *files.changed_while_read().begin() + " changed while it was read";
   for (const auto& [port, artifact] : published)
-    if (!artifact_storable(artifact->type_name())) return;
+    if (!artifact_storable(artifact->type_name())) return "its output '" + port + "' is of a type the cache cannot store";
   io::ScopedAccessLog not_the_nodes(nullptr);
   try {
     const auto writes = files.writes();
@@ -181,18 +185,22 @@ void NodeCache::store(std::size_t i, const std::vector<std::pair<std::string, st
     Json read_list = Json::array(), outputs_read = Json::array();
     for (const auto& [path, stat] : reads) {
       if (path == own_record) continue;
-      if (writes.count(path)) {  // checked as an output; listed so its provenance says it was read
-        outputs_read.push_back(path);
+      if (writes.count(path)) {
+        // Its own output, or a scratch file it removed again: checked as an output, listed (with
+        // what the node saw) so its provenance says what a fresh run's says.
+        outputs_read.push_back(Json{{"path", path}, {"size", stat.size}, {"mtime_ns", stat.mtime_ns}});
         continue;
       }
       const auto h = hashes_.hash_if_unchanged(path, stat);
-      if (!h) return;  // changed since it was read: nothing certain to record
+      if (!h) return path + " changed after it was read";
       read_list.push_back(Json{{"path", path}, {"xxh3_128", *h}});
     }
     Json outputs = Json::array();
     for (const auto& [path, folder] : writes) {
+      std::error_code ec;
+      if (!fs::exists(fs::symlink_status(path, ec))) continue;  // a scratch file the node removed again
       const auto h = output_hash(path, hashes_);
-      if (!h) return;
+      if (!h) return "its output " + path + " cannot be hashed";
       Json o = Json::object();
       o["path"] = inside(path, out_dir_) ? fs::path(path).lexically_relative(absolute_normal(out_dir_)).string() : path;
       o["folder"] = folder;
@@ -218,12 +226,13 @@ void NodeCache::store(std::size_t i, const std::vector<std::pair<std::string, st
     entry["printed"] = printed;
     // Text that would not read back the same (a string that is not UTF-8) is not stored.
     const auto text = json_text_if_valid(entry);
-    if (!text) return;
+    if (!text) return "a text it published is not valid UTF-8";
     io::write_file_atomic(staged.path() / "entry.json", *text + "\n");
     staged.commit(io::OnExisting::Replace);
-  } catch (const std::exception&) {
-    // No entry: the node runs next time.
+  } catch (const std::exception& e) {
+    return e.what();
   }
+  return "";
 }
 
 void NodeCache::prune() {

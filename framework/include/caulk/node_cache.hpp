@@ -50,8 +50,9 @@ class NodeCache {
   // nothing, with the reason in `why_not` when an entry was there.
   std::optional<CachedResult> lookup(std::size_t i, std::string* why_not = nullptr);
   // Makes node `i`'s entry after it ran and succeeded. Never throws; a node whose results cannot be
-  // stored (a plugin's own artifact type, a file that changed while read) simply has no entry.
-  void store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
+  // stored (a plugin's own artifact type, a file that changed while read) has no entry, and the
+  // reason is returned (empty when stored, or when the node has no key).
+  std::string store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
              const Json& summary, const std::string& printed, const io::AccessLog& files, const std::vector<std::string>& handed);
   // After a successful run: removes the entries of keys this run does not have. Never throws.
   void prune();

@@ -222,21 +222,24 @@ TEST(NodeCache, NoCacheRunsEveryNodeAndTheNextRunReusesThem) {
 }
 
 // A cached and a fresh run give the same run.json apart from times and the cached flags, whatever
-// --jobs each used.
-void expect_same_record_cached_or_fresh(const std::string& pipeline_name, const std::set<std::string>& cacheable) {
+// --jobs each used. The second fresh run is made with --no-cache in the same folder, or, for a
+// pipeline whose nodes refuse to overwrite their outputs (merges without `overwrite = true`), in
+// another folder, and then compared without what names the folder.
+void expect_same_record_cached_or_fresh(const std::string& pipeline_name, const std::set<std::string>& cacheable,
+                                        bool fresh_in_other_folder) {
   TempDir dir;
   const fs::path pipeline = source_dir() / "pipelines" / (pipeline_name + ".toml");
-  auto run = [&](unsigned jobs, bool no_cache) {
-    std::vector<std::string> args{"run", pipeline.string(), "--out", (dir / "out").string(), "--jobs", std::to_string(jobs)};
+  auto run = [&](unsigned jobs, bool no_cache, const std::string& folder) {
+    std::vector<std::string> args{"run", pipeline.string(), "--out", (dir / folder).string(), "--jobs", std::to_string(jobs)};
     if (no_cache) args.push_back("--no-cache");
     auto r = run_caulk(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    return Json::parse(read_file(dir / "out" / "run.json"));
+    return Json::parse(read_file(dir / folder / "run.json"));
   };
-  const Json fresh1 = run(1, false);
-  const Json cached2 = run(2, false);
-  const Json cached1 = run(1, false);
-  const Json fresh2 = run(2, true);
+  const Json fresh1 = run(1, false, "out");
+  const Json cached2 = run(2, false, "out");
+  const Json cached1 = run(1, false, "out");
+  const Json fresh2 = fresh_in_other_folder ? run(2, false, "other") : run(2, true, "out");
   EXPECT_TRUE(reused(fresh1).empty());
   EXPECT_EQ(reused(cached2), cacheable);
   EXPECT_EQ(reused(cached1), cacheable);
@@ -244,11 +247,14 @@ void expect_same_record_cached_or_fresh(const std::string& pipeline_name, const 
   const Json want = without_times_and_flags(fresh1);
   EXPECT_EQ(without_times_and_flags(cached2).dump(1), want.dump(1));
   EXPECT_EQ(without_times_and_flags(cached1).dump(1), want.dump(1));
-  EXPECT_EQ(without_times_and_flags(fresh2).dump(1), want.dump(1));
+  if (fresh_in_other_folder)
+    EXPECT_EQ(comparable_run_json(without_times_and_flags(fresh2)).dump(1), comparable_run_json(want).dump(1));
+  else
+    EXPECT_EQ(without_times_and_flags(fresh2).dump(1), want.dump(1));
 }
 
 TEST(NodeCache, CachedAndFreshRunJsonAreEqualApartFromTimesAndFlagsWithOneOrTwoJobs) {
-  expect_same_record_cached_or_fresh("quickstart", kQuickstartCacheable);
+  expect_same_record_cached_or_fresh("quickstart", kQuickstartCacheable, false);
 }
 
 TEST(NodeCache, MergePipelineCachedAndFreshRunJsonAreEqualWithOneOrTwoJobs) {
@@ -257,7 +263,27 @@ TEST(NodeCache, MergePipelineCachedAndFreshRunJsonAreEqualWithOneOrTwoJobs) {
                          "fisher_b", "fisher_c", "fisher", "search", "greedy_soup", "regmean", "merged_predictions",
                          "output_ensemble", "feature_ensemble", "accuracy", "stability", "patterns"})
     every.insert(id);
-  expect_same_record_cached_or_fresh("merge", every);
+  expect_same_record_cached_or_fresh("merge", every, true);
+}
+
+TEST(NodeCache, ChangingAMergeParameterRerunsThatMergeAndWhatUsesItOnly) {
+  TempDir dir;
+  const fs::path pipeline = source_dir() / "pipelines" / "merge.toml";
+  const std::vector<std::string> args{"run", pipeline.string(), "--out", (dir / "out").string(), "--jobs", "2"};
+  ASSERT_EQ(run_caulk(args).exit_code, 0);
+  auto changed = args;
+  // Merges refuse to replace their output unless told to (overwrite), cache or not.
+  for (const char* set : {"slerp.t=0.3", "slerp.overwrite=true"}) {
+    changed.push_back("--set");
+    changed.push_back(set);
+  }
+  auto r = run_caulk(changed);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> ran;
+  const Json record = Json::parse(read_file(dir / "out" / "run.json"));
+  for (const auto& [id, node] : record["nodes"].items())
+    if (!node.value("cached", false)) ran.insert(id);
+  EXPECT_EQ(ran, (std::set<std::string>{"slerp", "merged_predictions", "accuracy", "html"}));
 }
 
 TEST(NodeCache, UnderMpiACachedNodeRunsOnNoRankAndTheRecordIsTheSame) {
