@@ -24,7 +24,7 @@ class Pass : public caulk::Node {
 class PassUncached : public Pass {
  public:
   static caulk::NodeSpec spec() {
-    caulk::NodeSpec s("test.pass_uncached", "Pass a dataset through; never taken from the cache of re-runs");
+    caulk::NodeSpec s("test.uncached", "Pass a dataset through; never taken from the cache of re-runs");
     s.input("in", "Dataset", "a dataset");
     s.output("out", "Dataset", "the same dataset");
     s.not_cacheable();

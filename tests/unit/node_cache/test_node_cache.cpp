@@ -320,7 +320,7 @@ params = { labels = { train = "demo/labels_train.npy" }, kind = "classification"
 
 [[node]]
 id = "clock"
-type = "test.pass_uncached"
+type = "test.uncached"
 inputs = { in = "task" }
 
 [[node]]
