@@ -83,9 +83,12 @@ NodeCache::NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, 
     std::optional<std::string> plugin_hash;
     if (plugin != invocation->plugins.end()) plugin_hash = hashes_.hash(plugin->file);
     if (!keyable || !plugin_hash) continue;
-    // Fields separated by a byte no name or JSON text holds unescaped.
-    std::string text = "caulk-node-cache " + std::to_string(kCacheFormat) + '\x1f' + CAULK_VERSION_STRING + '\x1f' + *engine_hash;
-    auto field = [&](const std::string& s) { text.append(1, '\x1f').append(s); };
+    // Each field preceded by its length, so no two lists of fields give the same text.
+    std::string text;
+    auto field = [&](const std::string& s) { text.append(std::to_string(s.size())).append(1, ':').append(s); };
+    field("caulk-node-cache " + std::to_string(kCacheFormat));
+    field(CAULK_VERSION_STRING);
+    field(*engine_hash);
     field(node.config.id);
     field(node.config.type);
     field(plugin->name);
