@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -34,6 +35,7 @@ struct Options {
   std::string out;
   std::vector<std::string> sets;
   unsigned jobs = 0;
+  bool no_cache = false;
   std::string memory_limit;  // empty: default_memory_limit()
   std::string node_type;
   bool markdown = false;
@@ -157,6 +159,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   run.invocation = &invocation;
   run.out_dir = o.out.empty() ? fs::path("runs") / pipeline.config.name : fs::path(o.out);
   run.jobs = jobs;
+  run.use_cache = !o.no_cache;
   run.memory_limit = o.memory_limit.empty() ? default_memory_limit() : parse_memory_size(o.memory_limit);
   run.progress_bars = ::isatty(STDERR_FILENO);
   if (mpi) run.units = &mpi->dispatcher();
@@ -173,8 +176,10 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
     return exit_code_for_signal(report.interrupted_by);
   }
   if (report.ok && report.record_error.empty()) {
-    std::cerr << fmt::format("caulk: {} ok; results in {} ({} and {} output{} of its nodes)\n", pipeline.config.name,
-                             run.out_dir.string(), record, report.outputs_written, report.outputs_written == 1 ? "" : "s");
+    const auto reused = std::count_if(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.cached; });
+    const std::string reused_note = reused ? fmt::format("; {} of {} nodes reused from an earlier run", reused, report.nodes.size()) : "";
+    std::cerr << fmt::format("caulk: {} ok; results in {} ({} and {} output{} of its nodes){}\n", pipeline.config.name,
+                             run.out_dir.string(), record, report.outputs_written, report.outputs_written == 1 ? "" : "s", reused_note);
     return kExitOk;
   }
   std::cerr << fmt::format("caulk: {} failed{}\n", pipeline.config.name, where);
@@ -358,6 +363,9 @@ int main(int argc, char** argv) {
   run->add_option("--out", o.out, "Output folder (default runs/<pipeline name>)")->type_name("DIR");
   run->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
   run->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
+  run->add_flag("--no-cache", o.no_cache,
+                "Run every node; by default a node whose type, plugin, parameters and input files are unchanged since a run "
+                "into the same --out is not run again, its results read back from OUT/.caulk/cache");
   run->add_option("--memory-limit", o.memory_limit,
                   "Memory one node may plan to use, e.g. 512M, 8G; a node whose estimate is larger stops with advice "
                   "(default: half of MemAvailable in /proc/meminfo; 0 = no limit)")
@@ -376,6 +384,7 @@ int main(int argc, char** argv) {
   rerun->add_option("--out", o.out, "Output folder (default: RUN_DIR itself)")->type_name("DIR");
   rerun->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
   rerun->add_option("--memory-limit", o.memory_limit, "As for run")->type_name("SIZE");
+  rerun->add_flag("--no-cache", o.no_cache, "As for run: run every node");
 
   auto* check = app.add_subcommand("check", "Validate a pipeline without running it");
   check->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");

@@ -14,6 +14,7 @@
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
+#include "caulk/node_cache.hpp"
 #include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/run_folder.hpp"
@@ -36,6 +37,7 @@ Json RunReport::to_json() const {
     Json j = Json::object();
     j["type"] = n.type;
     j["status"] = n.status;
+    if (n.cached) j["cached"] = true;
     j["seconds"] = n.seconds;
     if (!n.error.empty()) j["error"] = n.error;
     j["summary"] = n.summary;
@@ -63,6 +65,7 @@ struct Scheduler {
   ProvenanceRecorder* provenance = nullptr;
   RunFolderLedger* ledger = nullptr;
   FileHashCache* hashes = nullptr;
+  NodeCache* cache = nullptr;
   std::vector<State> state;
   std::vector<std::map<std::string, std::shared_ptr<const Artifact>>> outputs;
   std::mutex mutex;
@@ -116,7 +119,40 @@ struct Scheduler {
     }
   }
 
-  // Runs one node on a worker thread; never throws.
+  // The node's cache entry, when it may be reused: every node it depends on was reused too
+  // (caulk/node_cache.hpp).
+  std::optional<CachedResult> cached_result(std::size_t i) {
+    if (!cache || !cache->keyed(i)) return std::nullopt;
+    {
+      std::lock_guard lock(mutex);
+      for (std::size_t d : pipeline.nodes[i].depends_on)
+        if (!report.nodes[d].cached) return std::nullopt;
+    }
+    std::string why_not;
+    auto hit = cache->lookup(i, &why_not);
+    if (!why_not.empty()) env.log_line(fmt::format("[caulk] {} runs again: {}", pipeline.nodes[i].config.id, why_not));
+    return hit;
+  }
+
+  // Ends node `i` with what it published when it last ran.
+  void reuse(std::size_t i, CachedResult hit, const std::vector<std::string>& handed, std::chrono::steady_clock::time_point started) {
+    record_files(i, *hit.files, handed);
+    if (!hit.printed.empty()) env.write_out(hit.printed);
+    env.log_line(fmt::format("[caulk] reused {} ({})", pipeline.nodes[i].config.id, pipeline.nodes[i].config.type));
+    std::lock_guard lock(mutex);
+    NodeOutcome& outcome = report.nodes[i];
+    outcome.status = "ok";
+    outcome.cached = true;
+    outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();  // checking and reading back
+    outcome.summary = std::move(hit.summary);
+    outcome.tables = tables_to_json(hit.published);
+    for (auto& [port, artifact] : hit.published) outputs[i][port] = std::move(artifact);
+    state[i] = State::Done;
+    --running;
+    changed.notify_all();
+  }
+
+  // Runs one node on a worker thread (or reuses its cached result); never throws.
   void execute(std::size_t i) {
     const PipelineNode& node = pipeline.nodes[i];
     NodeOutcome& outcome = report.nodes[i];
@@ -133,8 +169,10 @@ struct Scheduler {
     for (const auto& in : inputs)
       for (const auto& a : in.artifacts)
         for (auto& f : files_named_by(*a)) handed.push_back(std::move(f));
-    env.log_line(fmt::format("[caulk] start {} ({})", node.config.id, node.config.type));
     auto started = std::chrono::steady_clock::now();
+    if (auto hit = cached_result(i)) return reuse(i, std::move(*hit), handed, started);
+    env.log_line(fmt::format("[caulk] start {} ({})", node.config.id, node.config.type));
+    started = std::chrono::steady_clock::now();
     NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env, node.type);
     std::string error;
     bool interrupted = false;
@@ -170,6 +208,9 @@ struct Scheduler {
     record_files(i, files, handed);
     std::string printed = ctx.take_printed();
     if (!printed.empty()) env.write_out(printed);
+    if (cache && error.empty())
+      if (const std::string why = cache->store(i, published, ctx.summary(), printed, files, handed); !why.empty())
+        env.log_line(fmt::format("[caulk] note: the result of {} is not kept for the next run: {}", node.config.id, why));
     if (error.empty())
       env.log_line(fmt::format("[caulk] done  {} in {:.2f} s", node.config.id, seconds));
     else if (interrupted)
@@ -204,6 +245,7 @@ struct Scheduler {
     std::unique_lock lock(mutex);
     for (;;) {
       if (cancel_requested()) stop = true;  // a SIGINT/SIGTERM: start nothing more
+      bool submitted = false;
       if (!stop) {
         // No more nodes in flight than workers: a queued node would still start after a
         // failure, and the run must stop starting nodes as soon as one fails.
@@ -214,11 +256,15 @@ struct Scheduler {
           if (state[i] != State::Pending || !inputs_ready(i) || runs_last(i)) continue;
           state[i] = State::Running;
           ++running;
+          submitted = true;
           lock.unlock();
           pool.submit([this, i] { execute(i); });
           lock.lock();
         }
       }
+      // Nodes that ended while the lock was released (a reused node ends in microseconds) may
+      // have readied nodes earlier in the order: look again before concluding or waiting.
+      if (submitted) continue;
       if (running == 0) break;
       changed.wait(lock);
     }
@@ -292,6 +338,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   // The pipeline as run, beside its record: `caulk rerun OUT` runs it again.
   if (options.invocation) io::write_file_atomic(env.out_dir / "pipeline.toml", options.invocation->pipeline_text);
   ProvenanceRecorder provenance(pipeline, options.invocation, env.out_dir, env.jobs, hashes);
+  NodeCache cache(pipeline, options.invocation, env.out_dir, hashes, options.use_cache);
   report.pipeline = pipeline.config.name;
   for (const auto& n : pipeline.nodes) {
     NodeOutcome o;
@@ -309,6 +356,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     scheduler.provenance = &provenance;
     scheduler.ledger = &ledger;
     scheduler.hashes = &hashes;
+    scheduler.cache = &cache;
     scheduler.run(*pool);
     report.finished = true;
     // A stop request that came once every node had ended cut nothing short: the run is complete.
@@ -352,6 +400,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   // A run that succeeded leaves only its own outputs (and its inputs); a failed or interrupted one
   // leaves the previous run's as they were.
   if (report.ok && !report.interrupted_by) {
+    cache.prune();
     try {
       for (const auto& line : ledger.clean_up(provenance.inputs(), hashes)) {
         env.log_line("[caulk] " + line);

@@ -1,5 +1,6 @@
-// Node types that only tests need: a pass-through (so a type-correct cycle can be written) and a
-// node whose per-unit work fails for chosen units.
+// Node types that only tests need: a pass-through (so a type-correct cycle can be written), one
+// declared not cacheable (as a node reading the clock would be), and a node whose per-unit work
+// fails for chosen units.
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/plugin.hpp"
@@ -17,6 +18,17 @@ class Pass : public caulk::Node {
   void run(caulk::NodeContext& ctx) override {
     auto in = ctx.input<caulk::Dataset>("in");
     ctx.publish("out", std::make_shared<caulk::Dataset>(*in));
+  }
+};
+
+class PassUncached : public Pass {
+ public:
+  static caulk::NodeSpec spec() {
+    caulk::NodeSpec s("test.uncached", "Pass a dataset through; never taken from the cache of re-runs");
+    s.input("in", "Dataset", "a dataset");
+    s.output("out", "Dataset", "the same dataset");
+    s.not_cacheable();
+    return s;
   }
 };
 
@@ -47,5 +59,6 @@ class FailUnits : public caulk::Node {
 
 CAULK_PLUGIN("test_nodes", "1.0", "Node types for the engine's tests") {
   registrar.add_node<Pass>();
+  registrar.add_node<PassUncached>();
   registrar.add_node<FailUnits>();
 }

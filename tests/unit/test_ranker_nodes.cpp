@@ -226,7 +226,7 @@ TEST_F(RankerNodes, MemoryLimitIsTheBudgetOfEachNode) {
   write_pipeline("rank.sfda");
   CliResult r = run({"--memory-limit", "64M"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  r = run({"--memory-limit", "1K", "--jobs", "2"});
+  r = run({"--memory-limit", "1K", "--jobs", "2", "--no-cache"});  // checked when the node runs, not when reused
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'ranker' (rank.sfda) would need about"));
   EXPECT_THAT(r.err, HasSubstr("with up to 2 models scored at once (--jobs 2;"));

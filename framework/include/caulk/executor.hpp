@@ -29,6 +29,9 @@ struct RunOptions {
   // The command line's part of the provenance (caulk/provenance.hpp); null for a run started by
   // a program: run.json then records no command, plugins or pipeline copy.
   const RunInvocation* invocation = nullptr;
+  // Reuse the results of nodes whose inputs and parameters did not change since a run into the
+  // same folder (caulk/node_cache.hpp); false (`--no-cache`) runs every node.
+  bool use_cache = true;
 };
 
 struct NodeOutcome {
@@ -38,6 +41,7 @@ struct NodeOutcome {
   std::string status = "pending";
   double seconds = 0;
   std::string error;
+  bool cached = false;  // reused from an earlier run into the folder, not run
   Json summary = Json::object();
   Json tables = Json::object();  // every Table the node published, by port (for reports)
 };

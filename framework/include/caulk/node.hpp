@@ -92,6 +92,10 @@ struct NodeSpec {
   // other node has ended, also when some failed, reading OUT/run.json as it stands then (its own
   // entry "running"). The executor rewrites run.json with its outcome afterwards.
   bool runs_last = false;
+  // False for a node whose results may differ between runs with the same inputs and parameters
+  // (it reads the clock or the network): it runs every time, and so does whatever depends on it
+  // (caulk/node_cache.hpp). Nodes that run last are never taken from the cache either.
+  bool cacheable = true;
   // Checks between parameters, before anything runs: returns (parameter name or "", problem).
   std::function<std::vector<std::pair<std::string, std::string>>(const class Params&)> check;
 
@@ -102,6 +106,10 @@ struct NodeSpec {
   NodeSpec& output(std::string name, std::string type, std::string doc);
   NodeSpec& param(ParamSpec p);
   NodeSpec& run_last();  // see runs_last
+  NodeSpec& not_cacheable() {  // see cacheable
+    cacheable = false;
+    return *this;
+  }
 
   const PortSpec* find_input(const std::string& name) const;
   const PortSpec* find_output(const std::string& name) const;

@@ -79,7 +79,7 @@ std::string dot_with_status(const std::string& dot, const Json& run) {
       const std::string status = node.value("status", "skipped");
       const StatusLook look = look_of(status);
       const double seconds = node.contains("seconds") && node["seconds"].is_number() ? node["seconds"].get<double>() : 0.0;
-      std::string label = id + "\n" + node.value("type", "") + "\n" + look.word;
+      std::string label = id + "\n" + node.value("type", "") + "\n" + look.word + (node.value("cached", false) ? " (cached)" : "");
       if (status == "ok" || status == "failed") label += fmt::format(", {:.2f} s", seconds);
       extra += fmt::format("  {} [label={}, style={}, fillcolor={}, penwidth={}, tooltip={}];\n", dot_quote(id), dot_quote(label),
                            dot_quote(look.style), dot_quote(look.fill), look.pen,

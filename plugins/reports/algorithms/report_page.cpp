@@ -221,7 +221,8 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
   for (const auto& n : nodes) {
     const double seconds = n.json->contains("seconds") && (*n.json)["seconds"].is_number() ? (*n.json)["seconds"].get<double>() : 0.0;
     body += fmt::format("<tr class=\"status-{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{:.3f}</td><td>{}</td></tr>\n",
-                        html_escape(n.status), html_escape(n.id), html_escape(n.type), status_mark(n.status), seconds,
+                        html_escape(n.status), html_escape(n.id), html_escape(n.type),
+                        std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""), seconds,
                         html_escape(n.json->value("error", std::string())));
   }
   body += "</tbody></table>\n";
