@@ -39,7 +39,8 @@ struct NodeOutcome {
   double seconds = 0;
   std::string error;
   Json summary = Json::object();
-  Json tables = Json::object();  // every Table the node published, by port (for reports)
+  Json tables = Json::object();   // every Table the node published, by port (for reports)
+  Json figures = Json::object();  // every Figure the node published, by port (for reports)
 };
 
 struct RunReport {
