@@ -68,7 +68,7 @@ for text in "$@"; do
     # The node's section, from its opening tag to the next </section>.
     section=$(awk -v open="<section id=\"node-$node\">" 'index($0, open) {on = 1} on {print} on && /<\/section>/ {exit}' "$work/dom.html")
     [ -n "$section" ] || fail "no section for node $node"
-    grep -o '<figure class="chart[^>]*>' <<<"$section" | grep -F "aria-label=\"$title" | grep -q 'data-marks="[1-9]' ||
+    grep -o '<figure class="chart[^>]*>' <<<"$section" | grep -F "data-title=\"$title" | grep -q 'data-marks="[1-9]' ||
       fail "the chart '$title' is not drawn in node $node's section"
     continue
   fi

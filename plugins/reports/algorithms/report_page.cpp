@@ -103,8 +103,11 @@ std::string Page::chart(const Json& spec) {
   if (!options_.charts.available())
     inner = fmt::format("<p class=\"nochart\"><strong>Chart not drawn: {}.</strong> {} The numbers are in the tables of this report.</p>",
                         html_escape(title), html_escape(options_.charts.problem + "; rebuild caulk with npm installed (docs/report.md)."));
-  return fmt::format("<figure class=\"chart\" id=\"chart-{0}\" data-spec=\"spec-{0}\" role=\"img\" aria-label=\"{1}\">{2}</figure>\n", n,
-                     html_escape(title), inner);
+  // data-title stays as written (vega-embed replaces aria-label with the spec's description), so a
+  // test can find a chart by its title.
+  return fmt::format(
+      "<figure class=\"chart\" id=\"chart-{0}\" data-spec=\"spec-{0}\" data-title=\"{1}\" role=\"img\" aria-label=\"{1}\">{2}</figure>\n", n,
+      html_escape(title), inner);
 }
 
 std::string Page::chart_specs_html() const {
