@@ -42,6 +42,7 @@ Json RunReport::to_json() const {
     if (!n.error.empty()) j["error"] = n.error;
     j["summary"] = n.summary;
     if (!n.tables.empty()) j["tables"] = n.tables;
+    if (!n.figures.empty()) j["figures"] = n.figures;
     nodes_json[n.id] = std::move(j);
   }
   Json out = Json::object();
@@ -224,6 +225,7 @@ struct Scheduler {
     if (error.empty()) {
       outcome.status = "ok";
       outcome.tables = tables_to_json(published);
+      outcome.figures = figures_to_json(published);
       for (auto& [port, artifact] : published) outputs[i][port] = std::move(artifact);
     } else if (interrupted) {
       outcome.status = "interrupted";

@@ -262,16 +262,24 @@ class Validator {
         const NodeSpec& sspec = source.type->spec;
         const PortSpec* out = nullptr;
         if (ref.port.empty()) {
-          if (sspec.outputs.size() != 1) {
+          // A bare node name means its one output, or else its one output of the input's type (a
+          // node's Figure and Table outputs beside its main one need no port name).
+          std::vector<const PortSpec*> fitting;
+          for (const auto& o : sspec.outputs)
+            if (sspec.outputs.size() == 1 || port->type == kAnyArtifact || o.type == kAnyArtifact || o.type == port->type) fitting.push_back(&o);
+          // None fits: the first (main) output, which the type check below names.
+          if (fitting.empty() && !sspec.outputs.empty()) fitting.push_back(&sspec.outputs.front());
+          if (fitting.size() != 1) {
             std::vector<std::string> outs;
             for (const auto& o : sspec.outputs) outs.push_back(o.name);
             error(ref.where, "node '" + id + "': input '" + port->name + "': node '" + ref.node + "' has " +
                                  (outs.empty() ? std::string("no outputs")
-                                               : std::to_string(outs.size()) + " outputs (" + quoted_list(outs, "and") +
-                                                     "); write '" + ref.node + ".PORT'"));
+                                               : std::to_string(outs.size()) + " outputs (" + quoted_list(outs, "and") + "), " +
+                                                     std::to_string(fitting.size()) + " of type " + port->type + "; write '" + ref.node +
+                                                     ".PORT'"));
             continue;
           }
-          out = &sspec.outputs.front();
+          out = fitting.front();
         } else {
           out = sspec.find_output(ref.port);
           if (!out) {

@@ -32,6 +32,7 @@ const ArtifactType kBuiltinArtifacts[] = {
     {"Checkpoint", "model weights on disk (.safetensors, single or sharded), as lazy handles", ""},
     {"Weights", "input-dependent model weights w(x) by split, and the fitted weight function", ""},
     {"Table", "a titled table of text and numbers", ""},
+    {"Figure", "a chart (Vega-Lite spec) or PNG images a node wants drawn in report.html, with a title and caption", ""},
 };
 
 // The loader's own message from a Boost.DLL exception ("... (dlerror system message: MSG)").

@@ -34,6 +34,23 @@ Json tables_to_json(const std::vector<std::pair<std::string, std::shared_ptr<con
   return out;
 }
 
+Json figures_to_json(const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published) {
+  Json out = Json::object();
+  for (const auto& [port, artifact] : published) {
+    const auto* figure = dynamic_cast<const Figure*>(artifact.get());
+    if (!figure) continue;
+    Json f{{"title", figure->title}, {"caption", figure->caption}};
+    if (!figure->spec.is_null()) f["spec"] = figure->spec;
+    if (!figure->images.empty()) {
+      Json images = Json::array();
+      for (const auto& image : figure->images) images.push_back(image.generic_string());
+      f["images"] = std::move(images);
+    }
+    out[port] = std::move(f);
+  }
+  return out;
+}
+
 void write_pipeline_graph(const Pipeline& pipeline, const std::filesystem::path& out_dir) {
   io::write_file_atomic(out_dir / "pipeline.dot", pipeline_to_dot(pipeline));
 }

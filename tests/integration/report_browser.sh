@@ -4,7 +4,9 @@
 # missing charting library, or a page that never finished drawing. Keeps a screenshot under
 # BUILD/report-screenshots/NAME.png.
 # Usage: report_browser.sh CAULK PIPELINE.toml BUILD NAME MIN_CHARTS EXPECTED_EXIT [TEXT...]
-#   TEXT: strings the drawn page must contain (e.g. the failed node's error).
+#   TEXT: strings the drawn page must contain (e.g. the failed node's error), or
+#   "figure-under:NODE:TITLE": a chart whose title starts with TITLE is drawn (with marks) inside NODE's section.
+#   CAULK_RUN_ARGS (environment): more arguments for `caulk run` (e.g. --plugin-path DIR).
 set -euo pipefail
 caulk=$1 pipeline=$2 build=$3 name=$4 min_charts=$5 expected_exit=$6
 shift 6
@@ -19,7 +21,8 @@ trap 'rm -rf "$work"' EXIT
 out="$work/out"
 
 set +e
-"$caulk" run "$pipeline" --out "$out" --jobs 2 >"$work/run.out" 2>"$work/run.err"
+# shellcheck disable=SC2086 # CAULK_RUN_ARGS is a list of arguments
+"$caulk" run "$pipeline" --out "$out" --jobs 2 ${CAULK_RUN_ARGS:-} >"$work/run.out" 2>"$work/run.err"
 code=$?
 set -e
 [ "$code" -eq "$expected_exit" ] || { cat "$work/run.err" >&2; fail "caulk run exited $code, expected $expected_exit"; }
@@ -60,6 +63,15 @@ charts=$(attr data-charts) drawn=$(attr data-charts-drawn)
 svgs=$(grep -o '<figure class="chart[^>]*data-marks="[1-9][0-9]*"' "$work/dom.html" | wc -l)
 [ "$svgs" = "$charts" ] || fail "$svgs of $charts chart figures carry marks"
 for text in "$@"; do
+  if [[ "$text" == figure-under:* ]]; then
+    rest=${text#figure-under:} node=${rest%%:*} title=${rest#*:}
+    # The node's section, from its opening tag to the next </section>.
+    section=$(awk -v open="<section id=\"node-$node\">" 'index($0, open) {on = 1} on {print} on && /<\/section>/ {exit}' "$work/dom.html")
+    [ -n "$section" ] || fail "no section for node $node"
+    grep -o '<figure class="chart[^>]*>' <<<"$section" | grep -F "data-title=\"$title" | grep -q 'data-marks="[1-9]' ||
+      fail "the chart '$title' is not drawn in node $node's section"
+    continue
+  fi
   grep -qF -- "$text" "$work/dom.html" || fail "the page does not show: $text"
 done
 

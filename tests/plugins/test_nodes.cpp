@@ -1,6 +1,7 @@
 // Node types that only tests need: a pass-through (so a type-correct cycle can be written), one
-// declared not cacheable (as a node reading the clock would be), and a node whose per-unit work
-// fails for chosen units.
+// declared not cacheable (as a node reading the clock would be), a node whose per-unit work fails
+// for chosen units, and a node that publishes a Figure as a third-party plugin would (a
+// hand-written Vega-Lite spec, the framework's headers only).
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/plugin.hpp"
@@ -55,10 +56,38 @@ class FailUnits : public caulk::Node {
   }
 };
 
+class FigureBars : public caulk::Node {
+ public:
+  static caulk::NodeSpec spec() {
+    caulk::NodeSpec s("test.figure_bars", "Draw a ranker's scores as bars, with a hand-written Vega-Lite spec");
+    s.input("scores", "Scores", "a ranker's scores");
+    s.output("figure", "Figure", "the scores as bars");
+    return s;
+  }
+  void run(caulk::NodeContext& ctx) override {
+    auto scores = ctx.input<caulk::Scores>("scores");
+    caulk::Json values = caulk::Json::array();
+    for (const auto& s : scores->scores) values.push_back({{"model", s.model}, {"score", s.score}});
+    auto figure = std::make_shared<caulk::Figure>();
+    figure->title = "Third-party bars of " + scores->producer_node;
+    figure->caption = "Drawn by a plugin the report knows nothing about.";
+    figure->spec = {{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                    {"title", {{"text", figure->title}}},
+                    {"description", "Bars: each model's score"},
+                    {"data", {{"values", values}}},
+                    {"mark", "bar"},
+                    {"encoding",
+                     {{"y", {{"field", "model"}, {"type", "nominal"}, {"title", "model"}}},
+                      {"x", {{"field", "score"}, {"type", "quantitative"}, {"title", "score (higher is better)"}}}}}};
+    ctx.publish("figure", std::move(figure));
+  }
+};
+
 }  // namespace
 
 CAULK_PLUGIN("test_nodes", "1.0", "Node types for the engine's tests") {
   registrar.add_node<Pass>();
   registrar.add_node<PassUncached>();
   registrar.add_node<FailUnits>();
+  registrar.add_node<FigureBars>();
 }

@@ -101,6 +101,39 @@ class FakeForgetful : public Node {
   void run(NodeContext&) override {}
 };
 
+// A node as a third-party plugin would write it: publishes a Figure (a hand-written Vega-Lite spec,
+// no caulk chart builder) and a Table, so tests see them in run.json and drawn in report.html.
+class FakeFigure : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.figure", "Publish a chart and a table");
+    s.input("data", "Dataset", "data");
+    s.output("chart", "Figure", "rows of the data as one bar");
+    s.output("numbers", "Table", "the same number");
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    const double rows = static_cast<double>(ctx.input<Dataset>("data")->splits.front().rows);
+    auto figure = std::make_shared<Figure>();
+    figure->title = "Rows of the data";
+    figure->caption = "One bar: how many rows the source emitted.";
+    figure->spec = Json{{"$schema", "https://vega.github.io/schema/vega-lite/v6.json"},
+                        {"title", {{"text", "Rows of the data (third-party chart)"}}},
+                        {"description", "One bar"},
+                        {"data", {{"values", Json::array({Json{{"what", "rows"}, {"value", rows}}})}}},
+                        {"mark", "bar"},
+                        {"encoding",
+                         {{"x", {{"field", "value"}, {"type", "quantitative"}, {"title", "rows (count)"}}},
+                          {"y", {{"field", "what"}, {"type", "nominal"}, {"title", "what"}}}}}};
+    ctx.publish("chart", figure);
+    auto table = std::make_shared<Table>();
+    table->title = "Rows";
+    table->columns = {"what", "value"};
+    table->rows.push_back({std::string("rows"), rows});
+    ctx.publish("numbers", table);
+  }
+};
+
 // Runs last: reads OUT/run.json as the executor left it and says what it saw.
 class FakeRunLast : public Node {
  public:
@@ -152,6 +185,7 @@ inline void register_fake_nodes(Registry& r) {
   reg.add_node<FakeForgetful>();
   reg.add_node<FakeRunLast>();
   reg.add_node<FakeUndeclaredReader>();
+  reg.add_node<FakeFigure>();
 }
 
 }  // namespace caulk::testing

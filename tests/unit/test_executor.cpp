@@ -254,3 +254,31 @@ TEST_F(Executor, ANodeTypeThatRunsLastCannotTakeInputs) {
   EXPECT_THAT([&] { reg.add_node(spec, [] { return std::unique_ptr<Node>(); }); },
               ::testing::ThrowsMessage<Error>(HasSubstr("runs last, after every other node, so it cannot take inputs")));
 }
+
+// A Figure is recorded as a Table is: under the node that published it, by port, with its title,
+// caption and spec; a node that published none has no "figures" key.
+TEST_F(Executor, PublishedFiguresAreKeptInRunJsonUnderTheirNode) {
+  RunReport r = run(R"([pipeline]
+name = "figures"
+[[node]]
+id = "src"
+type = "test.source"
+params = { rows = 7 }
+[[node]]
+id = "drawn"
+type = "test.figure"
+inputs = { data = "src" }
+)");
+  ASSERT_TRUE(r.ok) << err_.str();
+  auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
+  EXPECT_FALSE(j["nodes"]["src"].contains("figures"));
+  ASSERT_TRUE(j["nodes"]["drawn"].contains("figures")) << j["nodes"]["drawn"].dump();
+  const auto& f = j["nodes"]["drawn"]["figures"]["chart"];
+  EXPECT_EQ(f["title"], "Rows of the data");
+  EXPECT_EQ(f["caption"], "One bar: how many rows the source emitted.");
+  EXPECT_EQ(f["spec"]["data"]["values"][0]["value"], 7.0);
+  EXPECT_FALSE(f.contains("images"));
+  // The Figure is not a table; the Table beside it is.
+  EXPECT_FALSE(j["nodes"]["drawn"]["tables"].contains("chart"));
+  EXPECT_EQ(j["nodes"]["drawn"]["tables"]["numbers"]["rows"], nlohmann::json::parse(R"([["rows", 7.0]])"));
+}

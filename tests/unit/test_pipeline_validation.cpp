@@ -305,3 +305,33 @@ TEST(ClosestNames, RanksByEditDistance) {
 }
 
 }  // namespace
+
+// A bare node name means the node's only output, or its one output of the input's type: a node
+// that publishes a Figure (or a summary Table) beside its main output is still named bare.
+TEST_F(Validation, ABareNodeNamePicksTheOneOutputOfTheInputsType) {
+  registry_.add_node_type({NodeSpec("test.table_in", "take a table").input("t", "Table", "a table"),
+                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+  registry_.add_node_type({NodeSpec("test.any_in", "take anything").input("a", "Any", "anything"),
+                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+  const std::string head = R"([pipeline]
+name = "x"
+[[node]]
+id = "src"
+type = "test.source"
+[[node]]
+id = "drawn"
+type = "test.figure"
+inputs = { data = "src" }
+)";
+  const Pipeline p = valid(head + "[[node]]\nid = \"t\"\ntype = \"test.table_in\"\ninputs = { t = \"drawn\" }\n");
+  ASSERT_EQ(p.nodes[2].inputs.size(), 1u);
+  EXPECT_EQ(p.nodes[2].inputs[0].sources[0].port, "numbers");
+  // Two outputs fit an input of any type: the port must be named. None fits a Dataset: the main
+  // (first) output's type is named.
+  auto ps = problems(head + "[[node]]\nid = \"a\"\ntype = \"test.any_in\"\ninputs = { a = \"drawn\" }\n" +
+                     "[[node]]\nid = \"r\"\ntype = \"test.rank\"\ninputs = { features = \"e\", data = \"drawn\" }\n" +
+                     "[[node]]\nid = \"e\"\ntype = \"test.embed\"\n");
+  ASSERT_EQ(ps.size(), 2u) << ::testing::PrintToString(ps);
+  EXPECT_THAT(ps[0], HasSubstr("node 'drawn' has 2 outputs ('chart' and 'numbers'), 2 of type Any; write 'drawn.PORT'"));
+  EXPECT_THAT(ps[1], HasSubstr("input 'data' of node 'r' expects Dataset but 'drawn' produces Figure"));
+}

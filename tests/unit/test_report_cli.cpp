@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
@@ -24,10 +25,40 @@ TEST(ReportCli, TheReportNodeOfADemoRunSaysWhatItDrew) {
   const Json& html = run["nodes"]["html"];
   EXPECT_EQ(html["status"], "ok");
   EXPECT_EQ(html["summary"]["file"], "report.html");
-  // Ten rankers: a bar chart and a scatter against the ground truth each, and the tau chart.
-  EXPECT_EQ(html["summary"]["charts"], 21);
-  EXPECT_EQ(html["summary"]["sections"], Json::parse(R"(["pipeline", "rankings", "tables"])"));
+  // Ten rankers publish a bar chart each; the judge its tau chart and one figure of ten scatter
+  // panels (against the ground truth).
+  EXPECT_EQ(html["summary"]["charts"], 12);
+  const Json sections = html["summary"]["sections"];
+  EXPECT_EQ(sections.front(), "pipeline");
+  for (const char* id : {"node-task", "node-hub", "node-logme", "node-gbc", "node-judge", "node-ranking"})
+    EXPECT_NE(std::find(sections.begin(), sections.end(), id), sections.end()) << id << " in " << sections.dump();
+  // A ranker's figure draws the scores it published, best first.
+  const Json& bars = run["nodes"]["logme"]["figures"]["figure"]["spec"]["data"]["values"];
+  const Json& scores = run["nodes"]["logme"]["summary"]["scores"];
+  ASSERT_EQ(bars.size(), scores.size());
+  for (std::size_t i = 0; i < bars.size(); ++i) {
+    EXPECT_EQ(bars[i]["value"], scores[bars[i]["label"].get<std::string>()]);
+    if (i > 0) {
+      EXPECT_GE(bars[i - 1]["value"].get<double>(), bars[i]["value"].get<double>());
+    }
+  }
+  // The judge's scatter: one panel per ranker, each model at (its score, its ground truth).
+  const Json& panels = run["nodes"]["judge"]["figures"]["scatter_figure"]["spec"]["concat"];
+  ASSERT_EQ(panels.size(), 10u);
+  EXPECT_EQ(panels[0]["title"]["text"], "logme against the accuracy");
+  const Json& logme_points = panels[0]["layer"][0]["data"]["values"];
+  ASSERT_EQ(logme_points.size(), scores.size());
+  for (const auto& point : logme_points) EXPECT_EQ(point["x"], scores[point["label"].get<std::string>()]);
+  // The dataset and the hub are summarised.
+  EXPECT_TRUE(run["nodes"]["task"]["tables"].contains("summary"));
+  EXPECT_EQ(run["nodes"]["hub"]["tables"]["summary"]["rows"].size(), 5u * 2u);  // five models, two splits
+  // The report node counts itself as this report, not as a node still running.
   const std::string page = read_file(dir / "out" / "report.html");
+  const std::size_t header_at = page.find("<header>");
+  ASSERT_NE(header_at, std::string::npos);
+  const std::string header = page.substr(header_at, page.find("</header>") - header_at);
+  EXPECT_THAT(header, HasSubstr("15 nodes (14 ok and this report)"));
+  EXPECT_THAT(header, Not(HasSubstr("running")));
   EXPECT_THAT(page, HasSubstr("<title>caulk run: rank-hub</title>"));
   EXPECT_THAT(page, HasSubstr("Scores of logme (rank.logme)"));
   EXPECT_THAT(r.err, HasSubstr("[caulk] start html (report.html)"));

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
@@ -176,5 +177,23 @@ class Table : public Artifact {
 };
 
 std::string format_cell(const TableCell& c, int digits);
+
+// ---------------------------------------------------------------------------------------------
+// Figure: something a node wants drawn. report.html shows every published Figure under the node
+// that published it, with no knowledge of the node's type (docs/writing-plugins.md). A node
+// declares an output port of type "Figure" and publishes it like a Table; run.json keeps it under
+// nodes.ID.figures.PORT. The shared chart builders of caulk/figures/ make the spec.
+class Figure : public Artifact {
+ public:
+  static constexpr std::string_view kType = "Figure";
+  std::string_view type_name() const override { return kType; }
+  std::string title;
+  std::string caption;  // one line: what the figure shows
+  // A Vega-Lite spec with its data inline (docs/report.md); null when the figure is images only.
+  nlohmann::ordered_json spec;
+  // PNG files the node wrote, relative to the run's output folder (e.g. "ID/norms.png"); each
+  // file's own Title and Description (PNG tEXt) become its caption.
+  std::vector<std::filesystem::path> images;
+};
 
 }  // namespace caulk

@@ -43,7 +43,8 @@ struct NodeOutcome {
   std::string error;
   bool cached = false;  // reused from an earlier run into the folder, not run
   Json summary = Json::object();
-  Json tables = Json::object();  // every Table the node published, by port (for reports)
+  Json tables = Json::object();   // every Table the node published, by port (for reports)
+  Json figures = Json::object();  // every Figure the node published, by port (for reports)
 };
 
 struct RunReport {

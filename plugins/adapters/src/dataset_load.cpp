@@ -7,6 +7,7 @@
 #include "adapters/src/nodes.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/summaries.hpp"
 #include "caulk/io/npy.hpp"
 
 namespace fs = std::filesystem;
@@ -51,6 +52,7 @@ class DatasetLoad : public Node {
   static NodeSpec spec() {
     NodeSpec s("dataset.load", "Load a task's labels, and optionally model inputs and covariates, by split");
     s.output("data", "Dataset", "the task: labels per split (and inputs, covariates)");
+    s.output("summary", "Table", "per split: rows, classes present or target columns, input and covariate columns");
     s.param(ParamSpec::split_paths("labels", "labels file (.npy or .csv with a header), or { split = file, ... }"));
     s.param(ParamSpec::choice("kind", "classification", {"classification", "regression"},
                               "classification (integer or text classes) or regression (N or N x T targets)"));
@@ -129,6 +131,7 @@ class DatasetLoad : public Node {
     Json rows = Json::object();
     for (const auto& s : data->splits) rows[s.name] = s.rows;
     sum["rows"] = rows;
+    ctx.publish("summary", std::make_shared<Table>(figures::dataset_summary_table(*data)));
     ctx.publish("data", std::move(data));
   }
 };

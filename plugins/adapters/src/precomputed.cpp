@@ -4,6 +4,7 @@
 #include "adapters/src/nodes.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/summaries.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/manifest.hpp"
 
@@ -40,6 +41,7 @@ class Precomputed : public Node {
   static NodeSpec spec() {
     NodeSpec s("adapter.precomputed", "A hub of models given by precomputed feature files (a hub manifest)");
     s.output("features", "Embeddings", "every model's features (and source-class probabilities when given)");
+    s.output("summary", "Table", "per model and split: rows, feature columns, source-class columns");
     s.param(ParamSpec::path("manifest", "hub manifest (TOML): [hub] name, and [[model]] name, features, source_probs"));
     return s;
   }
@@ -73,6 +75,7 @@ class Precomputed : public Node {
     ctx.summary()["hub"] = out->hub;
     ctx.summary()["models"] = out->models.size();
     ctx.summary()["feature_dims"] = dims;
+    ctx.publish("summary", std::make_shared<Table>(figures::hub_summary_table(*out)));
     ctx.publish("features", std::move(out));
   }
 };

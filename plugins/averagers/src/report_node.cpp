@@ -1,10 +1,11 @@
 // report.averaging: one table of out-of-sample risk for every single model and every combiner,
 // and, from a local average's weights, where in the covariate space each model is trusted
-// (a table, and the weights as a function of chosen covariates written as CSV for plotting).
+// (a table, and the weights as a function of chosen covariates: a Figure, and a CSV).
 #include <fmt/format.h>
 
 #include "averagers/src/common.hpp"
 #include "averagers/src/nodes.hpp"
+#include "caulk/figures/charts.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/metrics/prediction_metrics.hpp"
 
@@ -26,6 +27,11 @@ class AveragingReport : public Node {
     s.input("data", "Dataset", "the truth of the split to judge, and its covariates");
     s.input_optional("weights", "Weights", "a local average's weights, for the trust table and the plotting data");
     s.output("table", "Table", "the risk table");
+    s.output("figure", "Figure", "the risk of every model and combiner as bars, lowest first (drawn in report.html)");
+    s.output("trust", "Table", "where the local average trusts each model (no rows without the weights input)");
+    s.output("weights_figure", "Figure",
+             "the local average's weight of each model over one or two covariates (drawn in report.html; empty without the weights "
+             "input)");
     s.param(ParamSpec::string("split", "test", "the split to judge on (out of sample: not the fitting split)"));
     declare_loss_params(s);
     s.param(ParamSpec::choice("covariates", "auto", {"auto", "covariates", "inputs"}, "where the plotted covariates come from"));
@@ -86,24 +92,45 @@ class AveragingReport : public Node {
     text.append(fmt::format("lowest risk: {}\n", c.names[static_cast<std::size_t>(best)]));
     std::string markdown = table->to_markdown(digits);
     io::write_file_atomic(dir / "risk.csv", table->to_csv());
+    auto trust = std::make_shared<Table>();
+    auto weights_figure = std::make_shared<Figure>();
     if (ctx.has_input("weights")) {
-      const Table trust = trust_table(ctx, *ctx.input<Weights>("weights"), *data, split, dir);
+      *trust = trust_table(ctx, *ctx.input<Weights>("weights"), *data, split, dir, *weights_figure);
       // Appended in two steps: GCC 12 warns (-Wrestrict, a false positive) on "\n" + temporary.
       text += '\n';
-      text += trust.to_text(digits);
+      text += trust->to_text(digits);
       markdown += '\n';
-      markdown += trust.to_markdown(digits);
-      io::write_file_atomic(dir / "trust.csv", trust.to_csv());
+      markdown += trust->to_markdown(digits);
+      io::write_file_atomic(dir / "trust.csv", trust->to_csv());
+    } else {
+      trust->title = "No local average's weights were given (the weights input), so no trust table";
+      trust->columns = {"model", "mean_weight", "share_top"};
+      weights_figure->title = "No weights to draw";
+      weights_figure->caption = "The weights input is not connected.";
     }
     io::write_file_atomic(dir / "risk.md", markdown);
     ctx.print(text);
+    std::vector<figures::Bar> bars;
+    for (std::size_t k = 0; k < c.names.size(); ++k) bars.push_back({c.names[k], risks(static_cast<Eigen::Index>(k))});
+    ctx.publish("figure", figures::make_figure(
+                              figures::bar_chart({fmt::format("Out-of-sample risk of every model and combiner ({})", ctx.id()),
+                                                  fmt::format("on split '{}'; lowest first", split),
+                                                  "Bars: the risk of each single model and each way of combining them, lowest first"},
+                                                 "model or combiner", fmt::format("risk ({} loss, lower is better)", avg::loss_name(loss.kind)),
+                                                 std::move(bars), true),
+                              fmt::format("The out-of-sample {} loss of every single model and combiner on split '{}', lowest first.",
+                                          avg::loss_name(loss.kind), split)));
     ctx.publish("table", std::move(table));
+    ctx.publish("trust", std::move(trust));
+    ctx.publish("weights_figure", std::move(weights_figure));
   }
 
  private:
   // Per model: its mean weight, the share of rows where it weighs most, and the weight-averaged
   // position along each plotted covariate. Writes weights.SPLIT.csv (covariates, then weights).
-  Table trust_table(NodeContext& ctx, const Weights& weights, const Dataset& data, const std::string& split, const fs::path& dir) {
+  // Draws the weights against the plotted covariates into `figure`.
+  Table trust_table(NodeContext& ctx, const Weights& weights, const Dataset& data, const std::string& split, const fs::path& dir,
+                    Figure& figure) {
     auto it = weights.splits.find(split);
     if (it == weights.splits.end()) throw Error(fmt::format("the weights of '{}' have no split '{}'", weights.producer_node, split));
     const Matrix& W = it->second;
@@ -126,6 +153,24 @@ class AveragingReport : public Node {
       csv += "\n";
     }
     io::write_file_atomic(dir / fmt::format("weights.{}.csv", split), csv);
+
+    figures::CovariateWeights plotted;
+    plotted.models = weights.models;
+    for (int q : columns) plotted.covariate_names.push_back(fmt::format("z{}", q));
+    for (Eigen::Index i = 0; i < W.rows(); ++i) {
+      plotted.covariates.emplace_back();
+      for (Eigen::Index q = 0; q < z.cols(); ++q) plotted.covariates.back().push_back(z(i, q));
+      std::vector<double> w;
+      for (Eigen::Index k = 0; k < W.cols(); ++k) w.push_back(W(i, k));
+      plotted.weights.push_back(std::move(w));
+    }
+    const bool two = columns.size() == 2;
+    figure = *figures::make_figure(
+        figures::covariate_weights_chart({fmt::format("Where each model is trusted ({}): its weight over {}", ctx.id(), two ? "two covariates" : "the covariate"),
+                                          fmt::format("mean weight per {} on split '{}' ({} rows)", two ? "cell" : "bin", split, W.rows()),
+                                          "The local average's weight of each model as a function of the covariates"},
+                                         plotted),
+        fmt::format("The mean weight '{}' gives each model, over {}.", weights.producer_node, two ? "a grid of two covariates" : "bins of one covariate"));
 
     Table t;
     t.title = fmt::format("Where '{}' trusts each model on split '{}'", weights.producer_node, split);

@@ -9,6 +9,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/charts.hpp"
 #include "caulk/metrics/prediction_metrics.hpp"
 #include "evaluators/src/nodes.hpp"
 
@@ -38,6 +39,9 @@ NodeSpec common_spec(const Task& task, const std::string& summary, const std::st
   s.inputs_many("predictions", "Predictions", fmt::format("{} of one or several producers (model names must differ)", task.what));
   s.input("data", "Dataset", fmt::format("the {} dataset holding the truth", task_kind_name(task.kind)));
   s.output("metrics", "Table", "one row per model: " + columns);
+  s.output("figure", "Figure",
+           fmt::format("the {} of every model as bars, best first (drawn in report.html)",
+                       task.kind == TaskKind::Classification ? "accuracy" : "mean squared error"));
   s.param(ParamSpec::string("split", "test", "the split to judge the predictions on"));
   s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
   return s;
@@ -94,6 +98,19 @@ const Dataset& dataset_of_kind(const Task& task, const Dataset& data) {
   return data;
 }
 
+// The headline metric of every model as bars, best first.
+std::shared_ptr<Figure> metric_figure(const NodeContext& ctx, const Task& task, const std::string& split, std::vector<figures::Bar> bars) {
+  const bool classification = task.kind == TaskKind::Classification;
+  return figures::make_figure(
+      figures::bar_chart({fmt::format("{} of every model ({})", classification ? "Held-out accuracy" : "Held-out MSE", ctx.id()),
+                          "on split '" + split + "'",
+                          fmt::format("Bars: the {} of each model and combination, best first", classification ? "accuracy" : "mse")},
+                         "model or method",
+                         classification ? "accuracy (fraction correct, higher is better)" : "mean squared error (lower is better)",
+                         std::move(bars), !classification),
+      fmt::format("The {} of each model on split '{}', best first.", classification ? "accuracy" : "mean squared error", split));
+}
+
 // Runs `metrics` on one model, naming the model, its producer and the split when it throws.
 template <class F>
 auto judge(const Judged& j, const std::string& split, F&& metrics) {
@@ -124,13 +141,16 @@ class ClassificationEval : public Node {
     table->title = fmt::format("Classification metrics on split '{}'", split_name);
     table->columns = {"model", "accuracy", "log_loss", "ece", "macro_f1"};
     Json& summary = ctx.summary();
+    std::vector<figures::Bar> bars;
     for (const auto& j : models) {
       const auto m = judge(j, split_name, [&](const Matrix& probs) { return metrics::classification_metrics(probs, split.classes); });
       table->rows.push_back({j.model, m.accuracy, m.log_loss, m.ece, m.macro_f1});
+      bars.push_back({j.model, m.accuracy});
       summary[j.model] = Json{{"accuracy", m.accuracy}, {"log_loss", m.log_loss}, {"ece", m.ece}, {"macro_f1", m.macro_f1}};
     }
     ctx.print(table->to_text(static_cast<int>(ctx.params().integer("digits"))));
     ctx.publish("metrics", std::move(table));
+    ctx.publish("figure", metric_figure(ctx, kClassification, split_name, std::move(bars)));
   }
 };
 
@@ -155,14 +175,17 @@ class RegressionEval : public Node {
     table->title = fmt::format("Regression metrics on split '{}'", split_name);
     table->columns = {"model", "mse", "mae", "r2"};
     Json& summary = ctx.summary();
+    std::vector<figures::Bar> bars;
     for (const auto& j : models) {
       const auto m = judge(j, split_name, [&](const Matrix& predicted) { return metrics::regression_metrics(predicted, split.targets); });
       table->rows.push_back({j.model, m.mse, m.mae, m.r2});
+      bars.push_back({j.model, m.mse});
       // R^2 is NaN with fewer than two rows: null in run.json.
       summary[j.model] = Json{{"mse", m.mse}, {"mae", m.mae}, {"r2", m.r2}};
     }
     ctx.print(table->to_text(static_cast<int>(ctx.params().integer("digits"))));
     ctx.publish("metrics", std::move(table));
+    ctx.publish("figure", metric_figure(ctx, kRegression, split_name, std::move(bars)));
   }
 };
 

@@ -13,6 +13,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/charts.hpp"
 #include "caulk/io/csv.hpp"
 #include "evaluators/algorithms/rank_correlation.hpp"
 #include "evaluators/src/nodes.hpp"
@@ -53,6 +54,8 @@ class RankCorrelation : public Node {
     s.input_optional("truth", "Table", "ground truth computed in this run (e.g. eval.classification's metrics); or give the CSV");
     s.output("correlations", "Table", "one row per ranker");
     s.output("ground_truth", "Scores", "the ground truth as scores, in the rankers' model order (for report.ranking)");
+    s.output("tau_figure", "Figure", "the weighted Kendall tau of each ranker as bars, best first (drawn in report.html)");
+    s.output("scatter_figure", "Figure", "each ranker's scores against the ground truth, one panel per ranker (drawn in report.html)");
     s.param(ParamSpec::path("ground_truth", "CSV with a header: a `model` column and the value column; or connect `truth`").optional());
     s.param(ParamSpec::string("column", "accuracy", "the ground-truth column of the CSV or table (higher is better)"));
     s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
@@ -90,6 +93,8 @@ class RankCorrelation : public Node {
     table->title = fmt::format("Rank correlation with {} ({})", column, source);
     table->columns = {"ranker", "weighted_tau", "kendall_tau", "spearman", "pearson", "top1_regret"};
     Json& summary = ctx.summary();
+    std::vector<figures::Bar> taus;
+    std::vector<Json> scatters;
     for (const auto& scores : all) {
       std::set<std::string> scored;
       std::vector<double> x, y;
@@ -120,6 +125,14 @@ class RankCorrelation : public Node {
         throw Error(fmt::format("ranker '{}' against the ground truth in {}: {}", scores->producer_node, source, e.what()));
       }
       table->rows.push_back({scores->producer_node, wtau, tau, rho, r, regret});
+      taus.push_back({scores->producer_node, wtau});
+      std::vector<figures::LabelledPoint> points;
+      for (const auto& s : scores->scores) points.push_back({s.model, s.score, truth.at(s.model)});
+      scatters.push_back(figures::scatter_chart(
+          {fmt::format("{} against the {}", scores->producer_node, column), fmt::format("weighted Kendall tau = {:.3f}", wtau),
+           fmt::format("Points: each model's {} score (x) and its {} (y)", scores->producer_node, column)},
+          fmt::format("{} score ({})", scores->method, scores->higher_is_better ? "higher is better" : "lower is better"),
+          column + " (as measured)", points));
       // NaN (a constant side) is written as null in run.json.
       summary[scores->producer_node] = Json{{"weighted_tau", wtau}, {"kendall_tau", tau}, {"spearman", rho}, {"pearson", r},
                                             {"top1_regret", regret}};
@@ -133,6 +146,18 @@ class RankCorrelation : public Node {
     ctx.print(table->to_text(static_cast<int>(params.integer("digits"))));
     ctx.publish("correlations", std::move(table));
     ctx.publish("ground_truth", std::move(gt));
+    ctx.publish("tau_figure", figures::make_figure(
+                                  figures::bar_chart({"How well each ranker orders the models (" + ctx.id() + ")",
+                                                      "weighted Kendall tau against the " + column,
+                                                      "Bars: the weighted Kendall tau of each ranker's scores with the ground truth, best first"},
+                                                     "ranker", "weighted Kendall tau (-1 to 1, higher is better)", std::move(taus)),
+                                  "Weighted Kendall tau of each ranker with the ground truth: 1 orders the models as they really did."));
+    ctx.publish("scatter_figure",
+                figures::make_figure(figures::concat_charts({"Scores against the " + column + " (" + ctx.id() + ")",
+                                                             "the five best models by " + column + " are labelled; hover for the others",
+                                                             "Each ranker's score of every model (x) against its " + column + " (y)"},
+                                                            scatters),
+                                     "A good ranker's points rise from left to right (or fall, when lower scores are better)."));
   }
 };
 

@@ -3,10 +3,12 @@
 // runtime; reports every candidate and publishes the best merged checkpoint.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "caulk/units.hpp"
 
+#include "caulk/figures/charts.hpp"
 #include "caulk/metrics/prediction_metrics.hpp"
 #include "mergers/algorithms/coefficient_search.hpp"
 #include "mergers/algorithms/merge_methods.hpp"
@@ -78,6 +80,7 @@ class SearchMergeCoefficients : public Node {
     declare_merge_node(s);
     s.input("data", "Dataset", "the held-out data (with model inputs) the candidates are scored on");
     s.output("table", "Table", "every candidate: its coefficients, lambda and score");
+    s.output("figure", "Figure", "the held-out score of every candidate, the chosen one marked (drawn in report.html)");
     s.param(ParamSpec::choice("method", "task_arithmetic", {"task_arithmetic", "ties", "fisher"}, "the merge whose coefficients are chosen"));
     s.param(ParamSpec::string("split", "val", "the held-out split to score on"));
     s.param(ParamSpec::choice("metric", "auto", {"auto", "accuracy", "log_loss", "mse"},
@@ -161,6 +164,32 @@ class SearchMergeCoefficients : public Node {
     }
     ctx.print(table->to_text() + "\n");
 
+    // Two models: the score against the first model's weight, a line per lambda; more: against the
+    // candidate's number.
+    const bool two = job.models.size() == 2;
+    std::vector<figures::SeriesPoint> points, chosen_point;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      const std::string series = lambdas.size() > 1 ? fmt::format("lambda = {:g}", candidates[i].lambda) : "candidates";
+      points.push_back({series, two ? candidates[i].coefficients[0] : double(i + 1), candidates[i].score});
+      if (i == best) chosen_point.push_back(points.back());
+    }
+    std::stable_sort(points.begin(), points.end(), [](const figures::SeriesPoint& a, const figures::SeriesPoint& b) {
+      return a.series < b.series || (a.series == b.series && a.x < b.x);
+    });
+    figures::LineChartOptions chart;
+    chart.x_title = two ? "weight of " + job.models[0].name + " (fraction; the other model gets the rest)" : "candidate (number, in the order drawn)";
+    chart.y_title = fmt::format("{} on the held-out split ({} is better)", metric, higher_is_better ? "higher" : "lower");
+    chart.series_title = "lambda";
+    chart.lines = two;
+    chart.highlighted = chosen_point;
+    chart.highlighted_label = "chosen";
+    auto figure = figures::make_figure(
+        figures::line_chart({fmt::format("Coefficient search ({}): {} of each candidate", ctx.id(), metric),
+                             "diamond: the chosen coefficients; " + method + " merge",
+                             "Held-out score of every candidate set of merge coefficients"},
+                            chart, points),
+        fmt::format("The {} of every candidate on split '{}'; the diamond marks the coefficients chosen.", metric, split));
+
     std::map<std::string, std::string> parameters{{"merge_search_metric", metric},
                                                   {"merge_search_score", fmt::format("{}", candidates[best].score)},
                                                   {"merge_lambda", fmt::format("{}", candidates[best].lambda)}};
@@ -177,6 +206,7 @@ class SearchMergeCoefficients : public Node {
     const MethodRecipe chosen{&build_chosen, Json{{"coefficients", candidates[best].coefficients}, {"lambda", candidates[best].lambda}}};
     run_and_publish(ctx, job, chosen, parameters);
     ctx.publish("table", std::move(table));
+    ctx.publish("figure", std::move(figure));
   }
 
   // Two kinds of unit: scoring a candidate (its payload names it), and under mpirun one output

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "caulk/figures/charts.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/units.hpp"
 #include "mlp_merges/algorithms/scale_stability.hpp"
@@ -60,6 +61,8 @@ class ScaleStability : public Node {
     declare_checkpoints(s, "the models (classification), e.g. tuned models and their merges");
     s.input("data", "Dataset", "the classification task, with model inputs for the split");
     s.output("table", "Table", "model, s, accuracy, agreement");
+    s.output("accuracy_figure", "Figure", "each model's accuracy against the scale s (drawn in report.html)");
+    s.output("agreement_figure", "Figure", "each model's agreement with its unscaled predictions against s (drawn in report.html)");
     s.param(ParamSpec::list("scales", "the grid of factors s").validate(check_positive_numbers));
     s.param(ParamSpec::integer("layer", -1, "scale only layers.{layer}.weight and .bias (-1: every parameter)").at_least(-1));
     s.param(ParamSpec::string("split", "test", "the split to predict"));
@@ -93,13 +96,37 @@ class ScaleStability : public Node {
                                layer < 0 ? std::string("every parameter") : fmt::format("layer {}", layer), p.string("split"));
     table->columns = {"model", "s", "accuracy", "agreement"};
     Json& sum = ctx.summary();
+    std::vector<figures::SeriesPoint> accuracy, agreement;
     for (std::size_t i = 0; i < in.names.size(); ++i) {
-      for (const Json& pt : points[i])
+      for (const Json& pt : points[i]) {
         table->rows.push_back({in.names[i], pt.at("s").get<double>(), pt.at("accuracy").get<double>(), pt.at("agreement").get<double>()});
+        accuracy.push_back({in.names[i], pt.at("s").get<double>(), pt.at("accuracy").get<double>()});
+        agreement.push_back({in.names[i], pt.at("s").get<double>(), pt.at("agreement").get<double>()});
+      }
       sum[in.names[i]] = points[i];
     }
     io::write_file_atomic(ctx.out_dir() / (ctx.id() + ".csv"), table->to_csv());
     ctx.print(table->to_text());
+    const std::string scaled = layer < 0 ? std::string("every parameter") : fmt::format("layer {}", layer);
+    figures::LineChartOptions o;
+    o.x_title = "parameter scale factor s (times, log scale)";
+    o.series_title = "model";
+    o.x_log = true;
+    o.y_min = 0;
+    o.y_max = 1;
+    o.y_title = "accuracy (fraction correct)";
+    ctx.publish("accuracy_figure",
+                figures::make_figure(figures::line_chart({fmt::format("Scale stability ({}): accuracy", ctx.id()), scaled + " scaled by s",
+                                                          "Accuracy of each model when its parameters are multiplied by s"},
+                                                         o, accuracy),
+                                     "Accuracy of each model when " + scaled + " is multiplied by s."));
+    o.y_title = "agreement with the unscaled predictions (fraction)";
+    ctx.publish("agreement_figure",
+                figures::make_figure(figures::line_chart({fmt::format("Scale stability ({}): agreement", ctx.id()),
+                                                          "the share of predictions unchanged by scaling",
+                                                          "Agreement of each model's scaled predictions with its unscaled ones"},
+                                                         o, agreement),
+                                     "The share of each model's predictions that scaling by s leaves unchanged."));
     ctx.publish("table", std::move(table));
   }
   static Json run_unit(UnitContext& ctx, const Json& payload) { return scale_stability_unit(ctx, payload); }
@@ -136,6 +163,7 @@ class WeightPatterns : public Node {
                "square), per-layer heat maps of the cosine similarity between models' weights and of their norms (PNG), and the numbers");
     declare_checkpoints(s, "the models to draw");
     s.output("table", "Table", "per layer and model: shape, Frobenius norm, largest |w|, cosine similarity to every model");
+    s.output("images", "Figure", "the PNG images this node wrote: first layers, cosine similarity per layer, norms (shown in report.html)");
     s.param(ParamSpec::integer("cell", 6, "first-layer images: pixels per weight").range(1, 64));
     s.param(ParamSpec::integer("heat_cell", 24, "heat maps: pixels per cell").range(1, 256));
     s.param(ParamSpec::integer("max_units", 64, "first-layer images: draw at most this many units").range(1, 100000));
@@ -222,6 +250,13 @@ class WeightPatterns : public Node {
     sum["cosine_images"] = layer_json;
     sum["first_layer_scale"] = p.string("scale") == "shared" ? Json(shared) : Json(vmax);
     ctx.print(table->to_text());
+    auto pictures = std::make_shared<Figure>();
+    pictures->title = "Weight patterns (" + ctx.id() + ")";
+    pictures->caption = "First-layer weights of each model, cosine similarity between models per layer, and layer norms.";
+    for (std::size_t i = 0; i < K; ++i) pictures->images.push_back(fs::path(ctx.id()) / fs::path(drawn[i].at("file").get<std::string>()).filename());
+    for (const auto& file : layer_json) pictures->images.push_back(fs::path(ctx.id()) / file.get<std::string>());
+    pictures->images.push_back(fs::path(ctx.id()) / "norms.png");
+    ctx.publish("images", std::move(pictures));
     ctx.publish("table", std::move(table));
   }
   static Json run_unit(UnitContext&, const Json& payload) { return first_layer_image_unit(payload); }

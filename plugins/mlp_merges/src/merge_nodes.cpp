@@ -163,6 +163,7 @@ class GreedySoupNode : public Node {
     declare_checkpoints(s, "the ingredients (one architecture, e.g. fine-tuned copies of one model)");
     s.input("data", "Dataset", "the task holding the held-out split");
     s.output("checkpoints", "Checkpoint", "the soup (one checkpoint named after `name`)");
+    s.output("ingredients", "Table", "the ingredients as tried, best first: own score, the soup's score with it, kept or not");
     s.param(ParamSpec::choice("metric", "auto", {"auto", "accuracy", "log_loss", "mse"},
                               "held-out metric: accuracy or log_loss for classification, mse for regression (auto: accuracy or mse)"));
     s.param(ParamSpec::string("split", "val", "the held-out split the soup is judged on"));
@@ -205,7 +206,8 @@ class GreedySoupNode : public Node {
                     merge_output_rule(ctx));
 
     // The ingredients as tried: a table on stdout, a CSV beside the soup, and run.json.
-    Table table;
+    auto table_ptr = std::make_shared<Table>();
+    Table& table = *table_ptr;
     table.title = fmt::format("Greedy soup on split '{}' ({}, {} is better)", p.string("split"), metric_name,
                               higher_is_better(metric) ? "higher" : "lower");
     table.columns = {"step", "ingredient", "own_" + metric_name, "soup_with_it", "kept"};
@@ -223,6 +225,7 @@ class GreedySoupNode : public Node {
     sum["ingredients"] = ingredients;
     sum["kept"] = kept;
     sum["score"] = r.score;
+    ctx.publish("ingredients", std::move(table_ptr));
     publish_merged(ctx, output);
   }
   static Json run_unit(UnitContext& ctx, const Json& payload) { return soup_ingredient_unit(ctx, payload); }

@@ -4,6 +4,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/summaries.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/model_nodes/model_inputs.hpp"
@@ -60,6 +61,7 @@ class AdapterMlp : public Node {
     s.input("data", "Dataset", "the task, with model inputs for the splits to embed");
     declare_hub(s);
     s.output("features", "Embeddings", "per model and split: features N x D and source probabilities N x Cs (.npy in the node's folder)");
+    s.output("summary", "Table", "per model and split: rows, feature columns, source-class columns");
     s.param(ParamSpec::list("splits", "the splits to embed (default: every split with inputs)"));
     s.param(ParamSpec::integer("batch_size", 256, "rows per forward batch (batches run in parallel)").range(1, 1 << 20));
     return s;
@@ -97,6 +99,7 @@ class AdapterMlp : public Node {
       for (const auto& [s, f] : results[i].at("source_probs").items()) e.source_probs[s] = ArrayFile{f.get<std::string>(), {}};
       sum[models[i].model] = results[i].at("details");
     }
+    ctx.publish("summary", std::make_shared<Table>(figures::hub_summary_table(*out)));
     ctx.publish("features", std::move(out));
   }
   static Json run_unit(UnitContext& ctx, const Json& payload) { return embed_model_unit(ctx, payload); }

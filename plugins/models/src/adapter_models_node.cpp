@@ -5,6 +5,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/summaries.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/models/hub.hpp"
 #include "caulk/models/inputs.hpp"
@@ -68,6 +69,7 @@ class AdapterModels : public Node {
     s.output("features", "Embeddings",
              "per model and split: features N x D (float32) and source probabilities N x Cs (float64, the softmax of the "
              "logits; none for regression models), .npy in the node's folder");
+    s.output("summary", "Table", "per model and split: rows, feature columns, source-class columns");
     s.param(ParamSpec::list("splits", "the splits to embed (default: every split with inputs)"));
     s.param(ParamSpec::integer("batch_size", 64, "samples per forward batch (batches run in parallel within --jobs)")
                 .range(1, 1 << 20));
@@ -110,6 +112,7 @@ class AdapterModels : public Node {
       for (const auto& [s, f] : results[i].at("source_probs").items()) e.source_probs[s] = ArrayFile{f.get<std::string>(), {}};
       sum[models[i].name] = results[i].at("details");
     }
+    ctx.publish("summary", std::make_shared<Table>(figures::hub_summary_table(*out)));
     ctx.publish("features", std::move(out));
   }
 

@@ -30,6 +30,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/figures/charts.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/metrics/prediction_metrics.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
@@ -143,6 +144,7 @@ class SampleComplexity : public Node {
              "per model: a, b, c, n_needed, n_needed_low, n_needed_high (range over the repetitions' own fits), "
              "risk_at_max_n (mean over repetitions); inf = unreachable");
     s.output("points", "Table", "every measured point, for plotting: model, n, seed (the repetition), risk");
+    s.output("figure", "Figure", "the measured points and fitted learning curves, with the target risk (drawn in report.html)");
     declare_tuning_params(s, "linear_probe");
     // There is no validation split here: every run trains for `epochs`, so early stopping is off.
     for (ParamSpec& q : s.params)
@@ -265,6 +267,8 @@ class SampleComplexity : public Node {
     points->title = fmt::format("Learning-curve points: {} on split '{}'", risk_name, test_split);
     points->columns = {"model", "n", "seed", "risk"};
     Json& summary = ctx.summary();
+    std::vector<figures::SeriesPoint> measured;
+    std::vector<figures::PowerLawCurve> fits;
     for (std::size_t i = 0; i < models.size(); ++i) {
       std::vector<double> n_all, risk_all;
       for (std::size_t k = 0; k < sizes.size(); ++k)
@@ -272,8 +276,10 @@ class SampleComplexity : public Node {
           n_all.push_back(double(sizes[k]));
           risk_all.push_back(risks[i][k][r]);
           points->rows.push_back({models[i].model, static_cast<long long>(sizes[k]), static_cast<long long>(r), risks[i][k][r]});
+          measured.push_back({models[i].model, double(sizes[k]), risks[i][k][r]});
         }
       const curve::PowerLawFit fit = curve::fit_power_law(n_all, risk_all);
+      fits.push_back({models[i].model, fit.a, fit.b, fit.c});
       const double needed = curve::samples_to_reach(fit, target);
       double low = std::numeric_limits<double>::infinity(), high = 0;
       for (std::size_t r = 0; r < reps; ++r) {
@@ -305,6 +311,14 @@ class SampleComplexity : public Node {
     ctx.print(curves->to_text());
     ctx.publish("curves", std::move(curves));
     ctx.publish("points", std::move(points));
+    ctx.publish("figure", figures::make_figure(
+                              figures::learning_curve_chart(
+                                  {fmt::format("Learning curves ({}): test {} against training samples", ctx.id(), risk_name),
+                                   "points: each repetition; lines: fitted risk(n) = a n^-b + c; dotted rule: the target risk",
+                                   fmt::format("Measured test {} of each model after tuning on n samples, with the fitted power law of each",
+                                               risk_name)},
+                                  fmt::format("test {} on split '{}' (lower is better)", risk_name, test_split), measured, fits, target),
+                              fmt::format("How the test {} of each model falls with the number of training samples.", risk_name)));
   }
   static Json run_unit(UnitContext& ctx, const Json& payload) { return tuning_run_unit(ctx, payload); }
 };

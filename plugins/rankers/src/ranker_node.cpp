@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "caulk/figures/charts.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -17,6 +19,7 @@ NodeSpec RankerNode::ranker_spec(std::string type, std::string summary) {
   s.input("features", "Embeddings", "the hub's models: features on the target task's data");
   s.input("data", "Dataset", "the target task (labels, rows aligned with the features)");
   s.output("scores", "Scores", "one score per model");
+  s.output("figure", "Figure", "the scores as bars, best first (drawn in report.html)");
   s.param(ParamSpec::string("split", "train", "the split of the data and features to score on"));
   return s;
 }
@@ -186,6 +189,15 @@ void RankerNode::run(NodeContext& ctx) {
   sum["split"] = split_name;
   sum["seconds"] = seconds_json;
   if (!details_json.empty()) sum["details"] = std::move(details_json);
+
+  std::vector<figures::Bar> bars;
+  for (const auto& s : scores->scores) bars.push_back({s.model, s.score});
+  const std::string method_name = ctx.type().rfind("rank.", 0) == 0 ? ctx.type().substr(5) : ctx.type();
+  const std::string value_title = fmt::format("{} score ({})", method_name, higher_is_better() ? "higher is better" : "lower is better");
+  ctx.publish("figure", figures::make_figure(figures::bar_chart({fmt::format("Scores of {} ({})", ctx.id(), ctx.type()), "on split '" + split_name + "'",
+                                                                 fmt::format("Bars: the score {} gave each model, best first", ctx.id())},
+                                                                "model", value_title, std::move(bars), !higher_is_better()),
+                                             fmt::format("The {} score of each model of the hub, best first.", method_name)));
   ctx.publish("scores", std::move(scores));
 }
 

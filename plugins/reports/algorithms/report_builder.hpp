@@ -1,6 +1,7 @@
-// The HTML report of a run, from its folder: run.json (statuses, times, errors, summaries and
-// every table the nodes published), pipeline.dot, and the files nodes wrote there (images,
-// weight CSVs). One self-contained file: styles, scripts, images and chart data inline.
+// The HTML report of a run, from its folder: run.json (statuses, times, errors, and every figure
+// and table the nodes published), pipeline.dot, and the images figures name. One self-contained
+// file: styles, scripts, images and chart data inline. It knows no node type: each node's figures
+// and tables are laid out under the node (docs/report.md).
 #pragma once
 #include <filesystem>
 #include <string>
@@ -26,6 +27,9 @@ struct ReportOptions {
   ChartLibrary charts;
   bool draw_graph = true;  // lay the graph out with Graphviz (false: DOT text)
   std::string caulk_version;
+  // The report node itself, when it reports on the run it is part of: run.json says it is
+  // "running" (it is writing this page), and the page counts it as "this report".
+  std::string this_node;
 };
 
 struct Report {

@@ -5,7 +5,6 @@
 #include <sstream>
 
 #include "caulk/error.hpp"
-#include "caulk/json_text.hpp"
 #include "reports/algorithms/graph_drawing.hpp"
 #include "reports/algorithms/html_text.hpp"
 #include "reports/algorithms/report_page.hpp"
@@ -21,17 +20,6 @@ const char* status_mark(const std::string& status) {
   if (status == "failed") return "&#10007; FAILED";    // ballot x
   if (status == "running") return "&#8230; running";  // ellipsis: the report node itself
   return "&#8211; skipped";
-}
-
-std::string cell_html(const Json& cell) {
-  if (cell.is_null()) return "<td class=\"empty\"></td>";
-  if (cell.is_number_integer()) return fmt::format("<td class=\"num\">{}</td>", cell.get<long long>());
-  if (cell.is_number()) {
-    const double v = cell.get<double>();
-    return fmt::format("<td class=\"num\" title=\"{}\">{}</td>", fmt::format("{}", v), html_escape(format_number(v)));
-  }
-  if (cell.is_string()) return "<td>" + html_escape(cell.get<std::string>()) + "</td>";
-  return "<td>" + html_escape(json_text(cell)) + "</td>";
 }
 
 }  // namespace
@@ -85,27 +73,6 @@ std::vector<RunNode> run_nodes(const Json& run) {
   return out;
 }
 
-std::optional<std::size_t> column_index(const Json& table, const std::string& name) {
-  const Json& columns = table["columns"];
-  for (std::size_t i = 0; i < columns.size(); ++i)
-    if (columns[i].is_string() && columns[i].get<std::string>() == name) return i;
-  return std::nullopt;
-}
-
-std::optional<double> number_at(const Json& row, std::size_t column) {
-  if (!row.is_array() || column >= row.size() || !row[column].is_number()) return std::nullopt;
-  return row[column].get<double>();
-}
-
-std::string text_at(const Json& row, std::size_t column) {
-  if (!row.is_array() || column >= row.size()) return {};
-  if (row[column].is_string()) return row[column].get<std::string>();
-  if (row[column].is_null()) return {};
-  if (row[column].is_number_integer()) return std::to_string(row[column].get<long long>());
-  if (row[column].is_number()) return format_number(row[column].get<double>());
-  return json_text(row[column]);
-}
-
 // ------------------------------------------------------------------------------ Page
 
 namespace {
@@ -136,8 +103,11 @@ std::string Page::chart(const Json& spec) {
   if (!options_.charts.available())
     inner = fmt::format("<p class=\"nochart\"><strong>Chart not drawn: {}.</strong> {} The numbers are in the tables of this report.</p>",
                         html_escape(title), html_escape(options_.charts.problem + "; rebuild caulk with npm installed (docs/report.md)."));
-  return fmt::format("<figure class=\"chart\" id=\"chart-{0}\" data-spec=\"spec-{0}\" role=\"img\" aria-label=\"{1}\">{2}</figure>\n", n,
-                     html_escape(title), inner);
+  // data-title stays as written (vega-embed replaces aria-label with the spec's description), so a
+  // test can find a chart by its title.
+  return fmt::format(
+      "<figure class=\"chart\" id=\"chart-{0}\" data-spec=\"spec-{0}\" data-title=\"{1}\" role=\"img\" aria-label=\"{1}\">{2}</figure>\n", n,
+      html_escape(title), inner);
 }
 
 std::string Page::chart_specs_html() const {
@@ -168,6 +138,7 @@ std::string Page::image(const fs::path& relative) {
 
 void Page::add_section(const std::string& id, const std::string& title, const std::string& body) {
   report_.sections.push_back(id);
+  section_titles_.push_back(title);
   sections_html_ += fmt::format("<section id=\"{}\">\n<h2>{}</h2>\n{}</section>\n", html_escape(id), html_escape(title), body);
 }
 
@@ -220,9 +191,12 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
   body += "<table class=\"nodes\"><thead><tr><th>node</th><th>type</th><th>status</th><th>time (s)</th><th>error</th></tr></thead><tbody>\n";
   for (const auto& n : nodes) {
     const double seconds = n.json->contains("seconds") && (*n.json)["seconds"].is_number() ? (*n.json)["seconds"].get<double>() : 0.0;
+    const bool itself = n.id == page.options().this_node && n.status == "running";
     body += fmt::format("<tr class=\"status-{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{:.3f}</td><td>{}</td></tr>\n",
                         html_escape(n.status), html_escape(n.id), html_escape(n.type),
-                        std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""), seconds,
+                        itself ? std::string("&#8230; this report")
+                               : std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""),
+                        seconds,
                         html_escape(n.json->value("error", std::string())));
   }
   body += "</tbody></table>\n";
@@ -238,7 +212,7 @@ th{background:#eee}td.num{text-align:right;font-variant-numeric:tabular-nums}
 tr.status-failed td{background:#fbe3e3;font-weight:bold}tr.status-skipped td{color:#555;font-style:italic}
 .failure{border:3px solid #b00;background:#fff4f4;padding:.2em 1em;margin:.6em 0}.failure pre{white-space:pre-wrap}
 .status{font-size:1.1em}.status-ok{color:#060}.status-failed{color:#b00}
-.charts{display:flex;flex-wrap:wrap;gap:1.2em}figure{margin:.6em 0}figure.chart{min-height:2em}
+.charts{display:flex;flex-wrap:wrap;gap:1.2em}.caption{font-size:.85em;color:#333;max-width:36em;margin:.2em 0}figure{margin:.6em 0}figure.chart{min-height:2em}
 figure.graph svg{max-width:100%;height:auto}.images{display:flex;flex-wrap:wrap;gap:1em}
 figure.image{max-width:24em}figure.image img{image-rendering:pixelated;max-width:100%;border:1px solid #999}
 figcaption{font-size:.85em;color:#333;max-width:60em}.file{color:#555}
@@ -305,31 +279,26 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   };
   guarded("failures", "What failed", add_failure_section);
   guarded("pipeline", "Pipeline", add_pipeline_section);
-  guarded("rankings", "Rankings", add_ranking_section);
-  guarded("learning-curves", "Learning curves", add_learning_curve_section);
-  guarded("evaluations", "Evaluations", add_evaluation_section);
-  guarded("merges", "Merges", add_merge_section);
-  guarded("averaging", "Local averaging", add_averaging_section);
-  guarded("tables", "Every table", add_tables_section);
+  add_node_sections(page, nodes);  // each node guards its own section
 
+  // The report node counts as what it is: the page being written, not a node still running.
   std::map<std::string, int> counts;
   double seconds = 0;
+  bool with_this_report = false;
   for (const auto& n : nodes) {
-    ++counts[n.status];
+    if (n.id == options.this_node && n.status == "running")
+      with_this_report = true;
+    else
+      ++counts[n.status];
     if (n.json->contains("seconds") && (*n.json)["seconds"].is_number()) seconds += (*n.json)["seconds"].get<double>();
   }
   std::string tally;
   for (const auto& [s, c] : counts) tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", c, s);
+  if (with_this_report) tally += tally.empty() ? "this report" : " and this report";
 
   std::string nav;
-  static const std::map<std::string, std::string> kNames = {{"failures", "What failed"}, {"pipeline", "Pipeline"},
-                                                            {"rankings", "Rankings"},     {"learning-curves", "Learning curves"},
-                                                            {"evaluations", "Evaluations"}, {"merges", "Merges"},
-                                                            {"averaging", "Local averaging"}, {"tables", "Every table"}};
-  for (const auto& id : report.sections) {
-    auto it = kNames.find(id);
-    nav += fmt::format("<li><a href=\"#{}\">{}</a></li>", html_escape(id), html_escape(it == kNames.end() ? id : it->second));
-  }
+  for (std::size_t i = 0; i < report.sections.size(); ++i)
+    nav += fmt::format("<li><a href=\"#{}\">{}</a></li>", html_escape(report.sections[i]), html_escape(page.section_titles()[i]));
 
   const ChartLibrary& js = options.charts;
   std::string html;
@@ -366,38 +335,6 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   html += std::string("<script>") + kDrawScript + "</script>\n</body>\n</html>\n";
   report.html = std::move(html);
   return report;
-}
-
-// ------------------------------------------------------------------------------ every table
-
-void add_tables_section(Page& page, const std::vector<RunNode>& nodes) {
-  std::string body;
-  std::size_t count = 0;
-  for (const auto& n : nodes) {
-    if (!n.json->contains("tables") || !(*n.json)["tables"].is_object()) continue;
-    for (const auto& [port, raw] : (*n.json)["tables"].items()) {
-      const Json* t = n.table(port);
-      if (!t) continue;
-      ++count;
-      const Json& rows = (*t)["rows"];
-      const std::string title = t->contains("title") && (*t)["title"].is_string() ? (*t)["title"].get<std::string>() : port;
-      body += fmt::format("<details{}><summary><strong>{}</strong> <span class=\"file\">(node <code>{}</code>, output <code>{}</code>; {} rows)</span></summary>\n",
-                          rows.size() <= 30 ? " open" : "", html_escape(title), html_escape(n.id), html_escape(port), rows.size());
-      body += "<table><thead><tr>";
-      for (const auto& c : (*t)["columns"]) body += "<th>" + html_escape(c.is_string() ? c.get<std::string>() : json_text(c)) + "</th>";
-      body += "</tr></thead><tbody>\n";
-      for (const auto& row : rows) {
-        body += "<tr>";
-        if (row.is_array())
-          for (const auto& cell : row) body += cell_html(cell);
-        body += "</tr>\n";
-      }
-      body += "</tbody></table></details>\n";
-    }
-  }
-  if (count == 0) return;
-  page.add_section("tables", "Every table", "<p>Every table the nodes published, as run.json keeps it (numbers to 4 significant digits; hover for all).</p>\n" + body);
-  page.report().tables += count;
 }
 
 }  // namespace caulk::report

@@ -19,11 +19,6 @@ struct RunNode {
 };
 std::vector<RunNode> run_nodes(const Json& run);
 
-// A table of run.json ({title, columns, rows}).
-std::optional<std::size_t> column_index(const Json& table, const std::string& name);
-std::optional<double> number_at(const Json& row, std::size_t column);
-std::string text_at(const Json& row, std::size_t column);
-
 class Page {
  public:
   Page(const RunFolder& run, const ReportOptions& options, Report& report) : run_(run), options_(options), report_(report) {}
@@ -36,6 +31,8 @@ class Page {
   // the file is missing.
   std::string image(const std::filesystem::path& relative_to_run);
   void add_section(const std::string& id, const std::string& title, const std::string& body);
+  // The title of each section added, in order (for the page's table of contents).
+  const std::vector<std::string>& section_titles() const { return section_titles_; }
   const std::string& sections_html() const { return sections_html_; }
   std::string chart_specs_html() const;
 
@@ -44,16 +41,12 @@ class Page {
   const ReportOptions& options_;
   Report& report_;
   std::string sections_html_;
+  std::vector<std::string> section_titles_;
 };
 
-// The sections that read the domain's summaries and tables; each adds nothing when the run has
-// none of its nodes.
-void add_ranking_section(Page& page, const std::vector<RunNode>& nodes);
-void add_learning_curve_section(Page& page, const std::vector<RunNode>& nodes);
-void add_evaluation_section(Page& page, const std::vector<RunNode>& nodes);
-void add_merge_section(Page& page, const std::vector<RunNode>& nodes);
-void add_averaging_section(Page& page, const std::vector<RunNode>& nodes);
-// Every table of the run.
-void add_tables_section(Page& page, const std::vector<RunNode>& nodes);
+// One section per node that published figures or tables (id node_section_id(ID), title "ID
+// (type)"), in run.json's order; knows no node type.
+void add_node_sections(Page& page, const std::vector<RunNode>& nodes);
+std::string node_section_id(const std::string& node_id);
 
 }  // namespace caulk::report

@@ -19,7 +19,7 @@ class HtmlReport : public Node {
   static NodeSpec spec() {
     NodeSpec s("report.html",
                "One self-contained HTML report of the run (OUT/report.html): the pipeline graph with each node's status and time, "
-               "charts of rankings, learning curves, evaluations, merges and local averaging, every table; opens offline");
+               "then every figure and table each node published, grouped by node; opens offline");
     s.run_last();
     s.param(ParamSpec::string("title", "", "the page's title (default: the pipeline's name)"));
     s.param(ParamSpec::path("run", "report on this finished run's folder instead of this run (writes its report.html there)").optional());
@@ -35,6 +35,7 @@ class HtmlReport : public Node {
     options.title = p.string("title");
     options.draw_graph = p.flag("graph");
     options.caulk_version = CAULK_VERSION_STRING;
+    if (!p.has("run")) options.this_node = ctx.id();
     options.charts = report::load_chart_library(report::default_chart_library_folder());
     if (!options.charts.available()) ctx.log("charts are left out: " + options.charts.problem + " (see docs/report.md)");
     const report::Report r = report::build_report(folder, options);

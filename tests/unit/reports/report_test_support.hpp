@@ -1,4 +1,5 @@
-// Building run.json records by hand, and checking the report's charts as Vega-Lite.
+// Building run.json records by hand, and checking the charts of report.html and of
+// caulk/figures/ as Vega-Lite.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -7,19 +8,31 @@
 #include <vector>
 
 #include "caulk/context.hpp"
-#include "reports/algorithms/charts.hpp"
+#include "caulk/figures/charts.hpp"
 
 namespace caulk::report::testing {
+
+using caulk::figures::kVegaLiteSchema;
 
 inline Json table(const std::string& title, const std::vector<std::string>& columns, const Json& rows) {
   return Json{{"title", title}, {"columns", columns}, {"rows", rows}};
 }
 
-inline Json node(const std::string& type, const std::string& status = "ok", Json summary = Json::object(), Json tables = Json()) {
+inline Json node(const std::string& type, const std::string& status = "ok", Json summary = Json::object(), Json tables = Json(),
+                 Json figures = Json()) {
   Json j{{"type", type}, {"status", status}, {"seconds", 0.25}};
   j["summary"] = std::move(summary);
   if (!tables.is_null()) j["tables"] = std::move(tables);
+  if (!figures.is_null()) j["figures"] = std::move(figures);
   return j;
+}
+
+// A figure as run.json keeps it.
+inline Json figure(const std::string& caption, Json spec, Json images = Json()) {
+  Json f{{"title", spec.is_object() && spec.contains("title") ? spec["title"].value("text", "") : ""}, {"caption", caption}};
+  if (!spec.is_null()) f["spec"] = std::move(spec);
+  if (!images.is_null()) f["images"] = std::move(images);
+  return f;
 }
 
 // Every <script type="application/json" id="spec-N"> of the page, parsed, in order.
@@ -59,6 +72,11 @@ inline void check_view(const Json& view, Json data, const std::string& where) {
   if (view.contains("layer")) {
     ASSERT_TRUE(view["layer"].is_array());
     for (std::size_t i = 0; i < view["layer"].size(); ++i) check_view(view["layer"][i], data, where + ".layer[" + std::to_string(i) + "]");
+    return;
+  }
+  if (view.contains("concat")) {
+    ASSERT_TRUE(view["concat"].is_array());
+    for (std::size_t i = 0; i < view["concat"].size(); ++i) check_view(view["concat"][i], data, where + ".concat[" + std::to_string(i) + "]");
     return;
   }
   if (view.contains("facet")) {

@@ -1,12 +1,19 @@
-// The HTML report built from run records made by hand: sections only for what a run produced,
-// names escaped, every chart valid Vega-Lite with the numbers of the run, the note without JS.
+// The HTML report built from run records made by hand: the figures and tables each node published,
+// grouped under that node whatever its type, names escaped, every chart valid Vega-Lite as the node
+// published it, the note without JS; and a third-party-like node's figure end to end.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <sstream>
 
 #include "caulk/error.hpp"
+#include "caulk/executor.hpp"
+#include "caulk/figures/charts.hpp"
+#include "caulk/pipeline.hpp"
+#include "caulk/registry.hpp"
+#include "fake_nodes.hpp"
 #include "reports/algorithms/graph_drawing.hpp"
 #include "reports/algorithms/html_text.hpp"
 #include "reports/algorithms/report_builder.hpp"
@@ -37,7 +44,8 @@ ChartLibrary missing_library() {
   return lib;
 }
 
-Report build(const Json& run, const std::filesystem::path& dir = ".", ChartLibrary lib = fake_library(), std::string dot = "") {
+Report build(const Json& run, const std::filesystem::path& dir = ".", ChartLibrary lib = fake_library(), std::string dot = "",
+             std::string this_node = "") {
   RunFolder f;
   f.dir = dir;
   f.run = run;
@@ -46,7 +54,21 @@ Report build(const Json& run, const std::filesystem::path& dir = ".", ChartLibra
   o.charts = std::move(lib);
   o.draw_graph = false;  // Graphviz is tested on its own below
   o.caulk_version = "test";
+  o.this_node = std::move(this_node);
   return build_report(f, o);
+}
+
+// A small bar chart as a node would publish it.
+Json bars(const std::string& title, std::vector<caulk::figures::Bar> values) {
+  return caulk::figures::bar_chart({title, "", ""}, "model", "score (higher is better)", std::move(values));
+}
+
+// The HTML of the section with this id ("" when absent).
+std::string section_html(const Report& r, const std::string& id) {
+  const std::string open = "<section id=\"" + id + "\">";
+  const std::size_t at = r.html.find(open);
+  if (at == std::string::npos) return {};
+  return r.html.substr(at, r.html.find("</section>", at) - at);
 }
 
 Json run_of(Json nodes, const std::string& status = "ok") { return Json{{"pipeline", "p"}, {"status", status}, {"nodes", std::move(nodes)}}; }
@@ -69,7 +91,7 @@ std::vector<std::string> bar_labels(const Json& spec) {
 
 }  // namespace
 
-TEST(ReportBuilder, ARunWithoutDomainNodesHasOnlyThePipeline) {
+TEST(ReportBuilder, ARunWithoutFiguresOrTablesHasOnlyThePipeline) {
   Report r = build(run_of({{"load", node("dataset.load")}}));
   EXPECT_THAT(r.sections, ElementsAre("pipeline"));
   EXPECT_TRUE(r.charts.empty());
@@ -97,17 +119,68 @@ TEST(ReportBuilder, AFailedRunSaysFirstWhichNodeFailedAndWhy) {
   EXPECT_THAT(r.html, HasSubstr("Run <strong>FAILED</strong>"));
 }
 
+// The report knows no node type: a type no plugin of caulk has gets the same layout, each node's
+// figures (charts with their captions) and tables in that node's own section, in run.json's order.
+TEST(ReportBuilder, EachNodesFiguresAndTablesAreGroupedUnderThatNode) {
+  Json nodes = Json::object();
+  nodes["first"] = node("thirdparty.scorer", "ok", Json::object(), {{"t", table("First's table", {"k", "v"}, Json::array({Json::array({"a", 1.5})}))}},
+                        {{"chart", figure("What first drew.", bars("First's chart", {{"m1", 1.0}, {"m2", 3.0}}))}});
+  nodes["quiet"] = node("thirdparty.quiet");
+  nodes["second"] = node("another.kind", "ok", Json::object(), Json(),
+                         {{"a", figure("Second's first.", bars("Second A", {{"x", 1.0}}))},
+                          {"b", figure("Second's second.", bars("Second B", {{"y", 2.0}}))}});
+  Report r = build(run_of(nodes));
+  EXPECT_THAT(r.sections, ElementsAre("pipeline", "node-first", "node-second"));
+  expect_specs_match(r);
+  ASSERT_EQ(r.charts.size(), 3u);
+  EXPECT_EQ(r.charts[0], nodes["first"]["figures"]["chart"]["spec"]);  // drawn as published
+  EXPECT_THAT(bar_labels(r.charts[0]), ElementsAre("m2", "m1"));
+  EXPECT_EQ(r.chart_titles[1], "Second A");
+  EXPECT_EQ(r.tables, 1u);
+  const std::string first = section_html(r, "node-first"), second = section_html(r, "node-second");
+  EXPECT_THAT(first, HasSubstr("<h2>first (thirdparty.scorer)</h2>"));
+  EXPECT_THAT(first, HasSubstr("aria-label=\"First&#39;s chart\""));
+  EXPECT_THAT(first, HasSubstr("<p class=\"caption\">What first drew.</p>"));
+  EXPECT_THAT(first, HasSubstr("First&#39;s table"));
+  EXPECT_THAT(first, Not(HasSubstr("Second A")));
+  EXPECT_THAT(second, HasSubstr("aria-label=\"Second A\""));
+  EXPECT_THAT(second, HasSubstr("aria-label=\"Second B\""));
+  EXPECT_THAT(second, HasSubstr("Second&#39;s second."));
+  // The table of contents names each node.
+  EXPECT_THAT(r.html, HasSubstr("<li><a href=\"#node-first\">first (thirdparty.scorer)</a></li>"));
+}
+
+TEST(ReportBuilder, AFiguresImagesAreInlinedWithTheirOwnTitles) {
+  caulk::testing::TempDir dir;
+  // A tiny PNG with its own title, as analysis.weight_patterns writes them.
+  auto chunk = [](const std::string& type, const std::string& data) {
+    std::string out(4, '\0');
+    out[3] = static_cast<char>(data.size());
+    return out + type + data + std::string(4, '\0');
+  };
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + chunk("tEXt", std::string("Title\0cosine of layer 0", 23)) + chunk("IEND", "");
+  dir.write("patterns/cosine.layers.0.png", png);
+  Json images = figure("Weights of every layer.", Json(), Json::array({"patterns/cosine.layers.0.png", "patterns/missing.png"}));
+  images["title"] = "Weight patterns";
+  Json nodes = {{"patterns", node("some.analysis", "ok", Json::object(), Json(), {{"images", images}})}};
+  Report r = build(run_of(nodes), dir.path());
+  EXPECT_THAT(r.sections, ElementsAre("pipeline", "node-patterns"));
+  EXPECT_TRUE(r.charts.empty());
+  EXPECT_EQ(r.images, 1u);
+  const std::string section = section_html(r, "node-patterns");
+  EXPECT_THAT(section, HasSubstr("<strong>Weight patterns</strong> Weights of every layer."));
+  EXPECT_THAT(section, HasSubstr("data:image/png;base64," + base64(png)));
+  EXPECT_THAT(section, HasSubstr("alt=\"cosine of layer 0\""));
+  EXPECT_THAT(section, HasSubstr("Image patterns/missing.png is missing from the run folder"));
+}
+
 TEST(ReportBuilder, NamesAndErrorsAreEscapedEverywhere) {
   const std::string evil = "a<b>&\"c</script><script>alert(1)</script>";
   Json nodes = Json::object();
-  Json scores = Json::object();
-  scores[evil] = 1.0;
-  scores["plain"] = 2.0;
   nodes[evil] = node("rank.logme", "failed");
   nodes[evil]["error"] = evil;
-  nodes["r"] = node("rank.logme", "ok", {{"scores", scores}, {"higher_is_better", true}});
-  nodes["t"] = node("eval.classification", "ok", Json::object(),
-                    {{"metrics", table(evil, {"model", "accuracy"}, Json::array({Json::array({evil, 0.5})}))}});
+  nodes["r"] = node(evil, "ok", Json::object(), Json(), {{evil, figure(evil, bars(evil, {{evil, 1.0}, {"plain", 2.0}}))}});
+  nodes["t"] = node("x.y", "ok", Json::object(), {{"metrics", table(evil, {"model", "accuracy"}, Json::array({Json::array({evil, 0.5})}))}});
   Report r = build(run_of(nodes, "failed"));
   EXPECT_THAT(r.html, Not(HasSubstr("<script>alert(1)")));
   EXPECT_THAT(r.html, Not(HasSubstr("<b>&")));
@@ -120,149 +193,9 @@ TEST(ReportBuilder, NamesAndErrorsAreEscapedEverywhere) {
   EXPECT_TRUE(found);
 }
 
-TEST(ReportBuilder, RankingsShowEachRankerAgainstTheGroundTruthWithItsTau) {
-  Json nodes = Json::object();
-  nodes["logme"] = node("rank.logme", "ok", {{"scores", {{"m1", 3.0}, {"m2", 1.0}, {"m3", 2.0}}}, {"higher_is_better", true}, {"split", "train"}});
-  nodes["gbc"] = node("rank.gbc", "ok", {{"scores", {{"m1", -1.0}, {"m2", -3.0}, {"m3", -2.0}}}, {"higher_is_better", false}});
-  nodes["judge"] = node("eval.rank_correlation", "ok",
-                        {{"logme", {{"weighted_tau", 0.8125}}}, {"gbc", {{"weighted_tau", -0.25}}}},
-                        {{"correlations", table("Rank correlation with accuracy (x.csv)", {"ranker", "weighted_tau"}, Json::array())}});
-  nodes["ranking"] = node("report.ranking", "ok", Json::object(),
-                          {{"table", table("Ranking", {"rank", "model", "logme", "gbc (lower is better)", "ground truth"},
-                                           {{1, "m1", 3.0, -1.0, 0.9}, {2, "m3", 2.0, -2.0, 0.7}, {3, "m2", 1.0, -3.0, 0.8}})}});
-  Report r = build(run_of(nodes));
-  EXPECT_THAT(r.sections, ElementsAre("pipeline", "rankings", "tables"));
-  expect_specs_match(r);
-  // The tau chart, one bar chart per ranker, one scatter per ranker.
-  ASSERT_EQ(r.charts.size(), 5u);
-  EXPECT_THAT(bar_labels(r.charts[0]), ElementsAre("logme", "gbc"));
-  EXPECT_THAT(bar_labels(r.charts[1]), ElementsAre("m1", "m3", "m2"));  // higher is better: largest first
-  EXPECT_THAT(bar_labels(r.charts[3]), ElementsAre("m2", "m3", "m1"));  // lower is better: smallest first
-  const Json& scatter = r.charts[2];
-  EXPECT_EQ(scatter["title"]["subtitle"], "weighted Kendall tau = 0.812");
-  EXPECT_EQ(scatter["title"]["text"], "logme against the accuracy");
-  std::map<std::string, std::pair<double, double>> xy;
-  for (const auto& v : scatter["data"]["values"]) xy[v["label"]] = {v["x"], v["y"]};
-  EXPECT_EQ(xy["m1"], std::make_pair(3.0, 0.9));
-  EXPECT_EQ(xy["m2"], std::make_pair(1.0, 0.8));
-  EXPECT_EQ(r.charts[4]["title"]["subtitle"], "weighted Kendall tau = -0.250");
-  EXPECT_EQ(r.tables, 2u);
-}
-
-TEST(ReportBuilder, RankersWithoutGroundTruthGetBarsOnlyAndANote) {
-  Json nodes = {{"logme", node("rank.logme", "ok", {{"scores", {{"a", 1.0}, {"b", 2.0}}}})}};
-  Report r = build(run_of(nodes));
-  ASSERT_EQ(r.charts.size(), 1u);
-  EXPECT_THAT(r.html, HasSubstr("No ground truth in this run"));
-}
-
-TEST(ReportBuilder, LearningCurvesDrawTheMeasuredPointsAndTheFittedPowerLaws) {
-  Json points = Json::array();
-  for (int n : {10, 100, 1000})
-    for (int seed : {0, 1}) points.push_back({"strong", n, seed, 0.1 + 1.0 / n + 0.01 * seed});
-  Json nodes = {{"curves", node("eval.sample_complexity", "ok", {{"strong", {{"a", 2.0}, {"b", 0.5}, {"c", 0.1}, {"target_risk", 0.3}}}},
-                                {{"points", table("Learning-curve points: error on split 'test'", {"model", "n", "seed", "risk"}, points)},
-                                 {"curves", table("Sample complexity", {"model", "a", "b", "c"}, {{"strong", 2.0, 0.5, 0.1}})}})}};
-  Report r = build(run_of(nodes));
-  EXPECT_THAT(r.sections, ElementsAre("pipeline", "learning-curves", "tables"));
-  ASSERT_EQ(r.charts.size(), 1u);
-  expect_specs_match(r);
-  const Json& layers = r.charts[0]["layer"];
-  ASSERT_EQ(layers.size(), 3u);
-  EXPECT_EQ(layers[0]["data"]["values"].size(), 6u);
-  EXPECT_EQ(layers[0]["encoding"]["x"]["scale"]["type"], "log");
-  // The fitted line, sampled from n = 10 to 1000, is a n^-b + c at every sample.
-  const Json& fitted = layers[1]["data"]["values"];
-  ASSERT_GE(fitted.size(), 10u);
-  EXPECT_NEAR(fitted.front()["x"].get<double>(), 10.0, 1e-9);
-  EXPECT_NEAR(fitted.back()["x"].get<double>(), 1000.0, 1e-9);
-  for (const auto& v : fitted) EXPECT_NEAR(v["y"].get<double>(), 2.0 / std::sqrt(v["x"].get<double>()) + 0.1, 1e-12);
-  EXPECT_EQ(layers[2]["data"]["values"][0]["y"], 0.3);
-  EXPECT_THAT(r.charts[0]["layer"][0]["encoding"]["y"]["title"].get<std::string>(), HasSubstr("test error on split 'test'"));
-}
-
-TEST(ReportBuilder, MergesDrawTheSearchCurveTheScaleStabilityAndTheWeightImages) {
-  caulk::testing::TempDir dir;
-  // A tiny PNG with its own title, as analysis.weight_patterns writes them.
-  auto chunk = [](const std::string& type, const std::string& data) {
-    std::string out(4, '\0');
-    out[3] = static_cast<char>(data.size());
-    return out + type + data + std::string(4, '\0');
-  };
-  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + chunk("tEXt", std::string("Title\0cosine of layer 0", 23)) + chunk("IEND", "");
-  dir.write("patterns/cosine.layers.0.png", png);
-  Json search_rows = Json::array({{1, 0.2, 0.8, 1.0, 0.70, ""}, {2, 0.5, 0.5, 1.0, 0.75, "*"}, {3, 0.8, 0.2, 1.0, 0.72, ""},
-                                  {4, 0.2, 0.8, 2.0, 0.60, ""}, {5, 0.5, 0.5, 2.0, 0.65, ""}, {6, 0.8, 0.2, 2.0, 0.61, ""}});
-  Json nodes = Json::object();
-  nodes["search"] = node("search.merge_coefficients", "ok", Json::object(),
-                         {{"table", table("task_arithmetic coefficients: accuracy on split 'val'", {"candidate", "w:a", "w:b", "lambda", "accuracy", "best"},
-                                          search_rows)}});
-  nodes["stability"] = node("analysis.scale_stability", "ok", Json::object(),
-                            {{"table", table("Prediction stability under parameter scaling (every parameter) on split 'test'",
-                                             {"model", "s", "accuracy", "agreement"},
-                                             {{"soup", 0.5, 0.6, 0.8}, {"soup", 1.0, 0.7, 1.0}, {"soup", 2.0, 0.7, 0.9}})}});
-  nodes["patterns"] = node("analysis.weight_patterns", "ok", {{"cosine_images", {"cosine.layers.0.png", "missing.png"}}});
-  Report r = build(run_of(nodes), dir.path());
-  EXPECT_THAT(r.sections, ElementsAre("pipeline", "merges", "tables"));
-  expect_specs_match(r);
-  ASSERT_EQ(r.charts.size(), 3u);
-  // Two models: the held-out score against the first model's weight, one line per lambda, the
-  // chosen candidate marked.
-  const Json& search = r.charts[0];
-  ASSERT_EQ(search["layer"].size(), 3u);
-  EXPECT_EQ(search["layer"][0]["data"]["values"].size(), 6u);
-  EXPECT_EQ(search["layer"][2]["data"]["values"], Json::parse(R"([{"series": "lambda = 1", "x": 0.5, "y": 0.75, "note": "chosen"}])"));
-  EXPECT_THAT(search["layer"][0]["encoding"]["x"]["title"].get<std::string>(), HasSubstr("weight of a"));
-  EXPECT_EQ(r.charts[1]["layer"][0]["encoding"]["x"]["scale"]["type"], "log");
-  EXPECT_EQ(r.images, 1u);
-  EXPECT_THAT(r.html, HasSubstr("data:image/png;base64," + base64(png)));
-  EXPECT_THAT(r.html, HasSubstr("alt=\"cosine of layer 0\""));
-  EXPECT_THAT(r.html, HasSubstr("Image patterns/missing.png is missing from the run folder"));
-}
-
-TEST(ReportBuilder, AveragingDrawsTheRisksAndTheWeightsOverTwoCovariates) {
-  caulk::testing::TempDir dir;
-  std::string csv = "z0,z1,a,b\n";
-  for (int i = 0; i < 40; ++i) {
-    const double z0 = i / 39.0, z1 = (i % 7) / 6.0, wa = z0;
-    csv += std::to_string(z0) + "," + std::to_string(z1) + "," + std::to_string(wa) + "," + std::to_string(1 - wa) + "\n";
-  }
-  dir.write("report/weights.test.csv", csv);
-  dir.write("report/trust.csv", "model,mean_weight,share_top\na,0.5,0.4\nb<i>,0.5,0.6\n");
-  Json nodes = {{"report", node("report.averaging", "ok",
-                                {{"split", "test"}, {"loss", "squared"}, {"trust", {{"a", Json::object()}, {"b", Json::object()}}}},
-                                {{"table", table("Out-of-sample risk", {"model", "from", "risk"},
-                                                 {{"a", "sim", 2.0}, {"b", "sim", 3.0}, {"local", "local", 0.5}})}})}};
-  Report r = build(run_of(nodes), dir.path());
-  EXPECT_THAT(r.sections, ElementsAre("pipeline", "averaging", "tables"));
-  expect_specs_match(r);
-  ASSERT_EQ(r.charts.size(), 2u);
-  EXPECT_THAT(bar_labels(r.charts[0]), ElementsAre("local", "a", "b"));  // lowest risk first
-  EXPECT_TRUE(r.charts[1].contains("facet"));
-  EXPECT_EQ(r.charts[1]["spec"]["mark"]["type"], "rect");
-  // The trust table the node printed but did not publish, from its CSV.
-  EXPECT_THAT(r.html, HasSubstr("Where each model is trusted (report/trust.csv)"));
-  EXPECT_THAT(r.html, HasSubstr("<td>b&lt;i&gt;</td><td class=\"num\" title=\"0.5\">0.5</td>"));
-  EXPECT_EQ(r.tables, 2u);
-}
-
-TEST(ReportBuilder, ANodesCsvFileIsReadAsCsvQuotedCommasAndQuotesIncluded) {
-  caulk::testing::TempDir dir;
-  dir.write("report/trust.csv", "model,mean_weight\n\"a, the first\",0.5\n\"b \"\"quoted\"\"\",0.25\n");
-  dir.write("broken/trust.csv", "model,mean_weight\n\"never closed,0.5\n");
-  const Json summary = {{"split", "test"}, {"loss", "squared"}, {"trust", {{"a", Json::object()}, {"b", Json::object()}}}};
-  Json nodes = {{"report", node("report.averaging", "ok", summary)}, {"broken", node("report.averaging", "ok", summary)}};
-  Report r = build(run_of(nodes), dir.path());
-  // One cell per field: the comma and the doubled quotes are inside the fields.
-  EXPECT_THAT(r.html, HasSubstr("<tr><td>a, the first</td><td class=\"num\" title=\"0.5\">0.5</td></tr>"));
-  EXPECT_THAT(r.html, HasSubstr("<td>b &quot;quoted&quot;</td>"));
-  // A file the reader refuses is named with the reason, not drawn as a garbled table.
-  EXPECT_THAT(r.html, HasSubstr("Where each model is trusted (broken/trust.csv): "));
-  EXPECT_THAT(r.html, HasSubstr("quote"));
-}
-
 TEST(ReportBuilder, WithoutTheChartingJavaScriptTheReportSaysSoAndKeepsTheTables) {
-  Json nodes = {{"logme", node("rank.logme", "ok", {{"scores", {{"a", 1.0}, {"b", 2.0}}}}, {{"t", table("T", {"x"}, {{1}})}})}};
+  Json nodes = {{"logme", node("rank.logme", "ok", Json::object(), {{"t", table("T", {"x"}, {{1}})}},
+                               {{"figure", figure("c", bars("Scores of logme (rank.logme)", {{"a", 1.0}}))}})}};
   Report r = build(run_of(nodes), ".", missing_library());
   EXPECT_THAT(r.html, HasSubstr("Charts are not drawn in this report"));
   EXPECT_THAT(r.html, HasSubstr("Chart not drawn: Scores of logme (rank.logme)"));
@@ -277,10 +210,82 @@ TEST(ReportBuilder, EveryTableOfEveryNodeIsShown) {
   nodes["b"] = node("x.two", "ok", Json::object(), {{"t2", table("Second", {"k"}, Json::array({Json::array({"q"})}))}, {"t3", table("Third", {"k"}, Json::array())}});
   Report r = build(run_of(nodes));
   EXPECT_EQ(r.tables, 3u);
-  EXPECT_THAT(r.html, HasSubstr("First &lt;table&gt;"));
-  EXPECT_THAT(r.html, HasSubstr("<td class=\"num\" title=\"1.23456789\">1.235</td>"));
-  EXPECT_THAT(r.html, HasSubstr("Second"));
-  EXPECT_THAT(r.html, HasSubstr("Third"));
+  EXPECT_THAT(section_html(r, "node-a"), HasSubstr("First &lt;table&gt;"));
+  EXPECT_THAT(section_html(r, "node-a"), HasSubstr("<td class=\"num\" title=\"1.23456789\">1.235</td>"));
+  EXPECT_THAT(section_html(r, "node-b"), HasSubstr("Second"));
+  EXPECT_THAT(section_html(r, "node-b"), HasSubstr("Third"));
+}
+
+TEST(ReportBuilder, AChartWithNothingFiniteToDrawIsANoteNotAnEmptyChart) {
+  Json nodes = {{"logme", node("rank.logme", "ok", Json::object(), Json(),
+                               {{"figure", figure("c", bars("Scores of logme (rank.logme)", {{"a", std::nan("")}}))}})}};
+  Report r = build(run_of(nodes));
+  EXPECT_TRUE(r.charts.empty());
+  EXPECT_THAT(r.html, HasSubstr("Nothing to draw for Scores of logme (rank.logme): no finite values."));
+}
+
+TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
+  Json nodes = Json::object();
+  nodes["bad"] = node("x.one", "failed");
+  nodes["bad"]["error"] = 42;  // run.json edited by hand: the error is not text
+  nodes["odd"] = node("x.two", "ok", Json::object(), Json(), {{"f", 42}, {"g", figure("g", Json("not a spec"))}});
+  nodes["logme"] = node("rank.logme", "ok", Json::object(), Json(), {{"figure", figure("c", bars("Scores", {{"a", 1.0}, {"b", 2.0}}))}});
+  Report r = build(run_of(nodes, "failed"));
+  EXPECT_THAT(r.html, HasSubstr("This section could not be made from run.json"));
+  EXPECT_THAT(r.sections, ::testing::Contains("node-logme"));
+  EXPECT_EQ(r.charts.size(), 1u);
+}
+
+// The report node reads run.json while it writes the page, its own entry "running": the header
+// counts it as this report, and never says a node of a successful run is running.
+TEST(ReportBuilder, TheHeaderCountsTheReportItselfAsThisReportNotAsRunning) {
+  Json nodes = Json::object();
+  nodes["a"] = node("x.one");
+  nodes["b"] = node("x.two");
+  nodes["report"] = node("report.html", "running");
+  Report r = build(run_of(nodes), ".", fake_library(), "", "report");
+  const std::string header = r.html.substr(r.html.find("<header>"), r.html.find("</header>") - r.html.find("<header>"));
+  EXPECT_THAT(header, HasSubstr("Run <strong>succeeded</strong>: 3 nodes (2 ok and this report)"));
+  EXPECT_THAT(header, Not(HasSubstr("running")));
+  EXPECT_THAT(section_html(r, "pipeline"), HasSubstr("&#8230; this report"));
+}
+
+// End to end, as a third-party plugin's node would be: the engine records the Figure a node of a
+// type the report has never heard of publishes, and the report draws it under that node.
+TEST(ReportBuilder, AFigureAThirdPartyNodePublishesIsDrawnUnderThatNode) {
+  Registry registry;
+  caulk::testing::register_fake_nodes(registry);
+  caulk::testing::TempDir dir;
+  const auto file = dir.write("p.toml", R"([pipeline]
+name = "third party"
+[[node]]
+id = "src"
+type = "test.source"
+params = { rows = 5 }
+[[node]]
+id = "theirs"
+type = "test.figure"
+inputs = { data = "src" }
+)");
+  std::ostringstream out, err;
+  RunOptions o;
+  o.out_dir = dir.path() / "out";
+  o.jobs = 1;
+  o.out = &out;
+  o.err = &err;
+  ASSERT_TRUE(run_pipeline(validate_pipeline(parse_pipeline_file(file), registry), o).ok) << err.str();
+  ReportOptions options;
+  options.charts = fake_library();
+  options.draw_graph = false;
+  const Report r = build_report(read_run_folder(dir.path() / "out"), options);
+  EXPECT_THAT(r.sections, ElementsAre("pipeline", "node-theirs"));
+  ASSERT_EQ(r.charts.size(), 1u);
+  EXPECT_EQ(r.charts[0]["data"]["values"][0]["value"], 5.0);
+  const std::string section = section_html(r, "node-theirs");
+  EXPECT_THAT(section, HasSubstr("<h2>theirs (test.figure)</h2>"));
+  EXPECT_THAT(section, HasSubstr("aria-label=\"Rows of the data (third-party chart)\""));
+  EXPECT_THAT(section, HasSubstr("One bar: how many rows the source emitted."));
+  EXPECT_THAT(section, HasSubstr("<th>what</th>"));
 }
 
 TEST(ReportBuilder, ReadingARunFolderNamesTheFileThatIsWrong) {
@@ -335,67 +340,3 @@ TEST(ReportGraph, TheReportShowsTheDotTextWhenItIsNotDrawn) {
   EXPECT_THAT(r.html, HasSubstr("<pre class=\"dot\">digraph &quot;p&quot;"));
 }
 
-// ------------------------------------------------------------------------------ binning
-
-TEST(ReportCharts, WeightsAreAveragedOverEqualWidthBins) {
-  CovariateWeights d;
-  d.models = {"a", "b"};
-  d.covariate_names = {"z0"};
-  d.covariates = {{0.0}, {0.1}, {0.9}, {1.0}, {0.5}};
-  d.weights = {{1.0, 0.0}, {0.5, 0.5}, {0.0, 1.0}, {0.2, 0.8}, {0.4, 0.6}};
-  const auto cells = bin_weights(d, 2);
-  // Bins [0, 0.5) and [0.5, 1]; 0.5 falls in the second.
-  ASSERT_EQ(cells.size(), 4u);
-  EXPECT_EQ(cells[0].model, 0u);
-  EXPECT_DOUBLE_EQ(cells[0].mean_weight, 0.75);
-  EXPECT_DOUBLE_EQ(cells[0].x_lo, 0.0);
-  EXPECT_DOUBLE_EQ(cells[0].x_hi, 0.5);
-  EXPECT_EQ(cells[0].rows, 2u);
-  EXPECT_DOUBLE_EQ(cells[1].mean_weight, (0.0 + 0.2 + 0.4) / 3);
-  EXPECT_DOUBLE_EQ(cells[2].mean_weight, 0.25);
-  EXPECT_DOUBLE_EQ(cells[3].mean_weight, (1.0 + 0.8 + 0.6) / 3);
-  d.weights.pop_back();
-  EXPECT_THROW(bin_weights(d, 2), Error);
-}
-
-TEST(ReportCharts, OneCovariateGivesALinePerModelWithinTheUnitInterval) {
-  CovariateWeights d;
-  d.models = {"a", "b"};
-  d.covariate_names = {"z0"};
-  for (int i = 0; i < 10; ++i) {
-    d.covariates.push_back({double(i)});
-    d.weights.push_back({i / 9.0, 1 - i / 9.0});
-  }
-  Json spec = covariate_weights_chart({"w", "", ""}, d, 5);
-  expect_valid_vega_lite(spec);
-  EXPECT_EQ(spec["layer"][0]["data"]["values"].size(), 10u);
-  EXPECT_EQ(spec["layer"][0]["encoding"]["y"]["scale"]["domain"], Json::parse("[0, 1]"));
-}
-
-TEST(ReportBuilder, AChartWithNothingFiniteToDrawIsANoteNotAnEmptyChart) {
-  Json nodes = {{"logme", node("rank.logme", "ok", {{"scores", {{"a", nullptr}, {"b", nullptr}}}})}};
-  Report r = build(run_of(nodes));
-  EXPECT_TRUE(r.charts.empty());
-  EXPECT_THAT(r.html, HasSubstr("Nothing to draw for Scores of logme (rank.logme): no finite values."));
-}
-
-TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
-  Json nodes = Json::object();
-  nodes["bad"] = node("x.one", "failed");
-  nodes["bad"]["error"] = 42;  // run.json edited by hand: the error is not text
-  nodes["logme"] = node("rank.logme", "ok", {{"scores", {{"a", 1.0}, {"b", 2.0}}}});
-  Report r = build(run_of(nodes, "failed"));
-  EXPECT_THAT(r.html, HasSubstr("This section could not be made from run.json"));
-  EXPECT_THAT(r.sections, ::testing::Contains("rankings"));
-  EXPECT_EQ(r.charts.size(), 1u);
-}
-
-TEST(ReportBuilder, TheGreedySoupsIngredientsAreShownFromTheirCsv) {
-  caulk::testing::TempDir dir;
-  dir.write("soup/ingredients.csv", "step,ingredient,own_accuracy,soup_with_it,kept\n1,pre:b,0.7667,0.7667,yes\n2,pre:a,0.7467,0.7933,yes\n");
-  Report r = build(run_of({{"soup", node("merge.greedy_soup")}}), dir.path());
-  EXPECT_THAT(r.sections, ElementsAre("pipeline", "merges"));
-  EXPECT_THAT(r.html, HasSubstr("Ingredients as tried (soup/ingredients.csv)"));
-  EXPECT_THAT(r.html, HasSubstr("<td>pre:a</td><td class=\"num\" title=\"0.7467\">0.7467</td>"));
-  EXPECT_EQ(r.tables, 1u);
-}

@@ -1,14 +1,17 @@
-// Vega-Lite specifications of the report's charts. Each is a complete spec (schema, title,
-// description, axis titles with units, data inline) that vega-embed renders; series are told apart
-// by point shape and line dash as well as colour, so a chart reads in black and white.
+// Vega-Lite specifications of the charts nodes publish as Figures (caulk/artifacts.hpp) for
+// report.html. Each is a complete spec (schema, title, description, axis titles with units, data
+// inline) that vega-embed renders; series are told apart by point shape and line dash as well as
+// colour, so a chart reads in black and white. docs/writing-plugins.md shows a node publishing one.
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 
-namespace caulk::report {
+namespace caulk::figures {
 
 inline constexpr const char* kVegaLiteSchema = "https://vega.github.io/schema/vega-lite/v6.json";
 
@@ -29,8 +32,18 @@ struct LabelledPoint {
   std::string label;
   double x = 0, y = 0;
 };
-// Points named by their label.
-Json scatter_chart(const ChartText& text, const std::string& x_title, const std::string& y_title, const std::vector<LabelledPoint>& points);
+// Points named by their label. Only the `labelled` points with the largest y carry a text label
+// beside them (labels of many close points would print over each other); every point names
+// itself in its tooltip.
+Json scatter_chart(const ChartText& text, const std::string& x_title, const std::string& y_title, const std::vector<LabelledPoint>& points,
+                   std::size_t labelled = 5);
+
+// Several charts side by side (wrapping after `columns`) as one spec with one title; each keeps
+// its own title, data and scales.
+Json concat_charts(const ChartText& text, const std::vector<Json>& charts, int columns = 3);
+
+// A Figure of `spec`, titled by the spec's title, with a one-line caption.
+std::shared_ptr<Figure> make_figure(Json spec, std::string caption);
 
 struct SeriesPoint {
   std::string series;
@@ -78,4 +91,4 @@ struct WeightCell {
 };
 std::vector<WeightCell> bin_weights(const CovariateWeights& data, int bins);
 
-}  // namespace caulk::report
+}  // namespace caulk::figures

@@ -1,4 +1,4 @@
-#include "reports/algorithms/charts.hpp"
+#include "caulk/figures/charts.hpp"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 
 #include "caulk/error.hpp"
 
-namespace caulk::report {
+namespace caulk::figures {
 
 namespace {
 
@@ -69,23 +69,59 @@ Json bar_chart(const ChartText& text, const std::string& category_title, const s
   return spec;
 }
 
-Json scatter_chart(const ChartText& text, const std::string& x_title, const std::string& y_title, const std::vector<LabelledPoint>& points) {
-  Json values = Json::array();
+Json scatter_chart(const ChartText& text, const std::string& x_title, const std::string& y_title, const std::vector<LabelledPoint>& points,
+                   std::size_t labelled) {
+  std::vector<const LabelledPoint*> drawn;
   for (const auto& p : points)
-    if (finite(p.x) && finite(p.y)) values.push_back(Json{{"label", p.label}, {"x", p.x}, {"y", p.y}});
+    if (finite(p.x) && finite(p.y)) drawn.push_back(&p);
+  // The points that get a text label: the `labelled` largest y (the first of equal ones).
+  std::vector<std::size_t> order(drawn.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return drawn[a]->y > drawn[b]->y; });
+  std::vector<bool> with_label(drawn.size(), false);
+  for (std::size_t k = 0; k < std::min(labelled, order.size()); ++k) with_label[order[k]] = true;
+  Json values = Json::array(), label_values = Json::array();
+  for (std::size_t i = 0; i < drawn.size(); ++i) {
+    values.push_back(Json{{"label", drawn[i]->label}, {"x", drawn[i]->x}, {"y", drawn[i]->y}});
+    if (with_label[i]) label_values.push_back(values.back());
+  }
   Json x = axis("x", x_title), y = axis("y", y_title);
   x["scale"] = Json{{"zero", false}};
   y["scale"] = Json{{"zero", false}};
   Json spec = base_spec(text);
   spec["width"] = 260;
   spec["height"] = 200;
-  spec["data"] = Json{{"values", values}};
-  Json points_layer{{"mark", {{"type", "point"}, {"filled", true}, {"size", 60}, {"color", "black"}}},
+  Json points_layer{{"data", {{"values", values}}},
+                    {"mark", {{"type", "point"}, {"filled", true}, {"size", 60}, {"color", "black"}}},
                     {"encoding", {{"x", x}, {"y", y}, {"tooltip", Json::array({tooltip("label", "model", false), tooltip("x", x_title, true), tooltip("y", y_title, true)})}}}};
-  Json labels_layer{{"mark", {{"type", "text"}, {"align", "left"}, {"dx", 6}, {"fontSize", 10}}},
-                    {"encoding", {{"x", x}, {"y", y}, {"text", {{"field", "label"}, {"type", "nominal"}}}}}};
-  spec["layer"] = Json::array({points_layer, labels_layer});
+  Json layers = Json::array({points_layer});
+  if (!label_values.empty())
+    layers.push_back(Json{{"data", {{"values", label_values}}},
+                          {"mark", {{"type", "text"}, {"align", "left"}, {"dx", 6}, {"fontSize", 10}}},
+                          {"encoding", {{"x", x}, {"y", y}, {"text", {{"field", "label"}, {"type", "nominal"}}}}}});
+  spec["layer"] = layers;
   return spec;
+}
+
+Json concat_charts(const ChartText& text, const std::vector<Json>& charts, int columns) {
+  Json spec = base_spec(text);
+  Json parts = Json::array();
+  for (Json chart : charts) {
+    chart.erase("$schema");
+    parts.push_back(std::move(chart));
+  }
+  spec["concat"] = std::move(parts);
+  spec["columns"] = columns;
+  return spec;
+}
+
+std::shared_ptr<Figure> make_figure(Json spec, std::string caption) {
+  auto figure = std::make_shared<Figure>();
+  if (spec.contains("title") && spec["title"].is_object() && spec["title"].contains("text") && spec["title"]["text"].is_string())
+    figure->title = spec["title"]["text"].get<std::string>();
+  figure->caption = std::move(caption);
+  figure->spec = std::move(spec);
+  return figure;
 }
 
 Json line_chart(const ChartText& text, const LineChartOptions& o, const std::vector<SeriesPoint>& points) {
@@ -280,4 +316,4 @@ Json covariate_weights_chart(const ChartText& text, const CovariateWeights& d, i
   return spec;
 }
 
-}  // namespace caulk::report
+}  // namespace caulk::figures
