@@ -359,11 +359,28 @@ std::shared_ptr<Artifact> load_table(const Json& j) {
   return t;
 }
 
+// The spec is JSON already (its numbers round-trip exactly); images are paths relative to the run
+// folder, whose files the entry's outputs verify.
+Json save_figure(const Figure& f) {
+  Json images = Json::array();
+  for (const auto& i : f.images) images.push_back(i.string());
+  return Json{{"title", f.title}, {"caption", f.caption}, {"spec", f.spec}, {"images", std::move(images)}};
+}
+
+std::shared_ptr<Artifact> load_figure(const Json& j) {
+  auto f = std::make_shared<Figure>();
+  f->title = j.at("title").get<std::string>();
+  f->caption = j.at("caption").get<std::string>();
+  f->spec = j.at("spec");
+  for (const auto& i : j.at("images")) f->images.emplace_back(i.get<std::string>());
+  return f;
+}
+
 }  // namespace
 
 bool artifact_storable(std::string_view type) {
   return type == Dataset::kType || type == Embeddings::kType || type == Scores::kType || type == Predictions::kType ||
-         type == Checkpoint::kType || type == Weights::kType || type == Table::kType;
+         type == Checkpoint::kType || type == Weights::kType || type == Table::kType || type == Figure::kType;
 }
 
 Json save_artifact(const Artifact& artifact, const fs::path& dir, const std::string& prefix, FileHashCache& hashes) {
@@ -376,6 +393,7 @@ Json save_artifact(const Artifact& artifact, const fs::path& dir, const std::str
   else if (const auto* c = dynamic_cast<const Checkpoint*>(&artifact)) body = save_checkpoint(*c, w);
   else if (const auto* wt = dynamic_cast<const Weights*>(&artifact)) body = save_weights(*wt, w);
   else if (const auto* t = dynamic_cast<const Table*>(&artifact)) body = save_table(*t);
+  else if (const auto* f = dynamic_cast<const Figure*>(&artifact)) body = save_figure(*f);
   else throw Error("artifacts of type " + std::string(artifact.type_name()) + " cannot be stored");
   Json j = Json::object();
   j["type"] = std::string(artifact.type_name());
@@ -397,6 +415,7 @@ std::shared_ptr<Artifact> load_artifact(const Json& header, const fs::path& dir,
   else if (type == Checkpoint::kType) a = load_checkpoint(body, r);
   else if (type == Weights::kType) a = load_weights(body, r);
   else if (type == Table::kType) a = load_table(body);
+  else if (type == Figure::kType) a = load_figure(body);
   else throw Error("artifacts of type " + type + " cannot be read back");
   a->producer_node = header.at("producer_node").get<std::string>();
   a->producer_port = header.at("producer_port").get<std::string>();

@@ -147,6 +147,7 @@ struct Scheduler {
     outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();  // checking and reading back
     outcome.summary = std::move(hit.summary);
     outcome.tables = tables_to_json(hit.published);
+    outcome.figures = figures_to_json(hit.published);
     for (auto& [port, artifact] : hit.published) outputs[i][port] = std::move(artifact);
     state[i] = State::Done;
     --running;

@@ -178,7 +178,7 @@ TEST(ArtifactStore, ScoresKeepNonFiniteValuesAndPosteriorWeights) {
   EXPECT_TRUE(same_bits(back->posterior_weights.at("a"), s.posterior_weights["a"]));
 }
 
-TEST(ArtifactStore, PredictionsWeightsCheckpointAndTableRoundTrip) {
+TEST(ArtifactStore, PredictionsWeightsCheckpointTableAndFigureRoundTrip) {
   TempDir dir;
   Predictions p;
   p.kind = TaskKind::Classification;
@@ -221,6 +221,18 @@ TEST(ArtifactStore, PredictionsWeightsCheckpointAndTableRoundTrip) {
   EXPECT_TRUE(std::holds_alternative<std::monostate>(tb->rows[0][3]));
   EXPECT_TRUE(std::isnan(std::get<double>(tb->rows[1][1])));
   EXPECT_EQ(std::get<double>(tb->rows[1][3]), 0.1 + 0.2);
+
+  Figure f;
+  f.title = "scores";
+  f.caption = "one bar a model";
+  f.spec = Json{{"mark", "bar"}, {"data", {{"values", Json::array({Json{{"model", "a"}, {"score", 0.1 + 0.2}}})}}}};
+  f.images = {"node/norms.png"};
+  auto fb = round_trip(f, dir.path());
+  EXPECT_EQ(fb->title, f.title);
+  EXPECT_EQ(fb->caption, f.caption);
+  EXPECT_EQ(fb->spec, f.spec);
+  EXPECT_EQ(fb->spec["data"]["values"][0]["score"].get<double>(), 0.1 + 0.2) << "a spec's numbers keep their bits";
+  EXPECT_EQ(fb->images, f.images);
 }
 
 TEST(ArtifactStore, ATruncatedOrMismatchedArrayFailsTheReadWithoutCrashing) {
