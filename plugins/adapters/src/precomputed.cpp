@@ -41,6 +41,7 @@ class Precomputed : public Node {
     NodeSpec s("adapter.precomputed", "A hub of models given by precomputed feature files (a hub manifest)");
     s.output("features", "Embeddings", "every model's features (and source-class probabilities when given)");
     s.param(ParamSpec::path("manifest", "hub manifest (TOML): [hub] name, and [[model]] name, features, source_probs"));
+    add_hub_data_check(s);
     return s;
   }
 
