@@ -34,9 +34,10 @@ std::string replace_name(const std::string& text, const std::string& name, const
   return out + text.substr(pos);
 }
 
-std::string quoted(const std::vector<std::string>& names, std::size_t limit) {
+// Names as shown ('a', or 'a' on rank 2), at most `limit` of them.
+std::string listed(const std::vector<std::string>& names, std::size_t limit) {
   std::string out;
-  for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", '" : "'") + names[i] + "'";
+  for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
   if (names.size() > limit) out += fmt::format(" and {} more", names.size() - limit);
   return out;
 }
@@ -79,8 +80,11 @@ std::string unit_failures_message(const std::string& what, std::size_t total, co
 
 std::vector<FailureCause> group_failures(const std::vector<NodeFailure>& failed) {
   static const std::regex header(R"(^(\d+) of (\d+) (\S+)s failed:$)");
-  static const std::regex one(R"(^  (\S+) '(.*?'(?: on rank \d+)?): (.*)$)");
-  static const std::regex many(R"(^  (\d+) (\S+)s \((.*?')\): (.*)$)");
+  // A unit as unit_failures_message writes it: 'name', or 'name' on rank N (names are shown so).
+  static const std::string unit = R"('[^']*'(?: on rank \d+)?)";
+  static const std::regex one("^  (\\S+) (" + unit + "): (.*)$");
+  static const std::regex many("^  (\\d+) (\\S+)s \\(((?:" + unit + ")(?:, " + unit + ")*)\\): (.*)$");
+  static const std::regex each(unit);
   std::vector<FailureCause> causes;
   auto add = [&](const std::string& message, const std::string& node, const std::string& kind, std::size_t units,
                  const std::vector<std::string>& names) {
@@ -116,22 +120,12 @@ std::vector<FailureCause> group_failures(const std::vector<NodeFailure>& failed)
       std::smatch u;
       if (std::regex_match(lines[i], u, many)) {
         std::vector<std::string> names;
-        const std::string list = u[3].str();  // 'a', 'b', 'c'
-        std::size_t p = 0;
-        while (p < list.size()) {
-          std::size_t q = list.find("', '", p);
-          std::string n = list.substr(p, q == std::string::npos ? std::string::npos : q - p);
-          n.erase(std::remove(n.begin(), n.end(), '\''), n.end());
-          names.push_back(n);
-          if (q == std::string::npos) break;
-          p = q + 3;
-        }
+        const std::string list = u[3].str();
+        for (std::sregex_iterator it(list.begin(), list.end(), each), end; it != end; ++it) names.push_back(it->str());
         parts.push_back({u[4].str(), u[2].str(), static_cast<std::size_t>(std::stoul(u[1].str())), names});
       } else if (std::regex_match(lines[i], u, one)) {
-        std::string n = u[2].str();
-        n.erase(std::remove(n.begin(), n.end(), '\''), n.end());
         // A cause hitting one unit names it; the same cause under another unit differs, and is kept apart.
-        parts.push_back({u[3].str(), u[1].str(), 1, {n}});
+        parts.push_back({u[3].str(), u[1].str(), 1, {u[2].str()}});
       } else {
         parsed = false;  // not the units' format after all (a message with several lines)
       }
@@ -150,10 +144,10 @@ std::string FailureCause::str() const {
   for (std::size_t i = 0; i < nodes.size(); ++i) node_list += (i ? (i + 1 == nodes.size() ? " and " : ", ") : "") + nodes[i];
   if (unit_kind.empty())
     return fmt::format("node{} {} failed: {}", nodes.size() == 1 ? "" : "s", node_list, message);
-  if (units == 1 && nodes.size() == 1)
-    return fmt::format("{} (in {} '{}' of node {})", message, unit_kind, unit_names.empty() ? "" : unit_names.front(), node_list);
-  return fmt::format("{} (in {} {}s of {} node{}: {}; {}s {})", message, units, unit_kind, nodes.size(), nodes.size() == 1 ? "" : "s",
-                     node_list, unit_kind, quoted(unit_names, 8));
+  const std::string failed = fmt::format("node{} {} failed: ", nodes.size() == 1 ? "" : "s", node_list);
+  if (units == 1 && nodes.size() == 1) return failed + fmt::format("{} {}: {}", unit_kind, unit_names.empty() ? "" : unit_names.front(), message);
+  return failed + fmt::format("{} (in {} {}s of {} node{}; {}s {})", message, units, unit_kind, nodes.size(), nodes.size() == 1 ? "" : "s",
+                              unit_kind, listed(unit_names, 8));
 }
 
 }  // namespace caulk

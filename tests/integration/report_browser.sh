@@ -19,7 +19,9 @@ trap 'rm -rf "$work"' EXIT
 out="$work/out"
 
 set +e
-"$caulk" run "$pipeline" --out "$out" --jobs 2 >"$work/run.out" 2>"$work/run.err"
+# CAULK_RUN_FLAGS: more flags for the run (e.g. --no-data-check for a run that must fail while running).
+# shellcheck disable=SC2086
+"$caulk" run "$pipeline" --out "$out" --jobs 2 ${CAULK_RUN_FLAGS:-} >"$work/run.out" 2>"$work/run.err"
 code=$?
 set -e
 [ "$code" -eq "$expected_exit" ] || { cat "$work/run.err" >&2; fail "caulk run exited $code, expected $expected_exit"; }

@@ -35,7 +35,8 @@ struct FailureCause {
   std::string unit_kind;                // "model", when units failed (else "")
   std::size_t units = 0;                // units that failed for it, over all its nodes
   std::vector<std::string> unit_names;  // each unit once, in order of appearance
-  // "node 'x' (t) failed: MESSAGE", or "MESSAGE (in 10 models of 2 nodes: 'a' (t), 'b' (t); models 'm1', ...)".
+  // "node 'x' (t) failed: MESSAGE", "node 'x' (t) failed: model 'm': MESSAGE" (one unit), or
+  // "nodes 'a' (t) and 'b' (t) failed: MESSAGE (in 10 models of 2 nodes; models 'm1', ...)".
   std::string str() const;
 };
 

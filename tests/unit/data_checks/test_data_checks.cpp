@@ -291,6 +291,35 @@ TEST_F(DataChecks, GroundTruthColumnMissingWithSuggestion) {
                  "node 'judge': parameter 'column': " + path("truth.csv") + " has no column 'accuracy' (did you mean 'acuracy'?)");
 }
 
+// A checkpoint hub and a merge of it (the checks look at names and files only, not at tensors).
+std::string merge_pipeline(const std::string& base) {
+  return "[pipeline]\nname = \"merge-checks\"\n[[node]]\nid = \"ckpts\"\ntype = \"checkpoint.load\"\n"
+         "params = { manifest = \"ckpt.toml\" }\n[[node]]\nid = \"merged\"\ntype = \"merge.task_arithmetic\"\n"
+         "inputs = { checkpoints = [\"ckpts\"] }\nparams = { base = \"" +
+         base + "\" }\n";
+}
+
+TEST_F(DataChecks, MergeBaseThatIsNotAModelOfTheHub) {
+  dir_.write("pre.safetensors", "x");
+  dir_.write("tuned.safetensors", "x");
+  dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
+                          "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
+  CliResult r = run(merge_pipeline("pretrianed"));
+  expect_problem(r, at("\"pretrianed\""),
+                 "node 'merged': parameter 'base': no model 'pretrianed' among the checkpoints merged (did you mean 'pretrained'?)");
+}
+
+TEST_F(DataChecks, MissingCheckpointWithDidYouMean) {
+  dir_.write("pre.safetensors", "x");
+  dir_.write("tuned.safetensors", "x");
+  dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
+                          "[[model]]\nname = \"tuned\"\ncheckpoint = \"tunned.safetensors\"\n");
+  CliResult r = run(merge_pipeline("pretrained"));
+  expect_problem(r, at("\"ckpt.toml\""),
+                 "node 'ckpts': parameter 'manifest': " + path("ckpt.toml") + ":8:14: model 'tuned': checkpoint " +
+                     path("tunned.safetensors") + ": no such file (did you mean '" + path("tuned.safetensors") + "'?)");
+}
+
 TEST_F(DataChecks, EveryProblemAtOnce) {
   dir_.write("truth.csv", "model,accuracy\nalpha,0.9\nbetta,0.7\n");
   fs::remove(dir_ / "alpha_test.npy");
