@@ -16,7 +16,9 @@
 #include "caulk/context.hpp"
 #include "caulk/describe.hpp"
 #include "caulk/distributed.hpp"
+#include "caulk/data_check.hpp"
 #include "caulk/executor.hpp"
+#include "caulk/failures.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
 #include "caulk/run_folder.hpp"
@@ -44,6 +46,7 @@ struct Options {
   std::optional<std::string> pipeline_text;
   std::string rerun_dir;
   std::vector<std::string> command;  // argv, for the run's provenance
+  bool no_data_check = false;        // `caulk run --no-data-check`: the nodes meet their files as they run
 };
 
 void say_error(const std::string& message) { std::cerr << "caulk: error: " << message << "\n"; }
@@ -85,7 +88,10 @@ int report_pipeline_error(const PipelineError& e) {
 // and returns nothing; otherwise reports why and returns the exit code: 3 when the pipeline needs
 // a plugin that could not be loaded (one it names, or one that may provide a node type it uses),
 // else 2. Plugin failures the pipeline does not depend on are warnings.
-std::optional<int> load_pipeline(Registry& registry, const Options& o, Pipeline& pipeline, std::string* text_out = nullptr) {
+// With `check_data`, the nodes' data checks (caulk/data_check.hpp) run too: a problem with the data
+// files is exit 2, nothing run.
+std::optional<int> load_pipeline(Registry& registry, const Options& o, Pipeline& pipeline, std::string* text_out = nullptr,
+                                 bool check_data = false) {
   PipelineConfig config;
   try {
     // Read once: what is parsed is what the run folder keeps a copy of.
@@ -126,6 +132,13 @@ std::optional<int> load_pipeline(Registry& registry, const Options& o, Pipeline&
   }
   warn_about_plugin_failures(registry);
   warn_about_used_plugins(registry, pipeline);
+  if (check_data) {
+    try {
+      run_data_checks(pipeline);
+    } catch (const PipelineError& e) {
+      return report_pipeline_error(e);
+    }
+  }
   return std::nullopt;
 }
 
@@ -153,7 +166,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   if (!mpi) interrupts.emplace();
   Pipeline pipeline;
   std::string pipeline_text;
-  if (auto exit_code = load_pipeline(registry, o, pipeline, &pipeline_text)) return *exit_code;
+  if (auto exit_code = load_pipeline(registry, o, pipeline, &pipeline_text, /*check_data=*/!o.no_data_check)) return *exit_code;
   const RunInvocation invocation = describe_invocation(o.command, o.sets, o.plugin_paths, pipeline_text, pipeline, registry);
   RunOptions run;
   run.invocation = &invocation;
@@ -165,8 +178,11 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   if (mpi) run.units = &mpi->dispatcher();
   RunReport report = run_pipeline(pipeline, run);
   const std::string record = (run.out_dir / "run.json").string();
+  // Each cause once, with what it hit (caulk/failures.hpp); run.json keeps each node's own error.
+  std::vector<NodeFailure> failed;
   for (const auto& n : report.nodes)
-    if (n.status == "failed") say_error(fmt::format("node '{}' ({}) failed: {}", n.id, n.type, n.error));
+    if (n.status == "failed") failed.push_back({n.id, n.type, n.error});
+  for (const auto& cause : group_failures(failed)) say_error(cause.str());
   // The nodes' outcome decides the exit code; a run.json that could not be written (a full disk)
   // is reported beside it and never hides it.
   if (!report.record_error.empty()) say_error(fmt::format("the run record {} could not be written: {}", record, report.record_error));
@@ -252,7 +268,7 @@ int cmd_check(const Options& o) {
   Registry registry;
   load_plugins(registry, o);
   Pipeline p;
-  if (auto exit_code = load_pipeline(registry, o, p)) return *exit_code;
+  if (auto exit_code = load_pipeline(registry, o, p, nullptr, /*check_data=*/true)) return *exit_code;
   std::cout << fmt::format("{}: ok ({} nodes)\n", o.file, p.nodes.size());
   return kExitOk;
 }
@@ -366,6 +382,8 @@ int main(int argc, char** argv) {
   run->add_flag("--no-cache", o.no_cache,
                 "Run every node; by default a node whose type, plugin, parameters and input files are unchanged since a run "
                 "into the same --out is not run again, its results read back from OUT/.caulk/cache");
+  run->add_flag("--no-data-check", o.no_data_check,
+                "Skip the check of the data files before running (docs/pipeline-format.md); each node still checks what it reads");
   run->add_option("--memory-limit", o.memory_limit,
                   "Memory one node may plan to use, e.g. 512M, 8G; a node whose estimate is larger stops with advice "
                   "(default: half of MemAvailable in /proc/meminfo; 0 = no limit)")

@@ -11,6 +11,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/cancel.hpp"
+#include "caulk/failures.hpp"
 #include "caulk/parallel.hpp"
 #include "run_environment.hpp"
 
@@ -234,14 +235,10 @@ void NodeContext::for_each_unit(const std::string& what, const std::vector<std::
     advance_quietly(bar);
   });
   if (std::find(cut_short.begin(), cut_short.end(), 1) != cut_short.end()) throw Interrupted(cancel_signal());
-  std::string message;
-  std::size_t failed = 0;
-  for (std::size_t i = 0; i < errors.size(); ++i) {
-    if (errors[i].empty()) continue;
-    ++failed;
-    message += fmt::format("\n  {} '{}': {}", what, unit_names[i], errors[i]);
-  }
-  if (failed) throw Error(fmt::format("{} of {} {}s failed:{}", failed, unit_names.size(), what, message));
+  std::vector<UnitFailure> failures;
+  for (std::size_t i = 0; i < errors.size(); ++i)
+    if (!errors[i].empty()) failures.push_back({unit_names[i], errors[i]});
+  if (!failures.empty()) throw Error(unit_failures_message(what, unit_names.size(), failures));
 }
 
 bool NodeContext::distributed() const { return env_ && env_->units && env_->units->distributed(); }
@@ -277,18 +274,15 @@ std::vector<Json> NodeContext::run_units(const std::string& what, const std::vec
   if (cancel_requested() && std::any_of(outcomes.begin(), outcomes.end(), [](const UnitOutcome& o) { return !o.error.empty(); }))
     throw Interrupted(cancel_signal());
   std::vector<Json> results(outcomes.size());
-  std::string message;
-  std::size_t failed = 0;
+  std::vector<UnitFailure> failures;  // each cause once (caulk/failures.hpp)
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     if (outcomes[i].error.empty()) {
       results[i] = std::move(outcomes[i].result);
       continue;
     }
-    ++failed;
-    message += distributed ? fmt::format("\n  {} '{}' on rank {}: {}", what, unit_names[i], outcomes[i].rank, outcomes[i].error)
-                           : fmt::format("\n  {} '{}': {}", what, unit_names[i], outcomes[i].error);
+    failures.push_back({unit_names[i], outcomes[i].error, distributed ? outcomes[i].rank : -1});
   }
-  if (failed) throw Error(fmt::format("{} of {} {}s failed:{}", failed, unit_names.size(), what, message));
+  if (!failures.empty()) throw Error(unit_failures_message(what, unit_names.size(), failures));
   return results;
 }
 

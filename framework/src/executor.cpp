@@ -218,7 +218,8 @@ struct Scheduler {
     else if (interrupted)
       env.log_line(fmt::format("[caulk] stopped {} after {:.2f} s: {}", node.config.id, seconds, error));
     else
-      env.log_line(fmt::format("[caulk] FAILED {} after {:.2f} s: {}", node.config.id, seconds, error));
+      // The first line only: the causes are said once, in the run's summary (caulk/failures.hpp).
+      env.log_line(fmt::format("[caulk] FAILED {} after {:.2f} s: {}", node.config.id, seconds, error.substr(0, error.find('\n'))));
 
     std::lock_guard lock(mutex);
     outcome.seconds = seconds;

@@ -6,7 +6,7 @@
 # Usage: report_browser.sh CAULK PIPELINE.toml BUILD NAME MIN_CHARTS EXPECTED_EXIT [TEXT...]
 #   TEXT: strings the drawn page must contain (e.g. the failed node's error), or
 #   "figure-under:NODE:TITLE": a chart whose title starts with TITLE is drawn (with marks) inside NODE's section.
-#   CAULK_RUN_ARGS (environment): more arguments for `caulk run` (e.g. --plugin-path DIR).
+#   CAULK_RUN_FLAGS (environment): more flags for `caulk run` (e.g. --plugin-path DIR, --no-data-check).
 set -euo pipefail
 caulk=$1 pipeline=$2 build=$3 name=$4 min_charts=$5 expected_exit=$6
 shift 6
@@ -21,8 +21,9 @@ trap 'rm -rf "$work"' EXIT
 out="$work/out"
 
 set +e
-# shellcheck disable=SC2086 # CAULK_RUN_ARGS is a list of arguments
-"$caulk" run "$pipeline" --out "$out" --jobs 2 ${CAULK_RUN_ARGS:-} >"$work/run.out" 2>"$work/run.err"
+# CAULK_RUN_FLAGS: more flags for the run (e.g. --no-data-check for a run that must fail while running).
+# shellcheck disable=SC2086
+"$caulk" run "$pipeline" --out "$out" --jobs 2 ${CAULK_RUN_FLAGS:-} >"$work/run.out" 2>"$work/run.err"
 code=$?
 set -e
 [ "$code" -eq "$expected_exit" ] || { cat "$work/run.err" >&2; fail "caulk run exited $code, expected $expected_exit"; }

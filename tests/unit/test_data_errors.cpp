@@ -46,7 +46,8 @@ inputs = { scores = ["logme"] }
   }
   void write_hub(const std::string& models) { dir_.write("hub.toml", "[hub]\nname = \"tiny\"\n\n" + models); }
 
-  CliResult run() { return run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string()}); }
+  // --no-data-check: these are the nodes' own checks as they read (tests/unit/data_checks has the checks before running).
+  CliResult run() { return run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string(), "--no-data-check"}); }
 
   // The run failed with exit 1, `node` failed with a message containing `message`, and the
   // ranking files were not written.
@@ -104,7 +105,7 @@ TEST_F(DataErrors, InfInFeatures) {
 TEST_F(DataErrors, FeatureRowsDifferFromLabels) {
   std::vector<float> a(5 * 3, 0.5f);
   dir_.write("a.npy", npy_f32(5, 3, a));
-  expect_failure("logme", "model 'a' has 5 rows of features for split 'train' but the labels (" + labels_.string() + ") have 6");
+  expect_failure("logme", "model 'a': " + (dir_ / "a.npy").string() + ": 5 rows of features for split 'train' but the labels (" + labels_.string() + ") have 6");
 }
 
 TEST_F(DataErrors, ManifestUnknownKeyHasLineAndColumn) {

@@ -98,6 +98,9 @@ struct NodeSpec {
   bool cacheable = true;
   // Checks between parameters, before anything runs: returns (parameter name or "", problem).
   std::function<std::vector<std::pair<std::string, std::string>>(const class Params&)> check;
+  // Checks of the data files the parameters name, cheap ones only (headers, manifests, row counts),
+  // run by `caulk check` and at the start of `caulk run` once the pipeline is valid (caulk/data_check.hpp).
+  std::function<void(class DataCheck&)> data_check;
 
   NodeSpec(std::string type_name, std::string one_line_summary);
   NodeSpec& input(std::string name, std::string type, std::string doc);

@@ -63,6 +63,7 @@ class DatasetLoad : public Node {
     s.param(ParamSpec::split_paths("covariates", "covariates z, N x Q (.npy), one file per split of the labels").optional());
     s.param(ParamSpec::string("label_column", "", "CSV labels: the column to read (default: the only column, or 'label')"));
     s.check = check_splits;
+    add_dataset_data_check(s);
     return s;
   }
 

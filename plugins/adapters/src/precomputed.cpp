@@ -43,6 +43,7 @@ class Precomputed : public Node {
     s.output("features", "Embeddings", "every model's features (and source-class probabilities when given)");
     s.output("summary", "Table", "per model and split: rows, feature columns, source-class columns");
     s.param(ParamSpec::path("manifest", "hub manifest (TOML): [hub] name, and [[model]] name, features, source_probs"));
+    add_hub_data_check(s);
     return s;
   }
 

@@ -39,6 +39,7 @@ class PredictionsLoad : public Node {
                             "parameters, description"));
     s.param(ParamSpec::choice("kind", "auto", {"auto", "classification", "regression"},
                               "the kind of predictions (auto: the manifest's [hub] kind)"));
+    add_predictions_data_check(s);
     return s;
   }
 

@@ -9,6 +9,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/data_check.hpp"
 #include "caulk/figures/charts.hpp"
 #include "caulk/metrics/prediction_metrics.hpp"
 #include "evaluators/src/nodes.hpp"
@@ -44,6 +45,22 @@ NodeSpec common_spec(const Task& task, const std::string& summary, const std::st
                        task.kind == TaskKind::Classification ? "accuracy" : "mean squared error"));
   s.param(ParamSpec::string("split", "test", "the split to judge the predictions on"));
   s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
+  // Before running: the split judged on is one the data have (caulk/data_check.hpp).
+  s.data_check = [](DataCheck& check) {
+    const DataCheck::Json* labels = check.expect_split("split", "data");
+    if (!labels || !labels->contains("rows")) return;
+    const std::string& split = check.params().string("split");
+    for (const auto* p : check.inputs("predictions")) {
+      if (!p || !p->contains("splits") || !p->at("splits").contains(split)) continue;
+      const auto& pred = p->at("splits").at(split);
+      if (pred.at("rows") != labels->at("rows"))
+        check.problem_at(p->at("where"), fmt::format("predictions on split '{}' ({}) have {} rows but the labels ({}) have {}, which node "
+                                                     "'{}' judges them against; give predictions of the same samples, in the same order",
+                                                     split, pred.at("file").get<std::string>(), pred.at("rows").get<std::size_t>(),
+                                                     labels->at("file").get<std::string>(), labels->at("rows").get<std::size_t>(),
+                                                     check.node_id()));
+    }
+  };
   return s;
 }
 

@@ -59,6 +59,7 @@ class RankCorrelation : public Node {
     s.param(ParamSpec::path("ground_truth", "CSV with a header: a `model` column and the value column; or connect `truth`").optional());
     s.param(ParamSpec::string("column", "accuracy", "the ground-truth column of the CSV or table (higher is better)"));
     s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
+    add_rank_correlation_data_check(s);
     return s;
   }
 

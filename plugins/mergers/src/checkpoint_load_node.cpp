@@ -5,13 +5,12 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/manifest.hpp"
+#include "mergers/src/checkpoint_checks.hpp"
 #include "mergers/src/nodes.hpp"
 
 namespace fs = std::filesystem;
 
 namespace caulk::mergers {
-
-namespace {
 
 // The framework's checkpoint hub schema plus `fisher` (a .safetensors of the same tensor names).
 const ManifestSchema& merge_hub_schema() {
@@ -23,6 +22,8 @@ const ManifestSchema& merge_hub_schema() {
   return schema;
 }
 
+namespace {
+
 class CheckpointLoad : public Node {
  public:
   static NodeSpec spec() {
@@ -31,6 +32,7 @@ class CheckpointLoad : public Node {
                "base = true), as lazy handles for the merge nodes");
     s.output("checkpoints", "Checkpoint", "every model of the manifest");
     s.param(ParamSpec::path("manifest", "the hub manifest (paths relative to it)"));
+    add_checkpoint_load_data_check(s);
     return s;
   }
   void run(NodeContext& ctx) override {

@@ -7,6 +7,7 @@
 #include <cctype>
 
 #include "mergers/algorithms/merge_output.hpp"
+#include "mergers/src/checkpoint_checks.hpp"
 
 namespace fs = std::filesystem;
 
@@ -42,6 +43,7 @@ void declare_merge_node(NodeSpec& s) {
                           "naming the model, file, tensor and element)"));
   s.param(ParamSpec::string("base", "", "the model to use as the base (default: the one marked base = true, if any)"));
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
+  add_merge_data_check(s);
 }
 
 void declare_fisher_params(NodeSpec& s, const std::string& prefix) {

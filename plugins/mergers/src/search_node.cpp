@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "caulk/data_check.hpp"
 #include "caulk/units.hpp"
 
 #include "caulk/figures/charts.hpp"
@@ -91,6 +92,11 @@ class SearchMergeCoefficients : public Node {
     s.param(ParamSpec::list("lambdas", "task_arithmetic, ties: the lambda values tried with every coefficient vector (default [1.0])"));
     s.param(ParamSpec::real("density", 0.2, "ties: fraction of each task vector kept").range(0, 1));
     declare_fisher_params(s, "fisher: ");
+    // The merge nodes' check (base), and the split scored on is one the data have (caulk/data_check.hpp).
+    s.data_check = [merge_check = s.data_check](DataCheck& check) {
+      if (merge_check) merge_check(check);
+      check.expect_split("split", "data");
+    };
     return s;
   }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "caulk/data_check.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/units.hpp"
@@ -167,6 +168,7 @@ class GreedySoupNode : public Node {
     s.param(ParamSpec::choice("metric", "auto", {"auto", "accuracy", "log_loss", "mse"},
                               "held-out metric: accuracy or log_loss for classification, mse for regression (auto: accuracy or mse)"));
     s.param(ParamSpec::string("split", "val", "the held-out split the soup is judged on"));
+    s.data_check = [](DataCheck& check) { check.expect_split("split", "data"); };  // caulk/data_check.hpp
     declare_merge_output(s);
     return s;
   }

@@ -4,6 +4,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/data_check.hpp"
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/model_nodes/model_inputs.hpp"
@@ -59,6 +60,7 @@ class FisherNode : public Node {
     declare_hub(s);
     s.output("checkpoints", "Checkpoint", "the same checkpoints, each with its Fisher file attached (for merge.fisher)");
     s.param(ParamSpec::string("split", "train", "the split whose inputs the Fisher averages over"));
+    s.data_check = [](DataCheck& check) { check.expect_split("split", "data"); };  // caulk/data_check.hpp
     s.param(ParamSpec::integer("max_samples", 0, "use the first this many samples (0: all)").at_least(0));
     return s;
   }

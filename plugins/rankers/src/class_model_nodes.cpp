@@ -11,7 +11,7 @@ namespace {
 class GbcNode : public RankerNode {
  public:
   static NodeSpec spec() {
-    NodeSpec s = ranker_spec("rank.gbc",
+    NodeSpec s = ranker_spec<GbcNode>("rank.gbc",
                              "Rank models by GBC, minus the total Bhattacharyya overlap of per-class Gaussians "
                              "(Pandy et al. 2022)");
     s.param(ParamSpec::choice("gaussian", "diagonal", {"diagonal", "spherical"},
@@ -33,7 +33,7 @@ class GbcNode : public RankerNode {
 class SfdaNode : public RankerNode {
  public:
   static NodeSpec spec() {
-    return ranker_spec("rank.sfda",
+    return ranker_spec<SfdaNode>("rank.sfda",
                        "Rank models by SFDA, the accuracy-like score of a regularised Fisher discriminant refitted "
                        "on self-challenged features (Shao et al. 2022)");
   }
@@ -51,7 +51,7 @@ class SfdaNode : public RankerNode {
 class ParcNode : public RankerNode {
  public:
   static NodeSpec spec() {
-    NodeSpec s = ranker_spec("rank.parc",
+    NodeSpec s = ranker_spec<ParcNode>("rank.parc",
                              "Rank models by PARC, 100 x the Spearman correlation of pairwise sample dissimilarities "
                              "of features and labels (Bolya et al. 2021)");
     s.param(ParamSpec::integer("pca_dims", 32, "principal components kept (all columns when there are fewer)").range(1, 1 << 20));
@@ -82,7 +82,7 @@ class ParcNode : public RankerNode {
 class NLeepNode : public RankerNode {
  public:
   static NodeSpec spec() {
-    NodeSpec s = ranker_spec("rank.nleep",
+    NodeSpec s = ranker_spec<NLeepNode>("rank.nleep",
                              "Rank models by N-LEEP: LEEP (with the log) on the posterior of a Gaussian mixture fitted "
                              "to PCA-reduced features (Li et al. 2021)");
     s.param(ParamSpec::real("variance_kept", 0.8, "PCA keeps the fewest components explaining more than this variance ratio")

@@ -11,7 +11,7 @@ namespace {
 class LogMENode : public RankerNode {
  public:
   static NodeSpec spec() {
-    NodeSpec s = ranker_spec("rank.logme",
+    NodeSpec s = ranker_spec<LogMENode>("rank.logme",
                              "Rank models by LogME, the maximum evidence of a Bayesian linear model on their features "
                              "(classification and regression; keeps posterior mean weights for B-Tuning)");
     s.param(ParamSpec::choice("formula", "reference", {"reference", "exact"},

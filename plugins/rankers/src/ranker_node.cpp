@@ -14,13 +14,14 @@
 
 namespace caulk::rankers {
 
-NodeSpec RankerNode::ranker_spec(std::string type, std::string summary) {
+NodeSpec RankerNode::ranker_spec(std::string type, std::string summary, bool needs_source_probs, bool supports_regression) {
   NodeSpec s(std::move(type), std::move(summary));
   s.input("features", "Embeddings", "the hub's models: features on the target task's data");
   s.input("data", "Dataset", "the target task (labels, rows aligned with the features)");
   s.output("scores", "Scores", "one score per model");
   s.output("figure", "Figure", "the scores as bars, best first (drawn in report.html)");
   s.param(ParamSpec::string("split", "train", "the split of the data and features to score on"));
+  s.data_check = ranker_data_check(needs_source_probs, supports_regression);
   return s;
 }
 
@@ -52,8 +53,9 @@ Json RankerNode::run_unit(UnitContext& ctx, const Json& d) {
   const ArrayFile& file = m.features_for(split_name);
   MatrixView features = file.open(fmt::format("features of model '{}'", m.name));
   if (features.rows() != split.rows)
-    throw DataError(file.describe(), fmt::format("model '{}' has {} rows of features for split '{}' but the labels ({}) have {}",
-                                                 m.name, features.rows(), split_name, split.labels_file.string(), split.rows));
+    // (The unit's error is shown under the model's name: it is not named again.)
+    throw DataError(file.describe(), fmt::format("{} rows of features for split '{}' but the labels ({}) have {}", features.rows(),
+                                                 split_name, split.labels_file.string(), split.rows));
   rank::RowProgress progress;
   auto reported = std::make_shared<std::atomic<std::size_t>>(0);
   RowsBar* rows_bar = ctx.local<RowsBar>();
@@ -73,8 +75,8 @@ Json RankerNode::run_unit(UnitContext& ctx, const Json& d) {
     in.source_probs = probs.open(fmt::format("source_probs of model '{}'", m.name));
     in.source_file = &probs;
     if (in.source_probs->rows() != split.rows)
-      throw DataError(probs.describe(), fmt::format("model '{}' has {} rows of source_probs for split '{}' but the labels have {}",
-                                                    m.name, in.source_probs->rows(), split_name, split.rows));
+      throw DataError(probs.describe(), fmt::format("{} rows of source_probs for split '{}' but the labels ({}) have {}",
+                                                    in.source_probs->rows(), split_name, split.labels_file.string(), split.rows));
   }
   in.check_memory = [&ctx](std::size_t bytes, const std::string& what, const std::string& advice) {
     ctx.check_memory(bytes, what, advice);

@@ -14,6 +14,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/data_check.hpp"
 #include "caulk/node.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/transferability/feature_stats.hpp"
@@ -49,6 +50,10 @@ struct RankerResult {
   Json details;    // optional per-model facts for run.json (rows sampled, dimensions kept, ...)
 };
 
+// The data check of a ranker (ranker_data_check.cpp): the split it asks for, rows of features (and
+// source_probs) against the labels, and what this ranker needs of the hub and the task.
+std::function<void(DataCheck&)> ranker_data_check(bool needs_source_probs, bool supports_regression);
+
 class RankerNode : public Node {
  public:
   void run(NodeContext& ctx) override;
@@ -57,8 +62,15 @@ class RankerNode : public Node {
 
  protected:
   // The common description: inputs features (Embeddings) and data (Dataset), output scores,
-  // parameter split. Rankers add their own parameters to it.
-  static NodeSpec ranker_spec(std::string type, std::string summary);
+  // parameter split, and the data check (ranker_data_check.cpp) that knows what ranker T needs
+  // (source_probs, a classification task). Rankers add their own parameters to it.
+  template <class T>
+  static NodeSpec ranker_spec(std::string type, std::string summary) {
+    const T prototype;
+    const RankerNode& ranker = prototype;
+    return ranker_spec(std::move(type), std::move(summary), ranker.needs_source_probs(), ranker.supports_regression());
+  }
+  static NodeSpec ranker_spec(std::string type, std::string summary, bool needs_source_probs, bool supports_regression);
 
   virtual std::string method() const = 0;
   virtual bool higher_is_better() const { return true; }

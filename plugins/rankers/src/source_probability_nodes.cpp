@@ -41,7 +41,7 @@ double score_source(const RankerInput& in, const Params& params, const char* met
 class LeepNode : public RankerNode {
  public:
   static NodeSpec spec() {
-    NodeSpec s = ranker_spec("rank.leep",
+    NodeSpec s = ranker_spec<LeepNode>("rank.leep",
                              "Rank models by LEEP, the log expected empirical prediction of the source head through "
                              "P(y | z) (Nguyen et al. 2020); needs source_probs in the hub manifest");
     add_source_params(s);
@@ -66,7 +66,7 @@ class LeepNode : public RankerNode {
 class NceNode : public RankerNode {
  public:
   static NodeSpec spec() {
-    NodeSpec s = ranker_spec("rank.nce",
+    NodeSpec s = ranker_spec<NceNode>("rank.nce",
                              "Rank models by NCE, minus the conditional entropy of the target labels given the source "
                              "head's hard labels (Tran et al. 2019); needs source_probs in the hub manifest");
     add_source_params(s);

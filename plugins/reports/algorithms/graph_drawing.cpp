@@ -70,6 +70,9 @@ std::string svg_element(const std::string& text) {
 
 }  // namespace
 
+// The first line of an error: the causes are listed once, in the report's "What failed".
+static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 std::string dot_with_status(const std::string& dot, const Json& run) {
   const std::size_t close = dot.rfind('}');
   if (close == std::string::npos) return dot;
@@ -83,7 +86,7 @@ std::string dot_with_status(const std::string& dot, const Json& run) {
       if (status == "ok" || status == "failed") label += fmt::format(", {:.2f} s", seconds);
       extra += fmt::format("  {} [label={}, style={}, fillcolor={}, penwidth={}, tooltip={}];\n", dot_quote(id), dot_quote(label),
                            dot_quote(look.style), dot_quote(look.fill), look.pen,
-                           dot_quote(id + ": " + status + (node.contains("error") ? " - " + node.value("error", "") : "")));
+                           dot_quote(id + ": " + status + (node.contains("error") ? " - " + first_line(node.value("error", "")) : "")));
     }
   return dot.substr(0, close) + extra + dot.substr(close);
 }

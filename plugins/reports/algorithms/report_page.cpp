@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "caulk/error.hpp"
+#include "caulk/failures.hpp"
+#include "caulk/json_text.hpp"
 #include "reports/algorithms/graph_drawing.hpp"
 #include "reports/algorithms/html_text.hpp"
 #include "reports/algorithms/report_page.hpp"
@@ -146,13 +148,17 @@ void Page::add_section(const std::string& id, const std::string& title, const st
 
 namespace {
 
+// The first line of an error: the causes are listed once, under "What failed".
+std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
+
 void add_failure_section(Page& page, const std::vector<RunNode>& nodes) {
+  // Each cause once, with the nodes and units it hit (caulk/failures.hpp); run.json keeps each node's error.
+  std::vector<NodeFailure> failed;
+  for (const auto& n : nodes)
+    if (n.status == "failed") failed.push_back({n.id, n.type, n.json->value("error", std::string("(no message)"))});
   std::string body;
-  for (const auto& n : nodes) {
-    if (n.status != "failed") continue;
-    body += fmt::format("<div class=\"failure\"><p><strong>&#10007; Node <code>{}</code> ({}) failed:</strong></p><pre>{}</pre></div>\n",
-                        html_escape(n.id), html_escape(n.type), html_escape(n.json->value("error", std::string("(no message)"))));
-  }
+  for (const auto& cause : group_failures(failed))
+    body += fmt::format("<div class=\"failure\"><pre>&#10007; {}</pre></div>\n", html_escape(cause.str()));
   if (body.empty()) return;
   std::string skipped;
   for (const auto& n : nodes)
@@ -197,7 +203,7 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
                         itself ? std::string("&#8230; this report")
                                : std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""),
                         seconds,
-                        html_escape(n.json->value("error", std::string())));
+                        html_escape(first_line(n.json->value("error", std::string()))));
   }
   body += "</tbody></table>\n";
   page.add_section("pipeline", "Pipeline", body);

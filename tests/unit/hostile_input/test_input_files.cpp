@@ -131,7 +131,11 @@ TEST_F(NotAFile, CaulkNamesAFifoPipelineOrLabelsFileAndDoesNotHang) {
                        "params = { labels = \"fifo\", kind = \"classification\" }\n");
   r = run_captured("timeout 20 " + shell_quote(caulk_binary().string()) + " run " + shell_quote((dir_ / "p.toml").string()) +
                    " --out " + shell_quote((dir_ / "out").string()));
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.exit_code, 2) << r.err;  // the data check, before running
+  EXPECT_THAT(r.err, HasSubstr("fifo: not a regular file (a FIFO)"));
+  r = run_captured("timeout 20 " + shell_quote(caulk_binary().string()) + " run " + shell_quote((dir_ / "p.toml").string()) +
+                   " --out " + shell_quote((dir_ / "out").string()) + " --no-data-check");
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // the node itself, as it reads
   EXPECT_THAT(r.err, HasSubstr("fifo: not a regular file (a FIFO)"));
 }
 
@@ -142,8 +146,12 @@ TEST_F(NotAFile, AManifestNamingAFolderOrADeviceSaysSo) {
   for (const auto& [features, problem] : std::vector<std::pair<std::string, std::string>>{
            {"folder", "not a regular file (a folder)"}, {"/dev/zero", "not a regular file (a character device)"}}) {
     dir_.write("hub.toml", "[hub]\nname = \"h\"\n[[model]]\nname = \"m\"\nfeatures = \"" + features + "\"\n");
-    const CliResult r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string()});
-    EXPECT_EQ(r.exit_code, 1) << r.err;
+    CliResult r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string()});
+    EXPECT_EQ(r.exit_code, 2) << r.err;  // the data check, before running
+    EXPECT_THAT(r.err, HasSubstr(problem));
+    EXPECT_THAT(r.err, Not(HasSubstr("no such file")));
+    r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string(), "--no-data-check"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;  // the node itself, as it reads
     EXPECT_THAT(r.err, HasSubstr(problem));
     EXPECT_THAT(r.err, Not(HasSubstr("no such file")));
   }

@@ -282,7 +282,11 @@ TEST_F(DeepTomlFiles, RunFailsCleanlyOnADeepManifestOfEachKind) {
   for (const auto& c : cases) {
     dir_.write("hub.toml", header + kDeepKey);
     dir_.write("p.toml", pipeline(c.node));
-    const CliResult r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string()});
+    // The data check reads the manifest before running (exit 2); the node itself as it runs (exit 1).
+    CliResult r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string()});
+    EXPECT_EQ(r.exit_code, 2) << c.node << r.err;
+    EXPECT_THAT(r.err, HasSubstr("hub.toml:3:199: nests more than 100 levels deep")) << c.node;
+    r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string(), "--no-data-check"});
     EXPECT_EQ(r.exit_code, 1) << c.node << r.err;
     EXPECT_THAT(r.err, HasSubstr("hub.toml:3:199: nests more than 100 levels deep")) << c.node;
   }

@@ -113,7 +113,7 @@ TEST(ReportBuilder, AFailedRunSaysFirstWhichNodeFailedAndWhy) {
   Report r = build(run_of(nodes, "failed"));
   ASSERT_FALSE(r.sections.empty());
   EXPECT_EQ(r.sections.front(), "failures");
-  EXPECT_THAT(r.html, HasSubstr("Node <code>judge</code> (eval.rank_correlation) failed"));
+  EXPECT_THAT(r.html, HasSubstr("node &#39;judge&#39; (eval.rank_correlation) failed: "));
   EXPECT_THAT(r.html, HasSubstr("model &#39;random&#39; is scored by &#39;logme&#39; but has no ground truth"));
   EXPECT_THAT(r.html, HasSubstr("not run: it depends on node &#39;judge&#39;, which failed"));
   EXPECT_THAT(r.html, HasSubstr("Run <strong>FAILED</strong>"));
