@@ -55,8 +55,10 @@ struct TuningData {
 TuningData tuning_data(const Params& p, const Dataset& data) {
   TuningData t;
   t.train = split_samples(data, p.string("train_split"));
-  // Only nodes that declare train_samples (tune.peft) subsample.
-  if (p.has("train_samples")) {
+  // Only nodes that declare train_samples (tune.peft) subsample. Asked of the values, not with
+  // has(): Params refuse a name the node type does not declare, and a declared parameter always has
+  // a value here (its default 0 = all).
+  if (p.values().count("train_samples")) {
     const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
     const auto n_train = static_cast<std::size_t>(t.train.size());
     const auto wanted = static_cast<std::size_t>(p.integer("train_samples"));
