@@ -292,14 +292,20 @@ std::shared_ptr<Artifact> load_predictions(const Json& j, const Reader& r) {
 Json save_checkpoint(const Checkpoint& c, Writer& w) {
   Json models = Json::array();
   for (const auto& m : c.models)
-    models.push_back(Json{{"model", m.model}, {"path", w.file(m.path)}, {"fisher", w.file(m.fisher)}, {"base", m.base}});
+    models.push_back(Json{{"model", m.model},
+                          {"path", w.file(m.path)},
+                          {"fisher", w.file(m.fisher)},
+                          {"base", m.base},
+                          {"module", w.file(m.module)},
+                          {"feature_method", m.feature_method}});
   return Json{{"models", std::move(models)}};
 }
 
 std::shared_ptr<Artifact> load_checkpoint(const Json& j, const Reader& r) {
   auto c = std::make_shared<Checkpoint>();
   for (const auto& mj : j.at("models"))
-    c->models.push_back({mj.at("model").get<std::string>(), r.file(mj.at("path")), r.file(mj.at("fisher")), mj.at("base").get<bool>()});
+    c->models.push_back({mj.at("model").get<std::string>(), r.file(mj.at("path")), r.file(mj.at("fisher")),
+                         mj.at("base").get<bool>(), r.file(mj.at("module")), mj.at("feature_method").get<std::string>()});
   return c;
 }
 

@@ -21,7 +21,7 @@ namespace caulk {
 namespace {
 
 // Bumped whenever what an entry holds, or what a key covers, changes.
-constexpr int kCacheFormat = 1;
+constexpr int kCacheFormat = 2;  // 2: Checkpoint entries name their module
 
 std::string absolute_normal(const fs::path& p) {
   std::error_code ec;

@@ -174,6 +174,7 @@ std::vector<std::string> files_named_by(const Artifact& artifact) {
     for (const auto& m : c->models) {
       add(m.path);
       add(m.fisher);
+      add(m.module);
     }
   } else if (const auto* d = dynamic_cast<const Dataset*>(&artifact)) {
     for (const auto& s : d->splits) {

@@ -12,6 +12,7 @@
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/mlp/peft.hpp"
+#include "caulk/models/hub.hpp"
 #include "caulk/models/mlp_model.hpp"
 #include "model_test_support.hpp"
 #include "temp_dir.hpp"
@@ -401,6 +402,38 @@ checkpoint = "mlp.safetensors"
   EXPECT_NE(cnn.where.find("hub.toml:3:1"), std::string::npos) << cnn.where;
   EXPECT_EQ(source_of(m.models[1]).checkpoint, dir / "mlp.safetensors");
   EXPECT_THROW(parse_manifest_text("[hub]\n[[model]]\nname = \"x\"\nfeatures = \"f.npy\"\n", dir / "h.toml", model_hub_schema()), DataError);
+}
+
+// A Checkpoint entry carries a TorchScript model as its module, feature method and weights, and an
+// MLP as its checkpoint alone; either way back to the same source. ONNX cannot be a Checkpoint.
+TEST(OpenModel, CheckpointEntriesCarryEitherFamily) {
+  ModelSource cnn;
+  cnn.name = "cnn";
+  cnn.torchscript = "models/cnn.pt";
+  cnn.feature_method = "embed";
+  cnn.weights = "tuned.safetensors";
+  const CheckpointRef ref = checkpoint_of(cnn);
+  EXPECT_EQ(ref.module, cnn.torchscript);
+  EXPECT_EQ(ref.path, cnn.weights);
+  const ModelSource back = source_of(ref);
+  EXPECT_EQ(back.torchscript, cnn.torchscript);
+  EXPECT_EQ(back.weights, cnn.weights);
+  EXPECT_EQ(back.feature_method, "embed");
+  EXPECT_TRUE(back.checkpoint.empty());
+
+  ModelSource mlp;
+  mlp.name = "mlp";
+  mlp.checkpoint = "mlp.safetensors";
+  const CheckpointRef mref = checkpoint_of(mlp);
+  EXPECT_EQ(mref.path, mlp.checkpoint);
+  EXPECT_TRUE(mref.module.empty());
+  EXPECT_EQ(source_of(mref).checkpoint, mlp.checkpoint);
+  EXPECT_TRUE(source_of(mref).torchscript.empty());
+
+  ModelSource onnx;
+  onnx.name = "o";
+  onnx.onnx = "o.onnx";
+  EXPECT_THROW(checkpoint_of(onnx), Error);
 }
 
 // Without the TorchScript library, a TorchScript entry says what to install (a process that runs

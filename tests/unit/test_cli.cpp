@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "caulk/plugin.hpp"
 #include "cli.hpp"
 
 using namespace caulk::testing;
@@ -169,7 +170,8 @@ TEST(CliPlugins, WrongAbiIsRefusedWithBothVersions) {
   EXPECT_EQ(r.exit_code, 3);
   // `caulk nodes` lists the plugins that could not be loaded, and why, after the node types.
   EXPECT_THAT(r.out, HasSubstr("1 plugin could not be loaded:\n  plugin " + test_plugin("wrong_abi").string() +
-                               " failed to load: built for caulk plugin ABI version 999, but this caulk has ABI version 5"));
+                               " failed to load: built for caulk plugin ABI version 999, but this caulk has ABI version " +
+                               std::to_string(CAULK_ABI_VERSION)));
   EXPECT_THAT(r.err, HasSubstr("1 plugin could not be loaded (listed above)"));
   // The other plugins still work and are listed.
   EXPECT_THAT(r.out, HasSubstr("rank.logme"));

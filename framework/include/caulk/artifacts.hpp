@@ -132,11 +132,17 @@ class Predictions : public Artifact {
 
 // ---------------------------------------------------------------------------------------------
 // Checkpoint: model weights on disk (.safetensors or a sharded folder), as lazy handles.
+// A caulk MLP is its weights alone (`path`). A model whose graph is a file of its own (a
+// TorchScript module) names that file in `module`; `path` then holds the weights that override
+// the module's own, by PyTorch's parameter names (how a tuned or merged model comes back), or is
+// empty when the module's own weights are meant. Merge nodes work on `path` in both cases.
 struct CheckpointRef {
   std::string model;
   std::filesystem::path path;
   std::filesystem::path fisher;  // optional diagonal Fisher with the same tensor names
   bool base = false;             // the pre-trained model task-vector methods subtract
+  std::filesystem::path module;  // TorchScript .pt (empty: a caulk MLP checkpoint)
+  std::string feature_method;    // the module's method returning N x D features ("": forward's input to the head)
 };
 
 class Checkpoint : public Artifact {

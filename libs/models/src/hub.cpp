@@ -26,12 +26,7 @@ std::vector<ModelSource> hub_sources(const NodeContext& ctx) {
                      : "no models: connect the `models` input or give the `manifest` parameter");
   std::vector<ModelSource> all;
   if (port) {
-    for (const CheckpointRef& r : ctx.input<Checkpoint>("models")->models) {
-      ModelSource s;
-      s.name = r.model;
-      s.checkpoint = r.path;
-      all.push_back(std::move(s));
-    }
+    for (const CheckpointRef& r : ctx.input<Checkpoint>("models")->models) all.push_back(source_of(r));
   } else {
     const Manifest m = read_manifest(p.path("manifest"), model_hub_schema());
     for (const auto& model : m.models) all.push_back(source_of(model));
@@ -45,6 +40,36 @@ std::vector<ModelSource> hub_sources(const NodeContext& ctx) {
     chosen.push_back(*it);
   }
   return chosen;
+}
+
+ModelSource source_of(const CheckpointRef& ref) {
+  ModelSource s;
+  s.name = ref.model;
+  if (ref.module.empty()) {
+    s.checkpoint = ref.path;
+  } else {
+    s.torchscript = ref.module;
+    s.weights = ref.path;
+    s.feature_method = ref.feature_method;
+  }
+  return s;
+}
+
+CheckpointRef checkpoint_of(const ModelSource& s) {
+  if (!s.onnx.empty())
+    throw Error(fmt::format("model '{}' is an ONNX model ({}), which runs for inference only: it cannot be tuned, merged "
+                            "or analysed (give its TorchScript export instead, docs/models.md)",
+                            s.name, s.onnx.string()));
+  CheckpointRef ref;
+  ref.model = s.name;
+  if (s.torchscript.empty()) {
+    ref.path = s.checkpoint;
+  } else {
+    ref.module = s.torchscript;
+    ref.path = s.weights;
+    ref.feature_method = s.feature_method;
+  }
+  return ref;
 }
 
 nlohmann::ordered_json source_to_json(const ModelSource& s) {

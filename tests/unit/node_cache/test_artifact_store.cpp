@@ -196,6 +196,18 @@ TEST(ArtifactStore, PredictionsWeightsCheckpointTableAndFigureRoundTrip) {
   EXPECT_EQ(cb->models[0].path, weights_file);
   EXPECT_TRUE(cb->models[0].fisher.empty());
   EXPECT_TRUE(cb->models[0].base);
+  EXPECT_TRUE(cb->models[0].module.empty());
+
+  // A TorchScript entry: its module and feature method come back, its weights may be absent.
+  const fs::path module_file = dir / "net.pt";
+  std::ofstream(module_file) << "pretend module";
+  Checkpoint t_c;
+  t_c.models.push_back({"net", {}, {}, false, module_file, "embed"});
+  auto tcb = round_trip(t_c, dir.path());
+  ASSERT_EQ(tcb->models.size(), 1u);
+  EXPECT_EQ(tcb->models[0].module, module_file);
+  EXPECT_EQ(tcb->models[0].feature_method, "embed");
+  EXPECT_TRUE(tcb->models[0].path.empty());
 
   Weights w;
   w.models = {"a", "b"};

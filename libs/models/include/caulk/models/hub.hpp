@@ -14,10 +14,16 @@ namespace caulk::models {
 // exactly one of `models` and `manifest`.
 void declare_model_hub(NodeSpec& s);
 
-// The models of the `models` input (MLP checkpoints: a Checkpoint carries no TorchScript
-// entry's feature_method) or the manifest, in hub order, restricted to `only`. Throws Error when
-// neither or both are given, or when `only` names a model the hub lacks.
+// The models of the `models` input (each entry as source_of gives it) or the manifest, in hub
+// order, restricted to `only`. Throws Error when neither or both are given, or when `only` names
+// a model the hub lacks.
 std::vector<ModelSource> hub_sources(const NodeContext& ctx);
+
+// A Checkpoint entry as the model it names, and back: an MLP checkpoint is `checkpoint`; a
+// TorchScript entry is its module (`torchscript`), feature method and overriding `weights`.
+// checkpoint_of refuses an ONNX model (inference only: no weights a Checkpoint can carry).
+ModelSource source_of(const CheckpointRef& ref);
+CheckpointRef checkpoint_of(const ModelSource& s);
 
 // A ModelSource in a unit description and back (paths as strings, exactly).
 nlohmann::ordered_json source_to_json(const ModelSource& s);
