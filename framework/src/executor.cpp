@@ -105,16 +105,19 @@ struct Scheduler {
   void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed) {
     try {
       if (provenance) provenance->node_ran(i, files, handed);
-      if (ledger && hashes)
+      if (ledger && hashes) {
+        std::vector<std::pair<fs::path, RunFolderLedger::Entry>> entries;  // saved once per node
         for (const auto& [path, folder] : files.writes()) {
           RunFolderLedger::Entry e;
           e.folder = folder;
           if (auto st = stat_file(path); st && !folder) e.size = st->size;
           if (auto h = output_hash(path, *hashes)) {
             e.hash = *h;
-            ledger->add(path, e);
+            entries.emplace_back(path, e);
           }
         }
+        ledger->add_all(entries);
+      }
     } catch (const std::exception& e) {
       env.log_line(fmt::format("[caulk] note: the files of node '{}' could not be recorded: {}", pipeline.nodes[i].config.id, e.what()));
     }

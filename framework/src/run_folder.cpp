@@ -78,6 +78,7 @@ RunFolderLedger::RunFolderLedger(fs::path folder) : folder_(std::move(folder)) {
   } catch (const std::exception&) {
     return;
   }
+  on_disk_ = text;
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object()) return;
   try {
@@ -132,12 +133,20 @@ std::vector<std::string> RunFolderLedger::prepare(const std::string& pipeline_id
   return lines;
 }
 
-void RunFolderLedger::add(const fs::path& path, const Entry& entry) {
+bool RunFolderLedger::record_locked(const fs::path& path, const Entry& entry) {
   const fs::path rel = path.lexically_relative(fs::absolute(folder_).lexically_normal());
-  if (rel.empty() || rel.is_absolute() || *rel.begin() == ".." || *rel.begin() == kRunStateFolder) return;
-  std::lock_guard lock(mutex_);
+  if (rel.empty() || rel.is_absolute() || *rel.begin() == ".." || *rel.begin() == kRunStateFolder) return false;
   current_[rel.string()] = entry;
-  save_locked();
+  return true;
+}
+
+void RunFolderLedger::add(const fs::path& path, const Entry& entry) { add_all({{path, entry}}); }
+
+void RunFolderLedger::add_all(const std::vector<std::pair<fs::path, Entry>>& outputs) {
+  std::lock_guard lock(mutex_);
+  bool any = false;
+  for (const auto& [path, entry] : outputs) any = record_locked(path, entry) || any;
+  if (any) save_locked();
 }
 
 std::vector<std::string> RunFolderLedger::stale() const {
@@ -219,6 +228,11 @@ void RunFolderLedger::save() const {
   save_locked();
 }
 
+std::size_t RunFolderLedger::saves() const {
+  std::lock_guard lock(mutex_);
+  return saves_;
+}
+
 void RunFolderLedger::save_locked() const {
   nlohmann::ordered_json outputs = nlohmann::ordered_json::object();
   std::map<std::string, Entry> all = previous_;
@@ -229,7 +243,12 @@ void RunFolderLedger::save_locked() const {
     outputs[rel] = std::move(j);
   }
   nlohmann::ordered_json j = {{"pipeline", pipeline_id_}, {"outputs", std::move(outputs)}};
-  io::write_file_atomic(state_dir(folder_) / "outputs.json", json_text(j, 1) + "\n");
+  std::string text = json_text(j, 1) + "\n";
+  // Unchanged: the file already says this (each save is an fsynced replace, the cost of a re-run).
+  if (text == on_disk_) return;
+  io::write_file_atomic(state_dir(folder_) / "outputs.json", text);
+  on_disk_ = std::move(text);
+  ++saves_;
 }
 
 }  // namespace caulk

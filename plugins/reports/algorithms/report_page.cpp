@@ -180,7 +180,7 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
     const std::string dot = dot_with_status(run.dot, run.run);
     GraphDrawing drawing;
     if (page.options().draw_graph)
-      drawing = draw_with_graphviz(dot);
+      drawing = draw_graph_with_status(run.dot, run.run, page.options().keep_graph_in);
     else
       drawing.note = "The graph drawing was turned off, so it is shown as DOT text.";
     if (!drawing.svg.empty()) {
