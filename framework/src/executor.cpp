@@ -341,9 +341,9 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   report.folder_notes = ledger.prepare(pipeline_id);
   for (const auto& line : report.folder_notes) env.log_line("[caulk] " + line);
 
-  write_pipeline_graph(pipeline, env.out_dir);
+  write_record_file(env.out_dir / "pipeline.dot", pipeline_to_dot(pipeline));  // not rewritten when unchanged
   // The pipeline as run, beside its record: `caulk rerun OUT` runs it again.
-  if (options.invocation) io::write_file_atomic(env.out_dir / "pipeline.toml", options.invocation->pipeline_text);
+  if (options.invocation) write_record_file(env.out_dir / "pipeline.toml", options.invocation->pipeline_text);
   ProvenanceRecorder provenance(pipeline, options.invocation, env.out_dir, env.jobs, hashes);
   NodeCache cache(pipeline, options.invocation, env.out_dir, hashes, options.use_cache);
   report.pipeline = pipeline.config.name;

@@ -36,6 +36,18 @@ const char* const kRunRecordFiles[] = {"run.json", "pipeline.dot", "pipeline.tom
 
 }  // namespace
 
+void write_record_file(const fs::path& path, std::string_view text) {
+  std::error_code ec;
+  if (fs::is_regular_file(fs::symlink_status(path, ec)) && fs::file_size(path, ec) == text.size() && !ec) {
+    try {
+      if (io::read_text_file(path) == text) return;
+    } catch (const std::exception&) {
+      // Unreadable: written again below.
+    }
+  }
+  io::write_file_atomic(path, text);
+}
+
 RunFolderBusy::RunFolderBusy(const fs::path& folder, long pid)
     : Error(fmt::format("the output folder {} is in use by another caulk run ({}); wait for it to end, or choose "
                         "another folder with --out",

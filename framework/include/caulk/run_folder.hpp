@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,6 +38,11 @@ class RunFolderBusy : public Error {
 
 // The folder of caulk's own state inside a run folder.
 inline constexpr const char* kRunStateFolder = ".caulk";
+
+// Writes one of the files of the run's record (pipeline.dot, pipeline.toml) atomically, unless it
+// is already a regular file holding exactly `text` (a re-run of the same pipeline: each replace
+// waits for the disk twice, and the file would not change).
+void write_record_file(const std::filesystem::path& path, std::string_view text);
 
 class RunFolderLock {
  public:
