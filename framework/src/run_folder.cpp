@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -46,6 +47,31 @@ void write_record_file(const fs::path& path, std::string_view text) {
     }
   }
   io::write_file_atomic(path, text);
+}
+
+bool remove_later(const fs::path& out_dir, const fs::path& folder) {
+  const fs::path aside = state_dir(out_dir) / "removed";
+  std::error_code ec;
+  fs::create_directories(aside, ec);
+  // A name of its own: what an earlier run moved aside may still be there.
+  static std::atomic<unsigned> count{0};
+  const fs::path to = aside / fmt::format("{}-{}-{}", folder.filename().string(), ::getpid(), count++);
+  if (!ec) {
+    fs::rename(folder, to, ec);  // caulk's own state moved, no output committed
+    if (!ec) return true;
+  }
+  fs::remove_all(folder, ec);
+  return false;
+}
+
+void remove_what_was_set_aside(const fs::path& out_dir) {
+  const fs::path aside = state_dir(out_dir) / "removed";
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(aside, ec))) return;
+  for (fs::directory_iterator it(aside, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+  }
 }
 
 RunFolderBusy::RunFolderBusy(const fs::path& folder, long pid)

@@ -44,6 +44,15 @@ inline constexpr const char* kRunStateFolder = ".caulk";
 // waits for the disk twice, and the file would not change).
 void write_record_file(const std::filesystem::path& path, std::string_view text);
 
+// Folders of caulk's own state that are no longer wanted (old cache entries) are moved into
+// OUT/.caulk/removed/ with one rename each, and deleted from there later, while the next run's
+// nodes run (deleting a folder waits on the disk once per file). Both never throw.
+// Moves `folder`, which must be inside OUT/.caulk/, aside; false when it could not be moved (then
+// it is deleted at once).
+bool remove_later(const std::filesystem::path& out_dir, const std::filesystem::path& folder);
+// Deletes what remove_later moved aside.
+void remove_what_was_set_aside(const std::filesystem::path& out_dir);
+
 class RunFolderLock {
  public:
   // Creates OUT/.caulk/ if needed and takes the lock; throws RunFolderBusy when another process
