@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <set>
 #include <thread>
 
 #include "caulk/file_hash.hpp"
@@ -262,4 +263,38 @@ TEST(RerunCosts, TheKeptLayoutTakesEachRunsTimesButAnotherStatusIsDrawnAgain) {
   EXPECT_FALSE(reused);
   EXPECT_EQ(unkept.svg, caulk::report::draw_with_graphviz(caulk::report::dot_with_status(dot, run)).svg);
   ::setenv("PATH", saved.c_str(), 1);
+}
+
+// ------------------------------------------------------------------------------ pruning
+
+// Entries of keys a successful run no longer has leave OUT/.caulk/cache/ at once (one rename each)
+// and are deleted by the next run, while its nodes run.
+TEST(RerunCosts, PrunedEntriesAreMovedAsideAndDeletedByTheNextRun) {
+  Project p(/*with_report=*/false);
+  ASSERT_EQ(p.run().exit_code, 0);
+  auto entries = [&](const fs::path& dir) {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) out.insert(it->path().filename().string());
+    return out;
+  };
+  const std::set<std::string> before = entries(p.out / ".caulk" / "cache");
+  ASSERT_EQ(before.size(), 4u);
+  auto args = p.args();
+  args.insert(args.end(), {"--set", "ranking.digits=6"});
+  ASSERT_EQ(run_caulk(args).exit_code, 0);
+  const std::set<std::string> after = entries(p.out / ".caulk" / "cache");
+  EXPECT_EQ(after.size(), 4u) << "the old entry of ranking left the cache";
+  std::set<std::string> gone;
+  for (const auto& e : before)
+    if (!after.count(e)) gone.insert(e);
+  ASSERT_EQ(gone.size(), 1u);
+  const std::set<std::string> aside = entries(p.out / ".caulk" / "removed");
+  ASSERT_EQ(aside.size(), 1u);
+  EXPECT_EQ(aside.begin()->rfind(*gone.begin() + "-", 0), 0u) << *aside.begin();
+  // The next run deletes it, and finds everything else as it was.
+  const auto r = run_caulk(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("4 of 4 nodes reused"));
+  EXPECT_TRUE(entries(p.out / ".caulk" / "removed").empty());
 }
