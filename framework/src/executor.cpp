@@ -105,16 +105,19 @@ struct Scheduler {
   void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed) {
     try {
       if (provenance) provenance->node_ran(i, files, handed);
-      if (ledger && hashes)
+      if (ledger && hashes) {
+        std::vector<std::pair<fs::path, RunFolderLedger::Entry>> entries;  // saved once per node
         for (const auto& [path, folder] : files.writes()) {
           RunFolderLedger::Entry e;
           e.folder = folder;
           if (auto st = stat_file(path); st && !folder) e.size = st->size;
           if (auto h = output_hash(path, *hashes)) {
             e.hash = *h;
-            ledger->add(path, e);
+            entries.emplace_back(path, e);
           }
         }
+        ledger->add_all(entries);
+      }
     } catch (const std::exception& e) {
       env.log_line(fmt::format("[caulk] note: the files of node '{}' could not be recorded: {}", pipeline.nodes[i].config.id, e.what()));
     }
@@ -338,9 +341,9 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   report.folder_notes = ledger.prepare(pipeline_id);
   for (const auto& line : report.folder_notes) env.log_line("[caulk] " + line);
 
-  write_pipeline_graph(pipeline, env.out_dir);
+  write_record_file(env.out_dir / "pipeline.dot", pipeline_to_dot(pipeline));  // not rewritten when unchanged
   // The pipeline as run, beside its record: `caulk rerun OUT` runs it again.
-  if (options.invocation) io::write_file_atomic(env.out_dir / "pipeline.toml", options.invocation->pipeline_text);
+  if (options.invocation) write_record_file(env.out_dir / "pipeline.toml", options.invocation->pipeline_text);
   ProvenanceRecorder provenance(pipeline, options.invocation, env.out_dir, env.jobs, hashes);
   NodeCache cache(pipeline, options.invocation, env.out_dir, hashes, options.use_cache);
   report.pipeline = pipeline.config.name;

@@ -67,6 +67,12 @@ bool safe_name(const std::string& name) { return !name.empty() && name[0] != '.'
 
 NodeCache::NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, fs::path out_dir, FileHashCache& hashes, bool reuse)
     : pipeline_(pipeline), out_dir_(std::move(out_dir)), hashes_(hashes), reuse_(reuse), keys_(pipeline.nodes.size()) {
+  // What the previous run pruned, deleted while this one runs.
+  try {
+    remover_ = std::thread([dir = out_dir_] { remove_what_was_set_aside(dir); });
+  } catch (const std::exception&) {
+    remove_what_was_set_aside(out_dir_);
+  }
   if (!invocation) return;
   const fs::path engine = caulk_library_file();
   const auto engine_hash = engine.empty() ? std::nullopt : hashes_.hash(engine);
@@ -238,15 +244,21 @@ std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::str
   return "";
 }
 
+NodeCache::~NodeCache() {
+  if (remover_.joinable()) remover_.join();
+}
+
 void NodeCache::prune() {
+  if (remover_.joinable()) remover_.join();  // never two deleters on one folder
   std::set<std::string> keep(keys_.begin(), keys_.end());
+  std::vector<fs::path> stale;
   std::error_code ec;
   for (fs::directory_iterator it(folder(), ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (keep.count(name) || !safe_name(name) || io::is_temporary_name(name)) continue;
-    std::error_code rm;
-    fs::remove_all(it->path(), rm);
+    stale.push_back(it->path());
   }
+  for (const auto& entry : stale) remove_later(out_dir_, entry);
 }
 
 }  // namespace caulk

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -35,6 +36,43 @@ long read_pid(int fd) {
 const char* const kRunRecordFiles[] = {"run.json", "pipeline.dot", "pipeline.toml"};
 
 }  // namespace
+
+void write_record_file(const fs::path& path, std::string_view text) {
+  std::error_code ec;
+  if (fs::is_regular_file(fs::symlink_status(path, ec)) && fs::file_size(path, ec) == text.size() && !ec) {
+    try {
+      if (io::read_text_file(path) == text) return;
+    } catch (const std::exception&) {
+      // Unreadable: written again below.
+    }
+  }
+  io::write_file_atomic(path, text);
+}
+
+bool remove_later(const fs::path& out_dir, const fs::path& folder) {
+  const fs::path aside = state_dir(out_dir) / "removed";
+  std::error_code ec;
+  fs::create_directories(aside, ec);
+  // A name of its own: what an earlier run moved aside may still be there.
+  static std::atomic<unsigned> count{0};
+  const fs::path to = aside / fmt::format("{}-{}-{}", folder.filename().string(), ::getpid(), count++);
+  if (!ec) {
+    fs::rename(folder, to, ec);  // caulk's own state moved, no output committed
+    if (!ec) return true;
+  }
+  fs::remove_all(folder, ec);
+  return false;
+}
+
+void remove_what_was_set_aside(const fs::path& out_dir) {
+  const fs::path aside = state_dir(out_dir) / "removed";
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(aside, ec))) return;
+  for (fs::directory_iterator it(aside, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code rm;
+    fs::remove_all(it->path(), rm);
+  }
+}
 
 RunFolderBusy::RunFolderBusy(const fs::path& folder, long pid)
     : Error(fmt::format("the output folder {} is in use by another caulk run ({}); wait for it to end, or choose "
@@ -78,6 +116,7 @@ RunFolderLedger::RunFolderLedger(fs::path folder) : folder_(std::move(folder)) {
   } catch (const std::exception&) {
     return;
   }
+  on_disk_ = text;
   const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (!j.is_object()) return;
   try {
@@ -132,12 +171,20 @@ std::vector<std::string> RunFolderLedger::prepare(const std::string& pipeline_id
   return lines;
 }
 
-void RunFolderLedger::add(const fs::path& path, const Entry& entry) {
+bool RunFolderLedger::record_locked(const fs::path& path, const Entry& entry) {
   const fs::path rel = path.lexically_relative(fs::absolute(folder_).lexically_normal());
-  if (rel.empty() || rel.is_absolute() || *rel.begin() == ".." || *rel.begin() == kRunStateFolder) return;
-  std::lock_guard lock(mutex_);
+  if (rel.empty() || rel.is_absolute() || *rel.begin() == ".." || *rel.begin() == kRunStateFolder) return false;
   current_[rel.string()] = entry;
-  save_locked();
+  return true;
+}
+
+void RunFolderLedger::add(const fs::path& path, const Entry& entry) { add_all({{path, entry}}); }
+
+void RunFolderLedger::add_all(const std::vector<std::pair<fs::path, Entry>>& outputs) {
+  std::lock_guard lock(mutex_);
+  bool any = false;
+  for (const auto& [path, entry] : outputs) any = record_locked(path, entry) || any;
+  if (any) save_locked();
 }
 
 std::vector<std::string> RunFolderLedger::stale() const {
@@ -219,6 +266,11 @@ void RunFolderLedger::save() const {
   save_locked();
 }
 
+std::size_t RunFolderLedger::saves() const {
+  std::lock_guard lock(mutex_);
+  return saves_;
+}
+
 void RunFolderLedger::save_locked() const {
   nlohmann::ordered_json outputs = nlohmann::ordered_json::object();
   std::map<std::string, Entry> all = previous_;
@@ -229,7 +281,12 @@ void RunFolderLedger::save_locked() const {
     outputs[rel] = std::move(j);
   }
   nlohmann::ordered_json j = {{"pipeline", pipeline_id_}, {"outputs", std::move(outputs)}};
-  io::write_file_atomic(state_dir(folder_) / "outputs.json", json_text(j, 1) + "\n");
+  std::string text = json_text(j, 1) + "\n";
+  // Unchanged: the file already says this (each save is an fsynced replace, the cost of a re-run).
+  if (text == on_disk_) return;
+  io::write_file_atomic(state_dir(folder_) / "outputs.json", text);
+  on_disk_ = std::move(text);
+  ++saves_;
 }
 
 }  // namespace caulk

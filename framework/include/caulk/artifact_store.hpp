@@ -22,7 +22,9 @@ namespace caulk {
 // True for the artifact types this file can store (every framework type; not a plugin's own).
 bool artifact_storable(std::string_view type_name);
 
-// Writes the arrays of `artifact` into `dir` (files named PREFIX*.npy) and returns its header.
+// Writes the arrays of `artifact` into `dir` (files named PREFIX*.npy, replaced in place when
+// there) and returns its header. `dir` is a folder being staged (io::StagedOutput), committed whole
+// once every file is written: each file is flushed to disk but not committed on its own.
 // Files it names are hashed with `hashes`. Throws Error when the type cannot be stored or a file it
 // names cannot be hashed.
 Json save_artifact(const Artifact& artifact, const std::filesystem::path& dir, const std::string& prefix,

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -42,6 +43,9 @@ class NodeCache {
   // used, but entries are still made for the next run.
   NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, std::filesystem::path out_dir, FileHashCache& hashes,
             bool reuse);
+  ~NodeCache();
+  NodeCache(const NodeCache&) = delete;
+  NodeCache& operator=(const NodeCache&) = delete;
 
   // Whether node `i` has a key (its type, its outputs' types and everything it depends on allow it).
   bool keyed(std::size_t i) const { return !keys_[i].empty(); }
@@ -54,7 +58,8 @@ class NodeCache {
   // reason is returned (empty when stored, or when the node has no key).
   std::string store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
              const Json& summary, const std::string& printed, const io::AccessLog& files, const std::vector<std::string>& handed);
-  // After a successful run: removes the entries of keys this run does not have. Never throws.
+  // After a successful run: removes the entries of keys this run does not have (moved aside at
+  // once, deleted while the next run goes on: caulk/run_folder.hpp, remove_later). Never throws.
   void prune();
 
   // OUT/.caulk/cache
@@ -66,6 +71,7 @@ class NodeCache {
   FileHashCache& hashes_;
   bool reuse_;
   std::vector<std::string> keys_;  // "" for a node never cached
+  std::thread remover_;            // deletes the entries an earlier run pruned
 };
 
 }  // namespace caulk

@@ -17,6 +17,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "caulk/error.hpp"
@@ -36,6 +38,20 @@ class RunFolderBusy : public Error {
 
 // The folder of caulk's own state inside a run folder.
 inline constexpr const char* kRunStateFolder = ".caulk";
+
+// Writes one of the files of the run's record (pipeline.dot, pipeline.toml) atomically, unless it
+// is already a regular file holding exactly `text` (a re-run of the same pipeline: each replace
+// waits for the disk twice, and the file would not change).
+void write_record_file(const std::filesystem::path& path, std::string_view text);
+
+// Folders of caulk's own state that are no longer wanted (old cache entries) are moved into
+// OUT/.caulk/removed/ with one rename each, and deleted from there later, while the next run's
+// nodes run (deleting a folder waits on the disk once per file). Both never throw.
+// Moves `folder`, which must be inside OUT/.caulk/, aside; false when it could not be moved (then
+// it is deleted at once).
+bool remove_later(const std::filesystem::path& out_dir, const std::filesystem::path& folder);
+// Deletes what remove_later moved aside.
+void remove_what_was_set_aside(const std::filesystem::path& out_dir);
 
 class RunFolderLock {
  public:
@@ -68,12 +84,19 @@ class RunFolderLedger {
   // Records an output a node wrote (an absolute path; outside the folder it is ignored) and saves
   // the ledger, so a killed run's outputs are known to the next one.
   void add(const std::filesystem::path& path, const Entry& entry);
+  // Records all the outputs of one node and saves the ledger once (a node's outputs are all
+  // committed before it is recorded, so one save per node keeps what one save per output kept).
+  // Nothing is written when the ledger on disk already says exactly this (a reused node's outputs
+  // are there with the hashes the previous run recorded).
+  void add_all(const std::vector<std::pair<std::filesystem::path, Entry>>& outputs);
   // After a successful run: moves aside (another pipeline) or removes (the same) the previous
   // run's outputs this run did not write, except those in `read` (absolute paths of files the
   // run's nodes read). Returns the lines to tell the user.
   std::vector<std::string> clean_up(const std::vector<std::string>& read, FileHashCache& hashes);
-  // Saves OUT/.caulk/outputs.json (atomically).
+  // Saves OUT/.caulk/outputs.json (atomically) unless it already holds exactly this.
   void save() const;
+  // How many times this object wrote OUT/.caulk/outputs.json (for tests and benchmarks).
+  std::size_t saves() const;
 
   // The outputs the previous run wrote that this one has not written (so far).
   std::vector<std::string> stale() const;
@@ -82,7 +105,11 @@ class RunFolderLedger {
   // True when `rel` is unchanged since caulk wrote it.
   bool unchanged(const std::string& rel, const Entry& e, FileHashCache& hashes) const;
   void save_locked() const;
+  // Adds one entry; false when it is outside the folder or caulk's own state.
+  bool record_locked(const std::filesystem::path& path, const Entry& entry);
   mutable std::mutex mutex_;
+  mutable std::string on_disk_;  // the text OUT/.caulk/outputs.json holds (as read or last written)
+  mutable std::size_t saves_ = 0;
   std::filesystem::path folder_;
   std::string pipeline_id_;       // of the previous run until this one succeeds
   std::string new_pipeline_id_;

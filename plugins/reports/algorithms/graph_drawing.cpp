@@ -7,13 +7,21 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "caulk/file_hash.hpp"
+#include "caulk/io/access_log.hpp"
+#include "caulk/io/atomic_file.hpp"
 #include "caulk/pipeline.hpp"
 #include "reports/algorithms/html_text.hpp"
 
@@ -73,7 +81,27 @@ std::string svg_element(const std::string& text) {
 // The first line of an error: the causes are listed once, in the report's "What failed".
 static std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-std::string dot_with_status(const std::string& dot, const Json& run) {
+namespace {
+
+// The third line of a node's label: its status, whether it was reused, and its time.
+std::string status_line(const std::string& status, const Json& node) {
+  const StatusLook look = look_of(status);
+  const double seconds = node.contains("seconds") && node["seconds"].is_number() ? node["seconds"].get<double>() : 0.0;
+  std::string line = std::string(look.word) + (node.value("cached", false) ? " (cached)" : "");
+  if (status == "ok" || status == "failed") line += fmt::format(", {:.2f} s", seconds);
+  return line;
+}
+
+// A stand-in for the status line at least as wide as the real one (in Helvetica every digit has the
+// same width): what Graphviz lays out when the drawing is kept for later runs.
+std::string reserved_line(const std::string& status, const Json&) {
+  if (status == "ok") return "ok (cached), 00.00 s";
+  if (status == "failed") return "FAILED, 00000.00 s";
+  return look_of(status).word;
+}
+
+template <class ThirdLine>
+std::string dot_with_lines(const std::string& dot, const Json& run, ThirdLine third_line) {
   const std::size_t close = dot.rfind('}');
   if (close == std::string::npos) return dot;
   std::string extra = "  // status of each node in this run\n";
@@ -81,14 +109,133 @@ std::string dot_with_status(const std::string& dot, const Json& run) {
     for (const auto& [id, node] : run["nodes"].items()) {
       const std::string status = node.value("status", "skipped");
       const StatusLook look = look_of(status);
-      const double seconds = node.contains("seconds") && node["seconds"].is_number() ? node["seconds"].get<double>() : 0.0;
-      std::string label = id + "\n" + node.value("type", "") + "\n" + look.word + (node.value("cached", false) ? " (cached)" : "");
-      if (status == "ok" || status == "failed") label += fmt::format(", {:.2f} s", seconds);
+      const std::string label = id + "\n" + node.value("type", "") + "\n" + third_line(status, node);
       extra += fmt::format("  {} [label={}, style={}, fillcolor={}, penwidth={}, tooltip={}];\n", dot_quote(id), dot_quote(label),
                            dot_quote(look.style), dot_quote(look.fill), look.pen,
                            dot_quote(id + ": " + status + (node.contains("error") ? " - " + first_line(node.value("error", "")) : "")));
     }
   return dot.substr(0, close) + extra + dot.substr(close);
+}
+
+// Text as Graphviz writes it into SVG.
+std::string svg_text(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      case '-': out += "&#45;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// Graphviz's SVG text back to plain text (the entities it writes, and numeric ones).
+std::string plain_text(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const std::size_t semi = s[i] == '&' ? s.find(';', i) : std::string::npos;
+    if (semi == std::string::npos || semi - i > 10) {
+      out += s[i];
+      continue;
+    }
+    const std::string entity = s.substr(i + 1, semi - i - 1);
+    long code = -1;
+    if (entity == "amp") code = '&';
+    else if (entity == "lt") code = '<';
+    else if (entity == "gt") code = '>';
+    else if (entity == "quot") code = '"';
+    else if (entity == "apos") code = '\'';
+    else if (entity.size() > 1 && entity[0] == '#')
+      code = entity[1] == 'x' ? std::strtol(entity.c_str() + 2, nullptr, 16) : std::strtol(entity.c_str() + 1, nullptr, 10);
+    if (code <= 0 || code > 0x7f) {  // not one an id of a node can hold here: kept as written, so it matches nothing
+      out += s[i];
+      continue;
+    }
+    out += static_cast<char>(code);
+    i = semi;
+  }
+  return out;
+}
+
+// Replaces each node's stand-in line by its real one; nothing when the drawing does not have
+// exactly one stand-in in each node of `lines` (id -> stand-in, real line).
+std::optional<std::string> fill_in_lines(std::string svg, const std::map<std::string, std::pair<std::string, std::string>>& lines) {
+  static const std::string kNode = "class=\"node\">";
+  std::set<std::string> done;
+  std::size_t at = svg.find(kNode);
+  while (at != std::string::npos) {
+    const std::size_t title = svg.find("<title>", at), title_end = svg.find("</title>", title);
+    if (title == std::string::npos || title_end == std::string::npos) return std::nullopt;
+    const std::string id = plain_text(svg.substr(title + 7, title_end - title - 7));
+    const std::size_t next = svg.find(kNode, title_end);
+    const auto it = lines.find(id);
+    if (it == lines.end() || !done.insert(id).second) return std::nullopt;
+    const std::string stand_in = ">" + svg_text(it->second.first) + "</text>";
+    const std::size_t line = svg.find(stand_in, title_end);
+    if (line == std::string::npos || (next != std::string::npos && line > next)) return std::nullopt;
+    const std::string real = svg_text(it->second.second);
+    svg.replace(line + 1, stand_in.size() - 8, real);
+    at = svg.find(kNode, line + 1 + real.size());
+  }
+  if (done.size() != lines.size()) return std::nullopt;
+  return svg;
+}
+
+// What identifies the `dot` program: a new Graphviz may lay out differently.
+std::string program_identity(const fs::path& program) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(program, ec);
+  struct stat st {};
+  if (ec || ::stat(real.c_str(), &st) != 0) return program.string();
+  return fmt::format("{} {} {}", real.string(), static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtim.tv_sec));
+}
+
+constexpr const char* kKeptDrawing = "report-graph.svg";
+
+}  // namespace
+
+std::string dot_with_status(const std::string& dot, const Json& run) {
+  return dot_with_lines(dot, run, [](const std::string& status, const Json& node) { return status_line(status, node); });
+}
+
+GraphDrawing draw_graph_with_status(const std::string& dot, const Json& run, const fs::path& keep_in, bool* reused) {
+  if (reused) *reused = false;
+  const fs::path program = find_on_path("dot");
+  if (keep_in.empty() || program.empty()) return draw_with_graphviz(dot_with_status(dot, run));
+  std::map<std::string, std::pair<std::string, std::string>> lines;
+  if (run.contains("nodes") && run["nodes"].is_object())
+    for (const auto& [id, node] : run["nodes"].items()) {
+      const std::string status = node.value("status", "skipped");
+      lines[id] = {reserved_line(status, node), status_line(status, node)};
+    }
+  const std::string layout = dot_with_lines(dot, run, reserved_line);
+  const std::string header = "<!-- caulk report graph " + content_hash("caulk report graph 1\n" + program_identity(program) + "\n" + layout) + " -->\n";
+  const fs::path kept = keep_in / kKeptDrawing;
+  // caulk's own state, not what the report read or wrote.
+  io::ScopedAccessLog not_the_nodes(nullptr);
+  std::string text;
+  if (read_file_bytes(kept, text) && text.rfind(header, 0) == 0)
+    if (auto filled = fill_in_lines(text.substr(header.size()), lines)) {
+      if (reused) *reused = true;
+      return GraphDrawing{std::move(*filled), ""};
+    }
+  GraphDrawing drawn = draw_with_graphviz(layout);
+  if (drawn.svg.empty()) return drawn;
+  auto filled = fill_in_lines(drawn.svg, lines);
+  // A drawing whose stand-ins cannot be found (an unusual id): drawn directly, and not kept.
+  if (!filled) return draw_with_graphviz(dot_with_status(dot, run));
+  try {
+    std::error_code ec;
+    if (fs::is_directory(keep_in, ec)) io::write_file_atomic(kept, header + drawn.svg);
+  } catch (const std::exception&) {
+    // Only a speed-up for the next report.
+  }
+  return GraphDrawing{std::move(*filled), ""};
 }
 
 GraphDrawing draw_with_graphviz(const std::string& dot, std::chrono::seconds timeout) {

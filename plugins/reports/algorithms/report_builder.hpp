@@ -26,6 +26,8 @@ struct ReportOptions {
   std::string title;  // empty: "caulk run: <pipeline name>"
   ChartLibrary charts;
   bool draw_graph = true;  // lay the graph out with Graphviz (false: DOT text)
+  // Where the graph's layout is kept between reports on the same folder (its .caulk/); empty: not kept.
+  std::filesystem::path keep_graph_in;
   std::string caulk_version;
   // The report node itself, when it reports on the run it is part of: run.json says it is
   // "running" (it is writing this page), and the page counts it as "this report".

@@ -180,7 +180,7 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
     const std::string dot = dot_with_status(run.dot, run.run);
     GraphDrawing drawing;
     if (page.options().draw_graph)
-      drawing = draw_with_graphviz(dot);
+      drawing = draw_graph_with_status(run.dot, run.run, page.options().keep_graph_in);
     else
       drawing.note = "The graph drawing was turned off, so it is shown as DOT text.";
     if (!drawing.svg.empty()) {
@@ -308,6 +308,10 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
 
   const ChartLibrary& js = options.charts;
   std::string html;
+  // Once, the size of its big parts (the inlined JavaScript, the sections with their images): a
+  // page of a megabyte grown by doubling is copied and faulted in many times over.
+  html.reserve(js.vega.size() + js.vega_lite.size() + js.vega_embed.size() + 2 * js.licenses.size() + page.sections_html().size() +
+               (std::size_t{64} << 10));
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   html += "<meta name=\"generator\" content=\"caulk " + html_escape(options.caulk_version) + "\">\n";

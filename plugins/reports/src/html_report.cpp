@@ -5,6 +5,7 @@
 
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/run_folder.hpp"
 #include "caulk/version.hpp"
 #include "reports/algorithms/chart_library.hpp"
 #include "reports/algorithms/report_builder.hpp"
@@ -34,6 +35,8 @@ class HtmlReport : public Node {
     report::ReportOptions options;
     options.title = p.string("title");
     options.draw_graph = p.flag("graph");
+    // The graph's layout is kept in the folder's own state between runs (caulk/run_folder.hpp).
+    if (std::error_code ec; std::filesystem::is_directory(dir / kRunStateFolder, ec)) options.keep_graph_in = dir / kRunStateFolder;
     options.caulk_version = CAULK_VERSION_STRING;
     if (!p.has("run")) options.this_node = ctx.id();
     options.charts = report::load_chart_library(report::default_chart_library_folder());
