@@ -181,7 +181,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   // Each cause once, with what it hit (caulk/failures.hpp); run.json keeps each node's own error.
   std::vector<NodeFailure> failed;
   for (const auto& n : report.nodes)
-    if (n.status == "failed") failed.push_back({n.id, n.type, n.error});
+    if (n.status == NodeStatus::Failed) failed.push_back({n.id, n.type, n.error});
   for (const auto& cause : group_failures(failed)) say_error(cause.str());
   // The nodes' outcome decides the exit code; a run.json that could not be written (a full disk)
   // is reported beside it and never hides it.

@@ -12,6 +12,7 @@
 #include "caulk/error.hpp"
 #include "caulk/io/csv.hpp"
 #include "caulk/io/npy.hpp"
+#include "caulk/number_format.hpp"
 
 namespace caulk {
 
@@ -169,9 +170,7 @@ std::string format_cell(const TableCell& c, int digits) {
     case 0: return "";
     case 1: return std::get<std::string>(c);
     case 2: {
-      double v = std::get<double>(c);
-      if (std::isnan(v)) return "nan";
-      return fmt::format("{:.{}g}", v, digits);
+      return format_number(std::get<double>(c), digits);
     }
     default: return std::to_string(std::get<long long>(c));
   }

@@ -18,6 +18,7 @@
 #include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/run_folder.hpp"
+#include "node_context_access.hpp"
 #include "run_environment.hpp"
 #include "run_record.hpp"
 
@@ -25,10 +26,32 @@ namespace fs = std::filesystem;
 
 namespace caulk {
 
-std::string RunReport::status() const {
-  if (!finished) return "running";
-  if (interrupted_by) return "interrupted";
-  return ok ? "ok" : "failed";
+std::string_view to_string(NodeStatus status) {
+  switch (status) {
+    case NodeStatus::Pending: return "pending";
+    case NodeStatus::Running: return "running";
+    case NodeStatus::Ok: return "ok";
+    case NodeStatus::Failed: return "failed";
+    case NodeStatus::Skipped: return "skipped";
+    case NodeStatus::Interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(RunStatus status) {
+  switch (status) {
+    case RunStatus::Running: return "running";
+    case RunStatus::Ok: return "ok";
+    case RunStatus::Failed: return "failed";
+    case RunStatus::Interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+RunStatus RunReport::status() const {
+  if (!finished) return RunStatus::Running;
+  if (interrupted_by) return RunStatus::Interrupted;
+  return ok ? RunStatus::Ok : RunStatus::Failed;
 }
 
 Json RunReport::to_json() const {
@@ -36,7 +59,7 @@ Json RunReport::to_json() const {
   for (const auto& n : nodes) {
     Json j = Json::object();
     j["type"] = n.type;
-    j["status"] = n.status;
+    j["status"] = to_string(n.status);
     if (n.cached) j["cached"] = true;
     j["seconds"] = n.seconds;
     if (!n.error.empty()) j["error"] = n.error;
@@ -47,7 +70,7 @@ Json RunReport::to_json() const {
   }
   Json out = Json::object();
   out["pipeline"] = pipeline;
-  out["status"] = status();
+  out["status"] = to_string(status());
   if (interrupted_by) out["signal"] = signal_name(interrupted_by);
   out["nodes"] = std::move(nodes_json);
   if (!ranks.is_null()) out["ranks"] = ranks;
@@ -96,7 +119,7 @@ struct Scheduler {
 
   bool inputs_ready(std::size_t i) const {
     for (std::size_t d : pipeline.nodes[i].depends_on)
-      if (state[d] != State::Done || report.nodes[d].status != "ok") return false;
+      if (state[d] != State::Done || report.nodes[d].status != NodeStatus::Ok) return false;
     return true;
   }
 
@@ -145,7 +168,7 @@ struct Scheduler {
     env.log_line(fmt::format("[caulk] reused {} ({})", pipeline.nodes[i].config.id, pipeline.nodes[i].config.type));
     std::lock_guard lock(mutex);
     NodeOutcome& outcome = report.nodes[i];
-    outcome.status = "ok";
+    outcome.status = NodeStatus::Ok;
     outcome.cached = true;
     outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();  // checking and reading back
     outcome.summary = std::move(hit.summary);
@@ -187,7 +210,7 @@ struct Scheduler {
       std::unique_ptr<Node> instance = node.type->make();
       io::ScopedAccessLog scope(&files);
       instance->run(ctx);
-      published = ctx.take_outputs();
+      published = NodeContextEngineAccess::take_outputs(ctx);
       // The contract: every declared output, of its declared type.
       for (const auto& port : node.type->spec.outputs) {
         auto it = std::find_if(published.begin(), published.end(), [&](const auto& p) { return p.first == port.name; });
@@ -211,7 +234,7 @@ struct Scheduler {
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     record_files(i, files, handed);
-    std::string printed = ctx.take_printed();
+    std::string printed = NodeContextEngineAccess::take_printed(ctx);
     if (!printed.empty()) env.write_out(printed);
     if (cache && error.empty())
       if (const std::string why = cache->store(i, published, ctx.summary(), printed, files, handed); !why.empty())
@@ -228,17 +251,17 @@ struct Scheduler {
     outcome.seconds = seconds;
     outcome.summary = std::move(ctx.summary());
     if (error.empty()) {
-      outcome.status = "ok";
+      outcome.status = NodeStatus::Ok;
       outcome.tables = tables_to_json(published);
       outcome.figures = figures_to_json(published);
       for (auto& [port, artifact] : published) outputs[i][port] = std::move(artifact);
     } else if (interrupted) {
-      outcome.status = "interrupted";
+      outcome.status = NodeStatus::Interrupted;
       outcome.error = error;
       stop = true;
       cut_short = true;
     } else {
-      outcome.status = "failed";
+      outcome.status = NodeStatus::Failed;
       outcome.error = error;
       stop = true;
       failed_nodes.push_back(i);
@@ -283,7 +306,7 @@ struct Scheduler {
     for (std::size_t i = 0; i < pipeline.nodes.size(); ++i) {
       if (state[i] != State::Pending || runs_last(i)) continue;
       NodeOutcome& o = report.nodes[i];
-      o.status = "skipped";
+      o.status = NodeStatus::Skipped;
       auto it = blocked_by.find(i);
       if (it != blocked_by.end())
         o.error = "not run: it depends on node '" + pipeline.nodes[it->second].config.id + "', which failed";
@@ -374,15 +397,15 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     for (std::size_t i = 0; i < report.nodes.size(); ++i) {
       if (!scheduler.runs_last(i)) continue;
       if (report.interrupted_by) {
-        report.nodes[i].status = "skipped";
+        report.nodes[i].status = NodeStatus::Skipped;
         report.nodes[i].error = "not run: the run was interrupted by " + signal_name(report.interrupted_by);
         continue;
       }
-      report.nodes[i].status = "running";
+      report.nodes[i].status = NodeStatus::Running;
       any_last = true;
     }
     if (any_last) {
-      report.ok = std::all_of(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.status != "failed" && n.status != "skipped"; });
+      report.ok = std::all_of(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.status != NodeStatus::Failed && n.status != NodeStatus::Skipped; });
       try {
         report.provenance = provenance.to_json();
         write_run_record(report, env.out_dir);
@@ -391,7 +414,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
         report.record_error = e.what();
         for (std::size_t i = 0; i < report.nodes.size(); ++i)
           if (scheduler.runs_last(i)) {
-            report.nodes[i].status = "skipped";
+            report.nodes[i].status = NodeStatus::Skipped;
             report.nodes[i].error = "not run: run.json, which it reads, could not be written";
           }
       }
@@ -400,10 +423,10 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   }
   report.ranks = env.units->ranks();
   for (const auto& n : report.nodes)
-    if (n.status == "interrupted") report.interrupted_by = cancel_signal();
+    if (n.status == NodeStatus::Interrupted) report.interrupted_by = cancel_signal();
   report.ok = true;
   for (const auto& n : report.nodes)
-    if (n.status != "ok") report.ok = false;
+    if (n.status != NodeStatus::Ok) report.ok = false;
   // A run that succeeded leaves only its own outputs (and its inputs); a failed or interrupted one
   // leaves the previous run's as they were.
   if (report.ok && !report.interrupted_by) {

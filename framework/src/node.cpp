@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "caulk/number_format.hpp"
+
 namespace caulk {
 
 Node::~Node() = default;
@@ -32,11 +34,6 @@ ParamSpec make(std::string name, ParamKind kind, std::string doc) {
   return p;
 }
 
-std::string number_text(double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return fmt::format("{}", static_cast<long long>(v));
-  return fmt::format("{}", v);
-}
 }  // namespace
 
 ParamSpec ParamSpec::flag(std::string name, bool def, std::string doc) {
@@ -112,8 +109,8 @@ std::string ParamSpec::describe_constraints() const {
   else
     out += ", optional";
   if (min || max)
-    out += ", range [" + (min ? number_text(*min) : std::string("-inf")) + ", " +
-           (max ? number_text(*max) : std::string("inf")) + "]";
+    out += ", range [" + (min ? format_number(*min) : std::string("-inf")) + ", " +
+           (max ? format_number(*max) : std::string("inf")) + "]";
   if (!choices.empty()) {
     out += ", one of ";
     for (std::size_t i = 0; i < choices.size(); ++i) out += (i ? " | " : "") + ("\"" + choices[i] + "\"");

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "caulk/graph.hpp"
+#include "caulk/number_format.hpp"
 #include "caulk/pipeline.hpp"
 #include "caulk/registry.hpp"
 
@@ -66,12 +67,6 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
   return close.empty() ? std::string() : " (did you mean " + quoted_list(close) + "?)";
 }
 
-std::string number_text(double v) {
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  // Range bounds read as a person writes them: [1, 100], [0, 0.5].
-  if (std::abs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
-  return Value(v).to_toml();
-}
 
 class Validator {
  public:
@@ -155,8 +150,8 @@ class Validator {
     if (v.is_number() && (spec.min || spec.max)) {
       double x = v.as_number();
       if ((spec.min && x < *spec.min) || (spec.max && x > *spec.max) || std::isnan(x)) {
-        error(v.where(), ctx + " must be in [" + (spec.min ? number_text(*spec.min) : "-inf") + ", " +
-                             (spec.max ? number_text(*spec.max) : "inf") + "], found " + v.to_toml());
+        error(v.where(), ctx + " must be in [" + (spec.min ? format_number(*spec.min) : "-inf") + ", " +
+                             (spec.max ? format_number(*spec.max) : "inf") + "], found " + v.to_toml());
         return std::nullopt;
       }
     }

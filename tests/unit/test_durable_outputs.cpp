@@ -325,12 +325,12 @@ TEST_F(Interruption, AStopRequestEndsTheRunningNodeAtItsNextStepAndStartsNoOther
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);  // not the 10 minutes
   EXPECT_EQ(r.interrupted_by, SIGTERM);
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.status(), "interrupted");
-  EXPECT_EQ(r.nodes[0].status, "interrupted");
+  EXPECT_EQ(r.status(), RunStatus::Interrupted);
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Interrupted);
   EXPECT_EQ(r.nodes[0].error, "interrupted by SIGTERM");
-  EXPECT_EQ(r.nodes[1].status, "skipped");
+  EXPECT_EQ(r.nodes[1].status, NodeStatus::Skipped);
   EXPECT_EQ(r.nodes[1].error, "not run: the run was interrupted by SIGTERM");
-  EXPECT_EQ(r.nodes[2].status, "skipped");  // runs-last nodes do not start either
+  EXPECT_EQ(r.nodes[2].status, NodeStatus::Skipped);  // runs-last nodes do not start either
   const auto j = record();
   EXPECT_EQ(j["status"], "interrupted");
   EXPECT_EQ(j["signal"], "SIGTERM");
@@ -361,25 +361,25 @@ TEST_F(Interruption, UnitsStopStartingAndTheNodeIsInterruptedNotFailed) {
   PluginRegistrar(registry_, info, nullptr).add_node(spec, [&ran] { return std::unique_ptr<Node>(new Loop(&ran)); });
   const RunReport r = run("[[node]]\nid = \"loop\"\ntype = \"test.unit_loop\"\n");
   EXPECT_EQ(ran, 3);  // serial with --jobs 1: units 0, 1, 2
-  EXPECT_EQ(r.nodes[0].status, "interrupted");
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Interrupted);
   EXPECT_EQ(r.interrupted_by, SIGINT);
 }
 
 TEST_F(Interruption, AStopRequestedBeforeTheRunStartsRunsNothing) {
   request_cancel(SIGINT);  // e.g. Ctrl-C while plugins load: nothing starts
   RunReport r = run("[[node]]\nid = \"s\"\ntype = \"test.source\"\n");
-  EXPECT_EQ(r.status(), "interrupted");
-  EXPECT_EQ(r.nodes[0].status, "skipped");
+  EXPECT_EQ(r.status(), RunStatus::Interrupted);
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Skipped);
   clear_cancel();
   r = run("[[node]]\nid = \"s\"\ntype = \"test.source\"\n");
-  EXPECT_EQ(r.status(), "ok");
+  EXPECT_EQ(r.status(), RunStatus::Ok);
 }
 
 TEST_F(Interruption, InvalidUtf8InAnErrorKeepsTheRecordAndTheError) {
   // Defect 3: nlohmann's dump threw on the error text, run.json was not written and the real
   // error was lost (exit code 2).
   const RunReport r = run("[[node]]\nid = \"bad\"\ntype = \"test.latin1_failure\"\n");
-  EXPECT_EQ(r.status(), "failed");
+  EXPECT_EQ(r.status(), RunStatus::Failed);
   EXPECT_TRUE(r.record_error.empty()) << r.record_error;
   EXPECT_EQ(r.nodes[0].error, "r\xe9sum\xe9.csv: line 2: '\xff\xfe' is not a number");  // unchanged for stderr
   const auto j = record();

@@ -63,12 +63,12 @@ inputs = { scores = ["after_bad", "after_good"] }
 TEST_F(Executor, AFailureSkipsDescendantsAndReportsEveryError) {
   RunReport r = run(kTwoBranches, 1);
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.nodes[0].status, "failed");
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Failed);
   EXPECT_EQ(r.nodes[0].error, "asked to fail");
   // With one job, 'bad' runs first (file order) and nothing starts after it fails.
-  EXPECT_EQ(r.nodes[1].status, "skipped");
+  EXPECT_EQ(r.nodes[1].status, NodeStatus::Skipped);
   EXPECT_THAT(r.nodes[1].error, HasSubstr("the run stopped after node 'bad' failed"));
-  EXPECT_EQ(r.nodes[3].status, "skipped");
+  EXPECT_EQ(r.nodes[3].status, NodeStatus::Skipped);
   EXPECT_THAT(r.nodes[3].error, HasSubstr("depends on node 'bad', which failed"));
   EXPECT_THAT(r.nodes[5].error, HasSubstr("depends on node 'bad'"));
   EXPECT_THAT(err_.str(), HasSubstr("FAILED bad"));
@@ -130,7 +130,7 @@ id = "reader"
 type = "test.undeclared_reader"
 )");
   ASSERT_EQ(r.nodes.size(), 1u);
-  EXPECT_EQ(r.nodes[0].status, "failed");
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Failed);
   EXPECT_EQ(r.nodes[0].error,
             "node 'reader' reads parameter 'scale', which its node type does not declare (a bug in the node type: declare it in its spec)");
 }
@@ -146,7 +146,7 @@ id = "lazy"
 type = "test.forgetful"
 inputs = { data = "src" }
 )");
-  EXPECT_EQ(r.nodes[1].status, "failed");
+  EXPECT_EQ(r.nodes[1].status, NodeStatus::Failed);
   EXPECT_EQ(r.nodes[1].error, "the node did not publish its output 'table'");
 }
 
@@ -174,7 +174,7 @@ TEST_F(Executor, ANodeThatRunsLastRunsAfterAFailureAndSeesTheRunSoFar) {
     EXPECT_FALSE(r.ok);
     const NodeOutcome& last = r.nodes.back();
     ASSERT_EQ(last.id, "report");
-    EXPECT_EQ(last.status, "ok") << last.error;
+    EXPECT_EQ(last.status, NodeStatus::Ok) << last.error;
     // It ran after every other node had ended: none was pending or running when it read run.json.
     const Json& saw = last.summary["saw"];
     EXPECT_EQ(last.summary["saw_status"], "failed");
@@ -206,8 +206,8 @@ type = "test.last"
 params = { fail = true }
 )");
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.nodes[0].status, "ok");
-  EXPECT_EQ(r.nodes[1].status, "failed");
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Ok);
+  EXPECT_EQ(r.nodes[1].status, NodeStatus::Failed);
   EXPECT_EQ(r.nodes[1].error, "the last node failed too");
   EXPECT_EQ(r.nodes[1].summary["saw_status"], "ok");
 }

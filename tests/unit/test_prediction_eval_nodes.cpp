@@ -218,7 +218,7 @@ TEST_F(PredictionEvalNodes, RegressionPredictionsIntoClassificationNameProducerA
   predictions("reg", TaskKind::Regression, {{"linear", {{"test", Matrix::Zero(4, 3)}}}});
   RunReport r = run("eval.classification", {"reg"}, "task");
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(judge(r).status, "failed");
+  EXPECT_EQ(judge(r).status, NodeStatus::Failed);
   EXPECT_THAT(judge(r).error, HasSubstr("'reg' produced regression predictions (models 'linear'), but eval.classification judges "
                                         "class probabilities; connect it to eval.regression"));
   EXPECT_EQ(run_json()["nodes"]["judge"]["status"], "failed");
@@ -243,7 +243,7 @@ TEST_F(PredictionEvalNodes, DuplicateModelNamesAcrossInputsAreNamed) {
   predictions("p1", TaskKind::Classification, {{"hand", {{"test", kHandProbs}}}});
   predictions("p2", TaskKind::Classification, {{"other", {{"test", kPerfectProbs}}}, {"hand", {{"test", kPerfectProbs}}}});
   RunReport r = run("eval.classification", {"p1", "p2"}, "task");
-  EXPECT_EQ(judge(r).status, "failed");
+  EXPECT_EQ(judge(r).status, NodeStatus::Failed);
   EXPECT_THAT(judge(r).error, HasSubstr("model 'hand' is predicted by both 'p1' and 'p2'"));
 }
 

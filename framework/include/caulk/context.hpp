@@ -59,7 +59,6 @@ class NodeContext {
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
   const Params& params() const { return params_; }
-  const NodeType* node_type() const { return node_type_; }
 
   // --- inputs
   bool has_input(const std::string& port) const;
@@ -81,7 +80,6 @@ class NodeContext {
 
   // --- outputs
   void publish(const std::string& port, std::shared_ptr<Artifact> artifact);
-  std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> take_outputs();
   // Headline numbers for run.json ("summary" of this node).
   Json& summary() { return summary_; }
 
@@ -90,7 +88,6 @@ class NodeContext {
   const std::filesystem::path& out_dir() const;
   // Text for stdout; a node's output is written as one block when the node ends.
   void print(const std::string& text);
-  std::string take_printed();
   // A line on stderr, prefixed with the node id.
   void log(const std::string& message) const;
   Progress progress(std::string what, std::size_t total) const;
@@ -134,6 +131,12 @@ class NodeContext {
   bool distributed() const;
 
  private:
+  // The engine takes what a node published and printed once it has run (framework/src/
+  // node_context_access.hpp); a node never does.
+  friend class NodeContextEngineAccess;
+  std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> take_outputs();
+  std::string take_printed();
+
   template <class T>
   static std::shared_ptr<const T> cast(const std::shared_ptr<const Artifact>& a, const std::string& port) {
     auto t = std::dynamic_pointer_cast<const T>(a);

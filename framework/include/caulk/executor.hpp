@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iosfwd>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "caulk/context.hpp"
@@ -34,11 +35,18 @@ struct RunOptions {
   bool use_cache = true;
 };
 
+// A node's state in a run. Pending or Running while the run goes on; Interrupted: stopped by a
+// SIGINT/SIGTERM. run.json spells each as to_string gives it ("ok", "failed", ...).
+enum class NodeStatus { Pending, Running, Ok, Failed, Skipped, Interrupted };
+std::string_view to_string(NodeStatus status);
+
+// The state of a whole run, as run.json's "status" spells it (to_string).
+enum class RunStatus { Running, Ok, Failed, Interrupted };
+std::string_view to_string(RunStatus status);
+
 struct NodeOutcome {
   std::string id, type;
-  // ok | failed | skipped | interrupted (stopped by a SIGINT/SIGTERM); pending or running while
-  // the run goes on
-  std::string status = "pending";
+  NodeStatus status = NodeStatus::Pending;
   double seconds = 0;
   std::string error;
   bool cached = false;  // reused from an earlier run into the folder, not run
@@ -60,8 +68,7 @@ struct RunReport {
   // What became of the previous run's files in the folder (caulk/run_folder.hpp), for the user.
   std::vector<std::string> folder_notes;
   std::size_t outputs_written = 0;  // files and folders the nodes wrote
-  // "running", "ok", "failed" or "interrupted".
-  std::string status() const;
+  RunStatus status() const;
   Json to_json() const;
 };
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "caulk/number_format.hpp"
 #include "caulk/parallel.hpp"
 
 namespace caulk::rank {
@@ -42,11 +43,7 @@ void check_shape(const MatrixView& features, std::size_t target_rows) {
                                 std::to_string(target_rows));
 }
 
-std::string number(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.4g", v);
-  return buffer;
-}
+std::string number(double v) { return format_number(v, 4); }
 
 // F^T Y (D x T) by row blocks over fixed lanes.
 Matrix features_times_targets(const MatrixView& F, const Matrix& Y) {

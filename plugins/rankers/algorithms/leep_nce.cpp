@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "caulk/number_format.hpp"
 #include "caulk/transferability/feature_stats.hpp"
 #include "rankers/algorithms/transferability.hpp"
 
@@ -11,11 +12,7 @@ namespace caulk::rank {
 
 namespace {
 
-std::string number(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.6g", v);
-  return buffer;
-}
+std::string number(double v) { return format_number(v, 6); }
 
 // Throws for the first row of `block` (rows first.. of the whole matrix) that does not fit.
 void check_block(const RowMatrix& block, std::size_t first, const SourceOptions& options) {
