@@ -51,8 +51,4 @@ Json figures_to_json(const std::vector<std::pair<std::string, std::shared_ptr<co
   return out;
 }
 
-void write_pipeline_graph(const Pipeline& pipeline, const std::filesystem::path& out_dir) {
-  io::write_file_atomic(out_dir / "pipeline.dot", pipeline_to_dot(pipeline));
-}
-
 }  // namespace caulk

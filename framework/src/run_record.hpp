@@ -21,7 +21,4 @@ Json tables_to_json(const std::vector<std::pair<std::string, std::shared_ptr<con
 // (images: paths relative to the run's output folder, with forward slashes).
 Json figures_to_json(const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published);
 
-// OUT/pipeline.dot: the drawing `caulk graph` prints, written atomically.
-void write_pipeline_graph(const Pipeline& pipeline, const std::filesystem::path& out_dir);
-
 }  // namespace caulk

@@ -109,13 +109,6 @@ std::map<std::string, std::string> png_text_chunks(std::string_view bytes) {
   return out;
 }
 
-std::string format_number(double value, int digits) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
-  if (value == std::round(value) && std::fabs(value) < 1e15) return fmt::format("{:.0f}", value);
-  return fmt::format("{:.{}g}", value, digits);
-}
-
 bool read_file_bytes(const std::filesystem::path& path, std::string& out) {
   try {
     out = io::read_text_file(path);  // a FIFO or a device in the run folder is refused, not waited on

@@ -7,6 +7,8 @@
 
 #include "caulk/context.hpp"
 
+#include "caulk/number_format.hpp"
+
 namespace caulk::report {
 
 // Escapes & < > " ' for element text and attribute values.
@@ -22,8 +24,9 @@ std::string base64(std::string_view bytes);
 // are not a PNG.
 std::map<std::string, std::string> png_text_chunks(std::string_view bytes);
 
-// A number as a table cell shows it: up to `digits` significant digits, integers whole.
-std::string format_number(double value, int digits = 4);
+// A number as a table cell shows it: caulk's one formatter (caulk/number_format.hpp) with up to
+// `digits` significant digits, integers whole.
+inline std::string format_number(double value, int digits = 4) { return caulk::format_number(value, digits); }
 
 // The whole file as bytes into `out`; false when it cannot be opened or read.
 bool read_file_bytes(const std::filesystem::path& path, std::string& out);

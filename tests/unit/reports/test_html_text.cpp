@@ -66,9 +66,9 @@ TEST(HtmlText, ReadsThePngTextChunksAndConvertsLatin1) {
 }
 
 TEST(HtmlText, NumbersShowFourSignificantDigitsAndIntegersWhole) {
-  EXPECT_EQ(format_number(0.123456), "0.1235");
-  EXPECT_EQ(format_number(3.0), "3");
-  EXPECT_EQ(format_number(-1234567.0), "-1234567");
-  EXPECT_EQ(format_number(1e-7), "1e-07");
-  EXPECT_EQ(format_number(std::nan("")), "NaN");
+  EXPECT_EQ(report::format_number(0.123456), "0.1235");
+  EXPECT_EQ(report::format_number(3.0), "3");
+  EXPECT_EQ(report::format_number(-1234567.0), "-1234567");
+  EXPECT_EQ(report::format_number(1e-7), "1e-07");
+  EXPECT_EQ(report::format_number(std::nan("")), "nan");
 }
