@@ -9,7 +9,7 @@ Usage:
   check_tune_torchscript.py step MODELS_DIR DATA_DIR TUNED OPTIMIZER LR MOMENTUM WD SEED GLOBS
       one optimiser step of a new 3-class head (caulk's initialisation from SEED) and the
       parameters matching GLOBS (JSON list; "*" = all) on every training sample, as torch.optim
-      does it; compared with the safetensors TUNED
+      does it; compared with the safetensors TUNED (a trailing "values": 2 regression targets, MSE)
 Exits 1 with the differences on stderr when a check fails. Nothing is downloaded.
 """
 import fnmatch
@@ -94,16 +94,19 @@ def predict(models, data_dir, node_dir, name, classes, eval_json):
     finish()
 
 
-def step(models, data_dir, tuned, optimizer, lr, momentum, wd, seed, globs):
+def step(models, data_dir, tuned, optimizer, lr, momentum, wd, seed, globs, values=False):
     x, y = load_x(data_dir, "train"), load_y(data_dir, "train")
+    if values:  # regression on the two target columns of v_train.npy: mean squared error
+        y = torch.from_numpy(np.load(os.path.join(data_dir, "v_train.npy"))).float()
     module = torch.jit.load(os.path.join(models, "cnn.pt")).eval()
     names = [n for n, _ in module.named_parameters()]
     chosen = [n for n, _ in module.named_parameters() if any(fnmatch.fnmatchcase(n, g) for g in globs)]
-    w0, b0 = linear_init(3, 32, seed)
+    w0, b0 = linear_init(2 if values else 3, 32, seed)
     hw, hb = torch.tensor(w0).requires_grad_(), torch.tensor(b0).requires_grad_()
     params = dict(module.named_parameters())
     before = {n: p.detach().clone() for n, p in params.items()}
-    loss = F.cross_entropy(F.linear(module.embed(x), hw, hb), y)
+    z = F.linear(module.embed(x), hw, hb)
+    loss = F.mse_loss(z, y) if values else F.cross_entropy(z, y)
     leaves = [params[n] for n in chosen] + [hw, hb]
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     copies = []
@@ -148,6 +151,6 @@ if __name__ == "__main__":
         predict(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6]), sys.argv[7])
     elif cmd == "step":
         step(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], float(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]),
-             int(sys.argv[9]), json.loads(sys.argv[10]))
+             int(sys.argv[9]), json.loads(sys.argv[10]), len(sys.argv) > 11 and sys.argv[11] == "values")
     else:
         sys.exit(f"unknown command {cmd}")

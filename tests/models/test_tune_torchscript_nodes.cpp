@@ -128,6 +128,26 @@ TEST_F(TuneTorchScript, FullTakesTorchAdamWStep) {
   expect_pytorch_predicts("cnn");
 }
 
+TEST_F(TuneTorchScript, RegressionTakesTorchSgdStepOnTheSquaredError) {
+  auto r = run(fmt::format(R"([pipeline]
+name = "tune-torchscript-regression"
+[[node]]
+id = "task"
+type = "dataset.load"
+params = {{ kind = "regression", labels = {{ train = "{0}/v_train.npy", test = "{0}/v_test.npy" }}, inputs = {{ train = "{0}/x_train.npy", test = "{0}/x_test.npy" }} }}
+[[node]]
+id = "tune"
+type = "tune.peft"
+inputs = {{ data = "task" }}
+params = {{ manifest = "{0}/hub.toml", only = ["cnn"], mode = "partial", trainable = ["conv2.*", "proj.bias"], optimizer = "sgd", learning_rate = 0.1, weight_decay = 0.01, epochs = 1, batch_size = 24 }}
+)",
+                           data().string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "sgd", "0.1",
+                         "0.9", "0.01", "0", R"(["conv2.*", "proj.bias"])", "values"});
+  EXPECT_EQ(p.exit_code, 0) << p.err << p.out;
+}
+
 TEST_F(TuneTorchScript, LoraIsFoldedIntoWhatPyTorchLoads) {
   auto r = run(tune("mode = \"lora\", lora_weights = [\"proj.weight\", \"conv2.weight\"], rank = 2, lora_alpha = 4, "
                     "learning_rate = 0.01, epochs = 5, batch_size = 8"));
