@@ -74,17 +74,22 @@ def data(models, out):
 def predict(models, data_dir, node_dir, name, classes, eval_json):
     x, y = load_x(data_dir, "test"), load_y(data_dir, "test")
     want = json.loads(eval_json)
-    meta, state = read_safetensors(os.path.join(node_dir, f"{name}.safetensors"))
-    # 1. the tuned TorchScript file caulk saved
-    tuned = torch.jit.load(os.path.join(node_dir, f"{name}.pt")).eval()
-    # 2. the original module with the tuned safetensors (what the Checkpoint entry names)
+    delta = os.path.exists(os.path.join(node_dir, f"{name}.delta.safetensors"))
+    meta, state = read_safetensors(os.path.join(node_dir, f"{name}.delta.safetensors" if delta else f"{name}.safetensors"))
+    # 1. the tuned TorchScript file caulk saved (save = "merged" only)
+    tuned = None if delta else torch.jit.load(os.path.join(node_dir, f"{name}.pt")).eval()
+    # 2. the original module with the tuned safetensors (what the Checkpoint entry names; a delta
+    #    holds only the tuned tensors, the module the rest)
     module = torch.jit.load(os.path.join(models, "cnn.pt")).eval()
     with torch.no_grad():
         for n, p in module.named_parameters():
             if n in state:
                 p.copy_(state[n])
         head_w, head_b = state["head.weight"], state["head.bias"]
-        for what, logits in (("tuned.pt", tuned(x)), ("module + safetensors", F.linear(module.embed(x), head_w, head_b))):
+        runs = [("module + safetensors", F.linear(module.embed(x), head_w, head_b))]
+        if tuned is not None:
+            runs.append(("tuned.pt", tuned(x)))
+        for what, logits in runs:
             if logits.shape != (x.shape[0], classes):
                 failures.append(f"{what}: logits of shape {tuple(logits.shape)}")
                 continue

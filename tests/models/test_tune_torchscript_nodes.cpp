@@ -173,6 +173,28 @@ inputs = { data = "task", models = "tune.checkpoints" }
   expect_pytorch_predicts("cnn", "tune", "one");
 }
 
+TEST_F(TuneTorchScript, ADeltaOverTheModuleIsWhatPyTorchLoadsAndTunesAgain) {
+  // save = "delta": only the tuned tensors (LoRA folded into proj.weight, the head); the module
+  // gives the rest. The Checkpoint entry (module + delta) tunes again through the `models` input.
+  auto r = run(tune("mode = \"lora\", lora_weights = [\"proj.weight\"], rank = 2, epochs = 3, batch_size = 8, save = \"delta\"") + R"([[node]]
+id = "again"
+type = "tune.peft"
+inputs = { data = "task", models = "tune.checkpoints" }
+params = { mode = "partial", trainable = ["conv2.*"], epochs = 2, batch_size = 8, suffix = ":again" }
+[[node]]
+id = "judge_again"
+type = "eval.classification"
+inputs = { predictions = "again.predictions", data = "task" }
+)");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "out/tune/cnn.delta.safetensors"));
+  EXPECT_FALSE(fs::exists(dir_ / "out/tune/cnn.safetensors"));
+  expect_pytorch_predicts("cnn");
+  const auto j = run_json();
+  EXPECT_EQ(summary(j, "again").at("cnn:again").at("family"), "torchscript");
+  EXPECT_TRUE(summary(j, "judge_again").contains("cnn:again"));
+}
+
 TEST_F(TuneTorchScript, BadTuningRequestsSayWhatToDo) {
   struct Case {
     std::string params, message;

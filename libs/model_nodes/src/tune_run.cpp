@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <optional>
 
 #include "caulk/mlp/mlp_checkpoint.hpp"
@@ -149,6 +150,16 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
     const Outputs out = run_in_batches(*model, inputs, 64, false, true);
     predictions[split] = matrix_to_json(logits ? softmax_rows(out.outputs) : Matrix(out.outputs.cast<double>()));
   }
+  // What training changed, as named after folding: a LoRA factor "<weight>.lora_A" stands for its
+  // weight. (Named here rather than taken from trainable() after fold_lora, which the TorchScript
+  // family leaves without the folded weights.)
+  std::vector<std::string> tuned_names;
+  for (std::string name : model->trainable()) {
+    for (const char* factor : {".lora_A", ".lora_B"})
+      if (name.size() > std::strlen(factor) && name.compare(name.size() - std::strlen(factor), std::string::npos, factor) == 0)
+        name.resize(name.size() - std::strlen(factor));
+    if (std::find(tuned_names.begin(), tuned_names.end(), name) == tuned_names.end()) tuned_names.push_back(name);
+  }
   fs::path path;
   model->fold_lora();
   if (save == "merged") {
@@ -161,7 +172,7 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
                               "the module, which would drop them; use save = \"merged\"",
                               model->describe(), source.weights.string()));
     path = dir / (name + ".delta.safetensors");
-    save_weights(*model, path, model->trainable());
+    save_weights(*model, path, tuned_names);
   }
   Json d{{"mode", p.string("mode")},
          {"family", model->family()},
