@@ -9,7 +9,7 @@
 #include "caulk/units.hpp"
 #include "tuners/algorithms/btuning.hpp"
 #include "tuners/src/nodes.hpp"
-#include "tuners/src/output_terms.hpp"
+#include "tuners/algorithms/output_terms.hpp"
 #include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {

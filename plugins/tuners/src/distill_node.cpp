@@ -10,7 +10,7 @@
 #include "caulk/units.hpp"
 #include "tuners/algorithms/distillation.hpp"
 #include "tuners/src/nodes.hpp"
-#include "tuners/src/output_terms.hpp"
+#include "tuners/algorithms/output_terms.hpp"
 #include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {

@@ -1,4 +1,4 @@
-#include "tuners/src/output_terms.hpp"
+#include "tuners/algorithms/output_terms.hpp"
 
 #include <fmt/format.h>
 
