@@ -207,7 +207,7 @@ TEST_F(TuneTorchScript, BadTuningRequestsSayWhatToDo) {
     SCOPED_TRACE(c.params);
     auto r = run(tune(c.params));
     EXPECT_EQ(r.exit_code, 1) << r.err;
-    EXPECT_THAT(r.err, HasSubstr("tune"));
+    EXPECT_THAT(r.err, HasSubstr("node 'tune' (tune.peft) failed"));
     EXPECT_THAT(r.err, HasSubstr("model 'cnn'"));
     EXPECT_THAT(r.err, HasSubstr(c.message));
   }
