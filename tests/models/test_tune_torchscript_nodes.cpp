@@ -158,7 +158,7 @@ TEST_F(TuneTorchScript, LoraIsFoldedIntoWhatPyTorchLoads) {
 }
 
 TEST_F(TuneTorchScript, TheRunIsTheSameWithOneOrTwoJobs) {
-  const std::string p = tune("mode = \"full\", epochs = 3, batch_size = 8", "[\"cnn\", \"cnn_traced\"]") + R"([[node]]
+  const std::string p = tune("mode = \"full\", epochs = 3, batch_size = 8, train_samples = 20", "[\"cnn\", \"cnn_traced\"]") + R"([[node]]
 id = "again"
 type = "adapter.models"
 inputs = { data = "task", models = "tune.checkpoints" }
@@ -170,6 +170,7 @@ inputs = { data = "task", models = "tune.checkpoints" }
   EXPECT_EQ(comparable_run_json(run_json("one")).dump(1), comparable_run_json(run_json("two")).dump(1));
   // The tuned models came back through their module and tuned weights, with the new 3-class head.
   EXPECT_EQ(summary(run_json("one"), "again").at("cnn").at("source_outputs"), 3);
+  EXPECT_EQ(summary(run_json("one"), "tune").at("cnn").at("train_samples"), 20);  // the seeded subsample
   expect_pytorch_predicts("cnn", "tune", "one");
 }
 
