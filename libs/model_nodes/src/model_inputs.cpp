@@ -5,12 +5,16 @@
 #include <algorithm>
 
 #include "caulk/manifest.hpp"
+#include "caulk/models/hub.hpp"
 
 namespace caulk::models {
 
 void declare_hub(NodeSpec& s) {
   s.input_optional("models", "Checkpoint", "the models (e.g. from zoo.pretrain); or give `manifest`");
-  s.param(ParamSpec::path("manifest", "checkpoint hub manifest ([[model]] name, checkpoint); or connect `models`").optional());
+  s.param(ParamSpec::path("manifest",
+                          "model hub manifest: [[model]] name and checkpoint (MLP) or torchscript (.pt, with feature_method and "
+                          "optional weights; docs/models.md); or connect `models`")
+              .optional());
   s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
 }
 
@@ -24,8 +28,14 @@ std::vector<CheckpointRef> hub_models(const NodeContext& ctx) {
   if (port) {
     all = ctx.input<Checkpoint>("models")->models;
   } else {
-    const Manifest m = read_manifest(p.path("manifest"), checkpoint_hub_schema());
-    for (const auto& model : m.models) all.push_back({model.name, model.path("checkpoint"), {}, model.flag("base")});
+    // Any family's manifest (MLP checkpoints, TorchScript modules); an ONNX entry is refused by
+    // checkpoint_of (inference only).
+    const Manifest m = read_manifest(p.path("manifest"), model_hub_schema());
+    for (const auto& model : m.models) {
+      CheckpointRef ref = checkpoint_of(source_of(model));
+      ref.base = model.flag("base");
+      all.push_back(std::move(ref));
+    }
   }
   if (!p.has("only")) return all;
   std::vector<CheckpointRef> chosen;

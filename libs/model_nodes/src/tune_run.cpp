@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <optional>
 
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/model_nodes/model_inputs.hpp"
+#include "caulk/models/hub.hpp"
+#include "caulk/models/inputs.hpp"
 #include "caulk/model_nodes/tuning_params.hpp"
 #include "caulk/seeding/seeding.hpp"
 
@@ -44,6 +47,44 @@ Tuned train_plain(const Json& term, const Params&, mlp::TuningSetup setup, const
 
 namespace {
 
+// The rows of the seeded training subsample when the node declares train_samples and asks for
+// fewer than the split has (in increasing order); nullopt for the whole split.
+std::optional<std::vector<std::size_t>> subsample_rows(const Params& p, std::size_t n_train) {
+  if (!p.values().count("train_samples")) return std::nullopt;
+  const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
+  const auto wanted = static_cast<std::size_t>(p.integer("train_samples"));
+  if (wanted > n_train)
+    throw Error(fmt::format("train_samples = {} but split '{}' has {} samples", wanted, p.string("train_split"), n_train));
+  if (wanted == 0 || wanted >= n_train) return std::nullopt;
+  std::vector<std::size_t> order(n_train);
+  for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
+  seeding::SeededUniform rng(seed ^ 0x5DEECE66Dull);
+  rng.shuffle(order);
+  order.resize(wanted);
+  std::sort(order.begin(), order.end());
+  return order;
+}
+
+// The splits a model of any family tunes on and predicts, checked without reading them as
+// columns (their inputs may be images or token ids): each exists with inputs, and the subsample fits.
+std::vector<std::string> check_any_tuning_data(const Params& p, const Dataset& data) {
+  auto with_inputs = [&](const std::string& split) -> const DatasetSplit& {
+    const DatasetSplit& s = data.split(split);
+    if (!s.inputs)
+      throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split,
+                              s.labels_file.string()));
+    return s;
+  };
+  subsample_rows(p, with_inputs(p.string("train_split")).rows);
+  std::vector<std::string> predict;
+  if (p.has("predict"))
+    for (const Value& v : p.get("predict").as_array()) predict.push_back(v.as_string());
+  else
+    predict = splits_with_inputs(data);
+  for (const auto& s : predict) with_inputs(s);
+  return predict;
+}
+
 // What every model of the node is tuned on and predicts, from the node's parameters and dataset.
 struct TuningData {
   mlp::Samples train;
@@ -58,22 +99,7 @@ TuningData tuning_data(const Params& p, const Dataset& data) {
   // Only nodes that declare train_samples (tune.peft) subsample. Asked of the values, not with
   // has(): Params refuse a name the node type does not declare, and a declared parameter always has
   // a value here (its default 0 = all).
-  if (p.values().count("train_samples")) {
-    const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
-    const auto n_train = static_cast<std::size_t>(t.train.size());
-    const auto wanted = static_cast<std::size_t>(p.integer("train_samples"));
-    if (wanted > n_train)
-      throw Error(fmt::format("train_samples = {} but split '{}' has {} samples", wanted, p.string("train_split"), n_train));
-    if (wanted > 0 && wanted < n_train) {
-      std::vector<std::size_t> order(n_train);
-      for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
-      seeding::SeededUniform rng(seed ^ 0x5DEECE66Dull);
-      rng.shuffle(order);
-      order.resize(wanted);
-      std::sort(order.begin(), order.end());
-      t.train = t.train.subset(order);
-    }
-  }
+  if (const auto rows = subsample_rows(p, static_cast<std::size_t>(t.train.size()))) t.train = t.train.subset(*rows);
   const std::string val_split = p.string("validation_split");
   if (!val_split.empty() && data.find_split(val_split) && data.find_split(val_split)->inputs)
     t.validation = split_samples(data, val_split);
@@ -87,8 +113,95 @@ TuningData tuning_data(const Params& p, const Dataset& data) {
 
 }  // namespace
 
-Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn) {
+namespace {
+
+// One model of a family other than the MLP (TorchScript), tuned through the model interface.
+Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   const Params& p = ctx.params();
+  const auto data = ctx.dataset("data");
+  const std::size_t i = desc.at("index").get<std::size_t>();
+  const std::string method = desc.at("method").get<std::string>(), target = desc.at("model").get<std::string>();
+  const ModelSource source = source_from_json(desc.at("source"));
+  const fs::path dir = desc.at("dir").get<std::string>();
+  const std::string suffix = p.string("suffix"), save = p.string("save");
+  const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
+  const auto started = std::chrono::steady_clock::now();
+
+  std::unique_ptr<Model> model = open_model(source);
+  const std::vector<std::string> predict = check_any_tuning_data(p, *data);
+  TrainingSamples train = training_samples(*data, p.string("train_split"), *model);
+  if (const auto rows = subsample_rows(p, static_cast<std::size_t>(train.size()))) train = train.subset(*rows);
+  std::optional<TrainingSamples> validation;
+  const std::string val_split = p.string("validation_split");
+  if (!val_split.empty() && data->find_split(val_split) && data->find_split(val_split)->inputs)
+    validation = training_samples(*data, val_split, *model);
+  // Each model its own stream, as the MLP's (results do not depend on which models are tuned together).
+  const std::uint64_t model_seed = seed * 1000003ull + i;
+  const std::int64_t trainable_count = prepare_model(*model, p, *data, model_seed, train);
+  const std::unique_ptr<OutputTerm> term = term_fn ? term_fn(desc.at("term"), p, train) : nullptr;
+  const mlp::TrainReport report = models::train(*model, train, validation ? &*validation : nullptr, train_options(p, model_seed), term.get());
+  Json details = term ? Json(term->report(*model)) : desc.at("term");
+
+  const std::string name = target + suffix;
+  const bool logits = model->output_kind() == OutputKind::Logits;
+  Json predictions = Json::object();
+  for (const auto& split : predict) {
+    const ModelInputs inputs = ModelInputs::open(*data->split(split).inputs, fmt::format("the inputs of split '{}'", split));
+    const Outputs out = run_in_batches(*model, inputs, 64, false, true);
+    predictions[split] = matrix_to_json(logits ? softmax_rows(out.outputs) : Matrix(out.outputs.cast<double>()));
+  }
+  // What training changed, as named after folding: a LoRA factor "<weight>.lora_A" stands for its
+  // weight. (Named here rather than taken from trainable() after fold_lora, which the TorchScript
+  // family leaves without the folded weights.)
+  std::vector<std::string> tuned_names;
+  for (std::string name : model->trainable()) {
+    for (const char* factor : {".lora_A", ".lora_B"})
+      if (name.size() > std::strlen(factor) && name.compare(name.size() - std::strlen(factor), std::string::npos, factor) == 0)
+        name.resize(name.size() - std::strlen(factor));
+    if (std::find(tuned_names.begin(), tuned_names.end(), name) == tuned_names.end()) tuned_names.push_back(name);
+  }
+  fs::path path;
+  model->fold_lora();
+  if (save == "merged") {
+    path = dir / (name + ".safetensors");
+    save_weights(*model, path);
+    model->save(dir / (name + ".pt"));
+  } else if (save == "delta") {
+    if (!source.weights.empty())
+      throw Error(fmt::format("{} already overrides its module with weights ({}): save = \"delta\" writes only the tuned tensors over "
+                              "the module, which would drop them; use save = \"merged\"",
+                              model->describe(), source.weights.string()));
+    path = dir / (name + ".delta.safetensors");
+    save_weights(*model, path, tuned_names);
+  }
+  Json d{{"mode", p.string("mode")},
+         {"family", model->family()},
+         {"trainable_parameters", trainable_count},
+         {"train_samples", train.size()},
+         {"epochs", report.epochs},
+         {"best_epoch", report.best_epoch},
+         {"stopped_early", report.stopped_early},
+         {"train_loss", report.train_loss},
+         {"seed", model_seed}};
+  if (!method.empty()) d["tuned_from"] = target;
+  if (validation) d["validation_loss"] = report.validation_loss;
+  if (details.is_object())
+    for (auto& [key, value] : details.items()) d[key] = value;
+  d["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return Json{{"name", name},
+              {"checkpoint", path.string()},
+              {"module", source.torchscript.string()},
+              {"feature_method", source.feature_method},
+              {"predictions", predictions},
+              {"details", d}};
+}
+
+}  // namespace
+
+Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn, TermFn term_fn) {
+  if (!desc.at("module").get<std::string>().empty()) return tune_any_model_unit(ctx, desc, term_fn);
+  const Params& p = ctx.params();
+  check_mlp_params(p, desc.at("model").get<std::string>());
   const auto data = ctx.dataset("data");
   const TuningData t = tuning_data(p, *data);
   const auto& train = t.train;
@@ -146,7 +259,13 @@ void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<Check
   const Params& p = ctx.params();
   if (terms.size() != targets.size())
     throw Error(fmt::format("{} tuning terms for {} target models", terms.size(), targets.size()));
-  tuning_data(p, data);  // every split and the subsample are checked before any unit starts
+  // Every split and the subsample are checked before any unit starts (as columns when every model
+  // is an MLP, which reads them so).
+  const bool all_mlp = std::all_of(targets.begin(), targets.end(), [](const CheckpointRef& r) { return r.module.empty(); });
+  if (all_mlp)
+    tuning_data(p, data);
+  else
+    check_any_tuning_data(p, data);
   const fs::path dir = ctx.out_dir() / ctx.id();
   fs::create_directories(dir);
   const std::string suffix = p.string("suffix"), save = p.string("save");
@@ -167,6 +286,8 @@ void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<Check
     d["index"] = i;
     d["model"] = targets[i].model;
     d["checkpoint"] = targets[i].path.string();
+    d["module"] = targets[i].module.string();
+    if (!targets[i].module.empty()) d["source"] = source_to_json(source_of(targets[i]));
     d["term"] = terms[i];
     descriptions.push_back(std::move(d));
   }
@@ -180,6 +301,10 @@ void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<Check
     CheckpointRef& ref = checkpoints->models[i];
     ref.model = mp.model;
     ref.path = r.at("checkpoint").get<std::string>();
+    if (r.contains("module")) {
+      ref.module = r.at("module").get<std::string>();
+      ref.feature_method = r.at("feature_method").get<std::string>();
+    }
     sum[targets[i].model + suffix] = r.at("details");
   }
   if (save == "none") checkpoints->models.clear();

@@ -22,11 +22,13 @@
 // Infinity (a target at or under a curve's floor c: unreachable) is "inf" in the tables and null
 // in run.json.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
+#include <tuple>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
@@ -38,6 +40,9 @@
 #include "caulk/mlp/training.hpp"
 #include "caulk/model_nodes/model_inputs.hpp"
 #include "caulk/model_nodes/tuning_params.hpp"
+#include "caulk/models/hub.hpp"
+#include "caulk/models/inputs.hpp"
+#include "caulk/models/training.hpp"
 #include "caulk/seeding/seeding.hpp"
 #include "caulk/units.hpp"
 #include "models/algorithms/learning_curve.hpp"
@@ -103,7 +108,48 @@ double test_risk(const mlp::Model<float>& m, const mlp::Samples& test, Risk risk
 // One tuning run of the curve from the node's parameters and data and its payload (the
 // checkpoint's path, the training rows of the subsample and the tuning seed, both derived by the
 // node): any rank can run it. Only the test risk comes back.
+// The risk of a model of any family tuned through the model interface, as test_risk's.
+double test_risk(const Model& m, const TrainingSamples& test, Risk risk) {
+  if (risk == Risk::LogLoss) return models::mean_loss(m, test);
+  RowMatrixF outputs;
+  const InputBatch x = test.all();
+  for (std::int64_t first = 0, n = test.size(); first < n; first += 512) {
+    const std::int64_t count = std::min<std::int64_t>(512, n - first);
+    const Outputs out = m.run(x.slice(first, count), false, true);
+    if (outputs.size() == 0) outputs.resize(n, out.outputs.cols());
+    outputs.middleRows(first, count) = out.outputs;
+  }
+  if (risk == Risk::Error) return metrics::error_rate(metrics::predicted_classes(outputs.cast<double>()), test.classes);
+  if (!outputs.allFinite()) return std::numeric_limits<double>::quiet_NaN();
+  return metrics::mean_squared_error(outputs.cast<double>(), test.values.cast<double>());
+}
+
+// One tuning run of a TorchScript model (a Checkpoint entry with a module) through the model
+// interface, as tuning_run_unit's for the MLP: the same subsample, seed and options.
+Json any_model_run_unit(UnitContext& ctx, const Json& desc) {
+  const Params& p = ctx.params();
+  const auto data = ctx.dataset("data");
+  const Risk risk = parse_risk(p.string("risk"), data->kind);
+  const auto n = desc.at("n").get<std::int64_t>();
+  const auto r = desc.at("repetition").get<std::size_t>();
+  const std::uint64_t s = desc.at("seed").get<std::uint64_t>();
+  const auto index = desc.at("rows").get<std::vector<std::size_t>>();
+  std::unique_ptr<Model> model = open_model(source_from_json(desc.at("source")));
+  const TrainingSamples train = training_samples(*data, p.string("train_split"), *model).subset(index);
+  const TrainingSamples test = training_samples(*data, p.string("test_split"), *model);
+  prepare_model(*model, p, *data, s, train);
+  mlp::TrainOptions o = train_options(p, s);
+  o.patience = 0;  // no validation split: train for the given epochs (the parameter is fixed at 0)
+  models::train(*model, train, nullptr, o);
+  const double value = test_risk(*model, test, risk);
+  if (!std::isfinite(value))
+    throw Error(fmt::format("the test risk is not finite after tuning {} on n = {} (repetition {}): lower the learning rate",
+                            model->describe(), n, r));
+  return Json{{"risk", value}};
+}
+
 Json tuning_run_unit(UnitContext& ctx, const Json& desc) {
+  if (desc.contains("source")) return any_model_run_unit(ctx, desc);
   const Params& p = ctx.params();
   const auto data = ctx.dataset("data");
   const Risk risk = parse_risk(p.string("risk"), data->kind);
@@ -120,6 +166,7 @@ Json tuning_run_unit(UnitContext& ctx, const Json& desc) {
     throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", model, pretrained.input_dim(), train_split,
                             train.X.rows()));
   const mlp::Samples sub = train.subset(index);
+  check_mlp_params(p, model);
   mlp::TuningSetup setup = mlp::prepare_tuning(pretrained, peft_options(p, *data, s));
   mlp::TrainOptions o = train_options(p, s);
   o.patience = 0;  // no validation split: train for the given epochs (the parameter is fixed at 0)
@@ -188,16 +235,37 @@ class SampleComplexity : public Node {
     const std::uint64_t seed = static_cast<std::uint64_t>(p.integer("seed"));
     const std::string train_split = p.string("train_split"), test_split = p.string("test_split");
 
-    const mlp::Samples train = split_samples(*data, train_split);
-    const mlp::Samples test = split_samples(*data, test_split);
-    const auto n_train = static_cast<std::int64_t>(train.size());
+    // The splits are checked before any unit starts: as columns when every model is an MLP (which
+    // reads them so), else by the shape of their inputs (images, token ids).
+    const bool all_mlp = std::all_of(models.begin(), models.end(), [](const CheckpointRef& m) { return m.module.empty(); });
+    std::int64_t n_train = 0, n_test = 0;
+    std::vector<std::int64_t> train_shape, test_shape;
+    for (auto [split, rows, shape] : {std::tuple{&train_split, &n_train, &train_shape}, std::tuple{&test_split, &n_test, &test_shape}}) {
+      if (all_mlp) {
+        const mlp::Samples samples = split_samples(*data, *split);
+        *rows = static_cast<std::int64_t>(samples.size());
+        *shape = {samples.X.rows()};
+      } else {
+        const DatasetSplit& part = data->split(*split);
+        if (!part.inputs)
+          throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", *split,
+                                  part.labels_file.string()));
+        const ModelInputs inputs = ModelInputs::open(*part.inputs, fmt::format("the inputs of split '{}'", *split));
+        *rows = inputs.rows();
+        shape->assign(inputs.shape().begin() + 1, inputs.shape().end());
+      }
+    }
     if (sizes.back() > n_train)
       throw Error(fmt::format("sample size {} is larger than the training split '{}' ({} samples): the sizes must be at most {}",
                               sizes.back(), train_split, n_train, n_train));
-    if (test.size() == 0) throw Error(fmt::format("the test split '{}' has no samples", test_split));
-    if (train.X.rows() != test.X.rows())
-      throw Error(fmt::format("split '{}' has {} input columns but split '{}' has {}", train_split, train.X.rows(), test_split,
-                              test.X.rows()));
+    if (n_test == 0) throw Error(fmt::format("the test split '{}' has no samples", test_split));
+    if (train_shape != test_shape) {
+      if (all_mlp)
+        throw Error(fmt::format("split '{}' has {} input columns but split '{}' has {}", train_split, train_shape.front(), test_split,
+                                test_shape.front()));
+      throw Error(fmt::format("split '{}' has inputs of sample shape [{}] but split '{}' [{}]", train_split, fmt::join(train_shape, ", "),
+                              test_split, fmt::join(test_shape, ", ")));
+    }
 
     // The nested subsamples, one permutation per repetition, shared by every model.
     std::vector<std::vector<std::size_t>> permutation(reps);
@@ -225,6 +293,7 @@ class SampleComplexity : public Node {
           Json d = Json::object();
           d["model"] = models[i].model;
           d["checkpoint"] = models[i].path.string();
+          if (!models[i].module.empty()) d["source"] = source_to_json(source_of(models[i]));
           d["n"] = sizes[k];
           d["repetition"] = r;
           d["seed"] = seeding::derive_seed(seed, kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r);

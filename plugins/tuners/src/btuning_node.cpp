@@ -9,6 +9,7 @@
 #include "caulk/units.hpp"
 #include "tuners/algorithms/btuning.hpp"
 #include "tuners/src/nodes.hpp"
+#include "tuners/algorithms/output_terms.hpp"
 #include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {
@@ -125,7 +126,7 @@ class BTuning : public Node {
     tune_targets(ctx, *data, targets, "btuning", terms);
   }
   // One target model tuned, on any rank.
-  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &btuning_train); }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &btuning_train, &btuning_output_term); }
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "caulk/units.hpp"
 #include "tuners/algorithms/distillation.hpp"
 #include "tuners/src/nodes.hpp"
+#include "tuners/algorithms/output_terms.hpp"
 #include "tuners/src/tuner_inputs.hpp"
 
 namespace caulk::tuners {
@@ -97,7 +98,7 @@ class Distill : public Node {
     tune_targets(ctx, *data, targets, "distill", terms);
   }
   // One target model tuned, on any rank.
-  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &distill_train); }
+  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &distill_train, &distill_output_term); }
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "caulk/context.hpp"
 #include "caulk/mlp/peft.hpp"
 #include "caulk/mlp/training.hpp"
+#include "caulk/models/training.hpp"
 #include "caulk/units.hpp"
 
 namespace caulk::models {
@@ -42,14 +43,25 @@ using TrainFn = Tuned (*)(const Json& term, const Params& p, mlp::TuningSetup se
 Tuned train_plain(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
                   const mlp::Samples& train, const mlp::Samples* validation);
 
+// A node's extra loss term for a model tuned through the model interface (TorchScript; the MLP
+// trains by its TrainFn): made on the unit's rank from the node's `term` and Params and the
+// training samples; null for plain tuning. Its report() goes to run.json; without a term, `term`
+// (if an object) does.
+using TermFn = std::unique_ptr<OutputTerm> (*)(const Json& term, const Params& p, const TrainingSamples& train);
+
 // The unit of a tuning node (caulk/units.hpp): one model, from the node's Params and its `data`
 // input (from the unit's context) and the payload (the checkpoint's path, the node's `term`). It
 // loads the model, prepares it with the node's tuning options and the model's own seed (so the
 // same model, seed and options start identically in every tuning node), calls `train`, predicts
 // the chosen splits and writes the checkpoint (atomically) to its final path; the predictions and
 // the facts for run.json come back. A tuning node's run_unit is `tune_target_unit(ctx, payload,
-// its TrainFn)`.
-Json tune_target_unit(UnitContext& ctx, const Json& payload, TrainFn train);
+// its TrainFn, its TermFn)`.
+// A model of another family (a Checkpoint entry with a module: TorchScript) goes through the
+// model interface instead: open_model, prepare_model, models::train with the node's term, then
+// its weights (LoRA folded) as safetensors with PyTorch's names and, for merged, the whole model
+// in its own format beside them (NAME.pt); its Checkpoint entry is the original module with the
+// tuned safetensors as its weights (docs/models.md, "Tuning TorchScript models").
+Json tune_target_unit(UnitContext& ctx, const Json& payload, TrainFn train, TermFn term = nullptr);
 
 // The node's side: one unit per target model (the `models` input or `manifest`), run by
 // ctx.run_units (the node's run_unit calls tune_target_unit), `terms[i]` going to target i; then
