@@ -1,0 +1,94 @@
+"""Checks what caulk's analysis and merge nodes computed on TorchScript models against PyTorch
+itself (tests/models/test_models_analysis.cpp runs it with Debian's /usr/bin/python3).
+
+Usage:
+  check_analysis_in_pytorch.py fisher MODULE WEIGHTS INPUTS N SAMPLED SEED FISHER
+      FISHER (caulk's safetensors) must be the mean over the first N samples of INPUTS of the
+      per-sample, per-class autograd loop (torch_reference.fisher_loop) on MODULE with WEIGHTS
+      ("-": the module's own); SAMPLED 1 draws one class per sample from SEED.
+  check_analysis_in_pytorch.py predict MODULE PREDICTIONS INPUTS WEIGHTS...
+      PREDICTIONS (caulk's N x C probabilities, .npy) must be the softmax of MODULE's forward on
+      INPUTS with its parameters set to the element-wise mean of the WEIGHTS files' tensors
+      (one file: those weights; "-" alone: the module's own).
+  check_analysis_in_pytorch.py ensemble MODULE PREDICTIONS INPUTS WEIGHTS...
+      PREDICTIONS must be the mean over the WEIGHTS files of the softmax of MODULE's forward with
+      each file's weights (an output ensemble).
+Prints each relative error (max |caulk - PyTorch| / max |PyTorch|, per tensor) and exits 1 when
+one exceeds 1e-5, or when names or shapes differ.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_reference import fisher_loop, read_safetensors  # noqa: E402
+
+torch.set_num_threads(1)
+failures = []
+
+
+def check(what, got, want, tolerance=1e-5):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        failures.append(f"{what}: shape {list(got.shape)} != PyTorch's {list(want.shape)}")
+        return
+    scale = max(np.abs(want).max(), 1e-30)
+    error = np.abs(got - want).max() / scale
+    print(f"{what}: relative error {error:.2e} (max {scale:.3e})")
+    if not error <= tolerance:
+        failures.append(f"{what}: relative error {error:.2e} > {tolerance}")
+
+
+def load(module, weights):
+    m = torch.jit.load(module).eval()
+    if weights:
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.copy_(weights[n])
+    return m
+
+
+def mean_weights(files):
+    states = [read_safetensors(f)[1] for f in files if f != "-"]
+    if not states:
+        return None
+    return {n: sum(s[n].double() for s in states) / len(states) for n in states[0]}
+
+
+mode = sys.argv[1]
+if mode == "fisher":
+    module, weights, inputs, n, sampled, seed, fisher = sys.argv[2:9]
+    n, sampled, seed = int(n), sampled == "1", int(seed)
+    m = load(module, None if weights == "-" else read_safetensors(weights)[1])
+    x = torch.from_numpy(np.load(inputs))[:n]
+    names = [name for name, _ in m.named_parameters()]
+    want = fisher_loop(m, [p for _, p in m.named_parameters()], x, sampled=sampled, seed=seed)
+    meta, got = read_safetensors(fisher)
+    if list(got) != names:
+        failures.append(f"Fisher tensors {list(got)} != PyTorch's named_parameters() {names}")
+    for name, w in zip(names, want):
+        if name in got:
+            check(name, got[name], (w / n).numpy())
+elif mode == "predict":
+    module, predictions, inputs = sys.argv[2:5]
+    m = load(module, mean_weights(sys.argv[5:]))
+    with torch.no_grad():
+        want = torch.softmax(m(torch.from_numpy(np.load(inputs))).double(), 1).numpy()
+    check("probabilities", np.load(predictions), want)
+elif mode == "ensemble":
+    module, predictions, inputs = sys.argv[2:5]
+    x = torch.from_numpy(np.load(inputs))
+    members = []
+    for f in sys.argv[5:]:
+        with torch.no_grad():
+            members.append(torch.softmax(load(module, read_safetensors(f)[1])(x).double(), 1).numpy())
+    check("probabilities", np.load(predictions), sum(members) / len(members))
+else:
+    sys.exit(f"unknown mode {mode}")
+
+if failures:
+    print("\n".join(failures))
+    sys.exit(1)
+print("ok")
