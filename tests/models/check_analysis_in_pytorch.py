@@ -13,6 +13,13 @@ Usage:
   check_analysis_in_pytorch.py ensemble MODULE PREDICTIONS INPUTS WEIGHTS...
       PREDICTIONS must be the mean over the WEIGHTS files of the softmax of MODULE's forward with
       each file's weights (an output ensemble).
+  check_analysis_in_pytorch.py task_arithmetic MODULE PREDICTIONS INPUTS LAMBDA C1 WEIGHTS1 C2 WEIGHTS2...
+      PREDICTIONS must be MODULE's probabilities with theta_0 + LAMBDA sum_i C_i (theta_i - theta_0),
+      theta_0 the module's own parameters and theta_i those of WEIGHTS_i.
+  check_analysis_in_pytorch.py greedy_soup MODULE PREDICTIONS INPUTS LABELS WEIGHTS...
+      PREDICTIONS must be those of the greedy soup (Wortsman et al.: ingredients by their own log
+      loss on INPUTS/LABELS, best first; each kept if the uniform average with it has a strictly
+      lower log loss) of MODULE with each WEIGHTS ("-": the module's own); prints the kept ones.
 Prints each relative error (max |caulk - PyTorch| / max |PyTorch|, per tensor) and exits 1 when
 one exceeds 1e-5, or when names or shapes differ.
 """
@@ -85,6 +92,44 @@ elif mode == "ensemble":
         with torch.no_grad():
             members.append(torch.softmax(load(module, read_safetensors(f)[1])(x).double(), 1).numpy())
     check("probabilities", np.load(predictions), sum(members) / len(members))
+elif mode == "task_arithmetic":
+    module, predictions, inputs, lam = sys.argv[2:6]
+    m = torch.jit.load(module).eval()
+    base = {n: p.detach().double().clone() for n, p in m.named_parameters()}
+    merged = {n: t.clone() for n, t in base.items()}
+    rest = sys.argv[6:]
+    for c, f in zip(rest[0::2], rest[1::2]):
+        theta = read_safetensors(f)[1]
+        for n in merged:
+            merged[n] += float(lam) * float(c) * (theta[n].double() - base[n])
+    m = load(module, merged)
+    with torch.no_grad():
+        want = torch.softmax(m(torch.from_numpy(np.load(inputs))).double(), 1).numpy()
+    check("probabilities", np.load(predictions), want)
+elif mode == "greedy_soup":
+    module, predictions, inputs, labels = sys.argv[2:6]
+    x, y = torch.from_numpy(np.load(inputs)), np.load(labels)
+    own = {n: p.detach().clone() for n, p in torch.jit.load(module).named_parameters()}
+    states = [own if f == "-" else read_safetensors(f)[1] for f in sys.argv[6:]]
+
+    def probabilities(members):
+        avg = {n: sum(states[i][n].double() for i in members) / len(members) for n in own}
+        with torch.no_grad():
+            return torch.softmax(load(module, avg)(x).double(), 1).numpy()
+
+    def log_loss(members):
+        p = np.clip(probabilities(members)[np.arange(len(y)), y], 1e-15, 1)
+        return -np.log(p).mean()
+
+    scores = [log_loss([i]) for i in range(len(states))]
+    order = sorted(range(len(states)), key=lambda i: scores[i])  # stable: ties keep the given order
+    soup, best = [order[0]], scores[order[0]]
+    for i in order[1:]:
+        s = log_loss(soup + [i])
+        if s < best:
+            soup, best = soup + [i], s
+    print("kept:", [sys.argv[6 + i] for i in soup])
+    check("probabilities", np.load(predictions), probabilities(soup))
 else:
     sys.exit(f"unknown mode {mode}")
 

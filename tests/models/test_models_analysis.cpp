@@ -295,6 +295,97 @@ TEST_F(ModelsAnalysis, TheMergeRealModelsPipelineMergesTheFineTunes) {
   EXPECT_NE(read_file(out("soup/soup.safetensors")), read_file(out("fisher_merge/fisher_merge.safetensors")));
 }
 
+// search.merge_coefficients scores each candidate as the module with the candidate's weights: the
+// published model is PyTorch's task-arithmetic merge with the chosen coefficients, and the score
+// the search reported is the log loss eval.classification measures on its predictions.
+TEST_F(ModelsAnalysis, ACoefficientSearchOverTorchScriptFineTunesPublishesPyTorchsMerge) {
+  dir_.write("two.toml", fmt::format(R"([hub]
+name = "two"
+[[model]]
+name = "base"
+torchscript = "{0}/digits.pt"
+feature_method = "embed"
+base = true
+[[model]]
+name = "ft_a"
+torchscript = "{0}/digits.pt"
+feature_method = "embed"
+weights = "{0}/ft_a.safetensors"
+[[model]]
+name = "ft_b"
+torchscript = "{0}/digits.pt"
+feature_method = "embed"
+weights = "{0}/ft_b.safetensors"
+)",
+                                     zoo().string()));
+  auto r = run(task(fmt::format(R"([[node]]
+id = "hub"
+type = "checkpoint.load"
+params = {{ manifest = "{0}" }}
+[[node]]
+id = "search"
+type = "search.merge_coefficients"
+inputs = {{ checkpoints = "hub", data = "task" }}
+params = {{ method = "task_arithmetic", grid = 5, lambdas = [0.5, 1.5], split = "test", metric = "log_loss" }}
+[[node]]
+id = "predict"
+type = "predict.checkpoints"
+inputs = {{ checkpoints = "search.checkpoints", data = "task" }}
+params = {{ splits = ["test"] }}
+[[node]]
+id = "accuracy"
+type = "eval.classification"
+inputs = {{ predictions = "predict", data = "task" }}
+[[node]]
+id = "saved"
+type = "predictions.save"
+inputs = {{ predictions = "predict" }}
+)",
+                                (dir_ / "two.toml").string())),
+               {"--jobs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = run_json();
+  const auto& search = j["nodes"]["search"]["summary"];
+  EXPECT_EQ(search["candidates"], 10);
+  expect_pytorch_agrees({"task_arithmetic", file("digits.pt"), out("saved/search.test.npy"), file("test_inputs.npy"),
+                         fmt::format("{}", search["best_lambda"].get<double>()),
+                         fmt::format("{}", search["best_weights"]["ft_a"].get<double>()), file("ft_a.safetensors"),
+                         fmt::format("{}", search["best_weights"]["ft_b"].get<double>()), file("ft_b.safetensors")});
+  EXPECT_NEAR(search["best_score"].get<double>(), j["nodes"]["accuracy"]["summary"]["search"]["log_loss"].get<double>(), 1e-9);
+}
+
+// merge.greedy_soup of TorchScript fine-tunes (the base among the ingredients, on its module's own
+// weights): the published soup predicts as PyTorch's greedy soup of the same files.
+TEST_F(ModelsAnalysis, AGreedySoupOfTorchScriptModelsIsPyTorchsGreedySoup) {
+  auto r = run(task(fmt::format(R"([[node]]
+id = "hub"
+type = "checkpoint.load"
+params = {{ manifest = "{0}/finetunes.toml" }}
+[[node]]
+id = "soup"
+type = "merge.greedy_soup"
+inputs = {{ checkpoints = "hub", data = "task" }}
+params = {{ split = "test", metric = "log_loss" }}
+[[node]]
+id = "predict"
+type = "predict.checkpoints"
+inputs = {{ checkpoints = "soup.checkpoints", data = "task" }}
+params = {{ splits = ["test"] }}
+[[node]]
+id = "saved"
+type = "predictions.save"
+inputs = {{ predictions = "predict" }}
+)",
+                                zoo().string())),
+               {"--jobs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_pytorch_agrees({"greedy_soup", file("digits.pt"), out("saved/soup.test.npy"), file("test_inputs.npy"), file("test_labels.npy"), "-",
+                         file("ft_a.safetensors"), file("ft_b.safetensors"), file("ft_c.safetensors")});
+  const auto summary = run_json()["nodes"]["soup"]["summary"];
+  EXPECT_EQ(summary["ingredients"].size(), 4u);
+  EXPECT_GE(summary["kept"].size(), 1u);
+}
+
 // ------------------------------------------------------------------------- ensembles
 
 TEST_F(ModelsAnalysis, AnOutputEnsembleOfTorchScriptModelsIsTheMeanOfPyTorchsProbabilities) {
