@@ -20,6 +20,10 @@ Usage:
       PREDICTIONS must be those of the greedy soup (Wortsman et al.: ingredients by their own log
       loss on INPUTS/LABELS, best first; each kept if the uniform average with it has a strictly
       lower log loss) of MODULE with each WEIGHTS ("-": the module's own); prints the kept ones.
+  check_analysis_in_pytorch.py scale_stability MODULE WEIGHTS INPUTS LABELS POINTS
+      POINTS (caulk's JSON list of {s, accuracy, agreement}) must be, for each s, the accuracy of
+      MODULE with WEIGHTS ("-": its own) times s, and the share of its predicted classes equal to
+      the unscaled model's.
 Prints each relative error (max |caulk - PyTorch| / max |PyTorch|, per tensor) and exits 1 when
 one exceeds 1e-5, or when names or shapes differ.
 """
@@ -130,6 +134,22 @@ elif mode == "greedy_soup":
             soup, best = soup + [i], s
     print("kept:", [sys.argv[6 + i] for i in soup])
     check("probabilities", np.load(predictions), probabilities(soup))
+elif mode == "scale_stability":
+    import json
+
+    module, weights, inputs, labels, points = sys.argv[2:7]
+    x, y = torch.from_numpy(np.load(inputs)), np.load(labels)
+    m = load(module, None if weights == "-" else read_safetensors(weights)[1])
+    original = {n: p.detach().clone() for n, p in m.named_parameters()}
+    with torch.no_grad():
+        unscaled = m(x).argmax(1).numpy()
+    for point in json.loads(points):
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.copy_(original[n] * point["s"])
+            classes = m(x).argmax(1).numpy()
+        check(f"s = {point['s']}: accuracy", point["accuracy"], (classes == y).mean(), 1e-12)
+        check(f"s = {point['s']}: agreement", point["agreement"], (classes == unscaled).mean(), 1e-12)
 else:
     sys.exit(f"unknown mode {mode}")
 

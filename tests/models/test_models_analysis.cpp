@@ -386,6 +386,31 @@ inputs = {{ predictions = "predict" }}
   EXPECT_GE(summary["kept"].size(), 1u);
 }
 
+// analysis.scale_stability of TorchScript models: every point is PyTorch's accuracy and agreement
+// of the module with its parameters times s.
+TEST_F(ModelsAnalysis, ScaleStabilityOfTorchScriptModelsIsPyTorchsOnScaledParameters) {
+  auto r = run(task(fmt::format(R"([[node]]
+id = "hub"
+type = "checkpoint.load"
+params = {{ manifest = "{0}/finetunes.toml" }}
+[[node]]
+id = "stability"
+type = "analysis.scale_stability"
+inputs = {{ checkpoints = "hub", data = "task" }}
+params = {{ scales = [0.25, 0.5, 1, 2, 4] }}
+)",
+                                zoo().string())),
+               {"--jobs", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto summary = run_json()["nodes"]["stability"]["summary"];
+  expect_pytorch_agrees({"scale_stability", file("digits.pt"), "-", file("test_inputs.npy"), file("test_labels.npy"), summary["base"].dump()});
+  expect_pytorch_agrees(
+      {"scale_stability", file("digits.pt"), file("ft_b.safetensors"), file("test_inputs.npy"), file("test_labels.npy"), summary["ft_b"].dump()});
+  // Scaling changes some predictions (the check above sees more than the unscaled model).
+  EXPECT_LT(summary["ft_b"][0]["agreement"].get<double>(), 1.0);
+  EXPECT_EQ(summary["ft_b"][2]["agreement"].get<double>(), 1.0);  // s = 1
+}
+
 // ------------------------------------------------------------------------- ensembles
 
 TEST_F(ModelsAnalysis, AnOutputEnsembleOfTorchScriptModelsIsTheMeanOfPyTorchsProbabilities) {
