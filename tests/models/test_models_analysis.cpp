@@ -286,7 +286,7 @@ TEST_F(ModelsAnalysis, TheMergeRealModelsPipelineMergesTheFineTunes) {
   for (const auto& [id, node] : j["nodes"].items()) EXPECT_EQ(node["status"], "ok") << id;
   EXPECT_TRUE(fs::exists(out("report.html")));
   const auto& accuracy = j["nodes"]["accuracy"]["summary"];
-  for (const char* model : {"base", "ft_a", "ft_b", "ft_c", "soup", "ties", "fisher_merge"}) {
+  for (const char* model : {"base", "ft_a", "ft_b", "ft_c", "soup", "ties", "fisher_merge", "greedy_soup", "output_ensemble"}) {
     SCOPED_TRACE(model);
     ASSERT_TRUE(accuracy.contains(model)) << accuracy.dump();
     EXPECT_GT(accuracy[model]["accuracy"].get<double>(), 0.8);  // every merge still reads digits
