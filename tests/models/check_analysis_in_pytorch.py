@@ -24,6 +24,10 @@ Usage:
       POINTS (caulk's JSON list of {s, accuracy, agreement}) must be, for each s, the accuracy of
       MODULE with WEIGHTS ("-": its own) times s, and the share of its predicted classes equal to
       the unscaled model's.
+  check_analysis_in_pytorch.py fisher_merge MERGED FISHER1 WEIGHTS1 FISHER2 WEIGHTS2...
+      MERGED (caulk's safetensors) must be Matena and Raffel's Fisher merge with merge.fisher's
+      defaults: sum_i c_i F'_i theta_i / sum_i c_i F'_i per element, F'_i = max(F_i, 1e-6) and
+      c_i = 1 / ||F_i|| (the L2 norm of model i's whole Fisher).
 Prints each relative error (max |caulk - PyTorch| / max |PyTorch|, per tensor) and exits 1 when
 one exceeds 1e-5, or when names or shapes differ.
 """
@@ -150,6 +154,14 @@ elif mode == "scale_stability":
             classes = m(x).argmax(1).numpy()
         check(f"s = {point['s']}: accuracy", point["accuracy"], (classes == y).mean(), 1e-12)
         check(f"s = {point['s']}: agreement", point["agreement"], (classes == unscaled).mean(), 1e-12)
+elif mode == "fisher_merge":
+    merged = read_safetensors(sys.argv[2])[1]
+    pairs = [(read_safetensors(f)[1], read_safetensors(w)[1]) for f, w in zip(sys.argv[3::2], sys.argv[4::2])]
+    norms = [sum(float((t.double() ** 2).sum()) for t in fisher.values()) ** 0.5 for fisher, _ in pairs]
+    for name in merged:
+        num = sum(fisher[name].double().clamp(min=1e-6) * theta[name].double() / n for (fisher, theta), n in zip(pairs, norms))
+        den = sum(fisher[name].double().clamp(min=1e-6) / n for (fisher, _), n in zip(pairs, norms))
+        check(name, merged[name], (num / den).numpy())
 else:
     sys.exit(f"unknown mode {mode}")
 

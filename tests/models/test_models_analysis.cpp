@@ -291,8 +291,15 @@ TEST_F(ModelsAnalysis, TheMergeRealModelsPipelineMergesTheFineTunes) {
     ASSERT_TRUE(accuracy.contains(model)) << accuracy.dump();
     EXPECT_GT(accuracy[model]["accuracy"].get<double>(), 0.8);  // every merge still reads digits
   }
-  // Fisher merging weighs the fine-tunes otherwise than the soup: another model.
+  // Fisher merging weighs the fine-tunes otherwise than the soup: another model, Matena and
+  // Raffel's formula on analysis.fisher's files of the TorchScript fine-tunes.
   EXPECT_NE(read_file(out("soup/soup.safetensors")), read_file(out("fisher_merge/fisher_merge.safetensors")));
+  std::vector<std::string> args{"fisher_merge", out("fisher_merge/fisher_merge.safetensors")};
+  for (const char* m : {"ft_a", "ft_b", "ft_c"}) {
+    args.push_back(out(fmt::format("fisher/{}.fisher.safetensors", m)));
+    args.push_back(file(std::string(m) + ".safetensors"));
+  }
+  expect_pytorch_agrees(args);
 }
 
 // search.merge_coefficients scores each candidate as the module with the candidate's weights: the
