@@ -10,6 +10,8 @@ Writes into OUT_DIR:
                        overrides its module's parameters with another model's `weights`)
   tokens_hub.toml      a model on int64 token ids (each pixel's intensity at its position)
   *.pt, *.safetensors  the models; parameters by PyTorch's names
+  finetunes.toml       the digits CNN (base = true) and three fine-tunes of it on halves of the
+                       target's training split: digits.pt with weights = ft_*.safetensors
   train_inputs.npy, test_inputs.npy     target task images, N x 1 x 8 x 8 float32
   train_tokens.npy, test_tokens.npy     the same images as N x 64 int64 token ids
   train_labels.npy, test_labels.npy     target classes (the digit, 0-9), int64
@@ -171,6 +173,41 @@ with open(path("tokens_hub.toml"), "w") as f:
             'feature_method = "embed"\n')
 
 
+# --- fine-tunes of one pre-trained model, for merging: the "digits" CNN fine-tuned fully on three
+# seeded halves of the target's training split (from the same start, in eval mode, as caulk tunes:
+# BatchNorm keeps its running statistics, so the module's buffers stay valid for every fine-tune).
+# Each is the base module with its own weights (PyTorch's names); finetunes.toml lists them with
+# the base (base = true) for task-vector merges.
+def fine_tune(start, x, y, epochs, seed):
+    m = DigitsCnn(10)
+    m.load_state_dict(start.state_dict())
+    m.eval()
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=g)
+        for i in range(0, len(x), 32):
+            batch = order[i:i + 32]
+            opt.zero_grad()
+            F.cross_entropy(m(x[batch]), y[batch]).backward()
+            opt.step()
+    return m
+
+
+finetunes = {}
+train_rows = torch.arange(splits["train"].start, splits["train"].stop)
+for k, name in enumerate(("ft_a", "ft_b", "ft_c")):
+    half = train_rows[torch.randperm(len(train_rows), generator=torch.Generator().manual_seed(10 + k))[:150]]
+    finetunes[name] = fine_tune(models["digits"], images[half], classes[half], epochs=8, seed=20 + k)
+    write_safetensors(path(f"{name}.safetensors"), dict(finetunes[name].named_parameters()))
+with open(path("finetunes.toml"), "w") as f:
+    f.write('[hub]\nname = "digits-finetunes"\ndescription = "the digits CNN fine-tuned on three halves of the target\'s '
+            'training split"\n\n[[model]]\nname = "base"\ntorchscript = "digits.pt"\nfeature_method = "embed"\nbase = true\n')
+    for name in finetunes:
+        f.write(f'\n[[model]]\nname = "{name}"\ntorchscript = "digits.pt"\nfeature_method = "embed"\n'
+                f'weights = "{name}.safetensors"\n')
+
+
 # --- PyTorch's own outputs of the saved files (loaded back, as caulk loads them)
 def reference(name, file, x, weights=None):
     m = torch.jit.load(path(file)).eval()
@@ -209,4 +246,4 @@ with open(path("bad", "no_such_method.toml"), "w") as f:
     f.write('[hub]\nname = "bad"\n[[model]]\nname = "parity"\ntorchscript = "../parity.pt"\n'
             'feature_method = "features"\n')
 save_npy("bad/test_inputs_flat.npy", images[splits["test"]].reshape(-1, 64).numpy())
-print(f"digits zoo: {len(models) + 2} models in {out}")
+print(f"digits zoo: {len(models) + 2} models and {len(finetunes)} fine-tunes in {out}")

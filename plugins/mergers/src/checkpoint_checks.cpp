@@ -30,7 +30,7 @@ void check_checkpoints(DataCheck& check) {
   DataCheck::Json names = DataCheck::Json::array();
   for (const ManifestModel& model : m.models) {
     names.push_back(model.name);
-    for (const char* key : {"checkpoint", "fisher"}) {
+    for (const char* key : {"checkpoint", "torchscript", "weights", "fisher"}) {
       if (!model.has(key)) continue;
       const fs::path path = model.path(key);
       std::error_code ec;

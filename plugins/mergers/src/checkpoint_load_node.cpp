@@ -5,6 +5,8 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/manifest.hpp"
+#include "caulk/models/hub.hpp"
+#include "caulk/models/model.hpp"
 #include "mergers/src/checkpoint_checks.hpp"
 #include "mergers/src/nodes.hpp"
 
@@ -12,10 +14,11 @@ namespace fs = std::filesystem;
 
 namespace caulk::mergers {
 
-// The framework's checkpoint hub schema plus `fisher` (a .safetensors of the same tensor names).
+// The model hub schema (checkpoint, or torchscript with feature_method and weights; base) plus
+// `fisher` (a .safetensors of the same tensor names).
 const ManifestSchema& merge_hub_schema() {
   static const ManifestSchema schema = [] {
-    ManifestSchema s = checkpoint_hub_schema();
+    ManifestSchema s = models::model_hub_schema();
     s.model_keys.push_back({"fisher", ManifestSchema::Key::Path, false});
     return s;
   }();
@@ -28,8 +31,8 @@ class CheckpointLoad : public Node {
  public:
   static NodeSpec spec() {
     NodeSpec s("checkpoint.load",
-               "Checkpoints listed in a hub manifest ([[model]] name, checkpoint = file or sharded folder, optional fisher, at most one "
-               "base = true), as lazy handles for the merge nodes");
+               "Checkpoints listed in a hub manifest ([[model]] name, checkpoint = file or sharded folder, or torchscript = .pt with "
+               "feature_method and weights; optional fisher, at most one base = true), as lazy handles for the merge nodes");
     s.output("checkpoints", "Checkpoint", "every model of the manifest");
     s.param(ParamSpec::path("manifest", "the hub manifest (paths relative to it)"));
     add_checkpoint_load_data_check(s);
@@ -41,10 +44,17 @@ class CheckpointLoad : public Node {
     auto out = std::make_shared<Checkpoint>();
     const ManifestModel* base = nullptr;
     for (const ManifestModel& model : m.models) {
-      CheckpointRef ref{model.name, model.path("checkpoint"), model.has("fisher") ? model.path("fisher") : fs::path(), model.flag("base")};
+      if (model.has("checkpoint") == model.has("torchscript") || model.has("onnx"))
+        throw DataError(model.location(), fmt::format("model '{}' must name one of checkpoint (a caulk MLP or any safetensors) or "
+                                                      "torchscript (a .pt, with optional weights); ONNX models cannot be merged",
+                                                      model.name));
+      CheckpointRef ref = models::checkpoint_of(models::source_of(model));
+      ref.fisher = model.has("fisher") ? model.path("fisher") : fs::path();
+      ref.base = model.flag("base");
       std::error_code ec;
-      if (!fs::exists(ref.path, ec))
-        throw DataError(model.location("checkpoint"), fmt::format("model '{}': checkpoint {} does not exist", model.name, ref.path.string()));
+      for (const char* key : {"checkpoint", "torchscript", "weights"})
+        if (model.has(key) && !fs::exists(model.path(key), ec))
+          throw DataError(model.location(key), fmt::format("model '{}': {} {} does not exist", model.name, key, model.path(key).string()));
       if (!ref.fisher.empty() && !fs::exists(ref.fisher, ec))
         throw DataError(model.location("fisher"), fmt::format("model '{}': Fisher file {} does not exist", model.name, ref.fisher.string()));
       if (ref.base) {

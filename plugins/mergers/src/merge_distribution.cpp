@@ -25,13 +25,18 @@ merge::MergeModel merge_model_from_json(const Json& j) {
 Json merge_job_to_json(const MergeJob& job) {
   Json models = Json::array();
   for (const auto& m : job.models) models.push_back(merge_model_to_json(m));
-  return Json{{"models", models}, {"base", job.base ? merge_model_to_json(*job.base) : Json(nullptr)}};
+  return Json{{"models", models},
+              {"base", job.base ? merge_model_to_json(*job.base) : Json(nullptr)},
+              {"module", job.module.string()},
+              {"feature_method", job.feature_method}};
 }
 
 MergeJob merge_job_from_json(const Json& j) {
   MergeJob job;
   for (const Json& m : j.at("models")) job.models.push_back(merge_model_from_json(m));
   if (!j.at("base").is_null()) job.base = merge_model_from_json(j.at("base"));
+  job.module = j.at("module").get<std::string>();
+  job.feature_method = j.at("feature_method").get<std::string>();
   return job;
 }
 

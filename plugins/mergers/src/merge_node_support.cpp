@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cctype>
 
+#include "caulk/models/hub.hpp"
+#include "caulk/models/model.hpp"
 #include "mergers/algorithms/merge_output.hpp"
 #include "mergers/src/checkpoint_checks.hpp"
 
@@ -81,6 +83,42 @@ void declare_tensor_param(NodeSpec& s, const std::string& name, double fallback,
               .validate([lo, hi](const Value& v) { return merge::check_tensor_parameter(v, lo, hi); }));
 }
 
+namespace {
+// The module every model shares (docs/models.md): all MLP checkpoints, or all TorchScript models
+// of one feature method, whose weights the engine checks tensor by tensor (names and shapes). A
+// TorchScript model on its module's own weights gets them exported, by PyTorch's names.
+void job_module(const NodeContext& ctx, std::vector<CheckpointRef>& all, MergeJob& job) {
+  const CheckpointRef& first = all.front();
+  for (const auto& m : all) {
+    if (m.module.empty() != first.module.empty()) {
+      const CheckpointRef& script = m.module.empty() ? first : m;
+      const CheckpointRef& other = m.module.empty() ? m : first;
+      throw Error(fmt::format("{}: model '{}' is a TorchScript model ({}) but model '{}' is not ({}): merge models of one "
+                              "family and architecture (e.g. fine-tunes of one pre-trained TorchScript module)",
+                              ctx.type(), script.model, script.module.string(), other.model, other.path.string()));
+    }
+    if (m.feature_method != first.feature_method)
+      throw Error(fmt::format("{}: models '{}' and '{}' name different feature methods ('{}' and '{}'): the merged model can "
+                              "have only one; merge models of one architecture",
+                              ctx.type(), first.model, m.model, first.feature_method, m.feature_method));
+    if (m.module != first.module)
+      ctx.log(fmt::format("models '{}' ({}) and '{}' ({}) come from different module files; their weights must match by name "
+                          "and shape, and the merged model runs in the first one's module",
+                          first.model, first.module.string(), m.model, m.module.string()));
+  }
+  job.module = first.module;
+  job.feature_method = first.feature_method;
+  for (auto& m : all) {
+    if (m.module.empty() || !m.path.empty()) continue;
+    const fs::path weights = ctx.out_dir() / ctx.id() / (m.model + ".weights.safetensors");
+    fs::create_directories(weights.parent_path());
+    const std::unique_ptr<models::Model> model = models::open_model(models::source_of(m));
+    models::save_weights(*model, weights);
+    m.path = weights;
+  }
+}
+}  // namespace
+
 MergeJob collect_models(const NodeContext& ctx, bool uses_base) {
   std::vector<CheckpointRef> all;
   for (const auto& c : ctx.inputs<Checkpoint>("checkpoints"))
@@ -92,6 +130,7 @@ MergeJob collect_models(const NodeContext& ctx, bool uses_base) {
     }
   const std::string base_name = ctx.params().string("base");
   MergeJob job;
+  if (!all.empty()) job_module(ctx, all, job);
   for (const auto& m : all) {
     const bool is_base = base_name.empty() ? m.base : m.model == base_name;
     merge::MergeModel mm{m.model, m.path, m.fisher};
@@ -216,9 +255,11 @@ void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& 
   if (job.base) options.metadata["merge_base"] = job.base->name;
   // Native MLP checkpoints keep their structural metadata (format, activation, ...) so the merged
   // model loads like its inputs.
+  // A TorchScript model's weights name their model (caulk.model): not the merged one's.
   const io::Checkpoint first = io::Checkpoint::open(job.models.front().checkpoint);
   for (const auto& [key, value] : first.metadata())
-    if (!options.metadata.count(key) && key != "tuned_from" && key != "tuning_mode") options.metadata[key] = value;
+    if (!options.metadata.count(key) && key != "tuned_from" && key != "tuning_mode" && !(!job.module.empty() && key == "caulk.model"))
+      options.metadata[key] = value;
 
   const merge::MergeReport r =
       ctx.distributed() ? run_distributed(ctx, job, recipe, *method, output, options) : run_with_progress(ctx, job, *method, output, options, "");
@@ -234,7 +275,12 @@ void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& 
   ctx.log(fmt::format("merged {} models ({} tensors) into {} in {:.2f} s ({:.0f} MiB/s read plus written)", job.models.size(), r.tensors, output.string(),
                       r.seconds, r.seconds > 0 ? double(r.bytes_read + r.bytes_written) / r.seconds / 1048576.0 : 0.0));
   auto out = std::make_shared<Checkpoint>();
-  out->models.push_back({name, output, {}, false});
+  CheckpointRef merged;
+  merged.model = name;
+  merged.path = output;
+  merged.module = job.module;
+  merged.feature_method = job.feature_method;
+  out->models.push_back(std::move(merged));
   ctx.publish("checkpoints", std::move(out));
 }
 

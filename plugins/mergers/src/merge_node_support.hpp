@@ -21,10 +21,14 @@ namespace caulk::mergers {
 void declare_fisher_params(NodeSpec& s, const std::string& prefix);
 std::unique_ptr<merge::FisherMerge> fisher_method(const Params& p, std::vector<merge::TensorParameter> lambdas);
 
-// The models to merge and the base they are task vectors of.
+// The models to merge and the base they are task vectors of. TorchScript models merge their
+// weights (by PyTorch's parameter names); the merged model is the first model's module (and
+// feature method) with the merged weights.
 struct MergeJob {
   std::vector<merge::MergeModel> models;
   std::optional<merge::MergeModel> base;
+  std::filesystem::path module;  // TorchScript .pt of the merged model (empty: MLP checkpoints)
+  std::string feature_method;
   std::vector<std::string> names() const;
 };
 
@@ -42,6 +46,9 @@ void declare_tensor_param(NodeSpec& s, const std::string& name, double fallback,
 // Every model on the `checkpoints` port. The base is the model the `base` parameter names, else the
 // one marked base = true (at most one); it is never among the merged models. Throws Error on a
 // model name given twice, an unknown `base`, two bases, or a base the method needs but lacks.
+// TorchScript models and MLP checkpoints do not mix, nor do different feature methods; a
+// TorchScript model with its module's own weights (no `path`) has them written to
+// <out>/<node id>/<model>.weights.safetensors first, so the engine merges files alike.
 MergeJob collect_models(const NodeContext& ctx, bool uses_base);
 // The per-model weights from `param` (absent models weigh `fallback`); unknown names are errors.
 std::vector<merge::TensorParameter> read_weights(const Params& p, const std::string& param, const std::vector<merge::MergeModel>& models,

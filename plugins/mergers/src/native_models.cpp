@@ -4,6 +4,8 @@
 
 #include "caulk/error.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
+#include "caulk/models/inputs.hpp"
+#include "caulk/models/mlp_model.hpp"
 
 namespace caulk::mergers {
 
@@ -35,6 +37,19 @@ Matrix predict(const mlp::Model<float>& m, const mlp::Mat<float>& X, const std::
   if (m.input_dim() != X.rows())
     throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", model, m.input_dim(), split, X.rows()));
   return mlp::run_batches(m, X, false, true).outputs.cast<double>();
+}
+
+Matrix predict_model(const models::ModelSource& source, const Dataset& data, const std::string& split, std::int64_t batch_size) {
+  const std::unique_ptr<models::Model> model = models::open_model(source);
+  if (const auto* mlp = dynamic_cast<const models::MlpModel*>(model.get()))
+    return predict(mlp->mlp(), split_inputs(data, split), source.name, split);
+  const DatasetSplit& s = data.split(split);
+  if (!s.inputs)
+    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split, s.labels_file.string()));
+  const models::ModelInputs inputs = models::ModelInputs::open(*s.inputs, fmt::format("the inputs of split '{}'", split));
+  const models::Outputs out = models::run_in_batches(*model, inputs, batch_size, false, true);
+  if (model->output_kind() == models::OutputKind::Logits) return models::softmax_rows(out.outputs);
+  return out.outputs.cast<double>();
 }
 
 }  // namespace caulk::mergers

@@ -1,8 +1,10 @@
-// predict.checkpoints: predictions of native MLP checkpoints (e.g. merged ones) on a dataset's
-// splits, for eval.classification / eval.regression.
+// predict.checkpoints: predictions of models of any family (MLP checkpoints, TorchScript modules
+// with their merged or tuned weights) on a dataset's splits, through the model interface, for
+// eval.classification / eval.regression.
 #include <fmt/format.h>
 
 #include "caulk/context.hpp"
+#include "caulk/models/hub.hpp"
 #include "caulk/units.hpp"
 #include "mergers/src/native_models.hpp"
 #include "mergers/src/nodes.hpp"
@@ -15,21 +17,26 @@ namespace {
 // dataset's files; the predictions, N x C doubles per split, come back).
 Json predict_model_unit(UnitContext& ctx, const Json& d) {
   const auto data = ctx.dataset("data");
-  const std::string model = d.at("model").get<std::string>();
-  const mlp::Model<float> m = load_native(d.at("checkpoint").get<std::string>(), model, "predict.checkpoints");
+  const models::ModelSource source = models::source_from_json(d.at("source"));
+  const std::int64_t batch_size = ctx.params().integer("batch_size");
   Json out = Json::object();
-  for (const auto& split : d.at("splits").get<std::vector<std::string>>()) out[split] = matrix_to_json(predict(m, split_inputs(*data, split), model, split));
+  for (const auto& split : d.at("splits").get<std::vector<std::string>>())
+    out[split] = matrix_to_json(predict_model(source, *data, split, batch_size));
   return out;
 }
 
 class PredictCheckpoints : public Node {
  public:
   static NodeSpec spec() {
-    NodeSpec s("predict.checkpoints", "Predict with native MLP checkpoints (e.g. merged models) on a dataset's splits");
-    s.inputs_many("checkpoints", "Checkpoint", "the models (native MLP checkpoints)");
+    NodeSpec s("predict.checkpoints",
+               "Predict with models of any family (MLP checkpoints, TorchScript modules with merged or tuned weights) on a "
+               "dataset's splits");
+    s.inputs_many("checkpoints", "Checkpoint", "the models (MLP checkpoints, or TorchScript modules with their weights)");
     s.input("data", "Dataset", "the task, with model inputs");
     s.output("predictions", "Predictions", "class probabilities (or values) of every model on every predicted split");
     s.param(ParamSpec::list("splits", "the splits to predict (default: every split with inputs)"));
+    s.param(ParamSpec::integer("batch_size", 64, "samples per forward batch of a TorchScript model (batches run in parallel within --jobs)")
+                .range(1, 1 << 20));
     return s;
   }
   void run(NodeContext& ctx) override {
@@ -43,7 +50,10 @@ class PredictCheckpoints : public Node {
     else
       for (const auto& s : data->splits)
         if (s.inputs) splits.push_back(s.name);
-    for (const auto& s : splits) split_inputs(*data, s);  // every split has inputs: checked before any unit
+    for (const auto& s : splits)  // every split has inputs: checked before any unit
+      if (!data->split(s).inputs)
+        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", s,
+                                data->split(s).labels_file.string()));
 
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;
@@ -58,7 +68,7 @@ class PredictCheckpoints : public Node {
     for (const auto& m : models) {
       Json d = common;
       d["model"] = m.model;
-      d["checkpoint"] = m.path.string();
+      d["source"] = models::source_to_json(models::source_of(m));
       descriptions.push_back(std::move(d));
     }
     const std::vector<Json> results = ctx.run_units("model", names, descriptions);

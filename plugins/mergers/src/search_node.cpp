@@ -1,6 +1,7 @@
 // search.merge_coefficients: chooses the per-model coefficients (and lambda) of task arithmetic,
-// TIES or Fisher merging on held-out data, scoring every candidate merge with the native MLP
-// runtime; reports every candidate and publishes the best merged checkpoint.
+// TIES or Fisher merging on held-out data, scoring every candidate merge with the model it makes (an
+// MLP or a TorchScript module with the merged weights); reports every candidate and publishes the best
+// merged checkpoint.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -40,7 +41,8 @@ std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const
 }
 
 // The score of one candidate on the held-out split, on any rank: the candidate merge is written to
-// a scratch file, run with the native runtime, scored and removed.
+// a scratch file, run (an MLP with the native runtime, a TorchScript module with the candidate's
+// weights through the model interface), scored and removed.
 double score(const Matrix& out, const DatasetSplit& truth, const std::string& metric) {
   if (metric == "accuracy") return metrics::accuracy(out, truth.classes);
   if (metric == "log_loss") return metrics::log_loss(out, truth.classes);
@@ -61,7 +63,17 @@ Json score_candidate_unit(UnitContext& ctx, const Json& d) {
   o.metadata = io::Checkpoint::open(job.models.front().checkpoint).metadata();  // the native format's structure keys
   auto m = make_method(p.string("method"), c, p);
   merge::run_merge(merge::MergeInputs::open(job.models, job.base, m->uses_fisher()), *m, file, o);
-  const Matrix out = predict(load_native(file, label, "search.merge_coefficients"), split_inputs(*data, split), label, split);
+  Matrix out;
+  if (job.module.empty()) {
+    out = predict(load_native(file, label, "search.merge_coefficients"), split_inputs(*data, split), label, split);
+  } else {  // the TorchScript module with the candidate's weights, through the model interface
+    models::ModelSource source;
+    source.name = label;
+    source.torchscript = job.module;
+    source.feature_method = job.feature_method;
+    source.weights = file;
+    out = predict_model(source, *data, split);
+  }
   fs::remove(file);
   return Json{{"score", score(out, data->split(split), d.at("metric").get<std::string>())}};
 }
@@ -77,7 +89,7 @@ class SearchMergeCoefficients : public Node {
   static NodeSpec spec() {
     NodeSpec s("search.merge_coefficients",
                "Choose merge coefficients on held-out data: each model's coefficient (a grid for two models, seeded Dirichlet draws for "
-               "more) and lambda for task arithmetic, TIES or Fisher merging; native MLP checkpoints only");
+               "more) and lambda for task arithmetic, TIES or Fisher merging; MLP checkpoints, or TorchScript models of one module");
     declare_merge_node(s);
     s.input("data", "Dataset", "the held-out data (with model inputs) the candidates are scored on");
     s.output("table", "Table", "every candidate: its coefficients, lambda and score");
@@ -111,10 +123,14 @@ class SearchMergeCoefficients : public Node {
     if ((metric == "mse") != (data->kind == TaskKind::Regression))
       throw Error(fmt::format("metric '{}' does not fit a {} dataset", metric, task_kind_name(data->kind)));
     const bool higher_is_better = metric == "accuracy";
-    split_inputs(*data, split);  // the split has inputs: checked before any unit
-    // Every input must be a native MLP: say so before any merging.
-    for (const auto& m : job.models) load_native(m.checkpoint, m.name, "search.merge_coefficients");
-    if (job.base) load_native(job.base->checkpoint, job.base->name, "search.merge_coefficients");
+    if (job.module.empty()) {
+      split_inputs(*data, split);  // the split has inputs: checked before any unit
+      // Every input must be a native MLP: say so before any merging.
+      for (const auto& m : job.models) load_native(m.checkpoint, m.name, "search.merge_coefficients");
+      if (job.base) load_native(job.base->checkpoint, job.base->name, "search.merge_coefficients");
+    } else if (!data->split(split).inputs) {
+      throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", split));
+    }
     merge::MergeOptions options = read_merge_options(ctx);
     const fs::path output = output_path(ctx);
     merge::check_output_target(output, options.overwrite);

@@ -21,9 +21,29 @@ GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const
 GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::vector<double>& individual,
                              const std::function<double(const mlp::Model<float>&)>& score, bool higher) {
   if (models.empty()) throw Error("greedy soup: no ingredients");
-  const std::size_t K = models.size();
-  if (individual.size() != K) throw Error(fmt::format("greedy soup: {} scores for {} ingredients", individual.size(), K));
+  if (individual.size() != models.size())
+    throw Error(fmt::format("greedy soup: {} scores for {} ingredients", individual.size(), models.size()));
+  const auto soup_of = [&](const std::vector<std::size_t>& members) {
+    std::vector<const mlp::Model<float>*> soup;
+    for (std::size_t i : members) soup.push_back(&models[i]);
+    return members.size() == 1 ? models[members[0]] : average_models(soup);
+  };
+  const GreedySoupSteps steps = greedy_soup_steps(individual, [&](const std::vector<std::size_t>& m) { return score(soup_of(m)); }, higher);
   GreedySoupResult r;
+  r.order = steps.order;
+  r.individual = steps.individual;
+  r.candidate = steps.candidate;
+  r.kept = steps.kept;
+  r.score = steps.score;
+  r.soup = soup_of(steps.members);  // recomputed exactly as it was scored
+  return r;
+}
+
+GreedySoupSteps greedy_soup_steps(const std::vector<double>& individual,
+                                  const std::function<double(const std::vector<std::size_t>& members)>& score_soup, bool higher) {
+  if (individual.empty()) throw Error("greedy soup: no ingredients");
+  const std::size_t K = individual.size();
+  GreedySoupSteps r;
   r.individual = individual;
   r.candidate.assign(K, 0.0);
   r.kept.assign(K, false);
@@ -31,23 +51,19 @@ GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const
   r.order.resize(K);
   std::iota(r.order.begin(), r.order.end(), std::size_t{0});
   std::stable_sort(r.order.begin(), r.order.end(), [&](std::size_t a, std::size_t b) { return better(r.individual[a], r.individual[b]); });
-
-  std::vector<const mlp::Model<float>*> soup{&models[r.order[0]]};
+  r.members = {r.order[0]};
   r.kept[r.order[0]] = true;
   r.score = r.candidate[r.order[0]] = r.individual[r.order[0]];
-  r.soup = models[r.order[0]];
   for (std::size_t k = 1; k < K; ++k) {
     const std::size_t i = r.order[k];
-    soup.push_back(&models[i]);
-    mlp::Model<float> candidate = average_models(soup);
-    const double s = score(candidate);
+    r.members.push_back(i);
+    const double s = score_soup(r.members);
     r.candidate[i] = s;
     if (better(s, r.score)) {  // strictly: a tie leaves the ingredient out
       r.kept[i] = true;
       r.score = s;
-      r.soup = std::move(candidate);
     } else {
-      soup.pop_back();
+      r.members.pop_back();
     }
   }
   return r;

@@ -31,6 +31,19 @@ GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const
 GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const std::vector<double>& individual,
                              const std::function<double(const mlp::Model<float>&)>& score, bool higher_is_better);
 
+// The same over ingredients of any kind: `score_soup` judges the uniform average of the listed
+// ingredients (indices, in the order they joined); individual[i] is ingredient i's own score. The
+// result's `soup` stays empty; `members` lists the final soup's ingredients.
+struct GreedySoupSteps {
+  std::vector<std::size_t> order;
+  std::vector<double> individual, candidate;
+  std::vector<bool> kept;
+  double score = 0;
+  std::vector<std::size_t> members;
+};
+GreedySoupSteps greedy_soup_steps(const std::vector<double>& individual,
+                                  const std::function<double(const std::vector<std::size_t>& members)>& score_soup, bool higher_is_better);
+
 // The held-out metrics a soup can be judged by: accuracy (higher is better) and log loss
 // (clipped at 1e-15, as eval.classification) for softmax models; mean squared error for
 // regression models (both lower is better).

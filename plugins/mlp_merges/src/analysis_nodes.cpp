@@ -1,8 +1,10 @@
 // analysis.scale_stability and analysis.weight_patterns: how predictions react to the magnitude of
-// the parameters, and what the weights look like (paper 3, perspectives 3 and 1).
+// the parameters (MLPs and TorchScript models), and what an MLP's weights look like (paper 3,
+// perspectives 3 and 1).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "caulk/figures/charts.hpp"
@@ -10,7 +12,9 @@
 #include "caulk/units.hpp"
 #include "mlp_merges/algorithms/scale_stability.hpp"
 #include "mlp_merges/algorithms/weight_patterns.hpp"
+#include "caulk/models/hub.hpp"
 #include "mlp_merges/src/common.hpp"
+#include "mlp_merges/src/interface_stability.hpp"
 #include "mlp_merges/src/nodes.hpp"
 
 namespace fs = std::filesystem;
@@ -42,6 +46,13 @@ std::string file_stem(std::string name) {
 // scale; the points come back as run.json records them.
 Json scale_stability_unit(UnitContext& ctx, const Json& d) {
   const auto data = ctx.dataset("data");
+  if (d.contains("source")) {  // a TorchScript model, through the model interface
+    Json points = Json::array();
+    for (const ScalePoint& pt : interface_scale_stability(models::source_from_json(d.at("source")), *data, d.at("split").get<std::string>(),
+                                                          d.at("scales").get<std::vector<double>>()))
+      points.push_back(Json{{"s", pt.scale}, {"accuracy", pt.accuracy}, {"agreement", pt.agreement}});
+    return points;
+  }
   const mlp::Samples samples = split_samples(*data, d.at("split").get<std::string>());
   const std::string model = d.at("model").get<std::string>();
   const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), true);
@@ -58,13 +69,13 @@ class ScaleStability : public Node {
     NodeSpec s("analysis.scale_stability",
                "Prediction stability versus parameter magnitude: scale each model's parameters (all, or one layer) by s over a grid; "
                "accuracy and agreement with the unscaled predictions on a split; a table, also written to OUT/<id>.csv");
-    declare_checkpoints(s, "the models (classification), e.g. tuned models and their merges");
+    declare_checkpoints(s, "the models (classification; MLPs or TorchScript models), e.g. tuned models and their merges");
     s.input("data", "Dataset", "the classification task, with model inputs for the split");
     s.output("table", "Table", "model, s, accuracy, agreement");
     s.output("accuracy_figure", "Figure", "each model's accuracy against the scale s (drawn in report.html)");
     s.output("agreement_figure", "Figure", "each model's agreement with its unscaled predictions against s (drawn in report.html)");
     s.param(ParamSpec::list("scales", "the grid of factors s").validate(check_positive_numbers));
-    s.param(ParamSpec::integer("layer", -1, "scale only layers.{layer}.weight and .bias (-1: every parameter)").at_least(-1));
+    s.param(ParamSpec::integer("layer", -1, "scale only layers.{layer}.weight and .bias of an MLP (-1: every parameter)").at_least(-1));
     s.param(ParamSpec::string("split", "test", "the split to predict"));
     return s;
   }
@@ -79,13 +90,24 @@ class ScaleStability : public Node {
       scales.clear();
       for (const Value& v : p.get("scales").as_array()) scales.push_back(v.as_number());
     }
-    split_samples(*data, p.string("split"));  // the split and its inputs are checked before any unit starts
-    const LoadedModels in = list_checkpoints(ctx);
+    const LoadedModels in = list_checkpoints(ctx, 1, true);
     const int layer = static_cast<int>(p.integer("layer"));
+    const bool torchscript = std::any_of(in.refs.begin(), in.refs.end(), [](const CheckpointRef& r) { return !r.module.empty(); });
+    if (!torchscript) {
+      split_samples(*data, p.string("split"));  // the split and its inputs are checked before any unit starts
+    } else {
+      if (!data->split(p.string("split")).inputs)
+        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", p.string("split")));
+      if (layer >= 0)
+        throw Error(fmt::format("`layer` names an MLP layer (layers.{}.*), which TorchScript models do not have: scale every "
+                                "parameter (layer = -1)",
+                                layer));
+    }
     const Json common{{"split", p.string("split")}, {"scales", scales}, {"layer", layer}};
     std::vector<Json> descriptions;
     for (std::size_t i = 0; i < in.names.size(); ++i) {
       Json d{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}};
+      if (!in.refs[i].module.empty()) d["source"] = models::source_to_json(models::source_of(in.refs[i]));
       d.update(common);
       descriptions.push_back(std::move(d));
     }

@@ -18,7 +18,28 @@ namespace caulk::mlp_merges {
 
 void declare_checkpoints(NodeSpec& s, const std::string& doc) { s.inputs_many("checkpoints", "Checkpoint", doc); }
 
-LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum) {
+namespace {
+// Why a node cannot take a TorchScript model (what of an MLP it needs).
+std::string mlp_internals(const std::string& type) {
+  if (type == "merge.regmean")
+    return "it needs the Gram matrix of the inputs of each linear layer, which caulk computes for its MLPs' layers only";
+  if (type == "analysis.weight_patterns") return "it draws an MLP's first-layer weights as images, one per input";
+  if (type == "ensemble.features")
+    return "head = \"average\" averages the heads of MLPs (the layers after the feature layer); use head = \"refit\"";
+  return "it runs its models with caulk's MLP runtime";
+}
+}  // namespace
+
+void refuse_torchscript(const NodeContext& ctx, const std::vector<CheckpointRef>& refs) {
+  for (const auto& ref : refs)
+    if (!ref.module.empty())
+      throw Error(fmt::format("{} cannot take model '{}', a TorchScript model ({}{}): {} (docs/models.md lists what takes "
+                              "TorchScript models)",
+                              ctx.type(), ref.model, ref.module.string(), ref.path.empty() ? "" : ", weights " + ref.path.string(),
+                              mlp_internals(ctx.type())));
+}
+
+LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum, bool torchscript) {
   LoadedModels out;
   std::set<std::string> seen;
   for (const auto& c : ctx.inputs<Checkpoint>("checkpoints"))
@@ -29,6 +50,7 @@ LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum) {
       out.refs.push_back(ref);
       out.names.push_back(ref.model);
     }
+  if (!torchscript) refuse_torchscript(ctx, out.refs);
   if (out.refs.size() < minimum)
     throw Error(fmt::format("`checkpoints` holds {} model{}; this node needs at least {}", out.refs.size(), out.refs.size() == 1 ? "" : "s",
                             minimum));

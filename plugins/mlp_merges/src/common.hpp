@@ -23,10 +23,13 @@ struct LoadedModels {
 
 // Declares the `checkpoints` input (several sources allowed).
 void declare_checkpoints(NodeSpec& s, const std::string& doc);
+// Throws Error naming the node, the model and why, for the first TorchScript model of `refs`.
+void refuse_torchscript(const NodeContext& ctx, const std::vector<CheckpointRef>& refs);
 // Every checkpoint of every source, in order, not loaded (`models` stays empty): for nodes whose
-// units load their own model. Throws Error when a model name occurs twice or there are fewer than
-// `minimum` models.
-LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum = 1);
+// units load their own model. Throws Error when a model name occurs twice, a model is a
+// TorchScript model (refuse_torchscript), or there are fewer than `minimum` models.
+// `torchscript`: the node runs TorchScript models too (through the model interface).
+LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum = 1, bool torchscript = false);
 // The same, loaded (LoRA folded into its layers when `fold`), for nodes that need every model in
 // memory. Throws Error as list_checkpoints does, or naming the model whose file fails to load.
 LoadedModels load_checkpoints(const NodeContext& ctx, bool fold, std::size_t minimum = 1);

@@ -1,9 +1,13 @@
-// ensemble.predictions and ensemble.features: predictions of native MLP checkpoints averaged at
-// their outputs or at their features, for the evaluators to judge beside merged weights.
+// ensemble.predictions and ensemble.features: predictions of models averaged at their outputs or
+// at their features, for the evaluators to judge beside merged weights. MLP checkpoints run with
+// the MLP runtime; TorchScript models through the model interface (caulk/models/model.hpp).
 #include <fmt/format.h>
 
 #include <algorithm>
 
+#include "caulk/models/hub.hpp"
+#include "caulk/models/inputs.hpp"
+#include "caulk/models/model.hpp"
 #include "caulk/units.hpp"
 #include "mlp_merges/algorithms/ensembles.hpp"
 #include "mlp_merges/src/common.hpp"
@@ -31,17 +35,51 @@ struct Prepared {
   std::vector<std::string> splits;
 };
 
+bool any_torchscript(const LoadedModels& in) {
+  return std::any_of(in.refs.begin(), in.refs.end(), [](const CheckpointRef& r) { return !r.module.empty(); });
+}
+
 Prepared prepare(const NodeContext& ctx, const Dataset& data, bool load) {
   Prepared p;
   p.splits = requested_splits(ctx.params(), data);
+  p.in = list_checkpoints(ctx, 1, true);
+  if (any_torchscript(p.in)) {  // models of any input shape: their units check the inputs
+    if (load) refuse_torchscript(ctx, p.in.refs);
+    for (const auto& split : p.splits)
+      if (!data.split(split).inputs)
+        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", split));
+    return p;
+  }
   long inputs = 0;
   for (std::size_t k = 0; k < p.splits.size(); ++k) {
     const mlp::Samples s = split_samples(data, p.splits[k]);
     if (k == 0) inputs = static_cast<long>(s.X.rows());
   }
-  p.in = load ? load_checkpoints(ctx, false) : list_checkpoints(ctx);
+  if (load) p.in = load_checkpoints(ctx, false);
   for (std::size_t i = 0; i < p.in.models.size(); ++i) check_fits(p.in.models[i], p.in.names[i], data, inputs);
   return p;
+}
+
+// A TorchScript member (any family the model interface opens): its probabilities (the softmax of
+// its logits, in float64) or values, or its features, per split, in batches of 64 samples.
+Json interface_member(const Dataset& data, const Json& d, bool features) {
+  const models::ModelSource source = models::source_from_json(d.at("source"));
+  const std::unique_ptr<models::Model> model = models::open_model(source);
+  const bool classification = data.kind == TaskKind::Classification;
+  if (!features && classification != (model->output_kind() == models::OutputKind::Logits))
+    throw Error(fmt::format("{} outputs {} but the dataset is a {} task", model->describe(),
+                            classification ? "regression values" : "class logits", task_kind_name(data.kind)));
+  Json out = Json::object();
+  for (const auto& split : d.at("splits").get<std::vector<std::string>>()) {
+    const models::ModelInputs inputs = models::ModelInputs::open(*data.split(split).inputs, fmt::format("the inputs of split '{}'", split));
+    const models::Outputs o = models::run_in_batches(*model, inputs, 64, features, !features);
+    if (!features && static_cast<std::size_t>(o.outputs.cols()) != data.num_targets())
+      throw Error(fmt::format("{} has {} outputs but the dataset has {} {}", model->describe(), o.outputs.cols(), data.num_targets(),
+                              classification ? "classes" : "target columns"));
+    const Matrix m = features ? Matrix(o.features.cast<double>()) : classification ? models::softmax_rows(o.outputs) : Matrix(o.outputs.cast<double>());
+    out[split] = matrix_to_json(m);
+  }
+  return Json{{"feature_dim", model->feature_dim()}, {"splits", std::move(out)}};
 }
 
 // One model's outputs (or features) on the listed splits, on any rank: the checkpoint (LoRA kept as
@@ -49,6 +87,7 @@ Prepared prepare(const NodeContext& ctx, const Dataset& data, bool load) {
 // outputs (or N x D features) per split come back, exactly.
 Json ensemble_member(UnitContext& ctx, const Json& d, bool features) {
   const auto data = ctx.dataset("data");
+  if (d.contains("source")) return interface_member(*data, d, features);
   const std::string model = d.at("model").get<std::string>();
   const mlp::Model<float> m = load_checkpoint(d.at("checkpoint").get<std::string>(), false);
   const auto splits = d.at("splits").get<std::vector<std::string>>();
@@ -67,6 +106,7 @@ std::vector<Json> run_members(const NodeContext& ctx, const LoadedModels& in, co
   std::vector<Json> descriptions;
   for (std::size_t i = 0; i < in.names.size(); ++i) {
     Json d{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}};
+    if (!in.refs[i].module.empty()) d["source"] = models::source_to_json(models::source_of(in.refs[i]));
     d.update(common);
     descriptions.push_back(std::move(d));
   }
@@ -84,7 +124,8 @@ class OutputEnsemble : public Node {
  public:
   static NodeSpec spec() {
     NodeSpec s("ensemble.predictions",
-               "Output ensemble of native MLP checkpoints: the mean of the models' class probabilities (or regression values)");
+               "Output ensemble of models (MLP checkpoints, TorchScript modules): the mean of the models' class probabilities (or "
+               "regression values)");
     declare_checkpoints(s, "the models (any architectures with the same inputs and outputs)");
     s.input("data", "Dataset", "the task, with model inputs for the splits to predict");
     s.output("predictions", "Predictions", "one model named after the node, on the requested splits");
@@ -111,8 +152,9 @@ class FeatureEnsemble : public Node {
  public:
   static NodeSpec spec() {
     NodeSpec s("ensemble.features",
-               "Feature ensemble of native MLP checkpoints: the mean of the models' features (the feature layer's output) through the "
-               "averaged head, or through a linear head refitted on the mean features of the training split by L-BFGS");
+               "Feature ensemble of models: the mean of the models' features (an MLP's feature layer output, a TorchScript model's "
+               "feature method) through the averaged head (MLPs only), or through a linear head refitted on the mean features of the "
+               "training split by L-BFGS");
     declare_checkpoints(s, "the models (one feature width; one head architecture for head = \"average\")");
     s.input("data", "Dataset", "the task, with model inputs for the splits to predict (and the training split for a refit)");
     s.output("predictions", "Predictions", "one model named after the node, on the requested splits");
@@ -137,7 +179,13 @@ class FeatureEnsemble : public Node {
     std::vector<std::string> splits = p.splits;
     mlp::Samples train;
     if (refit) {
-      train = split_samples(*data, params.string("train_split"));
+      // The targets alone (a TorchScript model's inputs may be images: its unit reads them).
+      const DatasetSplit& t = data->split(params.string("train_split"));
+      if (!t.inputs) throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", t.name));
+      if (data->kind == TaskKind::Classification)
+        train.y.classes = t.classes;
+      else
+        train.y.values = t.targets.transpose().cast<float>();
       if (std::find(splits.begin(), splits.end(), params.string("train_split")) == splits.end()) splits.push_back(params.string("train_split"));
     }
     const std::vector<Json> members = run_members(ctx, p.in, splits);
@@ -150,7 +198,7 @@ class FeatureEnsemble : public Node {
       head = refit_linear_head(mean_of_features(on_split(members, params.string("train_split"))), train.y,
                                static_cast<int>(data->num_targets()), output, o);
       sum["train_split"] = params.string("train_split");
-      sum["train_samples"] = train.size();
+      sum["train_samples"] = data->split(params.string("train_split")).rows;
     }
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;

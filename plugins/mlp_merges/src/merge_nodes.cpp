@@ -1,5 +1,6 @@
-// merge.regmean and merge.greedy_soup: the merges of native MLP checkpoints that need data, each
-// writing one merged checkpoint (named after the node) that chains into any Checkpoint consumer.
+// merge.regmean and merge.greedy_soup: the merges that need data, each writing one merged
+// checkpoint (named after the node) that chains into any Checkpoint consumer. RegMean takes caulk
+// MLPs; the greedy soup also TorchScript models (interface_soup.hpp).
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,12 +8,14 @@
 
 #include "caulk/data_check.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/io/safetensors.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/units.hpp"
 #include "mlp_merges/algorithms/greedy_soup.hpp"
 #include "mlp_merges/algorithms/model_ops.hpp"
 #include "mlp_merges/algorithms/regmean.hpp"
 #include "mlp_merges/src/common.hpp"
+#include "mlp_merges/src/interface_soup.hpp"
 #include "mlp_merges/src/nodes.hpp"
 
 namespace fs = std::filesystem;
@@ -34,9 +37,15 @@ std::string check_string_table(const Value& v) {
 }
 
 // Publishes the merged model as a one-model Checkpoint named after the node.
-void publish_merged(NodeContext& ctx, const fs::path& file) {
+// A TorchScript soup is `module` with the merged weights in `file`.
+void publish_merged(NodeContext& ctx, const fs::path& file, const fs::path& module = {}, const std::string& feature_method = {}) {
   auto out = std::make_shared<Checkpoint>();
-  out->models.push_back({merged_name(ctx), file, {}, false});
+  CheckpointRef merged;
+  merged.model = merged_name(ctx);
+  merged.path = file;
+  merged.module = module;
+  merged.feature_method = feature_method;
+  out->models.push_back(std::move(merged));
   // Relative to the run's folder when inside it, so run.json does not depend on where OUT is.
   std::error_code ec;
   const fs::path rel = fs::relative(file, ctx.out_dir(), ec);
@@ -159,7 +168,8 @@ class GreedySoupNode : public Node {
  public:
   static NodeSpec spec() {
     NodeSpec s("merge.greedy_soup",
-               "Greedy soup of native MLP checkpoints: ingredients best first by a held-out metric; each is kept only if the uniform "
+               "Greedy soup of models (MLP checkpoints, TorchScript modules with their weights): ingredients best first by a held-out "
+               "metric; each is kept only if the uniform "
                "average of the soup plus it scores strictly better on the held-out split");
     declare_checkpoints(s, "the ingredients (one architecture, e.g. fine-tuned copies of one model)");
     s.input("data", "Dataset", "the task holding the held-out split");
@@ -177,41 +187,54 @@ class GreedySoupNode : public Node {
     const Params& p = ctx.params();
     const fs::path output = merge_output_path(ctx);
     const auto data = ctx.input<Dataset>("data");
-    const LoadedModels in = load_checkpoints(ctx, true);
-    check_same_architecture(in.models, in.names);
-    const mlp::Samples held_out = split_samples(*data, p.string("split"));
-    if (held_out.size() == 0) throw Error(fmt::format("split '{}' has no samples", p.string("split")));
-    for (std::size_t i = 0; i < in.models.size(); ++i) check_fits(in.models[i], in.names[i], *data, static_cast<long>(held_out.X.rows()));
+    const LoadedModels listed = list_checkpoints(ctx, 1, true);
+    const bool torchscript = std::any_of(listed.refs.begin(), listed.refs.end(), [](const CheckpointRef& r) { return !r.module.empty(); });
     std::string metric_name = p.string("metric");
     if (metric_name == "auto") metric_name = data->kind == TaskKind::Classification ? "accuracy" : "mse";
-    const SoupMetric metric = parse_soup_metric(metric_name);
-    if ((metric == SoupMetric::Mse) != (data->kind == TaskKind::Regression))
-      throw Error(fmt::format("metric {} does not judge a {} task (classification: accuracy, log_loss; regression: mse)", metric_name,
-                              task_kind_name(data->kind)));
-
-    // The ingredients' own scores are units; the greedy loop, each step scoring the soup the
-    // previous steps left, runs here.
-    std::vector<Json> descriptions;
-    for (std::size_t i = 0; i < in.names.size(); ++i)
-      descriptions.push_back(Json{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}, {"metric", metric_name}});
-    std::vector<double> individual;
-    for (const Json& r : ctx.run_units("model", in.names, descriptions)) individual.push_back(r.at("score").get<double>());
-    const GreedySoupResult r = greedy_soup(
-        in.models, individual, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
-
-    fs::create_directories(output.parent_path());
+    GreedySoupSteps r;
+    std::vector<std::string> names;
+    CheckpointRef soup;
+    const auto metadata = [&](const std::vector<std::size_t>& order, const std::vector<bool>& kept) {
+      std::vector<std::string> chosen;
+      for (std::size_t i : order)
+        if (kept[i]) chosen.push_back(listed.names[i]);
+      return std::map<std::string, std::string>{
+          {"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(chosen)}};
+    };
+    if (torchscript) {
+      const SoupMetric metric = parse_soup_metric(metric_name);
+      if ((metric == SoupMetric::Mse) != (data->kind == TaskKind::Regression))
+        throw Error(fmt::format("metric {} does not judge a {} task (classification: accuracy, log_loss; regression: mse)", metric_name,
+                                task_kind_name(data->kind)));
+      InterfaceSoup s = interface_greedy_soup(ctx, listed, *data, p.string("split"), metric);
+      fs::create_directories(output.parent_path());
+      io::write_safetensors(output, s.tensors, marked_output(metadata(s.steps.order, s.steps.kept)), merge_output_rule(ctx));
+      r = std::move(s.steps);
+      names = listed.names;
+      soup.module = s.module;
+      soup.feature_method = s.feature_method;
+    } else {
+      const LoadedModels in = load_checkpoints(ctx, true);
+      names = in.names;
+      const GreedySoupResult g = mlp_greedy_soup(ctx, in, *data, metric_name);
+      r.order = g.order;
+      r.individual = g.individual;
+      r.candidate = g.candidate;
+      r.kept = g.kept;
+      r.score = g.score;
+      fs::create_directories(output.parent_path());
+      mlp::save_model(output, g.soup, marked_output(metadata(g.order, g.kept)), merge_output_rule(ctx));
+    }
     std::vector<std::string> kept;
     for (std::size_t i : r.order)
-      if (r.kept[i]) kept.push_back(in.names[i]);
-    mlp::save_model(output, r.soup,
-                    marked_output({{"merge", "greedy_soup"}, {"metric", metric_name}, {"split", p.string("split")}, {"ingredients", list_names(kept)}}),
-                    merge_output_rule(ctx));
+      if (r.kept[i]) kept.push_back(names[i]);
+    const auto& in = listed;
 
     // The ingredients as tried: a table on stdout, a CSV beside the soup, and run.json.
     auto table_ptr = std::make_shared<Table>();
     Table& table = *table_ptr;
     table.title = fmt::format("Greedy soup on split '{}' ({}, {} is better)", p.string("split"), metric_name,
-                              higher_is_better(metric) ? "higher" : "lower");
+                              higher_is_better(parse_soup_metric(metric_name)) ? "higher" : "lower");
     table.columns = {"step", "ingredient", "own_" + metric_name, "soup_with_it", "kept"};
     Json ingredients = Json::array();
     for (std::size_t k = 0; k < r.order.size(); ++k) {
@@ -228,9 +251,31 @@ class GreedySoupNode : public Node {
     sum["kept"] = kept;
     sum["score"] = r.score;
     ctx.publish("ingredients", std::move(table_ptr));
-    publish_merged(ctx, output);
+    publish_merged(ctx, output, soup.module, soup.feature_method);
   }
   static Json run_unit(UnitContext& ctx, const Json& payload) { return soup_ingredient_unit(ctx, payload); }
+
+ private:
+  // The MLP soup: the ingredients' own scores are units; the greedy loop, each step scoring the
+  // soup the previous steps left, runs here.
+  static GreedySoupResult mlp_greedy_soup(NodeContext& ctx, const LoadedModels& in, const Dataset& data, const std::string& metric_name) {
+    const Params& p = ctx.params();
+    check_same_architecture(in.models, in.names);
+    const mlp::Samples held_out = split_samples(data, p.string("split"));
+    if (held_out.size() == 0) throw Error(fmt::format("split '{}' has no samples", p.string("split")));
+    for (std::size_t i = 0; i < in.models.size(); ++i) check_fits(in.models[i], in.names[i], data, static_cast<long>(held_out.X.rows()));
+    const SoupMetric metric = parse_soup_metric(metric_name);
+    if ((metric == SoupMetric::Mse) != (data.kind == TaskKind::Regression))
+      throw Error(fmt::format("metric {} does not judge a {} task (classification: accuracy, log_loss; regression: mse)", metric_name,
+                              task_kind_name(data.kind)));
+    std::vector<Json> descriptions;
+    for (std::size_t i = 0; i < in.names.size(); ++i)
+      descriptions.push_back(Json{{"model", in.names[i]}, {"checkpoint", in.refs[i].path.string()}, {"metric", metric_name}});
+    std::vector<double> individual;
+    for (const Json& r : ctx.run_units("model", in.names, descriptions)) individual.push_back(r.at("score").get<double>());
+    return greedy_soup(
+        in.models, individual, [&](const mlp::Model<float>& m) { return model_metric(m, held_out, metric); }, higher_is_better(metric));
+  }
 };
 
 }  // namespace
