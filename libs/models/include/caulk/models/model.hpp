@@ -130,7 +130,9 @@ class Model {
   virtual std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha,
                                             std::uint64_t seed) = 0;
   // W0 <- W0 + (alpha / rank) B A for every LoRA, which is then removed (outputs unchanged up to
-  // rounding); the folded weights stay trainable.
+  // rounding). The factors leave the trainable set and nothing joins it: the folded weights stay
+  // as frozen as add_lora left them (both families; a caller that saves the tuned tensors names
+  // the adapted weights before folding).
   virtual void fold_lora() = 0;
 
   // Forward with a tape, then backward from dL/dfeatures and/or dL/doutputs (either may be
