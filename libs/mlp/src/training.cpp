@@ -54,6 +54,21 @@ double scheduled_rate(const TrainOptions& o, int epoch) {
   throw Error(fmt::format("unknown learning-rate schedule '{}' (known: constant, cosine, step)", o.schedule));
 }
 
+void optimizer_step(const TrainOptions& o, double lr, long step, bool decay, Eigen::Map<Vec<float>> theta,
+                    Eigen::Map<Vec<float>> g, Eigen::Map<Vec<float>> v1, Eigen::Map<Vec<float>> v2) {
+  if (o.optimizer == "sgd") {
+    if (decay) g += float(o.weight_decay) * theta;
+    v1 = float(o.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)
+    theta -= float(lr) * v1;
+  } else {
+    if (decay) theta *= float(1 - lr * o.weight_decay);  // AdamW: decoupled
+    v1 = float(o.beta1) * v1 + float(1 - o.beta1) * g;
+    v2 = float(o.beta2) * v2 + float(1 - o.beta2) * g.cwiseProduct(g);
+    const double c1 = 1 - std::pow(o.beta1, double(step)), c2 = 1 - std::pow(o.beta2, double(step));
+    theta.array() -= float(lr / c1) * v1.array() / ((v2.array() / float(c2)).sqrt() + float(o.epsilon));
+  }
+}
+
 double mean_loss(const Model<float>& m, const Samples& data) {
   const Eigen::Index n = data.size(), batch = 512;
   if (n == 0) return std::numeric_limits<double>::quiet_NaN();
@@ -119,20 +134,9 @@ double Optimizer::step(Model<float>& m, const std::vector<bool>& trainable, cons
   ++steps_;
   for (std::size_t k = 0; k < params.size(); ++k) {
     if (!trainable[k]) continue;
-    Eigen::Map<Vec<float>> theta(params[k].data, params[k].size()), g(g0[k].data, g0[k].size()), v1(m1[k].data, m1[k].size()),
-        v2(m2[k].data, m2[k].size());
-    const bool decay = o_.weight_decay > 0 && !params[k].is_bias;
-    if (o_.optimizer == "sgd") {
-      if (decay) g += float(o_.weight_decay) * theta;
-      v1 = float(o_.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)
-      theta -= float(lr) * v1;
-    } else {
-      if (decay) theta *= float(1 - lr * o_.weight_decay);  // AdamW: decoupled
-      v1 = float(o_.beta1) * v1 + float(1 - o_.beta1) * g;
-      v2 = float(o_.beta2) * v2 + float(1 - o_.beta2) * g.cwiseProduct(g);
-      const double c1 = 1 - std::pow(o_.beta1, double(steps_)), c2 = 1 - std::pow(o_.beta2, double(steps_));
-      theta.array() -= float(lr / c1) * v1.array() / ((v2.array() / float(c2)).sqrt() + float(o_.epsilon));
-    }
+    optimizer_step(o_, lr, steps_, o_.weight_decay > 0 && !params[k].is_bias, Eigen::Map<Vec<float>>(params[k].data, params[k].size()),
+                   Eigen::Map<Vec<float>>(g0[k].data, g0[k].size()), Eigen::Map<Vec<float>>(m1[k].data, m1[k].size()),
+                   Eigen::Map<Vec<float>>(m2[k].data, m2[k].size()));
   }
   double loss = 0;
   for (double l : losses) loss += l;

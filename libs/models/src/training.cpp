@@ -145,21 +145,10 @@ double ModelOptimizer::step(Model& model, const TrainingSamples& samples, const 
     throw Error(fmt::format("{}: the gradients name other parameters than trainable() (changed during training?)", model.describe()));
   ++steps_;
   for (std::size_t k = 0; k < names_.size(); ++k) {
-    using V = Eigen::Map<Eigen::VectorXf>;
+    using V = Eigen::Map<mlp::Vec<float>>;
     const auto size = static_cast<Eigen::Index>(theta_[k].size());
-    V theta(theta_[k].data(), size), g(grad_.values[k].data(), size), v1(first_[k].data(), size), v2(second_[k].data(), size);
-    const bool decay = o_.weight_decay > 0 && decay_[k];
-    if (o_.optimizer == "sgd") {
-      if (decay) g += float(o_.weight_decay) * theta;
-      v1 = float(o_.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)
-      theta -= float(lr) * v1;
-    } else {
-      if (decay) theta *= float(1 - lr * o_.weight_decay);  // AdamW: decoupled
-      v1 = float(o_.beta1) * v1 + float(1 - o_.beta1) * g;
-      v2 = float(o_.beta2) * v2 + float(1 - o_.beta2) * g.cwiseProduct(g);
-      const double c1 = 1 - std::pow(o_.beta1, double(steps_)), c2 = 1 - std::pow(o_.beta2, double(steps_));
-      theta.array() -= float(lr / c1) * v1.array() / ((v2.array() / float(c2)).sqrt() + float(o_.epsilon));
-    }
+    mlp::optimizer_step(o_, lr, steps_, o_.weight_decay > 0 && decay_[k], V(theta_[k].data(), size), V(grad_.values[k].data(), size),
+                        V(first_[k].data(), size), V(second_[k].data(), size));
     model.write_parameter(names_[k], theta_[k]);
   }
   return loss;

@@ -49,6 +49,14 @@ struct TrainReport {
   std::vector<double> validation_curve;  // per epoch
 };
 
+// One optimiser step on one parameter tensor, as PyTorch takes it: SGD with momentum (no
+// dampening; the L2 decay added to the gradient, which this changes) or AdamW (decoupled decay).
+// `step` counts the steps from 1; `decay` says whether the tensor is decayed (weight matrices, not
+// biases). mlp::train and the model interface's trainer (caulk/models/training.hpp) both step
+// through here, so they take the same steps.
+void optimizer_step(const TrainOptions& o, double lr, long step, bool decay, Eigen::Map<Vec<float>> theta,
+                    Eigen::Map<Vec<float>> g, Eigen::Map<Vec<float>> v1, Eigen::Map<Vec<float>> v2);
+
 // Mean loss of the model over the samples (in blocks; the sum accumulated in double).
 double mean_loss(const Model<float>& m, const Samples& data);
 
