@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "caulk/glob.hpp"
 #include "caulk/mlp/peft.hpp"
 #include "caulk/mlp/training.hpp"
 #include "caulk/models/mlp_model.hpp"
@@ -126,15 +127,15 @@ TEST(ModelTraining, LbfgsProbeIsTheMlpProbe) {
 }
 
 TEST(ModelTraining, GlobsMatchNamesWithDots) {
-  EXPECT_TRUE(glob_match("layer4.*", "layer4.1.conv2.weight"));
-  EXPECT_TRUE(glob_match("*.weight", "fc.weight"));
-  EXPECT_TRUE(glob_match("layer?.0.*", "layer3.0.bn1.bias"));
-  EXPECT_TRUE(glob_match("fc.bias", "fc.bias"));
-  EXPECT_TRUE(glob_match("*", ""));
-  EXPECT_FALSE(glob_match("layer4.*", "layer3.1.conv2.weight"));
-  EXPECT_FALSE(glob_match("*.weight", "fc.bias"));
-  EXPECT_FALSE(glob_match("fc", "fc.bias"));
-  EXPECT_FALSE(glob_match("layer?.0.*", "layer10.0.bn1.bias"));
+  EXPECT_TRUE(glob_matches("layer4.*", "layer4.1.conv2.weight"));
+  EXPECT_TRUE(glob_matches("*.weight", "fc.weight"));
+  EXPECT_TRUE(glob_matches("layer?.0.*", "layer3.0.bn1.bias"));
+  EXPECT_TRUE(glob_matches("fc.bias", "fc.bias"));
+  EXPECT_TRUE(glob_matches("*", ""));
+  EXPECT_FALSE(glob_matches("layer4.*", "layer3.1.conv2.weight"));
+  EXPECT_FALSE(glob_matches("*.weight", "fc.bias"));
+  EXPECT_FALSE(glob_matches("fc", "fc.bias"));
+  EXPECT_FALSE(glob_matches("layer?.0.*", "layer10.0.bn1.bias"));
 }
 
 }  // namespace

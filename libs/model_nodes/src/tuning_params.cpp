@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "caulk/glob.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::models {
@@ -85,7 +86,7 @@ std::vector<std::string> matching(const Model& model, const std::vector<std::str
   for (const auto& pattern : patterns) {
     bool any = false;
     for (const auto& c : candidates)
-      if (glob_match(pattern, c.name)) any = true;
+      if (glob_matches(pattern, c.name)) any = true;
     if (!any) {
       std::string names;
       for (std::size_t i = 0; i < candidates.size() && i < 12; ++i) names += (i ? ", " : "") + candidates[i].name;
@@ -95,7 +96,7 @@ std::vector<std::string> matching(const Model& model, const std::vector<std::str
     }
   }
   for (const auto& c : candidates)
-    if (std::any_of(patterns.begin(), patterns.end(), [&](const std::string& g) { return glob_match(g, c.name); })) out.push_back(c.name);
+    if (std::any_of(patterns.begin(), patterns.end(), [&](const std::string& g) { return glob_matches(g, c.name); })) out.push_back(c.name);
   return out;
 }
 

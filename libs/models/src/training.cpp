@@ -292,25 +292,4 @@ mlp::TrainReport fit_head_lbfgs(Model& model, const TrainingSamples& data, const
   return report;
 }
 
-bool glob_match(const std::string& pattern, const std::string& name) {
-  // Iterative wildcard matching with one backtrack point (the last '*').
-  std::size_t p = 0, s = 0, star = std::string::npos, mark = 0;
-  while (s < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[s])) {
-      ++p;
-      ++s;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = s;
-    } else if (star != std::string::npos) {
-      p = star + 1;
-      s = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
 }  // namespace caulk::models

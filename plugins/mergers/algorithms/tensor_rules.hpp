@@ -15,6 +15,8 @@
 
 #include "caulk/value.hpp"
 
+#include "caulk/glob.hpp"
+
 namespace caulk::merge {
 
 class NamePattern {
@@ -31,8 +33,8 @@ class NamePattern {
   std::shared_ptr<const std::regex> regex_;
 };
 
-// Glob matching on its own (whole string), exposed for tests.
-bool glob_matches(const std::string& glob, const std::string& name);
+// Glob matching on its own (whole string): caulk/glob.hpp.
+using caulk::glob_matches;
 
 struct TensorRule {
   std::optional<NamePattern> pattern;  // absent: matches every tensor

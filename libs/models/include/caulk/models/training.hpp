@@ -103,8 +103,4 @@ mlp::TrainReport train(Model& model, const TrainingSamples& train, const Trainin
 mlp::TrainReport fit_head_lbfgs(Model& model, const TrainingSamples& train, const TrainingSamples* validation,
                                 const mlp::TrainOptions& options);
 
-// Parameter names matching a glob ('*' any run of characters, dots included; '?' one character),
-// in parameters() order.
-bool glob_match(const std::string& pattern, const std::string& name);
-
 }  // namespace caulk::models
