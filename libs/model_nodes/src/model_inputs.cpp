@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "caulk/models/inputs.hpp"
 #include "caulk/manifest.hpp"
 #include "caulk/models/hub.hpp"
 
@@ -49,10 +50,7 @@ std::vector<CheckpointRef> hub_models(const NodeContext& ctx) {
 }
 
 mlp::Samples split_samples(const Dataset& data, const std::string& split) {
-  const DatasetSplit& s = data.split(split);
-  if (!s.inputs)
-    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split,
-                            s.labels_file.string()));
+  const DatasetSplit& s = split_with_inputs(data, split);
   const MatrixView X = s.inputs->open(fmt::format("inputs of split '{}'", split));
   mlp::Samples out;
   if (X.scalar_type() == ScalarType::F32 && X.row_major()) {

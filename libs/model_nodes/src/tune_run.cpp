@@ -68,20 +68,13 @@ std::optional<std::vector<std::size_t>> subsample_rows(const Params& p, std::siz
 // The splits a model of any family tunes on and predicts, checked without reading them as
 // columns (their inputs may be images or token ids): each exists with inputs, and the subsample fits.
 std::vector<std::string> check_any_tuning_data(const Params& p, const Dataset& data) {
-  auto with_inputs = [&](const std::string& split) -> const DatasetSplit& {
-    const DatasetSplit& s = data.split(split);
-    if (!s.inputs)
-      throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split,
-                              s.labels_file.string()));
-    return s;
-  };
-  subsample_rows(p, with_inputs(p.string("train_split")).rows);
+  subsample_rows(p, split_with_inputs(data, p.string("train_split")).rows);
   std::vector<std::string> predict;
   if (p.has("predict"))
     for (const Value& v : p.get("predict").as_array()) predict.push_back(v.as_string());
   else
     predict = splits_with_inputs(data);
-  for (const auto& s : predict) with_inputs(s);
+  for (const auto& s : predict) split_with_inputs(data, s);
   return predict;
 }
 
@@ -146,13 +139,13 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   const bool logits = model->output_kind() == OutputKind::Logits;
   Json predictions = Json::object();
   for (const auto& split : predict) {
-    const ModelInputs inputs = ModelInputs::open(*data->split(split).inputs, fmt::format("the inputs of split '{}'", split));
+    const ModelInputs inputs = ModelInputs::of_split(*data, split);
     const Outputs out = run_in_batches(*model, inputs, 64, false, true);
     predictions[split] = matrix_to_json(logits ? softmax_rows(out.outputs) : Matrix(out.outputs.cast<double>()));
   }
   // What training changed, as named after folding: a LoRA factor "<weight>.lora_A" stands for its
-  // weight. (Named here rather than taken from trainable() after fold_lora, which the TorchScript
-  // family leaves without the folded weights.)
+  // weight. Named before fold_lora, which takes the factors out of trainable() and leaves the
+  // folded weights frozen (caulk/models/model.hpp).
   std::vector<std::string> tuned_names;
   for (std::string name : model->trainable()) {
     for (const char* factor : {".lora_A", ".lora_B"})

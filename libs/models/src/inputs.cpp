@@ -161,6 +161,18 @@ Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64
   return out;
 }
 
+const DatasetSplit& split_with_inputs(const Dataset& data, const std::string& split) {
+  const DatasetSplit& s = data.split(split);
+  if (!s.inputs)
+    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split,
+                            s.labels_file.string()));
+  return s;
+}
+
+ModelInputs ModelInputs::of_split(const Dataset& data, const std::string& split) {
+  return open(*split_with_inputs(data, split).inputs, fmt::format("the inputs of split '{}'", split));
+}
+
 Matrix softmax_rows(const RowMatrixF& logits) {
   Matrix p(logits.rows(), logits.cols());
   for (Eigen::Index i = 0; i < logits.rows(); ++i) {

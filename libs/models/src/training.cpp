@@ -45,11 +45,8 @@ TrainingSamples TrainingSamples::subset(const std::vector<std::size_t>& index) c
 }
 
 TrainingSamples training_samples(const Dataset& data, const std::string& split, const Model& model) {
-  const DatasetSplit& s = data.split(split);
-  if (!s.inputs)
-    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split,
-                            s.labels_file.string()));
-  const ModelInputs inputs = ModelInputs::open(*s.inputs, fmt::format("the inputs of split '{}'", split));
+  const DatasetSplit& s = split_with_inputs(data, split);
+  const ModelInputs inputs = ModelInputs::of_split(data, split);
   if (inputs.rows() != static_cast<std::int64_t>(s.rows))
     throw DataError(inputs.describe(), fmt::format("split '{}' has {} rows of inputs but {} labels ({})", split, inputs.rows(), s.rows,
                                                    s.labels_file.string()));

@@ -10,9 +10,7 @@
 namespace caulk::mergers {
 
 mlp::Mat<float> split_inputs(const Dataset& data, const std::string& split) {
-  const DatasetSplit& s = data.split(split);
-  if (!s.inputs)
-    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split, s.labels_file.string()));
+  const DatasetSplit& s = models::split_with_inputs(data, split);
   const MatrixView X = s.inputs->open(fmt::format("inputs of split '{}'", split));
   if (X.scalar_type() == ScalarType::F32 && X.row_major()) {  // N x P row-major is P x N column-major
     mlp::Mat<float> copy = Eigen::Map<const mlp::Mat<float>>(static_cast<const float*>(X.data()), static_cast<Eigen::Index>(X.cols()),
@@ -43,10 +41,7 @@ Matrix predict_model(const models::ModelSource& source, const Dataset& data, con
   const std::unique_ptr<models::Model> model = models::open_model(source);
   if (const auto* mlp = dynamic_cast<const models::MlpModel*>(model.get()))
     return predict(mlp->mlp(), split_inputs(data, split), source.name, split);
-  const DatasetSplit& s = data.split(split);
-  if (!s.inputs)
-    throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split, s.labels_file.string()));
-  const models::ModelInputs inputs = models::ModelInputs::open(*s.inputs, fmt::format("the inputs of split '{}'", split));
+  const models::ModelInputs inputs = models::ModelInputs::of_split(data, split);
   const models::Outputs out = models::run_in_batches(*model, inputs, batch_size, false, true);
   if (model->output_kind() == models::OutputKind::Logits) return models::softmax_rows(out.outputs);
   return out.outputs.cast<double>();

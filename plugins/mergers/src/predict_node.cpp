@@ -3,6 +3,7 @@
 // eval.classification / eval.regression.
 #include <fmt/format.h>
 
+#include "caulk/models/inputs.hpp"
 #include "caulk/context.hpp"
 #include "caulk/models/hub.hpp"
 #include "caulk/units.hpp"
@@ -50,10 +51,7 @@ class PredictCheckpoints : public Node {
     else
       for (const auto& s : data->splits)
         if (s.inputs) splits.push_back(s.name);
-    for (const auto& s : splits)  // every split has inputs: checked before any unit
-      if (!data->split(s).inputs)
-        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", s,
-                                data->split(s).labels_file.string()));
+    for (const auto& s : splits) models::split_with_inputs(*data, s);  // every split has inputs: checked before any unit
 
     auto out = std::make_shared<Predictions>();
     out->kind = data->kind;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "caulk/models/inputs.hpp"
 #include "caulk/data_check.hpp"
 #include "caulk/units.hpp"
 
@@ -128,8 +129,8 @@ class SearchMergeCoefficients : public Node {
       // Every input must be a native MLP: say so before any merging.
       for (const auto& m : job.models) load_native(m.checkpoint, m.name, "search.merge_coefficients");
       if (job.base) load_native(job.base->checkpoint, job.base->name, "search.merge_coefficients");
-    } else if (!data->split(split).inputs) {
-      throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", split));
+    } else {
+      models::split_with_inputs(*data, split);
     }
     merge::MergeOptions options = read_merge_options(ctx);
     const fs::path output = output_path(ctx);

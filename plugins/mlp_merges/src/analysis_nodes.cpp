@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "caulk/models/inputs.hpp"
 #include "caulk/figures/charts.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/units.hpp"
@@ -96,8 +97,7 @@ class ScaleStability : public Node {
     if (!torchscript) {
       split_samples(*data, p.string("split"));  // the split and its inputs are checked before any unit starts
     } else {
-      if (!data->split(p.string("split")).inputs)
-        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", p.string("split")));
+      models::split_with_inputs(*data, p.string("split"));
       if (layer >= 0)
         throw Error(fmt::format("`layer` names an MLP layer (layers.{}.*), which TorchScript models do not have: scale every "
                                 "parameter (layer = -1)",

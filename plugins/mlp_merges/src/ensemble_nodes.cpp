@@ -45,9 +45,7 @@ Prepared prepare(const NodeContext& ctx, const Dataset& data, bool load) {
   p.in = list_checkpoints(ctx, 1, true);
   if (any_torchscript(p.in)) {  // models of any input shape: their units check the inputs
     if (load) refuse_torchscript(ctx, p.in.refs);
-    for (const auto& split : p.splits)
-      if (!data.split(split).inputs)
-        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", split));
+    for (const auto& split : p.splits) models::split_with_inputs(data, split);
     return p;
   }
   long inputs = 0;
@@ -71,7 +69,7 @@ Json interface_member(const Dataset& data, const Json& d, bool features) {
                             classification ? "regression values" : "class logits", task_kind_name(data.kind)));
   Json out = Json::object();
   for (const auto& split : d.at("splits").get<std::vector<std::string>>()) {
-    const models::ModelInputs inputs = models::ModelInputs::open(*data.split(split).inputs, fmt::format("the inputs of split '{}'", split));
+    const models::ModelInputs inputs = models::ModelInputs::of_split(data, split);
     const models::Outputs o = models::run_in_batches(*model, inputs, 64, features, !features);
     if (!features && static_cast<std::size_t>(o.outputs.cols()) != data.num_targets())
       throw Error(fmt::format("{} has {} outputs but the dataset has {} {}", model->describe(), o.outputs.cols(), data.num_targets(),
@@ -180,8 +178,7 @@ class FeatureEnsemble : public Node {
     mlp::Samples train;
     if (refit) {
       // The targets alone (a TorchScript model's inputs may be images: its unit reads them).
-      const DatasetSplit& t = data->split(params.string("train_split"));
-      if (!t.inputs) throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", t.name));
+      const DatasetSplit& t = models::split_with_inputs(*data, params.string("train_split"));
       if (data->kind == TaskKind::Classification)
         train.y.classes = t.classes;
       else

@@ -66,8 +66,7 @@ InterfaceSoup interface_greedy_soup(const NodeContext& ctx, const LoadedModels& 
     params.push_back(read_all(*opened[i], infos));
   }
   const DatasetSplit& held_out = data.split(split);
-  if (!held_out.inputs) throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it)", split));
-  const models::ModelInputs inputs = models::ModelInputs::open(*held_out.inputs, fmt::format("the inputs of split '{}'", split));
+  const models::ModelInputs inputs = models::ModelInputs::of_split(data, split);
   const auto score = [&](const models::Model& m) {
     const bool logits = m.output_kind() == models::OutputKind::Logits;
     if (logits == (metric == SoupMetric::Mse))

@@ -21,7 +21,7 @@ std::vector<ScalePoint> interface_scale_stability(const models::ModelSource& sou
   if (model->output_kind() != models::OutputKind::Logits)
     throw Error(fmt::format("{} outputs regression values; scale stability compares predicted classes", model->describe()));
   const DatasetSplit& part = data.split(split);
-  const models::ModelInputs inputs = models::ModelInputs::open(*part.inputs, fmt::format("the inputs of split '{}'", split));
+  const models::ModelInputs inputs = models::ModelInputs::of_split(data, split);
   const std::vector<models::ParameterInfo> infos = model->parameters();
   std::vector<std::vector<float>> original;
   for (const auto& p : infos) {

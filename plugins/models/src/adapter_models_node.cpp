@@ -33,8 +33,7 @@ Json embed_any_model_unit(UnitContext& ctx, const Json& d) {
   Json features = Json::object(), probs_files = Json::object();
   for (const auto& split : d.at("splits")) {
     const std::string s = split.get<std::string>();
-    const DatasetSplit& part = data->split(s);
-    const ModelInputs inputs = ModelInputs::open(*part.inputs, fmt::format("the inputs of split '{}'", s));
+    const ModelInputs inputs = ModelInputs::of_split(*data, s);
     const Outputs out = run_in_batches(*model, inputs, batch_size, true, logits);
     const fs::path f = dir / fmt::format("{}.{}.features.npy", source.name, s);
     io::write_npy(f, out.features);
@@ -88,10 +87,7 @@ class AdapterModels : public Node {
         if (s.inputs) splits.push_back(s.name);
     }
     if (splits.empty()) throw Error("the dataset has no split with model inputs (give dataset.load `inputs`)");
-    for (const auto& s : splits)  // every split has inputs, before any unit
-      if (!data->split(s).inputs)
-        throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", s,
-                                data->split(s).labels_file.string()));
+    for (const auto& s : splits) split_with_inputs(*data, s);  // every split has inputs, before any unit
 
     const fs::path dir = ctx.out_dir() / ctx.id();
     fs::create_directories(dir);

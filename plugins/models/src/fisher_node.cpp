@@ -76,8 +76,7 @@ Json fisher_model_unit(UnitContext& ctx, const Json& desc) {
   const bool sampled = p.string("expectation") == "sampled";
 
   const std::unique_ptr<Model> model = open_model(source);
-  const DatasetSplit& part = data->split(split);
-  const ModelInputs inputs = ModelInputs::open(*part.inputs, fmt::format("the inputs of split '{}'", split));
+  const ModelInputs inputs = ModelInputs::of_split(*data, split);
   std::int64_t rows = inputs.rows();
   if (const std::int64_t max = p.integer("max_samples"); max > 0) rows = std::min(rows, max);
   if (rows == 0) throw DataError(inputs.describe(), "the Fisher information needs at least one sample; these inputs have none");
@@ -153,9 +152,7 @@ class FisherNode : public Node {
     const auto data = ctx.input<Dataset>("data");
     const std::vector<CheckpointRef> models = fisher_models(ctx);
     const std::string split = p.string("split");
-    if (!data->split(split).inputs)  // checked before any unit starts
-      throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", split,
-                              data->split(split).labels_file.string()));
+    split_with_inputs(*data, split);  // checked before any unit starts
 
     const fs::path dir = ctx.out_dir() / ctx.id();
     fs::create_directories(dir);

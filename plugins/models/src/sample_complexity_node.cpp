@@ -246,11 +246,7 @@ class SampleComplexity : public Node {
         *rows = static_cast<std::int64_t>(samples.size());
         *shape = {samples.X.rows()};
       } else {
-        const DatasetSplit& part = data->split(*split);
-        if (!part.inputs)
-          throw Error(fmt::format("split '{}' has no model inputs (give dataset.load an `inputs` file for it; labels: {})", *split,
-                                  part.labels_file.string()));
-        const ModelInputs inputs = ModelInputs::open(*part.inputs, fmt::format("the inputs of split '{}'", *split));
+        const ModelInputs inputs = ModelInputs::of_split(*data, *split);
         *rows = inputs.rows();
         shape->assign(inputs.shape().begin() + 1, inputs.shape().end());
       }

@@ -21,6 +21,8 @@ class ModelInputs {
   // dimension (a scalar), a dtype that is neither a float nor an integer, or Fortran order in
   // more than two dimensions.
   static ModelInputs open(const ArrayFile& inputs, const std::string& what);
+  // The inputs of a dataset's split (split_with_inputs, then open).
+  static ModelInputs of_split(const Dataset& data, const std::string& split);
 
   std::int64_t rows() const { return shape_.empty() ? 0 : shape_.front(); }
   const std::vector<std::int64_t>& shape() const { return shape_; }  // {N, ...}
@@ -55,5 +57,10 @@ Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64
 
 // Row-wise softmax of logits, in float64 (subtracting each row's maximum first).
 Matrix softmax_rows(const RowMatrixF& logits);
+
+// The split of `data` named `split`, which must have model inputs: otherwise an Error naming the
+// split, its labels file and how to give inputs. Every node that runs models on a split checks
+// through here, before any unit starts.
+const DatasetSplit& split_with_inputs(const Dataset& data, const std::string& split);
 
 }  // namespace caulk::models
