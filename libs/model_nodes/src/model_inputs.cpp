@@ -2,11 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-
 #include "caulk/models/inputs.hpp"
-#include "caulk/manifest.hpp"
-#include "caulk/models/hub.hpp"
 
 namespace caulk::models {
 
@@ -17,36 +13,6 @@ void declare_hub(NodeSpec& s) {
                           "optional weights; docs/models.md); or connect `models`")
               .optional());
   s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
-}
-
-std::vector<CheckpointRef> hub_models(const NodeContext& ctx) {
-  const Params& p = ctx.params();
-  const bool port = ctx.has_input("models"), manifest = p.has("manifest");
-  if (port == manifest)
-    throw Error(port ? "give the models either through the `models` input or the `manifest` parameter, not both"
-                     : "no models: connect the `models` input or give the `manifest` parameter");
-  std::vector<CheckpointRef> all;
-  if (port) {
-    all = ctx.input<Checkpoint>("models")->models;
-  } else {
-    // Any family's manifest (MLP checkpoints, TorchScript modules); an ONNX entry is refused by
-    // checkpoint_of (inference only).
-    const Manifest m = read_manifest(p.path("manifest"), model_hub_schema());
-    for (const auto& model : m.models) {
-      CheckpointRef ref = checkpoint_of(source_of(model));
-      ref.base = model.flag("base");
-      all.push_back(std::move(ref));
-    }
-  }
-  if (!p.has("only")) return all;
-  std::vector<CheckpointRef> chosen;
-  for (const Value& v : p.get("only").as_array()) {
-    const std::string name = v.as_string();
-    auto it = std::find_if(all.begin(), all.end(), [&](const CheckpointRef& r) { return r.model == name; });
-    if (it == all.end()) throw Error(fmt::format("`only` names model '{}', which is not in the hub", name));
-    chosen.push_back(*it);
-  }
-  return chosen;
 }
 
 mlp::Samples split_samples(const Dataset& data, const std::string& split) {

@@ -18,28 +18,53 @@ void declare_model_hub(NodeSpec& s) {
   s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
 }
 
-std::vector<ModelSource> hub_sources(const NodeContext& ctx) {
+namespace {
+
+const std::string& name_of(const ModelSource& s) { return s.name; }
+const std::string& name_of(const CheckpointRef& r) { return r.model; }
+
+// The hub's entries: from the `models` input or the manifest (exactly one of them), restricted to
+// `only`, in hub order.
+template <class Entry, class FromPort, class FromManifest>
+std::vector<Entry> hub_entries(const NodeContext& ctx, FromPort from_port, FromManifest from_manifest) {
   const Params& p = ctx.params();
   const bool port = ctx.has_input("models"), manifest = p.has("manifest");
   if (port == manifest)
     throw Error(port ? "give the models either through the `models` input or the `manifest` parameter, not both"
                      : "no models: connect the `models` input or give the `manifest` parameter");
-  std::vector<ModelSource> all;
+  std::vector<Entry> all;
   if (port) {
-    for (const CheckpointRef& r : ctx.input<Checkpoint>("models")->models) all.push_back(source_of(r));
+    for (const CheckpointRef& r : ctx.input<Checkpoint>("models")->models) all.push_back(from_port(r));
   } else {
     const Manifest m = read_manifest(p.path("manifest"), model_hub_schema());
-    for (const auto& model : m.models) all.push_back(source_of(model));
+    for (const auto& model : m.models) all.push_back(from_manifest(model));
   }
   if (!p.has("only")) return all;
-  std::vector<ModelSource> chosen;
+  std::vector<Entry> chosen;
   for (const Value& v : p.get("only").as_array()) {
     const std::string name = v.as_string();
-    auto it = std::find_if(all.begin(), all.end(), [&](const ModelSource& s) { return s.name == name; });
+    auto it = std::find_if(all.begin(), all.end(), [&](const Entry& e) { return name_of(e) == name; });
     if (it == all.end()) throw Error(fmt::format("`only` names model '{}', which is not in the hub", name));
     chosen.push_back(*it);
   }
   return chosen;
+}
+
+}  // namespace
+
+std::vector<ModelSource> hub_sources(const NodeContext& ctx) {
+  return hub_entries<ModelSource>(
+      ctx, [](const CheckpointRef& r) { return source_of(r); }, [](const ManifestModel& m) { return source_of(m); });
+}
+
+std::vector<CheckpointRef> hub_checkpoints(const NodeContext& ctx) {
+  return hub_entries<CheckpointRef>(
+      ctx, [](const CheckpointRef& r) { return r; },
+      [](const ManifestModel& m) {
+        CheckpointRef ref = checkpoint_of(source_of(m));  // an ONNX entry is refused (inference only)
+        ref.base = m.flag("base");
+        return ref;
+      });
 }
 
 ModelSource source_of(const CheckpointRef& ref) {

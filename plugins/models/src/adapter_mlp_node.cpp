@@ -70,7 +70,7 @@ class AdapterMlp : public Node {
   void run(NodeContext& ctx) override {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
-    const std::vector<CheckpointRef> models = hub_models(ctx);
+    const std::vector<CheckpointRef> models = hub_checkpoints(ctx);
     std::vector<std::string> splits;
     if (p.has("splits"))
       for (const Value& v : p.get("splits").as_array()) splits.push_back(v.as_string());

@@ -11,7 +11,6 @@
 #include "caulk/context.hpp"
 #include "caulk/data_check.hpp"
 #include "caulk/io/safetensors.hpp"
-#include "caulk/manifest.hpp"
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/models/hub.hpp"
@@ -104,27 +103,6 @@ Json fisher_model_unit(UnitContext& ctx, const Json& desc) {
   return facts;
 }
 
-// The hub's models as Checkpoint entries, in hub order and restricted to `only`: the entries of
-// the `models` input as they came (module, feature method, base flag kept), or the manifest's.
-std::vector<CheckpointRef> fisher_models(const NodeContext& ctx) {
-  const std::vector<ModelSource> sources = hub_sources(ctx);
-  std::vector<CheckpointRef> refs;
-  if (ctx.has_input("models")) {
-    const auto& given = ctx.input<Checkpoint>("models")->models;
-    for (const auto& s : sources)
-      refs.push_back(*std::find_if(given.begin(), given.end(), [&](const CheckpointRef& r) { return r.model == s.name; }));
-    return refs;
-  }
-  const Manifest manifest = read_manifest(ctx.params().path("manifest"), model_hub_schema());
-  for (const auto& s : sources) {
-    CheckpointRef r = checkpoint_of(s);
-    for (const auto& m : manifest.models)
-      if (m.name == s.name) r.base = m.flag("base");
-    refs.push_back(std::move(r));
-  }
-  return refs;
-}
-
 class FisherNode : public Node {
  public:
   static NodeSpec spec() {
@@ -150,7 +128,7 @@ class FisherNode : public Node {
   void run(NodeContext& ctx) override {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
-    const std::vector<CheckpointRef> models = fisher_models(ctx);
+    const std::vector<CheckpointRef> models = hub_checkpoints(ctx);
     const std::string split = p.string("split");
     split_with_inputs(*data, split);  // checked before any unit starts
 

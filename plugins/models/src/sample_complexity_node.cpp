@@ -228,7 +228,7 @@ class SampleComplexity : public Node {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
     parse_risk(p.string("risk"), data->kind);  // checked before any unit starts, as the splits below
-    const std::vector<CheckpointRef> models = hub_models(ctx);
+    const std::vector<CheckpointRef> models = hub_checkpoints(ctx);
     if (models.empty()) throw Error("the hub has no models");
     const std::vector<std::int64_t> sizes = read_sizes(p);
     const std::size_t reps = static_cast<std::size_t>(p.integer("seeds"));

@@ -32,7 +32,7 @@ class TunePeft : public Node {
 
   void run(NodeContext& ctx) override {
     const auto data = ctx.input<Dataset>("data");
-    const std::vector<CheckpointRef> models = hub_models(ctx);
+    const std::vector<CheckpointRef> models = hub_checkpoints(ctx);
     tune_targets(ctx, *data, models, "", std::vector<Json>(models.size()));
   }
   // One model tuned, on any rank (tune_target_unit with plain training).

@@ -78,7 +78,7 @@ class BTuning : public Node {
     if (scores->method != "logme" || scores->posterior_weights.empty())
       throw Error(fmt::format("the scores of '{}' come from '{}' without LogME posterior weights; B-Tuning needs rank.logme's scores",
                               scores->producer_node, scores->method));
-    const std::vector<CheckpointRef> targets = models::hub_models(ctx);
+    const std::vector<CheckpointRef> targets = models::hub_checkpoints(ctx);
     const DatasetSplit& split = data->split(p.string("train_split"));
     const int outputs = static_cast<int>(data->num_targets());
     const double tau = p.real("tau");

@@ -61,7 +61,7 @@ class Distill : public Node {
       throw Error(fmt::format("tune.distill distils class probabilities; the dataset of '{}' is a regression task", data->producer_node));
     const auto features = ctx.input<Embeddings>("features");
     const auto scores = ctx.input<Scores>("scores");
-    const std::vector<CheckpointRef> targets = models::hub_models(ctx);
+    const std::vector<CheckpointRef> targets = models::hub_checkpoints(ctx);
     const DatasetSplit& split = data->split(p.string("train_split"));
     const double T = p.real("temperature");
     std::set<std::string> excluded;

@@ -37,7 +37,7 @@ class TopRanked : public Node {
     const Params& p = ctx.params();
     const auto data = ctx.input<Dataset>("data");
     const auto scores = ctx.input<Scores>("scores");
-    const std::vector<CheckpointRef> hub = models::hub_models(ctx);
+    const std::vector<CheckpointRef> hub = models::hub_checkpoints(ctx);
     std::set<std::string> excluded;
     if (p.has("exclude"))
       for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());

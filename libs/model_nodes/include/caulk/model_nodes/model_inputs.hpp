@@ -6,16 +6,14 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/mlp/training.hpp"
+#include "caulk/models/hub.hpp"
 
 namespace caulk::models {
 
-// Declares the optional `models` input (Checkpoint) and the optional `manifest` parameter (a
-// checkpoint hub manifest); a node takes its models from exactly one of them.
+// Declares the optional `models` input (Checkpoint), the optional `manifest` parameter (a hub of
+// MLP checkpoints or TorchScript modules) and `only`, for nodes that tune models; they read the
+// hub with models::hub_checkpoints (caulk/models/hub.hpp).
 void declare_hub(NodeSpec& s);
-// The models of the `models` input or the manifest, optionally restricted to the `only` parameter's
-// list (when the node declares it). Throws Error when neither or both are given, or a listed
-// model is not in the hub.
-std::vector<CheckpointRef> hub_models(const NodeContext& ctx);
 
 // A split's model inputs as columns, with its class indices or targets. Throws Error naming the
 // split and the dataset files when the split has no inputs.

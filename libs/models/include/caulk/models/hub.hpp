@@ -18,6 +18,9 @@ void declare_model_hub(NodeSpec& s);
 // order, restricted to `only`. Throws Error when neither or both are given, or when `only` names
 // a model the hub lacks.
 std::vector<ModelSource> hub_sources(const NodeContext& ctx);
+// The same hub as Checkpoint entries: the `models` input's as they came, a manifest's through
+// checkpoint_of (with its `base` flag). For nodes that tune, analyse or merge (no ONNX).
+std::vector<CheckpointRef> hub_checkpoints(const NodeContext& ctx);
 
 // A Checkpoint entry as the model it names, and back: an MLP checkpoint is `checkpoint`; a
 // TorchScript entry is its module (`torchscript`), feature method and overriding `weights`.
