@@ -10,7 +10,9 @@ core=(cmake make g++ pkg-config
       libpng-dev libgtest-dev libgmock-dev libbenchmark-dev
       nodejs npm   # npm installs the report's charting JavaScript at build time (docs/report.md)
       graphviz     # dot draws the pipeline graph in every report, the demo's included
-      libtorch-dev)  # TorchScript models (libs/models_torch; built only when present)
+      libtorch-dev   # TorchScript models (libs/models_torch; built only when present)
+      # dataset.images decodes and resizes images; ONNX models run on OpenCV's DNN module
+      libopencv-core-dev libopencv-imgcodecs-dev libopencv-imgproc-dev libopencv-dnn-dev)
 fuzz=(clang-14 libclang-rt-14-dev)
 browser=(chromium)  # the report's browser test (headless Chromium)
 mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
