@@ -12,6 +12,7 @@
 #include <tuple>
 
 #include "caulk/io/input_file.hpp"
+#include "caulk/io/safetensors.hpp"
 #include "caulk/pipeline.hpp"
 
 namespace fs = std::filesystem;
@@ -24,14 +25,14 @@ DataCheck::DataCheck(const PipelineNode& node, std::vector<std::pair<std::string
 const Params& DataCheck::params() const { return node_.params; }
 const std::string& DataCheck::node_id() const { return node_.config.id; }
 
-std::vector<const DataCheck::Json*> DataCheck::inputs(const std::string& port) const {
+std::vector<const Json*> DataCheck::inputs(const std::string& port) const {
   std::vector<const Json*> out;
   for (const auto& [p, facts] : input_facts_)
     if (p == port) out.push_back(facts);
   return out;
 }
 
-const DataCheck::Json* DataCheck::input(const std::string& port) const {
+const Json* DataCheck::input(const std::string& port) const {
   for (const auto& [p, facts] : input_facts_)
     if (p == port) return facts;
   return nullptr;
@@ -69,7 +70,7 @@ void DataCheck::problem_at(const Json& location, const std::string& message) {
   diagnostics_.push_back({where, prefix + message});
 }
 
-DataCheck::Json DataCheck::location_json(const std::string& param) const {
+Json DataCheck::location_json(const std::string& param) const {
   const SourceLocation where = locate(node_, param);
   return Json{{"file", where.file}, {"line", where.line}, {"column", where.column}, {"node", node_.config.id},
               {"param", param.substr(0, param.find('.'))}};
@@ -106,7 +107,7 @@ std::optional<io::NpyHeader> DataCheck::expect_npy(const std::string& param, con
   return h;
 }
 
-const DataCheck::Json* DataCheck::expect_split(const std::string& param, const std::string& port) {
+const Json* DataCheck::expect_split(const std::string& param, const std::string& port) {
   const Json* data = input(port);
   if (!data || !data->contains("splits")) return nullptr;
   const std::string& split = params().string(param);
@@ -156,6 +157,20 @@ std::optional<std::string> data_file_problem(const fs::path& file) {
   return problem;
 }
 
+std::optional<std::string> safetensors_problem(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::is_directory(file, ec))
+    if (auto why = data_file_problem(file)) return why;
+  try {
+    io::Checkpoint::open(file);  // maps every shard and validates its header; reads no tensor
+  } catch (const DataError& e) {
+    return e.file() == file.string() ? e.problem() : std::string(e.what());
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
+}
+
 std::optional<std::string> npy_conversion_hint(const fs::path& file) {
   // The first bytes only (the file is known to be regular: data_file_problem came first).
   std::ifstream in(file, std::ios::binary);
@@ -178,17 +193,17 @@ std::optional<std::string> npy_conversion_hint(const fs::path& file) {
 }
 
 void run_data_checks(const Pipeline& pipeline) {
-  std::vector<DataCheck::Json> facts(pipeline.nodes.size(), DataCheck::Json::object());
+  std::vector<Json> facts(pipeline.nodes.size(), Json::object());
   std::vector<Diagnostic> diags;
   for (std::size_t i : pipeline.order) {
     const PipelineNode& node = pipeline.nodes[i];
     if (!node.type || !node.type->spec.data_check) continue;
-    std::vector<std::pair<std::string, const DataCheck::Json*>> inputs;
+    std::vector<std::pair<std::string, const Json*>> inputs;
     for (const auto& in : node.inputs)
       for (const auto& source : in.sources) {
         // A source port's facts: the producing node's facts under the port's name, or all of them.
         const auto& f = facts[source.node];
-        const DataCheck::Json* sf = f.contains(source.port) ? &f.at(source.port) : nullptr;
+        const Json* sf = f.contains(source.port) ? &f.at(source.port) : nullptr;
         inputs.emplace_back(in.port, sf);
       }
     DataCheck check(node, std::move(inputs));

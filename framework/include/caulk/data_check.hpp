@@ -17,10 +17,10 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 
 #include "caulk/error.hpp"
 #include "caulk/io/npy.hpp"
+#include "caulk/json.hpp"
 
 namespace caulk {
 
@@ -30,7 +30,6 @@ struct PipelineNode;
 
 class DataCheck {
  public:
-  using Json = nlohmann::ordered_json;
   DataCheck(const PipelineNode& node, std::vector<std::pair<std::string, const Json*>> input_facts);
 
   const Params& params() const;
@@ -84,6 +83,11 @@ std::optional<std::string> data_file_problem(const std::filesystem::path& file);
 // " (did you mean 'NAME'?)" for the closest names in the folder of a missing `file`, or "".
 std::string sibling_suggestion(const std::filesystem::path& file);
 
+// Why `file` cannot be read as a safetensors checkpoint, or nothing: data_file_problem, or what is
+// wrong with its header ("not a safetensors file: ...", a tensor whose bytes lie past the end).
+// A folder counts as a sharded checkpoint (its index and every shard's header are checked).
+// Reads only the headers.
+std::optional<std::string> safetensors_problem(const std::filesystem::path& file);
 // For a file that should be .npy but is text: "it is text (CSV with a header?), not .npy; convert
 // it with: python3 -c \"...\"", or nothing when the file does not look like text.
 std::optional<std::string> npy_conversion_hint(const std::filesystem::path& file);

@@ -1,6 +1,6 @@
 // The data check of every node with a model hub (declare_model_hub; caulk/data_check.hpp): before
 // anything runs, the hub is given exactly one way, its manifest reads, each model names exactly one
-// family and its files are there, and `only` names models of the hub, with a did-you-mean.
+// family and its files are there (safetensors with a valid header), and `only` names models of the hub, with a did-you-mean.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -37,7 +37,9 @@ std::optional<std::vector<std::string>> manifest_models(DataCheck& check) {
     for (const char* key : {"checkpoint", "torchscript", "onnx", "weights"}) {
       if (!model.has(key)) continue;
       const fs::path path = model.path(key);
-      if (auto why = data_file_problem(path))
+      // An MLP checkpoint and overriding weights are safetensors, whose headers are read here.
+      const bool safetensors = std::string(key) == "checkpoint" || std::string(key) == "weights";
+      if (auto why = safetensors ? safetensors_problem(path) : data_file_problem(path))
         check.problem("manifest", fmt::format("{}: model '{}': {} {}: {}", model.location(key), model.name, key, path.string(), *why));
     }
   }

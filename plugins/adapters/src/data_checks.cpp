@@ -71,12 +71,12 @@ std::optional<std::size_t> check_labels_file(DataCheck& check, const std::string
 void check_dataset(DataCheck& check) {
   const Params& p = check.params();
   const bool classification = p.string("kind") == "classification";
-  DataCheck::Json splits = DataCheck::Json::object();
+  Json splits = Json::object();
   for (const auto& [split, file] : p.split_paths("labels")) {
     const std::string param = "labels." + split;
     auto rows = check_labels_file(check, param, file, classification, p.string("label_column"));
     // Every split is named in the facts (a node asking for another one is told); rows only when known.
-    splits[split] = DataCheck::Json{{"file", file.string()}, {"where", check.location_json(param)}};
+    splits[split] = Json{{"file", file.string()}, {"where", check.location_json(param)}};
     if (rows) splits[split]["rows"] = *rows;
   }
   for (const char* which : {"inputs", "covariates"}) {
@@ -93,7 +93,7 @@ void check_dataset(DataCheck& check) {
                        fmt::format("the labels of split '{}' ({}) have", split, s["file"].get<std::string>()));
     }
   }
-  check.facts()["data"] = DataCheck::Json{{"kind", p.string("kind")}, {"splits", std::move(splits)}};
+  check.facts()["data"] = Json{{"kind", p.string("kind")}, {"splits", std::move(splits)}};
 }
 
 void check_hub(DataCheck& check) {
@@ -106,20 +106,20 @@ void check_hub(DataCheck& check) {
     check.problem("manifest", e.what());
     return;
   }
-  DataCheck::Json models = DataCheck::Json::array();
+  Json models = Json::array();
   for (const auto& m : manifest.models) {
-    DataCheck::Json model{{"name", m.name}};
+    Json model{{"name", m.name}};
     bool complete = true;  // every file of the model could be read (else the checks downstream skip it)
     for (const char* key : {"features", "source_probs"}) {
       if (!m.has(key)) continue;
-      DataCheck::Json by_split = DataCheck::Json::object();
+      Json by_split = Json::object();
       for (const auto& [split, path] : m.split_paths(key)) {
         auto h = check.expect_npy("manifest", path, fmt::format("{}: model '{}': {} of split '{}',", m.location(key), m.name, key, split));
         if (!h) {
           complete = false;
           continue;
         }
-        by_split[split] = DataCheck::Json{{"rows", h->shape.empty() ? 0 : h->shape[0]}, {"file", path.string()}};
+        by_split[split] = Json{{"rows", h->shape.empty() ? 0 : h->shape[0]}, {"file", path.string()}};
       }
       model[key] = std::move(by_split);
     }
@@ -139,7 +139,7 @@ void check_hub(DataCheck& check) {
     if (!complete) model["unreadable"] = true;
     models.push_back(std::move(model));
   }
-  check.facts()["features"] = DataCheck::Json{{"hub", manifest.name}, {"models", std::move(models)}, {"where", check.location_json("manifest")}};
+  check.facts()["features"] = Json{{"hub", manifest.name}, {"models", std::move(models)}, {"where", check.location_json("manifest")}};
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ void check_predictions(DataCheck& check) {
     return;
   }
   std::map<std::string, std::pair<std::size_t, std::string>> rows_of;  // split -> (rows, the first model's file)
-  DataCheck::Json names = DataCheck::Json::array();
+  Json names = Json::array();
   bool complete = true;
   for (const auto& model : m.models) {
     names.push_back(model.name);
@@ -48,9 +48,9 @@ void check_predictions(DataCheck& check) {
     }
   }
   if (!complete) return;
-  DataCheck::Json splits = DataCheck::Json::object();
-  for (const auto& [split, r] : rows_of) splits[split] = DataCheck::Json{{"rows", r.first}, {"file", r.second}};
-  check.facts()["predictions"] = DataCheck::Json{{"splits", std::move(splits)}, {"models", std::move(names)}, {"where", check.location_json("manifest")}};
+  Json splits = Json::object();
+  for (const auto& [split, r] : rows_of) splits[split] = Json{{"rows", r.first}, {"file", r.second}};
+  check.facts()["predictions"] = Json{{"splits", std::move(splits)}, {"models", std::move(names)}, {"where", check.location_json("manifest")}};
 }
 
 }  // namespace

@@ -47,7 +47,7 @@ NodeSpec common_spec(const Task& task, const std::string& summary, const std::st
   s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));
   // Before running: the split judged on is one the data have (caulk/data_check.hpp).
   s.data_check = [](DataCheck& check) {
-    const DataCheck::Json* labels = check.expect_split("split", "data");
+    const Json* labels = check.expect_split("split", "data");
     if (!labels || !labels->contains("rows")) return;
     const std::string& split = check.params().string("split");
     for (const auto* p : check.inputs("predictions")) {

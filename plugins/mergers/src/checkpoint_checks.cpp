@@ -1,6 +1,7 @@
 // The data checks of checkpoint.load and of the merge nodes (caulk/data_check.hpp): the manifest
-// reads, every checkpoint and Fisher file named in it exists (a file, or a sharded folder), and a
-// merge's `base` names a model of the checkpoints it merges, with a did-you-mean.
+// reads, every checkpoint and Fisher file named in it exists (a file, or a sharded folder) with a
+// valid safetensors header, and a merge's `base` names a model of the checkpoints it merges, with a
+// did-you-mean.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,20 +28,20 @@ void check_checkpoints(DataCheck& check) {
     check.problem("manifest", e.what());
     return;
   }
-  DataCheck::Json names = DataCheck::Json::array();
+  Json names = Json::array();
   for (const ManifestModel& model : m.models) {
     names.push_back(model.name);
     for (const char* key : {"checkpoint", "torchscript", "weights", "fisher"}) {
       if (!model.has(key)) continue;
       const fs::path path = model.path(key);
-      std::error_code ec;
-      // A sharded checkpoint is a folder; anything else must be a regular file.
-      if (std::string(key) == "checkpoint" && fs::is_directory(path, ec)) continue;
-      if (auto why = data_file_problem(path))
+      // Checkpoints (a sharded one is a folder), weights and Fisher files are safetensors, whose
+      // headers are read here; a TorchScript module must be a regular file.
+      const bool safetensors = std::string(key) != "torchscript";
+      if (auto why = safetensors ? safetensors_problem(path) : data_file_problem(path))
         check.problem("manifest", fmt::format("{}: model '{}': {} {}: {}", model.location(key), model.name, key, path.string(), *why));
     }
   }
-  check.facts()["checkpoints"] = DataCheck::Json{{"models", std::move(names)}};
+  check.facts()["checkpoints"] = Json{{"models", std::move(names)}};
 }
 
 void check_merge_base(DataCheck& check) {

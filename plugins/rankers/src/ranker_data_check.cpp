@@ -10,8 +10,6 @@ namespace caulk::rankers {
 
 namespace {
 
-using Json = DataCheck::Json;
-
 std::string quoted_names(const std::vector<std::string>& names, std::size_t limit = 5) {
   std::string out;
   for (std::size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", '" : "'") + names[i] + "'";

@@ -292,6 +292,14 @@ TEST_F(DataChecks, GroundTruthColumnMissingWithSuggestion) {
 }
 
 // A checkpoint hub and a merge of it (the checks look at names and files only, not at tensors).
+// A valid one-tensor safetensors file: 8-byte little-endian header size, the JSON header, the data.
+std::string safetensors_image() {
+  const std::string header = R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  std::string out(8, '\0');
+  for (int b = 0; b < 8; ++b) out[b] = static_cast<char>((header.size() >> (8 * b)) & 0xff);
+  return out + header + std::string(4, '\0');
+}
+
 std::string merge_pipeline(const std::string& base) {
   return "[pipeline]\nname = \"merge-checks\"\n[[node]]\nid = \"ckpts\"\ntype = \"checkpoint.load\"\n"
          "params = { manifest = \"ckpt.toml\" }\n[[node]]\nid = \"merged\"\ntype = \"merge.task_arithmetic\"\n"
@@ -300,8 +308,8 @@ std::string merge_pipeline(const std::string& base) {
 }
 
 TEST_F(DataChecks, MergeBaseThatIsNotAModelOfTheHub) {
-  dir_.write("pre.safetensors", "x");
-  dir_.write("tuned.safetensors", "x");
+  dir_.write("pre.safetensors", safetensors_image());
+  dir_.write("tuned.safetensors", safetensors_image());
   dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
                           "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
   CliResult r = run(merge_pipeline("pretrianed"));
@@ -310,14 +318,32 @@ TEST_F(DataChecks, MergeBaseThatIsNotAModelOfTheHub) {
 }
 
 TEST_F(DataChecks, MissingCheckpointWithDidYouMean) {
-  dir_.write("pre.safetensors", "x");
-  dir_.write("tuned.safetensors", "x");
+  dir_.write("pre.safetensors", safetensors_image());
+  dir_.write("tuned.safetensors", safetensors_image());
   dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
                           "[[model]]\nname = \"tuned\"\ncheckpoint = \"tunned.safetensors\"\n");
   CliResult r = run(merge_pipeline("pretrained"));
   expect_problem(r, at("\"ckpt.toml\""),
                  "node 'ckpts': parameter 'manifest': " + path("ckpt.toml") + ":8:14: model 'tuned': checkpoint " +
                      path("tunned.safetensors") + ": no such file (did you mean '" + path("tuned.safetensors") + "'?)");
+}
+
+TEST_F(DataChecks, ACheckpointThatIsNotSafetensorsIsSaidBeforeRunning) {
+  dir_.write("pre.safetensors", safetensors_image());
+  const std::string truncated = safetensors_image().substr(0, safetensors_image().size() - 2);
+  dir_.write("tuned.safetensors", truncated);
+  dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
+                          "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
+  CliResult r = run(merge_pipeline("pretrained"));
+  expect_problem(r, at("\"ckpt.toml\""),
+                 "node 'ckpts': parameter 'manifest': " + path("ckpt.toml") + ":8:14: model 'tuned': checkpoint " +
+                     path("tuned.safetensors") + ": ");
+  EXPECT_THAT(r.err, HasSubstr("1 problem found"));
+  // Text where a checkpoint is needed.
+  dir_.write("tuned.safetensors", "name,value\nw,0\n");
+  r = run(merge_pipeline("pretrained"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(":8:14: model 'tuned': checkpoint " + path("tuned.safetensors") + ": header size"));
 }
 
 TEST_F(DataChecks, EveryProblemAtOnce) {
