@@ -3,10 +3,12 @@
 // runs. Their facts (docs/writing-plugins.md, "Data checks") tell the checks downstream the
 // splits and rows of the Dataset and the models and files of the hub.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "adapters/algorithms/image_folder.hpp"
 #include "adapters/src/nodes.hpp"
 #include "caulk/data_check.hpp"
 #include "caulk/io/csv.hpp"
@@ -142,8 +144,61 @@ void check_hub(DataCheck& check) {
   check.facts()["features"] = DataCheck::Json{{"hub", manifest.name}, {"models", std::move(models)}, {"where", check.location_json("manifest")}};
 }
 
+// dataset.images: each split's folder or list file is there and lists images (their names and
+// sizes only; no image is opened), and folders agree on their classes.
+void check_images(DataCheck& check) {
+  DataCheck::Json splits = DataCheck::Json::object();
+  std::map<std::string, images::SplitListing> listings;
+  for (const auto& [split, source] : check.params().split_paths("splits")) {
+    const std::string param = "splits." + split;
+    splits[split] = DataCheck::Json{{"file", source.string()}, {"where", check.location_json(param)}};
+    std::error_code ec;
+    if (!fs::exists(source, ec)) {
+      check.problem(param, fmt::format("image folder or list file {}: no such folder or file{}", source.string(),
+                                       data_file_problem(source).value_or("").find("does not exist either") != std::string::npos
+                                           ? " (its folder " + source.parent_path().string() + " does not exist either)"
+                                           : sibling_suggestion(source)));
+      continue;
+    }
+    if (!fs::is_directory(source, ec)) {
+      if (auto problem = data_file_problem(source)) {
+        check.problem(param, fmt::format("image list file {}: {}", source.string(), *problem));
+        continue;
+      }
+    }
+    try {
+      auto listing = images::list_split(source);
+      splits[split]["rows"] = listing.images.size();
+      listings.emplace(split, std::move(listing));
+    } catch (const DataError& e) {
+      check.problem(param, e.what());
+    }
+  }
+  // Folders whose classes differ from the reference's ("train" when it is a folder, else the first).
+  const images::SplitListing* ref = nullptr;
+  std::string ref_name;
+  if (auto t = listings.find("train"); t != listings.end() && t->second.is_folder) {
+    ref = &t->second;
+    ref_name = "train";
+  }
+  for (const auto& [split, listing] : listings)
+    if (!ref && listing.is_folder) {
+      ref = &listing;
+      ref_name = split;
+    }
+  if (ref)
+    for (const auto& [split, listing] : listings)
+      if (listing.is_folder && listing.classes != ref->classes)
+        check.problem("splits." + split, fmt::format("image folder {} has the classes '{}' but split '{}' ({}) has '{}': every split needs "
+                                                     "the same class sub-folders",
+                                                     listing.source.string(), fmt::join(listing.classes, "', '"), ref_name,
+                                                     ref->source.string(), fmt::join(ref->classes, "', '")));
+  check.facts()["data"] = DataCheck::Json{{"kind", "classification"}, {"splits", std::move(splits)}};
+}
+
 }  // namespace
 
+void add_images_data_check(NodeSpec& spec) { spec.data_check = check_images; }
 void add_dataset_data_check(NodeSpec& spec) { spec.data_check = check_dataset; }
 void add_hub_data_check(NodeSpec& spec) { spec.data_check = check_hub; }
 
