@@ -192,7 +192,7 @@ SplitTensor load_split_tensor(const SplitListing& split, const Preprocess& p, bo
       why_not = e.what();
     }
   }
-  if (use_cache) out.cache_note = fmt::format("cannot keep the tensor in {} ({}): not cached", dir.string(), why_not);
+  if (use_cache) out.not_cached = why_not;
   io::write_npy(fallback, io::DType::F32, out.shape, tensor.data());
   out.file = fallback;
   return out;

@@ -28,14 +28,15 @@ struct SplitTensor {
   std::vector<std::size_t> shape;  // N, C, H, W
   std::size_t decoded = 0;     // images decoded (0 when the cache was read)
   bool from_cache = false;
-  std::string cache_note;      // why the cache was not read or not written ("" when all went well)
+  std::string cache_note;      // why a cached tensor that was there was not used ("" when none was, or it was used)
+  std::string not_cached;      // why the tensor could not be kept in the cache folder ("" when it was, or use_cache is false)
 };
 
 // Reads the cached tensor when a valid one is there (right dtype and shape, whole file); else
 // decodes every image (in parallel on the current pool; rows in listing order, so the bytes do not
 // depend on the width), writes the cache (temporary file, then rename) and removes older tensors
 // of the same source and preprocessing. When `use_cache` is false or the cache folder cannot be
-// written, the tensor is written to `fallback` instead (and `cache_note` says why). `advance` is
+// written, the tensor is written to `fallback` instead (and `not_cached` says why). `advance` is
 // called after each decoded image. Throws DataError naming the image (and its list line) when one
 // cannot be read or decoded, or when images end with different sizes.
 SplitTensor load_split_tensor(const SplitListing& split, const Preprocess& p, bool use_cache, const std::filesystem::path& fallback,

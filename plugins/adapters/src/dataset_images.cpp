@@ -153,13 +153,18 @@ class DatasetImages : public Node {
     data->class_names = class_names(listings);
 
     std::string printed;
-    std::vector<std::string> notes;
+    std::vector<std::string> notes, not_cached;
     Json shapes = Json::object();
     Progress progress = ctx.progress("images", total);
     for (const auto& [split, listing] : listings) {
       const fs::path fallback = ctx.out_dir() / ctx.id() / (split + ".inputs.npy");
+      if (pre.crop > 0)  // every image's tensor, then the stacked copy (without a crop the size is known only once decoded)
+        ctx.check_memory(2 * listing.images.size() * static_cast<std::size_t>(pre.channels) * static_cast<std::size_t>(pre.crop) *
+                             static_cast<std::size_t>(pre.crop) * sizeof(float),
+                         fmt::format("the decoded images of split '{}'", split), "Lower crop, or divide the images into smaller splits.");
       const images::SplitTensor t = images::load_split_tensor(listing, pre, p.flag("cache"), fallback, [&] { progress.advance(); });
       if (!t.cache_note.empty()) notes.push_back(t.cache_note);
+      if (!t.not_cached.empty()) not_cached.push_back(fmt::format("split '{}': {}", split, t.not_cached));
       printed += fmt::format("split '{}': {} images of {} classes from {}: {}\n", split, listing.images.size(), data->class_names.size(),
                              listing.source.string(),
                              t.from_cache ? "read the cached tensor " + t.file.string() + " (no image decoded)"
@@ -173,8 +178,12 @@ class DatasetImages : public Node {
       shapes[split] = t.shape;
       data->splits.push_back(std::move(s));
     }
-    // Once per node, whichever splits it concerns.
     for (const auto& note : notes) printed += "note: " + note + "\n";
+    // Once for the node, whichever splits it concerns.
+    if (!not_cached.empty())
+      printed += fmt::format("note: running without the tensor cache, which cannot be written beside the images ({}); the tensors "
+                             "are in {}\n",
+                             fmt::join(not_cached, "; "), (ctx.out_dir() / ctx.id()).string());
     ctx.print(printed);
 
     Json& sum = ctx.summary();
