@@ -2,10 +2,12 @@
 #include "adapters/algorithms/image_folder.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <iterator>
 
 #include "caulk/error.hpp"
 #include "caulk/file_hash.hpp"
@@ -128,6 +130,53 @@ SplitListing read_image_list(const fs::path& list_file) {
   }
   if (out.images.empty()) throw DataError(list_file.string(), "lists no images (each line is \"PATH LABEL\")");
   return out;
+}
+
+std::vector<std::string> shared_classes(const std::map<std::string, SplitListing>& splits,
+                                        std::vector<std::pair<std::string, std::string>>& problems) {
+  const SplitListing* ref = nullptr;
+  std::string ref_name;
+  if (auto t = splits.find("train"); t != splits.end() && t->second.is_folder) {
+    ref = &t->second;
+    ref_name = "train";
+  }
+  for (const auto& [split, listing] : splits)
+    if (!ref && listing.is_folder) {
+      ref = &listing;
+      ref_name = split;
+    }
+  std::vector<std::string> names;
+  if (ref) {
+    names = ref->classes;
+    for (const auto& [split, listing] : splits) {
+      if (!listing.is_folder || listing.classes == names) continue;
+      std::vector<std::string> missing, extra;
+      std::set_difference(names.begin(), names.end(), listing.classes.begin(), listing.classes.end(), std::back_inserter(missing));
+      std::set_difference(listing.classes.begin(), listing.classes.end(), names.begin(), names.end(), std::back_inserter(extra));
+      problems.emplace_back(split, fmt::format("{}: the classes of split '{}' differ from those of split '{}' ({}):{}{}; every split "
+                                               "needs the same class sub-folders, so that class indices agree",
+                                               listing.source.string(), split, ref_name, ref->source.string(),
+                                               missing.empty() ? "" : fmt::format(" missing '{}'", fmt::join(missing, "', '")),
+                                               extra.empty() ? "" : fmt::format(" extra '{}'", fmt::join(extra, "', '"))));
+    }
+  } else {
+    int top = 0;
+    for (const auto& [split, listing] : splits)
+      for (const auto& e : listing.images) top = std::max(top, e.label);
+    for (int c = 0; c <= top; ++c) names.push_back(std::to_string(c));
+  }
+  for (const auto& [split, listing] : splits)
+    for (const auto& e : listing.images)
+      if (e.label >= static_cast<int>(names.size())) {
+        problems.emplace_back(split, fmt::format("{}:{}: label {} is not a class index: the classes are 0 to {} ({})",
+                                                 listing.source.string(), e.line, e.label, names.size() - 1,
+                                                 ref ? "the class sub-folders of " + ref->source.string() : std::string("the labels listed")));
+        break;  // one per list file
+      }
+  if (names.size() < 2 && !splits.empty())
+    problems.emplace_back(splits.begin()->first, fmt::format("{}: classification needs at least two classes, found {}",
+                                                             splits.begin()->second.source.string(), names.size()));
+  return names;
 }
 
 SplitListing list_split(const fs::path& source) {

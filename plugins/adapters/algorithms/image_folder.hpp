@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -43,5 +44,12 @@ SplitListing read_image_list(const std::filesystem::path& list_file);
 
 // A folder is listed as a class tree, anything else is read as a list file.
 SplitListing list_split(const std::filesystem::path& source);
+
+// The classes every split shares (docs/datasets.md, "Image folders"): those of the folder of split
+// "train" (else of the first folder split), or "0" to the largest label when every split is a list
+// file. `problems` receives (split, message) for each folder whose classes differ and each list
+// label outside the classes; fewer than two classes is a problem of the first split.
+std::vector<std::string> shared_classes(const std::map<std::string, SplitListing>& splits,
+                                        std::vector<std::pair<std::string, std::string>>& problems);
 
 }  // namespace caulk::images

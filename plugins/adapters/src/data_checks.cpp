@@ -3,7 +3,6 @@
 // runs. Their facts (docs/writing-plugins.md, "Data checks") tell the checks downstream the
 // splits and rows of the Dataset and the models and files of the hub.
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -154,10 +153,10 @@ void check_images(DataCheck& check) {
     splits[split] = DataCheck::Json{{"file", source.string()}, {"where", check.location_json(param)}};
     std::error_code ec;
     if (!fs::exists(source, ec)) {
+      const bool no_parent = !source.parent_path().empty() && !fs::is_directory(source.parent_path(), ec);
       check.problem(param, fmt::format("image folder or list file {}: no such folder or file{}", source.string(),
-                                       data_file_problem(source).value_or("").find("does not exist either") != std::string::npos
-                                           ? " (its folder " + source.parent_path().string() + " does not exist either)"
-                                           : sibling_suggestion(source)));
+                                       no_parent ? " (its folder " + source.parent_path().string() + " does not exist either)"
+                                                 : sibling_suggestion(source)));
       continue;
     }
     if (!fs::is_directory(source, ec)) {
@@ -174,25 +173,11 @@ void check_images(DataCheck& check) {
       check.problem(param, e.what());
     }
   }
-  // Folders whose classes differ from the reference's ("train" when it is a folder, else the first).
-  const images::SplitListing* ref = nullptr;
-  std::string ref_name;
-  if (auto t = listings.find("train"); t != listings.end() && t->second.is_folder) {
-    ref = &t->second;
-    ref_name = "train";
+  if (listings.size() == splits.size()) {  // every split listed: their classes can be compared
+    std::vector<std::pair<std::string, std::string>> problems;
+    images::shared_classes(listings, problems);
+    for (const auto& [split, message] : problems) check.problem("splits." + split, message);
   }
-  for (const auto& [split, listing] : listings)
-    if (!ref && listing.is_folder) {
-      ref = &listing;
-      ref_name = split;
-    }
-  if (ref)
-    for (const auto& [split, listing] : listings)
-      if (listing.is_folder && listing.classes != ref->classes)
-        check.problem("splits." + split, fmt::format("image folder {} has the classes '{}' but split '{}' ({}) has '{}': every split needs "
-                                                     "the same class sub-folders",
-                                                     listing.source.string(), fmt::join(listing.classes, "', '"), ref_name,
-                                                     ref->source.string(), fmt::join(ref->classes, "', '")));
   check.facts()["data"] = DataCheck::Json{{"kind", "classification"}, {"splits", std::move(splits)}};
 }
 

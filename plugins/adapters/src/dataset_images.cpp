@@ -3,9 +3,6 @@
 // plain functions (adapters/algorithms/image_*.hpp); this node reads the parameters, checks that
 // the splits agree on their classes, and publishes.
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include <algorithm>
 
 #include "adapters/algorithms/image_tensor.hpp"
 #include "adapters/src/nodes.hpp"
@@ -60,58 +57,6 @@ images::Preprocess preprocess_of(const Params& p) {
   return pre;
 }
 
-// The split whose folder defines the classes: "train" when it is a folder, else the first folder.
-const images::SplitListing* reference_split(const std::map<std::string, images::SplitListing>& splits, std::string* name) {
-  auto train = splits.find("train");
-  if (train != splits.end() && train->second.is_folder) {
-    *name = "train";
-    return &train->second;
-  }
-  for (const auto& [split, listing] : splits)
-    if (listing.is_folder) {
-      *name = split;
-      return &listing;
-    }
-  return nullptr;
-}
-
-// The class names every split uses; throws DataError for folders whose classes differ or list
-// labels outside the classes.
-std::vector<std::string> class_names(const std::map<std::string, images::SplitListing>& splits) {
-  std::string ref_name;
-  const images::SplitListing* ref = reference_split(splits, &ref_name);
-  std::vector<std::string> names;
-  if (ref) {
-    names = ref->classes;
-    for (const auto& [split, listing] : splits) {
-      if (!listing.is_folder || listing.classes == names) continue;
-      std::vector<std::string> missing, extra;
-      std::set_difference(names.begin(), names.end(), listing.classes.begin(), listing.classes.end(), std::back_inserter(missing));
-      std::set_difference(listing.classes.begin(), listing.classes.end(), names.begin(), names.end(), std::back_inserter(extra));
-      throw DataError(listing.source.string(),
-                      fmt::format("the classes of split '{}' differ from those of split '{}' ({}):{}{} (every split needs the same "
-                                  "class sub-folders, so that class indices agree)",
-                                  split, ref_name, ref->source.string(),
-                                  missing.empty() ? "" : fmt::format(" missing '{}'", fmt::join(missing, "', '")),
-                                  extra.empty() ? "" : fmt::format(" extra '{}'", fmt::join(extra, "', '"))));
-    }
-  } else {
-    int top = 0;
-    for (const auto& [split, listing] : splits)
-      for (const auto& e : listing.images) top = std::max(top, e.label);
-    for (int c = 0; c <= top; ++c) names.push_back(std::to_string(c));
-  }
-  for (const auto& [split, listing] : splits)
-    for (const auto& e : listing.images)
-      if (e.label >= static_cast<int>(names.size()))
-        throw DataError(listing.source.string(), e.line,
-                        fmt::format("label {} is not a class index: the classes are 0 to {} ({})", e.label, names.size() - 1,
-                                    ref ? "the class sub-folders of " + ref->source.string() : std::string("the labels listed")));
-  if (names.size() < 2)
-    throw DataError(splits.begin()->second.source.string(), fmt::format("classification needs at least two classes, found {}", names.size()));
-  return names;
-}
-
 class DatasetImages : public Node {
  public:
   static NodeSpec spec() {
@@ -150,7 +95,10 @@ class DatasetImages : public Node {
     }
     auto data = std::make_shared<Dataset>();
     data->kind = TaskKind::Classification;
-    data->class_names = class_names(listings);
+    std::vector<std::pair<std::string, std::string>> problems;
+    data->class_names = images::shared_classes(listings, problems);
+    // The data check reported these before the run; the files may have changed since.
+    if (!problems.empty()) throw Error(problems.front().second);
 
     std::string printed;
     std::vector<std::string> notes, not_cached;

@@ -267,3 +267,33 @@ TEST(ImageList, MalformedLinesAreNamedByFileAndLine) {
   dir.write("list.txt", "notes.txt 1\n");
   EXPECT_THAT(error_of([&] { read_image_list(list); }), HasSubstr(list + ":1: 'notes.txt' is not a .png, .jpg or .jpeg file"));
 }
+
+TEST(ImageClasses, ListsAloneGiveZeroToTheLargestLabelAndFoldersMustAgree) {
+  SplitListing a, b;
+  a.is_folder = b.is_folder = false;
+  a.source = "a.txt";
+  b.source = "b.txt";
+  a.images = {ImageEntry{"x.png", 0, {}, 1}, ImageEntry{"y.png", 3, {}, 2}};
+  b.images = {ImageEntry{"z.png", 1, {}, 1}};
+  std::vector<std::pair<std::string, std::string>> problems;
+  EXPECT_EQ(shared_classes({{"train", a}, {"test", b}}, problems), (std::vector<std::string>{"0", "1", "2", "3"}));
+  EXPECT_TRUE(problems.empty());
+
+  a.images = {ImageEntry{"x.png", 0, {}, 1}};
+  b.images = {ImageEntry{"z.png", 0, {}, 1}};
+  shared_classes({{"train", a}, {"test", b}}, problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_THAT(problems[0].second, HasSubstr("classification needs at least two classes, found 1"));
+
+  // Folders: "train" is the reference even when another split sorts first.
+  SplitListing train, other;
+  train.source = "tr";
+  other.source = "ot";
+  train.classes = {"cat", "dog"};
+  other.classes = {"cat", "cow"};
+  problems.clear();
+  EXPECT_EQ(shared_classes({{"train", train}, {"a", other}}, problems), train.classes);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].first, "a");
+  EXPECT_THAT(problems[0].second, HasSubstr("ot: the classes of split 'a' differ from those of split 'train' (tr): missing 'dog' extra 'cow'"));
+}
