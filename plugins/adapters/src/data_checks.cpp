@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "adapters/algorithms/image_folder.hpp"
 #include "adapters/src/nodes.hpp"
 #include "caulk/data_check.hpp"
 #include "caulk/io/csv.hpp"
@@ -142,8 +143,47 @@ void check_hub(DataCheck& check) {
   check.facts()["features"] = Json{{"hub", manifest.name}, {"models", std::move(models)}, {"where", check.location_json("manifest")}};
 }
 
+// dataset.images: each split's folder or list file is there and lists images (their names and
+// sizes only; no image is opened), and folders agree on their classes.
+void check_images(DataCheck& check) {
+  DataCheck::Json splits = DataCheck::Json::object();
+  std::map<std::string, images::SplitListing> listings;
+  for (const auto& [split, source] : check.params().split_paths("splits")) {
+    const std::string param = "splits." + split;
+    splits[split] = DataCheck::Json{{"file", source.string()}, {"where", check.location_json(param)}};
+    std::error_code ec;
+    if (!fs::exists(source, ec)) {
+      const bool no_parent = !source.parent_path().empty() && !fs::is_directory(source.parent_path(), ec);
+      check.problem(param, fmt::format("image folder or list file {}: no such folder or file{}", source.string(),
+                                       no_parent ? " (its folder " + source.parent_path().string() + " does not exist either)"
+                                                 : sibling_suggestion(source)));
+      continue;
+    }
+    if (!fs::is_directory(source, ec)) {
+      if (auto problem = data_file_problem(source)) {
+        check.problem(param, fmt::format("image list file {}: {}", source.string(), *problem));
+        continue;
+      }
+    }
+    try {
+      auto listing = images::list_split(source);
+      splits[split]["rows"] = listing.images.size();
+      listings.emplace(split, std::move(listing));
+    } catch (const DataError& e) {
+      check.problem(param, e.what());
+    }
+  }
+  if (listings.size() == splits.size()) {  // every split listed: their classes can be compared
+    std::vector<std::pair<std::string, std::string>> problems;
+    images::shared_classes(listings, problems);
+    for (const auto& [split, message] : problems) check.problem("splits." + split, message);
+  }
+  check.facts()["data"] = DataCheck::Json{{"kind", "classification"}, {"splits", std::move(splits)}};
+}
+
 }  // namespace
 
+void add_images_data_check(NodeSpec& spec) { spec.data_check = check_images; }
 void add_dataset_data_check(NodeSpec& spec) { spec.data_check = check_dataset; }
 void add_hub_data_check(NodeSpec& spec) { spec.data_check = check_hub; }
 
