@@ -146,11 +146,11 @@ void check_hub(DataCheck& check) {
 // dataset.images: each split's folder or list file is there and lists images (their names and
 // sizes only; no image is opened), and folders agree on their classes.
 void check_images(DataCheck& check) {
-  DataCheck::Json splits = DataCheck::Json::object();
+  Json splits = Json::object();
   std::map<std::string, images::SplitListing> listings;
   for (const auto& [split, source] : check.params().split_paths("splits")) {
     const std::string param = "splits." + split;
-    splits[split] = DataCheck::Json{{"file", source.string()}, {"where", check.location_json(param)}};
+    splits[split] = Json{{"file", source.string()}, {"where", check.location_json(param)}};
     std::error_code ec;
     if (!fs::exists(source, ec)) {
       const bool no_parent = !source.parent_path().empty() && !fs::is_directory(source.parent_path(), ec);
@@ -178,7 +178,7 @@ void check_images(DataCheck& check) {
     images::shared_classes(listings, problems);
     for (const auto& [split, message] : problems) check.problem("splits." + split, message);
   }
-  check.facts()["data"] = DataCheck::Json{{"kind", "classification"}, {"splits", std::move(splits)}};
+  check.facts()["data"] = Json{{"kind", "classification"}, {"splits", std::move(splits)}};
 }
 
 }  // namespace
