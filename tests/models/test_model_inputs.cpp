@@ -160,6 +160,23 @@ TEST(ModelInputs, ArraysNoModelCanTakeAreRefusedByName) {
   EXPECT_THAT(error_of([&] { run_in_batches(model, in, 0, true, true); }), HasSubstr("a batch size of 0"));
 }
 
+// An MLP reads a sample of any shape flattened (images of 1 x 2 x 3 for an MLP of 6 inputs): the
+// same numbers as the N x 6 rows of the same bytes. A sample of another size is still refused.
+TEST(ModelInputs, AnMlpReadsSamplesOfAnyShapeFlattened) {
+  TempDir dir;
+  const auto x = random_values(5 * 6, 3);
+  const auto flat = dir.write("flat.npy", npy_image("<f4", "(5, 6)", x.data(), x.size() * 4));
+  const auto images = dir.write("images.npy", npy_image("<f4", "(5, 1, 2, 3)", x.data(), x.size() * 4));
+  const MlpModel model = random_model();
+  const Outputs rows = run_in_batches(model, ModelInputs::open(file_of(flat), "inputs"), 2, true, true);
+  const Outputs shaped = run_in_batches(model, ModelInputs::open(file_of(images), "inputs"), 2, true, true);
+  EXPECT_TRUE(shaped.features == rows.features);
+  EXPECT_TRUE(shaped.outputs == rows.outputs);
+  const auto other = dir.write("other.npy", npy_image("<f4", "(5, 2, 2)", x.data(), 5 * 4 * 4));
+  EXPECT_THAT(error_of([&] { run_in_batches(model, ModelInputs::open(file_of(other), "inputs"), 2, true, true); }),
+              HasSubstr("takes samples of shape [6], but these inputs have samples of shape [2, 2]"));
+}
+
 TEST(SoftmaxRows, IsTheNormalisedExponentialAndStaysFiniteForLargeLogits) {
   RowMatrixF z(2, 3);
   z << 0.f, std::log(2.f), std::log(3.f), 1000.f, 0.f, -1000.f;

@@ -117,7 +117,10 @@ Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64
   if (batch_size < 1) throw Error(fmt::format("a batch size of {}: it must be at least 1", batch_size));
   const std::vector<std::int64_t> expected = model.input_shape();
   const std::span<const std::int64_t> sample = std::span(inputs.shape()).subspan(1);
-  if (!expected.empty() && !std::equal(expected.begin(), expected.end(), sample.begin(), sample.end()))
+  // A model of flat samples ({D}: an MLP) reads a sample of any shape of D values flattened
+  // (1 x 8 x 8 images for an MLP of 64 inputs), as its error message says.
+  const bool flat_match = expected.size() == 1 && product(sample) == expected[0];
+  if (!expected.empty() && !flat_match && !std::equal(expected.begin(), expected.end(), sample.begin(), sample.end()))
     throw DataError(inputs.describe(), fmt::format("{} takes samples of shape {}, but these inputs have samples of shape {} "
                                                    "(the array is {})",
                                                    model.describe(), shape_text(expected), shape_text(sample),

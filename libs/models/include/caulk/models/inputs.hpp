@@ -50,7 +50,8 @@ class ModelInputs {
 // A model's features (N x D) and/or outputs (N x C) on every row of `inputs`, in batches of
 // `batch_size` rows run in parallel on the current pool (caulk/parallel.hpp). A sample's numbers
 // do not depend on the pool's width: batches are fixed by `batch_size` and each fills its own
-// rows. Checks the samples' shape against the model's input_shape() first, and that the model
+// rows. Checks the samples' shape against the model's input_shape() first (a model of flat samples,
+// an MLP, takes samples of any shape holding as many values, flattened), and that the model
 // returns one row per sample. Errors name the model, its file and the inputs' file.
 Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64_t batch_size, bool want_features,
                        bool want_outputs);
