@@ -6,6 +6,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/manifest.hpp"
+#include "onnx_entry.hpp"
 
 namespace caulk::models {
 
@@ -13,7 +14,8 @@ void declare_model_hub(NodeSpec& s) {
   s.input_optional("models", "Checkpoint", "the models (e.g. from zoo.pretrain or tune.peft); or give `manifest`");
   s.param(ParamSpec::path("manifest",
                           "model hub manifest: [[model]] name and one of checkpoint (MLP), torchscript (.pt, with "
-                          "feature_method), with optional weights (docs/models.md); or connect `models`")
+                          "feature_method) or onnx (.onnx, with feature_output; inference only), with optional weights "
+                          "(docs/models.md); or connect `models`")
               .optional());
   s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
 }
@@ -82,9 +84,7 @@ ModelSource source_of(const CheckpointRef& ref) {
 
 CheckpointRef checkpoint_of(const ModelSource& s) {
   if (!s.onnx.empty())
-    throw Error(fmt::format("model '{}' is an ONNX model ({}), which runs for inference only: it cannot be tuned, merged "
-                            "or analysed (give its TorchScript export instead, docs/models.md)",
-                            s.name, s.onnx.string()));
+    throw Error(onnx_inference_only(s.name, s.onnx.string()));
   CheckpointRef ref;
   ref.model = s.name;
   if (s.torchscript.empty()) {

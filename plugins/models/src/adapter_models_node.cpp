@@ -44,12 +44,14 @@ Json embed_any_model_unit(UnitContext& ctx, const Json& d) {
       probs_files[s] = sp.string();
     }
   }
+  const std::vector<ParameterInfo> infos = model->parameters();
   std::int64_t parameters = 0;
-  for (const auto& p : model->parameters()) parameters += p.size();
+  for (const auto& p : infos) parameters += p.size();
   Json details = Json{{"family", model->family()},
                       {"feature_dim", model->feature_dim()},
                       {"source_outputs", model->output_dim()},
-                      {"parameters", parameters}};
+                      // null for a model that exposes none (an ONNX graph, inference only)
+                      {"parameters", infos.empty() ? Json(nullptr) : Json(parameters)}};
   return Json{{"features", features}, {"source_probs", probs_files}, {"details", details}};
 }
 
