@@ -23,9 +23,10 @@ using OpenOnnxFn = Model* (*)(const ModelSource& source);
 // Why an ONNX model cannot be tuned, merged or analysed: one text for checkpoint_of (a node that
 // needs a Checkpoint) and for the ONNX family's own refusals (a node that asks the model).
 inline std::string onnx_inference_only(const std::string& name, const std::string& file) {
-  return fmt::format("model '{}' is an ONNX model ({}): ONNX models run for inference only (features and probabilities); "
-                     "export it as TorchScript to tune, merge or analyse it (docs/models.md)",
-                     name, file);
+  return fmt::format(
+      "model '{}' is an ONNX model ({}): ONNX models run for inference only (features and probabilities); "
+      "export it as TorchScript to tune, merge or analyse it (docs/models.md)",
+      name, file);
 }
 
 }  // namespace caulk::models

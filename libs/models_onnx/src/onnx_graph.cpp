@@ -18,7 +18,8 @@ class Reader {
   std::pair<std::uint64_t, int> key() {
     const std::uint64_t k = varint();
     const int wire = static_cast<int>(k & 7);
-    if (k >> 3 == 0 || wire == 3 || wire == 4 || wire > 5) throw std::runtime_error("not a protobuf message (bad field key)");
+    if (k >> 3 == 0 || wire == 3 || wire == 4 || wire > 5)
+      throw std::runtime_error("not a protobuf message (bad field key)");
     return {k >> 3, wire};
   }
   std::uint64_t varint() {
@@ -45,11 +46,20 @@ class Reader {
   void skip(int wire) {
     std::size_t n = 0;
     switch (wire) {
-      case 0: varint(); return;
-      case 1: n = 8; break;
-      case 2: bytes(); return;
-      case 5: n = 4; break;
-      default: throw std::runtime_error("not a protobuf message (bad wire type)");
+      case 0:
+        varint();
+        return;
+      case 1:
+        n = 8;
+        break;
+      case 2:
+        bytes();
+        return;
+      case 5:
+        n = 4;
+        break;
+      default:
+        throw std::runtime_error("not a protobuf message (bad wire type)");
     }
     if (n > static_cast<std::size_t>(end_ - at_)) throw std::runtime_error("truncated protobuf message");
     at_ += n;
@@ -142,9 +152,12 @@ Graph read_graph(std::span<const unsigned char> bytes) {
       std::string domain;
       std::int64_t version = 0;
       each_field(r.bytes(), [&](std::uint64_t f, int w, Reader& rr) {
-        if (f == 1 && w == 2) domain = rr.string();
-        else if (f == 2 && w == 0) version = static_cast<std::int64_t>(rr.varint());
-        else return false;
+        if (f == 1 && w == 2)
+          domain = rr.string();
+        else if (f == 2 && w == 0)
+          version = static_cast<std::int64_t>(rr.varint());
+        else
+          return false;
         return true;
       });
       if (domain.empty() || domain == "ai.onnx") g.opset = version;
@@ -158,11 +171,16 @@ Graph read_graph(std::span<const unsigned char> bytes) {
         Node n;
         each_field(gr.bytes(), [&](std::uint64_t f, int w, Reader& nr) {
           if (w != 2) return false;
-          if (f == 2) n.outputs.push_back(nr.string());
-          else if (f == 3) n.name = nr.string();
-          else if (f == 4) n.op_type = nr.string();
-          else if (f == 5) n.ints.push_back(read_int_attribute(nr.bytes()));
-          else return false;
+          if (f == 2)
+            n.outputs.push_back(nr.string());
+          else if (f == 3)
+            n.name = nr.string();
+          else if (f == 4)
+            n.op_type = nr.string();
+          else if (f == 5)
+            n.ints.push_back(read_int_attribute(nr.bytes()));
+          else
+            return false;
           return true;
         });
         g.nodes.push_back(std::move(n));
@@ -187,16 +205,18 @@ Graph read_graph(std::span<const unsigned char> bytes) {
     throw std::runtime_error("not an ONNX model (no graph with nodes and outputs)");
   // Older exports list the weights among the inputs too.
   for (auto& v : declared)
-    if (std::find(initializers.begin(), initializers.end(), v.name) == initializers.end()) g.inputs.push_back(std::move(v));
+    if (std::find(initializers.begin(), initializers.end(), v.name) == initializers.end())
+      g.inputs.push_back(std::move(v));
   if (g.inputs.empty()) throw std::runtime_error("the ONNX graph has no input");
   return g;
 }
 
 std::string elem_type_name(int elem_type) {
-  static const std::array<const char*, 17> names{"UNDEFINED", "FLOAT",  "UINT8",  "INT8",      "UINT16",    "INT16",
-                                                 "INT32",     "INT64",  "STRING", "BOOL",      "FLOAT16",   "DOUBLE",
+  static const std::array<const char*, 17> names{"UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",  "INT16",
+                                                 "INT32",     "INT64",  "STRING",    "BOOL",       "FLOAT16", "DOUBLE",
                                                  "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
-  return elem_type >= 0 && elem_type < int(names.size()) ? names[std::size_t(elem_type)] : "type " + std::to_string(elem_type);
+  return elem_type >= 0 && elem_type < int(names.size()) ? names[std::size_t(elem_type)]
+                                                         : "type " + std::to_string(elem_type);
 }
 
 }  // namespace caulk::models::onnx

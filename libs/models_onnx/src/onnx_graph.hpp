@@ -3,12 +3,12 @@
 // 4.6 does not expose the graph's outputs or declared shapes, which caulk needs to pick the
 // logits output, check inputs and plan batches (docs/models.md, "ONNX models").
 //
-// A reader of the protobuf wire format restricted to those fields of onnx.proto (ModelProto.graph
-// = 7; GraphProto node = 1, initializer = 5, input = 11, output = 12; NodeProto input = 1,
-// output = 2, name = 3, op_type = 4, attribute = 5; AttributeProto name = 1, i = 3, ints = 8; ValueInfoProto name = 1, type = 2; TypeProto tensor_type =
-// 1; Tensor elem_type = 1, shape = 2; TensorShapeProto dim = 1; Dimension dim_value = 1,
-// dim_param = 2; TensorProto name = 8; ModelProto opset_import = 8, OperatorSetIdProto
-// domain = 1, version = 2). Every other field is skipped.
+// A reader of the protobuf wire format restricted to those fields of onnx.proto: ModelProto
+// graph = 7, opset_import = 8 (OperatorSetIdProto domain = 1, version = 2); GraphProto node = 1,
+// initializer = 5 (TensorProto name = 8), input = 11, output = 12; NodeProto output = 2,
+// name = 3, op_type = 4, attribute = 5 (AttributeProto name = 1, i = 3, ints = 8);
+// ValueInfoProto name = 1, type = 2; TypeProto tensor_type = 1 (elem_type = 1, shape = 2);
+// TensorShapeProto dim = 1 (dim_value = 1, dim_param = 2). Every other field is skipped.
 #pragma once
 #include <cstdint>
 #include <span>

@@ -4,11 +4,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <opencv2/core/utils/logger.hpp>
-
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <opencv2/core/utils/logger.hpp>
 #include <regex>
 #include <sstream>
 
@@ -101,7 +100,9 @@ OnnxModel::OnnxModel(const OnnxModel& other) : Model(other), shared_(other.share
 std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
   configure_opencv();
   const std::string file = source.onnx.string();
-  const auto problem = [&](const std::string& text) { return DataError(file, fmt::format("model '{}': {}", source.name, text)); };
+  const auto problem = [&](const std::string& text) {
+    return DataError(file, fmt::format("model '{}': {}", source.name, text));
+  };
   if (!std::filesystem::exists(source.onnx)) throw problem("the file does not exist");
   if (!source.feature_method.empty())
     throw problem("feature_method applies to TorchScript models; an ONNX model names its features with feature_output");
@@ -122,13 +123,15 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
   if (g.inputs.size() != 1) {
     std::vector<std::string> names;
     for (const auto& v : g.inputs) names.push_back(v.name);
-    throw problem(fmt::format("the graph takes {} inputs ({}); caulk gives a model one input tensor: export it with one",
-                              g.inputs.size(), fmt::join(names, ", ")));
+    throw problem(
+        fmt::format("the graph takes {} inputs ({}); caulk gives a model one input tensor: export it with one",
+                    g.inputs.size(), fmt::join(names, ", ")));
   }
   const ValueInfo& input = g.inputs.front();
   if (input.elem_type != kElemFloat && input.elem_type != kElemInt64)
-    throw problem(fmt::format("its input '{}' is {}; caulk gives models float32 or int64 inputs: export it with one of those",
-                              input.name, elem_type_name(input.elem_type)));
+    throw problem(
+        fmt::format("its input '{}' is {}; caulk gives models float32 or int64 inputs: export it with one of those",
+                    input.name, elem_type_name(input.elem_type)));
   if (input.has_shape && !input.dims.empty()) s->exported_batch = input.dims.front();
 
   // Operators OpenCV 4.6 imports but computes wrongly, found by running PyTorch exports
@@ -143,21 +146,23 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
       const auto* include = n.attribute("count_include_pad");
       const bool padded = pads && std::any_of(pads->begin(), pads->end(), [](std::int64_t p) { return p != 0; });
       if (padded && !(include && !include->empty() && include->front() != 0))
-        wrong = "OpenCV 4.6 averages a padded AveragePool wrongly when padding is not counted "
-                "(avg_pool2d(count_include_pad=False))";
+        wrong =
+            "OpenCV 4.6 averages a padded AveragePool wrongly when padding is not counted "
+            "(avg_pool2d(count_include_pad=False))";
     }
     if (!wrong.empty())
-      throw problem(fmt::format("its node '{}' ({}) cannot run: {}; export the model without it (docs/models.md)", n.name,
-                                n.op_type, wrong));
+      throw problem(fmt::format("its node '{}' ({}) cannot run: {}; export the model without it (docs/models.md)",
+                                n.name, n.op_type, wrong));
   }
 
   std::unique_ptr<cv::dnn::Net> net;
   try {
     net = s->import();
   } catch (const cv::Exception& e) {
-    throw problem(fmt::format("OpenCV {} cannot import it (opset {}): {} (docs/models.md lists the operators OpenCV's "
-                              "importer lacks; export the model without them)",
-                              CV_VERSION, g.opset, short_error(e)));
+    throw problem(
+        fmt::format("OpenCV {} cannot import it (opset {}): {} (docs/models.md lists the operators OpenCV's "
+                    "importer lacks; export the model without them)",
+                    CV_VERSION, g.opset, short_error(e)));
   }
 
   // A tensor name to the OpenCV layer that computes it: a graph output keeps its name; a node's
@@ -184,11 +189,12 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
           if (d < best) best = d, closest = t;
         }
       const bool near = best != std::string::npos && best <= std::max<std::size_t>(2, source.feature_output.size() / 3);
-      throw problem(fmt::format("feature_output '{}' is not an output of the graph{} (its outputs: {}; or any of its {} node "
-                                "outputs, as Netron shows them); name the tensor that holds the features, or export it as "
-                                "a second output (output_names=[\"logits\", \"features\"])",
-                                source.feature_output, near ? fmt::format(" (did you mean '{}'?)", closest) : "",
-                                fmt::join(g.outputs, ", "), tensors));
+      throw problem(
+          fmt::format("feature_output '{}' is not an output of the graph{} (its outputs: {}; or any of its {} node "
+                      "outputs, as Netron shows them); name the tensor that holds the features, or export it as "
+                      "a second output (output_names=[\"logits\", \"features\"])",
+                      source.feature_output, near ? fmt::format(" (did you mean '{}'?)", closest) : "",
+                      fmt::join(g.outputs, ", "), tensors));
     }
   }
   // The logits: the graph's first output that is not the features (the features themselves
@@ -273,7 +279,9 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
   if (n == 0 || (!want_features && !want_outputs)) return result;
   const ValueInfo& input = shared_->graph.inputs.front();
   const io::DType expected = *input_dtype();
-  const auto dtype_text = [](io::DType t) { return std::string(t == io::DType::F32 ? "float32" : t == io::DType::I64 ? "int64" : io::dtype_name(t)); };
+  const auto dtype_text = [](io::DType t) {
+    return std::string(t == io::DType::F32 ? "float32" : t == io::DType::I64 ? "int64" : io::dtype_name(t));
+  };
   if (x.dtype != expected)
     fail(fmt::format("its input '{}' is {}, but it was given {} inputs (give it {})", input.name,
                      elem_type_name(input.elem_type), dtype_text(x.dtype), dtype_text(expected)));
@@ -282,13 +290,15 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
     bool fits = input.dims.size() == x.shape.size();
     for (std::size_t i = 1; fits && i < x.shape.size(); ++i) fits = input.dims[i] < 0 || input.dims[i] == x.shape[i];
     if (!fits)
-      fail(fmt::format("it takes inputs of shape {} (as exported), not {}; give it inputs of that shape, or export it "
-                       "again on an input of the shape you have",
-                       dims_text(input.dims), dims_text(x.shape)));
+      fail(
+          fmt::format("it takes inputs of shape {} (as exported), not {}; give it inputs of that shape, or export it "
+                      "again on an input of the shape you have",
+                      dims_text(input.dims), dims_text(x.shape)));
   }
   std::vector<int> sample;
   for (auto d : sample_dims) {
-    if (d < 1 || d > std::numeric_limits<int>::max()) fail(fmt::format("cannot run on inputs of shape {}", dims_text(x.shape)));
+    if (d < 1 || d > std::numeric_limits<int>::max())
+      fail(fmt::format("cannot run on inputs of shape {}", dims_text(x.shape)));
     sample.push_back(static_cast<int>(d));
   }
   const std::int64_t per_sample = x.sample_size();
@@ -299,13 +309,15 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
   } else {
     const auto* ids = static_cast<const std::int64_t*>(x.data);
     for (std::size_t i = 0; i < values.size(); ++i) {
-      if (ids[i] < -(1 << 24) || ids[i] > (1 << 24)) fail(fmt::format("token id {} is too large for OpenCV's float32 inputs", ids[i]));
+      if (ids[i] < -(1 << 24) || ids[i] > (1 << 24))
+        fail(fmt::format("token id {} is too large for OpenCV's float32 inputs", ids[i]));
       values[i] = static_cast<float>(ids[i]);
     }
   }
   std::vector<cv::String> layers;
   if (want_features) layers.push_back(shared_->feature_layer);
-  if (want_outputs && !(want_features && shared_->output_layer == shared_->feature_layer)) layers.push_back(shared_->output_layer);
+  if (want_outputs && !(want_features && shared_->output_layer == shared_->feature_layer))
+    layers.push_back(shared_->output_layer);
 
   // One pass over the whole batch, unless this batch size failed before. Graphs that bake the
   // batch size in (x.view(x.size(0), -1) exports a Reshape of constants) fail on other sizes in
@@ -328,9 +340,10 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
     whole_error = e.what();
   }
   const auto failed = [&](const std::string& why) {
-    fail(fmt::format("OpenCV could not run it on inputs of shape {} ({}): {}; give it inputs of the shape and dtype it was "
-                     "exported for (input '{}' of shape {})",
-                     dims_text(x.shape), dtype_text(x.dtype), why, input.name, dims_text(input.dims)));
+    fail(fmt::format(
+        "OpenCV could not run it on inputs of shape {} ({}): {}; give it inputs of the shape and dtype it was "
+        "exported for (input '{}' of shape {})",
+        dims_text(x.shape), dtype_text(x.dtype), why, input.name, dims_text(input.dims)));
   };
   if (outs.empty()) {
     if (chunk == n) failed(whole_error);
@@ -351,7 +364,8 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
       try {
         parts.push_back(forward_once(data, chunk, sample, layers));
       } catch (const cv::Exception& e) {
-        failed(fmt::format("{} (and in batches of {}: {})", whole_error.empty() ? "" : whole_error, chunk, short_error(e)));
+        failed(whole_error.empty() ? fmt::format("in batches of {}: {}", chunk, short_error(e))
+                                   : fmt::format("{} (and in batches of {}: {})", whole_error, chunk, short_error(e)));
       } catch (const std::runtime_error& e) {
         failed(e.what());
       }
@@ -364,7 +378,8 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
         const std::int64_t first = static_cast<std::int64_t>(c) * chunk, count = std::min(chunk, n - first);
         cv::Mat rows = parts[c][k].reshape(1, static_cast<int>(chunk));
         if (rows.cols != cols) failed("its outputs change size between batches");
-        rows.rowRange(0, static_cast<int>(count)).copyTo(whole.rowRange(static_cast<int>(first), static_cast<int>(first + count)));
+        rows.rowRange(0, static_cast<int>(count))
+            .copyTo(whole.rowRange(static_cast<int>(first), static_cast<int>(first + count)));
       }
       outs.push_back(whole);
     }
@@ -394,7 +409,9 @@ void OnnxModel::read_parameter(const std::string&, std::span<float>) const { inf
 void OnnxModel::write_parameter(const std::string&, std::span<const float>) { inference_only(); }
 void OnnxModel::replace_head(std::int64_t, OutputKind, std::uint64_t, std::int64_t) { inference_only(); }
 void OnnxModel::set_trainable(const std::vector<std::string>&) { inference_only(); }
-std::vector<std::string> OnnxModel::add_lora(const std::vector<std::string>&, int, double, std::uint64_t) { inference_only(); }
+std::vector<std::string> OnnxModel::add_lora(const std::vector<std::string>&, int, double, std::uint64_t) {
+  inference_only();
+}
 void OnnxModel::fold_lora() { inference_only(); }
 std::unique_ptr<ForwardPass> OnnxModel::forward(const InputBatch&) { inference_only(); }
 void OnnxModel::backward(ForwardPass&, const RowMatrixF*, const RowMatrixF*, Gradients&) { inference_only(); }

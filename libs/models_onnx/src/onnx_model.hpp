@@ -11,11 +11,10 @@
 //
 // Internal to libcaulk_models_onnx.so: only the two entry points in onnx_model.cpp are exported.
 #pragma once
-#include <opencv2/dnn.hpp>
-
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <opencv2/dnn.hpp>
 #include <set>
 
 #include "caulk/models/model.hpp"
@@ -61,9 +60,9 @@ class OnnxModel final : public Model {
   explicit OnnxModel(std::shared_ptr<const Shared> shared);
   OnnxModel(const OnnxModel& other);
 
-  [[noreturn]] void fail(const std::string& problem) const;      // DataError "FILE: model 'NAME': problem"
-  [[noreturn]] void inference_only() const;                        // Error(onnx_inference_only(...))
-  std::unique_ptr<cv::dnn::Net> lease() const;                     // a Net no other thread uses
+  [[noreturn]] void fail(const std::string& problem) const;  // DataError "FILE: model 'NAME': problem"
+  [[noreturn]] void inference_only() const;                  // Error(onnx_inference_only(...))
+  std::unique_ptr<cv::dnn::Net> lease() const;               // a Net no other thread uses
   void give_back(std::unique_ptr<cv::dnn::Net> net) const;
   // Features and outputs (as asked) of `count` samples of `sample` floats each, one forward pass.
   // Throws cv::Exception, or std::runtime_error when the net returns another number of rows.

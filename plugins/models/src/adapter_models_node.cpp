@@ -63,7 +63,7 @@ class AdapterModels : public Node {
  public:
   static NodeSpec spec() {
     NodeSpec s("adapter.models",
-               "Run each model of a hub (MLP checkpoints, TorchScript modules) on a dataset's inputs: features and "
+               "Run each model of a hub (MLP checkpoints, TorchScript modules, ONNX graphs) on a dataset's inputs: features and "
                "source-class probabilities, as Embeddings for the rankers");
     s.input("data", "Dataset", "the task, with model inputs (.npy of any rank) for the splits to embed");
     declare_model_hub(s);
