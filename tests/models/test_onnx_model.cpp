@@ -348,17 +348,20 @@ TEST_F(OnnxPipeline, BadEntriesAndInputsFailClearly) {
                            HasSubstr("takes samples of shape [1, 8, 8], but these inputs have samples of shape [6]")));
 }
 
-TEST_F(OnnxPipeline, TuningAnOnnxHubIsRefused) {
-  auto r = run(embed("hub.toml", fmt::format(R"([[node]]
-id = "tune"
-type = "tune.peft"
+TEST_F(OnnxPipeline, TuningOrAnalysingAnOnnxHubIsRefused) {
+  for (const char* node : {"tune.peft", "analysis.fisher"}) {
+    SCOPED_TRACE(node);
+    auto r = run(embed("hub.toml", fmt::format(R"([[node]]
+id = "refused"
+type = "{}"
 inputs = {{ data = "task" }}
 params = {{ manifest = "{}/hub.toml", only = ["cnn"] }}
 )",
-                                             onnx_models().string())));
-  EXPECT_THAT(r.exit_code, ::testing::AnyOf(1, 2));
-  EXPECT_THAT(r.err, AllOf(HasSubstr("model 'cnn' is an ONNX model"), HasSubstr("ONNX models run for inference only"),
-                           HasSubstr("export it as TorchScript")));
+                                               node, onnx_models().string())));
+    EXPECT_THAT(r.exit_code, ::testing::AnyOf(1, 2));
+    EXPECT_THAT(r.err, AllOf(HasSubstr("model 'cnn' is an ONNX model"), HasSubstr("ONNX models run for inference only"),
+                             HasSubstr("export it as TorchScript")));
+  }
 }
 
 }  // namespace
