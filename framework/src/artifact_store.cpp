@@ -10,6 +10,7 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/error.hpp"
+#include "caulk/file_hash.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/provenance.hpp"
 #include "io/npy_format.hpp"
@@ -21,11 +22,13 @@ namespace caulk {
 namespace {
 
 // Writes a .npy (the bytes io::write_npy writes) into an entry's folder while it is staged
-// (caulk/io/durable.hpp): the folder is committed whole once every file is on disk, so a file
-// needs one fsync of its own, not a temporary, a rename and a flush of the folder per file (three
-// waits on the disk per array, most of the cost of storing a node's result).
-void write_npy_in_staged_folder(const fs::path& path, io::DType dtype, const std::vector<std::size_t>& shape, const void* data,
-                                std::size_t bytes) {
+// (caulk/io/durable.hpp) and returns the XXH3-128 of its data. The file is not flushed on its own:
+// the entry records each array's hash, its entry.json is flushed and the folder committed whole,
+// and a reader rejects an entry whose arrays do not hash to what it says (Reader::open), so a
+// crash that loses an array's bytes costs a recomputation, never a wrong result. (Flushing each
+// array was one wait on the disk per array, most of the cost of storing a node's result.)
+std::string write_npy_in_staged_folder(const fs::path& path, io::DType dtype, const std::vector<std::size_t>& shape, const void* data,
+                                       std::size_t bytes) {
   const auto descr = io::detail::npy_descr(dtype);
   if (!descr) throw DataError(path.string(), "this type has no NumPy dtype");
   const std::string header = io::detail::npy_header_image(*descr, shape, false);
@@ -46,13 +49,12 @@ void write_npy_in_staged_folder(const fs::path& path, io::DType dtype, const std
   };
   write_all(header.data(), header.size());
   write_all(static_cast<const char*>(data), bytes);
-  if (::fsync(fd) != 0) {
-    const int error = errno;
-    ::close(fd);
-    throw DataError(path.string(), std::string("cannot flush to disk: ") + std::strerror(error));
-  }
-  ::close(fd);
+  if (::close(fd) != 0) throw DataError(path.string(), std::string("cannot write: ") + std::strerror(errno));
+  return content_hash(std::string_view(static_cast<const char*>(data), bytes));
 }
+
+// The hash an entry records for an array's data (written by write_npy_in_staged_folder).
+constexpr const char* kArrayHashKey = "xxh3_128";
 
 // A double as JSON: a number (the shortest text that reads back the same bits), or the strings
 // "nan", "inf", "-inf".
@@ -87,8 +89,9 @@ struct Writer {
     if (m.size() == 0) return j;
     const std::string name = next_name();
     const RowMatrix c_order = m;  // float64, C order
-    write_npy_in_staged_folder(dir / name, io::DType::F64, {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())},
-                               c_order.data(), static_cast<std::size_t>(c_order.size()) * sizeof(double));
+    j[kArrayHashKey] =
+        write_npy_in_staged_folder(dir / name, io::DType::F64, {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())},
+                                   c_order.data(), static_cast<std::size_t>(c_order.size()) * sizeof(double));
     j["npy"] = name;
     return j;
   }
@@ -119,11 +122,11 @@ struct Writer {
       RowMatrixF m(static_cast<Eigen::Index>(v.rows()), static_cast<Eigen::Index>(v.cols()));
       for (std::size_t r = 0; r < v.rows(); ++r)
         for (std::size_t c = 0; c < v.cols(); ++c) m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = static_cast<float>(v(r, c));
-      write_npy_in_staged_folder(dir / name, io::DType::F32, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(float));
+      j[kArrayHashKey] = write_npy_in_staged_folder(dir / name, io::DType::F32, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(float));
     } else {
       RowMatrix m(static_cast<Eigen::Index>(v.rows()), static_cast<Eigen::Index>(v.cols()));
       v.rows_to(0, v.rows(), m);
-      write_npy_in_staged_folder(dir / name, io::DType::F64, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(double));
+      j[kArrayHashKey] = write_npy_in_staged_folder(dir / name, io::DType::F64, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(double));
     }
     j["npy"] = name;
     return j;
@@ -134,12 +137,20 @@ struct Reader {
   const fs::path& dir;
   FileHashCache& hashes;
 
+  // Arrays are not flushed one by one when stored (write_npy_in_staged_folder): their bytes must
+  // be those the entry recorded.
+  static void verify(const io::NpyArray& a, const std::string& expected) {
+    const std::string_view bytes(static_cast<const char*>(a.data()), a.size() * io::dtype_size(a.dtype()));
+    if (content_hash(bytes) != expected) throw DataError(a.path().string(), "does not hold the data its entry recorded");
+  }
+
   io::NpyArray open(const Json& j, io::DType dtype, std::size_t rows, std::size_t cols) const {
     const std::string name = j.at("npy").get<std::string>();
     if (name.find('/') != std::string::npos || name.empty() || name[0] == '.') throw Error("bad array name \"" + name + "\"");
     io::NpyArray a = io::NpyArray::open(dir / name);
     if (a.dtype() != dtype || a.fortran_order() || a.ndim() != 2 || a.shape()[0] != rows || a.shape()[1] != cols)
       throw DataError((dir / name).string(), "not the array the header describes");
+    verify(a, j.at(kArrayHashKey).get<std::string>());
     return a;
   }
 
@@ -209,7 +220,8 @@ Json save_dataset(const Dataset& d, Writer& w) {
     std::vector<std::int64_t> classes(s.classes.begin(), s.classes.end());
     if (!classes.empty()) {
       const std::string name = w.next_name();
-      write_npy_in_staged_folder(w.dir / name, io::DType::I64, {classes.size()}, classes.data(), classes.size() * sizeof(std::int64_t));
+      sj["classes_xxh3_128"] =
+          write_npy_in_staged_folder(w.dir / name, io::DType::I64, {classes.size()}, classes.data(), classes.size() * sizeof(std::int64_t));
       sj["classes"] = name;
     }
     sj["targets"] = w.matrix(s.targets);
@@ -233,7 +245,9 @@ std::shared_ptr<Artifact> load_dataset(const Json& j, const Reader& r) {
     if (sj.contains("classes")) {
       const std::string name = sj.at("classes").get<std::string>();
       if (name.find('/') != std::string::npos || name.empty() || name[0] == '.') throw Error("bad array name \"" + name + "\"");
-      for (std::int64_t c : io::NpyArray::open(r.dir / name).to_int64()) {
+      const io::NpyArray classes = io::NpyArray::open(r.dir / name);
+      Reader::verify(classes, sj.at("classes_xxh3_128").get<std::string>());
+      for (std::int64_t c : classes.to_int64()) {
         if (c < std::numeric_limits<int>::min() || c > std::numeric_limits<int>::max()) throw Error("class index out of range");
         s.classes.push_back(static_cast<int>(c));
       }

@@ -21,7 +21,7 @@ namespace caulk {
 namespace {
 
 // Bumped whenever what an entry holds, or what a key covers, changes.
-constexpr int kCacheFormat = 2;  // 2: Checkpoint entries name their module
+constexpr int kCacheFormat = 3;  // 2: Checkpoint entries name their module; 3: arrays carry their hashes
 
 std::string absolute_normal(const fs::path& p) {
   std::error_code ec;

@@ -193,7 +193,11 @@ TEST_F(ModelsPipeline, OnlyAndSplitsChooseWhatRuns) {
   EXPECT_FALSE(fs::exists(out("embed/parity.train.features.npy")));
   EXPECT_FALSE(fs::exists(out("embed/loops.test.features.npy")));
 
+  // A name the hub lacks: a problem before anything runs, and the node's own error without the checks.
   r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["resnet"])"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("parameter 'only': no model 'resnet' in the hub"));
+  r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["resnet"])"), {"--no-data-check"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("`only` names model 'resnet', which is not in the hub"));
 }

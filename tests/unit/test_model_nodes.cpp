@@ -118,12 +118,17 @@ params = {{ manifest = "{}", only = ["far"] }}
           {}, "out2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
 
-  // Neither the models input nor a manifest: the node fails at run time and says what to give.
-  r = run(load + R"([[node]]
+  // Neither the models input nor a manifest: a problem before anything runs (the hub's data
+  // check), and the node says the same when it runs without the checks.
+  const std::string no_hub = load + R"([[node]]
 id = "features"
 type = "adapter.mlp"
 inputs = { data = "task" }
-)");
+)";
+  r = run(no_hub);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("no models: connect the `models` input or give the `manifest` parameter"));
+  r = run(no_hub, {"--no-data-check"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("no models: connect the `models` input or give the `manifest` parameter"));
 

@@ -6,15 +6,6 @@
 
 namespace caulk::models {
 
-void declare_hub(NodeSpec& s) {
-  s.input_optional("models", "Checkpoint", "the models (e.g. from zoo.pretrain); or give `manifest`");
-  s.param(ParamSpec::path("manifest",
-                          "model hub manifest: [[model]] name and checkpoint (MLP) or torchscript (.pt, with feature_method and "
-                          "optional weights; docs/models.md); or connect `models`")
-              .optional());
-  s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
-}
-
 mlp::Samples split_samples(const Dataset& data, const std::string& split) {
   const DatasetSplit& s = split_with_inputs(data, split);
   const MatrixView X = s.inputs->open(fmt::format("inputs of split '{}'", split));

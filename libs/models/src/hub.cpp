@@ -14,10 +14,10 @@ void declare_model_hub(NodeSpec& s) {
   s.input_optional("models", "Checkpoint", "the models (e.g. from zoo.pretrain or tune.peft); or give `manifest`");
   s.param(ParamSpec::path("manifest",
                           "model hub manifest: [[model]] name and one of checkpoint (MLP), torchscript (.pt, with "
-                          "feature_method) or onnx (.onnx, with feature_output; inference only), with optional weights "
-                          "(docs/models.md); or connect `models`")
+                          "feature_method and optional weights) or onnx (inference only; docs/models.md); or connect `models`")
               .optional());
   s.param(ParamSpec::list("only", "model names to use (default: every model of the hub)"));
+  s.data_check = check_model_hub;
 }
 
 namespace {

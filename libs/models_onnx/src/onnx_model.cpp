@@ -11,6 +11,7 @@
 #include <regex>
 #include <sstream>
 
+#include "caulk/data_check.hpp"
 #include "caulk/error.hpp"
 #include "onnx_entry.hpp"
 
@@ -26,21 +27,6 @@ std::string dims_text(const std::vector<std::int64_t>& dims) {
   std::vector<std::string> parts;
   for (auto d : dims) parts.push_back(d < 0 ? "?" : std::to_string(d));
   return fmt::format("[{}]", fmt::join(parts, ", "));
-}
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
 }
 
 }  // namespace
@@ -179,22 +165,14 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
     if (auto layer = layer_of(source.feature_output)) {
       s->feature_layer = *layer;
     } else {
-      std::string closest;
-      std::size_t best = std::string::npos;
-      std::size_t tensors = 0;
-      for (const Node& n : g.nodes)
-        for (const auto& t : n.outputs) {
-          ++tensors;
-          const std::size_t d = edit_distance(source.feature_output, t);
-          if (d < best) best = d, closest = t;
-        }
-      const bool near = best != std::string::npos && best <= std::max<std::size_t>(2, source.feature_output.size() / 3);
+      std::vector<std::string> tensors;
+      for (const Node& n : g.nodes) tensors.insert(tensors.end(), n.outputs.begin(), n.outputs.end());
       throw problem(
           fmt::format("feature_output '{}' is not an output of the graph{} (its outputs: {}; or any of its {} node "
                       "outputs, as Netron shows them); name the tensor that holds the features, or export it as "
                       "a second output (output_names=[\"logits\", \"features\"])",
-                      source.feature_output, near ? fmt::format(" (did you mean '{}'?)", closest) : "",
-                      fmt::join(g.outputs, ", "), tensors));
+                      source.feature_output, did_you_mean_among(source.feature_output, tensors),
+                      fmt::join(g.outputs, ", "), tensors.size()));
     }
   }
   // The logits: the graph's first output that is not the features (the features themselves

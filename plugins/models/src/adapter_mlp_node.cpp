@@ -59,7 +59,7 @@ class AdapterMlp : public Node {
                "Run each MLP checkpoint of a hub on a dataset's inputs: features (the feature layer's output) and source-class "
                "probabilities, as Embeddings for the rankers");
     s.input("data", "Dataset", "the task, with model inputs for the splits to embed");
-    declare_hub(s);
+    declare_model_hub(s);
     s.output("features", "Embeddings", "per model and split: features N x D and source probabilities N x Cs (.npy in the node's folder)");
     s.output("summary", "Table", "per model and split: rows, feature columns, source-class columns");
     s.param(ParamSpec::list("splits", "the splits to embed (default: every split with inputs)"));

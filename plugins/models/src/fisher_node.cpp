@@ -116,7 +116,10 @@ class FisherNode : public Node {
              "the same models, each with its Fisher file attached (for merge.fisher): safetensors of the mean over the samples, "
              "under the model's parameter names");
     s.param(ParamSpec::string("split", "train", "the split whose inputs the Fisher averages over"));
-    s.data_check = [](DataCheck& check) { check.expect_split("split", "data"); };  // caulk/data_check.hpp
+    s.data_check = [](DataCheck& check) {  // caulk/data_check.hpp
+      check_model_hub(check);
+      check.expect_split("split", "data");
+    };
     s.param(ParamSpec::integer("max_samples", 0, "use the first this many samples (0: all)").at_least(0));
     s.param(ParamSpec::choice("expectation", "exact", {"exact", "sampled"},
                               "exact: every class weighted by its predicted probability; sampled: one class per sample drawn "

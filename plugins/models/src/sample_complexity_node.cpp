@@ -186,7 +186,7 @@ class SampleComplexity : public Node {
                "Sample complexity: tune every model on seeded subsamples of n training samples for a grid of n, fit the "
                "learning curve risk(n) = a n^-b + c per model and report the n needed to reach a target risk");
     s.input("data", "Dataset", "the task, with model inputs for the training and test splits");
-    declare_hub(s);
+    declare_model_hub(s);
     s.output("curves", "Table",
              "per model: a, b, c, n_needed, n_needed_low, n_needed_high (range over the repetitions' own fits), "
              "risk_at_max_n (mean over repetitions); inf = unreachable");

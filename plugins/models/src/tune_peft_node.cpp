@@ -20,7 +20,7 @@ class TunePeft : public Node {
                "Tune models of a hub on a target task (linear probe, partial, adapter, LoRA or full) with a new head; write the "
                "tuned checkpoints and predict");
     s.input("data", "Dataset", "the target task, with model inputs");
-    declare_hub(s);
+    declare_model_hub(s);
     s.output("checkpoints", "Checkpoint", "the tuned models (.safetensors in the node's folder)");
     s.output("predictions", "Predictions", "class probabilities (or values) of every tuned model on the predicted splits");
     declare_tuning_params(s, "linear_probe");

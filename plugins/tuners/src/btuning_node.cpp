@@ -47,7 +47,7 @@ class BTuning : public Node {
                "Tune target models with the top-K models of a hub ranked by LogME (B-Tuning): cross-entropy plus lambda times the "
                "squared distance between the target's and the teachers' LogME predictive means");
     s.input("data", "Dataset", "the target task, with model inputs");
-    models::declare_hub(s);
+    models::declare_model_hub(s);
     s.input("features", "Embeddings", "the hub's models (the teacher candidates): features on the target task's splits");
     s.input("scores", "Scores", "rank.logme's scores of the hub on the training split, with its posterior mean weights");
     s.output("checkpoints", "Checkpoint", "the tuned target models (.safetensors in the node's folder)");

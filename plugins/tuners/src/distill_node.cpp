@@ -38,7 +38,7 @@ class Distill : public Node {
                "Tune target models by knowledge distillation from the top-K ranked models: each teacher gets a linear head on its "
                "frozen features, and the target learns (1 - alpha) CE + alpha T^2 KL to the softened mean of their logits");
     s.input("data", "Dataset", "the target task (classification), with model inputs");
-    models::declare_hub(s);
+    models::declare_model_hub(s);
     s.input("features", "Embeddings", "the hub's models (the teacher candidates): features on the target task's splits");
     s.input("scores", "Scores", "any ranker's scores of the hub: the k best-ranked teach");
     s.output("checkpoints", "Checkpoint", "the tuned target models (.safetensors in the node's folder)");

@@ -21,7 +21,7 @@ class TopRanked : public Node {
     NodeSpec s("tune.top_ranked",
                "Tune the best-ranked model of a hub alone (new head; any tune.peft mode), published under a fixed name");
     s.input("data", "Dataset", "the target task, with model inputs");
-    models::declare_hub(s);
+    models::declare_model_hub(s);
     s.input("scores", "Scores", "any ranker's scores of the hub's models");
     s.output("checkpoints", "Checkpoint", "the tuned model (.safetensors in the node's folder)");
     s.output("predictions", "Predictions", "its class probabilities (or values) on the predicted splits");

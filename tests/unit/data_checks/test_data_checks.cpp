@@ -340,4 +340,45 @@ TEST_F(DataChecks, NoDataCheckLeavesTheFilesToTheNodes) {
   EXPECT_TRUE(fs::exists(dir_ / "out" / "run.json"));
 }
 
+// A node with a model hub (adapter.models, tune.peft, analysis.fisher, ...) on `models`.
+std::string model_hub_pipeline(const std::string& hub_params) {
+  return "[pipeline]\nname = \"model-hub-checks\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
+         "params = { labels = { train = \"labels_train.npy\" } }\n[[node]]\nid = \"embed\"\ntype = \"adapter.models\"\n"
+         "inputs = { data = \"task\" }\nparams = " +
+         hub_params + "\n";
+}
+
+TEST_F(DataChecks, AModelHubManifestThatIsMissingHasDidYouMean) {
+  dir_.write("models.toml", "[[model]]\nname = \"cnn\"\ntorchscript = \"cnn.pt\"\n");
+  dir_.write("cnn.pt", "x");
+  CliResult r = run(model_hub_pipeline(R"({ manifest = "model.toml" })"));
+  expect_problem(r, at("\"model.toml\""),
+                 "node 'embed': parameter 'manifest': model hub manifest " + path("model.toml") + ": no such file (did you mean '" +
+                     path("models.toml") + "'?)");
+}
+
+TEST_F(DataChecks, AModelHubsFilesAndOnlyAreCheckedBeforeRunning) {
+  dir_.write("cnn.pt", "x");
+  dir_.write("models.toml",
+             "[[model]]\nname = \"cnn\"\ntorchscript = \"cnn.pt\"\nweights = \"tuned.safetensors\"\n\n"
+             "[[model]]\nname = \"mlp\"\ncheckpoint = \"mlp.safetensors\"\n\n[[model]]\nname = \"none\"\n");
+  CliResult r = run(model_hub_pipeline(R"({ manifest = "models.toml", only = ["cnn", "mpl"] })"));
+  const std::string manifest_at = at("\"models.toml\"");
+  expect_problem(r, manifest_at,
+                 "node 'embed': parameter 'manifest': " + path("models.toml") + ":4:11: model 'cnn': weights " +
+                     path("tuned.safetensors") + ": no such file");
+  EXPECT_THAT(r.err, HasSubstr(manifest_at + ": error: node 'embed': parameter 'manifest': " + path("models.toml") + ":8:14: model 'mlp': checkpoint " +
+                               path("mlp.safetensors") + ": no such file"));
+  EXPECT_THAT(r.err, HasSubstr("model 'none' must name exactly one of checkpoint, torchscript or onnx (0 given)"));
+  EXPECT_THAT(r.err, HasSubstr(at("[\"cnn\"") + ": error: node 'embed': parameter 'only': no model 'mpl' in the hub (did you mean 'mlp'?)"));
+  EXPECT_THAT(r.err, HasSubstr("4 problems found"));
+}
+
+TEST_F(DataChecks, AModelHubGivenNeitherWayIsAProblemBeforeRunning) {
+  CliResult r = run(model_hub_pipeline("{}"));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("node 'embed': no models: connect the `models` input or give the `manifest` parameter"));
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "run.json"));
+}
+
 }  // namespace

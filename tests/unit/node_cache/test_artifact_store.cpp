@@ -1,6 +1,7 @@
 // Every framework artifact type saved and read back (caulk/artifact_store.hpp) is bit for bit the
 // same: doubles (NaN, infinities, -0, subnormals), float32 arrays that stay float32, integers that
 // stay integers in tables, file references checked by content hash.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +16,7 @@
 
 using namespace caulk;
 using namespace caulk::testing;
+using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 namespace {
@@ -263,6 +265,40 @@ TEST(ArtifactStore, ATruncatedOrMismatchedArrayFailsTheReadWithoutCrashing) {
   Json wrong = header;
   wrong["body"]["scores"] = "not a list";
   EXPECT_THROW(load_artifact(wrong, dir.path(), hashes), std::exception);
+}
+
+// Arrays are not flushed one by one when stored: a reader checks their bytes against the hash
+// the entry recorded, so data a crash lost or damaged (same size, other bytes) is never used.
+TEST(ArtifactStore, AnArrayWhoseBytesChangedFailsTheRead) {
+  TempDir dir;
+  Dataset d;
+  d.kind = TaskKind::Classification;
+  d.class_names = {"a", "b"};
+  DatasetSplit split;
+  split.name = "train";
+  split.rows = 3;
+  split.classes = {0, 1, 1};
+  split.targets = awkward(3, 2, 0.3);
+  d.splits.push_back(split);
+  FileHashCache hashes;
+  const Json header = save_artifact(d, dir.path(), "d", hashes);
+  ASSERT_NO_THROW(load_artifact(header, dir.path(), hashes));
+  for (const std::string which : {"targets", "classes"}) {
+    const Json& sj = header["body"]["splits"][0];
+    const fs::path npy = dir / (which == "classes" ? sj["classes"] : sj["targets"]["npy"]).get<std::string>();
+    const std::string original = read_file(npy);
+    std::string bytes = original;
+    bytes.back() = static_cast<char>(bytes.back() ^ 1);
+    std::ofstream(npy, std::ios::binary | std::ios::trunc) << bytes;
+    try {
+      load_artifact(header, dir.path(), hashes);
+      ADD_FAILURE() << which << ": a changed array was read";
+    } catch (const std::exception& e) {
+      EXPECT_THAT(e.what(), HasSubstr("does not hold the data its entry recorded")) << which;
+    }
+    std::ofstream(npy, std::ios::binary | std::ios::trunc) << original;
+    EXPECT_NO_THROW(load_artifact(header, dir.path(), hashes)) << which;
+  }
 }
 
 }  // namespace

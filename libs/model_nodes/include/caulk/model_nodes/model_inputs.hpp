@@ -10,11 +10,6 @@
 
 namespace caulk::models {
 
-// Declares the optional `models` input (Checkpoint), the optional `manifest` parameter (a hub of
-// MLP checkpoints or TorchScript modules) and `only`, for nodes that tune models; they read the
-// hub with models::hub_checkpoints (caulk/models/hub.hpp).
-void declare_hub(NodeSpec& s);
-
 // A split's model inputs as columns, with its class indices or targets. Throws Error naming the
 // split and the dataset files when the split has no inputs.
 mlp::Samples split_samples(const Dataset& data, const std::string& split);

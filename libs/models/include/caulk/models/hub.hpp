@@ -5,14 +5,21 @@
 #include <vector>
 
 #include "caulk/context.hpp"
+#include "caulk/data_check.hpp"
 #include "caulk/models/model.hpp"
 
 namespace caulk::models {
 
 // Declares the optional `models` input (Checkpoint), the optional `manifest` parameter (a model
 // hub manifest of any family) and `only` (model names to keep); a node takes its models from
-// exactly one of `models` and `manifest`.
+// exactly one of `models` and `manifest`. Installs check_model_hub as the node's data check: a
+// node that adds a check of its own calls it from there.
 void declare_model_hub(NodeSpec& s);
+
+// The data check of a node with a model hub (caulk/data_check.hpp): exactly one of `models` and
+// `manifest`; the manifest reads, each model names one family and its files exist (with a
+// did-you-mean); `only` names models of the hub, when the hub is known before running.
+void check_model_hub(DataCheck& check);
 
 // The models of the `models` input (each entry as source_of gives it) or the manifest, in hub
 // order, restricted to `only`. Throws Error when neither or both are given, or when `only` names
