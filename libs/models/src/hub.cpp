@@ -6,6 +6,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/manifest.hpp"
+#include "onnx_entry.hpp"
 
 namespace caulk::models {
 
@@ -83,9 +84,7 @@ ModelSource source_of(const CheckpointRef& ref) {
 
 CheckpointRef checkpoint_of(const ModelSource& s) {
   if (!s.onnx.empty())
-    throw Error(fmt::format("model '{}' is an ONNX model ({}), which runs for inference only: it cannot be tuned, merged "
-                            "or analysed (give its TorchScript export instead, docs/models.md)",
-                            s.name, s.onnx.string()));
+    throw Error(onnx_inference_only(s.name, s.onnx.string()));
   CheckpointRef ref;
   ref.model = s.name;
   if (s.torchscript.empty()) {

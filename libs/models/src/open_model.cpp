@@ -1,16 +1,16 @@
-// open_model: one manifest entry to a model of its family. The TorchScript family is a separate
-// shared library loaded here on first use, so libtorch (about 0.7 s to load) is paid only by
-// processes that run a TorchScript model.
+// open_model: one manifest entry to a model of its family. The TorchScript and ONNX families are
+// separate shared libraries loaded here on first use, so libtorch (about 0.7 s to load) and
+// OpenCV DNN are paid only by processes that run such a model.
 #include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <cstdlib>
-#include <mutex>
 
 #include "caulk/error.hpp"
 #include "caulk/io/dtype.hpp"
 #include "caulk/models/mlp_model.hpp"
 #include "caulk/models/model.hpp"
+#include "onnx_entry.hpp"
 #include "torch_entry.hpp"
 
 namespace fs = std::filesystem;
@@ -26,39 +26,59 @@ fs::path libcaulk_folder() {
   return fs::path(info.dli_fname).parent_path();
 }
 
-struct TorchLibrary {
-  OpenTorchScriptFn open = nullptr;
-  std::string error;  // why it could not be loaded
+// A model family's shared library, loaded once per process on its first model and never unloaded
+// (libtorch does not support being unloaded).
+struct FamilyLibrary {
+  void* open = nullptr;  // the entry point, an OpenTorchScriptFn or OpenOnnxFn
+  std::string error;     // why it could not be loaded
 };
 
-// Loaded once per process and never unloaded (libtorch does not support being unloaded).
-const TorchLibrary& torch_library() {
-  static TorchLibrary library;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    const char* chosen = std::getenv("CAULK_MODELS_TORCH");
-    const fs::path path = chosen && *chosen ? fs::path(chosen) : libcaulk_folder() / kTorchLibraryName;
-    if (!fs::exists(path)) {
-      library.error = fmt::format(
-          "TorchScript models need {}, which is not at {} (caulk was built without libtorch: install libtorch-dev, "
-          "e.g. scripts/install-deps.sh core, and rebuild; or set CAULK_MODELS_TORCH to the library)",
-          kTorchLibraryName, path.string());
-      return;
-    }
-    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      library.error = fmt::format("could not load {}: {}", path.string(), dlerror());
-      return;
-    }
-    auto version = reinterpret_cast<const char* (*)()>(dlsym(handle, kTorchVersionSymbol));
-    if (!version || std::string(version()) != kTorchEntryVersion) {
-      library.error = fmt::format("{} is from another caulk build (entry version {}, expected {}): rebuild it", path.string(),
-                                  version ? version() : "none", kTorchEntryVersion);
-      return;
-    }
-    library.open = reinterpret_cast<OpenTorchScriptFn>(dlsym(handle, kTorchOpenSymbol));
-    if (!library.open) library.error = fmt::format("{} has no entry point {}", path.string(), kTorchOpenSymbol);
-  });
+struct FamilyContract {
+  const char* family;        // "TorchScript", "ONNX"
+  const char* library_name;  // the file beside libcaulk
+  const char* variable;      // the environment variable that may name another file
+  const char* version;       // the entry version this build expects
+  const char* version_symbol;
+  const char* open_symbol;
+  const char* missing;  // how to get the library
+};
+
+FamilyLibrary load_family(const FamilyContract& c) {
+  FamilyLibrary library;
+  const char* chosen = std::getenv(c.variable);
+  const fs::path path = chosen && *chosen ? fs::path(chosen) : libcaulk_folder() / c.library_name;
+  if (!fs::exists(path)) {
+    library.error = fmt::format("{} models need {}, which is not at {} ({}; or set {} to the library)", c.family, c.library_name,
+                                path.string(), c.missing, c.variable);
+    return library;
+  }
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    library.error = fmt::format("could not load {}: {}", path.string(), dlerror());
+    return library;
+  }
+  auto version = reinterpret_cast<const char* (*)()>(dlsym(handle, c.version_symbol));
+  if (!version || std::string(version()) != c.version) {
+    library.error = fmt::format("{} is from another caulk build (entry version {}, expected {}): rebuild it", path.string(),
+                                version ? version() : "none", c.version);
+    return library;
+  }
+  library.open = dlsym(handle, c.open_symbol);
+  if (!library.open) library.error = fmt::format("{} has no entry point {}", path.string(), c.open_symbol);
+  return library;
+}
+
+const FamilyLibrary& torch_library() {
+  static const FamilyLibrary library = load_family(
+      {"TorchScript", kTorchLibraryName, "CAULK_MODELS_TORCH", kTorchEntryVersion, kTorchVersionSymbol, kTorchOpenSymbol,
+       "caulk was built without libtorch: install libtorch-dev, e.g. scripts/install-deps.sh core, and rebuild"});
+  return library;
+}
+
+const FamilyLibrary& onnx_library() {
+  static const FamilyLibrary library = load_family(
+      {"ONNX", kOnnxLibraryName, "CAULK_MODELS_ONNX", kOnnxEntryVersion, kOnnxVersionSymbol, kOnnxOpenSymbol,
+       "caulk was built without OpenCV DNN: install libopencv-dnn-dev, e.g. scripts/install-deps.sh core, and rebuild"});
   return library;
 }
 
@@ -100,6 +120,11 @@ std::unique_ptr<Model> open_model(const ModelSource& source) {
   const int families = !source.checkpoint.empty() + !source.torchscript.empty() + !source.onnx.empty();
   if (families != 1)
     throw Error(fmt::format("{} must name exactly one of checkpoint, torchscript or onnx ({} given)", entry_name(source), families));
+  if (!source.feature_output.empty() && source.onnx.empty())
+    throw DataError((source.checkpoint.empty() ? source.torchscript : source.checkpoint).string(),
+                    fmt::format("{}: feature_output applies to ONNX models (a TorchScript model names its features with "
+                                "feature_method)",
+                                entry_name(source)));
   std::unique_ptr<Model> model;
   if (!source.checkpoint.empty()) {
     if (!source.feature_method.empty())
@@ -108,11 +133,16 @@ std::unique_ptr<Model> open_model(const ModelSource& source) {
                                   entry_name(source)));
     model = MlpModel::open(source.name, source.checkpoint);
   } else if (!source.torchscript.empty()) {
-    const TorchLibrary& library = torch_library();
+    const FamilyLibrary& library = torch_library();
     if (!library.open) throw DataError(source.torchscript.string(), fmt::format("{}: {}", entry_name(source), library.error));
-    model.reset(library.open(source));
+    model.reset(reinterpret_cast<OpenTorchScriptFn>(library.open)(source));
   } else {
-    throw DataError(source.onnx.string(), fmt::format("{}: ONNX models are not supported yet", entry_name(source)));
+    if (!source.weights.empty())
+      throw DataError(source.weights.string(), onnx_inference_only(source.name, source.onnx.string()) +
+                                                   " (`weights` cannot override an ONNX model's parameters)");
+    const FamilyLibrary& library = onnx_library();
+    if (!library.open) throw DataError(source.onnx.string(), fmt::format("{}: {}", entry_name(source), library.error));
+    model.reset(reinterpret_cast<OpenOnnxFn>(library.open)(source));
   }
   if (!source.weights.empty()) load_weights(*model, source.weights, /*partial=*/true);
   return model;

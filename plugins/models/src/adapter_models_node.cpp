@@ -44,12 +44,14 @@ Json embed_any_model_unit(UnitContext& ctx, const Json& d) {
       probs_files[s] = sp.string();
     }
   }
+  const std::vector<ParameterInfo> infos = model->parameters();
   std::int64_t parameters = 0;
-  for (const auto& p : model->parameters()) parameters += p.size();
+  for (const auto& p : infos) parameters += p.size();
   Json details = Json{{"family", model->family()},
                       {"feature_dim", model->feature_dim()},
                       {"source_outputs", model->output_dim()},
-                      {"parameters", parameters}};
+                      // null for a model that exposes none (an ONNX graph, inference only)
+                      {"parameters", infos.empty() ? Json(nullptr) : Json(parameters)}};
   return Json{{"features", features}, {"source_probs", probs_files}, {"details", details}};
 }
 
@@ -61,7 +63,7 @@ class AdapterModels : public Node {
  public:
   static NodeSpec spec() {
     NodeSpec s("adapter.models",
-               "Run each model of a hub (MLP checkpoints, TorchScript modules) on a dataset's inputs: features and "
+               "Run each model of a hub (MLP checkpoints, TorchScript modules, ONNX graphs) on a dataset's inputs: features and "
                "source-class probabilities, as Embeddings for the rankers");
     s.input("data", "Dataset", "the task, with model inputs (.npy of any rank) for the splits to embed");
     declare_model_hub(s);
