@@ -72,8 +72,15 @@ for node, name in [("probe", p) for p in probes] + [(t, t) for t in ("lora_a", "
     with torch.no_grad():
         check_probabilities(name, softmax(torch.jit.load(os.path.join(out, node, f"{name}.pt")).eval()(x)), f"{name}.pt")
 
-# The LoRA tunes and their soup through the module a user has: digits.pt plus the safetensors.
-tunes = {t: read_safetensors(os.path.join(out, t, f"{t}.safetensors"))[1] for t in ("lora_a", "lora_b", "lora_c")}
+# The LoRA tunes and their soup through the module a user has: digits.pt plus the safetensors,
+# which say what they were tuned from (the model LogME ranks first, digits).
+tunes = {}
+for t in ("lora_a", "lora_b", "lora_c"):
+    meta, tunes[t] = read_safetensors(os.path.join(out, t, f"{t}.safetensors"))
+    module = meta.get("caulk.tuned_from_module", "")
+    if meta.get("caulk.tuned_from") != "digits" or os.path.basename(module) != "digits.pt":
+        failures.append(f"{t}.safetensors: metadata caulk.tuned_from = {meta.get('caulk.tuned_from')!r}, "
+                        f"caulk.tuned_from_module = {module!r}; expected digits and .../digits.pt")
 for t, state in tunes.items():
     check_probabilities(t, module_with(state), f"digits.pt + {t}.safetensors")
 check_probabilities("soup", module_with({n: sum(s[n].double() for s in tunes.values()) / 3 for n in tunes["lora_a"]}),

@@ -179,6 +179,18 @@ TEST_F(ModelsPipeline, OnlyAndSplitsChooseWhatRuns) {
   EXPECT_THAT(r.err, HasSubstr("`only` names model 'resnet', which is not in the hub"));
 }
 
+// source_probs = false: the features alone (a TorchScript model runs its feature method, not
+// forward too), the same bytes as with the probabilities, and no probabilities file.
+TEST_F(ModelsPipeline, FeaturesOnlyRunWithoutTheSourceHead) {
+  auto r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["digits"], splits = ["test"])"), {}, "both");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["digits"], splits = ["test"], source_probs = false)"), {}, "features");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(out("embed/digits.test.features.npy", "features")), read_file(out("embed/digits.test.features.npy", "both")));
+  EXPECT_TRUE(fs::exists(out("embed/digits.test.source_probs.npy", "both")));
+  EXPECT_FALSE(fs::exists(out("embed/digits.test.source_probs.npy", "features")));
+}
+
 TEST_F(ModelsPipeline, AFileThatIsNotTorchScriptIsAClearError) {
   auto r = run(embed(file("bad/not_torchscript.toml")));
   EXPECT_EQ(r.exit_code, 1) << r.err;
