@@ -5,15 +5,23 @@
 //   torch.set_num_threads on one batch at a time);
 //   the exact diagonal Fisher (10 classes) of a digits CNN over 64 samples, one thread, against
 //   a careful per-sample, per-class autograd loop.
-// Usage: bench_torch [SCRATCH_DIR] [--fisher]   (models are written there once by
+//   --process [N]: the whole process instead, `caulk run` (fork/exec of build/bin/caulk: dataset.load
+//   of N images, adapter.models on a hub of that ResNet-18, batches of 64, --jobs = threads)
+//   against a Python process running PyTorch eager on the nn.Module with the same weights
+//   (torch.set_num_threads(threads)), each timed from outside, loading included.
+// Usage: bench_torch [SCRATCH_DIR] [--fisher | --process [N]]   (models are written there once by
 // bench/torch_models.py; --fisher runs the Fisher part only)
+#include <fcntl.h>
 #include <fmt/format.h>
-
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -147,12 +155,116 @@ void bench_fisher(const fs::path& dir, const nlohmann::json& python) {
   fmt::print("\nPyTorch {} in /usr/bin/python3\n", python["torch"].get<std::string>());
 }
 
+// ------------------------------------------------------------------------ the whole process
+
+struct ProcessTiming {
+  double wall = 0, cpu = 0;  // the child's user + system time, every thread (wait4's rusage)
+  double load = 0;           // the 1-minute load average when it ended
+};
+
+// fork/exec of argv with stdout and stderr in `log`, timed from outside: what a user waits for.
+ProcessTiming run_process(const std::vector<std::string>& argv, const fs::path& log) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  rusage u{};
+  if (wait4(pid, &status, 0, &u) < 0) throw std::runtime_error("wait4 failed");
+  ProcessTiming t;
+  t.wall = seconds_since(start);
+  t.cpu = double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  double load[1] = {0};
+  if (getloadavg(load, 1) == 1) t.load = load[0];
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(fmt::format("{} failed (status {}): see {}", argv[0], status, log.string()));
+  return t;
+}
+
+void read_through(const fs::path& file) {  // into the page cache, so neither side pays the disk
+  std::ifstream in(file, std::ios::binary);
+  std::vector<char> buffer(1 << 20);
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+  }
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+void bench_process(const fs::path& dir, int n) {
+  const fs::path images = dir / fmt::format("images_{}.npy", n), labels = dir / fmt::format("labels_{}.npy", n);
+  if (!fs::exists(images)) run_command(fmt::format("{} {} images {} {}", kPython, kScript.string(), dir.string(), n));
+  std::ofstream(dir / "hub.toml") << fmt::format("[hub]\nname = \"bench\"\n[[model]]\nname = \"resnet18\"\ntorchscript = \"{}\"\n"
+                                                 "feature_method = \"embed\"\n",
+                                                 (dir / "resnet18_224.pt").string());
+  std::ofstream(dir / "process.toml") << fmt::format(R"([pipeline]
+name = "bench-process"
+[[node]]
+id = "task"
+type = "dataset.load"
+params = {{ labels = {{ test = "{}" }}, inputs = {{ test = "{}" }} }}
+[[node]]
+id = "embed"
+type = "adapter.models"
+inputs = {{ data = "task" }}
+params = {{ manifest = "{}", batch_size = 64, source_probs = false }}
+)",
+                                                     labels.string(), images.string(), (dir / "hub.toml").string());
+  for (const auto& f : {images, labels, dir / "resnet18_224.pt"}) read_through(f);
+  const fs::path caulk = fs::path(CAULK_BINARY_DIR) / "bin" / "caulk";
+
+  fmt::print("Whole process: `caulk run` (dataset.load + adapter.models with source_probs = false, batch 64, --jobs = threads) against a Python process "
+             "running PyTorch eager (nn.Module, same weights, torch.set_num_threads), {} images 224 x 224, loading included\n",
+             n);
+  fmt::print("CPU: {}, {} logical cores\n\n", cpu_model(), std::thread::hardware_concurrency());
+  fmt::print("| threads | caulk run, s wall (CPU) | PyTorch eager process, s wall (CPU) | caulk's throughput, wall (CPU) | images/s caulk, "
+             "PyTorch (wall) | load average at the end (caulk, PyTorch) | max relative difference of the features |\n");
+  fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+  for (int threads : {1, 2}) {
+    const fs::path out = dir / fmt::format("run_{}", threads), python_out = dir / fmt::format("python_{}.npy", threads);
+    fs::remove_all(out);
+    const ProcessTiming c = run_process({caulk.string(), "run", (dir / "process.toml").string(), "--out", out.string(), "--jobs",
+                                         std::to_string(threads)},
+                                        dir / fmt::format("caulk_{}.log", threads));
+    const ProcessTiming p = run_process({kPython, kScript.string(), "process", dir.string(), std::to_string(n), std::to_string(threads),
+                                         python_out.string()},
+                                        dir / fmt::format("python_{}.log", threads));
+    // Both computed the same features (a benchmark that measures the work it claims).
+    const auto a = caulk::io::NpyArray::open(out / "embed" / "resnet18.test.features.npy").matrix().to_double();
+    const auto b = caulk::io::NpyArray::open(python_out).matrix().to_double();
+    const double difference = a.rows() == b.rows() && a.cols() == b.cols() ? (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff() : 1e300;
+    fmt::print("| {} | {:.1f} ({:.1f}) | {:.1f} ({:.1f}) | {:.2f} x ({:.2f} x) | {:.1f}, {:.1f} | {:.1f}, {:.1f} | {:.1e} |\n", threads, c.wall,
+               c.cpu, p.wall, p.cpu, p.wall / c.wall, p.cpu / c.cpu, n / c.wall, n / p.wall, c.load, p.load, difference);
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const fs::path dir = argc > 1 ? fs::path(argv[1]) : fs::temp_directory_path() / "caulk-bench-torch";
   const bool fisher_only = argc > 2 && std::string(argv[2]) == "--fisher";
   if (!fs::exists(dir / "digits.npy")) run_command(fmt::format("{} {} make {}", kPython, kScript.string(), dir.string()));
+  if (argc > 2 && std::string(argv[2]) == "--process") {
+    bench_process(dir, argc > 3 ? std::stoi(argv[3]) : 256);
+    return 0;
+  }
   const nlohmann::json python =
       fisher_only ? nlohmann::json::parse(run_command(fmt::format("{} {} time {} 1 --fisher", kPython, kScript.string(), dir.string())))
                   : bench_resnet(dir);

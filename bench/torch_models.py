@@ -6,6 +6,14 @@
                                       times PyTorch on them with THREADS intra-op threads (the
                                       Fisher only with --fisher) and prints one JSON object of
                                       seconds
+  torch_models.py images DIR N        writes images_N.npy (N x 3 x 224 x 224 float32, seeded) and
+                                      labels_N.npy for the whole-process comparison
+  torch_models.py process DIR N THREADS OUT
+                                      the whole-process side of PyTorch eager (bench_torch
+                                      --process times this process from outside): import torch,
+                                      build the nn.Module, load the .pt's weights into it, load
+                                      images_N.npy, embed it in batches of 64 with THREADS
+                                      intra-op threads, save the features to OUT (.npy)
 
 Run by bench_torch with Debian's /usr/bin/python3; nothing is downloaded (the digits images come
 with python3-sklearn).
@@ -125,8 +133,30 @@ def time_fisher(folder, out):
         out["fisher_eager_batched_grads_error"] = str(e).splitlines()[0]
 
 
+def images(folder, n):
+    g = np.random.default_rng(4)
+    np.save(os.path.join(folder, f"images_{n}.npy"), g.standard_normal((n, 3, 224, 224), dtype=np.float32))
+    np.save(os.path.join(folder, f"labels_{n}.npy"), g.integers(0, 10, n).astype(np.int64))
+
+
+def process(folder, n, threads, out):
+    """What a PyTorch user runs for the features of a folder of images: the whole process is
+    timed (imports, weights, data, forward passes, the result written)."""
+    torch.set_num_threads(threads)
+    model = ResNet18().eval()
+    model.load_state_dict(torch.jit.load(os.path.join(folder, "resnet18_224.pt")).state_dict())
+    x = torch.from_numpy(np.load(os.path.join(folder, f"images_{n}.npy")))
+    with torch.no_grad():
+        features = torch.cat([model.embed(x[i : i + BATCH]) for i in range(0, len(x), BATCH)])
+    np.save(out, features.numpy())
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make":
         make(sys.argv[2])
+    elif sys.argv[1] == "images":
+        images(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "process":
+        process(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:
         time_all(sys.argv[2], int(sys.argv[3]), sys.argv[4:] == ["--fisher"])

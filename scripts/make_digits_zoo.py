@@ -12,9 +12,13 @@ Writes into OUT_DIR:
   *.pt, *.safetensors  the models; parameters by PyTorch's names
   finetunes.toml       the digits CNN (base = true) and three fine-tunes of it on halves of the
                        target's training split: digits.pt with weights = ft_*.safetensors
-  train_inputs.npy, test_inputs.npy     target task images, N x 1 x 8 x 8 float32
-  train_tokens.npy, test_tokens.npy     the same images as N x 64 int64 token ids
-  train_labels.npy, test_labels.npy     target classes (the digit, 0-9), int64
+  {train,val,test}_inputs.npy           target task images, N x 1 x 8 x 8 float32 (val: 100
+                                        images no model saw, where the demo's averagers fit)
+  {train,val,test}_tokens.npy           the same images as N x 64 int64 token ids
+  {train,val,test}_labels.npy           target classes (the digit, 0-9), int64
+  {train,val,test}_covariates.npy       N x 2: each image's coordinates on the first two principal
+                                        axes of the train split's pixels (where a localized
+                                        averager's weights may vary)
   ref/MODEL.SPLIT.features.npy          PyTorch's embed() of the file, float32
   ref/MODEL.SPLIT.probs.npy             softmax of forward()'s logits, float64
   ground_truth.csv     each CNN's linear-probe test accuracy (scikit-learn), to judge rankers by
@@ -121,17 +125,22 @@ def train(model, x, y, epochs, seed):
     return model.eval()
 
 
-# --- data: the first 1197 images pre-train the zoo, the other 600 are the target task
+# --- data: the first 1097 images pre-train the zoo, the next 100 are the target task's held-out
+# validation split, the last 600 its train and test splits
 digits = load_digits()
 images = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)  # N x 1 x 8 x 8
 classes = torch.tensor(digits.target, dtype=torch.int64)
 tokens = torch.tensor(digits.images.reshape(-1, 64), dtype=torch.int64) + 17 * torch.arange(64)
-source, target = slice(0, 1197), slice(1197, None)
-splits = {"train": slice(1197, 1497), "test": slice(1497, 1797)}
+source = slice(0, 1097)
+splits = {"train": slice(1197, 1497), "val": slice(1097, 1197), "test": slice(1497, 1797)}
+pixels = images.flatten(1).double().numpy()
+pixel_mean = pixels[splits["train"]].mean(axis=0)
+principal_axes = np.linalg.svd(pixels[splits["train"]] - pixel_mean, full_matrices=False)[2][:2]
 for split, rows in splits.items():
     save_npy(f"{split}_inputs.npy", images[rows].numpy())
     save_npy(f"{split}_tokens.npy", tokens[rows].numpy())
     save_npy(f"{split}_labels.npy", classes[rows].numpy())
+    save_npy(f"{split}_covariates.npy", (pixels[rows] - pixel_mean) @ principal_axes.T)
 
 # --- source tasks: other labelings of the same kind of images, so the zoo's models transfer
 # to the target (the digit) to different degrees

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -113,26 +114,6 @@ TEST_F(ModelsPipeline, FeaturesAndProbabilitiesAreThoseOfPyTorch) {
   EXPECT_THAT(text, HasSubstr("\"feature_dim\":32"));
 }
 
-TEST_F(ModelsPipeline, TheRunIsTheSameWithOneOrTwoJobs) {
-  const std::string p = embed(file("hub.toml"), "inputs", kRankers);
-  auto a = run(p, {"--jobs", "1"}, "one");
-  ASSERT_EQ(a.exit_code, 0) << a.err;
-  auto b = run(p, {"--jobs", "2"}, "two");
-  ASSERT_EQ(b.exit_code, 0) << b.err;
-  // Paths differ by the output folder only: compare with it removed.
-  auto one = comparable_run_json(run_json("one")).dump(), two = comparable_run_json(run_json("two")).dump();
-  const auto strip = [&](std::string s, const std::string& folder) {
-    const std::string prefix = (dir_ / folder).string();
-    for (std::size_t at; (at = s.find(prefix)) != std::string::npos;) s.replace(at, prefix.size(), "OUT");
-    return s;
-  };
-  EXPECT_EQ(strip(one, "one"), strip(two, "two"));
-  for (const char* model : kCnnModels)
-    EXPECT_EQ(read_file(out(fmt::format("embed/{}.test.features.npy", model), "one")),
-              read_file(out(fmt::format("embed/{}.test.features.npy", model), "two")))
-        << model;
-}
-
 TEST_F(ModelsPipeline, TokenIdsRunAsInt64) {
   auto r = run(embed(file("tokens_hub.toml"), "tokens"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -200,6 +181,18 @@ TEST_F(ModelsPipeline, OnlyAndSplitsChooseWhatRuns) {
   r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["resnet"])"), {"--no-data-check"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("`only` names model 'resnet', which is not in the hub"));
+}
+
+// source_probs = false: the features alone (a TorchScript model runs its feature method, not
+// forward too), the same bytes as with the probabilities, and no probabilities file.
+TEST_F(ModelsPipeline, FeaturesOnlyRunWithoutTheSourceHead) {
+  auto r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["digits"], splits = ["test"])"), {}, "both");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run(embed(file("hub.toml"), "inputs", "", R"(, only = ["digits"], splits = ["test"], source_probs = false)"), {}, "features");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(out("embed/digits.test.features.npy", "features")), read_file(out("embed/digits.test.features.npy", "both")));
+  EXPECT_TRUE(fs::exists(out("embed/digits.test.source_probs.npy", "both")));
+  EXPECT_FALSE(fs::exists(out("embed/digits.test.source_probs.npy", "features")));
 }
 
 TEST_F(ModelsPipeline, AFileThatIsNotTorchScriptIsAClearError) {
@@ -282,22 +275,76 @@ params = {{ labels = "{0}", inputs = "{1}/test_inputs.npy" }}
   EXPECT_THAT(bad.err, HasSubstr("test_inputs.npy: inputs has 300 rows (samples, its first dimension)"));
 }
 
-// pipelines/real_models/real_models.toml on the zoo: every ranker, judged against the linear-probe
-// accuracy scikit-learn measured on PyTorch's features (the zoo's ground_truth.csv).
-TEST_F(ModelsPipeline, TheRealModelsPipelineRanksTheZoo) {
+// pipelines/real_models/real_models.toml on the zoo, the whole demo in one graph (docs/models.md):
+// ranked, tuned (probes, LoRA), merged (soup, TIES, Fisher), averaged (local, global), evaluated.
+// The same run.json and files with --jobs 1 and 2; the ranking judged against the probe accuracy
+// scikit-learn measured (the zoo's ground_truth.csv); the tuned and merged models' and the
+// averages' test accuracy and log loss against PyTorch and numpy on the files the run wrote
+// (check_real_demo.py).
+TEST_F(ModelsPipeline, TheRealModelsDemoRanksTunesMergesAndAverages) {
   const fs::path pipeline = zoo().parent_path() / "real_models.toml";
   fs::copy_file(source_dir() / "pipelines" / "real_models" / "real_models.toml", pipeline, fs::copy_options::overwrite_existing);
   auto r = run_caulk({"run", pipeline.string(), "--out", (dir_ / "out").string(), "--jobs", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto one = run_caulk({"run", pipeline.string(), "--out", (dir_ / "one").string(), "--jobs", "1"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
   const auto j = run_json();
   EXPECT_EQ(j["status"], "ok");
   for (const auto& [id, node] : j["nodes"].items()) EXPECT_EQ(node["status"], "ok") << id;
-  // The model pre-trained on the target's own labeling (all ten digits) probes best, by far
-  // (ground_truth.csv), and LogME ranks it first.
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "report.html"));
+  EXPECT_THAT(r.err, Not(HasSubstr("warning")));
+
+  // --jobs changes nothing: run.json (paths differ by the output folder only) and the files.
+  const auto strip = [&](const std::string& folder) {
+    std::string s = comparable_run_json(run_json(folder)).dump();
+    const std::string prefix = (dir_ / folder).string();
+    for (std::size_t at; (at = s.find(prefix)) != std::string::npos;) s.replace(at, prefix.size(), "OUT");
+    return s;
+  };
+  EXPECT_EQ(strip("one"), strip("out"));
+  std::vector<std::string> files;
+  for (const char* model : kCnnModels) {
+    files.push_back(fmt::format("embed/{}.test.features.npy", model));
+    files.push_back(fmt::format("saved/{}.test.npy", model));
+  }
+  for (const char* f : {"lora_a/lora_a.safetensors", "fisher_a/lora_a.fisher.safetensors", "soup/soup.safetensors", "ties/ties.safetensors",
+                        "fisher_merge/fisher_merge.safetensors", "local/weights.test.npy", "saved/local.test.npy", "saved/global.test.npy"})
+    files.push_back(f);
+  for (const auto& f : files) EXPECT_EQ(read_file(out(f, "one")), read_file(out(f))) << f;
+
+  // 1. Ranked: the model pre-trained on the target's own labeling (all ten digits) probes best, by
+  // far (ground_truth.csv), and LogME ranks it first; the probes tuned here agree.
   EXPECT_EQ(j["nodes"]["ranking"]["summary"]["order"][0], "digits");
   EXPECT_EQ(j["nodes"]["judge"]["summary"]["logme"]["top1_regret"], 0.0);
   EXPECT_GT(j["nodes"]["judge"]["summary"]["logme"]["kendall_tau"].get<double>(), 0.5);
-  EXPECT_TRUE(fs::exists(dir_ / "out" / "report.html"));
+  EXPECT_EQ(j["nodes"]["judge_tuned"]["summary"]["logme"]["top1_regret"], 0.0);
+
+  // 2. Tuned: the LoRA tunes are of the model LogME put first, and read digits far above chance
+  // (0.1); LoRA trained its factors (more trainable parameters than the probe's head).
+  const auto& accuracy = j["nodes"]["accuracy"]["summary"];
+  for (const char* tune : {"lora_a", "lora_b", "lora_c"}) {
+    SCOPED_TRACE(tune);
+    EXPECT_EQ(j["nodes"][tune]["summary"][tune]["model"], "digits");
+    EXPECT_GT(j["nodes"][tune]["summary"][tune]["trainable_parameters"].get<int>(),
+              j["nodes"]["top_probe"]["summary"]["top_probe"]["trainable_parameters"].get<int>());
+    EXPECT_GT(accuracy[tune]["accuracy"].get<double>(), 0.6);
+  }
+  // 3. Merged: every merge still reads digits, and Fisher merging is another model than the soup.
+  for (const char* merge : {"soup", "ties", "fisher_merge"}) EXPECT_GT(accuracy[merge]["accuracy"].get<double>(), 0.6) << merge;
+  EXPECT_NE(read_file(out("soup/soup.safetensors")), read_file(out("fisher_merge/fisher_merge.safetensors")));
+  // 4. Averaged: fitted on val, both averages are at least as good as the best single candidate on
+  // test by log loss (what they minimise), within noise.
+  double best_single = 1e300;
+  for (const char* m : {"digits", "parity", "loops", "small", "untrained", "untrained_as_parity", "lora_a", "lora_b", "lora_c"})
+    best_single = std::min(best_single, accuracy[m]["log_loss"].get<double>());
+  for (const char* avg : {"local", "global"}) EXPECT_LT(accuracy[avg]["log_loss"].get<double>(), best_single + 0.05) << avg;
+
+  // The numbers against PyTorch (the saved .pt files; the module with the saved safetensors; the
+  // soup as the mean of the tunes' tensors) and numpy (sum_k w_k(x) p_k(x) of the saved files).
+  const std::string cmd = "/usr/bin/python3 " + shell_quote(std::string(CAULK_MODELS_TEST_SOURCE) + "/check_real_demo.py") + " " +
+                          shell_quote(zoo().string()) + " " + shell_quote((dir_ / "out").string());
+  const CliResult check = run_captured(cmd);
+  EXPECT_EQ(check.exit_code, 0) << cmd << "\n" << check.out << check.err;
 }
 
 // Under mpirun each model is a unit any rank may run (loading libtorch there): the same run.json

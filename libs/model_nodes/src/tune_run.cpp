@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include "caulk/mlp/mlp_checkpoint.hpp"
@@ -155,9 +156,17 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   }
   fs::path path;
   model->fold_lora();
+  // What it was tuned from, in the file itself (the MLP family's deltas name their base alike):
+  // the hub's name for it (tune.top_ranked renames its choice and keeps the name in its term).
+  const Json& term_facts = desc.at("term");
+  const bool renamed = term_facts.is_object() && term_facts.contains("model") && term_facts.at("model").is_string();
+  std::map<std::string, std::string> tuned_from{{"caulk.tuned_from", renamed ? term_facts.at("model").get<std::string>() : source.name}};
+  for (const auto& [key, file] : {std::pair{"caulk.tuned_from_module", source.torchscript}, std::pair{"caulk.tuned_from_file", source.checkpoint},
+                                  std::pair{"caulk.tuned_from_weights", source.weights}})
+    if (!file.empty()) tuned_from[key] = file.string();
   if (save == "merged") {
     path = dir / (name + ".safetensors");
-    save_weights(*model, path);
+    save_weights(*model, path, {}, tuned_from);
     model->save(dir / (name + ".pt"));
   } else if (save == "delta") {
     if (!source.weights.empty())
@@ -165,7 +174,7 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
                               "the module, which would drop them; use save = \"merged\"",
                               model->describe(), source.weights.string()));
     path = dir / (name + ".delta.safetensors");
-    save_weights(*model, path, tuned_names);
+    save_weights(*model, path, tuned_names, tuned_from);
   }
   Json d{{"mode", p.string("mode")},
          {"family", model->family()},

@@ -97,7 +97,8 @@ void load_weights(Model& model, const std::filesystem::path& path, bool partial)
   }
 }
 
-void save_weights(const Model& model, const std::filesystem::path& path, const std::vector<std::string>& only) {
+void save_weights(const Model& model, const std::filesystem::path& path, const std::vector<std::string>& only,
+                  const std::map<std::string, std::string>& extra_metadata) {
   std::vector<ParameterInfo> chosen;
   const auto params = model.parameters();
   if (only.empty()) {
@@ -112,7 +113,8 @@ void save_weights(const Model& model, const std::filesystem::path& path, const s
   std::vector<io::SafetensorsWriter::Entry> entries;
   for (const auto& p : chosen)
     entries.push_back({p.name, io::DType::F32, std::vector<std::size_t>(p.shape.begin(), p.shape.end())});
-  std::map<std::string, std::string> metadata{{"caulk.model", model.name()}};
+  std::map<std::string, std::string> metadata = extra_metadata;
+  metadata["caulk.model"] = model.name();
   if (!model.head_parameters().empty())
     metadata["caulk.head"] = model.output_kind() == OutputKind::Logits ? "logits" : "values";
   io::SafetensorsWriter writer(path, entries, metadata);

@@ -29,7 +29,8 @@ Json embed_any_model_unit(UnitContext& ctx, const Json& d) {
   const auto data = ctx.dataset("data");
   const std::int64_t batch_size = ctx.params().integer("batch_size");
   const std::unique_ptr<Model> model = open_model(source);
-  const bool logits = model->output_kind() == OutputKind::Logits;
+  // Without source probabilities a TorchScript model runs its feature method only, not forward too.
+  const bool logits = model->output_kind() == OutputKind::Logits && ctx.params().flag("source_probs");
   Json features = Json::object(), probs_files = Json::object();
   for (const auto& split : d.at("splits")) {
     const std::string s = split.get<std::string>();
@@ -74,6 +75,9 @@ class AdapterModels : public Node {
     s.param(ParamSpec::list("splits", "the splits to embed (default: every split with inputs)"));
     s.param(ParamSpec::integer("batch_size", 64, "samples per forward batch (batches run in parallel within --jobs)")
                 .range(1, 1 << 20));
+    s.param(ParamSpec::flag("source_probs", true,
+                            "also compute source probabilities (LEEP, NCE need them); false: features only, one pass of the feature "
+                            "method instead of it and forward"));
     return s;
   }
 

@@ -22,6 +22,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -200,10 +201,11 @@ std::unique_ptr<Model> open_model(const ModelSource& source);
 // that the model lacks gives it a new head of that size first (kind from the metadata key
 // "caulk.head", "logits" by default): how a tuned TorchScript model comes back.
 // save_weights writes parameters() as they are (call fold_lora() first to fold LoRA), or only
-// the ones named in `only`, as F32, with metadata "caulk.head" when the model has a new head.
+// the ones named in `only`, as F32, with metadata "caulk.head" when the model has a new head,
+// plus `metadata` (e.g. what a tuned model was tuned from).
 void load_weights(Model& model, const std::filesystem::path& safetensors, bool partial = true);
 void save_weights(const Model& model, const std::filesystem::path& safetensors,
-                  const std::vector<std::string>& only = {});
+                  const std::vector<std::string>& only = {}, const std::map<std::string, std::string>& metadata = {});
 // Writes a Fisher diagonal (each value divided by `divide_by`, e.g. the number of samples) under
 // the parameters' names and shapes, as F32. Atomic.
 void save_fisher(const Model& model, const FisherDiagonal& fisher, const std::filesystem::path& safetensors,
