@@ -96,14 +96,13 @@ Decoded decode_one(const ImageEntry& e, const SplitListing& split, const Preproc
   Decoded d;
   try {
     const std::string bytes = io::InputFile::open(e.file).read_all(kMaxImageBytes);
-    const cv::Mat rgb = decode_image(bytes, p.channels);
-    std::tie(d.height, d.width) = preprocess(rgb, p, d.values);
+    std::tie(d.height, d.width) = decode_and_preprocess(bytes, p, d.values);
   } catch (const DataError& err) {
     throw DataError(err.file(), err.problem() + where(e, split));
   } catch (const Error& err) {
     throw DataError(e.file.string(), err.what() + where(e, split));
-  } catch (const cv::Exception& err) {
-    throw DataError(e.file.string(), "OpenCV failed on it: " + err.err + where(e, split));
+  } catch (const std::exception& err) {  // OpenCV's own exceptions (cv::Exception)
+    throw DataError(e.file.string(), std::string("OpenCV failed on it: ") + err.what() + where(e, split));
   }
   return d;
 }

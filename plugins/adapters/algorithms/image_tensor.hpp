@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "adapters/algorithms/image_folder.hpp"
-#include "adapters/algorithms/images.hpp"
+#include "caulk/images/preprocess.hpp"
 
 namespace caulk::images {
 

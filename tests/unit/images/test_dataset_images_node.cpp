@@ -241,6 +241,17 @@ TEST_F(DatasetImages, CorruptPngNamesTheFile) {
   EXPECT_THAT(r.err, HasSubstr((dir_ / "pics/train/cat/b.png").string() + ": corrupt PNG image"));
 }
 
+// OpenCV is loaded only when images are read (caulk/images/preprocess.hpp): a process that cannot
+// load it says which library it needs and how to get it, and nothing else is affected.
+TEST_F(DatasetImages, WithoutOpenCvsLibraryTheNodeSaysWhatItNeeds) {
+  dir_.write("p.toml", pipeline());
+  auto r = run_caulk({"run", (dir_ / "p.toml").string(), "--out", (dir_ / "out").string(), "--no-cache"},
+                     "CAULK_IMAGES_OPENCV=" + (dir_ / "missing.so").string());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("reading images needs libcaulk_images_opencv.so, which is not at " + (dir_ / "missing.so").string()));
+  EXPECT_THAT(r.err, HasSubstr("scripts/install-deps.sh core"));
+}
+
 TEST_F(DatasetImages, TruncatedJpegNamesTheFile) {
   cv::Mat img(16, 16, CV_8UC3, cv::Scalar(10, 20, 30));
   std::vector<unsigned char> buf;

@@ -11,7 +11,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "adapters/algorithms/image_folder.hpp"
-#include "adapters/algorithms/images.hpp"
+#include "caulk/images/preprocess.hpp"
+#include "opencv_images.hpp"
 #include "caulk/error.hpp"
 #include "temp_dir.hpp"
 

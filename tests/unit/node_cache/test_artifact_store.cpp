@@ -192,7 +192,7 @@ TEST(ArtifactStore, PredictionsWeightsCheckpointTableAndFigureRoundTrip) {
   const fs::path weights_file = dir / "w.safetensors";
   std::ofstream(weights_file) << "pretend weights";
   Checkpoint c;
-  c.models.push_back({"a", weights_file, {}, true});
+  c.models.push_back({"a", weights_file, {}, true, {}, {}});
   auto cb = round_trip(c, dir.path());
   ASSERT_EQ(cb->models.size(), 1u);
   EXPECT_EQ(cb->models[0].path, weights_file);

@@ -1,15 +1,18 @@
 // Image preprocessing as torchvision users know it (docs/datasets.md, "Image folders"): decode a
 // PNG or JPEG, resize the shorter side, center crop, scale to [0, 1], normalise per channel, and
-// lay the result out as a C x H x W float32 tensor. Plain functions over bytes and OpenCV
-// matrices, with no knowledge of files or the graph; problems are thrown as caulk::Error with
-// what is wrong (the caller names the file).
+// lay the result out as a C x H x W float32 tensor. Plain functions over bytes, with no knowledge
+// of files or the graph; problems are thrown as caulk::Error with what is wrong (the caller names
+// the file).
+//
+// Decoding and resizing run on OpenCV, whose image codecs load about 140 shared libraries (GDAL,
+// Poppler, HDF5, ...): they live in libcaulk_images_opencv.so (libs/images_opencv), which
+// decode_and_preprocess loads with dlopen on first use, so a process that reads no image (every
+// `caulk check`, most runs) does not pay for loading them.
 #pragma once
 #include <cstdint>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 namespace caulk::images {
 
@@ -29,10 +32,10 @@ struct Preprocess {
 // What kind of image the bytes hold, by their signature: "png", "jpeg", or "" (neither).
 std::string_view image_format(std::string_view bytes);
 
-// Decodes PNG or JPEG bytes as 8-bit RGB (channels 3) or grayscale (channels 1). Throws Error for
-// bytes that are neither format, a truncated JPEG (no end-of-image marker after its last scan) and
-// anything the decoder refuses.
-cv::Mat decode_image(std::string_view bytes, int channels);
+// Whether JPEG bytes hold their end-of-image marker after their last scan. A truncated JPEG
+// decodes without an error (libjpeg fills the missing rows with grey and only warns), so it is
+// caught by this before decoding.
+bool jpeg_is_complete(std::string_view bytes);
 
 // torchvision's Resize(size) with an int: the shorter side becomes `shorter`, the longer one
 // int(shorter * long / short) (truncated). Returns (height, width).
@@ -42,10 +45,11 @@ std::pair<int, int> resized_size(int height, int width, int shorter);
 // (halves to even).
 int center_crop_offset(int size, int crop);
 
-// Resize (when set), center crop (when set; Error when the image is smaller than the crop),
-// scale to [0, 1] and normalise an 8-bit image, into `out` (channels x height x width, row-major,
-// resized to fit). Returns (height, width). Resizing is done in float32 on the 8-bit values (no
-// rounding back to 8 bits).
-std::pair<int, int> preprocess(const cv::Mat& image, const Preprocess& p, std::vector<float>& out);
+// Decodes PNG or JPEG bytes and preprocesses them as `p` says (resize when set, center crop when
+// set, scale to [0, 1], normalise), into `out` (channels x height x width, row-major, resized to
+// fit). Returns (height, width). Throws Error for bytes that are neither format, a truncated JPEG,
+// anything the decoder refuses, an image smaller than the crop, and when OpenCV's library cannot
+// be loaded (saying why). Thread-safe.
+std::pair<int, int> decode_and_preprocess(std::string_view bytes, const Preprocess& p, std::vector<float>& out);
 
 }  // namespace caulk::images
