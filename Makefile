@@ -3,14 +3,14 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps test-deps configure build demo test bench docs sanitize fuzz faults clean
+.PHONY: deps test-deps configure build demo test bench docs format sanitize fuzz faults clean
 
 deps:
 	scripts/install-deps.sh core mpi
 
 # What the tests need beyond the build, installed by the same script: headless Chromium (the
-# report's browser test), PyTorch (the checkpoint test).
-TEST_DEPS ?= browser torch
+# report's browser test), PyTorch (the checkpoint test), clang-format (the layout test).
+TEST_DEPS ?= browser torch lint
 test-deps:
 	scripts/install-deps.sh $(TEST_DEPS)
 
@@ -29,6 +29,11 @@ test: build test-deps
 # Regenerates docs/nodes.md from the node descriptions (a test fails when it drifts).
 docs: build
 	$(BUILD)/bin/caulk nodes --markdown > docs/nodes.md.tmp && mv docs/nodes.md.tmp docs/nodes.md
+
+# Lays out the C++ sources as .clang-format says (the test format.clang_format checks it).
+format:
+	scripts/install-deps.sh lint
+	find framework libs plugins plugin-template tests bench fuzz -name '*.cpp' -o -name '*.hpp' -o -name '*.h' | xargs clang-format -i
 
 bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target benchmarks

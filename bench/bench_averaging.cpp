@@ -21,7 +21,7 @@ constexpr int kModels = 10, kOutputs = 10, kCovariates = 31;
 
 struct Problem {
   caulk::avg::Stack stack;
-  RowMatrix phi;  // N x 32
+  RowMatrix phi;   // N x 32
   Matrix weights;  // N x K, for the floor
 };
 
@@ -86,8 +86,7 @@ void BM_Objective(benchmark::State& state) {
   const Problem& p = problem(state.range(0));
   caulk::Vector theta = caulk::Vector::Constant(kModels * p.phi.cols(), 0.01), gradient;
   const caulk::avg::Loss loss;
-  for (auto _ : state)
-    benchmark::DoNotOptimize(caulk::avg::softmax_linear_objective(p.stack, p.phi, loss, 1e-4, 1e-6, theta, &gradient));
+  for (auto _ : state) benchmark::DoNotOptimize(caulk::avg::softmax_linear_objective(p.stack, p.phi, loss, 1e-4, 1e-6, theta, &gradient));
 }
 
 // An L-BFGS fit from zero of at most twenty iterations; the time is reported per iteration done
@@ -139,10 +138,12 @@ int main(int argc, char** argv) {
     }
     if (floor <= 0 || lbfgs <= 0) continue;
     per_iteration[n] = lbfgs;
-    std::printf("\nN = %ld: floor %.3f ms, objective+gradient %.3f ms (%.2f x floor), L-BFGS iteration %.3f ms (%.2f evaluations each): "
-                "%.2f x floor (target <= 3.00): %s\n",
-                n, floor * 1e3, objective * 1e3, objective / floor, lbfgs * 1e3, double(lbfgs_stats[n].evaluations) / std::max(1, lbfgs_stats[n].iterations), lbfgs / floor,
-                lbfgs / floor <= 3.0 ? "MET" : "NOT MET");
+    std::printf(
+        "\nN = %ld: floor %.3f ms, objective+gradient %.3f ms (%.2f x floor), L-BFGS iteration %.3f ms (%.2f evaluations each): "
+        "%.2f x floor (target <= 3.00): %s\n",
+        n, floor * 1e3, objective * 1e3, objective / floor, lbfgs * 1e3,
+        double(lbfgs_stats[n].evaluations) / std::max(1, lbfgs_stats[n].iterations), lbfgs / floor,
+        lbfgs / floor <= 3.0 ? "MET" : "NOT MET");
   }
   if (per_iteration.count(10000) && per_iteration.count(100000))
     std::printf("L-BFGS iteration N = 10^5 / N = 10^4: %.2f (linear: 10)\n", per_iteration[100000] / per_iteration[10000]);

@@ -73,7 +73,6 @@ int main(int argc, char** argv) {
   g_file_rate = kPasses * static_cast<double>(kFileBytes) / seconds / 1e9;
   std::error_code ec;
   std::filesystem::remove(path, ec);
-  std::printf("hash_file: %.2f GB/s on one thread (target >= 1 GB/s per core): %s\n", g_file_rate,
-              g_file_rate >= 1.0 ? "met" : "NOT met");
+  std::printf("hash_file: %.2f GB/s on one thread (target >= 1 GB/s per core): %s\n", g_file_rate, g_file_rate >= 1.0 ? "met" : "NOT met");
   return g_file_rate >= 1.0 ? 0 : 1;
 }

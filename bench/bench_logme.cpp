@@ -80,8 +80,8 @@ int memory_mode(const char* file) {
   const long after = peak_rss_kib();
   const double features_mib = double(kRows) * kDims * 4 / (1 << 20);
   const double d2_mib = double(kDims) * kDims * 8 / (1 << 20);
-  std::printf("score %.6f\npeak RSS before %.1f MiB, after %.1f MiB (growth %.1f MiB)\n", r.score, before / 1024.0,
-              after / 1024.0, (after - before) / 1024.0);
+  std::printf("score %.6f\npeak RSS before %.1f MiB, after %.1f MiB (growth %.1f MiB)\n", r.score, before / 1024.0, after / 1024.0,
+              (after - before) / 1024.0);
   std::printf("float32 features %.1f MiB; one D x D double matrix %.1f MiB\n", features_mib, d2_mib);
   std::printf("growth beyond the features: %.1f MiB = %.1f D^2 doubles\n", (after - before) / 1024.0 - features_mib,
               ((after - before) / 1024.0 - features_mib) / d2_mib);
@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
   const double logme = reporter.seconds["BM_LogME"];
   if (floor > 0 && logme > 0) {
     const double ratio = logme / floor;
-    std::printf("\nLogME %.3f s, floor (dsyrk + dsyevd, %u threads) %.3f s: %.2f x the floor (target <= 1.30): %s\n", logme,
-                kCores, floor, ratio, ratio <= 1.3 ? "MET" : "NOT MET");
+    std::printf("\nLogME %.3f s, floor (dsyrk + dsyevd, %u threads) %.3f s: %.2f x the floor (target <= 1.30): %s\n", logme, kCores, floor,
+                ratio, ratio <= 1.3 ? "MET" : "NOT MET");
   }
   benchmark::Shutdown();
   return 0;

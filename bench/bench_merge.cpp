@@ -99,11 +99,16 @@ int main(int argc, char** argv) {
   fs::path dir = fs::temp_directory_path() / "caulk-bench-merge";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--gib" && i + 1 < argc) gib = std::stod(argv[++i]);
-    else if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--repeat" && i + 1 < argc) repeat = std::stoi(argv[++i]);
-    else if (a == "--threads" && i + 1 < argc) threads = static_cast<unsigned>(std::stoi(argv[++i]));
-    else if (a == "--keep") keep = true;
+    if (a == "--gib" && i + 1 < argc)
+      gib = std::stod(argv[++i]);
+    else if (a == "--dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::stoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc)
+      threads = static_cast<unsigned>(std::stoi(argv[++i]));
+    else if (a == "--keep")
+      keep = true;
     else {
       std::fprintf(stderr, "usage: bench_merge [--gib N] [--dir PATH] [--repeat N] [--threads N] [--keep]\n");
       return 2;
@@ -135,7 +140,8 @@ int main(int argc, char** argv) {
     o.overwrite = true;
     const double cpu1 = cpu_seconds();
     const auto started = clock_type::now();
-    const auto report = caulk::merge::run_merge(caulk::merge::MergeInputs::open(models, std::nullopt, false), soup, dir / "merged.safetensors", o);
+    const auto report =
+        caulk::merge::run_merge(caulk::merge::MergeInputs::open(models, std::nullopt, false), soup, dir / "merged.safetensors", o);
     const double merge_seconds = std::chrono::duration<double>(clock_type::now() - started).count();
     const double merge_cpu = cpu_seconds() - cpu1;
     moved = report.bytes_read + report.bytes_written;
@@ -148,8 +154,10 @@ int main(int argc, char** argv) {
   const double merge_rate = moved / best_merge / 1048576.0, floor_rate = moved / best_floor / 1048576.0;
   std::printf("linear merge of 4 x %.2f GiB F32 (%zu tensors each) into %.2f GiB, %u threads, best of %d:\n", gib, tensors,
               output_bytes / 1073741824.0, width, repeat);
-  std::printf("  merge  %8.0f MiB/s read+written\n  floor  %8.0f MiB/s (pread + pwrite + fsync, same buffer size)\n", merge_rate, floor_rate);
-  std::printf("  ratio  %.2f of the floor (target >= 0.60): %s\n", merge_rate / floor_rate, merge_rate >= 0.6 * floor_rate ? "met" : "NOT met");
+  std::printf("  merge  %8.0f MiB/s read+written\n  floor  %8.0f MiB/s (pread + pwrite + fsync, same buffer size)\n", merge_rate,
+              floor_rate);
+  std::printf("  ratio  %.2f of the floor (target >= 0.60): %s\n", merge_rate / floor_rate,
+              merge_rate >= 0.6 * floor_rate ? "met" : "NOT met");
   std::printf("  peak resident memory (VmHWM): %s (target <= 1 GiB)\n", vm_hwm().c_str());
   if (!keep) fs::remove_all(dir);
   return 0;

@@ -33,8 +33,8 @@ const caulk::mlp::Model<float>& model() {
   static const caulk::mlp::Model<float> m = [] {
     caulk::mlp::Model<float> m;
     for (std::size_t l = 0; l + 1 < kWidths.size(); ++l)
-      m.layers.push_back({random(kWidths[l + 1], kWidths[l], l, 1.f / std::sqrt(float(kWidths[l]))),
-                          random(kWidths[l + 1], 1, 100 + l, 0.1f)});
+      m.layers.push_back(
+          {random(kWidths[l + 1], kWidths[l], l, 1.f / std::sqrt(float(kWidths[l]))), random(kWidths[l + 1], 1, 100 + l, 0.1f)});
     m.feature_layer = 1;
     return m;
   }();

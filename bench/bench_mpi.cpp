@@ -36,8 +36,10 @@ void write_text(const fs::path& p, const std::string& text) { std::ofstream(p) <
 std::string mpirun_prefix(int ranks) {
   std::string cmd = std::string("'") + CAULK_MPIEXEC + "'";
   if (::geteuid() == 0) cmd += " --allow-run-as-root";
-  cmd += " --oversubscribe --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
-         " --mca pml ob1 -np " + std::to_string(ranks) + " ";
+  cmd +=
+      " --oversubscribe --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
+      " --mca pml ob1 -np " +
+      std::to_string(ranks) + " ";
   return cmd;
 }
 
@@ -66,10 +68,14 @@ int main(int argc, char** argv) {
   fs::path scratch;
   int repeats = 2, ranks = 2;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--caulk") == 0 && i + 1 < argc) caulk = argv[++i];
-    else if (std::strcmp(argv[i], "--scratch") == 0 && i + 1 < argc) scratch = argv[++i];
-    else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc) repeats = std::atoi(argv[++i]);
-    else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::atoi(argv[++i]);
+    if (std::strcmp(argv[i], "--caulk") == 0 && i + 1 < argc)
+      caulk = argv[++i];
+    else if (std::strcmp(argv[i], "--scratch") == 0 && i + 1 < argc)
+      scratch = argv[++i];
+    else if (std::strcmp(argv[i], "--repeats") == 0 && i + 1 < argc)
+      repeats = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc)
+      ranks = std::atoi(argv[++i]);
   }
   if (std::strlen(CAULK_MPIEXEC) == 0) {
     std::printf("caulk was built without MPI support: nothing to measure\n");
@@ -110,8 +116,8 @@ int main(int argc, char** argv) {
 
   std::printf("hub of %d models (N = %d, D = %d, C = %d, float32), LogME, --jobs 1\n", kHubModels, kRows, kDims, kClasses);
   std::printf("  one process:             %.2f s (best of %d)\n", single, repeats);
-  std::printf("  mpirun -np %d:            %.2f s (best of %d): %.2f x one process (target <= 0.60): %s\n", ranks, many,
-              repeats, many / single, many / single <= 0.6 ? "MET" : "NOT MET");
+  std::printf("  mpirun -np %d:            %.2f s (best of %d): %.2f x one process (target <= 0.60): %s\n", ranks, many, repeats,
+              many / single, many / single <= 0.6 ? "MET" : "NOT MET");
   std::printf("  units by rank:           %s\n", mpi_json["ranks"]["units"].dump().c_str());
   std::printf("  per unit (one model):    mean %.3f s, max %.3f s of scoring\n", unit_sum / kHubModels, unit_max);
   const auto& r = mpi_json["ranks"];

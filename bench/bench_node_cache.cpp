@@ -101,7 +101,7 @@ int main() {
               unchanged_ok ? "met" : "NOT met");
   std::printf("  of which report.html (runs every time)  %.3f s\n", median(html));
   std::printf("re-run after --set slerp.t=0.3           %.3f s\n", c);
-  std::printf("  those nodes alone (fresh run's seconds) %.3f s + start = %.3f s; ratio %.2f (target <= 1.1): %s\n", a, a + s,
-              c / (a + s), changed_ok ? "met" : "NOT met");
+  std::printf("  those nodes alone (fresh run's seconds) %.3f s + start = %.3f s; ratio %.2f (target <= 1.1): %s\n", a, a + s, c / (a + s),
+              changed_ok ? "met" : "NOT met");
   return unchanged_ok && changed_ok ? 0 : 1;
 }

@@ -47,7 +47,9 @@ void on_pool(benchmark::State& state, Fn fn) {
   for (auto _ : state) benchmark::DoNotOptimize(fn());
 }
 
-void BM_HScore(benchmark::State& s) { on_pool(s, [] { return caulk::rank::hscore(features(), problem().labels, kClasses); }); }
+void BM_HScore(benchmark::State& s) {
+  on_pool(s, [] { return caulk::rank::hscore(features(), problem().labels, kClasses); });
+}
 void BM_HScoreShrinkage(benchmark::State& s) {
   on_pool(s, [] { return caulk::rank::hscore_shrinkage(features(), problem().labels, kClasses).score; });
 }
@@ -104,9 +106,11 @@ double time_run(const fs::path& caulk, const fs::path& pipeline, const fs::path&
 }
 
 std::string pipeline_text(const std::string& name, const std::vector<std::string>& rankers) {
-  std::string text = "[pipeline]\nname = \"" + name + "\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
+  std::string text = "[pipeline]\nname = \"" + name +
+                     "\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
                      "params = { labels = \"labels.npy\" }\n[[node]]\nid = \"hub\"\ntype = \"adapter.precomputed\"\n"
-                     "params = { manifest = \"" + name + ".hub.toml\" }\n";
+                     "params = { manifest = \"" +
+                     name + ".hub.toml\" }\n";
   for (const auto& r : rankers)
     text += "[[node]]\nid = \"" + r + "\"\ntype = \"rank." + r + "\"\ninputs = { features = \"hub\", data = \"task\" }\n";
   return text;
@@ -126,9 +130,12 @@ int main(int argc, char** argv) {
   fs::path scratch;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--caulk") == 0 && i + 1 < argc) caulk = argv[++i];
-    else if (std::strcmp(argv[i], "--scratch") == 0 && i + 1 < argc) scratch = argv[++i];
-    else rest.push_back(argv[i]);
+    if (std::strcmp(argv[i], "--caulk") == 0 && i + 1 < argc)
+      caulk = argv[++i];
+    else if (std::strcmp(argv[i], "--scratch") == 0 && i + 1 < argc)
+      scratch = argv[++i];
+    else
+      rest.push_back(argv[i]);
   }
   int rest_argc = static_cast<int>(rest.size());
   benchmark::Initialize(&rest_argc, rest.data());
@@ -173,8 +180,8 @@ int main(int argc, char** argv) {
   verdict("`caulk run` with the four rankers, one model", four, 2.5);
   const double serial = time_run(caulk, scratch / "hub.toml", scratch / "out-hub1", 1, 1);
   const double parallel = time_run(caulk, scratch / "hub.toml", scratch / "out-hub2", 2, 1);
-  std::printf("hub of %d models, LogME: --jobs 1 %.2f s, --jobs 2 %.2f s: %.2f x (target <= 0.60): %s\n", kHubModels, serial,
-              parallel, parallel / serial, parallel / serial <= 0.6 ? "MET" : "NOT MET");
+  std::printf("hub of %d models, LogME: --jobs 1 %.2f s, --jobs 2 %.2f s: %.2f x (target <= 0.60): %s\n", kHubModels, serial, parallel,
+              parallel / serial, parallel / serial <= 0.6 ? "MET" : "NOT MET");
   if (own_scratch) fs::remove_all(scratch);
   benchmark::Shutdown();
   return 0;

@@ -102,12 +102,14 @@ nlohmann::json bench_resnet(const fs::path& dir) {
   const Batch images(dir / "images_224.npy");
   resnet->run(images.view.slice(0, 2), true, false);  // warm-up
 
-  fmt::print("TorchScript ResNet-18, 224 x 224, batch of {}: seconds per batch, wall (CPU of the process), best of 2 runs of "
-             "{} batches\n",
-             images.view.rows(), kBatches);
+  fmt::print(
+      "TorchScript ResNet-18, 224 x 224, batch of {}: seconds per batch, wall (CPU of the process), best of 2 runs of "
+      "{} batches\n",
+      images.view.rows(), kBatches);
   fmt::print("first open_model of a TorchScript model (loads libtorch): {:.2f} s\n\n", first_open);
-  fmt::print("| threads | caulk runtime | PyTorch, torch.jit.load (.pt) | PyTorch eager (nn.Module) | caulk vs .pt, wall (CPU) | caulk vs "
-             "eager, wall (CPU) |\n");
+  fmt::print(
+      "| threads | caulk runtime | PyTorch, torch.jit.load (.pt) | PyTorch eager (nn.Module) | caulk vs .pt, wall (CPU) | caulk vs "
+      "eager, wall (CPU) |\n");
   fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: |\n");
   nlohmann::json python_one;
   for (int threads : {1, 2}) {
@@ -121,12 +123,13 @@ nlohmann::json bench_resnet(const fs::path& dir) {
       for (auto& w : workers) w.join();
     });
     const double batches = kBatches * threads, wall = caulk.wall / batches, cpu = caulk.cpu / batches;
-    const auto python = nlohmann::json::parse(run_command(fmt::format("{} {} time {} {}", kPython, kScript.string(), dir.string(), threads)));
+    const auto python =
+        nlohmann::json::parse(run_command(fmt::format("{} {} time {} {}", kPython, kScript.string(), dir.string(), threads)));
     if (threads == 1) python_one = python;
     const double jit = python["resnet_jit"][0], jit_cpu = python["resnet_jit"][1];
     const double eager = python["resnet_eager"][0], eager_cpu = python["resnet_eager"][1];
-    fmt::print("| {} | {:.3f} ({:.3f}) | {:.3f} ({:.3f}) | {:.3f} ({:.3f}) | {:.2f} x ({:.2f} x) | {:.2f} x ({:.2f} x) |\n", threads, wall, cpu,
-               jit, jit_cpu, eager, eager_cpu, jit / wall, jit_cpu / cpu, eager / wall, eager_cpu / cpu);
+    fmt::print("| {} | {:.3f} ({:.3f}) | {:.3f} ({:.3f}) | {:.3f} ({:.3f}) | {:.2f} x ({:.2f} x) | {:.2f} x ({:.2f} x) |\n", threads, wall,
+               cpu, jit, jit_cpu, eager, eager_cpu, jit / wall, jit_cpu / cpu, eager / wall, eager_cpu / cpu);
   }
   return python_one;
 }
@@ -210,9 +213,10 @@ std::string cpu_model() {
 void bench_process(const fs::path& dir, int n) {
   const fs::path images = dir / fmt::format("images_{}.npy", n), labels = dir / fmt::format("labels_{}.npy", n);
   if (!fs::exists(images)) run_command(fmt::format("{} {} images {} {}", kPython, kScript.string(), dir.string(), n));
-  std::ofstream(dir / "hub.toml") << fmt::format("[hub]\nname = \"bench\"\n[[model]]\nname = \"resnet18\"\ntorchscript = \"{}\"\n"
-                                                 "feature_method = \"embed\"\n",
-                                                 (dir / "resnet18_224.pt").string());
+  std::ofstream(dir / "hub.toml") << fmt::format(
+      "[hub]\nname = \"bench\"\n[[model]]\nname = \"resnet18\"\ntorchscript = \"{}\"\n"
+      "feature_method = \"embed\"\n",
+      (dir / "resnet18_224.pt").string());
   std::ofstream(dir / "process.toml") << fmt::format(R"([pipeline]
 name = "bench-process"
 [[node]]
@@ -229,28 +233,32 @@ params = {{ manifest = "{}", batch_size = 64, source_probs = false }}
   for (const auto& f : {images, labels, dir / "resnet18_224.pt"}) read_through(f);
   const fs::path caulk = fs::path(CAULK_BINARY_DIR) / "bin" / "caulk";
 
-  fmt::print("Whole process: `caulk run` (dataset.load + adapter.models with source_probs = false, batch 64, --jobs = threads) against a Python process "
-             "running PyTorch eager (nn.Module, same weights, torch.set_num_threads), {} images 224 x 224, loading included\n",
-             n);
+  fmt::print(
+      "Whole process: `caulk run` (dataset.load + adapter.models with source_probs = false, batch 64, --jobs = threads) against a Python "
+      "process "
+      "running PyTorch eager (nn.Module, same weights, torch.set_num_threads), {} images 224 x 224, loading included\n",
+      n);
   fmt::print("CPU: {}, {} logical cores\n\n", cpu_model(), std::thread::hardware_concurrency());
-  fmt::print("| threads | caulk run, s wall (CPU) | PyTorch eager process, s wall (CPU) | caulk's throughput, wall (CPU) | images/s caulk, "
-             "PyTorch (wall) | load average at the end (caulk, PyTorch) | max relative difference of the features |\n");
+  fmt::print(
+      "| threads | caulk run, s wall (CPU) | PyTorch eager process, s wall (CPU) | caulk's throughput, wall (CPU) | images/s caulk, "
+      "PyTorch (wall) | load average at the end (caulk, PyTorch) | max relative difference of the features |\n");
   fmt::print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
   for (int threads : {1, 2}) {
     const fs::path out = dir / fmt::format("run_{}", threads), python_out = dir / fmt::format("python_{}.npy", threads);
     fs::remove_all(out);
-    const ProcessTiming c = run_process({caulk.string(), "run", (dir / "process.toml").string(), "--out", out.string(), "--jobs",
-                                         std::to_string(threads)},
-                                        dir / fmt::format("caulk_{}.log", threads));
-    const ProcessTiming p = run_process({kPython, kScript.string(), "process", dir.string(), std::to_string(n), std::to_string(threads),
-                                         python_out.string()},
-                                        dir / fmt::format("python_{}.log", threads));
+    const ProcessTiming c =
+        run_process({caulk.string(), "run", (dir / "process.toml").string(), "--out", out.string(), "--jobs", std::to_string(threads)},
+                    dir / fmt::format("caulk_{}.log", threads));
+    const ProcessTiming p =
+        run_process({kPython, kScript.string(), "process", dir.string(), std::to_string(n), std::to_string(threads), python_out.string()},
+                    dir / fmt::format("python_{}.log", threads));
     // Both computed the same features (a benchmark that measures the work it claims).
     const auto a = caulk::io::NpyArray::open(out / "embed" / "resnet18.test.features.npy").matrix().to_double();
     const auto b = caulk::io::NpyArray::open(python_out).matrix().to_double();
-    const double difference = a.rows() == b.rows() && a.cols() == b.cols() ? (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff() : 1e300;
-    fmt::print("| {} | {:.1f} ({:.1f}) | {:.1f} ({:.1f}) | {:.2f} x ({:.2f} x) | {:.1f}, {:.1f} | {:.1f}, {:.1f} | {:.1e} |\n", threads, c.wall,
-               c.cpu, p.wall, p.cpu, p.wall / c.wall, p.cpu / c.cpu, n / c.wall, n / p.wall, c.load, p.load, difference);
+    const double difference =
+        a.rows() == b.rows() && a.cols() == b.cols() ? (a - b).cwiseAbs().maxCoeff() / b.cwiseAbs().maxCoeff() : 1e300;
+    fmt::print("| {} | {:.1f} ({:.1f}) | {:.1f} ({:.1f}) | {:.2f} x ({:.2f} x) | {:.1f}, {:.1f} | {:.1f}, {:.1f} | {:.1e} |\n", threads,
+               c.wall, c.cpu, p.wall, p.cpu, p.wall / c.wall, p.cpu / c.cpu, n / c.wall, n / p.wall, c.load, p.load, difference);
     std::fflush(stdout);
   }
 }

@@ -7,8 +7,8 @@
 #include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto bytes = std::make_shared<std::vector<std::byte>>(reinterpret_cast<const std::byte*>(data),
-                                                        reinterpret_cast<const std::byte*>(data) + size);
+  auto bytes =
+      std::make_shared<std::vector<std::byte>>(reinterpret_cast<const std::byte*>(data), reinterpret_cast<const std::byte*>(data) + size);
   try {
     auto file = caulk::io::SafetensorsFile::from_bytes(bytes, "fuzz.safetensors");
     for (const auto& t : file.tensors()) {

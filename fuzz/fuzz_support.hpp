@@ -33,8 +33,6 @@ inline std::filesystem::path write_input(const std::string& name, const std::uin
   return path;
 }
 
-inline std::string_view as_text(const std::uint8_t* data, std::size_t size) {
-  return {reinterpret_cast<const char*>(data), size};
-}
+inline std::string_view as_text(const std::uint8_t* data, std::size_t size) { return {reinterpret_cast<const char*>(data), size}; }
 
 }  // namespace caulk::fuzz

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages caulk needs, skipping those already present.
 # Runs `apt-get update` only when something must be installed.
-# Usage: scripts/install-deps.sh [core|fuzz|browser|mpi|torch]...   (default: core)
+# Usage: scripts/install-deps.sh [core|fuzz|browser|mpi|torch|lint]...   (default: core)
 set -euo pipefail
 
 core=(cmake make g++ pkg-config
@@ -19,6 +19,7 @@ mpi=(libopenmpi-dev openmpi-bin libboost-mpi-dev)
 # PyTorch, to check that caulk's checkpoints run in it and that TorchScript models give PyTorch's
 # numbers (tests of make test); scikit-learn's digits images for the TorchScript benchmark.
 torch=(python3-torch python3-sklearn)
+lint=(clang-format)  # the C++ layout (.clang-format; make format, the test format.clang_format)
 
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(core)
@@ -30,7 +31,8 @@ for g in "${groups[@]}"; do
     browser) wanted+=("${browser[@]}") ;;
     mpi) wanted+=("${mpi[@]}") ;;
     torch) wanted+=("${torch[@]}") ;;
-    *) echo "install-deps: unknown group '$g' (core, fuzz, browser, mpi, torch)" >&2; exit 2 ;;
+    lint) wanted+=("${lint[@]}") ;;
+    *) echo "install-deps: unknown group '$g' (core, fuzz, browser, mpi, torch, lint)" >&2; exit 2 ;;
   esac
 done
 

@@ -211,13 +211,16 @@ int cmd_rerun(Options o, int& argc, char**& argv) {
   try {
     record = Json::parse(io::read_text_file(dir / "run.json"));
   } catch (const std::exception& e) {
-    say_error(fmt::format("{} holds no readable run record (run.json): {}; give the output folder of a `caulk run`", dir.string(), e.what()));
+    say_error(
+        fmt::format("{} holds no readable run record (run.json): {}; give the output folder of a `caulk run`", dir.string(), e.what()));
     return kExitUsage;
   }
   const Json provenance = record.value("provenance", Json::object());
   if (!provenance.contains("pipeline_file") || !provenance.contains("overrides")) {
-    say_error(fmt::format("{}/run.json records no pipeline to run again (it was written by a caulk without provenance, or "
-                          "not by `caulk run`)", dir.string()));
+    say_error(
+        fmt::format("{}/run.json records no pipeline to run again (it was written by a caulk without provenance, or "
+                    "not by `caulk run`)",
+                    dir.string()));
     return kExitUsage;
   }
   try {
@@ -258,8 +261,8 @@ int cmd_rerun(Options o, int& argc, char**& argv) {
     FileHashCache hashes;
     const auto h = hashes.hash(now->path);
     if (now->version != p.value("version", std::string()) || !h || *h != p.value("xxh3_128", std::string()))
-      std::cerr << fmt::format("caulk: warning: plugin '{}' differs from the recorded run's (version {} then, {} now; file {})\n",
-                               name, p.value("version", std::string()), now->version, now->path.string());
+      std::cerr << fmt::format("caulk: warning: plugin '{}' differs from the recorded run's (version {} then, {} now; file {})\n", name,
+                               p.value("version", std::string()), now->version, now->path.string());
   }
   return cmd_run(o, argc, argv);
 }
@@ -312,8 +315,8 @@ int cmd_nodes(const Options& o) {
     std::cout << fmt::format("\n{} plugin{} could not be loaded:\n", failed.size(), failed.size() == 1 ? "" : "s");
     for (const auto* p : failed) std::cout << "  " << p->problem() << "\n";
   }
-  say_error(fmt::format("{} plugin{} could not be loaded{}", failed.size(), failed.size() == 1 ? "" : "s",
-                        o.markdown ? "" : " (listed above)"));
+  say_error(
+      fmt::format("{} plugin{} could not be loaded{}", failed.size(), failed.size() == 1 ? "" : "s", o.markdown ? "" : " (listed above)"));
   return kExitPlugin;
 }
 
@@ -377,7 +380,9 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Validate and run a pipeline");
   run->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
   run->add_option("--out", o.out, "Output folder (default runs/<pipeline name>)")->type_name("DIR");
-  run->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
+  run->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")
+      ->type_name("ID.PARAM=VALUE")
+      ->allow_extra_args(false);
   run->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
   run->add_flag("--no-cache", o.no_cache,
                 "Run every node; by default a node whose type, plugin, parameters and input files are unchanged since a run "
@@ -398,7 +403,9 @@ int main(int argc, char** argv) {
       });
 
   auto* rerun = app.add_subcommand("rerun", "Run again the pipeline a run folder recorded, with its overrides and plugins");
-  rerun->add_option("run_dir", o.rerun_dir, "A run's output folder (with its run.json and pipeline.toml)")->required()->type_name("RUN_DIR");
+  rerun->add_option("run_dir", o.rerun_dir, "A run's output folder (with its run.json and pipeline.toml)")
+      ->required()
+      ->type_name("RUN_DIR");
   rerun->add_option("--out", o.out, "Output folder (default: RUN_DIR itself)")->type_name("DIR");
   rerun->add_option("--jobs,-j", o.jobs, "Threads (default: the number of cores)")->check(CLI::Range(1u, 4096u));
   rerun->add_option("--memory-limit", o.memory_limit, "As for run")->type_name("SIZE");
@@ -406,11 +413,15 @@ int main(int argc, char** argv) {
 
   auto* check = app.add_subcommand("check", "Validate a pipeline without running it");
   check->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
-  check->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
+  check->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")
+      ->type_name("ID.PARAM=VALUE")
+      ->allow_extra_args(false);
 
   auto* graph = app.add_subcommand("graph", "Print a pipeline as Graphviz DOT, edges labelled with artifact types");
   graph->add_option("file", o.file, "Pipeline file (TOML)")->required()->type_name("FILE");
-  graph->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")->type_name("ID.PARAM=VALUE")->allow_extra_args(false);
+  graph->add_option("--set", o.sets, "Override a parameter: ID.PARAM=VALUE (repeatable)")
+      ->type_name("ID.PARAM=VALUE")
+      ->allow_extra_args(false);
 
   auto* nodes = app.add_subcommand("nodes", "List node types, or describe one (ports, parameters, defaults)");
   nodes->add_option("type", o.node_type, "A node type to describe")->type_name("TYPE");

@@ -65,8 +65,9 @@ void write_all(int fd, const std::string& text) {
 }
 
 std::string message() {
-  std::string m = "caulk: error: the MPI job was stopped while rank 0 was running the pipeline: a rank died (mpirun's message "
-                  "above names it) or the job was cancelled";
+  std::string m =
+      "caulk: error: the MPI job was stopped while rank 0 was running the pipeline: a rank died (mpirun's message "
+      "above names it) or the job was cancelled";
   std::vector<int> ranks;
   for (int r = 0; r < kMaxRanks; ++r)
     if (g_shared->ranks_with_units[r / 64].load() & (std::uint64_t{1} << (r % 64))) ranks.push_back(r);
@@ -76,7 +77,9 @@ std::string message() {
     for (std::size_t i = 0; i < ranks.size() && i < kListed; ++i) m += (i ? ", " : " ") + std::to_string(ranks[i]);
     if (ranks.size() > kListed) m += " and " + std::to_string(ranks.size() - kListed) + " more";
   }
-  return m + ". The run did not finish: run.json says \"running\" (or was not written), and no output is left half-written under its final name.\n";
+  return m +
+         ". The run did not finish: run.json says \"running\" (or was not written), and no output is left half-written under its final "
+         "name.\n";
 }
 
 [[noreturn]] void reporter(int pipe_read, int out, bool wait_for_parent, pid_t mpirun) {

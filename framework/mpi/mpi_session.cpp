@@ -67,8 +67,7 @@ class Outgoing {
   }
   // Drops the sends that completed.
   void progress() {
-    for (auto it = pending_.begin(); it != pending_.end();)
-      it = it->request.test() ? pending_.erase(it) : std::next(it);
+    for (auto it = pending_.begin(); it != pending_.end();) it = it->request.test() ? pending_.erase(it) : std::next(it);
   }
   // Waits for every send except those to the ranks in `skip` (lost: they would never complete).
   void wait_all(const std::vector<bool>& skip = {}) {
@@ -101,8 +100,7 @@ std::optional<std::pair<bmpi::status, Bytes>> try_receive(const bmpi::communicat
 
 class Coordinator : public UnitDispatcher {
  public:
-  Coordinator(bmpi::communicator& world) : world_(world), free_slots_(world.size(), 0), units_done_(world.size(), 0),
-                                           dealt_(world.size()) {
+  Coordinator(bmpi::communicator& world) : world_(world), free_slots_(world.size(), 0), units_done_(world.size(), 0), dealt_(world.size()) {
     comm_ = std::thread([this] { communicate(); });
   }
   ~Coordinator() override { finish(); }
@@ -171,7 +169,7 @@ class Coordinator : public UnitDispatcher {
     std::deque<std::size_t> queue;  // units not yet taken
     std::size_t remaining;          // units not yet finished
     std::condition_variable done;
-    std::optional<Bytes> header;    // unit_batch_header in CBOR, made when a worker first needs it
+    std::optional<Bytes> header;  // unit_batch_header in CBOR, made when a worker first needs it
   };
 
   void complete(Batch& state, std::size_t index, UnitOutcome outcome) {
@@ -234,8 +232,10 @@ class Coordinator : public UnitDispatcher {
         publish_ranks_with_units();
         UnitOutcome outcome;
         outcome.rank = source;
-        if (j.contains("e")) outcome.error = j.at("e").get<std::string>();
-        else outcome.result = j.at("r");
+        if (j.contains("e"))
+          outcome.error = j.at("e").get<std::string>();
+        else
+          outcome.result = j.at("r");
         Batch* state;
         {
           std::lock_guard lock(mutex_);
@@ -321,8 +321,8 @@ class Coordinator : public UnitDispatcher {
       free_slots_[w] = 0;
       const double seconds = std::chrono::duration<double>(timeout_).count();
       if (dealt_[w].empty())
-        std::fprintf(stderr, "caulk: rank %d was lost while it held no unit: it gave no sign of life for %.2f s; it gets no more units\n", w,
-                     seconds);
+        std::fprintf(stderr, "caulk: rank %d was lost while it held no unit: it gave no sign of life for %.2f s; it gets no more units\n",
+                     w, seconds);
       for (const auto& [id, index] : dealt_[w]) {
         UnitOutcome outcome;
         outcome.rank = w;
@@ -343,7 +343,7 @@ class Coordinator : public UnitDispatcher {
   bmpi::communicator& world_;
   mutable std::mutex mutex_;
   std::map<std::uint64_t, Batch*> batches_;
-  std::deque<std::uint64_t> order_;  // batches in the order they were queued
+  std::deque<std::uint64_t> order_;      // batches in the order they were queued
   std::vector<std::uint64_t> finished_;  // batches whose units all came back (workers may forget them)
   std::uint64_t next_id_ = 0;
   bool ending_ = false;
@@ -410,8 +410,8 @@ class MpiSession : public DistributedSession {
       const std::string type = unit_batch_type(header);
       const NodeType* node_type = registry.find_node(type);
       if (!node_type || !node_type->run_unit) {
-        b.error = "no plugin loaded on this rank registers the distributable node type '" + type +
-                  "' (every rank must load the same plugins)";
+        b.error =
+            "no plugin loaded on this rank registers the distributable node type '" + type + "' (every rank must load the same plugins)";
         return b;
       }
       b.remote = unit_batch_from_header(header, node_type);
@@ -460,11 +460,16 @@ class MpiSession : public DistributedSession {
           reply["b"] = unit->at("b");
           reply["i"] = unit->at("i");
           UnitOutcome o;
-          if (!batch) o.error = "internal: this rank received a unit of a batch whose shared data never arrived";
-          else if (!batch->error.empty()) o.error = batch->error;
-          else o = run_unit_caught(batch->remote->batch, unit->at("p"), world_.rank());
-          if (o.error.empty()) reply["r"] = std::move(o.result);
-          else reply["e"] = o.error;
+          if (!batch)
+            o.error = "internal: this rank received a unit of a batch whose shared data never arrived";
+          else if (!batch->error.empty())
+            o.error = batch->error;
+          else
+            o = run_unit_caught(batch->remote->batch, unit->at("p"), world_.rank());
+          if (o.error.empty())
+            reply["r"] = std::move(o.result);
+          else
+            reply["e"] = o.error;
           Bytes bytes = Json::to_cbor(reply);
           std::lock_guard lock(outbox_mutex);
           outbox.push_back(std::move(bytes));
@@ -502,7 +507,7 @@ class MpiSession : public DistributedSession {
 }  // namespace caulk
 
 extern "C" __attribute__((visibility("default"))) caulk::DistributedSession* caulk_mpi_open_session(int* argc, char*** argv,
-                                                                                                   std::string* error) {
+                                                                                                    std::string* error) {
   try {
     caulk::mpi_end::start_reporter_if_rank0();  // before MPI starts (no fork under MPI)
     return new caulk::MpiSession(argc, argv);

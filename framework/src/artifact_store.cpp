@@ -121,12 +121,15 @@ struct Writer {
     if (v.scalar_type() == ScalarType::F32) {
       RowMatrixF m(static_cast<Eigen::Index>(v.rows()), static_cast<Eigen::Index>(v.cols()));
       for (std::size_t r = 0; r < v.rows(); ++r)
-        for (std::size_t c = 0; c < v.cols(); ++c) m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = static_cast<float>(v(r, c));
-      j[kArrayHashKey] = write_npy_in_staged_folder(dir / name, io::DType::F32, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(float));
+        for (std::size_t c = 0; c < v.cols(); ++c)
+          m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = static_cast<float>(v(r, c));
+      j[kArrayHashKey] =
+          write_npy_in_staged_folder(dir / name, io::DType::F32, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(float));
     } else {
       RowMatrix m(static_cast<Eigen::Index>(v.rows()), static_cast<Eigen::Index>(v.cols()));
       v.rows_to(0, v.rows(), m);
-      j[kArrayHashKey] = write_npy_in_staged_folder(dir / name, io::DType::F64, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(double));
+      j[kArrayHashKey] =
+          write_npy_in_staged_folder(dir / name, io::DType::F64, shape, m.data(), static_cast<std::size_t>(m.size()) * sizeof(double));
     }
     j["npy"] = name;
     return j;
@@ -162,8 +165,8 @@ struct Reader {
     }
     const io::NpyArray a = open(j, io::DType::F64, rows, cols);
     Matrix m(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
-    const RowMatrix whole = Eigen::Map<const RowMatrix>(static_cast<const double*>(a.data()), static_cast<Eigen::Index>(rows),
-                                                        static_cast<Eigen::Index>(cols));
+    const RowMatrix whole =
+        Eigen::Map<const RowMatrix>(static_cast<const double*>(a.data()), static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
     m = whole;
     return m;
   }
@@ -359,8 +362,8 @@ Json save_checkpoint(const Checkpoint& c, Writer& w) {
 std::shared_ptr<Artifact> load_checkpoint(const Json& j, const Reader& r) {
   auto c = std::make_shared<Checkpoint>();
   for (const auto& mj : j.at("models"))
-    c->models.push_back({mj.at("model").get<std::string>(), r.file(mj.at("path")), r.file(mj.at("fisher")),
-                         mj.at("base").get<bool>(), r.file(mj.at("module")), mj.at("feature_method").get<std::string>()});
+    c->models.push_back({mj.at("model").get<std::string>(), r.file(mj.at("path")), r.file(mj.at("fisher")), mj.at("base").get<bool>(),
+                         r.file(mj.at("module")), mj.at("feature_method").get<std::string>()});
   return c;
 }
 
@@ -388,10 +391,14 @@ Json save_table(const Table& t) {
   for (const auto& row : t.rows) {
     Json rj = Json::array();
     for (const auto& cell : row) {
-      if (std::holds_alternative<std::monostate>(cell)) rj.push_back(nullptr);
-      else if (const auto* s = std::get_if<std::string>(&cell)) rj.push_back(Json::array({"s", *s}));
-      else if (const auto* d = std::get_if<double>(&cell)) rj.push_back(Json::array({"f", number(*d)}));
-      else rj.push_back(Json::array({"i", std::get<long long>(cell)}));
+      if (std::holds_alternative<std::monostate>(cell))
+        rj.push_back(nullptr);
+      else if (const auto* s = std::get_if<std::string>(&cell))
+        rj.push_back(Json::array({"s", *s}));
+      else if (const auto* d = std::get_if<double>(&cell))
+        rj.push_back(Json::array({"f", number(*d)}));
+      else
+        rj.push_back(Json::array({"i", std::get<long long>(cell)}));
     }
     rows.push_back(std::move(rj));
   }
@@ -410,10 +417,14 @@ std::shared_ptr<Artifact> load_table(const Json& j) {
         continue;
       }
       const std::string kind = c.at(0).get<std::string>();
-      if (kind == "s") row.emplace_back(c.at(1).get<std::string>());
-      else if (kind == "f") row.emplace_back(number_of(c.at(1)));
-      else if (kind == "i") row.emplace_back(c.at(1).get<long long>());
-      else throw Error("unknown table cell kind " + kind);
+      if (kind == "s")
+        row.emplace_back(c.at(1).get<std::string>());
+      else if (kind == "f")
+        row.emplace_back(number_of(c.at(1)));
+      else if (kind == "i")
+        row.emplace_back(c.at(1).get<long long>());
+      else
+        throw Error("unknown table cell kind " + kind);
     }
     t->rows.push_back(std::move(row));
   }
@@ -447,15 +458,24 @@ bool artifact_storable(std::string_view type) {
 Json save_artifact(const Artifact& artifact, const fs::path& dir, const std::string& prefix, FileHashCache& hashes) {
   Writer w{dir, prefix, hashes};
   Json body;
-  if (const auto* d = dynamic_cast<const Dataset*>(&artifact)) body = save_dataset(*d, w);
-  else if (const auto* e = dynamic_cast<const Embeddings*>(&artifact)) body = save_embeddings(*e, w);
-  else if (const auto* s = dynamic_cast<const Scores*>(&artifact)) body = save_scores(*s, w);
-  else if (const auto* p = dynamic_cast<const Predictions*>(&artifact)) body = save_predictions(*p, w);
-  else if (const auto* c = dynamic_cast<const Checkpoint*>(&artifact)) body = save_checkpoint(*c, w);
-  else if (const auto* wt = dynamic_cast<const Weights*>(&artifact)) body = save_weights(*wt, w);
-  else if (const auto* t = dynamic_cast<const Table*>(&artifact)) body = save_table(*t);
-  else if (const auto* f = dynamic_cast<const Figure*>(&artifact)) body = save_figure(*f);
-  else throw Error("artifacts of type " + std::string(artifact.type_name()) + " cannot be stored");
+  if (const auto* d = dynamic_cast<const Dataset*>(&artifact))
+    body = save_dataset(*d, w);
+  else if (const auto* e = dynamic_cast<const Embeddings*>(&artifact))
+    body = save_embeddings(*e, w);
+  else if (const auto* s = dynamic_cast<const Scores*>(&artifact))
+    body = save_scores(*s, w);
+  else if (const auto* p = dynamic_cast<const Predictions*>(&artifact))
+    body = save_predictions(*p, w);
+  else if (const auto* c = dynamic_cast<const Checkpoint*>(&artifact))
+    body = save_checkpoint(*c, w);
+  else if (const auto* wt = dynamic_cast<const Weights*>(&artifact))
+    body = save_weights(*wt, w);
+  else if (const auto* t = dynamic_cast<const Table*>(&artifact))
+    body = save_table(*t);
+  else if (const auto* f = dynamic_cast<const Figure*>(&artifact))
+    body = save_figure(*f);
+  else
+    throw Error("artifacts of type " + std::string(artifact.type_name()) + " cannot be stored");
   Json j = Json::object();
   j["type"] = std::string(artifact.type_name());
   j["producer_node"] = artifact.producer_node;
@@ -469,15 +489,24 @@ std::shared_ptr<Artifact> load_artifact(const Json& header, const fs::path& dir,
   const std::string type = header.at("type").get<std::string>();
   const Json& body = header.at("body");
   std::shared_ptr<Artifact> a;
-  if (type == Dataset::kType) a = load_dataset(body, r);
-  else if (type == Embeddings::kType) a = load_embeddings(body, r);
-  else if (type == Scores::kType) a = load_scores(body, r);
-  else if (type == Predictions::kType) a = load_predictions(body, r);
-  else if (type == Checkpoint::kType) a = load_checkpoint(body, r);
-  else if (type == Weights::kType) a = load_weights(body, r);
-  else if (type == Table::kType) a = load_table(body);
-  else if (type == Figure::kType) a = load_figure(body);
-  else throw Error("artifacts of type " + type + " cannot be read back");
+  if (type == Dataset::kType)
+    a = load_dataset(body, r);
+  else if (type == Embeddings::kType)
+    a = load_embeddings(body, r);
+  else if (type == Scores::kType)
+    a = load_scores(body, r);
+  else if (type == Predictions::kType)
+    a = load_predictions(body, r);
+  else if (type == Checkpoint::kType)
+    a = load_checkpoint(body, r);
+  else if (type == Weights::kType)
+    a = load_weights(body, r);
+  else if (type == Table::kType)
+    a = load_table(body);
+  else if (type == Figure::kType)
+    a = load_figure(body);
+  else
+    throw Error("artifacts of type " + type + " cannot be read back");
   a->producer_node = header.at("producer_node").get<std::string>();
   a->producer_port = header.at("producer_port").get<std::string>();
   return a;

@@ -18,9 +18,7 @@ namespace caulk {
 
 Artifact::~Artifact() = default;
 
-std::string_view task_kind_name(TaskKind k) {
-  return k == TaskKind::Classification ? "classification" : "regression";
-}
+std::string_view task_kind_name(TaskKind k) { return k == TaskKind::Classification ? "classification" : "regression"; }
 
 namespace {
 std::string join(const std::vector<std::string>& names) {
@@ -128,12 +126,11 @@ const ArrayFile& ModelEmbedding::features_for(const std::string& split) const {
 }
 
 const ArrayFile& ModelEmbedding::source_probs_for(const std::string& split) const {
-  if (source_probs.empty())
-    throw Error("model '" + name + "' has no source-class probabilities (source_probs in the hub manifest)");
+  if (source_probs.empty()) throw Error("model '" + name + "' has no source-class probabilities (source_probs in the hub manifest)");
   auto it = source_probs.find(split);
   if (it == source_probs.end())
-    throw Error("model '" + name + "' has no source-class probabilities for split '" + split + "' (it has " +
-                join(keys(source_probs)) + ")");
+    throw Error("model '" + name + "' has no source-class probabilities for split '" + split + "' (it has " + join(keys(source_probs)) +
+                ")");
   return it->second;
 }
 
@@ -167,12 +164,15 @@ const Matrix& ModelPredictions::on(const std::string& split) const {
 
 std::string format_cell(const TableCell& c, int digits) {
   switch (c.index()) {
-    case 0: return "";
-    case 1: return std::get<std::string>(c);
+    case 0:
+      return "";
+    case 1:
+      return std::get<std::string>(c);
     case 2: {
       return format_number(std::get<double>(c), digits);
     }
-    default: return std::to_string(std::get<long long>(c));
+    default:
+      return std::to_string(std::get<long long>(c));
   }
 }
 
@@ -194,8 +194,7 @@ std::string Table::to_text(int digits) const {
   }
   std::string out;
   if (!title.empty()) out += title + "\n";
-  for (std::size_t j = 0; j < columns.size(); ++j)
-    out += fmt::format("{}{:<{}}", j ? "  " : "", columns[j], width[j]);
+  for (std::size_t j = 0; j < columns.size(); ++j) out += fmt::format("{}{:<{}}", j ? "  " : "", columns[j], width[j]);
   out += "\n";
   for (std::size_t j = 0; j < columns.size(); ++j) out += (j ? "  " : "") + std::string(width[j], '-');
   out += "\n";
@@ -247,7 +246,8 @@ std::string Table::to_csv() const {
   out += "\n";
   for (const auto& row : rows) {
     for (std::size_t j = 0; j < columns.size(); ++j) {
-      std::string cell = j < row.size() ? (row[j].index() == 2 ? fmt::format("{}", std::get<double>(row[j])) : format_cell(row[j], 17)) : "";
+      std::string cell =
+          j < row.size() ? (row[j].index() == 2 ? fmt::format("{}", std::get<double>(row[j])) : format_cell(row[j], 17)) : "";
       if (j) out += ',';
       out += io::csv_field(cell);
     }

@@ -61,7 +61,8 @@ int exit_code_for_signal(int signal) { return 128 + signal; }
 
 struct InterruptHandling::Impl {
   int pipe_read = -1, pipe_write = -1;
-  struct sigaction previous_int {}, previous_term {};
+  struct sigaction previous_int {
+  }, previous_term{};
   std::thread watcher;
 
   // Runs on its own thread, so it may take locks and write to streams, which a handler may not.

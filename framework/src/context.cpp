@@ -46,8 +46,12 @@ void RunEnvironment::write_out(const std::string& text) const {
 // ------------------------------------------------------------------------------ Progress
 
 Progress::Progress(const RunEnvironment* env, std::string node_id, std::string what, std::size_t total)
-    : env_(env), node_id_(std::move(node_id)), what_(std::move(what)), total_(total),
-      started_(std::chrono::steady_clock::now()), last_draw_(started_) {}
+    : env_(env),
+      node_id_(std::move(node_id)),
+      what_(std::move(what)),
+      total_(total),
+      started_(std::chrono::steady_clock::now()),
+      last_draw_(started_) {}
 
 Progress::~Progress() {
   if (env_ && env_->progress_bars && done_ > 0) env_->log_line(fmt::format("[{}] {}: {}/{}", node_id_, what_, done_, total_));
@@ -96,11 +100,16 @@ std::size_t parse_memory_size(std::string_view text) {
   if (unit.size() > 1 && unit.back() == 'B') unit.pop_back();  // KB, MB, GB, TB, KIB, ...
   if (unit.size() == 2 && unit.back() == 'I') unit.pop_back();
   double scale = 1;
-  if (unit == "K") scale = 1024.0;
-  else if (unit == "M") scale = 1024.0 * 1024;
-  else if (unit == "G") scale = 1024.0 * 1024 * 1024;
-  else if (unit == "T") scale = 1024.0 * 1024 * 1024 * 1024;
-  else if (!unit.empty() && unit != "B") throw bad();
+  if (unit == "K")
+    scale = 1024.0;
+  else if (unit == "M")
+    scale = 1024.0 * 1024;
+  else if (unit == "G")
+    scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T")
+    scale = 1024.0 * 1024 * 1024 * 1024;
+  else if (!unit.empty() && unit != "B")
+    throw bad();
   const double bytes = number * scale;
   if (!(bytes < static_cast<double>(std::numeric_limits<std::size_t>::max()))) throw bad();
   return static_cast<std::size_t>(bytes);
@@ -128,8 +137,8 @@ std::string format_bytes(double bytes) {
 
 // ------------------------------------------------------------------------------ NodeContext
 
-NodeContext::NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs,
-                         const RunEnvironment* env, const NodeType* node_type)
+NodeContext::NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs, const RunEnvironment* env,
+                         const NodeType* node_type)
     : id_(std::move(id)), type_(std::move(type)), params_(params), inputs_(std::move(inputs)), env_(env), node_type_(node_type) {}
 
 bool NodeContext::has_input(const std::string& port) const {
@@ -187,9 +196,7 @@ void NodeContext::log(const std::string& message) const {
   if (env_) env_->log_line("[" + id_ + "] " + message);
 }
 
-Progress NodeContext::progress(std::string what, std::size_t total) const {
-  return Progress(env_, id_, std::move(what), total);
-}
+Progress NodeContext::progress(std::string what, std::size_t total) const { return Progress(env_, id_, std::move(what), total); }
 
 unsigned NodeContext::jobs() const { return env_ ? env_->jobs : parallel_width(); }
 
@@ -198,10 +205,10 @@ std::size_t NodeContext::memory_limit() const { return env_ ? env_->memory_limit
 void NodeContext::check_memory(std::size_t bytes, const std::string& what, const std::string& advice) const {
   const std::size_t limit = memory_limit();
   if (limit == 0 || bytes <= limit) return;
-  throw Error(fmt::format("node '{}' ({}) would need about {} for {}, more than the memory budget of {} (--memory-limit; "
-                          "the default is half of the available memory). {}",
-                          id_, type_, format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)),
-                          advice));
+  throw Error(
+      fmt::format("node '{}' ({}) would need about {} for {}, more than the memory budget of {} (--memory-limit; "
+                  "the default is half of the available memory). {}",
+                  id_, type_, format_bytes(static_cast<double>(bytes)), what, format_bytes(static_cast<double>(limit)), advice));
 }
 namespace {
 // Progress from inside the engine's own loops, which check for a stop themselves.

@@ -72,7 +72,10 @@ void DataCheck::problem_at(const Json& location, const std::string& message) {
 
 Json DataCheck::location_json(const std::string& param) const {
   const SourceLocation where = locate(node_, param);
-  return Json{{"file", where.file}, {"line", where.line}, {"column", where.column}, {"node", node_.config.id},
+  return Json{{"file", where.file},
+              {"line", where.line},
+              {"column", where.column},
+              {"node", node_.config.id},
               {"param", param.substr(0, param.find('.'))}};
 }
 
@@ -187,9 +190,10 @@ std::optional<std::string> npy_conversion_hint(const fs::path& file) {
   fs::path target = file;
   target.replace_extension(".npy");
   if (target == file) target = file.string() + ".converted.npy";
-  return fmt::format("it is text ({}), not a .npy file; convert it with: /usr/bin/python3 -c \"import numpy as np; "
-                     "np.save('{}', {})\" and name the .npy file here",
-                     commas ? (has_letters ? "CSV with a header" : "CSV") : "numbers as text", target.string(), load);
+  return fmt::format(
+      "it is text ({}), not a .npy file; convert it with: /usr/bin/python3 -c \"import numpy as np; "
+      "np.save('{}', {})\" and name the .npy file here",
+      commas ? (has_letters ? "CSV with a header" : "CSV") : "numbers as text", target.string(), load);
 }
 
 void run_data_checks(const Pipeline& pipeline) {

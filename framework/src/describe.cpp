@@ -11,8 +11,7 @@
 namespace caulk {
 
 namespace {
-constexpr const char* kRunsLastNote =
-    "after every other node has ended, also when some failed; it reads OUT/run.json as it stands then";
+constexpr const char* kRunsLastNote = "after every other node has ended, also when some failed; it reads OUT/run.json as it stands then";
 
 const PluginInfo* plugin_of(const NodeType& t, const Registry& r) {
   for (const auto& p : r.plugins())
@@ -58,8 +57,7 @@ std::string describe_node_type(const NodeType& t, const Registry& registry) {
     if (list.empty()) out += "  (none)\n";
     std::size_t w = 0;
     for (const auto& p : list) w = std::max(w, p.name.size());
-    for (const auto& p : list)
-      out += fmt::format("  {:<{}}  {}{}\n  {:<{}}  {}\n", p.name, w, p.type, port_arity(p), "", w, p.doc);
+    for (const auto& p : list) out += fmt::format("  {:<{}}  {}{}\n  {:<{}}  {}\n", p.name, w, p.type, port_arity(p), "", w, p.doc);
     out += "\n";
   };
   ports("Inputs", s.inputs);
@@ -83,12 +81,15 @@ std::string node_reference_markdown(const Registry& registry) {
   out += "\n## Node types\n\n| type | plugin | summary |\n| --- | --- | --- |\n";
   for (const auto& [plugin, types] : by_plugin)
     for (const auto* t : types)
-      out += fmt::format("| [`{}`](#{}) | {} | {} |\n", t->spec.type, [&] {
-        std::string anchor;
-        for (char c : t->spec.type)
-          if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') anchor += c;
-        return anchor;
-      }(), plugin, md_escape(t->spec.summary));
+      out += fmt::format(
+          "| [`{}`](#{}) | {} | {} |\n", t->spec.type,
+          [&] {
+            std::string anchor;
+            for (char c : t->spec.type)
+              if (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') anchor += c;
+            return anchor;
+          }(),
+          plugin, md_escape(t->spec.summary));
   for (const auto& [plugin, types] : by_plugin) {
     const PluginInfo* info = nullptr;
     for (const auto& p : registry.plugins())
@@ -118,8 +119,7 @@ std::string node_reference_markdown(const Registry& registry) {
 
 std::string describe_plugin_failures(const Registry& registry) {
   std::string out;
-  for (const auto* p : registry.failed_plugins())
-    out += p->problem() + "\n";
+  for (const auto* p : registry.failed_plugins()) out += p->problem() + "\n";
   return out;
 }
 

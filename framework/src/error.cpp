@@ -8,8 +8,7 @@ std::string SourceLocation::str() const {
   return file + ":" + std::to_string(line) + ":" + std::to_string(column > 0 ? column : 1);
 }
 
-DataError::DataError(const std::string& file, const std::string& problem)
-    : Error(file + ": " + problem), file_(file), problem_(problem) {}
+DataError::DataError(const std::string& file, const std::string& problem) : Error(file + ": " + problem), file_(file), problem_(problem) {}
 
 DataError::DataError(const std::string& file, int line, const std::string& problem)
     : Error(file + ":" + std::to_string(line) + ": " + problem), file_(file), problem_(problem), line_(line) {}

@@ -28,22 +28,32 @@ namespace caulk {
 
 std::string_view to_string(NodeStatus status) {
   switch (status) {
-    case NodeStatus::Pending: return "pending";
-    case NodeStatus::Running: return "running";
-    case NodeStatus::Ok: return "ok";
-    case NodeStatus::Failed: return "failed";
-    case NodeStatus::Skipped: return "skipped";
-    case NodeStatus::Interrupted: return "interrupted";
+    case NodeStatus::Pending:
+      return "pending";
+    case NodeStatus::Running:
+      return "running";
+    case NodeStatus::Ok:
+      return "ok";
+    case NodeStatus::Failed:
+      return "failed";
+    case NodeStatus::Skipped:
+      return "skipped";
+    case NodeStatus::Interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
 
 std::string_view to_string(RunStatus status) {
   switch (status) {
-    case RunStatus::Running: return "running";
-    case RunStatus::Ok: return "ok";
-    case RunStatus::Failed: return "failed";
-    case RunStatus::Interrupted: return "interrupted";
+    case RunStatus::Running:
+      return "running";
+    case RunStatus::Ok:
+      return "ok";
+    case RunStatus::Failed:
+      return "failed";
+    case RunStatus::Interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -313,8 +323,7 @@ struct Scheduler {
       else if (cancel_requested()) {
         o.error = "not run: the run was interrupted by " + signal_name(cancel_signal());
         cut_short = true;
-      }
-      else if (!failed_nodes.empty())
+      } else if (!failed_nodes.empty())
         o.error = "not run: the run stopped after node '" + pipeline.nodes[failed_nodes.front()].config.id + "' failed";
     }
   }
@@ -405,7 +414,8 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
       any_last = true;
     }
     if (any_last) {
-      report.ok = std::all_of(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.status != NodeStatus::Failed && n.status != NodeStatus::Skipped; });
+      report.ok = std::all_of(report.nodes.begin(), report.nodes.end(),
+                              [](const auto& n) { return n.status != NodeStatus::Failed && n.status != NodeStatus::Skipped; });
       try {
         report.provenance = provenance.to_json();
         write_run_record(report, env.out_dir);

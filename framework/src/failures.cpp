@@ -142,10 +142,10 @@ std::vector<FailureCause> group_failures(const std::vector<NodeFailure>& failed)
 std::string FailureCause::str() const {
   std::string node_list;
   for (std::size_t i = 0; i < nodes.size(); ++i) node_list += (i ? (i + 1 == nodes.size() ? " and " : ", ") : "") + nodes[i];
-  if (unit_kind.empty())
-    return fmt::format("node{} {} failed: {}", nodes.size() == 1 ? "" : "s", node_list, message);
+  if (unit_kind.empty()) return fmt::format("node{} {} failed: {}", nodes.size() == 1 ? "" : "s", node_list, message);
   const std::string failed = fmt::format("node{} {} failed: ", nodes.size() == 1 ? "" : "s", node_list);
-  if (units == 1 && nodes.size() == 1) return failed + fmt::format("{} {}: {}", unit_kind, unit_names.empty() ? "" : unit_names.front(), message);
+  if (units == 1 && nodes.size() == 1)
+    return failed + fmt::format("{} {}: {}", unit_kind, unit_names.empty() ? "" : unit_names.front(), message);
   return failed + fmt::format("{} (in {} {}s of {} node{}; {}s {})", message, units, unit_kind, nodes.size(), nodes.size() == 1 ? "" : "s",
                               unit_kind, listed(unit_names, 8));
 }

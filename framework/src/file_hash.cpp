@@ -34,8 +34,7 @@ std::string hex_of(const XXH128_hash_t& h) {
 }
 
 io::FileStat stat_of(const struct stat& st) {
-  return {static_cast<std::uintmax_t>(st.st_size),
-          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+  return {static_cast<std::uintmax_t>(st.st_size), static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
           static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_dev)};
 }
 
@@ -108,8 +107,7 @@ std::optional<std::string> FileHashCache::hash_if_unchanged(const fs::path& path
     auto it = entries_.find(key);
     // This run's own entries are exact whatever their age: the file is the one hashed moments ago
     // unless rewritten in the same tick, which would make the reader's record just as ambiguous.
-    if (it != entries_.end() && it->second.stat == expected && (trusted(it->second) || it->second.this_run))
-      return it->second.hash;
+    if (it != entries_.end() && it->second.stat == expected && (trusted(it->second) || it->second.this_run)) return it->second.hash;
   }
   const std::int64_t started = now_ns();
   io::FileStat seen;
@@ -133,8 +131,8 @@ std::string FileHashCache::to_json_text() const {
   for (const auto& [path, e] : entries_) {
     if (!trusted(e)) continue;  // racy: hash it again next time
     const std::int64_t at = e.hashed_at_ns;
-    j[path] = {{"size", e.stat.size}, {"mtime_ns", e.stat.mtime_ns}, {"inode", e.stat.inode}, {"device", e.stat.device},
-               {"xxh3_128", e.hash}, {"hashed_at_ns", at}};
+    j[path] = {{"size", e.stat.size},     {"mtime_ns", e.stat.mtime_ns}, {"inode", e.stat.inode},
+               {"device", e.stat.device}, {"xxh3_128", e.hash},          {"hashed_at_ns", at}};
   }
   return json_text(j, 0) + "\n";
 }

@@ -32,9 +32,7 @@ std::vector<std::vector<std::size_t>> PipelineGraph::cycles() const {
   const Graph& g = impl_->g;
   std::size_t n = boost::num_vertices(g);
   std::vector<int> component(n);
-  int count = n ? boost::strong_components(g, boost::make_iterator_property_map(component.begin(),
-                                                                                 boost::get(boost::vertex_index, g)))
-                : 0;
+  int count = n ? boost::strong_components(g, boost::make_iterator_property_map(component.begin(), boost::get(boost::vertex_index, g))) : 0;
   std::vector<std::vector<std::size_t>> members(count);
   for (std::size_t v = 0; v < n; ++v) members[component[v]].push_back(v);
 

@@ -59,9 +59,7 @@ const ManifestModel* Manifest::find(const std::string& model) const {
 
 namespace {
 
-[[noreturn]] void fail(const SourceLocation& where, const std::string& problem) {
-  throw DataError(where.str(), problem);
-}
+[[noreturn]] void fail(const SourceLocation& where, const std::string& problem) { throw DataError(where.str(), problem); }
 
 class ManifestParser {
  public:
@@ -83,10 +81,14 @@ class ManifestParser {
 
   Value plain(const toml::node& n, const std::string& what) const {
     Value v;
-    if (auto b = n.as_boolean()) v = Value(b->get());
-    else if (auto i = n.as_integer()) v = Value(static_cast<std::int64_t>(i->get()));
-    else if (auto f = n.as_floating_point()) v = Value(f->get());
-    else if (auto s = n.as_string()) v = Value(s->get());
+    if (auto b = n.as_boolean())
+      v = Value(b->get());
+    else if (auto i = n.as_integer())
+      v = Value(static_cast<std::int64_t>(i->get()));
+    else if (auto f = n.as_floating_point())
+      v = Value(f->get());
+    else if (auto s = n.as_string())
+      v = Value(s->get());
     else if (auto t = n.as_table()) {
       Value::Table entries;
       for (const auto& [k, e] : *t) entries.emplace_back(std::string(k.str()), plain(e, what + "." + std::string(k.str())));
@@ -198,8 +200,7 @@ class ManifestParser {
     std::string ctx = "model #" + std::to_string(index + 1);
     const toml::node* name = t.get("name");
     if (!name) fail(model.where, ctx + ": missing 'name'");
-    if (!name->is_string() || name->as_string()->get().empty())
-      fail(at(name->source()), ctx + ": 'name' must be a non-empty string");
+    if (!name->is_string() || name->as_string()->get().empty()) fail(at(name->source()), ctx + ": 'name' must be a non-empty string");
     model.name = name->as_string()->get();
     for (char c : model.name)
       if (c == '/' || c == '\\' || static_cast<unsigned char>(c) < 0x20)
@@ -234,22 +235,20 @@ Manifest read_manifest(const fs::path& file, const ManifestSchema& schema) {
 }
 
 const ManifestSchema& hub_manifest_schema() {
-  static const ManifestSchema schema{
-      "hub",
-      {"description"},
-      {{"features", ManifestSchema::Key::SplitPaths, true},
-       {"source_probs", ManifestSchema::Key::SplitPaths, false},
-       {"description", ManifestSchema::Key::String, false}}};
+  static const ManifestSchema schema{"hub",
+                                     {"description"},
+                                     {{"features", ManifestSchema::Key::SplitPaths, true},
+                                      {"source_probs", ManifestSchema::Key::SplitPaths, false},
+                                      {"description", ManifestSchema::Key::String, false}}};
   return schema;
 }
 
 const ManifestSchema& checkpoint_hub_schema() {
-  static const ManifestSchema schema{
-      "hub",
-      {"description"},
-      {{"checkpoint", ManifestSchema::Key::Path, true},
-       {"description", ManifestSchema::Key::String, false},
-       {"base", ManifestSchema::Key::Bool, false}}};
+  static const ManifestSchema schema{"hub",
+                                     {"description"},
+                                     {{"checkpoint", ManifestSchema::Key::Path, true},
+                                      {"description", ManifestSchema::Key::String, false},
+                                      {"base", ManifestSchema::Key::Bool, false}}};
   return schema;
 }
 

@@ -8,15 +8,9 @@
 
 namespace caulk {
 
-MatrixView::MatrixView(const void* data, std::size_t rows, std::size_t cols, ScalarType type,
-                       bool row_major, std::shared_ptr<const void> owner, const io::MappedFile* mapping)
-    : data_(data),
-      rows_(rows),
-      cols_(cols),
-      type_(type),
-      row_major_(row_major),
-      owner_(std::move(owner)),
-      mapping_(mapping) {}
+MatrixView::MatrixView(const void* data, std::size_t rows, std::size_t cols, ScalarType type, bool row_major,
+                       std::shared_ptr<const void> owner, const io::MappedFile* mapping)
+    : data_(data), rows_(rows), cols_(cols), type_(type), row_major_(row_major), owner_(std::move(owner)), mapping_(mapping) {}
 
 void MatrixView::check_intact() const {
   if (mapping_) mapping_->check_intact();
@@ -34,12 +28,8 @@ MatrixView MatrixView::of(std::shared_ptr<const RowMatrixF> m) {
   const RowMatrixF* p = m.get();
   return MatrixView(p->data(), p->rows(), p->cols(), ScalarType::F32, true, std::move(m));
 }
-MatrixView MatrixView::borrow(const Matrix& m) {
-  return MatrixView(m.data(), m.rows(), m.cols(), ScalarType::F64, false, nullptr);
-}
-MatrixView MatrixView::borrow(const RowMatrixF& m) {
-  return MatrixView(m.data(), m.rows(), m.cols(), ScalarType::F32, true, nullptr);
-}
+MatrixView MatrixView::borrow(const Matrix& m) { return MatrixView(m.data(), m.rows(), m.cols(), ScalarType::F64, false, nullptr); }
+MatrixView MatrixView::borrow(const RowMatrixF& m) { return MatrixView(m.data(), m.rows(), m.cols(), ScalarType::F32, true, nullptr); }
 
 namespace {
 double element(const void* data, ScalarType type, std::size_t i) {
@@ -55,8 +45,7 @@ double MatrixView::operator()(std::size_t r, std::size_t c) const {
 
 namespace {
 template <class Scalar, class Out>
-void copy_rows(const Scalar* base, std::size_t rows, std::size_t cols, bool row_major, std::size_t first,
-               std::size_t count, Out& out) {
+void copy_rows(const Scalar* base, std::size_t rows, std::size_t cols, bool row_major, std::size_t first, std::size_t count, Out& out) {
   out.resize(static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(cols));
   if (row_major) {
     using Src = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -64,9 +53,8 @@ void copy_rows(const Scalar* base, std::size_t rows, std::size_t cols, bool row_
     out = src.template cast<double>();
   } else {
     using Src = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-    Eigen::Map<const Src, 0, Eigen::OuterStride<>> src(base + first, static_cast<Eigen::Index>(count),
-                                                        static_cast<Eigen::Index>(cols),
-                                                        Eigen::OuterStride<>(static_cast<Eigen::Index>(rows)));
+    Eigen::Map<const Src, 0, Eigen::OuterStride<>> src(base + first, static_cast<Eigen::Index>(count), static_cast<Eigen::Index>(cols),
+                                                       Eigen::OuterStride<>(static_cast<Eigen::Index>(rows)));
     out = src.template cast<double>();
   }
 }

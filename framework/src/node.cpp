@@ -12,15 +12,24 @@ Node::~Node() = default;
 
 std::string_view param_kind_name(ParamKind k) {
   switch (k) {
-    case ParamKind::Bool: return "bool";
-    case ParamKind::Int: return "int";
-    case ParamKind::Float: return "float";
-    case ParamKind::String: return "string";
-    case ParamKind::Path: return "path";
-    case ParamKind::SplitPaths: return "path or {split = path}";
-    case ParamKind::List: return "array";
-    case ParamKind::Table: return "table";
-    case ParamKind::Any: return "any";
+    case ParamKind::Bool:
+      return "bool";
+    case ParamKind::Int:
+      return "int";
+    case ParamKind::Float:
+      return "float";
+    case ParamKind::String:
+      return "string";
+    case ParamKind::Path:
+      return "path";
+    case ParamKind::SplitPaths:
+      return "path or {split = path}";
+    case ParamKind::List:
+      return "array";
+    case ParamKind::Table:
+      return "table";
+    case ParamKind::Any:
+      return "any";
   }
   return "?";
 }
@@ -109,8 +118,7 @@ std::string ParamSpec::describe_constraints() const {
   else
     out += ", optional";
   if (min || max)
-    out += ", range [" + (min ? format_number(*min) : std::string("-inf")) + ", " +
-           (max ? format_number(*max) : std::string("inf")) + "]";
+    out += ", range [" + (min ? format_number(*min) : std::string("-inf")) + ", " + (max ? format_number(*max) : std::string("inf")) + "]";
   if (!choices.empty()) {
     out += ", one of ";
     for (std::size_t i = 0; i < choices.size(); ++i) out += (i ? " | " : "") + ("\"" + choices[i] + "\"");
@@ -164,8 +172,7 @@ const ParamSpec* NodeSpec::find_param(const std::string& name) const {
 
 // ---------------------------------------------------------------------------------------------
 
-Params::Params(std::string node_id, std::map<std::string, Value> values)
-    : node_id_(std::move(node_id)), values_(std::move(values)) {}
+Params::Params(std::string node_id, std::map<std::string, Value> values) : node_id_(std::move(node_id)), values_(std::move(values)) {}
 
 Params::Params(std::string node_id, std::map<std::string, Value> values, std::set<std::string> declared)
     : node_id_(std::move(node_id)),

@@ -81,11 +81,10 @@ NodeCache::NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, 
     const PipelineNode& node = pipeline.nodes[i];
     const NodeSpec& spec = node.type->spec;
     bool keyable = spec.cacheable && !spec.runs_last;
-    for (const auto& port : spec.outputs)
-      keyable = keyable && (port.type == kAnyArtifact || artifact_storable(port.type));
+    for (const auto& port : spec.outputs) keyable = keyable && (port.type == kAnyArtifact || artifact_storable(port.type));
     for (std::size_t d : node.depends_on) keyable = keyable && !keys_[d].empty();
-    const auto plugin = std::find_if(invocation->plugins.begin(), invocation->plugins.end(),
-                                     [&](const auto& p) { return p.name == node.type->plugin; });
+    const auto plugin =
+        std::find_if(invocation->plugins.begin(), invocation->plugins.end(), [&](const auto& p) { return p.name == node.type->plugin; });
     std::optional<std::string> plugin_hash;
     if (plugin != invocation->plugins.end()) plugin_hash = hashes_.hash(plugin->file);
     if (!keyable || !plugin_hash) continue;
@@ -176,8 +175,8 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
 }
 
 std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
-                      const Json& summary, const std::string& printed, const io::AccessLog& files,
-                      const std::vector<std::string>& handed) {
+                             const Json& summary, const std::string& printed, const io::AccessLog& files,
+                             const std::vector<std::string>& handed) {
   if (keys_[i].empty()) return "";
   if (files.incomplete()) return "the list of files it read is incomplete";
   if (!files.changed_while_read().empty()) return *files.changed_while_read().begin() + " changed while it was read";

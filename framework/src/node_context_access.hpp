@@ -12,9 +12,7 @@ namespace caulk {
 
 class NodeContextEngineAccess {
  public:
-  static std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> take_outputs(NodeContext& ctx) {
-    return ctx.take_outputs();
-  }
+  static std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> take_outputs(NodeContext& ctx) { return ctx.take_outputs(); }
   static std::string take_printed(NodeContext& ctx) { return ctx.take_printed(); }
 };
 

@@ -56,8 +56,8 @@ class Parser {
     return true;
   }
 
-  std::optional<std::string> string_field(const toml::table& t, std::string_view key, const std::string& context,
-                                          SourceLocation* where_out, bool required, const SourceLocation& owner) {
+  std::optional<std::string> string_field(const toml::table& t, std::string_view key, const std::string& context, SourceLocation* where_out,
+                                          bool required, const SourceLocation& owner) {
     const toml::node* n = t.get(key);
     if (!n) {
       if (required) error(owner, context + ": missing '" + std::string(key) + "'");
@@ -99,8 +99,7 @@ class Parser {
         ref.node = text.substr(0, dot);
         if (dot != std::string::npos) ref.port = text.substr(dot + 1);
         if (ref.node.empty() || (dot != std::string::npos && ref.port.empty())) {
-          error(ref.where, context + ": input '" + b.port + "' has a malformed source \"" + text +
-                               "\" (write \"node\" or \"node.port\")");
+          error(ref.where, context + ": input '" + b.port + "' has a malformed source \"" + text + "\" (write \"node\" or \"node.port\")");
           return;
         }
         b.sources.push_back(std::move(ref));
@@ -126,7 +125,8 @@ class Parser {
     for (const auto& item : *list) {
       const auto* s = item.as_string();
       if (!s || s->get().empty()) {
-        error(at(item.source()), "[pipeline]: each entry of 'plugins' must be a non-empty string (a plugin's path, a folder, or a plugin name)");
+        error(at(item.source()),
+              "[pipeline]: each entry of 'plugins' must be a non-empty string (a plugin's path, a folder, or a plugin name)");
         continue;
       }
       config_.plugins.push_back({s->get(), at(item.source())});
@@ -193,8 +193,7 @@ class Parser {
         SourceLocation where = at(t->source());
         if (auto name = string_field(*t, "name", "[pipeline]", nullptr, true, where)) {
           config_.name = *name;
-          if (config_.name.empty() || config_.name.find('/') != std::string::npos || config_.name == "." ||
-              config_.name == "..")
+          if (config_.name.empty() || config_.name.find('/') != std::string::npos || config_.name == "." || config_.name == "..")
             error(at(t->get("name")->source()), "[pipeline]: name must be a non-empty name without '/'");
         }
         if (auto d = string_field(*t, "description", "[pipeline]", nullptr, false, where)) config_.description = *d;
@@ -236,9 +235,7 @@ class Parser {
 
 }  // namespace
 
-PipelineConfig parse_pipeline_text(std::string_view text, const std::filesystem::path& file) {
-  return Parser(file).parse(text);
-}
+PipelineConfig parse_pipeline_text(std::string_view text, const std::filesystem::path& file) { return Parser(file).parse(text); }
 
 PipelineConfig parse_pipeline_file(const std::filesystem::path& file) {
   std::string text;

@@ -27,8 +27,7 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return prev[b.size()];
 }
 
-std::vector<std::string> closest_names(const std::string& name, const std::vector<std::string>& candidates,
-                                       std::size_t limit) {
+std::vector<std::string> closest_names(const std::string& name, const std::vector<std::string>& candidates, std::size_t limit) {
   std::vector<std::pair<std::size_t, std::string>> scored;
   std::size_t budget = std::max<std::size_t>(2, name.size() / 3);
   for (const auto& c : candidates) {
@@ -40,8 +39,7 @@ std::vector<std::string> closest_names(const std::string& name, const std::vecto
   std::stable_sort(scored.begin(), scored.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
   // Only the near-best: a one-letter slip should not also suggest names three edits away.
   std::vector<std::string> out;
-  for (std::size_t i = 0; i < scored.size() && i < limit && scored[i].first <= scored[0].first + 1; ++i)
-    out.push_back(scored[i].second);
+  for (std::size_t i = 0; i < scored.size() && i < limit && scored[i].first <= scored[0].first + 1; ++i) out.push_back(scored[i].second);
   return out;
 }
 
@@ -67,12 +65,9 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
   return close.empty() ? std::string() : " (did you mean " + quoted_list(close) + "?)";
 }
 
-
 class Validator {
  public:
-  Validator(PipelineConfig config, const Registry& registry) : registry_(registry) {
-    pipeline_.config = std::move(config);
-  }
+  Validator(PipelineConfig config, const Registry& registry) : registry_(registry) { pipeline_.config = std::move(config); }
 
   void error(const SourceLocation& where, std::string message) { diags_.push_back({where, std::move(message)}); }
 
@@ -185,8 +180,7 @@ class Validator {
       const ParamSpec* p = spec.find_param(name);
       if (!p) {
         std::string hint = did_you_mean(name, known);
-        if (hint.empty())
-          hint = known.empty() ? " (it takes no parameters)" : " (it takes " + quoted_list(known, "and") + ")";
+        if (hint.empty()) hint = known.empty() ? " (it takes no parameters)" : " (it takes " + quoted_list(known, "and") + ")";
         error(v.where(), "node '" + id + "': unknown parameter '" + name + "' for " + spec.type + hint);
         continue;
       }
@@ -200,8 +194,8 @@ class Validator {
         continue;
       }
       if (p.required) {
-        error(node.config.where, "node '" + id + "': missing required parameter '" + p.name + "' (" +
-                                     std::string(param_kind_name(p.kind)) + ": " + p.doc + ")");
+        error(node.config.where, "node '" + id + "': missing required parameter '" + p.name + "' (" + std::string(param_kind_name(p.kind)) +
+                                     ": " + p.doc + ")");
         complete = false;
       } else if (p.default_value) {
         Value d = *p.default_value;
@@ -237,8 +231,8 @@ class Validator {
       }
       connected.insert(port->name);
       if (!port->multiple && binding.sources.size() > 1) {
-        error(binding.where, "node '" + id + "': input '" + port->name + "' takes one source, found " +
-                                 std::to_string(binding.sources.size()));
+        error(binding.where,
+              "node '" + id + "': input '" + port->name + "' takes one source, found " + std::to_string(binding.sources.size()));
         continue;
       }
       ResolvedInput resolved;
@@ -248,8 +242,8 @@ class Validator {
         if (it == ids.end()) {
           std::vector<std::string> all;
           for (const auto& [n, i] : ids) all.push_back(n);
-          error(ref.where, "node '" + id + "': input '" + port->name + "' names unknown node '" + ref.node + "'" +
-                               did_you_mean(ref.node, all));
+          error(ref.where,
+                "node '" + id + "': input '" + port->name + "' names unknown node '" + ref.node + "'" + did_you_mean(ref.node, all));
           continue;
         }
         const PipelineNode& source = pipeline_.nodes[it->second];
@@ -261,17 +255,18 @@ class Validator {
           // node's Figure and Table outputs beside its main one need no port name).
           std::vector<const PortSpec*> fitting;
           for (const auto& o : sspec.outputs)
-            if (sspec.outputs.size() == 1 || port->type == kAnyArtifact || o.type == kAnyArtifact || o.type == port->type) fitting.push_back(&o);
+            if (sspec.outputs.size() == 1 || port->type == kAnyArtifact || o.type == kAnyArtifact || o.type == port->type)
+              fitting.push_back(&o);
           // None fits: the first (main) output, which the type check below names.
           if (fitting.empty() && !sspec.outputs.empty()) fitting.push_back(&sspec.outputs.front());
           if (fitting.size() != 1) {
             std::vector<std::string> outs;
             for (const auto& o : sspec.outputs) outs.push_back(o.name);
-            error(ref.where, "node '" + id + "': input '" + port->name + "': node '" + ref.node + "' has " +
-                                 (outs.empty() ? std::string("no outputs")
-                                               : std::to_string(outs.size()) + " outputs (" + quoted_list(outs, "and") + "), " +
-                                                     std::to_string(fitting.size()) + " of type " + port->type + "; write '" + ref.node +
-                                                     ".PORT'"));
+            error(ref.where,
+                  "node '" + id + "': input '" + port->name + "': node '" + ref.node + "' has " +
+                      (outs.empty() ? std::string("no outputs")
+                                    : std::to_string(outs.size()) + " outputs (" + quoted_list(outs, "and") + "), " +
+                                          std::to_string(fitting.size()) + " of type " + port->type + "; write '" + ref.node + ".PORT'"));
             continue;
           }
           out = fitting.front();
@@ -280,15 +275,15 @@ class Validator {
           if (!out) {
             std::vector<std::string> outs;
             for (const auto& o : sspec.outputs) outs.push_back(o.name);
-            error(ref.where, "node '" + id + "': input '" + port->name + "': node '" + ref.node + "' (" + sspec.type +
-                                 ") has no output '" + ref.port + "'" + did_you_mean(ref.port, outs) +
+            error(ref.where, "node '" + id + "': input '" + port->name + "': node '" + ref.node + "' (" + sspec.type + ") has no output '" +
+                                 ref.port + "'" + did_you_mean(ref.port, outs) +
                                  (outs.empty() ? "" : "; its outputs are " + quoted_list(outs, "and")));
             continue;
           }
         }
         if (port->type != kAnyArtifact && out->type != kAnyArtifact && port->type != out->type) {
-          error(ref.where, "input '" + port->name + "' of node '" + id + "' expects " + port->type + " but '" +
-                               ref.text() + "' produces " + out->type);
+          error(ref.where, "input '" + port->name + "' of node '" + id + "' expects " + port->type + " but '" + ref.text() + "' produces " +
+                               out->type);
           continue;
         }
         resolved.sources.push_back({it->second, out->name});
@@ -308,14 +303,18 @@ class Validator {
   std::string where_types_come_from(const std::string& type) const {
     std::string out;
     for (const auto* p : registry_.failed_plugins_that_may_provide(type))
-      out += "\n  " + std::string(p->node_types_known ? "a plugin that was not loaded offers it: " : "a plugin that was not loaded may provide it: ") + p->problem();
+      out +=
+          "\n  " +
+          std::string(p->node_types_known ? "a plugin that was not loaded offers it: " : "a plugin that was not loaded may provide it: ") +
+          p->problem();
     // (A registry filled by hand, as in tests, searched nothing: no hint then.)
     if (registry_.searched().empty()) return out;
     std::string folders;
     for (const auto& f : registry_.searched()) folders += (folders.empty() ? "" : ", ") + f.string();
     out += "\n  plugin folders searched: " + folders;
-    out += "\n  to add one: --plugin-path DIR, CAULK_PLUGIN_PATH=DIR, or plugins = [\"DIR\"] in [pipeline] "
-           "(docs/pipeline-format.md)";
+    out +=
+        "\n  to add one: --plugin-path DIR, CAULK_PLUGIN_PATH=DIR, or plugins = [\"DIR\"] in [pipeline] "
+        "(docs/pipeline-format.md)";
     return out;
   }
 
@@ -326,8 +325,7 @@ class Validator {
       const auto& n = cfg.nodes[i];
       if (n.id.empty()) continue;
       auto [it, fresh] = ids.emplace(n.id, i);
-      if (!fresh)
-        error(n.id_where, "duplicate node id '" + n.id + "' (first defined at " + cfg.nodes[it->second].id_where.str() + ")");
+      if (!fresh) error(n.id_where, "duplicate node id '" + n.id + "' (first defined at " + cfg.nodes[it->second].id_where.str() + ")");
     }
     auto known_types = registry_.node_type_names();
     for (const auto& n : cfg.nodes) {
@@ -352,8 +350,7 @@ class Validator {
       std::string path;
       for (const auto& n : names) path += "'" + n + "' -> ";
       path += "'" + names.front() + "'";
-      error(pipeline_.nodes[cycle.front()].config.where,
-            "node '" + names.front() + "': the inputs form a cycle: " + path);
+      error(pipeline_.nodes[cycle.front()].config.where, "node '" + names.front() + "': the inputs form a cycle: " + path);
     }
     if (!diags_.empty()) {
       std::stable_sort(diags_.begin(), diags_.end(), [](const Diagnostic& a, const Diagnostic& b) {
@@ -382,8 +379,6 @@ std::vector<Diagnostic> load_pipeline_plugins(const PipelineConfig& config, Regi
   return diags;
 }
 
-Pipeline validate_pipeline(PipelineConfig config, const Registry& registry) {
-  return Validator(std::move(config), registry).run();
-}
+Pipeline validate_pipeline(PipelineConfig config, const Registry& registry) { return Validator(std::move(config), registry).run(); }
 
 }  // namespace caulk

@@ -79,10 +79,10 @@ std::string utc_timestamp(std::int64_t ns) {
     fraction += 1000000000;
     --s;
   }
-  std::tm tm {};
+  std::tm tm{};
   ::gmtime_r(&s, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, fraction);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, fraction);
 }
 
 Json effective_params_json(const PipelineNode& node, const fs::path& base) {
@@ -94,7 +94,8 @@ Json effective_params_json(const PipelineNode& node, const fs::path& base) {
       out[name] = path_within(value.as_string(), base);
     } else if (is_path && value.is_table()) {
       Json t = Json::object();
-      for (const auto& [split, p] : value.as_table()) t[split] = p.is_string() ? Json(path_within(p.as_string(), base)) : value_to_json(p, NonFinite::AsText);
+      for (const auto& [split, p] : value.as_table())
+        t[split] = p.is_string() ? Json(path_within(p.as_string(), base)) : value_to_json(p, NonFinite::AsText);
       out[name] = std::move(t);
     } else {
       out[name] = value_to_json(value, NonFinite::AsText);
@@ -124,8 +125,8 @@ std::optional<std::string> output_hash(const fs::path& path, FileHashCache& cach
 }
 
 RunInvocation describe_invocation(const std::vector<std::string>& command, const std::vector<std::string>& overrides,
-                                  const std::vector<std::string>& plugin_paths, const std::string& pipeline_text,
-                                  const Pipeline& pipeline, const Registry& registry) {
+                                  const std::vector<std::string>& plugin_paths, const std::string& pipeline_text, const Pipeline& pipeline,
+                                  const Registry& registry) {
   RunInvocation inv;
   inv.command = command;
   inv.overrides = overrides;
@@ -140,9 +141,13 @@ RunInvocation describe_invocation(const std::vector<std::string>& command, const
   return inv;
 }
 
-ProvenanceRecorder::ProvenanceRecorder(const Pipeline& pipeline, const RunInvocation* invocation, fs::path out_dir,
-                                       unsigned jobs, FileHashCache& hashes)
-    : pipeline_(pipeline), invocation_(invocation), out_dir_(std::move(out_dir)), jobs_(jobs), hashes_(hashes),
+ProvenanceRecorder::ProvenanceRecorder(const Pipeline& pipeline, const RunInvocation* invocation, fs::path out_dir, unsigned jobs,
+                                       FileHashCache& hashes)
+    : pipeline_(pipeline),
+      invocation_(invocation),
+      out_dir_(std::move(out_dir)),
+      jobs_(jobs),
+      hashes_(hashes),
       nodes_(pipeline.nodes.size()) {
   started_ns_ = now_since_epoch_ns();
   const fs::path base = pipeline.config.file.empty() ? fs::path() : fs::path(absolute_normal(pipeline.config.file)).parent_path();

@@ -62,8 +62,7 @@ std::string build_mismatch(const caulk_plugin_build& plugin) {
     return std::to_string(b.eigen_max_align_bytes) + "-byte alignment, " +
            (b.eigen_malloc_already_aligned ? "malloc" : "Eigen's own aligned allocator");
   };
-  return "compiled with another Eigen configuration than caulk (the plugin: " + describe(plugin) + "; caulk: " +
-         describe(kEngineBuild) +
+  return "compiled with another Eigen configuration than caulk (the plugin: " + describe(plugin) + "; caulk: " + describe(kEngineBuild) +
          "), so matrices crossing between them would be freed by the wrong allocator: build it with caulk's flags "
          "(caulk_add_plugin applies them; the same -fsanitize and -march options, see docs/writing-plugins.md)";
 }
@@ -82,20 +81,28 @@ bool same_file(const fs::path& a, const fs::path& b) {
 
 std::string_view plugin_status_name(PluginStatus status) {
   switch (status) {
-    case PluginStatus::loaded: return "loaded";
-    case PluginStatus::failed: return "failed";
-    case PluginStatus::refused: return "refused";
-    case PluginStatus::skipped: return "skipped";
+    case PluginStatus::loaded:
+      return "loaded";
+    case PluginStatus::failed:
+      return "failed";
+    case PluginStatus::refused:
+      return "refused";
+    case PluginStatus::skipped:
+      return "skipped";
   }
   return "unknown";
 }
 
 std::string PluginInfo::problem() const {
   switch (status) {
-    case PluginStatus::loaded: return "";
-    case PluginStatus::failed: return "plugin " + path.string() + " failed to load: " + error;
-    case PluginStatus::refused: return "plugin " + path.string() + " was refused: " + error;
-    case PluginStatus::skipped: return "plugin " + path.string() + " was skipped: " + error;
+    case PluginStatus::loaded:
+      return "";
+    case PluginStatus::failed:
+      return "plugin " + path.string() + " failed to load: " + error;
+    case PluginStatus::refused:
+      return "plugin " + path.string() + " was refused: " + error;
+    case PluginStatus::skipped:
+      return "plugin " + path.string() + " was skipped: " + error;
   }
   return "";
 }
@@ -188,9 +195,8 @@ bool Registry::load_plugin(const fs::path& file) {
   }
   const auto& descriptor = library->handle.get<const caulk_plugin_descriptor>(CAULK_PLUGIN_DESCRIPTOR_SYMBOL);
   if (descriptor.abi_version != CAULK_ABI_VERSION)
-    return fail("built for caulk plugin ABI version " + std::to_string(descriptor.abi_version) +
-                ", but this caulk has ABI version " + std::to_string(CAULK_ABI_VERSION) + " (rebuild the plugin against caulk " +
-                CAULK_VERSION_STRING + ")");
+    return fail("built for caulk plugin ABI version " + std::to_string(descriptor.abi_version) + ", but this caulk has ABI version " +
+                std::to_string(CAULK_ABI_VERSION) + " (rebuild the plugin against caulk " + CAULK_VERSION_STRING + ")");
   if (!descriptor.name || !*descriptor.name) return fail("the plugin descriptor has no name");
   info.name = descriptor.name;
   info.version = descriptor.version ? descriptor.version : "";
@@ -201,12 +207,12 @@ bool Registry::load_plugin(const fs::path& file) {
     if (auto mismatch = build_mismatch(build); !mismatch.empty()) return fail(mismatch);
     // A debug build of caulk itself makes every plugin slow alike: say it only when caulk is optimised.
     if (!build.optimized && kEngineBuild.optimized)
-      info.warnings.push_back("built without optimisation (a Debug build?): its nodes may run many times slower; "
-                              "rebuild it with -DCMAKE_BUILD_TYPE=Release");
+      info.warnings.push_back(
+          "built without optimisation (a Debug build?): its nodes may run many times slower; "
+          "rebuild it with -DCMAKE_BUILD_TYPE=Release");
   }
 
-  if (!library->handle.has(CAULK_PLUGIN_ENTRY_SYMBOL))
-    return fail("the plugin exports no '" CAULK_PLUGIN_ENTRY_SYMBOL "' entry point");
+  if (!library->handle.has(CAULK_PLUGIN_ENTRY_SYMBOL)) return fail("the plugin exports no '" CAULK_PLUGIN_ENTRY_SYMBOL "' entry point");
   auto& entry = library->handle.get<void(void*)>(CAULK_PLUGIN_ENTRY_SYMBOL);
 
   // Register into a scratch registry first, so that a plugin failing half-way adds nothing, and a
@@ -231,12 +237,11 @@ bool Registry::load_plugin(const fs::path& file) {
   const std::string rule = " (the first plugin to register a name keeps it, and caulk's bundled plugins load first)";
   for (const auto& other : plugins_)
     if (other.loaded() && other.name == info.name)
-      return finish(PluginStatus::refused, "a plugin named '" + info.name + "' was already loaded from " +
-                                               other.path.string() + "; rename " + self + " in its CAULK_PLUGIN" + rule);
+      return finish(PluginStatus::refused, "a plugin named '" + info.name + "' was already loaded from " + other.path.string() +
+                                               "; rename " + self + " in its CAULK_PLUGIN" + rule);
   for (const auto& [name, type] : staging.node_types_)
     if (node_types_.count(name))
-      return finish(PluginStatus::refused, self + " registers the node type '" + name + "', which " +
-                                               first(node_types_.at(name).plugin) +
+      return finish(PluginStatus::refused, self + " registers the node type '" + name + "', which " + first(node_types_.at(name).plugin) +
                                                " registered first; rename the node type" + rule);
   for (auto& [name, type] : staging.artifact_types_)
     if (!artifact_types_.count(name)) artifact_types_.emplace(name, type);
@@ -249,8 +254,7 @@ bool Registry::load_plugin(const fs::path& file) {
 
 std::string Registry::require_plugin(const std::string& entry, const fs::path& base) {
   const std::string how = "add its folder with --plugin-path DIR or CAULK_PLUGIN_PATH, or give its path here";
-  const bool bare_name = entry.find('/') == std::string::npos && fs::path(entry).extension() != ".so" &&
-                         entry != "." && entry != "..";
+  const bool bare_name = entry.find('/') == std::string::npos && fs::path(entry).extension() != ".so" && entry != "." && entry != "..";
   if (bare_name) {
     const PluginInfo* found = nullptr;
     for (const auto& p : plugins_)
@@ -259,8 +263,8 @@ std::string Registry::require_plugin(const std::string& entry, const fs::path& b
     if (found) return found->loaded() ? "" : found->problem();
     std::error_code ec;
     std::string beside = fs::exists(base / entry, ec) ? "; to load '" + (base / entry).string() + "', write \"./" + entry + "\"" : "";
-    return "no plugin named '" + entry + "' was loaded from the plugin path (searched: " + path_list(searched_) +
-           "); " + how + " (\"path/to/" + entry + ".so\" or a folder)" + beside;
+    return "no plugin named '" + entry + "' was loaded from the plugin path (searched: " + path_list(searched_) + "); " + how +
+           " (\"path/to/" + entry + ".so\" or a folder)" + beside;
   }
   fs::path path = entry;
   if (path.is_relative()) path = base / path;
@@ -297,8 +301,7 @@ std::vector<const PluginInfo*> Registry::failed_plugins() const {
 std::vector<const PluginInfo*> Registry::failed_plugins_that_may_provide(const std::string& type) const {
   std::vector<const PluginInfo*> out;
   for (const auto* p : failed_plugins())
-    if (!p->node_types_known || std::find(p->node_types.begin(), p->node_types.end(), type) != p->node_types.end())
-      out.push_back(p);
+    if (!p->node_types_known || std::find(p->node_types.begin(), p->node_types.end(), type) != p->node_types.end()) out.push_back(p);
   return out;
 }
 
@@ -339,8 +342,7 @@ void check_spec(const NodeSpec& spec, const Registry& registry) {
   if (spec.runs_last && !spec.inputs.empty()) throw Error(where + " runs last, after every other node, so it cannot take inputs");
   std::set<std::string> names;
   auto check_port = [&](const PortSpec& p, const char* side) {
-    if (!names.insert(std::string(side) + p.name).second)
-      throw Error(where + " declares the " + side + " port '" + p.name + "' twice");
+    if (!names.insert(std::string(side) + p.name).second) throw Error(where + " declares the " + side + " port '" + p.name + "' twice");
     if (p.type != kAnyArtifact && !registry.find_artifact(p.type))
       throw Error(where + ": " + side + " port '" + p.name + "' has unknown artifact type '" + p.type + "'");
   };

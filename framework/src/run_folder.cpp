@@ -165,9 +165,10 @@ std::vector<std::string> RunFolderLedger::prepare(const std::string& pipeline_id
     } catch (const std::exception&) {
     }
   }
-  lines.push_back(fmt::format("{} holds the run of another pipeline: its run.json is kept in {}; its outputs move there once "
-                              "this run has succeeded",
-                              folder_.string(), aside.string()));
+  lines.push_back(
+      fmt::format("{} holds the run of another pipeline: its run.json is kept in {}; its outputs move there once "
+                  "this run has succeeded",
+                  folder_.string(), aside.string()));
   return lines;
 }
 
@@ -249,11 +250,10 @@ std::vector<std::string> RunFolderLedger::clean_up(const std::vector<std::string
     return s;
   };
   if (!done.empty())
-    lines.push_back(other_pipeline
-                        ? fmt::format("moved the {} output{} of the previous run (another pipeline) aside into {}: {}", done.size(),
-                                      done.size() == 1 ? "" : "s", aside.string(), list(done))
-                        : fmt::format("removed {} output{} of the previous run that this run no longer writes: {}", done.size(),
-                                      done.size() == 1 ? "" : "s", list(done)));
+    lines.push_back(other_pipeline ? fmt::format("moved the {} output{} of the previous run (another pipeline) aside into {}: {}",
+                                                 done.size(), done.size() == 1 ? "" : "s", aside.string(), list(done))
+                                   : fmt::format("removed {} output{} of the previous run that this run no longer writes: {}", done.size(),
+                                                 done.size() == 1 ? "" : "s", list(done)));
   if (!left.empty())
     lines.push_back(fmt::format("left {} file{} of the previous run in place, changed since caulk wrote them: {}", left.size(),
                                 left.size() == 1 ? "" : "s", list(left)));

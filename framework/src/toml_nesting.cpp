@@ -46,8 +46,7 @@ class NestingScanner {
   void header_key_end() {
     if (!in_header_) return;
     std::string_view key = s_.substr(token_start_, i_ - token_start_);
-    if (key.size() >= 2 && (key.front() == '"' || key.front() == '\'') && key.back() == key.front())
-      key = key.substr(1, key.size() - 2);
+    if (key.size() >= 2 && (key.front() == '"' || key.front() == '\'') && key.back() == key.front()) key = key.substr(1, key.size() - 2);
     header_keys_.push_back(key);
   }
 
@@ -196,8 +195,20 @@ class NestingScanner {
 
   static bool delimiter(char c) {
     switch (c) {
-      case ' ': case '\t': case '\r': case '\n': case '#': case '"': case '\'': case '.':
-      case '=': case ',': case '[': case ']': case '{': case '}':
+      case ' ':
+      case '\t':
+      case '\r':
+      case '\n':
+      case '#':
+      case '"':
+      case '\'':
+      case '.':
+      case '=':
+      case ',':
+      case '[':
+      case ']':
+      case '{':
+      case '}':
         return true;
       default:
         return false;
@@ -261,23 +272,21 @@ class NestingScanner {
   std::string_view s_;
   int limit_;
   std::size_t i_ = 0;
-  std::vector<int> open_;      // the depth of each open array or inline table
-  int table_depth_ = 0;        // the depth of the current [table]
-  int key_depth_ = 0;          // segments of the key whose value is being read
-  int chain_ = 0;              // segments of the dotted run being read
+  std::vector<int> open_;  // the depth of each open array or inline table
+  int table_depth_ = 0;    // the depth of the current [table]
+  int key_depth_ = 0;      // segments of the key whose value is being read
+  int chain_ = 0;          // segments of the dotted run being read
   bool after_dot_ = false;
-  bool line_start_ = true;     // nothing but blanks yet on this line: a '[' starts a header
+  bool line_start_ = true;  // nothing but blanks yet on this line: a '[' starts a header
   bool in_header_ = false, header_array_ = false;
   std::size_t header_start_ = 0, token_start_ = 0;
-  std::vector<std::string_view> header_keys_;  // of the header being read, as written
+  std::vector<std::string_view> header_keys_;                          // of the header being read, as written
   std::unordered_map<std::uint64_t, std::uint64_t> arrays_of_tables_;  // path hash -> elements so far
   std::optional<TomlNestingExcess> excess_;
 };
 
 }  // namespace
 
-std::optional<TomlNestingExcess> find_toml_nesting_excess(std::string_view text, int limit) {
-  return NestingScanner(text, limit).run();
-}
+std::optional<TomlNestingExcess> find_toml_nesting_excess(std::string_view text, int limit) { return NestingScanner(text, limit).run(); }
 
 }  // namespace caulk

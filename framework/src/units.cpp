@@ -99,8 +99,7 @@ Json bytes_of(const void* data, std::size_t size) {
 const std::vector<std::uint8_t>& binary_of(const Json& j, std::size_t expected, const char* what) {
   if (!j.is_binary()) throw Error(fmt::format("unit description: {} is not binary data", what));
   const auto& b = j.get_binary();
-  if (b.size() != expected)
-    throw Error(fmt::format("unit description: {} has {} bytes where {} were expected", what, b.size(), expected));
+  if (b.size() != expected) throw Error(fmt::format("unit description: {} has {} bytes where {} were expected", what, b.size(), expected));
   return b;
 }
 

@@ -17,10 +17,18 @@ std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -85,21 +93,31 @@ const Value* Value::find(const std::string& key) const {
 
 std::string Value::kind_name() const {
   switch (data_.index()) {
-    case 0: return "nothing";
-    case 1: return "a boolean";
-    case 2: return "an integer";
-    case 3: return "a float";
-    case 4: return "a string";
-    case 5: return "an array";
-    default: return "a table";
+    case 0:
+      return "nothing";
+    case 1:
+      return "a boolean";
+    case 2:
+      return "an integer";
+    case 3:
+      return "a float";
+    case 4:
+      return "a string";
+    case 5:
+      return "an array";
+    default:
+      return "a table";
   }
 }
 
 std::string Value::to_toml() const {
   switch (data_.index()) {
-    case 0: return "";
-    case 1: return std::get<bool>(data_) ? "true" : "false";
-    case 2: return std::to_string(std::get<std::int64_t>(data_));
+    case 0:
+      return "";
+    case 1:
+      return std::get<bool>(data_) ? "true" : "false";
+    case 2:
+      return std::to_string(std::get<std::int64_t>(data_));
     case 3: {
       double d = std::get<double>(data_);
       if (std::isnan(d)) return "nan";
@@ -119,7 +137,8 @@ std::string Value::to_toml() const {
       if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
       return s;
     }
-    case 4: return quote(std::get<std::string>(data_));
+    case 4:
+      return quote(std::get<std::string>(data_));
     case 5: {
       std::string out = "[";
       const auto& a = std::get<Array>(data_);
@@ -130,8 +149,7 @@ std::string Value::to_toml() const {
       std::string out = "{ ";
       const auto& t = std::get<Table>(data_);
       for (std::size_t i = 0; i < t.size(); ++i)
-        out += (i ? ", " : "") + (bare_key(t[i].first) ? t[i].first : quote(t[i].first)) + " = " +
-               t[i].second.to_toml();
+        out += (i ? ", " : "") + (bare_key(t[i].first) ? t[i].first : quote(t[i].first)) + " = " + t[i].second.to_toml();
       return out + (t.empty() ? "}" : " }");
     }
   }

@@ -113,6 +113,4 @@ class NearestCentroid : public caulk::Node {
 }  // namespace
 
 // The plugin's descriptor (checked by the engine before anything else) and its one entry point.
-CAULK_PLUGIN("example", "1.0.0", "An example plugin: a nearest-centroid ranker") {
-  registrar.add_node<NearestCentroid>();
-}
+CAULK_PLUGIN("example", "1.0.0", "An example plugin: a nearest-centroid ranker") { registrar.add_node<NearestCentroid>(); }

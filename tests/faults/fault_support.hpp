@@ -318,10 +318,11 @@ struct Tally {
   int faults = 0, landed = 0, kept_old = 0, complete_new = 0, absent = 0, lost = 0, leftovers_after_fault = 0, leftovers_after_next_run = 0,
       stale_records = 0;
   void print(const std::string& scenario) const {
-    std::printf("[faults] %s: %d faults (%d landed before the run ended): old output kept %d, new output complete %d, no output (none "
-                "before) %d, outputs lost %d; temporaries right after the fault %d, after the next run %d; stale run.json %d\n",
-                scenario.c_str(), faults, landed, kept_old, complete_new, absent, lost, leftovers_after_fault, leftovers_after_next_run,
-                stale_records);
+    std::printf(
+        "[faults] %s: %d faults (%d landed before the run ended): old output kept %d, new output complete %d, no output (none "
+        "before) %d, outputs lost %d; temporaries right after the fault %d, after the next run %d; stale run.json %d\n",
+        scenario.c_str(), faults, landed, kept_old, complete_new, absent, lost, leftovers_after_fault, leftovers_after_next_run,
+        stale_records);
     std::fflush(stdout);
   }
 };

@@ -71,7 +71,8 @@ class Faults : public ::testing::Test {
       ++tally.kept_old;
     } else {
       ++tally.lost;
-      ADD_FAILURE() << when << ": " << target << " is neither the complete old output nor the complete new one (" << now->size() << " files)";
+      ADD_FAILURE() << when << ": " << target << " is neither the complete old output nor the complete new one (" << now->size()
+                    << " files)";
     }
   }
 
@@ -133,8 +134,8 @@ TEST_P(KilledMerges, TheTargetIsAlwaysCompleteAndTheNextRunLeavesNoTemporary) {
     EXPECT_EQ(snapshot(target), std::optional<Snapshot>(refs.new_output)) << when << ": after the next run";
     const auto left = leftovers(targets), left_out = leftovers(out);
     tally.leftovers_after_next_run += static_cast<int>(left.size() + left_out.size());
-    EXPECT_TRUE(left.empty() && left_out.empty()) << when << ": left after the next run: " << ::testing::PrintToString(left)
-                                                  << ::testing::PrintToString(left_out);
+    EXPECT_TRUE(left.empty() && left_out.empty())
+        << when << ": left after the next run: " << ::testing::PrintToString(left) << ::testing::PrintToString(left_out);
   }
   tally.print(fmt::format("SIGKILL, merge into a {}, overwrite = {}", folder ? "sharded folder" : "file", overwrite));
 }
@@ -221,8 +222,8 @@ TEST_P(SignalledMerges, TheRunStopsCleanlyWithTheSignalsExitCode) {
     const Ended e = run.wait(std::chrono::seconds(60));
     const double took = std::chrono::duration<double>(Clock::now() - sent).count();
     ++tally.faults;
-    const std::string when = fmt::format("round {}, signal {} {}after {:.3f} s ({} {:.2f} s later)", round, sig, twice ? "twice " : "", at,
-                                         e.str(), took);
+    const std::string when =
+        fmt::format("round {}, signal {} {}after {:.3f} s ({} {:.2f} s later)", round, sig, twice ? "twice " : "", at, e.str(), took);
     ASSERT_FALSE(e.timed_out) << when;
     const std::string err = run.err();
     if (e.exit_code == 128 + sig) {
@@ -398,10 +399,13 @@ TEST_F(Faults, OverwriteNeverReplacesWhatCaulkDidNotWrite) {
 // run.json come from the path: a folder named in Latin-1.
 TEST_F(Faults, InvalidUtf8InACsvKeepsTheRecordTheErrorAndTheExitCode) {
   const std::string latin1 = "caf\xe9";
-  dir_.write(latin1 + "/labels.csv", "label\n\xff\xfe" "bad\n1.5\n");
+  dir_.write(latin1 + "/labels.csv",
+             "label\n\xff\xfe"
+             "bad\n1.5\n");
   // The pipeline (TOML, which must be UTF-8) names the file relative to itself, in the same folder.
-  dir_.write(latin1 + "/p.toml", "[pipeline]\nname = \"utf8\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
-                                 "params = { labels = \"labels.csv\", kind = \"regression\" }\n");
+  dir_.write(latin1 + "/p.toml",
+             "[pipeline]\nname = \"utf8\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
+             "params = { labels = \"labels.csv\", kind = \"regression\" }\n");
   const Ended e = run_to_end({"run", (root_ / latin1 / "p.toml").string(), "--out", (root_ / "utf8" / "out").string()}, root_ / "utf8-run");
   const std::string err = read_file(root_ / "utf8-run.err");
   EXPECT_EQ(e.exit_code, 1) << err;

@@ -173,8 +173,7 @@ TEST(MlpModel, FeatureGradientsMatchFiniteDifferences) {
     mlp::Trace<double> t;
     mlp::forward(p, X, &t);
     const mlp::Mat<double> f = t.input[p.feature_layer + 1];
-    return (f.array() * G.transpose().cast<double>().array()).sum() +
-           (t.pre.back().array() * H.transpose().cast<double>().array()).sum();
+    return (f.array() * G.transpose().cast<double>().array()).sum() + (t.pre.back().array() * H.transpose().cast<double>().array()).sum();
   };
   mlp::Model<double> probe = md;
   auto refs = mlp::parameters(probe);
@@ -271,8 +270,8 @@ TEST(MlpModel, HeadAndLoraAreTunePeftsSetUp) {
   auto lora = model.add_lora({"layers.0.weight", "layers.1.weight"}, 2, 3.0, 21);
   EXPECT_EQ(lora, (std::vector<std::string>{"lora.0.A", "lora.0.B", "lora.1.A", "lora.1.B"}));
   EXPECT_EQ(model.head_parameters(), (std::vector<std::string>{"layers.2.weight", "layers.2.bias"}));
-  EXPECT_EQ(model.trainable(), (std::vector<std::string>{"layers.2.weight", "layers.2.bias", "lora.0.A", "lora.0.B", "lora.1.A",
-                                                          "lora.1.B"}));
+  EXPECT_EQ(model.trainable(),
+            (std::vector<std::string>{"layers.2.weight", "layers.2.bias", "lora.0.A", "lora.0.B", "lora.1.A", "lora.1.B"}));
   mlp::PeftOptions o;
   o.mode = mlp::PeftMode::Lora;
   o.outputs = 5;
@@ -374,10 +373,11 @@ TEST(OpenModel, NamesWhatIsWrongWithAnEntry) {
               ModelSource s = entry("x", {});
               s.onnx = dir / "m.onnx";
               return s;
-            }()).find("model 'x': the file does not exist"), std::string::npos);  // opened by the ONNX family
+            }())
+                .find("model 'x': the file does not exist"),
+            std::string::npos);  // opened by the ONNX family
   mlp::save_model(dir / "m.safetensors", random_mlp(mlp::Output::Softmax, false, 17));
-  EXPECT_NE(message(entry("x", dir / "m.safetensors", {}, "embed")).find("feature_method applies to TorchScript"),
-            std::string::npos);
+  EXPECT_NE(message(entry("x", dir / "m.safetensors", {}, "embed")).find("feature_method applies to TorchScript"), std::string::npos);
 }
 
 TEST(OpenModel, ManifestEntriesBecomeSources) {
@@ -401,7 +401,8 @@ checkpoint = "mlp.safetensors"
   EXPECT_TRUE(cnn.checkpoint.empty());
   EXPECT_NE(cnn.where.find("hub.toml:3:1"), std::string::npos) << cnn.where;
   EXPECT_EQ(source_of(m.models[1]).checkpoint, dir / "mlp.safetensors");
-  EXPECT_THROW(parse_manifest_text("[hub]\n[[model]]\nname = \"x\"\nfeatures = \"f.npy\"\n", dir / "h.toml", model_hub_schema()), DataError);
+  EXPECT_THROW(parse_manifest_text("[hub]\n[[model]]\nname = \"x\"\nfeatures = \"f.npy\"\n", dir / "h.toml", model_hub_schema()),
+               DataError);
 }
 
 // A Checkpoint entry carries a TorchScript model as its module, feature method and weights, and an

@@ -18,9 +18,9 @@
 namespace caulk::models {
 namespace {
 
-using ::testing::HasSubstr;
 using caulk::testing::npy_image;
 using caulk::testing::TempDir;
+using ::testing::HasSubstr;
 
 // An MLP of 6 inputs, 4 features, 3 logits, random weights.
 MlpModel random_model() {

@@ -53,9 +53,7 @@ params = {{ labels = {{ train = "{0}/train_labels.npy", test = "{0}/test_labels.
     return run_caulk(args);
   }
   fs::path out(const std::string& rel, const std::string& folder = "out") const { return dir_ / folder / rel; }
-  nlohmann::json run_json(const std::string& folder = "out") const {
-    return nlohmann::json::parse(read_file(dir_ / folder / "run.json"));
-  }
+  nlohmann::json run_json(const std::string& folder = "out") const { return nlohmann::json::parse(read_file(dir_ / folder / "run.json")); }
 
   // check_analysis_in_pytorch.py with `args`: its exit code 0 means every number matched PyTorch.
   static void expect_pytorch_agrees(const std::vector<std::string>& args) {
@@ -110,8 +108,8 @@ TEST_F(ModelsAnalysis, FisherFilesAreTheSameBytesWithOneOrTwoJobs) {
   ASSERT_EQ(a.exit_code, 0) << a.err;
   auto b = run(p, {"--jobs", "2"}, "two");
   ASSERT_EQ(b.exit_code, 0) << b.err;
-  for (const char* f : {"fisher/digits.fisher.safetensors", "fisher/untrained_as_parity.fisher.safetensors",
-                        "sampled/digits.fisher.safetensors"})
+  for (const char* f :
+       {"fisher/digits.fisher.safetensors", "fisher/untrained_as_parity.fisher.safetensors", "sampled/digits.fisher.safetensors"})
     EXPECT_EQ(read_file(out(f, "one")), read_file(out(f, "two"))) << f;
   EXPECT_EQ(run_json("one")["nodes"]["fisher"]["summary"].dump(), run_json("two")["nodes"]["fisher"]["summary"].dump());
 }
@@ -386,8 +384,8 @@ inputs = {{ predictions = "predict" }}
                                 zoo().string())),
                {"--jobs", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  expect_pytorch_agrees({"greedy_soup", file("digits.pt"), out("saved/soup.test.npy"), file("test_inputs.npy"), file("test_labels.npy"), "-",
-                         file("ft_a.safetensors"), file("ft_b.safetensors"), file("ft_c.safetensors")});
+  expect_pytorch_agrees({"greedy_soup", file("digits.pt"), out("saved/soup.test.npy"), file("test_inputs.npy"), file("test_labels.npy"),
+                         "-", file("ft_a.safetensors"), file("ft_b.safetensors"), file("ft_c.safetensors")});
   const auto summary = run_json()["nodes"]["soup"]["summary"];
   EXPECT_EQ(summary["ingredients"].size(), 4u);
   EXPECT_GE(summary["kept"].size(), 1u);
@@ -410,9 +408,10 @@ params = {{ scales = [0.25, 0.5, 1, 2, 4] }}
                {"--jobs", "2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto summary = run_json()["nodes"]["stability"]["summary"];
-  expect_pytorch_agrees({"scale_stability", file("digits.pt"), "-", file("test_inputs.npy"), file("test_labels.npy"), summary["base"].dump()});
   expect_pytorch_agrees(
-      {"scale_stability", file("digits.pt"), file("ft_b.safetensors"), file("test_inputs.npy"), file("test_labels.npy"), summary["ft_b"].dump()});
+      {"scale_stability", file("digits.pt"), "-", file("test_inputs.npy"), file("test_labels.npy"), summary["base"].dump()});
+  expect_pytorch_agrees({"scale_stability", file("digits.pt"), file("ft_b.safetensors"), file("test_inputs.npy"), file("test_labels.npy"),
+                         summary["ft_b"].dump()});
   // Scaling changes some predictions (the check above sees more than the unscaled model).
   EXPECT_LT(summary["ft_b"][0]["agreement"].get<double>(), 1.0);
   EXPECT_EQ(summary["ft_b"][2]["agreement"].get<double>(), 1.0);  // s = 1

@@ -78,9 +78,7 @@ params = {{ manifest = "{2}", batch_size = 32{4} }}
     return run_caulk(args, env);
   }
   fs::path out(const std::string& rel, const std::string& folder = "out") const { return dir_ / folder / rel; }
-  nlohmann::json run_json(const std::string& folder = "out") {
-    return nlohmann::json::parse(read_file(dir_ / folder / "run.json"));
-  }
+  nlohmann::json run_json(const std::string& folder = "out") { return nlohmann::json::parse(read_file(dir_ / folder / "run.json")); }
 
   TempDir dir_;
 };

@@ -38,8 +38,7 @@ class OnnxModels : public ::testing::Test {
       std::ifstream in(file("SKIP"));
       GTEST_SKIP() << std::string((std::istreambuf_iterator<char>(in)), {});
     }
-    if (!fs::exists(file("cnn.onnx")))
-      GTEST_SKIP() << "no models in " << onnx_models() << ": run models.make_onnx_models first";
+    if (!fs::exists(file("cnn.onnx"))) GTEST_SKIP() << "no models in " << onnx_models() << ": run models.make_onnx_models first";
   }
 
   static ModelSource source(const std::string& onnx, const std::string& feature_output = "features") {
@@ -90,9 +89,7 @@ TEST_F(OnnxModels, ADynamicBatchRunsOnAnyNumberOfSamples) {
   expect_like_pytorch(*m, x.batch, "cnn");
   const RowMatrixF whole = m->run(x.batch, true, false).features;
   for (std::int64_t count : {1, 3})
-    EXPECT_LT(
-        relative_error(m->run(x.batch.slice(2, count), true, false).features, RowMatrixF(whole.middleRows(2, count))),
-        1e-6);
+    EXPECT_LT(relative_error(m->run(x.batch.slice(2, count), true, false).features, RowMatrixF(whole.middleRows(2, count))), 1e-6);
 }
 
 // x.view(x.size(0), -1) bakes the export's batch size into a Reshape: OpenCV 4.6 then fails on
@@ -145,9 +142,8 @@ TEST_F(OnnxModels, ConcurrentRunsGiveTheSameNumbers) {
 }
 
 TEST_F(OnnxModels, BadFilesAndNamesAreClearErrors) {
-  EXPECT_THAT(
-      error_of([] { open("not_onnx.onnx"); }),
-      AllOf(HasSubstr("not_onnx.onnx"), HasSubstr("model 'm': not an ONNX model"), HasSubstr("torch.onnx.export")));
+  EXPECT_THAT(error_of([] { open("not_onnx.onnx"); }),
+              AllOf(HasSubstr("not_onnx.onnx"), HasSubstr("model 'm': not an ONNX model"), HasSubstr("torch.onnx.export")));
   EXPECT_THAT(error_of([] { open("absent.onnx"); }), HasSubstr("the file does not exist"));
   // Embedding's Gather by input ids is beyond OpenCV 4.6's importer: its own first useful line.
   const std::string gather = error_of([] { open("embedding.onnx", ""); });
@@ -185,12 +181,10 @@ TEST_F(OnnxModels, InputsOfAnotherShapeOrDtypeAreClearErrors) {
   // The same with a dynamic batch axis: only the batch may differ.
   const auto dynamic = open("cnn_dynamic.onnx");
   EXPECT_THAT(error_of([&] { dynamic->run(x, true, true); }),
-              AllOf(HasSubstr("cnn_dynamic.onnx"),
-                    HasSubstr("takes inputs of shape [?, 1, 8, 8] (as exported), not [2, 1, 7, 7]")));
+              AllOf(HasSubstr("cnn_dynamic.onnx"), HasSubstr("takes inputs of shape [?, 1, 8, 8] (as exported), not [2, 1, 7, 7]")));
   std::vector<std::int64_t> ids(2 * 64, 1);
   InputBatch as_ids{io::DType::I64, {2, 1, 8, 8}, ids.data()};
-  EXPECT_THAT(error_of([&] { m->run(as_ids, true, true); }),
-              HasSubstr("its input 'x' is FLOAT, but it was given int64 inputs"));
+  EXPECT_THAT(error_of([&] { m->run(as_ids, true, true); }), HasSubstr("its input 'x' is FLOAT, but it was given int64 inputs"));
 }
 
 TEST_F(OnnxModels, TuningAndParametersAreRefused) {
@@ -240,8 +234,7 @@ TEST(OnnxLibrary, AMissingLibraryIsAClearError) {
 
 class OnnxPipeline : public OnnxModels {
  protected:
-  std::string embed(const std::string& hub, const std::string& nodes = "",
-                    const std::string& inputs = "task_{}_inputs.npy") const {
+  std::string embed(const std::string& hub, const std::string& nodes = "", const std::string& inputs = "task_{}_inputs.npy") const {
     const auto path = [&](const char* split) {
       const std::string f = fmt::format(fmt::runtime(inputs), split);
       return fs::path(f).is_absolute() ? f : file(f).string();
@@ -259,11 +252,9 @@ type = "adapter.models"
 inputs = {{ data = "task" }}
 params = {{ manifest = "{3}", batch_size = 5 }}
 {4})",
-                       onnx_models().string(), train, test, fs::path(hub).is_absolute() ? hub : file(hub).string(),
-                       nodes);
+                       onnx_models().string(), train, test, fs::path(hub).is_absolute() ? hub : file(hub).string(), nodes);
   }
-  caulk::testing::CliResult run(const std::string& pipeline, const std::vector<std::string>& extra = {},
-                                const std::string& out = "out") {
+  caulk::testing::CliResult run(const std::string& pipeline, const std::vector<std::string>& extra = {}, const std::string& out = "out") {
     dir_.write("p.toml", pipeline);
     std::vector<std::string> args{"run", (dir_ / "p.toml").string(), "--out", (dir_ / out).string()};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -294,19 +285,13 @@ TEST_F(OnnxPipeline, AnOnnxHubIsRankedTheSameWithOneOrTwoJobs) {
       SCOPED_TRACE(fmt::format("{} {}", model, split));
       const auto features = fmt::format("embed/{}.{}.features.npy", model, split);
       const auto probs = fmt::format("embed/{}.{}.source_probs.npy", model, split);
-      EXPECT_LT(relative_error(npy_matrix(out(features, "one")),
-                               npy_matrix(file(fmt::format("ref/task_{}_features.npy", split)))),
-                1e-5);
-      EXPECT_LT(
-          relative_error(npy_matrix(out(probs, "one")), npy_matrix(file(fmt::format("ref/task_{}_probs.npy", split)))),
-          1e-5);
+      EXPECT_LT(relative_error(npy_matrix(out(features, "one")), npy_matrix(file(fmt::format("ref/task_{}_features.npy", split)))), 1e-5);
+      EXPECT_LT(relative_error(npy_matrix(out(probs, "one")), npy_matrix(file(fmt::format("ref/task_{}_probs.npy", split)))), 1e-5);
       EXPECT_EQ(caulk::testing::read_file(out(features, "one")), caulk::testing::read_file(out(features, "two")));
       EXPECT_EQ(caulk::testing::read_file(out(probs, "one")), caulk::testing::read_file(out(probs, "two")));
     }
   const auto strip = [&](const std::string& folder) {
-    std::string s =
-        caulk::testing::comparable_run_json(nlohmann::json::parse(caulk::testing::read_file(out("run.json", folder))))
-            .dump();
+    std::string s = caulk::testing::comparable_run_json(nlohmann::json::parse(caulk::testing::read_file(out("run.json", folder)))).dump();
     const std::string prefix = (dir_ / folder).string();
     for (std::size_t at; (at = s.find(prefix)) != std::string::npos;) s.replace(at, prefix.size(), "OUT");
     return s;
@@ -320,22 +305,20 @@ TEST_F(OnnxPipeline, AMixedHubRunsBothFamilies) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The same CNN as ONNX and as TorchScript: both PyTorch's features.
   for (const char* model : {"cnn_onnx", "cnn_torchscript"})
-    EXPECT_LT(relative_error(npy_matrix(out(fmt::format("embed/{}.test.features.npy", model))),
-                             npy_matrix(file("ref/task_test_features.npy"))),
-              1e-5)
+    EXPECT_LT(
+        relative_error(npy_matrix(out(fmt::format("embed/{}.test.features.npy", model))), npy_matrix(file("ref/task_test_features.npy"))),
+        1e-5)
         << model;
 }
 
 TEST_F(OnnxPipeline, BadEntriesAndInputsFailClearly) {
-  dir_.write(
-      "bad_hub.toml",
-      fmt::format("[hub]\nname = \"bad\"\n[[model]]\nname = \"cnn\"\nonnx = \"{}\"\nfeature_output = \"feature\"\n",
-                  file("cnn.onnx").string()));
+  dir_.write("bad_hub.toml", fmt::format("[hub]\nname = \"bad\"\n[[model]]\nname = \"cnn\"\nonnx = \"{}\"\nfeature_output = \"feature\"\n",
+                                         file("cnn.onnx").string()));
   auto r = run(embed((dir_ / "bad_hub.toml").string()));
   EXPECT_THAT(r.exit_code, ::testing::AnyOf(1, 2));
   EXPECT_THAT(r.err, HasSubstr("did you mean 'features'?"));
-  dir_.write("junk_hub.toml", fmt::format("[hub]\nname = \"bad\"\n[[model]]\nname = \"junk\"\nonnx = \"{}\"\n",
-                                          file("not_onnx.onnx").string()));
+  dir_.write("junk_hub.toml",
+             fmt::format("[hub]\nname = \"bad\"\n[[model]]\nname = \"junk\"\nonnx = \"{}\"\n", file("not_onnx.onnx").string()));
   r = run(embed((dir_ / "junk_hub.toml").string()));
   EXPECT_THAT(r.exit_code, ::testing::AnyOf(1, 2));
   EXPECT_THAT(r.err, AllOf(HasSubstr("not_onnx.onnx"), HasSubstr("not an ONNX model")));

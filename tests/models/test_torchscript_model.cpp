@@ -19,8 +19,8 @@ using testing::relative_error;
 class TorchScriptRun : public testing::TorchModels {};
 
 TEST_F(TorchScriptRun, FeaturesAndLogitsArePyTorchs) {
-  for (const auto& [name, input] : {std::pair{"cnn", "x_cnn.npy"}, {"cnn_traced", "x_cnn.npy"}, {"resnet18", "x_res.npy"},
-                                    {"tokens", "x_tok.npy"}}) {
+  for (const auto& [name, input] :
+       {std::pair{"cnn", "x_cnn.npy"}, {"cnn_traced", "x_cnn.npy"}, {"resnet18", "x_res.npy"}, {"tokens", "x_tok.npy"}}) {
     SCOPED_TRACE(name);
     auto model = open(name);
     EXPECT_EQ(model->family(), "torchscript");
@@ -104,7 +104,8 @@ TEST_F(TorchScriptRun, InputsTheModelCannotTakeAreClearErrors) {
     auto model = open(name);
     std::vector<float> flat(5 * 64, 0.f);
     std::string text = error_of([&] { model->run({io::DType::F32, {5, 64}, flat.data()}, true, true); });
-    EXPECT_NE(text.find(std::string(name) + ".pt: model '" + name + "': it failed on an input of shape [5, 64] (float32): "), std::string::npos)
+    EXPECT_NE(text.find(std::string(name) + ".pt: model '" + name + "': it failed on an input of shape [5, 64] (float32): "),
+              std::string::npos)
         << text;
     EXPECT_NE(text.find("input"), std::string::npos) << text;  // libtorch's own line, e.g. "Expected 4-dimensional input ..."
     EXPECT_EQ(text.find("Traceback"), std::string::npos) << text;

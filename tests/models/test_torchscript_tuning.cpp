@@ -185,8 +185,9 @@ TEST_F(TorchScriptTuning, FisherIsAPerSamplePerClassAutogradLoop) {
     unsetenv("CAULK_TORCH_FISHER");
     EXPECT_EQ(f.names, testing::names_of(model->parameters()));
     for (std::size_t k = 0; k < f.names.size(); ++k)
-      EXPECT_LT(relative_error(f.values[k], npy_values(file(std::string(sampled ? "fisher_sampled/" : "fisher_cnn/") + f.names[k] + ".npy"))),
-                1e-5)
+      EXPECT_LT(
+          relative_error(f.values[k], npy_values(file(std::string(sampled ? "fisher_sampled/" : "fisher_cnn/") + f.names[k] + ".npy"))),
+          1e-5)
           << f.names[k];
   }
   EXPECT_EQ(model->trainable(), (std::vector<std::string>{"fc.weight"}));  // restored

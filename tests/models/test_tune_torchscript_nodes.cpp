@@ -79,9 +79,7 @@ inputs = {{ predictions = "tune.predictions", data = "task" }}
     return run_caulk(args);
   }
   nlohmann::json run_json(const std::string& out = "out") const { return nlohmann::json::parse(read_file(dir_ / out / "run.json")); }
-  static const nlohmann::json& summary(const nlohmann::json& j, const std::string& node) {
-    return j.at("nodes").at(node).at("summary");
-  }
+  static const nlohmann::json& summary(const nlohmann::json& j, const std::string& node) { return j.at("nodes").at(node).at("summary"); }
 
   // PyTorch loads what the node saved for `name` and predicts what eval.classification reported.
   void expect_pytorch_predicts(const std::string& name, const std::string& node = "tune", const std::string& out = "out") {
@@ -108,22 +106,24 @@ TEST_F(TuneTorchScript, LinearProbeIsWhatPyTorchPredictsWithTheSavedModel) {
 TEST_F(TuneTorchScript, PartialByGlobsTakesTorchSgdStep) {
   // One minibatch of every training sample, one epoch: one SGD step (momentum, weight decay on
   // weight matrices), against torch.optim.SGD from autograd gradients.
-  auto r = run(tune("mode = \"partial\", trainable = [\"proj.*\"], optimizer = \"sgd\", learning_rate = 0.1, momentum = 0.9, "
-                    "weight_decay = 0.01, epochs = 1, batch_size = 24, validation_split = \"\""));
+  auto r =
+      run(tune("mode = \"partial\", trainable = [\"proj.*\"], optimizer = \"sgd\", learning_rate = 0.1, momentum = 0.9, "
+               "weight_decay = 0.01, epochs = 1, batch_size = 24, validation_split = \"\""));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(summary(run_json(), "tune").at("cnn").at("trainable_parameters"), 32 * 64 + 32 + 3 * 32 + 3);
-  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "sgd", "0.1",
-                         "0.9", "0.01", "0", R"(["proj.*"])"});
+  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "sgd", "0.1", "0.9",
+                         "0.01", "0", R"(["proj.*"])"});
   EXPECT_EQ(p.exit_code, 0) << p.err << p.out;
   expect_pytorch_predicts("cnn");
 }
 
 TEST_F(TuneTorchScript, FullTakesTorchAdamWStep) {
-  auto r = run(tune("mode = \"full\", optimizer = \"adam\", learning_rate = 0.01, weight_decay = 0.05, epochs = 1, batch_size = 24, "
-                    "validation_split = \"\""));
+  auto r =
+      run(tune("mode = \"full\", optimizer = \"adam\", learning_rate = 0.01, weight_decay = 0.05, epochs = 1, batch_size = 24, "
+               "validation_split = \"\""));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "adam", "0.01",
-                         "0", "0.05", "0", R"(["*"])"});
+  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "adam", "0.01", "0",
+                         "0.05", "0", R"(["*"])"});
   EXPECT_EQ(p.exit_code, 0) << p.err << p.out;
   expect_pytorch_predicts("cnn");
 }
@@ -143,14 +143,15 @@ params = {{ manifest = "{0}/hub.toml", only = ["cnn"], mode = "partial", trainab
 )",
                            data().string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "sgd", "0.1",
-                         "0.9", "0.01", "0", R"(["conv2.*", "proj.bias"])", "values"});
+  const auto p = python({"step", models_dir().string(), data().string(), (dir_ / "out/tune/cnn.safetensors").string(), "sgd", "0.1", "0.9",
+                         "0.01", "0", R"(["conv2.*", "proj.bias"])", "values"});
   EXPECT_EQ(p.exit_code, 0) << p.err << p.out;
 }
 
 TEST_F(TuneTorchScript, LoraIsFoldedIntoWhatPyTorchLoads) {
-  auto r = run(tune("mode = \"lora\", lora_weights = [\"proj.weight\", \"conv2.weight\"], rank = 2, lora_alpha = 4, "
-                    "learning_rate = 0.01, epochs = 5, batch_size = 8"));
+  auto r =
+      run(tune("mode = \"lora\", lora_weights = [\"proj.weight\", \"conv2.weight\"], rank = 2, lora_alpha = 4, "
+               "learning_rate = 0.01, epochs = 5, batch_size = 8"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // A (rank x in) and B (out x rank) per weight: proj 32 x 64, conv2 16 x (8 * 3 * 3); the head.
   EXPECT_EQ(summary(run_json(), "tune").at("cnn").at("trainable_parameters"), (2 * 64 + 32 * 2) + (2 * 72 + 16 * 2) + 3 * 32 + 3);
@@ -177,7 +178,8 @@ inputs = { data = "task", models = "tune.checkpoints" }
 TEST_F(TuneTorchScript, ADeltaOverTheModuleIsWhatPyTorchLoadsAndTunesAgain) {
   // save = "delta": only the tuned tensors (LoRA folded into proj.weight, the head); the module
   // gives the rest. The Checkpoint entry (module + delta) tunes again through the `models` input.
-  auto r = run(tune("mode = \"lora\", lora_weights = [\"proj.weight\"], rank = 2, epochs = 3, batch_size = 8, save = \"delta\"") + R"([[node]]
+  auto r =
+      run(tune("mode = \"lora\", lora_weights = [\"proj.weight\"], rank = 2, epochs = 3, batch_size = 8, save = \"delta\"") + R"([[node]]
 id = "again"
 type = "tune.peft"
 inputs = { data = "task", models = "tune.checkpoints" }

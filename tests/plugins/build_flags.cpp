@@ -14,9 +14,7 @@ class Pass : public caulk::Node {
     s.output("out", "Dataset", "the same dataset");
     return s;
   }
-  void run(caulk::NodeContext& ctx) override {
-    ctx.publish("out", std::make_shared<caulk::Dataset>(*ctx.input<caulk::Dataset>("in")));
-  }
+  void run(caulk::NodeContext& ctx) override { ctx.publish("out", std::make_shared<caulk::Dataset>(*ctx.input<caulk::Dataset>("in"))); }
 };
 }  // namespace
 

@@ -80,6 +80,4 @@ class SlowUnits : public caulk::Node {
 
 }  // namespace
 
-CAULK_PLUGIN("test_units", "1.0", "Distributable units for the engine's tests") {
-  registrar.add_node<SlowUnits>();
-}
+CAULK_PLUGIN("test_units", "1.0", "Distributable units for the engine's tests") { registrar.add_node<SlowUnits>(); }

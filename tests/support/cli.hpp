@@ -50,8 +50,7 @@ inline CliResult run_captured(std::string cmd) {
 }
 
 // Runs `caulk ARGS...` with `env` prefixed (e.g. "CAULK_PLUGIN_PATH=/x"), capturing both streams.
-inline CliResult run_caulk(const std::vector<std::string>& args, const std::string& env = "",
-                           const std::filesystem::path& cwd = {}) {
+inline CliResult run_caulk(const std::vector<std::string>& args, const std::string& env = "", const std::filesystem::path& cwd = {}) {
   std::string cmd;
   // Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string chains.
   if (!cwd.empty()) cmd.append("cd ").append(shell_quote(cwd.string())).append(" && ");

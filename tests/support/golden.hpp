@@ -34,7 +34,8 @@ inline std::string file_fingerprint(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string source = source_dir().string();
-  for (std::size_t at = bytes.find(source); at != std::string::npos; at = bytes.find(source, at + 8)) bytes.replace(at, source.size(), "<source>");
+  for (std::size_t at = bytes.find(source); at != std::string::npos; at = bytes.find(source, at + 8))
+    bytes.replace(at, source.size(), "<source>");
   std::uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
   char hex[17];
@@ -127,8 +128,8 @@ inline void expect_matches_golden(const std::string& pipeline, const std::filesy
   for (const auto& [rel, hash] : now.at("files").items())
     if (!recorded.at("files").contains(rel)) differences.push_back("file " + rel + ": not recorded, now written");
   if (differences.empty()) return;
-  std::string message = "pipeline '" + pipeline + "' differs from " + file.string() + " in " + std::to_string(differences.size()) +
-                        " place(s):\n";
+  std::string message =
+      "pipeline '" + pipeline + "' differs from " + file.string() + " in " + std::to_string(differences.size()) + " place(s):\n";
   const std::size_t shown = std::min<std::size_t>(differences.size(), 40);
   for (std::size_t i = 0; i < shown; ++i) message += "  " + differences[i] + "\n";
   if (shown < differences.size()) message += "  ... and " + std::to_string(differences.size() - shown) + " more\n";

@@ -9,8 +9,9 @@ namespace caulk::testing {
 // computation: times, host, threads, the command line and folders, where files are (input paths,
 // modification times, plugin files; their content hashes and sizes stay compared).
 inline bool provenance_varies(const std::string& key) {
-  static const char* const keys[] = {"started", "ended",      "host",          "jobs",      "hardware_threads", "command",
-                                     "working_dir", "pipeline_file", "plugin_paths", "plugin_path_env", "mtime"};
+  static const char* const keys[] = {"started",          "ended",           "host",        "jobs",
+                                     "hardware_threads", "command",         "working_dir", "pipeline_file",
+                                     "plugin_paths",     "plugin_path_env", "mtime"};
   for (const char* k : keys)
     if (key == k) return true;
   return false;
@@ -28,7 +29,7 @@ inline nlohmann::json comparable_run_json(const nlohmann::json& j, int in_proven
       if (k == "seconds" || k == "ranks") continue;
       if (in_provenance && provenance_varies(k)) continue;
       if (in_provenance == 2 && (k == "file" || k == "xxh3_128")) continue;  // a plugin's file
-      if (in_provenance == 3 && k == "path") continue;                        // an input file
+      if (in_provenance == 3 && k == "path") continue;                       // an input file
       int inner = in_provenance;
       if (k == "provenance") inner = 1;
       if (in_provenance && k == "plugins") inner = 2;

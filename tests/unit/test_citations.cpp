@@ -24,7 +24,8 @@ template <class Visit>
 void for_each_line(const Visit& visit) {
   const fs::path root = caulk::testing::source_dir();
   std::vector<fs::path> files{root / "README.md", root / "Makefile", root / "CMakeLists.txt"};
-  for (const char* top : {"framework", "plugins", "libs", "tests", "docs", "tools", "plugin-template", "benchmarks", "pipelines", "scripts", "cmake", "fuzz"}) {
+  for (const char* top : {"framework", "plugins", "libs", "tests", "docs", "tools", "plugin-template", "benchmarks", "pipelines", "scripts",
+                          "cmake", "fuzz"}) {
     if (!fs::exists(root / top)) continue;
     for (const auto& e : fs::recursive_directory_iterator(root / top))
       if (e.is_regular_file() && is_text_source(e.path())) files.push_back(e.path());
@@ -45,8 +46,7 @@ TEST(Citations, NothingCitesADocumentOutsideTheRepository) {
   for_each_line([&](const std::string& file, int n, const std::string& line) {
     if (std::regex_search(line, outside)) offenders.push_back(file + ":" + std::to_string(n) + ": " + line);
   });
-  EXPECT_TRUE(offenders.empty()) << "cite docs/ (docs/references.md for the papers) instead, at:\n"
-                                 << ::testing::PrintToString(offenders);
+  EXPECT_TRUE(offenders.empty()) << "cite docs/ (docs/references.md for the papers) instead, at:\n" << ::testing::PrintToString(offenders);
 }
 
 TEST(Citations, EveryCitedDocumentExists) {

@@ -51,8 +51,7 @@ struct BadPipeline {
 const BadPipeline kBad[] = {
     {"unknown_type", "[[node]]\nid = \"r\"\ntype = \"rank.logm\"\n",
      "p.toml:5:8: error: node 'r': unknown node type 'rank.logm' (did you mean 'rank.logme'?)"},
-    {"unknown_param",
-     "[[node]]\nid = \"t\"\ntype = \"dataset.load\"\nparams = { labels = \"y.npy\", knd = \"regression\" }\n",
+    {"unknown_param", "[[node]]\nid = \"t\"\ntype = \"dataset.load\"\nparams = { labels = \"y.npy\", knd = \"regression\" }\n",
      "p.toml:6:36: error: node 't': unknown parameter 'knd' for dataset.load (did you mean 'kind'?)"},
     {"missing_param", "[[node]]\nid = \"t\"\ntype = \"dataset.load\"\n",
      "p.toml:3:1: error: node 't': missing required parameter 'labels'"},
@@ -93,8 +92,7 @@ TEST_P(CliValidation, ReportsFileLineColumnAndNodeWithExit2) {
   TempDir dir;
   auto file = dir.write("p.toml", std::string("[pipeline]\nname = \"bad\"\n") + bad.body);
   for (const char* cmd : {"check", "run", "graph"}) {
-    auto r = run_caulk({cmd, file.string(), "--plugin-path", test_plugin("test_nodes").parent_path().string()}, "",
-                       dir.path());
+    auto r = run_caulk({cmd, file.string(), "--plugin-path", test_plugin("test_nodes").parent_path().string()}, "", dir.path());
     EXPECT_EQ(r.exit_code, 2) << cmd << "\n" << r.err;
     EXPECT_THAT(r.err, HasSubstr(bad.message)) << cmd;
     EXPECT_THAT(r.err, HasSubstr("nothing was run")) << cmd;
@@ -207,7 +205,8 @@ TEST(CliPlugins, ADuplicateNodeTypeIsRefusedAloneAndTheBundledPluginKeepsIt) {
   // The message names both plugins and both files.
   EXPECT_THAT(r.out, HasSubstr("plugin " + test_plugin("duplicate_node").string() +
                                " was refused: plugin 'duplicate_node' registers the node type 'rank.logme', which plugin "
-                               "'rankers' (" + (caulk_binary().parent_path().parent_path() / "lib/caulk/plugins/rankers.so").string() +
+                               "'rankers' (" +
+                               (caulk_binary().parent_path().parent_path() / "lib/caulk/plugins/rankers.so").string() +
                                ") registered first; rename the node type"));
   // The bundled rankers plugin is whole; the newcomer is refused whole (its own type too).
   EXPECT_THAT(r.out, HasSubstr("rank.logme"));
@@ -236,8 +235,10 @@ TEST(CliPlugins, ADuplicateNodeTypeIsRefusedAloneAndTheBundledPluginKeepsIt) {
 TEST(CliPlugins, APluginNamedLikeALoadedOneIsRefused) {
   auto r = run_caulk({"nodes", "--plugin-path", folder_of("test_nodes"), "--plugin-path", folder_of("name_clash")});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_THAT(r.out, HasSubstr("plugin " + test_plugin("name_clash").string() + " was refused: a plugin named 'test_nodes' was "
-                               "already loaded from " + test_plugin("test_nodes").string()));
+  EXPECT_THAT(r.out, HasSubstr("plugin " + test_plugin("name_clash").string() +
+                               " was refused: a plugin named 'test_nodes' was "
+                               "already loaded from " +
+                               test_plugin("test_nodes").string()));
   EXPECT_THAT(r.out, HasSubstr("test.pass"));
   EXPECT_THAT(r.out, Not(HasSubstr("clash.other")));
 }
@@ -259,10 +260,12 @@ TEST(CliPlugins, ExitCode3OnlyWhenThePipelineNeedsAPluginThatFailed) {
     auto r = run_caulk({cmd, needs_refused.string(), "--plugin-path", folder_of("duplicate_node")}, "", dir.path());
     EXPECT_EQ(r.exit_code, 3) << cmd << "\n" << r.err;
     EXPECT_THAT(r.err, HasSubstr("p.toml:6:8: error: node 't': unknown node type 'duplicate.only_here'"));
-    EXPECT_THAT(r.err, HasSubstr("a plugin that was not loaded offers it: plugin " + test_plugin("duplicate_node").string() + " was refused"));
+    EXPECT_THAT(r.err,
+                HasSubstr("a plugin that was not loaded offers it: plugin " + test_plugin("duplicate_node").string() + " was refused"));
     auto any = run_caulk({cmd, needs_any.string(), "--plugin-path", folder_of("undefined_symbol")}, "", dir.path());
     EXPECT_EQ(any.exit_code, 3) << cmd << "\n" << any.err;
-    EXPECT_THAT(any.err, HasSubstr("a plugin that was not loaded may provide it: plugin " + test_plugin("undefined_symbol").string() + " failed to load"));
+    EXPECT_THAT(any.err, HasSubstr("a plugin that was not loaded may provide it: plugin " + test_plugin("undefined_symbol").string() +
+                                   " failed to load"));
     // Without the failed plugin, the same pipeline is only wrong (exit 2).
     EXPECT_EQ(run_caulk({cmd, needs_any.string()}, "", dir.path()).exit_code, 2) << cmd;
     // A plugin that failed without offering the missing type is not needed: exit 2, and a warning.
@@ -297,9 +300,7 @@ TEST(CliPlugins, APipelineNamesThePluginsItNeeds) {
   TempDir dir;
   const auto nodes = task_and("test.pass");
   // Paths are relative to the pipeline file, whatever the current folder.
-  const auto relative = [&](const std::string& plugin) {
-    return std::filesystem::relative(test_plugin(plugin), dir.path()).string();
-  };
+  const auto relative = [&](const std::string& plugin) { return std::filesystem::relative(test_plugin(plugin), dir.path()).string(); };
   for (const std::string& entry : {relative("test_nodes"), std::filesystem::path(relative("test_nodes")).parent_path().string()}) {
     auto file = write_pipeline(dir, "plugins = [\"" + entry + "\"]", nodes);
     for (const char* cmd : {"check", "graph"}) {
@@ -325,8 +326,8 @@ TEST(CliPlugins, APipelinePluginThatCannotBeLoadedIsAnErrorAtItsEntry) {
   };
   const std::vector<Case> cases = {
       {"./nope.so", "p.toml:3:21: error: plugin \"./nope.so\": no such plugin file or folder: " + (dir / "nope.so").string()},
-      {test_plugin("wrong_abi").string(), "p.toml:3:21: error: plugin \"" + test_plugin("wrong_abi").string() +
-                                              "\": plugin " + test_plugin("wrong_abi").string() +
+      {test_plugin("wrong_abi").string(), "p.toml:3:21: error: plugin \"" + test_plugin("wrong_abi").string() + "\": plugin " +
+                                              test_plugin("wrong_abi").string() +
                                               " failed to load: built for caulk plugin ABI version 999"},
       {test_plugin("duplicate_node").string(), "registers the node type 'rank.logme', which plugin 'rankers' ("},
       {folder_of("not_a_plugin"), "not a caulk plugin"},
@@ -338,7 +339,8 @@ TEST(CliPlugins, APipelinePluginThatCannotBeLoadedIsAnErrorAtItsEntry) {
       EXPECT_EQ(r.exit_code, 3) << cmd << " " << c.entry << "\n" << r.err;
       // Every entry that failed, each at its place.
       EXPECT_THAT(r.err, HasSubstr("p.toml:3:12: error: plugin \"other\": no plugin named 'other' was loaded from the plugin "
-                                   "path (searched: " + bundled + ", " + folder_of("test_nodes") +
+                                   "path (searched: " +
+                                   bundled + ", " + folder_of("test_nodes") +
                                    "); add its folder with --plugin-path DIR or CAULK_PLUGIN_PATH, or give its path here"))
           << c.entry;
       EXPECT_THAT(r.err, HasSubstr(c.message)) << cmd << " " << c.entry;

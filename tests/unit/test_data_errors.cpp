@@ -105,7 +105,8 @@ TEST_F(DataErrors, InfInFeatures) {
 TEST_F(DataErrors, FeatureRowsDifferFromLabels) {
   std::vector<float> a(5 * 3, 0.5f);
   dir_.write("a.npy", npy_f32(5, 3, a));
-  expect_failure("logme", "model 'a': " + (dir_ / "a.npy").string() + ": 5 rows of features for split 'train' but the labels (" + labels_.string() + ") have 6");
+  expect_failure("logme", "model 'a': " + (dir_ / "a.npy").string() + ": 5 rows of features for split 'train' but the labels (" +
+                              labels_.string() + ") have 6");
 }
 
 TEST_F(DataErrors, ManifestUnknownKeyHasLineAndColumn) {

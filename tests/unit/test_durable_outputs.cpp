@@ -317,10 +317,10 @@ TEST_F(Interruption, AStopRequestEndsTheRunningNodeAtItsNextStepAndStartsNoOther
     request_cancel(SIGTERM);
   });
   const auto t0 = std::chrono::steady_clock::now();
-  const RunReport r = run(
-      "[[node]]\nid = \"long\"\ntype = \"test.watch_record\"\nparams = { steps = 600000 }\n"
-      "[[node]]\nid = \"next\"\ntype = \"test.source\"\n"
-      "[[node]]\nid = \"last\"\ntype = \"test.last\"\n");
+  const RunReport r =
+      run("[[node]]\nid = \"long\"\ntype = \"test.watch_record\"\nparams = { steps = 600000 }\n"
+          "[[node]]\nid = \"next\"\ntype = \"test.source\"\n"
+          "[[node]]\nid = \"last\"\ntype = \"test.last\"\n");
   stopper.join();
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);  // not the 10 minutes
   EXPECT_EQ(r.interrupted_by, SIGTERM);

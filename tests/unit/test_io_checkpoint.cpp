@@ -22,9 +22,7 @@ using ::testing::StartsWith;
 
 namespace {
 
-std::string st_image(const std::string& header, const std::string& data) {
-  return le_uint(header.size(), 8) + header + data;
-}
+std::string st_image(const std::string& header, const std::string& data) { return le_uint(header.size(), 8) + header + data; }
 
 const std::string kShard1 = "model-00001-of-00002.safetensors";
 const std::string kShard2 = "model-00002-of-00002.safetensors";
@@ -41,9 +39,7 @@ class ShardedCheckpoint : public ::testing::Test {
   void write_index(const std::string& weight_map) {
     write_bytes(index(), R"({"metadata": {"total_size": 13, "format": "pt"}, "weight_map": {)" + weight_map + "}}");
   }
-  std::string standard_map() const {
-    return "\"a\": \"" + kShard1 + "\", \"b\": \"" + kShard1 + "\", \"c\": \"" + kShard2 + "\"";
-  }
+  std::string standard_map() const { return "\"a\": \"" + kShard1 + "\", \"b\": \"" + kShard1 + "\", \"c\": \"" + kShard2 + "\""; }
   std::filesystem::path index() const { return dir_ / "model.safetensors.index.json"; }
   // The DataError for opening the folder; it must name the index file.
   std::string open_error() {
@@ -75,7 +71,8 @@ TEST_F(ShardedCheckpoint, ReadsTwoShardsThroughTheIndex) {
 
 TEST(Checkpoint, ReadsASingleFile) {
   ScratchDir dir;
-  const std::string image = st_image(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}})", le_f32(5));
+  const std::string image =
+      st_image(R"({"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}})", le_f32(5));
   write_bytes(dir / "one.safetensors", image);
   auto single = Checkpoint::open(dir / "one.safetensors");
   EXPECT_FALSE(single.sharded());
@@ -147,6 +144,5 @@ TEST_F(ShardedCheckpoint, TensorListedTwiceInTheIndex) {
 TEST_F(ShardedCheckpoint, BrokenShardNamesTheShard) {
   write_bytes(dir_ / kShard2, "short");
   write_index(standard_map());
-  EXPECT_THAT(data_error_message([&] { Checkpoint::open(dir_.path()); }),
-              StartsWith((dir_ / kShard2).string() + ": truncated"));
+  EXPECT_THAT(data_error_message([&] { Checkpoint::open(dir_.path()); }), StartsWith((dir_ / kShard2).string() + ": truncated"));
 }

@@ -21,12 +21,13 @@ using ::testing::HasSubstr;
 using Rows = std::vector<std::vector<std::string>>;
 
 TEST(Csv, ParsesQuotedFieldsAndRemembersLines) {
-  auto table = parse_csv("model,score,note\n"
-                         "alpha,1.5,plain\n"
-                         "\"be,ta\",\"2\",\"say \"\"hi\"\"\"\n"
-                         "gamma,3,\"two\nlines\"\n"
-                         "delta,4,\n",
-                         "t.csv");
+  auto table = parse_csv(
+      "model,score,note\n"
+      "alpha,1.5,plain\n"
+      "\"be,ta\",\"2\",\"say \"\"hi\"\"\"\n"
+      "gamma,3,\"two\nlines\"\n"
+      "delta,4,\n",
+      "t.csv");
   EXPECT_EQ(table.path, "t.csv");
   EXPECT_THAT(table.header, ElementsAre("model", "score", "note"));
   EXPECT_EQ(table.rows, (Rows{{"alpha", "1.5", "plain"}, {"be,ta", "2", "say \"hi\""}, {"gamma", "3", "two\nlines"}, {"delta", "4", ""}}));
@@ -34,7 +35,10 @@ TEST(Csv, ParsesQuotedFieldsAndRemembersLines) {
 }
 
 TEST(Csv, LineEndingsBomBlankLinesAndNoFinalNewline) {
-  auto table = parse_csv("\xEF\xBB\xBF" "a,b\r\n1,2\r\n\r\n\n3,4", "t.csv");
+  auto table = parse_csv(
+      "\xEF\xBB\xBF"
+      "a,b\r\n1,2\r\n\r\n\n3,4",
+      "t.csv");
   EXPECT_THAT(table.header, ElementsAre("a", "b"));
   EXPECT_EQ(table.rows, (Rows{{"1", "2"}, {"3", "4"}}));
   EXPECT_THAT(table.row_lines, ElementsAre(2, 5));
@@ -70,7 +74,8 @@ TEST(Csv, MalformedFiles) {
             (dir / "short.csv").string() + ":3: row has 2 fields, but the header has 3");
   EXPECT_EQ(data_error_message([&] { parse_csv("a,b\n1,2,3\n", "long.csv"); }), "long.csv:2: row has 3 fields, but the header has 2");
   EXPECT_EQ(data_error_message([&] { parse_csv("a,b\n1,\"open\n2,3\n", "q.csv"); }), "q.csv:2: unterminated quoted field (column 2)");
-  EXPECT_EQ(data_error_message([&] { parse_csv("a,b\n\"x\"y,2\n", "q.csv"); }), "q.csv:2: unexpected text after the closing quote of column 1");
+  EXPECT_EQ(data_error_message([&] { parse_csv("a,b\n\"x\"y,2\n", "q.csv"); }),
+            "q.csv:2: unexpected text after the closing quote of column 1");
   EXPECT_EQ(data_error_message([&] { parse_csv("a,,c\n1,2,3\n", "h.csv"); }), "h.csv:1: empty name for column 2 in the header");
   EXPECT_EQ(data_error_message([&] { parse_csv("a,b,a\n1,2,3\n", "h.csv"); }),
             "h.csv:1: column name 'a' appears twice in the header (columns 1 and 3)");
@@ -108,7 +113,9 @@ TEST(Csv, WritesAtomicallyAndRoundTrips) {
   write_csv(dir / "one.csv", {"x"}, {{""}, {"1"}});
   EXPECT_EQ(read_csv(dir / "one.csv").rows, (Rows{{""}, {"1"}}));
 
-  EXPECT_THAT(data_error_message([&] { write_csv(dir / "bad.csv", {"a", "b"}, {{"1"}}); }),
+  EXPECT_THAT(data_error_message([&] {
+                write_csv(dir / "bad.csv", {"a", "b"}, {{"1"}});
+              }),
               HasSubstr("row 1 has 1 fields, but the header has 2"));
   EXPECT_FALSE(std::filesystem::exists(dir / "bad.csv"));
 }

@@ -44,9 +44,9 @@ TEST(Half, NarrowingHandWorkedPatterns) {
   EXPECT_EQ(f32_to_f16(0.0f), 0x0000);
   EXPECT_EQ(f32_to_f16(-0.0f), 0x8000);
   EXPECT_EQ(f32_to_f16(0.1f), 0x2E66);
-  EXPECT_EQ(f32_to_f16(65504.0f), 0x7BFF);             // the largest finite half
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7BFF);               // the largest finite half
   EXPECT_EQ(f32_to_f16(from_bits(0x477FEFFF)), 0x7BFF);  // just below the midpoint to infinity
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);              // the midpoint: ties to even = infinity
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7C00);               // the midpoint: ties to even = infinity
   EXPECT_EQ(f32_to_f16(1e10f), 0x7C00);
   EXPECT_EQ(f32_to_f16(std::numeric_limits<float>::infinity()), 0x7C00);
   EXPECT_EQ(f32_to_f16(-std::numeric_limits<float>::infinity()), 0xFC00);

@@ -204,8 +204,7 @@ TEST_F(Npy, ToInt64) {
             (std::vector<std::int64_t>{5, -3}));
   EXPECT_EQ(NpyArray::open(file(npy_image(dict_of("|b1", "(2, 1)"), std::string("\x01\x00", 2)))).to_int64(),
             (std::vector<std::int64_t>{1, 0}));
-  EXPECT_EQ(NpyArray::open(file(npy_image(dict_of("<f8", "(2,)"), f64s({1, -2})))).to_int64(),
-            (std::vector<std::int64_t>{1, -2}));
+  EXPECT_EQ(NpyArray::open(file(npy_image(dict_of("<f8", "(2,)"), f64s({1, -2})))).to_int64(), (std::vector<std::int64_t>{1, -2}));
   auto fractional = NpyArray::open(file(npy_image(dict_of("<f8", "(2,)"), f64s({1, 2.5}))));
   EXPECT_THAT(data_error_message([&] { fractional.to_int64(); }), HasSubstr("element 1 is 2.5"));
   auto huge = NpyArray::open(file(npy_image(dict_of("<f8", "(1,)"), f64s({1e19}))));
@@ -223,7 +222,8 @@ TEST_F(Npy, MissingAndEmptyFiles) {
 }
 
 TEST_F(Npy, MalformedPreamble) {
-  EXPECT_THAT(open_error("PK\x03\x04 not numpy"), HasSubstr("not a .npy file: it does not start with the .npy magic (\\x93NUMPY); it is a ZIP archive"));
+  EXPECT_THAT(open_error("PK\x03\x04 not numpy"),
+              HasSubstr("not a .npy file: it does not start with the .npy magic (\\x93NUMPY); it is a ZIP archive"));
   EXPECT_THAT(open_error("\x93NUMPZ\x01"), HasSubstr("does not start with the .npy magic"));
   EXPECT_THAT(open_error("\x93NUM"), HasSubstr("truncated header"));
   EXPECT_THAT(open_error("\x93NUMPY\x01"), HasSubstr("truncated header: the file ends after 7 bytes"));
@@ -244,10 +244,8 @@ TEST_F(Npy, MalformedHeaderDict) {
   EXPECT_THAT(with(""), HasSubstr("malformed header: expected a value"));
   EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': False}"), HasSubstr("header has no 'shape' key"));
   EXPECT_THAT(with("{'descr': '<f4', 'shape': (2,)}"), HasSubstr("header has no 'fortran_order' key"));
-  EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}"),
-              HasSubstr("unexpected key 'extra'"));
-  EXPECT_THAT(with("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}"),
-              HasSubstr("the key 'descr' twice"));
+  EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}"), HasSubstr("unexpected key 'extra'"));
+  EXPECT_THAT(with("{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}"), HasSubstr("the key 'descr' twice"));
   EXPECT_THAT(with(dict_of("<f4", "(2, x)")), HasSubstr("malformed header: unknown name 'x' at column 55"));
   EXPECT_THAT(with(dict_of("<f4", "(2, x)")), HasSubstr("in the value of 'shape'"));
   EXPECT_THAT(with(dict_of("<f4", "[2]")), HasSubstr("'shape' is not a tuple of non-negative integers: [2]"));
@@ -257,10 +255,8 @@ TEST_F(Npy, MalformedHeaderDict) {
   EXPECT_THAT(with(dict_of("<f4", "(99999999999999999999999,)")), HasSubstr("integer too large"));
   EXPECT_THAT(with(dict_of("<f4", "(2,")), HasSubstr("malformed header"));
   EXPECT_THAT(with("{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}"), HasSubstr("malformed header"));
-  EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}"),
-              HasSubstr("'fortran_order' is not True or False: 0"));
-  EXPECT_THAT(with("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}"),
-              HasSubstr("structured arrays"));
+  EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,)}"), HasSubstr("'fortran_order' is not True or False: 0"));
+  EXPECT_THAT(with("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}"), HasSubstr("structured arrays"));
   EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}"), HasSubstr("unknown name 'Maybe'"));
   EXPECT_THAT(with("{'descr': " + std::string(200, '(')), HasSubstr("nested more than 16 levels deep"));
   EXPECT_THAT(with("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk"), HasSubstr("unexpected text after the dict"));
@@ -269,8 +265,7 @@ TEST_F(Npy, MalformedHeaderDict) {
 }
 
 TEST_F(Npy, UnsupportedTypes) {
-  EXPECT_THAT(open_error(npy_image(dict_of(">f8", "(1,)"), f64s({1}))),
-              HasSubstr("big-endian arrays (descr '>f8') are not supported"));
+  EXPECT_THAT(open_error(npy_image(dict_of(">f8", "(1,)"), f64s({1}))), HasSubstr("big-endian arrays (descr '>f8') are not supported"));
   EXPECT_THAT(open_error(npy_image(dict_of(">i4", "(1,)"), le_uint(1, 4))), HasSubstr("big-endian"));
   EXPECT_THAT(open_error(npy_image(dict_of("|O", "(1,)"), le_uint(0, 8))), HasSubstr("object arrays (descr '|O') are not supported"));
   EXPECT_THAT(open_error(npy_image(dict_of("<c16", "(1,)"), f64s({1, 0}))), HasSubstr("unsupported dtype '<c16'"));
@@ -285,8 +280,7 @@ TEST_F(Npy, DataSizeMustMatchTheShape) {
               HasSubstr("data is truncated: shape (2, 3) of '<f4' needs 24 bytes, the file has 20 after the header"));
   EXPECT_THAT(open_error(npy_image(dict_of("<f4", "(2, 3)"), f32s({1, 2, 3, 4, 5, 6, 7}))),
               HasSubstr("data is longer than the shape says: shape (2, 3) of '<f4' needs 24 bytes, the file has 28"));
-  EXPECT_THAT(open_error(npy_image(dict_of("<f4", "(4294967296, 4294967296, 4294967296)"), "")),
-              HasSubstr("too many elements to address"));
+  EXPECT_THAT(open_error(npy_image(dict_of("<f4", "(4294967296, 4294967296, 4294967296)"), "")), HasSubstr("too many elements to address"));
   EXPECT_THAT(open_error(npy_image(dict_of("<f8", "(4611686018427387904,)"), "")), HasSubstr("too many elements"));
 }
 
@@ -334,9 +328,8 @@ TEST_F(Npy, WritesTheImageNumPyWrites) {
 
 TEST_F(Npy, EveryTypeRoundTrips) {
   const std::vector<std::pair<DType, std::string>> types = {
-      {DType::BOOL, "|b1"}, {DType::U8, "|u1"},  {DType::I8, "|i1"},  {DType::U16, "<u2"}, {DType::I16, "<i2"},
-      {DType::U32, "<u4"},  {DType::I32, "<i4"}, {DType::U64, "<u8"}, {DType::I64, "<i8"}, {DType::F16, "<f2"},
-      {DType::F32, "<f4"},  {DType::F64, "<f8"},
+      {DType::BOOL, "|b1"}, {DType::U8, "|u1"},  {DType::I8, "|i1"},  {DType::U16, "<u2"}, {DType::I16, "<i2"}, {DType::U32, "<u4"},
+      {DType::I32, "<i4"},  {DType::U64, "<u8"}, {DType::I64, "<i8"}, {DType::F16, "<f2"}, {DType::F32, "<f4"}, {DType::F64, "<f8"},
   };
   for (const auto& [dtype, descr] : types) {
     std::string data;

@@ -28,13 +28,9 @@ using ::testing::StartsWith;
 namespace {
 
 // u64 little-endian header size, the header, the data.
-std::string st_image(const std::string& header, const std::string& data) {
-  return le_uint(header.size(), 8) + header + data;
-}
+std::string st_image(const std::string& header, const std::string& data) { return le_uint(header.size(), 8) + header + data; }
 
-std::string as_string(std::span<const std::byte> bytes) {
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
+std::string as_string(std::span<const std::byte> bytes) { return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()); }
 
 std::vector<std::byte> bytes_of(const std::string& s) { return to_byte_vector(s); }
 
@@ -52,9 +48,8 @@ std::string one_tensor(const std::string& dtype, const std::string& shape, const
                   std::string(data_bytes, '\0'));
 }
 
-const std::string kTwoTensors =
-    R"({"b":{"dtype":"I16","shape":[2],"data_offsets":[8,12]},"__metadata__":{"format":"pt"},)"
-    R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+const std::string kTwoTensors = R"({"b":{"dtype":"I16","shape":[2],"data_offsets":[8,12]},"__metadata__":{"format":"pt"},)"
+                                R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
 const std::string kTwoTensorsData = le_f32(1.5f) + le_f32(-2.0f) + le_uint(7, 2) + le_uint(0xFFFF, 2);
 
 }  // namespace
@@ -174,12 +169,18 @@ TEST(SafetensorsWriter, AbandonedWriterLeavesNothing) {
 TEST(SafetensorsWriter, RefusesBadDeclarations) {
   ScratchDir dir;
   const auto path = dir / "s.safetensors";
-  EXPECT_THAT(data_error_message([&] { SafetensorsWriter(path, {{"x", DType::U8, {1}}, {"x", DType::U8, {1}}}); }),
+  EXPECT_THAT(data_error_message([&] {
+                SafetensorsWriter(path, {{"x", DType::U8, {1}}, {"x", DType::U8, {1}}});
+              }),
               HasSubstr("tensor 'x' is declared twice"));
-  EXPECT_THAT(data_error_message([&] { SafetensorsWriter(path, {{"__metadata__", DType::U8, {1}}}); }),
+  EXPECT_THAT(data_error_message([&] {
+                SafetensorsWriter(path, {{"__metadata__", DType::U8, {1}}});
+              }),
               HasSubstr("cannot be named '__metadata__'"));
   EXPECT_THAT(data_error_message([&] { SafetensorsWriter(path, {{"x", DType::F64, {1ull << 62}}}); }), HasSubstr("too large"));
-  EXPECT_THAT(data_error_message([&] { SafetensorsWriter(path, {{"x", DType::U8, {1ull << 63}}, {"y", DType::U8, {1ull << 63}}}); }),
+  EXPECT_THAT(data_error_message([&] {
+                SafetensorsWriter(path, {{"x", DType::U8, {1ull << 63}}, {"y", DType::U8, {1ull << 63}}});
+              }),
               HasSubstr("too large"));
   EXPECT_THAT(data_error_message([&] { write_safetensors(path, {{"bad\xFF", DType::U8, {0}, {}}}); }), HasSubstr("not valid UTF-8"));
   EXPECT_TRUE(dir.entries().empty());
@@ -204,7 +205,8 @@ TEST(SafetensorsErrors, HeaderJson) {
   EXPECT_THAT(image_error(st_image("{\"a\": \"\xFF\"}", "")), HasSubstr("header is not valid JSON"));
   EXPECT_THAT(image_error(st_image("[1, 2]", "")), HasSubstr("header is not a JSON object"));
   EXPECT_THAT(image_error(st_image(R"({"a": 3})", "")), HasSubstr("tensor 'a': entry is not an object: 3"));
-  EXPECT_THAT(image_error(st_image(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", "ab")),
+  EXPECT_THAT(image_error(st_image(
+                  R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", "ab")),
               HasSubstr("the header names 'a' twice"));
   EXPECT_THAT(image_error(st_image(R"({"__metadata__":{"x":1}})", "")), HasSubstr("'__metadata__' entry 'x' is not a string: 1"));
   EXPECT_THAT(image_error(st_image(R"({"__metadata__":[]})", "")), HasSubstr("'__metadata__' is not an object of strings"));
@@ -219,7 +221,8 @@ TEST(SafetensorsErrors, TensorEntries) {
   EXPECT_THAT(image_error(one_tensor(R"("F8_E4M3")", "[1]", "[0,1]", 1)), HasSubstr("tensor 'a' has unsupported dtype \"F8_E4M3\""));
   EXPECT_THAT(image_error(one_tensor("32", "[1]", "[0,4]", 4)), HasSubstr("'dtype' is not a string: 32"));
   EXPECT_THAT(image_error(one_tensor(R"("F32")", "[-1]", "[0,4]", 4)), HasSubstr("a 'shape' dimension is negative: -1"));
-  EXPECT_THAT(image_error(one_tensor(R"("F32")", "[1.5]", "[0,4]", 4)), HasSubstr("a 'shape' dimension is not a non-negative integer: 1.5"));
+  EXPECT_THAT(image_error(one_tensor(R"("F32")", "[1.5]", "[0,4]", 4)),
+              HasSubstr("a 'shape' dimension is not a non-negative integer: 1.5"));
   EXPECT_THAT(image_error(one_tensor(R"("F32")", "4", "[0,4]", 4)), HasSubstr("'shape' is not a list: 4"));
   EXPECT_THAT(image_error(one_tensor(R"("F32")", "[1]", "[0]", 4)), HasSubstr("'data_offsets' is not a list of two offsets: [0]"));
   EXPECT_THAT(image_error(one_tensor(R"("F32")", "[1]", "[0,\"4\"]", 4)), HasSubstr("'data_offsets' end is not a non-negative integer"));
@@ -239,10 +242,10 @@ TEST(SafetensorsErrors, OffsetsAndSizes) {
               HasSubstr("shape [4294967296, 4294967296, 4294967296] of F32 has too many elements to address"));
   EXPECT_THAT(image_error(one_tensor(R"("F32")", "[2]", "[0,8]", 10)),
               HasSubstr("the data section has 10 bytes but the tensors cover only 8 (trailing bytes)"));
-  EXPECT_THAT(image_error(one_tensor(R"("F32")", "[2]", "[4,12]", 12)), HasSubstr("a hole in the data: bytes [0, 4] belong to no tensor (before 'a')"));
+  EXPECT_THAT(image_error(one_tensor(R"("F32")", "[2]", "[4,12]", 12)),
+              HasSubstr("a hole in the data: bytes [0, 4] belong to no tensor (before 'a')"));
   const std::string two = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":)";
-  EXPECT_THAT(image_error(st_image(two + "[4,12]}}", std::string(12, '\0'))),
-              HasSubstr("tensors 'a' [0, 8] and 'b' [4, 12] overlap"));
+  EXPECT_THAT(image_error(st_image(two + "[4,12]}}", std::string(12, '\0'))), HasSubstr("tensors 'a' [0, 8] and 'b' [4, 12] overlap"));
   EXPECT_THAT(image_error(st_image(two + "[12,20]}}", std::string(20, '\0'))),
               HasSubstr("a hole in the data: bytes [8, 12] belong to no tensor (before 'b')"));
   EXPECT_THAT(image_error(st_image(two + "[0,8]}}", std::string(8, '\0'))), HasSubstr("tensors 'a' [0, 8] and 'b' [0, 8] overlap"));

@@ -304,8 +304,7 @@ TEST_F(SampleComplexityNode, SameWithAnyJobsAndConsistentCurves) {
   EXPECT_EQ(summary().dump(), summary("out_b").dump());
   const std::string points = caulk::testing::read_file(dir_ / "out" / "sc" / "points.csv");
   EXPECT_EQ(points, caulk::testing::read_file(dir_ / "out_b" / "sc" / "points.csv"));
-  EXPECT_EQ(caulk::testing::read_file(dir_ / "out" / "sc" / "curves.csv"),
-            caulk::testing::read_file(dir_ / "out_b" / "sc" / "curves.csv"));
+  EXPECT_EQ(caulk::testing::read_file(dir_ / "out" / "sc" / "curves.csv"), caulk::testing::read_file(dir_ / "out_b" / "sc" / "curves.csv"));
 
   // points.csv: a header and one row per model, size and repetition.
   EXPECT_EQ(std::count(points.begin(), points.end(), '\n'), 1 + 2 * 6 * 2);
@@ -400,8 +399,8 @@ TEST_F(SampleComplexityNode, ErrorsNameTheProblem) {
 // needs fewer target samples to reach the target error than the weakly related one.
 TEST(SampleComplexityDemo, TheRelatedModelNeedsFewerSamples) {
   caulk::testing::TempDir dir;
-  auto r = caulk::testing::run_caulk({"run", (caulk::testing::source_dir() / "pipelines" / "sample_complexity.toml").string(),
-                                      "--out", (dir / "out").string()});
+  auto r = caulk::testing::run_caulk(
+      {"run", (caulk::testing::source_dir() / "pipelines" / "sample_complexity.toml").string(), "--out", (dir / "out").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto s = nlohmann::json::parse(caulk::testing::read_file(dir / "out" / "run.json"))["nodes"]["curves"]["summary"];
   EXPECT_LT(s["strong"]["risk_at_max_n"].get<double>(), s["weak"]["risk_at_max_n"].get<double>());

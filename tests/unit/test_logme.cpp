@@ -44,8 +44,8 @@ BruteForce brute_force(const Matrix& F, const Vector& y, bool log_det_over_rows)
   }
   // log det by a Cholesky factorisation (sum of log diag L), which neither underflows nor
   // overflows for features of any scale.
-  const Matrix A = log_det_over_rows ? Matrix(alpha * Matrix::Identity(F.rows(), F.rows()) + beta * F * F.transpose())
-                                     : Matrix(alpha * I + beta * FtF);
+  const Matrix A =
+      log_det_over_rows ? Matrix(alpha * Matrix::Identity(F.rows(), F.rows()) + beta * F * F.transpose()) : Matrix(alpha * I + beta * FtF);
   const Eigen::LLT<Matrix> llt(A);
   const double log_det = 2 * llt.matrixL().toDenseMatrix().diagonal().array().log().sum();
   BruteForce out;
@@ -183,8 +183,7 @@ TEST(LogME, BetterFeaturesScoreHigher) {
       noise(i, d) = normal(rng);
     }
   }
-  EXPECT_GT(logme_classification(MatrixView::borrow(good), y, 3).score,
-            logme_classification(MatrixView::borrow(noise), y, 3).score);
+  EXPECT_GT(logme_classification(MatrixView::borrow(good), y, 3).score, logme_classification(MatrixView::borrow(noise), y, 3).score);
 }
 
 // ------------------------------------------------------------------------- absent classes
@@ -309,7 +308,8 @@ TEST(LogME, ExactFormulaIsTheTrueEvidenceWhenDimensionsExceedRows) {
   // N > D: both formulas are the same.
   const Matrix tall = random_features(60, 8, 32);
   const std::vector<int> yt = labels_for(tall, 3, 33);
-  EXPECT_EQ(logme_classification(MatrixView::borrow(tall), yt, 3, exact).score, logme_classification(MatrixView::borrow(tall), yt, 3).score);
+  EXPECT_EQ(logme_classification(MatrixView::borrow(tall), yt, 3, exact).score,
+            logme_classification(MatrixView::borrow(tall), yt, 3).score);
 }
 
 // Root-mean-square value of a matrix.

@@ -352,16 +352,25 @@ TEST(MlpCheckpoint, MalformedCheckpointsNameTheTensor) {
   const auto meta = good.metadata();
   auto keep = [](auto&) {};
 
-  auto missing = rewrite("missing.safetensors", [](auto& t) { t.erase(t.begin() + 1); }, meta);  // layers.0.weight
+  auto missing = rewrite(
+      "missing.safetensors", [](auto& t) { t.erase(t.begin() + 1); }, meta);  // layers.0.weight
   EXPECT_NE(load_error(missing).find("tensor 'layers.0.weight' is missing"), std::string::npos) << load_error(missing);
 
-  auto shape = rewrite("shape.safetensors", [](auto& t) {
-    for (auto& x : t)
-      if (x.name == "layers.1.weight") x.shape = {4, 2};  // transposed: 2 x 4 expected
-  }, meta);
+  auto shape = rewrite(
+      "shape.safetensors",
+      [](auto& t) {
+        for (auto& x : t)
+          if (x.name == "layers.1.weight") x.shape = {4, 2};  // transposed: 2 x 4 expected
+      },
+      meta);
   EXPECT_NE(load_error(shape).find("layers.1.weight"), std::string::npos) << load_error(shape);
 
-  auto extra = rewrite("extra.safetensors", [](auto& t) { t.push_back({"head.weight", io::DType::F32, {1}, std::vector<std::byte>(4)}); }, meta);
+  auto extra = rewrite(
+      "extra.safetensors",
+      [](auto& t) {
+        t.push_back({"head.weight", io::DType::F32, {1}, std::vector<std::byte>(4)});
+      },
+      meta);
   EXPECT_NE(load_error(extra).find("tensor 'head.weight' is not part of a caulk MLP"), std::string::npos) << load_error(extra);
 
   auto act_meta = meta;
@@ -375,10 +384,13 @@ TEST(MlpCheckpoint, MalformedCheckpointsNameTheTensor) {
   auto feat = rewrite("feat.safetensors", keep, feat_meta);
   EXPECT_NE(load_error(feat).find("feature_layer"), std::string::npos) << load_error(feat);
 
-  auto nan = rewrite("nan.safetensors", [](auto& t) {
-    const float v = std::nanf("");
-    std::memcpy(t[0].data.data(), &v, 4);
-  }, meta);
+  auto nan = rewrite(
+      "nan.safetensors",
+      [](auto& t) {
+        const float v = std::nanf("");
+        std::memcpy(t[0].data.data(), &v, 4);
+      },
+      meta);
   EXPECT_NE(load_error(nan).find("NaN"), std::string::npos) << load_error(nan);
 
   auto no_meta = rewrite("nometa.safetensors", keep, {});

@@ -149,12 +149,14 @@ name = "no-inputs"
 [[node]]
 id = "task"
 type = "dataset.load"
-params = { labels = ")" + (target / "train_labels.npy").string() + R"(" }
+params = { labels = ")" +
+          (target / "train_labels.npy").string() + R"(" }
 [[node]]
 id = "features"
 type = "adapter.mlp"
 inputs = { data = "task" }
-params = { manifest = ")" + hub.string() + R"(" }
+params = { manifest = ")" +
+          hub.string() + R"(" }
 )");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("has no split with model inputs"));

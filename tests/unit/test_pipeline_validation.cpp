@@ -86,8 +86,9 @@ TEST_F(Validation, SyntaxErrorsCarryLineAndColumn) {
 TEST_F(Validation, UnknownNodeTypeSuggestsTheClosest) {
   auto ps = problems("[pipeline]\nname = \"x\"\n[[node]]\nid = \"r\"\ntype = \"test.rnak\"\n");
   ASSERT_EQ(ps.size(), 1u);
-  EXPECT_EQ(ps[0], file() + ":5:8: error: node 'r': unknown node type 'test.rnak' (did you mean 'test.rank'?); "
-                            "`caulk nodes` lists them");
+  EXPECT_EQ(ps[0], file() +
+                       ":5:8: error: node 'r': unknown node type 'test.rnak' (did you mean 'test.rank'?); "
+                       "`caulk nodes` lists them");
 }
 
 TEST_F(Validation, ParameterProblemsAreEachReported) {
@@ -110,8 +111,12 @@ params = { max_iter = 2.5, eps = 2, mx_iter = 3 }
   ASSERT_EQ(ps.size(), 7u) << ::testing::PrintToString(ps);
   EXPECT_EQ(ps[0], file() + ":6:19: error: node 'task': parameter 'rows' must be in [1, 100], found 0");
   EXPECT_EQ(ps[1], file() + ":6:29: error: node 'task': parameter 'fail' must be a boolean (true or false), found a string \"yes\"");
-  EXPECT_THAT(ps[2], HasSubstr(":6:45: error: node 'task': unknown parameter 'colour' for test.source (it takes 'rows', 'fail' and 'file')"));
-  EXPECT_EQ(ps[3], file() + ":10:19: error: node 'f': parameter 'kind' must be one of \"alpha\", \"beta\", \"a\", found \"alpah\" (did you mean 'alpha'?)");
+  EXPECT_THAT(ps[2],
+              HasSubstr(":6:45: error: node 'task': unknown parameter 'colour' for test.source (it takes 'rows', 'fail' and 'file')"));
+  EXPECT_EQ(
+      ps[3],
+      file() +
+          ":10:19: error: node 'f': parameter 'kind' must be one of \"alpha\", \"beta\", \"a\", found \"alpah\" (did you mean 'alpha'?)");
   EXPECT_EQ(ps[4], file() + ":15:23: error: node 'r': parameter 'max_iter' must be an integer, found a float 2.5");
   EXPECT_EQ(ps[5], file() + ":15:34: error: node 'r': parameter 'eps' must be in [0, 1], found 2");
   EXPECT_THAT(ps[6], HasSubstr("node 'r': unknown parameter 'mx_iter' for test.rank (did you mean 'max_iter'?)"));
@@ -168,7 +173,8 @@ inputs = { features = "f.out", data = "tsak" }
 }
 
 TEST_F(Validation, DuplicateIdsPointAtBoth) {
-  auto ps = problems("[pipeline]\nname = \"x\"\n[[node]]\nid = \"a\"\ntype = \"test.source\"\n[[node]]\nid = \"a\"\ntype = \"test.embed\"\n");
+  auto ps =
+      problems("[pipeline]\nname = \"x\"\n[[node]]\nid = \"a\"\ntype = \"test.source\"\n[[node]]\nid = \"a\"\ntype = \"test.embed\"\n");
   ASSERT_EQ(ps.size(), 1u);
   EXPECT_EQ(ps[0], file() + ":7:6: error: duplicate node id 'a' (first defined at " + file() + ":4:6)");
 }
@@ -309,10 +315,10 @@ TEST(ClosestNames, RanksByEditDistance) {
 // A bare node name means the node's only output, or its one output of the input's type: a node
 // that publishes a Figure (or a summary Table) beside its main output is still named bare.
 TEST_F(Validation, ABareNodeNamePicksTheOneOutputOfTheInputsType) {
-  registry_.add_node_type({NodeSpec("test.table_in", "take a table").input("t", "Table", "a table"),
-                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
-  registry_.add_node_type({NodeSpec("test.any_in", "take anything").input("a", "Any", "anything"),
-                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+  registry_.add_node_type(
+      {NodeSpec("test.table_in", "take a table").input("t", "Table", "a table"), [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+  registry_.add_node_type(
+      {NodeSpec("test.any_in", "take anything").input("a", "Any", "anything"), [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
   const std::string head = R"([pipeline]
 name = "x"
 [[node]]

@@ -15,8 +15,8 @@ using Json = nlohmann::json;
 namespace {
 
 Json run_ok(const std::string& name, const std::filesystem::path& out, unsigned jobs, CliResult* result = nullptr) {
-  auto r = run_caulk({"run", (source_dir() / "pipelines" / (name + ".toml")).string(), "--out", out.string(), "--jobs",
-                      std::to_string(jobs)});
+  auto r =
+      run_caulk({"run", (source_dir() / "pipelines" / (name + ".toml")).string(), "--out", out.string(), "--jobs", std::to_string(jobs)});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   if (result) *result = r;
   return Json::parse(read_file(out / "run.json"));

@@ -32,8 +32,7 @@ namespace {
 template <class T>
 class Prepared : public Node {
  public:
-  Prepared(const std::map<std::string, std::shared_ptr<const Artifact>>* store, std::string port)
-      : store_(store), port_(std::move(port)) {}
+  Prepared(const std::map<std::string, std::shared_ptr<const Artifact>>* store, std::string port) : store_(store), port_(std::move(port)) {}
   void run(NodeContext& ctx) override {
     const auto& stored = dynamic_cast<const T&>(*store_->at(ctx.id()));
     ctx.publish(port_, std::make_shared<T>(stored));
@@ -66,8 +65,7 @@ class PredictionEvalNodes : public ::testing::Test {
  protected:
   void SetUp() override {
     const auto plugin = Registry::bundled_plugin_dir() / "evaluators.so";
-    ASSERT_TRUE(registry_.load_plugin(plugin)) << plugin << ": " << registry_.plugins().back().error
-                                               << " (build the 'evaluators' target)";
+    ASSERT_TRUE(registry_.load_plugin(plugin)) << plugin << ": " << registry_.plugins().back().error << " (build the 'evaluators' target)";
     add_prepared<Dataset>("test.prepared_dataset", "data");
     add_prepared<Predictions>("test.prepared_predictions", "predictions");
 
@@ -101,8 +99,7 @@ class PredictionEvalNodes : public ::testing::Test {
     NodeSpec spec(type, "Publish an artifact the test prepared");
     spec.output(port, std::string(T::kType), "the prepared artifact");
     const auto* store = &store_;
-    registry_.add_node_type(
-        NodeType{spec, [store, port] { return std::unique_ptr<Node>(new Prepared<T>(store, port)); }, "test", nullptr});
+    registry_.add_node_type(NodeType{spec, [store, port] { return std::unique_ptr<Node>(new Prepared<T>(store, port)); }, "test", nullptr});
   }
 
   // Stores Predictions under `id`: one model per (name, split -> matrix).
@@ -114,8 +111,7 @@ class PredictionEvalNodes : public ::testing::Test {
   }
 
   // Runs a pipeline: `judge` of `type` fed by the prepared predictions `inputs` and dataset `data`.
-  RunReport run(const std::string& type, const std::vector<std::string>& inputs, const std::string& data,
-                const std::string& params = "") {
+  RunReport run(const std::string& type, const std::vector<std::string>& inputs, const std::string& data, const std::string& params = "") {
     std::string text = "[pipeline]\nname = \"prediction-evals\"\n";
     std::string list;
     for (const auto& id : inputs) {
@@ -283,8 +279,7 @@ TEST_F(PredictionEvalNodes, InvalidProbabilitiesNameModelProducerAndSplit) {
   bad(1, 2) = std::nan("");
   predictions("p1", TaskKind::Classification, {{"hand", {{"test", kHandProbs}}}, {"broken", {{"test", bad}}}});
   RunReport r = run("eval.classification", {"p1"}, "task");
-  EXPECT_THAT(judge(r).error,
-              HasSubstr("model 'broken' of 'p1' on split 'test': the probability at (row 1, column 2) is not finite"));
+  EXPECT_THAT(judge(r).error, HasSubstr("model 'broken' of 'p1' on split 'test': the probability at (row 1, column 2) is not finite"));
 }
 
 }  // namespace

@@ -289,8 +289,7 @@ TEST(RegressionMetrics, RSquaredOfOneRowIsNaN) {
 // ---------------------------------------------------------------------------- refusals
 
 TEST(PredictionMetricsErrors, RowsAndLabelsMustMatch) {
-  EXPECT_THAT(error_of([] { accuracy(kFourByThree, {0, 1, 2}); }),
-              HasSubstr("the probabilities have 4 rows but there are 3 labels"));
+  EXPECT_THAT(error_of([] { accuracy(kFourByThree, {0, 1, 2}); }), HasSubstr("the probabilities have 4 rows but there are 3 labels"));
   EXPECT_THAT(error_of([] { classification_metrics(Matrix(0, 3), {}); }), HasSubstr("no samples"));
   EXPECT_THAT(error_of([] { classification_metrics(Matrix(2, 0), {0, 0}); }), HasSubstr("0 columns"));
 }
@@ -318,8 +317,7 @@ TEST(PredictionMetricsErrors, RowsMustSumToOne) {
 
 TEST(PredictionMetricsErrors, LabelOutOfRangeIsNamed) {
   EXPECT_THAT(error_of([] { accuracy(kFourByThree, {0, 3, 2, 1}); }), HasSubstr("the label of row 1 is 3, outside [0, 3)"));
-  EXPECT_THAT(error_of([] { classification_metrics(kFourByThree, {0, 1, 2, -1}); }),
-              HasSubstr("the label of row 3 is -1, outside [0, 3)"));
+  EXPECT_THAT(error_of([] { classification_metrics(kFourByThree, {0, 1, 2, -1}); }), HasSubstr("the label of row 3 is -1, outside [0, 3)"));
 }
 
 TEST(PredictionMetricsErrors, CalibrationNeedsABin) {

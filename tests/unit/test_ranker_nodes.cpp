@@ -24,8 +24,9 @@ class RankerNodes : public ::testing::Test {
     for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 104729) % 17) / 17.0f;
     dir_.write("a.npy", npy_f32(12, 3, a));
     dir_.write("b.npy", npy_f32(12, 4, b));
-    dir_.write("hub.toml", "[hub]\nname = \"tiny\"\n\n[[model]]\nname = \"a\"\nfeatures = \"a.npy\"\n\n"
-                           "[[model]]\nname = \"b\"\nfeatures = \"b.npy\"\n");
+    dir_.write("hub.toml",
+               "[hub]\nname = \"tiny\"\n\n[[model]]\nname = \"a\"\nfeatures = \"a.npy\"\n\n"
+               "[[model]]\nname = \"b\"\nfeatures = \"b.npy\"\n");
     dir_.write("truth.csv", "model,accuracy\na,0.7\nb,0.9\n");
   }
 
@@ -61,8 +62,9 @@ params = { ground_truth = "truth.csv" }
   // Gives every model source probabilities (or logits) from the same 12 x 3 rows.
   void write_source_rows(const std::vector<float>& rows) {
     dir_.write("probs.npy", npy_f32(12, 3, rows));
-    dir_.write("hub.toml", "[hub]\nname = \"tiny\"\n\n[[model]]\nname = \"a\"\nfeatures = \"a.npy\"\nsource_probs = \"probs.npy\"\n\n"
-                           "[[model]]\nname = \"b\"\nfeatures = \"b.npy\"\nsource_probs = \"probs.npy\"\n");
+    dir_.write("hub.toml",
+               "[hub]\nname = \"tiny\"\n\n[[model]]\nname = \"a\"\nfeatures = \"a.npy\"\nsource_probs = \"probs.npy\"\n\n"
+               "[[model]]\nname = \"b\"\nfeatures = \"b.npy\"\nsource_probs = \"probs.npy\"\n");
   }
   void set_ranker_params(const std::string& params) {
     std::string text = read_file(dir_ / "p.toml");
@@ -207,8 +209,9 @@ TEST_F(RankerNodes, WideFeaturesAreRefusedBeforeAllocating) {
   dir_.write("labels.npy", npy_i64(labels));
   dir_.write("wide.npy", npy_f32(N, D, wide));
   wide = {};
-  dir_.write("hub.toml", "[hub]\nname = \"wide\"\n\n[[model]]\nname = \"wide\"\nfeatures = \"wide.npy\"\n\n"
-                         "[[model]]\nname = \"a\"\nfeatures = \"wide.npy\"\n");
+  dir_.write("hub.toml",
+             "[hub]\nname = \"wide\"\n\n[[model]]\nname = \"wide\"\nfeatures = \"wide.npy\"\n\n"
+             "[[model]]\nname = \"a\"\nfeatures = \"wide.npy\"\n");
   write_pipeline("rank.hscore");
   const auto started = std::chrono::steady_clock::now();
   CliResult r = run({"--memory-limit", "8G", "--jobs", "1"});

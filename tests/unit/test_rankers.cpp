@@ -148,9 +148,10 @@ TEST(SourceRows, RowsThatAreNotProbabilitiesAreRefused) {
       0.1, 3.0, -2.0,        //
       1.0, 1.0, 1.2,         //
       -0.3, 0.0, 0.9;
-  for (const Case& c : {Case{"x7", times7, "row 2 sums to 7, not 1"}, Case{"zero row", zero, "row 3 sums to 0, not 1"},
-                        Case{"negative", negative, "row 1 has a negative probability (-0.2 in column 2)"},
-                        Case{"NaN", nan, "row 1, column 0 is nan"}, Case{"logits", logits, "row 0 has a negative probability (-1 in column 1)"}}) {
+  for (const Case& c :
+       {Case{"x7", times7, "row 2 sums to 7, not 1"}, Case{"zero row", zero, "row 3 sums to 0, not 1"},
+        Case{"negative", negative, "row 1 has a negative probability (-0.2 in column 2)"}, Case{"NaN", nan, "row 1, column 0 is nan"},
+        Case{"logits", logits, "row 0 has a negative probability (-1 in column 1)"}}) {
     for (auto method : {&leep, &nce}) {
       try {
         method(view(c.theta), y, 2, SourceOptions{});
@@ -230,8 +231,7 @@ TEST_P(CovarianceMetrics, MatchExplicitFormulas) {
   EXPECT_LT(relative_error(hscore_shrinkage(view(F), y, C).score, hscore_shrinkage_explicit(F, y, C)), 1e-8);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CovarianceMetrics,
-                         ::testing::Values(Shape{60, 5, 3}, Shape{200, 12, 4}, Shape{15, 40, 3} /* D > N */));
+INSTANTIATE_TEST_SUITE_P(Shapes, CovarianceMetrics, ::testing::Values(Shape{60, 5, 3}, Shape{200, 12, 4}, Shape{15, 40, 3} /* D > N */));
 
 TEST(HScore, ShrinkageCoefficientIsLedoitWolf) {
   // For D > N the shrinkage must be strictly between 0 and 1, and it grows as N shrinks.
@@ -629,7 +629,7 @@ TEST(Degenerate, ConstantFeatureColumns) {
 TEST(Degenerate, AllFeaturesConstant) {
   const std::vector<int> y = random_labels(20, 2, 73);
   const Matrix F = Matrix::Constant(20, 4, 3.0);
-  EXPECT_EQ(hscore(view(F), y, 2), 0.0);           // nothing to separate the classes
+  EXPECT_EQ(hscore(view(F), y, 2), 0.0);  // nothing to separate the classes
   EXPECT_NEAR(transrate(view(F), y, 2, 1e-4), 0.0, 1e-12);
   EXPECT_THROW(sfda(view(F), y, 2), std::invalid_argument);  // a clear error, not NaN
 }

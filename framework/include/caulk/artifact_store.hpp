@@ -27,8 +27,7 @@ bool artifact_storable(std::string_view type_name);
 // once every file is written: each file is flushed to disk but not committed on its own.
 // Files it names are hashed with `hashes`. Throws Error when the type cannot be stored or a file it
 // names cannot be hashed.
-Json save_artifact(const Artifact& artifact, const std::filesystem::path& dir, const std::string& prefix,
-                   FileHashCache& hashes);
+Json save_artifact(const Artifact& artifact, const std::filesystem::path& dir, const std::string& prefix, FileHashCache& hashes);
 
 // The artifact `header` describes, its arrays read from `dir` (into memory: the folder may be
 // replaced later). Throws Error or DataError on anything inconsistent: a missing or malformed

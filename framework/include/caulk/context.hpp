@@ -53,8 +53,8 @@ class NodeContext {
   };
 
   // `node_type` is the registry's (null in tests that run a node by hand: run_units then refuses).
-  NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs,
-              const RunEnvironment* env, const NodeType* node_type = nullptr);
+  NodeContext(std::string id, std::string type, const Params& params, std::vector<Input> inputs, const RunEnvironment* env,
+              const NodeType* node_type = nullptr);
 
   const std::string& id() const { return id_; }
   const std::string& type() const { return type_; }
@@ -105,8 +105,7 @@ class NodeContext {
   // Runs fn(i) for every unit (one per model, fold, shard...) concurrently, bounded by --jobs.
   // Units must be independent and write only their own slot. When units fail, every failure is
   // collected and one Error is thrown naming each failing unit with its message.
-  void for_each_unit(const std::string& what, const std::vector<std::string>& unit_names,
-                     const std::function<void(std::size_t)>& fn) const;
+  void for_each_unit(const std::string& what, const std::vector<std::string>& unit_names, const std::function<void(std::size_t)>& fn) const;
 
   // Distributable units (caulk/units.hpp): runs the node type's run_unit on payloads[i] for each
   // unit i. The engine attaches the node's type, id, Params and Dataset inputs (the unit reads them
@@ -121,8 +120,8 @@ class NodeContext {
   // The same, lending `local` to the units that run in this process (UnitContext::local<L>()),
   // e.g. a finer progress bar; units on other ranks get null, so results must not depend on it.
   template <class L>
-  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names,
-                              const std::vector<Json>& payloads, L& local) const {
+  std::vector<Json> run_units(const std::string& what, const std::vector<std::string>& unit_names, const std::vector<Json>& payloads,
+                              L& local) const {
     return run_units(what, unit_names, payloads, &local, &typeid(L));
   }
   // True when run_units may run units in other processes (under mpirun). Nodes whose in-process

@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-
 #include "caulk/error.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/json.hpp"
@@ -58,9 +57,8 @@ class DataCheck {
   // expect_file, then the .npy header (io::NpyArray::read_header, only the header is read); a file
   // that is text (CSV) gets the one-line numpy command that converts it. `rows` (when given) is the
   // first dimension the array must have, `rows_from` says where that count comes from.
-  std::optional<io::NpyHeader> expect_npy(const std::string& param, const std::filesystem::path& file,
-                                          const std::string& what, std::optional<std::size_t> rows = std::nullopt,
-                                          const std::string& rows_from = {});
+  std::optional<io::NpyHeader> expect_npy(const std::string& param, const std::filesystem::path& file, const std::string& what,
+                                          std::optional<std::size_t> rows = std::nullopt, const std::string& rows_from = {});
 
   // The split named by string parameter `param` is one the Dataset on input `port` has (when that
   // Dataset's facts are known: {"splits": {NAME: {"rows", "file", "where"}}}, as dataset.load

@@ -25,8 +25,7 @@ namespace caulk {
 std::string content_hash(std::string_view bytes);
 // XXH3-128 of a file's whole content, read in chunks of `chunk_bytes`. Throws DataError naming
 // the file when it cannot be read; `seen` (optional) receives the stat of the opened file.
-std::string hash_file(const std::filesystem::path& path, std::size_t chunk_bytes = std::size_t{1} << 20,
-                      io::FileStat* seen = nullptr);
+std::string hash_file(const std::filesystem::path& path, std::size_t chunk_bytes = std::size_t{1} << 20, io::FileStat* seen = nullptr);
 // The stat of a path (following symbolic links); nothing when it cannot be examined.
 std::optional<io::FileStat> stat_file(const std::filesystem::path& path);
 

@@ -17,9 +17,9 @@
 namespace caulk {
 
 struct LbfgsOutcome {
-  int iterations = 0;       // as LBFGSpp counts them; param.max_iterations when it gave up
-  bool gave_up = false;     // the line search could not improve further
-  double value = 0;         // the objective at the returned point
+  int iterations = 0;    // as LBFGSpp counts them; param.max_iterations when it gave up
+  bool gave_up = false;  // the line search could not improve further
+  double value = 0;      // the objective at the returned point
 };
 
 // Minimises `objective(x, gradient) -> value` from `x`, which receives the best point evaluated.

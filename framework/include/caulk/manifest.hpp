@@ -38,7 +38,7 @@ struct ManifestModel {
 
 // What a kind of manifest accepts.
 struct ManifestSchema {
-  std::string header;                  // the header table, e.g. "hub"
+  std::string header;                    // the header table, e.g. "hub"
   std::vector<std::string> header_keys;  // keys allowed in it (name is always allowed)
   struct Key {
     std::string name;

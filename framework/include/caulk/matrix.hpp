@@ -17,7 +17,7 @@ namespace io {
 class MappedFile;
 }
 
-using Matrix = Eigen::MatrixXd;                                                    // column-major
+using Matrix = Eigen::MatrixXd;  // column-major
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using RowMatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Vector = Eigen::VectorXd;
@@ -30,8 +30,8 @@ class MatrixView {
   // A view over `data` (rows x cols of `type`, row-major or column-major); `owner` keeps it alive.
   // `mapping` is the memory-mapped file `data` lies in, if any (`owner` keeps it alive too): every
   // read through the view then checks that the file did not shrink meanwhile (check_intact).
-  MatrixView(const void* data, std::size_t rows, std::size_t cols, ScalarType type, bool row_major,
-             std::shared_ptr<const void> owner, const io::MappedFile* mapping = nullptr);
+  MatrixView(const void* data, std::size_t rows, std::size_t cols, ScalarType type, bool row_major, std::shared_ptr<const void> owner,
+             const io::MappedFile* mapping = nullptr);
 
   // Views that share ownership of an Eigen matrix.
   static MatrixView of(std::shared_ptr<const Matrix> m);

@@ -28,7 +28,7 @@ namespace caulk {
 enum class ParamKind {
   Bool,
   Int,
-  Float,       // accepts integers too
+  Float,  // accepts integers too
   String,
   Path,        // a file or folder; relative paths are relative to the file that names them
   SplitPaths,  // one path (the split "train"), or a table of split name -> path
@@ -44,8 +44,8 @@ struct ParamSpec {
   std::string doc;
   std::optional<Value> default_value;  // absent and !required: the parameter is optional
   bool required = false;
-  std::optional<double> min, max;       // inclusive range for Int and Float
-  std::vector<std::string> choices;     // allowed values for String
+  std::optional<double> min, max;    // inclusive range for Int and Float
+  std::vector<std::string> choices;  // allowed values for String
   // Extra validation of a given value: returns "" when fine, else the problem.
   std::function<std::string(const Value&)> check;
 
@@ -54,8 +54,7 @@ struct ParamSpec {
   static ParamSpec integer(std::string name, std::int64_t def, std::string doc);
   static ParamSpec real(std::string name, double def, std::string doc);
   static ParamSpec string(std::string name, std::string def, std::string doc);
-  static ParamSpec choice(std::string name, std::string def, std::vector<std::string> choices,
-                          std::string doc);
+  static ParamSpec choice(std::string name, std::string def, std::vector<std::string> choices, std::string doc);
   static ParamSpec path(std::string name, std::string doc);         // required
   static ParamSpec split_paths(std::string name, std::string doc);  // required
   static ParamSpec list(std::string name, std::string doc);         // optional
@@ -108,7 +107,7 @@ struct NodeSpec {
   NodeSpec& input_optional(std::string name, std::string type, std::string doc);
   NodeSpec& output(std::string name, std::string type, std::string doc);
   NodeSpec& param(ParamSpec p);
-  NodeSpec& run_last();  // see runs_last
+  NodeSpec& run_last();        // see runs_last
   NodeSpec& not_cacheable() {  // see cacheable
     cacheable = false;
     return *this;

@@ -41,8 +41,7 @@ class NodeCache {
   // Keys every node. Without an invocation (a run started by a program, not the command line) the
   // plugins' files are unknown and nothing is cached. `reuse` false (`--no-cache`): no entry is
   // used, but entries are still made for the next run.
-  NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, std::filesystem::path out_dir, FileHashCache& hashes,
-            bool reuse);
+  NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, std::filesystem::path out_dir, FileHashCache& hashes, bool reuse);
   ~NodeCache();
   NodeCache(const NodeCache&) = delete;
   NodeCache& operator=(const NodeCache&) = delete;
@@ -57,7 +56,7 @@ class NodeCache {
   // stored (a plugin's own artifact type, a file that changed while read) has no entry, and the
   // reason is returned (empty when stored, or when the node has no key).
   std::string store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
-             const Json& summary, const std::string& printed, const io::AccessLog& files, const std::vector<std::string>& handed);
+                    const Json& summary, const std::string& printed, const io::AccessLog& files, const std::vector<std::string>& handed);
   // After a successful run: removes the entries of keys this run does not have (moved aside at
   // once, deleted while the next run goes on: caulk/run_folder.hpp, remove_later). Never throws.
   void prune();

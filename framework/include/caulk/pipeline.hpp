@@ -87,8 +87,8 @@ struct PipelineNode {
 
 struct Pipeline {
   PipelineConfig config;
-  std::vector<PipelineNode> nodes;    // in file order
-  std::vector<std::size_t> order;     // a topological order (file order among independent nodes)
+  std::vector<PipelineNode> nodes;                    // in file order
+  std::vector<std::size_t> order;                     // a topological order (file order among independent nodes)
   std::size_t index_of(const std::string& id) const;  // npos-like size() when absent
 };
 
@@ -107,7 +107,6 @@ std::string dot_quote(const std::string& s);
 // Edit distance, for "did you mean" suggestions.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 // Up to `limit` of `candidates` close to `name`, closest first.
-std::vector<std::string> closest_names(const std::string& name, const std::vector<std::string>& candidates,
-                                       std::size_t limit = 3);
+std::vector<std::string> closest_names(const std::string& name, const std::vector<std::string>& candidates, std::size_t limit = 3);
 
 }  // namespace caulk

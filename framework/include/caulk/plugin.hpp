@@ -35,8 +35,8 @@ struct caulk_plugin_descriptor {
 // without it loads unchecked) and able to grow: `size` says how much of it the plugin has.
 extern "C" {
 struct caulk_plugin_build {
-  std::uint32_t size;                          // sizeof(caulk_plugin_build) in the plugin's headers
-  std::uint32_t optimized;                     // 1 when compiled with optimisation (__OPTIMIZE__)
+  std::uint32_t size;       // sizeof(caulk_plugin_build) in the plugin's headers
+  std::uint32_t optimized;  // 1 when compiled with optimisation (__OPTIMIZE__)
   // Eigen's allocation settings: matrices allocated on one side of the plugin boundary are freed on
   // the other, so they must match libcaulk's (AddressSanitizer and -march flags change them).
   std::uint32_t eigen_max_align_bytes;         // EIGEN_MAX_ALIGN_BYTES
@@ -50,25 +50,22 @@ struct caulk_plugin_build {
 #define CAULK_BUILD_OPTIMIZED 0u
 #endif
 // The values of the translation unit that expands it (a macro, so each side reports its own).
-#define CAULK_PLUGIN_BUILD_INFO                                                            \
-  {                                                                                        \
-    static_cast<std::uint32_t>(sizeof(caulk_plugin_build)), CAULK_BUILD_OPTIMIZED,         \
-        static_cast<std::uint32_t>(EIGEN_MAX_ALIGN_BYTES),                                 \
-        static_cast<std::uint32_t>(EIGEN_MALLOC_ALREADY_ALIGNED)                           \
+#define CAULK_PLUGIN_BUILD_INFO                                                                                                       \
+  {                                                                                                                                   \
+    static_cast<std::uint32_t>(sizeof(caulk_plugin_build)), CAULK_BUILD_OPTIMIZED, static_cast<std::uint32_t>(EIGEN_MAX_ALIGN_BYTES), \
+        static_cast<std::uint32_t>(EIGEN_MALLOC_ALREADY_ALIGNED)                                                                      \
   }
 
 #define CAULK_PLUGIN_DESCRIPTOR_SYMBOL "caulk_plugin_descriptor_v"
 #define CAULK_PLUGIN_BUILD_SYMBOL "caulk_plugin_build_v"
 #define CAULK_PLUGIN_ENTRY_SYMBOL "caulk_plugin_register"
 
-#define CAULK_PLUGIN(NAME, VERSION, SUMMARY)                                                  \
-  extern "C" __attribute__((visibility("default"))) const caulk_plugin_descriptor           \
-      caulk_plugin_descriptor_v = {CAULK_ABI_VERSION, NAME, VERSION, SUMMARY,                 \
-                                   CAULK_VERSION_STRING};                                     \
-  extern "C" __attribute__((visibility("default"))) const caulk_plugin_build caulk_plugin_build_v = \
-      CAULK_PLUGIN_BUILD_INFO;                                                                \
-  static void caulk_plugin_register_nodes(caulk::PluginRegistrar& registrar);                \
-  extern "C" __attribute__((visibility("default"))) void caulk_plugin_register(void* registrar) { \
-    caulk_plugin_register_nodes(*static_cast<caulk::PluginRegistrar*>(registrar));            \
-  }                                                                                           \
+#define CAULK_PLUGIN(NAME, VERSION, SUMMARY)                                                                                   \
+  extern "C" __attribute__((visibility("default")))                                                                            \
+  const caulk_plugin_descriptor caulk_plugin_descriptor_v = {CAULK_ABI_VERSION, NAME, VERSION, SUMMARY, CAULK_VERSION_STRING}; \
+  extern "C" __attribute__((visibility("default"))) const caulk_plugin_build caulk_plugin_build_v = CAULK_PLUGIN_BUILD_INFO;   \
+  static void caulk_plugin_register_nodes(caulk::PluginRegistrar& registrar);                                                  \
+  extern "C" __attribute__((visibility("default"))) void caulk_plugin_register(void* registrar) {                              \
+    caulk_plugin_register_nodes(*static_cast<caulk::PluginRegistrar*>(registrar));                                             \
+  }                                                                                                                            \
   static void caulk_plugin_register_nodes([[maybe_unused]] caulk::PluginRegistrar& registrar)

@@ -20,12 +20,12 @@ class Registry;
 
 // What the command line knows of a run; the executor adds the rest.
 struct RunInvocation {
-  std::vector<std::string> command;        // argv
-  std::vector<std::string> overrides;      // each --set, as given
-  std::vector<std::string> plugin_paths;   // each --plugin-path, absolute
-  std::string plugin_path_env;             // CAULK_PLUGIN_PATH as it was
-  std::filesystem::path pipeline_file;     // absolute
-  std::string pipeline_text;               // the file's bytes as parsed (kept as OUT/pipeline.toml)
+  std::vector<std::string> command;       // argv
+  std::vector<std::string> overrides;     // each --set, as given
+  std::vector<std::string> plugin_paths;  // each --plugin-path, absolute
+  std::string plugin_path_env;            // CAULK_PLUGIN_PATH as it was
+  std::filesystem::path pipeline_file;    // absolute
+  std::string pipeline_text;              // the file's bytes as parsed (kept as OUT/pipeline.toml)
   struct Plugin {
     std::string name, version;
     std::filesystem::path file;
@@ -36,8 +36,8 @@ struct RunInvocation {
 
 // The invocation of `pipeline` run with `registry`'s plugins.
 RunInvocation describe_invocation(const std::vector<std::string>& command, const std::vector<std::string>& overrides,
-                                  const std::vector<std::string>& plugin_paths, const std::string& pipeline_text,
-                                  const Pipeline& pipeline, const Registry& registry);
+                                  const std::vector<std::string>& plugin_paths, const std::string& pipeline_text, const Pipeline& pipeline,
+                                  const Registry& registry);
 
 // A parameter value as JSON: numbers, strings, booleans, arrays and tables as they are; floats
 // that JSON cannot hold as the strings "nan", "inf", "-inf".
@@ -66,8 +66,8 @@ class ProvenanceRecorder {
  public:
   // `invocation` may be null (a run started by a test, not the CLI): the command-line parts are
   // then absent. Hashes the plugin files.
-  ProvenanceRecorder(const Pipeline& pipeline, const RunInvocation* invocation, std::filesystem::path out_dir,
-                     unsigned jobs, FileHashCache& hashes);
+  ProvenanceRecorder(const Pipeline& pipeline, const RunInvocation* invocation, std::filesystem::path out_dir, unsigned jobs,
+                     FileHashCache& hashes);
 
   // After node `index` ran (whatever its outcome): what it read and wrote, hashed now.
   // `handed` are the files its input artifacts name (files_named_by).

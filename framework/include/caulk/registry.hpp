@@ -27,7 +27,7 @@ struct PluginInfo {
   std::filesystem::path path;
   std::string name, version, summary;  // from the plugin's descriptor (empty when unreadable)
   PluginStatus status = PluginStatus::failed;
-  std::string error;  // why it failed, was refused or skipped (the loader's own message when there is one)
+  std::string error;                  // why it failed, was refused or skipped (the loader's own message when there is one)
   std::vector<std::string> warnings;  // it loaded, but: built without optimisation, ...
   // The node types it registered; for a refused plugin, those it offered. When it failed before
   // registering (or during), the list is incomplete and it may have provided any type.
@@ -118,7 +118,8 @@ class PluginRegistrar {
                     "a node's run_unit must be `static Json run_unit(caulk::UnitContext& ctx, const Json& payload)`");
       unit = &N::run_unit;
     }
-    add_node(N::spec(), [] { return std::unique_ptr<Node>(new N()); }, unit);
+    add_node(
+        N::spec(), [] { return std::unique_ptr<Node>(new N()); }, unit);
   }
   void add_node(NodeSpec spec, NodeFactory make, UnitFunction run_unit = nullptr);
   void add_artifact_type(std::string name, std::string doc);

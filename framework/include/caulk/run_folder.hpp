@@ -111,7 +111,7 @@ class RunFolderLedger {
   mutable std::string on_disk_;  // the text OUT/.caulk/outputs.json holds (as read or last written)
   mutable std::size_t saves_ = 0;
   std::filesystem::path folder_;
-  std::string pipeline_id_;       // of the previous run until this one succeeds
+  std::string pipeline_id_;  // of the previous run until this one succeeds
   std::string new_pipeline_id_;
   std::map<std::string, Entry> previous_;  // relative path -> entry, of earlier runs
   std::map<std::string, Entry> current_;   // written by this run

@@ -80,8 +80,8 @@ std::filesystem::path checked_shard_path(const std::filesystem::path& index, con
   const auto index_folder = std::filesystem::canonical(index, index_ec).parent_path();
   const bool inside = (!folder_ec && is_within(target, folder)) || (!index_ec && is_within(target, index_folder));
   if (!inside)
-    throw DataError(file, "shard '" + shown + "' resolves (through a symbolic link) to " + target.string() +
-                              ", outside the checkpoint's folder");
+    throw DataError(file,
+                    "shard '" + shown + "' resolves (through a symbolic link) to " + target.string() + ", outside the checkpoint's folder");
   return path;
 }
 
@@ -130,8 +130,7 @@ Checkpoint Checkpoint::open_index(const std::filesystem::path& path, const std::
   if (auto metadata = root.find("metadata"); metadata != root.end()) {
     if (!metadata->is_object()) throw DataError(file, "'metadata' is not an object");
     // Hugging Face writes numbers here ("total_size"); keep their JSON text.
-    for (const auto& [key, value] : metadata->items())
-      c.metadata_[key] = value.is_string() ? value.get<std::string>() : json_text(value);
+    for (const auto& [key, value] : metadata->items()) c.metadata_[key] = value.is_string() ? value.get<std::string>() : json_text(value);
   }
 
   // Map every shard the index names, in the order of their names, and check that each exists.

@@ -56,8 +56,7 @@ class CsvParser {
     const int opened_on = line_;
     ++pos_;
     for (;;) {
-      if (pos_ >= text_.size())
-        throw DataError(file_, opened_on, "unterminated quoted field (column " + std::to_string(column) + ")");
+      if (pos_ >= text_.size()) throw DataError(file_, opened_on, "unterminated quoted field (column " + std::to_string(column) + ")");
       char c = text_[pos_++];
       if (c == '"') {
         if (pos_ < text_.size() && text_[pos_] == '"') {
@@ -97,14 +96,15 @@ CsvTable parse(std::string_view text, const std::filesystem::path& name) {
     if (table.header[i].empty()) throw DataError(file, line, "empty name for column " + std::to_string(i + 1) + " in the header");
     for (std::size_t j = 0; j < i; ++j)
       if (table.header[j] == table.header[i])
-        throw DataError(file, line, "column name '" + table.header[i] + "' appears twice in the header (columns " +
-                                        std::to_string(j + 1) + " and " + std::to_string(i + 1) + ")");
+        throw DataError(file, line,
+                        "column name '" + table.header[i] + "' appears twice in the header (columns " + std::to_string(j + 1) + " and " +
+                            std::to_string(i + 1) + ")");
   }
   std::vector<std::string> fields;
   while (parser.next(fields, line)) {
     if (fields.size() != table.header.size())
-      throw DataError(file, line, "row has " + std::to_string(fields.size()) + " fields, but the header has " +
-                                      std::to_string(table.header.size()));
+      throw DataError(file, line,
+                      "row has " + std::to_string(fields.size()) + " fields, but the header has " + std::to_string(table.header.size()));
     table.rows.push_back(fields);
     table.row_lines.push_back(line);
   }

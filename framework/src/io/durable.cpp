@@ -96,9 +96,7 @@ struct TemporaryName {
   Owner owner;
 };
 
-bool all_of_chars(const std::string& s, const char* allowed) {
-  return !s.empty() && s.find_first_not_of(allowed) == std::string::npos;
-}
+bool all_of_chars(const std::string& s, const char* allowed) { return !s.empty() && s.find_first_not_of(allowed) == std::string::npos; }
 
 // ".TARGET.caulk-tmp-PID-START-RANDOM" (or .caulk-old-).
 bool parse_temporary_name(const std::string& name, TemporaryName& out) {
@@ -193,16 +191,18 @@ std::string refusal_existing(const fs::path& target) {
 }
 
 std::string refusal_appeared(const fs::path& target) {
-  return fmt::format("the output {} appeared while this output was being written (another run writing the same target?); it was left "
-                     "untouched and this result discarded",
-                     target.string());
+  return fmt::format(
+      "the output {} appeared while this output was being written (another run writing the same target?); it was left "
+      "untouched and this result discarded",
+      target.string());
 }
 
 std::string refusal_not_ours(const fs::path& target) {
-  return fmt::format("{} exists and was not written by caulk, so overwrite = true does not replace it (caulk replaces only its own "
-                     "outputs: a folder holding {}, or a .safetensors file whose metadata says {} = \"{}\"); it was left untouched: "
-                     "remove or rename it yourself, or choose another output",
-                     target.string(), kOutputMarker, kWrittenByKey, kWrittenByValue);
+  return fmt::format(
+      "{} exists and was not written by caulk, so overwrite = true does not replace it (caulk replaces only its own "
+      "outputs: a folder holding {}, or a .safetensors file whose metadata says {} = \"{}\"); it was left untouched: "
+      "remove or rename it yourself, or choose another output",
+      target.string(), kOutputMarker, kWrittenByKey, kWrittenByValue);
 }
 
 void write_all(int fd, const std::string& text, const fs::path& file) {

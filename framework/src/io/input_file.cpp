@@ -65,8 +65,7 @@ InputFile InputFile::open(const std::filesystem::path& path) {
   if (std::string problem = not_regular(st.st_mode); !problem.empty()) throw DataError(name, problem);
   // Regular files ignore O_NONBLOCK today; cleared so that reads keep their ordinary meaning.
   const int flags = ::fcntl(file.fd_, F_GETFL);
-  if (flags < 0 || ::fcntl(file.fd_, F_SETFL, flags & ~O_NONBLOCK) != 0)
-    throw DataError(name, "cannot open: " + errno_text(errno));
+  if (flags < 0 || ::fcntl(file.fd_, F_SETFL, flags & ~O_NONBLOCK) != 0) throw DataError(name, "cannot open: " + errno_text(errno));
   file.size_ = checked_size(st, name);
   // The node running this (if any) read this file: its provenance and cache key (access_log.hpp).
   note_read(path, FileStat{static_cast<std::uintmax_t>(st.st_size),
@@ -75,8 +74,7 @@ InputFile InputFile::open(const std::filesystem::path& path) {
   return file;
 }
 
-InputFile::InputFile(InputFile&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), size_(other.size_), path_(std::move(other.path_)) {}
+InputFile::InputFile(InputFile&& other) noexcept : fd_(std::exchange(other.fd_, -1)), size_(other.size_), path_(std::move(other.path_)) {}
 
 InputFile& InputFile::operator=(InputFile&& other) noexcept {
   if (this != &other) {
@@ -94,9 +92,7 @@ InputFile::~InputFile() {
 
 std::string InputFile::read_all(std::size_t limit) const {
   const std::string name = path_.string();
-  auto too_large = [&] {
-    return DataError(name, "is larger than " + std::to_string(limit) + " bytes, the limit for a file of this kind");
-  };
+  auto too_large = [&] { return DataError(name, "is larger than " + std::to_string(limit) + " bytes, the limit for a file of this kind"); };
   if (size_ > limit) throw too_large();
   std::string text;
   text.resize(size_);
@@ -117,8 +113,6 @@ std::string InputFile::read_all(std::size_t limit) const {
   return text;
 }
 
-std::string read_text_file(const std::filesystem::path& path, std::size_t limit) {
-  return InputFile::open(path).read_all(limit);
-}
+std::string read_text_file(const std::filesystem::path& path, std::size_t limit) { return InputFile::open(path).read_all(limit); }
 
 }  // namespace caulk::io

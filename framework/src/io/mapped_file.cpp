@@ -36,8 +36,9 @@ bool MappedFile::shrunk() const { return detail::mapping_shrunk(guard_slot_); }
 
 void MappedFile::check_intact() const {
   if (shrunk())
-    throw DataError(path_.string(), "the file shrank while caulk was reading it (another program truncated or rewrote it?); "
-                                    "what was read is not used. Let it finish writing, then run again");
+    throw DataError(path_.string(),
+                    "the file shrank while caulk was reading it (another program truncated or rewrote it?); "
+                    "what was read is not used. Let it finish writing, then run again");
 }
 
 }  // namespace caulk::io

@@ -113,8 +113,6 @@ void unregister_mapping(int slot) {
   if (slot >= 0 && slot < kSlots) g_slots[slot].state.store(kFree, std::memory_order_release);
 }
 
-bool mapping_shrunk(int slot) {
-  return slot >= 0 && slot < kSlots && g_slots[slot].shrunk.load(std::memory_order_acquire);
-}
+bool mapping_shrunk(int slot) { return slot >= 0 && slot < kSlots && g_slots[slot].shrunk.load(std::memory_order_acquire); }
 
 }  // namespace caulk::io::detail

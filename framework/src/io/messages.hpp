@@ -24,9 +24,7 @@ inline std::string excerpt(std::string_view text) {
 }
 
 // A JSON value as a short excerpt of its text.
-inline std::string json_excerpt(const nlohmann::json& value) {
-  return excerpt(json_text(value));
-}
+inline std::string json_excerpt(const nlohmann::json& value) { return excerpt(json_text(value)); }
 
 // nlohmann's parse error without the "last read: '...'" part, which quotes the file.
 inline std::string json_error_text(const nlohmann::json::exception& e) {

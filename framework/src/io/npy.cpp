@@ -44,9 +44,7 @@ NpyHeader parse_header_of(const MappedFile& map) {
   }
 }
 
-bool aligned(const void* p, std::size_t alignment) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignment == 0;
-}
+bool aligned(const void* p, std::size_t alignment) { return reinterpret_cast<std::uintptr_t>(p) % alignment == 0; }
 
 }  // namespace
 
@@ -120,7 +118,9 @@ std::vector<std::int64_t> NpyArray::to_int64() const {
         out[i] = static_cast<std::int64_t>(v);
         break;
       }
-      case DType::I64: std::memcpy(&out[i], static_cast<const std::byte*>(p) + 8 * i, 8); break;
+      case DType::I64:
+        std::memcpy(&out[i], static_cast<const std::byte*>(p) + 8 * i, 8);
+        break;
       case DType::F16:
       case DType::BF16:
       case DType::F32:
@@ -144,8 +144,7 @@ namespace {
 
 // The header, then `write_data` streams the body: callers with non-contiguous data write in blocks.
 template <class WriteData>
-void write_npy_with(const std::filesystem::path& path, DType dtype, const std::vector<std::size_t>& shape,
-                    WriteData&& write_data) {
+void write_npy_with(const std::filesystem::path& path, DType dtype, const std::vector<std::size_t>& shape, WriteData&& write_data) {
   const std::string file = path.string();
   auto descr = detail::npy_descr(dtype);
   if (!descr) throw DataError(file, "bfloat16 has no NumPy dtype; convert it to float32 to write a .npy");
@@ -166,8 +165,7 @@ void write_npy_with(const std::filesystem::path& path, DType dtype, const std::v
 
 }  // namespace
 
-void write_npy(const std::filesystem::path& path, DType dtype, const std::vector<std::size_t>& shape,
-               const void* data) {
+void write_npy(const std::filesystem::path& path, DType dtype, const std::vector<std::size_t>& shape, const void* data) {
   write_npy_with(path, dtype, shape, [&](AtomicFile& out, std::size_t bytes) {
     if (bytes && !data) throw std::invalid_argument("write_npy: no data for a non-empty array");
     out.write(data, bytes);
@@ -191,12 +189,8 @@ void write_npy(const std::filesystem::path& path, const RowMatrixF& m) {
   write_npy(path, DType::F32, {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())}, m.data());
 }
 
-void write_npy(const std::filesystem::path& path, const std::vector<std::int64_t>& v) {
-  write_npy(path, DType::I64, {v.size()}, v.data());
-}
+void write_npy(const std::filesystem::path& path, const std::vector<std::int64_t>& v) { write_npy(path, DType::I64, {v.size()}, v.data()); }
 
-void write_npy(const std::filesystem::path& path, const std::vector<double>& v) {
-  write_npy(path, DType::F64, {v.size()}, v.data());
-}
+void write_npy(const std::filesystem::path& path, const std::vector<double>& v) { write_npy(path, DType::F64, {v.size()}, v.data()); }
 
 }  // namespace caulk::io

@@ -38,8 +38,7 @@ class PyLiteralParser {
   }
 
   void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
-      ++pos_;
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) ++pos_;
   }
   bool at(char c) {
     skip_space();
@@ -57,13 +56,20 @@ class PyLiteralParser {
     std::size_t begin = pos_;
     char c = text_[pos_];
     PyValue v;
-    if (c == '{') v = dict(depth);
-    else if (c == '(') v = tuple(depth);
-    else if (c == '[') v = sequence(depth, '[', ']', PyValue::Kind::List);
-    else if (c == '\'' || c == '"') v = string();
-    else if (c == '-' || c == '+' || (c >= '0' && c <= '9')) v = integer();
-    else if (std::isalpha(static_cast<unsigned char>(c))) v = name();
-    else fail("expected a value");
+    if (c == '{')
+      v = dict(depth);
+    else if (c == '(')
+      v = tuple(depth);
+    else if (c == '[')
+      v = sequence(depth, '[', ']', PyValue::Kind::List);
+    else if (c == '\'' || c == '"')
+      v = string();
+    else if (c == '-' || c == '+' || (c >= '0' && c <= '9'))
+      v = integer();
+    else if (std::isalpha(static_cast<unsigned char>(c)))
+      v = name();
+    else
+      fail("expected a value");
     v.begin = begin;
     v.end = pos_;
     return v;
@@ -139,10 +145,20 @@ class PyLiteralParser {
       if (c == '\\' && pos_ < text_.size()) {
         char e = text_[pos_++];
         switch (e) {
-          case 'n': v.text += '\n'; break;
-          case 't': v.text += '\t'; break;
-          case '\\': case '\'': case '"': v.text += e; break;
-          default: v.text += '\\'; v.text += e;
+          case 'n':
+            v.text += '\n';
+            break;
+          case 't':
+            v.text += '\t';
+            break;
+          case '\\':
+          case '\'':
+          case '"':
+            v.text += e;
+            break;
+          default:
+            v.text += '\\';
+            v.text += e;
         }
       } else {
         v.text += c;
@@ -162,8 +178,8 @@ class PyLiteralParser {
     }
     if (digits == 0) fail("expected digits");
     if (pos_ < text_.size() && (text_[pos_] == 'L' || text_[pos_] == 'l')) ++pos_;  // Python 2 long
-    if (pos_ < text_.size() && (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E' ||
-                                std::isalpha(static_cast<unsigned char>(text_[pos_]))))
+    if (pos_ < text_.size() &&
+        (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E' || std::isalpha(static_cast<unsigned char>(text_[pos_]))))
       fail("expected an integer");
     return v;
   }

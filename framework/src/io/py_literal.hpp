@@ -16,8 +16,8 @@ struct PyValue {
   bool negative = false;
   std::uint64_t magnitude = 0;
   std::string text;
-  std::vector<PyValue> items;     // tuple and list elements, dict values
-  std::vector<std::string> keys;  // dict keys (strings only)
+  std::vector<PyValue> items;      // tuple and list elements, dict values
+  std::vector<std::string> keys;   // dict keys (strings only)
   std::size_t begin = 0, end = 0;  // where it was written, for messages
 };
 

@@ -26,9 +26,7 @@ using nlohmann::json;
 // hostile, and refusing it early bounds the parser's memory.
 constexpr int kMaxJsonDepth = 8;
 
-std::string offsets_text(std::uint64_t begin, std::uint64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
-}
+std::string offsets_text(std::uint64_t begin, std::uint64_t end) { return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]"; }
 
 // A non-negative JSON integer, or a DataError saying what `what` holds instead.
 std::uint64_t unsigned_field(const json& value, const std::string& file, const std::string& what) {
@@ -111,22 +109,21 @@ json parse_header_json(const char* text, std::size_t size, const std::string& fi
 
 // Sorts the tensors by offset, checks that they tile the data exactly (each begins where the last
 // ended, the last ends at the end of the data) and indexes them by name.
-void sort_and_check_tiling(std::vector<TensorInfo>& tensors, std::map<std::string, std::size_t>& index,
-                           const std::string& file, std::size_t data_size) {
-  std::sort(tensors.begin(), tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
-    return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name);
-  });
+void sort_and_check_tiling(std::vector<TensorInfo>& tensors, std::map<std::string, std::size_t>& index, const std::string& file,
+                           std::size_t data_size) {
+  std::sort(tensors.begin(), tensors.end(),
+            [](const TensorInfo& a, const TensorInfo& b) { return std::tie(a.begin, a.end, a.name) < std::tie(b.begin, b.end, b.name); });
   std::size_t covered = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const TensorInfo& t = tensors[i];
     if (t.begin < covered) {
       const TensorInfo& previous = tensors[i - 1];
-      throw DataError(file, "tensors '" + previous.name + "' " + offsets_text(previous.begin, previous.end) + " and '" +
-                                t.name + "' " + offsets_text(t.begin, t.end) + " overlap");
+      throw DataError(file, "tensors '" + previous.name + "' " + offsets_text(previous.begin, previous.end) + " and '" + t.name + "' " +
+                                offsets_text(t.begin, t.end) + " overlap");
     }
     if (t.begin > covered)
-      throw DataError(file, "a hole in the data: bytes " + offsets_text(covered, t.begin) + " belong to no tensor (before '" +
-                                t.name + "')");
+      throw DataError(file,
+                      "a hole in the data: bytes " + offsets_text(covered, t.begin) + " belong to no tensor (before '" + t.name + "')");
     covered = t.end;
     index[t.name] = i;
   }
@@ -163,8 +160,7 @@ void SafetensorsFile::check_intact() const {
   if (mapping_) mapping_->check_intact();
 }
 
-SafetensorsFile SafetensorsFile::from_bytes(std::shared_ptr<const std::vector<std::byte>> bytes,
-                                            const std::filesystem::path& name) {
+SafetensorsFile SafetensorsFile::from_bytes(std::shared_ptr<const std::vector<std::byte>> bytes, const std::filesystem::path& name) {
   SafetensorsFile file;
   file.path_ = name;
   file.owner_ = bytes;
@@ -175,13 +171,12 @@ SafetensorsFile SafetensorsFile::from_bytes(std::shared_ptr<const std::vector<st
 void SafetensorsFile::parse(const std::byte* data, std::size_t size) {
   const std::string file = path_.string();
   if (size == 0 || data == nullptr) throw DataError(file, "empty file");
-  if (size < 8)
-    throw DataError(file, "truncated: " + std::to_string(size) + " bytes is too short for the 8-byte header size");
+  if (size < 8) throw DataError(file, "truncated: " + std::to_string(size) + " bytes is too short for the 8-byte header size");
   std::uint64_t header_size = 0;
   for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<std::uint64_t>(data[i]);
   if (header_size > kMaxSafetensorsHeader)
-    throw DataError(file, "header size " + std::to_string(header_size) + " exceeds the limit of " +
-                              std::to_string(kMaxSafetensorsHeader) + " bytes");
+    throw DataError(
+        file, "header size " + std::to_string(header_size) + " exceeds the limit of " + std::to_string(kMaxSafetensorsHeader) + " bytes");
   if (header_size > size - 8)
     throw DataError(file, "header size " + std::to_string(header_size) + " is larger than the rest of the file (" +
                               std::to_string(size - 8) + " bytes)");
@@ -220,9 +215,7 @@ const TensorInfo& SafetensorsFile::at(const std::string& name) const {
   return *t;
 }
 
-std::span<const std::byte> SafetensorsFile::bytes(const TensorInfo& t) const {
-  return {data_start_ + t.begin, t.byte_size()};
-}
+std::span<const std::byte> SafetensorsFile::bytes(const TensorInfo& t) const { return {data_start_ + t.begin, t.byte_size()}; }
 
 namespace {
 template <class T, class Convert>
@@ -232,8 +225,8 @@ std::vector<T> converted(const SafetensorsFile& file, const std::string& name, C
   try {
     out.resize(t.element_count());
   } catch (const std::exception&) {  // bad_alloc or length_error: a tensor larger than memory
-    throw DataError(file.path().string(), "tensor '" + name + "': not enough memory to convert " +
-                                              std::to_string(t.element_count()) + " elements");
+    throw DataError(file.path().string(),
+                    "tensor '" + name + "': not enough memory to convert " + std::to_string(t.element_count()) + " elements");
   }
   convert(file.bytes(t).data(), t.dtype, out.size(), out.data());
   file.check_intact();
@@ -241,12 +234,8 @@ std::vector<T> converted(const SafetensorsFile& file, const std::string& name, C
 }
 }  // namespace
 
-std::vector<float> SafetensorsFile::to_float(const std::string& name) const {
-  return converted<float>(*this, name, convert_to_float);
-}
+std::vector<float> SafetensorsFile::to_float(const std::string& name) const { return converted<float>(*this, name, convert_to_float); }
 
-std::vector<double> SafetensorsFile::to_double(const std::string& name) const {
-  return converted<double>(*this, name, convert_to_double);
-}
+std::vector<double> SafetensorsFile::to_double(const std::string& name) const { return converted<double>(*this, name, convert_to_double); }
 
 }  // namespace caulk::io

@@ -35,8 +35,8 @@ std::string header_bytes(const std::vector<SafetensorsWriter::Entry>& entries, c
   std::string text = std::move(*valid);
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > kMaxSafetensorsHeader)
-    throw DataError(file, "the header would be " + std::to_string(text.size()) + " bytes, over the limit of " +
-                              std::to_string(kMaxSafetensorsHeader));
+    throw DataError(
+        file, "the header would be " + std::to_string(text.size()) + " bytes, over the limit of " + std::to_string(kMaxSafetensorsHeader));
   return text;
 }
 
@@ -84,12 +84,11 @@ void SafetensorsWriter::write(const std::string& name, const void* data, std::si
   if (w.next >= w.entries.size())
     throw DataError(w.file, "tensor '" + name + "' written, but every declared tensor has been written already");
   const Entry& expected = w.entries[w.next];
-  if (name != expected.name)
-    throw DataError(w.file, "tensor '" + name + "' written out of order: '" + expected.name + "' is next");
+  if (name != expected.name) throw DataError(w.file, "tensor '" + name + "' written out of order: '" + expected.name + "' is next");
   if (bytes != w.sizes[w.next])
     throw DataError(w.file, "tensor '" + name + "': " + std::to_string(bytes) + " bytes given, but shape " +
-                                detail::json_shape(expected.shape) + " of " + std::string(dtype_name(expected.dtype)) +
-                                " needs " + std::to_string(w.sizes[w.next]));
+                                detail::json_shape(expected.shape) + " of " + std::string(dtype_name(expected.dtype)) + " needs " +
+                                std::to_string(w.sizes[w.next]));
   try {
     w.out->write(data, bytes);
   } catch (...) {

@@ -91,9 +91,13 @@ Json scatter_chart(const ChartText& text, const std::string& x_title, const std:
   Json spec = base_spec(text);
   spec["width"] = 260;
   spec["height"] = 200;
-  Json points_layer{{"data", {{"values", values}}},
-                    {"mark", {{"type", "point"}, {"filled", true}, {"size", 60}, {"color", "black"}}},
-                    {"encoding", {{"x", x}, {"y", y}, {"tooltip", Json::array({tooltip("label", "model", false), tooltip("x", x_title, true), tooltip("y", y_title, true)})}}}};
+  Json points_layer{
+      {"data", {{"values", values}}},
+      {"mark", {{"type", "point"}, {"filled", true}, {"size", 60}, {"color", "black"}}},
+      {"encoding",
+       {{"x", x},
+        {"y", y},
+        {"tooltip", Json::array({tooltip("label", "model", false), tooltip("x", x_title, true), tooltip("y", y_title, true)})}}}};
   Json layers = Json::array({points_layer});
   if (!label_values.empty())
     layers.push_back(Json{{"data", {{"values", label_values}}},
@@ -148,19 +152,26 @@ Json line_chart(const ChartText& text, const LineChartOptions& o, const std::vec
   Json layers = Json::array();
   Json tips = Json::array({tooltip("series", o.series_title, false), tooltip("x", o.x_title, true), tooltip("y", o.y_title, true)});
   if (o.lines)
-    layers.push_back(Json{{"data", {{"values", values}}},
-                          {"mark", {{"type", "line"}, {"strokeWidth", 1.5}}},
-                          {"encoding", {{"x", x}, {"y", y}, {"color", series_channel(o.series_title)}, {"strokeDash", series_channel(o.series_title)}}}});
-  layers.push_back(Json{{"data", {{"values", values}}},
-                        {"mark", {{"type", "point"}, {"filled", true}, {"size", 45}}},
-                        {"encoding", {{"x", x}, {"y", y}, {"color", series_channel(o.series_title)}, {"shape", series_channel(o.series_title)}, {"tooltip", tips}}}});
+    layers.push_back(Json{
+        {"data", {{"values", values}}},
+        {"mark", {{"type", "line"}, {"strokeWidth", 1.5}}},
+        {"encoding", {{"x", x}, {"y", y}, {"color", series_channel(o.series_title)}, {"strokeDash", series_channel(o.series_title)}}}});
+  layers.push_back(Json{
+      {"data", {{"values", values}}},
+      {"mark", {{"type", "point"}, {"filled", true}, {"size", 45}}},
+      {"encoding",
+       {{"x", x}, {"y", y}, {"color", series_channel(o.series_title)}, {"shape", series_channel(o.series_title)}, {"tooltip", tips}}}});
   if (!o.highlighted.empty()) {
     Json marked = Json::array();
     for (const auto& p : o.highlighted)
       if (finite(p.x) && finite(p.y)) marked.push_back(Json{{"series", p.series}, {"x", p.x}, {"y", p.y}, {"note", o.highlighted_label}});
-    layers.push_back(Json{{"data", {{"values", marked}}},
-                          {"mark", {{"type", "point"}, {"shape", "diamond"}, {"size", 260}, {"filled", false}, {"color", "black"}, {"strokeWidth", 2}}},
-                          {"encoding", {{"x", x}, {"y", y}, {"tooltip", Json::array({tooltip("note", "", false), tooltip("x", o.x_title, true), tooltip("y", o.y_title, true)})}}}});
+    layers.push_back(
+        Json{{"data", {{"values", marked}}},
+             {"mark", {{"type", "point"}, {"shape", "diamond"}, {"size", 260}, {"filled", false}, {"color", "black"}, {"strokeWidth", 2}}},
+             {"encoding",
+              {{"x", x},
+               {"y", y},
+               {"tooltip", Json::array({tooltip("note", "", false), tooltip("x", o.x_title, true), tooltip("y", o.y_title, true)})}}}});
   }
   spec["layer"] = layers;
   return spec;
@@ -197,10 +208,15 @@ Json learning_curve_chart(const ChartText& text, const std::string& risk_title, 
   spec["width"] = 420;
   spec["height"] = 260;
   Json layers = Json::array();
-  layers.push_back(Json{{"data", {{"values", points}}},
-                        {"mark", {{"type", "point"}, {"filled", true}, {"size", 40}, {"opacity", 0.8}}},
-                        {"encoding", {{"x", x}, {"y", y}, {"color", series_channel("model")}, {"shape", series_channel("model")},
-                                      {"tooltip", Json::array({tooltip("series", "model", false), tooltip("x", "n", true), tooltip("y", risk_title, true)})}}}});
+  layers.push_back(
+      Json{{"data", {{"values", points}}},
+           {"mark", {{"type", "point"}, {"filled", true}, {"size", 40}, {"opacity", 0.8}}},
+           {"encoding",
+            {{"x", x},
+             {"y", y},
+             {"color", series_channel("model")},
+             {"shape", series_channel("model")},
+             {"tooltip", Json::array({tooltip("series", "model", false), tooltip("x", "n", true), tooltip("y", risk_title, true)})}}}});
   layers.push_back(Json{{"data", {{"values", fitted}}},
                         {"mark", {{"type", "line"}, {"strokeWidth", 1.5}}},
                         {"encoding", {{"x", x}, {"y", y}, {"color", series_channel("model")}, {"strokeDash", series_channel("model")}}}});
@@ -293,7 +309,12 @@ Json covariate_weights_chart(const ChartText& text, const CovariateWeights& d, i
   }
   Json values = Json::array();
   for (const auto& c : cells)
-    values.push_back(Json{{"model", d.models[c.model]}, {"x0", c.x_lo}, {"x1", c.x_hi}, {"y0", c.y_lo}, {"y1", c.y_hi}, {"weight", c.mean_weight},
+    values.push_back(Json{{"model", d.models[c.model]},
+                          {"x0", c.x_lo},
+                          {"x1", c.x_hi},
+                          {"y0", c.y_lo},
+                          {"y1", c.y_hi},
+                          {"weight", c.mean_weight},
                           {"rows", c.rows}});
   Json spec = base_spec(text);
   spec["data"] = Json{{"values", values}};
@@ -312,7 +333,8 @@ Json covariate_weights_chart(const ChartText& text, const CovariateWeights& d, i
                         {"y", {{"field", "y0"}, {"type", "quantitative"}, {"title", d.covariate_names[1] + " (covariate value)"}}},
                         {"y2", {{"field", "y1"}}},
                         {"color", color},
-                        {"tooltip", Json::array({tooltip("model", "model", false), tooltip("weight", weight_title, true), tooltip("rows", "rows in the cell", true)})}}}};
+                        {"tooltip", Json::array({tooltip("model", "model", false), tooltip("weight", weight_title, true),
+                                                 tooltip("rows", "rows in the cell", true)})}}}};
   return spec;
 }
 

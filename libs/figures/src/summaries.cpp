@@ -37,7 +37,8 @@ Table hub_summary_table(const Embeddings& hub) {
     for (const auto& [split, file] : m.features) {
       const auto [rows, cols] = file.shape();
       auto probs = m.source_probs.find(split);
-      t.rows.push_back({m.name, split, count(rows), count(cols), probs == m.source_probs.end() ? TableCell{} : count(probs->second.shape().second)});
+      t.rows.push_back(
+          {m.name, split, count(rows), count(cols), probs == m.source_probs.end() ? TableCell{} : count(probs->second.shape().second)});
     }
   return t;
 }

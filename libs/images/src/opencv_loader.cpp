@@ -37,9 +37,10 @@ const OpenCvLibrary& opencv_library() {
     const char* chosen = std::getenv("CAULK_IMAGES_OPENCV");
     const fs::path path = chosen && *chosen ? fs::path(chosen) : libcaulk_folder() / kImagesLibraryName;
     if (!fs::exists(path)) {
-      library.error = fmt::format("reading images needs {}, which is not at {} (install OpenCV's dev packages, "
-                                  "scripts/install-deps.sh core, and rebuild; or set CAULK_IMAGES_OPENCV to the library)",
-                                  kImagesLibraryName, path.string());
+      library.error = fmt::format(
+          "reading images needs {}, which is not at {} (install OpenCV's dev packages, "
+          "scripts/install-deps.sh core, and rebuild; or set CAULK_IMAGES_OPENCV to the library)",
+          kImagesLibraryName, path.string());
       return;
     }
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

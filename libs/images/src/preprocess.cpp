@@ -18,7 +18,6 @@ bool jpeg_is_complete(std::string_view bytes) {
   return last_scan != std::string_view::npos && last_end != std::string_view::npos && last_end > last_scan;
 }
 
-
 std::string_view image_format(std::string_view bytes) {
   if (bytes.size() >= 8 && bytes.substr(0, 8) == std::string_view("\x89PNG\r\n\x1a\n", 8)) return "png";
   if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF && static_cast<unsigned char>(bytes[1]) == 0xD8 &&

@@ -95,12 +95,10 @@ std::pair<int, int> preprocess(const cv::Mat& image, const Preprocess& p, std::v
 
 }  // namespace caulk::images
 
-extern "C" __attribute__((visibility("default"))) const char* caulk_images_opencv_version() {
-  return caulk::images::kImagesEntryVersion;
-}
+extern "C" __attribute__((visibility("default"))) const char* caulk_images_opencv_version() { return caulk::images::kImagesEntryVersion; }
 
 extern "C" __attribute__((visibility("default"))) void caulk_images_opencv_decode(std::string_view bytes,
-                                                                                 const caulk::images::Preprocess& p,
-                                                                                 std::vector<float>& out, int* height, int* width) {
+                                                                                  const caulk::images::Preprocess& p,
+                                                                                  std::vector<float>& out, int* height, int* width) {
   std::tie(*height, *width) = caulk::images::preprocess(caulk::images::decode_image(bytes, p.channels), p, out);
 }

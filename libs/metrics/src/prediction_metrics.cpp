@@ -30,8 +30,8 @@ std::size_t rows_of(const Matrix& m) { return static_cast<std::size_t>(m.rows())
 
 void check_probabilities(const Matrix& probs, const std::vector<int>& labels) {
   if (rows_of(probs) != labels.size())
-    throw Error("the probabilities have " + std::to_string(probs.rows()) + " rows but there are " +
-                std::to_string(labels.size()) + " labels");
+    throw Error("the probabilities have " + std::to_string(probs.rows()) + " rows but there are " + std::to_string(labels.size()) +
+                " labels");
   if (probs.rows() == 0) throw Error("there are no samples (the probabilities have 0 rows)");
   if (probs.cols() == 0) throw Error("the probabilities have 0 columns (classes)");
   for (Eigen::Index i = 0; i < probs.rows(); ++i) {
@@ -48,8 +48,8 @@ void check_probabilities(const Matrix& probs, const std::vector<int>& labels) {
                   num(kProbabilityRowSumTolerance) + ")");
     const int y = labels[static_cast<std::size_t>(i)];
     if (y < 0 || y >= probs.cols())
-      throw Error("the label of row " + std::to_string(i) + " is " + std::to_string(y) + ", outside [0, " +
-                  std::to_string(probs.cols()) + ") (the probabilities have " + std::to_string(probs.cols()) + " columns)");
+      throw Error("the label of row " + std::to_string(i) + " is " + std::to_string(y) + ", outside [0, " + std::to_string(probs.cols()) +
+                  ") (the probabilities have " + std::to_string(probs.cols()) + " columns)");
   }
 }
 

@@ -112,7 +112,7 @@ void backward(const Model<S>& m, const Trace<S>& t, Mat<S> dz, const std::vector
       const S s = S(lo.scale);
       sink.linear(lora_base + 2 * li + 1, dz, t.lora_hidden[li], s);  // B: s dz (A h)^T
       bdz = lo.B.transpose() * dz;
-      sink.linear(lora_base + 2 * li, bdz, t.input[l], s);            // A: s (B^T dz) h^T
+      sink.linear(lora_base + 2 * li, bdz, t.input[l], s);  // A: s (B^T dz) h^T
     }
     if (l == lowest) break;
     Mat<S> dh = d.W.transpose() * dz;
@@ -135,8 +135,8 @@ void backward(const Model<S>& m, const Trace<S>& t, Mat<S> dz, const std::vector
 }
 
 template <class S>
-double accumulate_gradient(const Model<S>& m, const Mat<S>& X, const Targets<S>& y, double divisor,
-                           const std::vector<bool>& trainable, Model<S>& grad) {
+double accumulate_gradient(const Model<S>& m, const Mat<S>& X, const Targets<S>& y, double divisor, const std::vector<bool>& trainable,
+                           Model<S>& grad) {
   Trace<S> t;
   forward(m, X, &t);
   Mat<S> dz;
@@ -189,10 +189,9 @@ Model<double> fisher_diagonal(const Model<double>& m, const Mat<double>& X, int 
   return total;
 }
 
-#define CAULK_BACKPROP_INSTANTIATE(S)                                                                                         \
-  template double loss_and_output_gradient<S>(const Model<S>&, const Trace<S>&, const Targets<S>&, double, Mat<S>*);        \
-  template double accumulate_gradient<S>(const Model<S>&, const Mat<S>&, const Targets<S>&, double, const std::vector<bool>&, \
-                                         Model<S>&);                                                                          \
+#define CAULK_BACKPROP_INSTANTIATE(S)                                                                                                     \
+  template double loss_and_output_gradient<S>(const Model<S>&, const Trace<S>&, const Targets<S>&, double, Mat<S>*);                      \
+  template double accumulate_gradient<S>(const Model<S>&, const Mat<S>&, const Targets<S>&, double, const std::vector<bool>&, Model<S>&); \
   template void backward<S>(const Model<S>&, const Trace<S>&, Mat<S>, const std::vector<bool>&, Model<S>&, const Vec<S>*);
 CAULK_BACKPROP_INSTANTIATE(float)
 CAULK_BACKPROP_INSTANTIATE(double)

@@ -11,9 +11,12 @@ namespace caulk::mlp {
 
 std::string activation_name(Activation a) {
   switch (a) {
-    case Activation::Relu: return "relu";
-    case Activation::Gelu: return "gelu";
-    case Activation::Tanh: return "tanh";
+    case Activation::Relu:
+      return "relu";
+    case Activation::Gelu:
+      return "gelu";
+    case Activation::Tanh:
+      return "tanh";
   }
   return "?";
 }
@@ -55,8 +58,8 @@ Model<T> Model<S>::cast() const {
   m.feature_layer = feature_layer;
   for (const auto& l : layers) m.layers.push_back({l.W.template cast<T>(), l.b.template cast<T>()});
   for (const auto& a : adapters)
-    m.adapters.push_back({a.after, {a.down.W.template cast<T>(), a.down.b.template cast<T>()},
-                          {a.up.W.template cast<T>(), a.up.b.template cast<T>()}});
+    m.adapters.push_back(
+        {a.after, {a.down.W.template cast<T>(), a.down.b.template cast<T>()}, {a.up.W.template cast<T>(), a.up.b.template cast<T>()}});
   for (const auto& l : loras) m.loras.push_back({l.layer, l.A.template cast<T>(), l.B.template cast<T>(), l.scale});
   return m;
 }
@@ -144,8 +147,12 @@ Model<S> zeros_like(const Model<S>& m) {
 template <class S>
 void apply_activation(Activation a, const Mat<S>& z, Mat<S>& h) {
   switch (a) {
-    case Activation::Relu: h = z.cwiseMax(S(0)); break;
-    case Activation::Tanh: h = z.array().tanh(); break;
+    case Activation::Relu:
+      h = z.cwiseMax(S(0));
+      break;
+    case Activation::Tanh:
+      h = z.array().tanh();
+      break;
     case Activation::Gelu:  // exact (erf) GELU, PyTorch's default
       h = z.unaryExpr([](S x) { return S(0.5) * x * (S(1) + std::erf(x * S(M_SQRT1_2))); });
       break;
@@ -155,8 +162,12 @@ void apply_activation(Activation a, const Mat<S>& z, Mat<S>& h) {
 template <class S>
 void multiply_activation_derivative(Activation a, const Mat<S>& z, Mat<S>& g) {
   switch (a) {
-    case Activation::Relu: g = (z.array() > S(0)).select(g, S(0)); break;
-    case Activation::Tanh: g.array() *= S(1) - z.array().tanh().square(); break;
+    case Activation::Relu:
+      g = (z.array() > S(0)).select(g, S(0));
+      break;
+    case Activation::Tanh:
+      g.array() *= S(1) - z.array().tanh().square();
+      break;
     case Activation::Gelu:
       g.array() *= z.unaryExpr([](S x) {
                       const S cdf = S(0.5) * (S(1) + std::erf(x * S(M_SQRT1_2)));
@@ -218,8 +229,7 @@ bool run_layer(const Model<S>& m, int l, Mat<S>& h, Mat<S>& z, Trace<S>* trace) 
 
 template <class S>
 Mat<S> forward(const Model<S>& m, const Mat<S>& X, Trace<S>* trace, int stop_after) {
-  if (X.rows() != m.input_dim())
-    throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
+  if (X.rows() != m.input_dim()) throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
   if (trace) {
     *trace = Trace<S>{};
     trace->input.resize(m.num_layers());
@@ -233,10 +243,8 @@ Mat<S> forward(const Model<S>& m, const Mat<S>& X, Trace<S>* trace, int stop_aft
   return z;  // not reached: the output layer returns
 }
 
-RunOutputs run_batches(const Model<float>& m, const Eigen::Ref<const Mat<float>>& X, bool want_features, bool want_outputs,
-                       int batch) {
-  if (X.rows() != m.input_dim())
-    throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
+RunOutputs run_batches(const Model<float>& m, const Eigen::Ref<const Mat<float>>& X, bool want_features, bool want_outputs, int batch) {
+  if (X.rows() != m.input_dim()) throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
   const Eigen::Index n = X.cols();
   RunOutputs out;
   if (want_features) out.features.resize(n, m.feature_dim());
@@ -257,15 +265,15 @@ RunOutputs run_batches(const Model<float>& m, const Eigen::Ref<const Mat<float>>
   return out;
 }
 
-#define CAULK_MLP_INSTANTIATE(S)                                                          \
-  template struct Model<S>;                                                               \
-  template void validate<S>(const Model<S>&);                                             \
-  template std::vector<ParamRef<S>> parameters<S>(Model<S>&);                             \
-  template std::vector<ParamRef<const S>> parameters<S>(const Model<S>&);                 \
-  template Model<S> zeros_like<S>(const Model<S>&);                                       \
-  template void apply_activation<S>(Activation, const Mat<S>&, Mat<S>&);                  \
-  template void multiply_activation_derivative<S>(Activation, const Mat<S>&, Mat<S>&);    \
-  template void softmax_columns<S>(Mat<S>&);                                              \
+#define CAULK_MLP_INSTANTIATE(S)                                                       \
+  template struct Model<S>;                                                            \
+  template void validate<S>(const Model<S>&);                                          \
+  template std::vector<ParamRef<S>> parameters<S>(Model<S>&);                          \
+  template std::vector<ParamRef<const S>> parameters<S>(const Model<S>&);              \
+  template Model<S> zeros_like<S>(const Model<S>&);                                    \
+  template void apply_activation<S>(Activation, const Mat<S>&, Mat<S>&);               \
+  template void multiply_activation_derivative<S>(Activation, const Mat<S>&, Mat<S>&); \
+  template void softmax_columns<S>(Mat<S>&);                                           \
   template Mat<S> forward<S>(const Model<S>&, const Mat<S>&, Trace<S>*, int);
 CAULK_MLP_INSTANTIATE(float)
 CAULK_MLP_INSTANTIATE(double)

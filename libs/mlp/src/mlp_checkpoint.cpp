@@ -44,11 +44,12 @@ std::string require_meta(const std::string& file, const std::map<std::string, st
 
 // A tensor as an out x in matrix (2-D) or a vector (1-D), shape checked.
 Mat<float> matrix_tensor(const io::Checkpoint& c, const std::string& file, const std::string& name) {
-  if (!std::binary_search(c.names().begin(), c.names().end(), name))
-    throw DataError(file, fmt::format("tensor '{}' is missing", name));
+  if (!std::binary_search(c.names().begin(), c.names().end(), name)) throw DataError(file, fmt::format("tensor '{}' is missing", name));
   const auto& info = c.info(name);
-  if (info.shape.size() != 2) throw DataError(file, fmt::format("tensor '{}' must be 2-D (out x in), it has {} dimensions", name, info.shape.size()));
-  if (!io::dtype_is_float(info.dtype)) throw DataError(file, fmt::format("tensor '{}' is {}, not floating point", name, io::dtype_name(info.dtype)));
+  if (info.shape.size() != 2)
+    throw DataError(file, fmt::format("tensor '{}' must be 2-D (out x in), it has {} dimensions", name, info.shape.size()));
+  if (!io::dtype_is_float(info.dtype))
+    throw DataError(file, fmt::format("tensor '{}' is {}, not floating point", name, io::dtype_name(info.dtype)));
   const auto rows = static_cast<Eigen::Index>(info.shape[0]), cols = static_cast<Eigen::Index>(info.shape[1]);
   const std::vector<float> v = c.to_float(name);
   Mat<float> m = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(v.data(), rows, cols);
@@ -57,21 +58,19 @@ Mat<float> matrix_tensor(const io::Checkpoint& c, const std::string& file, const
 }
 
 Vec<float> vector_tensor(const io::Checkpoint& c, const std::string& file, const std::string& name, Eigen::Index expected) {
-  if (!std::binary_search(c.names().begin(), c.names().end(), name))
-    throw DataError(file, fmt::format("tensor '{}' is missing", name));
+  if (!std::binary_search(c.names().begin(), c.names().end(), name)) throw DataError(file, fmt::format("tensor '{}' is missing", name));
   const auto& info = c.info(name);
   if (info.shape.size() != 1 || static_cast<Eigen::Index>(info.shape[0]) != expected)
     throw DataError(file, fmt::format("tensor '{}' must have shape [{}]", name, expected));
-  if (!io::dtype_is_float(info.dtype)) throw DataError(file, fmt::format("tensor '{}' is {}, not floating point", name, io::dtype_name(info.dtype)));
+  if (!io::dtype_is_float(info.dtype))
+    throw DataError(file, fmt::format("tensor '{}' is {}, not floating point", name, io::dtype_name(info.dtype)));
   const std::vector<float> v = c.to_float(name);
   Vec<float> out = Eigen::Map<const Vec<float>>(v.data(), expected);
   if (!out.allFinite()) throw DataError(file, fmt::format("tensor '{}' holds a NaN or an infinity", name));
   return out;
 }
 
-bool has(const io::Checkpoint& c, const std::string& name) {
-  return std::binary_search(c.names().begin(), c.names().end(), name);
-}
+bool has(const io::Checkpoint& c, const std::string& name) { return std::binary_search(c.names().begin(), c.names().end(), name); }
 
 Model<float> load(const fs::path& path, int depth) {
   const std::string file = path.string();
@@ -127,7 +126,8 @@ Model<float> load(const fs::path& path, int depth) {
   m.output = output == "softmax" ? Output::Softmax : Output::Identity;
   m.feature_layer = parse_int(file, "feature_layer", require_meta(file, meta, "feature_layer"));
   if (m.feature_layer < 0 || m.feature_layer > L - 2)
-    throw DataError(file, fmt::format("__metadata__ 'feature_layer' = {} is out of range for {} layers (0..{})", m.feature_layer, L, L - 2));
+    throw DataError(file,
+                    fmt::format("__metadata__ 'feature_layer' = {} is out of range for {} layers (0..{})", m.feature_layer, L, L - 2));
   for (int id : layer_ids)
     if (id >= L) throw DataError(file, fmt::format("tensor 'layers.{}.weight' is beyond the {} layers __metadata__ declares", id, L));
 

@@ -20,11 +20,16 @@ PeftMode parse_peft_mode(const std::string& name) {
 
 std::string peft_mode_name(PeftMode m) {
   switch (m) {
-    case PeftMode::LinearProbe: return "linear_probe";
-    case PeftMode::Partial: return "partial";
-    case PeftMode::Adapter: return "adapter";
-    case PeftMode::Lora: return "lora";
-    case PeftMode::Full: return "full";
+    case PeftMode::LinearProbe:
+      return "linear_probe";
+    case PeftMode::Partial:
+      return "partial";
+    case PeftMode::Adapter:
+      return "adapter";
+    case PeftMode::Lora:
+      return "lora";
+    case PeftMode::Full:
+      return "full";
   }
   return "?";
 }
@@ -72,7 +77,8 @@ TuningSetup prepare_tuning(const Model<float>& pretrained, const PeftOptions& o)
 
   std::vector<int> trained_layers{head};
   switch (o.mode) {
-    case PeftMode::LinearProbe: break;
+    case PeftMode::LinearProbe:
+      break;
     case PeftMode::Partial:
       if (o.partial_layers < 1 || o.partial_layers > L)
         throw Error(fmt::format("partial tuning of the last {} layers: the tuned model has {} (1..{})", o.partial_layers, L, L));

@@ -54,8 +54,8 @@ double scheduled_rate(const TrainOptions& o, int epoch) {
   throw Error(fmt::format("unknown learning-rate schedule '{}' (known: constant, cosine, step)", o.schedule));
 }
 
-void optimizer_step(const TrainOptions& o, double lr, long step, bool decay, Eigen::Map<Vec<float>> theta,
-                    Eigen::Map<Vec<float>> g, Eigen::Map<Vec<float>> v1, Eigen::Map<Vec<float>> v2) {
+void optimizer_step(const TrainOptions& o, double lr, long step, bool decay, Eigen::Map<Vec<float>> theta, Eigen::Map<Vec<float>> g,
+                    Eigen::Map<Vec<float>> v1, Eigen::Map<Vec<float>> v2) {
   if (o.optimizer == "sgd") {
     if (decay) g += float(o.weight_decay) * theta;
     v1 = float(o.momentum) * v1 + g;  // PyTorch's SGD momentum (no dampening)

@@ -20,7 +20,10 @@ namespace fs = std::filesystem;
 namespace caulk::models {
 
 void declare_run_params(NodeSpec& s) {
-  s.param(ParamSpec::integer("seed", 0, "seed of the new head, the adapter/LoRA initialisation, the minibatch order and any subsample (each model its own stream)").at_least(0));
+  s.param(ParamSpec::integer(
+              "seed", 0,
+              "seed of the new head, the adapter/LoRA initialisation, the minibatch order and any subsample (each model its own stream)")
+              .at_least(0));
   s.param(ParamSpec::string("train_split", "train", "the split to tune on"));
   s.param(ParamSpec::string("validation_split", "val", "early stopping on this split when the dataset has it (\"\": none)"));
   s.param(ParamSpec::list("predict", "the splits to predict (default: every split with inputs)"));
@@ -95,8 +98,7 @@ TuningData tuning_data(const Params& p, const Dataset& data) {
   // a value here (its default 0 = all).
   if (const auto rows = subsample_rows(p, static_cast<std::size_t>(t.train.size()))) t.train = t.train.subset(*rows);
   const std::string val_split = p.string("validation_split");
-  if (!val_split.empty() && data.find_split(val_split) && data.find_split(val_split)->inputs)
-    t.validation = split_samples(data, val_split);
+  if (!val_split.empty() && data.find_split(val_split) && data.find_split(val_split)->inputs) t.validation = split_samples(data, val_split);
   if (p.has("predict"))
     for (const Value& v : p.get("predict").as_array()) t.predict.push_back(v.as_string());
   else
@@ -133,7 +135,8 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   const std::uint64_t model_seed = seed * 1000003ull + i;
   const std::int64_t trainable_count = prepare_model(*model, p, *data, model_seed, train);
   const std::unique_ptr<OutputTerm> term = term_fn ? term_fn(desc.at("term"), p, train) : nullptr;
-  const mlp::TrainReport report = models::train(*model, train, validation ? &*validation : nullptr, train_options(p, model_seed), term.get());
+  const mlp::TrainReport report =
+      models::train(*model, train, validation ? &*validation : nullptr, train_options(p, model_seed), term.get());
   Json details = term ? Json(term->report(*model)) : desc.at("term");
 
   const std::string name = target + suffix;
@@ -161,8 +164,9 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   const Json& term_facts = desc.at("term");
   const bool renamed = term_facts.is_object() && term_facts.contains("model") && term_facts.at("model").is_string();
   std::map<std::string, std::string> tuned_from{{"caulk.tuned_from", renamed ? term_facts.at("model").get<std::string>() : source.name}};
-  for (const auto& [key, file] : {std::pair{"caulk.tuned_from_module", source.torchscript}, std::pair{"caulk.tuned_from_file", source.checkpoint},
-                                  std::pair{"caulk.tuned_from_weights", source.weights}})
+  for (const auto& [key, file] :
+       {std::pair{"caulk.tuned_from_module", source.torchscript}, std::pair{"caulk.tuned_from_file", source.checkpoint},
+        std::pair{"caulk.tuned_from_weights", source.weights}})
     if (!file.empty()) tuned_from[key] = file.string();
   if (save == "merged") {
     path = dir / (name + ".safetensors");
@@ -170,9 +174,10 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
     model->save(dir / (name + ".pt"));
   } else if (save == "delta") {
     if (!source.weights.empty())
-      throw Error(fmt::format("{} already overrides its module with weights ({}): save = \"delta\" writes only the tuned tensors over "
-                              "the module, which would drop them; use save = \"merged\"",
-                              model->describe(), source.weights.string()));
+      throw Error(
+          fmt::format("{} already overrides its module with weights ({}): save = \"delta\" writes only the tuned tensors over "
+                      "the module, which would drop them; use save = \"merged\"",
+                      model->describe(), source.weights.string()));
     path = dir / (name + ".delta.safetensors");
     save_weights(*model, path, tuned_names, tuned_from);
   }
@@ -259,8 +264,7 @@ Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn, Term
 void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<CheckpointRef>& targets, const std::string& method,
                   const std::vector<Json>& terms) {
   const Params& p = ctx.params();
-  if (terms.size() != targets.size())
-    throw Error(fmt::format("{} tuning terms for {} target models", terms.size(), targets.size()));
+  if (terms.size() != targets.size()) throw Error(fmt::format("{} tuning terms for {} target models", terms.size(), targets.size()));
   // Every split and the subsample are checked before any unit starts (as columns when every model
   // is an MLP, which reads them so).
   const bool all_mlp = std::all_of(targets.begin(), targets.end(), [](const CheckpointRef& r) { return r.module.empty(); });

@@ -80,8 +80,8 @@ std::vector<std::string> globs(const Params& p, const std::string& name) {
 
 // The names of `candidates` matching any of the globs, in candidates' order; a glob matching none
 // is an error naming the model, the parameter and some of the names there are.
-std::vector<std::string> matching(const Model& model, const std::vector<std::string>& patterns, const std::vector<ParameterInfo>& candidates,
-                                  const std::string& param) {
+std::vector<std::string> matching(const Model& model, const std::vector<std::string>& patterns,
+                                  const std::vector<ParameterInfo>& candidates, const std::string& param) {
   std::vector<std::string> out;
   for (const auto& pattern : patterns) {
     bool any = false;
@@ -105,13 +105,15 @@ std::vector<std::string> matching(const Model& model, const std::vector<std::str
 std::int64_t prepare_model(Model& model, const Params& p, const Dataset& data, std::uint64_t seed, const TrainingSamples& train) {
   const std::string mode = p.string("mode");
   if (mode == "adapter")
-    throw Error(fmt::format("{}: mode = \"adapter\" inserts a bottleneck layer into caulk's MLP, which a {} model does not have: use "
-                            "mode = \"lora\" (with lora_weights), \"partial\" (with trainable) or \"full\"",
-                            model.describe(), model.family()));
+    throw Error(
+        fmt::format("{}: mode = \"adapter\" inserts a bottleneck layer into caulk's MLP, which a {} model does not have: use "
+                    "mode = \"lora\" (with lora_weights), \"partial\" (with trainable) or \"full\"",
+                    model.describe(), model.family()));
   if (p.has("lora_layers"))
-    throw Error(fmt::format("{}: `lora_layers` numbers the layers of caulk's MLP; name a {} model's weights by globs in "
-                            "`lora_weights` instead",
-                            model.describe(), model.family()));
+    throw Error(
+        fmt::format("{}: `lora_layers` numbers the layers of caulk's MLP; name a {} model's weights by globs in "
+                    "`lora_weights` instead",
+                    model.describe(), model.family()));
   std::int64_t features = model.feature_dim();
   if (features < 0) {
     if (train.size() == 0) throw Error("no training samples");
@@ -126,13 +128,15 @@ std::int64_t prepare_model(Model& model, const Params& p, const Dataset& data, s
   } else if (mode == "partial") {
     const auto patterns = globs(p, "trainable");
     if (patterns.empty())
-      throw Error(fmt::format("{}: mode = \"partial\" needs `trainable`, globs of the parameters to train besides the new head "
-                              "(e.g. trainable = [\"layer4.*\"])",
-                              model.describe()));
+      throw Error(
+          fmt::format("{}: mode = \"partial\" needs `trainable`, globs of the parameters to train besides the new head "
+                      "(e.g. trainable = [\"layer4.*\"])",
+                      model.describe()));
     std::vector<std::string> chosen = matching(model, patterns, source, "trainable");
     std::vector<std::string> names;
     for (const auto& info : model.parameters())
-      if (std::find(chosen.begin(), chosen.end(), info.name) != chosen.end() || std::find(head.begin(), head.end(), info.name) != head.end())
+      if (std::find(chosen.begin(), chosen.end(), info.name) != chosen.end() ||
+          std::find(head.begin(), head.end(), info.name) != head.end())
         names.push_back(info.name);
     model.set_trainable(names);
   } else if (mode == "full") {
@@ -142,16 +146,18 @@ std::int64_t prepare_model(Model& model, const Params& p, const Dataset& data, s
   } else if (mode == "lora") {
     const auto patterns = globs(p, "lora_weights");
     if (patterns.empty())
-      throw Error(fmt::format("{}: mode = \"lora\" needs `lora_weights`, globs of the weight matrices to adapt (e.g. "
-                              "lora_weights = [\"proj.weight\"])",
-                              model.describe()));
+      throw Error(
+          fmt::format("{}: mode = \"lora\" needs `lora_weights`, globs of the weight matrices to adapt (e.g. "
+                      "lora_weights = [\"proj.weight\"])",
+                      model.describe()));
     const std::vector<std::string> chosen = matching(model, patterns, source, "lora_weights");
     for (const auto& name : chosen) {
       const auto& info = *std::find_if(source.begin(), source.end(), [&](const ParameterInfo& i) { return i.name == name; });
       if (info.shape.size() < 2)
-        throw Error(fmt::format("{}: `lora_weights` matches '{}' of shape [{}], which is not a weight matrix: LoRA adapts weights "
-                                "of two or more dimensions (Linear, Conv); narrow the glob (e.g. \"*.weight\")",
-                                model.describe(), name, fmt::join(info.shape, ", ")));
+        throw Error(
+            fmt::format("{}: `lora_weights` matches '{}' of shape [{}], which is not a weight matrix: LoRA adapts weights "
+                        "of two or more dimensions (Linear, Conv); narrow the glob (e.g. \"*.weight\")",
+                        model.describe(), name, fmt::join(info.shape, ", ")));
     }
     model.add_lora(chosen, static_cast<int>(p.integer("rank")), p.real("lora_alpha"), seeding::derive_seed(seed, 0x4C6F5241ull));
   } else {
@@ -168,9 +174,10 @@ std::int64_t prepare_model(Model& model, const Params& p, const Dataset& data, s
 void check_mlp_params(const Params& p, const std::string& model) {
   for (const char* name : {"trainable", "lora_weights"})
     if (p.has(name))
-      throw Error(fmt::format("model '{}' is a caulk MLP checkpoint, which tunes by layers: `{}` names parameters of TorchScript "
-                              "models (use `layers` for partial, `lora_layers` for lora)",
-                              model, name));
+      throw Error(
+          fmt::format("model '{}' is a caulk MLP checkpoint, which tunes by layers: `{}` names parameters of TorchScript "
+                      "models (use `layers` for partial, `lora_layers` for lora)",
+                      model, name));
 }
 
 }  // namespace caulk::models

@@ -83,8 +83,7 @@ ModelSource source_of(const CheckpointRef& ref) {
 }
 
 CheckpointRef checkpoint_of(const ModelSource& s) {
-  if (!s.onnx.empty())
-    throw Error(onnx_inference_only(s.name, s.onnx.string()));
+  if (!s.onnx.empty()) throw Error(onnx_inference_only(s.name, s.onnx.string()));
   CheckpointRef ref;
   ref.model = s.name;
   if (s.torchscript.empty()) {

@@ -20,9 +20,7 @@ namespace {
 
 std::string shape_text(std::span<const std::int64_t> shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-std::int64_t product(std::span<const std::int64_t> s) {
-  return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>());
-}
+std::int64_t product(std::span<const std::int64_t> s) { return std::accumulate(s.begin(), s.end(), std::int64_t{1}, std::multiplies<>()); }
 
 }  // namespace
 
@@ -45,8 +43,7 @@ ModelInputs ModelInputs::open(const ArrayFile& inputs, const std::string& what) 
   }
   const io::NpyArray a = io::NpyArray::open(inputs.path);
   const std::string file = inputs.path.string();
-  if (a.ndim() == 0)
-    throw DataError(file, fmt::format("{} is a scalar: model inputs have one row per sample (N, ...)", what));
+  if (a.ndim() == 0) throw DataError(file, fmt::format("{} is a scalar: model inputs have one row per sample (N, ...)", what));
   if (a.dtype() == io::DType::BOOL)
     throw DataError(file, fmt::format("{} are booleans: model inputs are floats (float32 images, rows) or integers "
                                       "(int64 token ids)",
@@ -92,8 +89,7 @@ InputBatch ModelInputs::batch(std::int64_t first, std::int64_t count, io::DType 
       io::convert_to_float(src, dtype_, n, reinterpret_cast<float*>(buffer.data()));
   } else if (dtype == io::DType::I64) {
     if (io::dtype_is_float(dtype_))
-      throw DataError(describe_, fmt::format("{} are floats ({}) but the model takes int64 token ids",
-                                             what_, io::dtype_name(dtype_)));
+      throw DataError(describe_, fmt::format("{} are floats ({}) but the model takes int64 token ids", what_, io::dtype_name(dtype_)));
     if (dtype_ == io::DType::I64) {
       std::memcpy(buffer.data(), src, buffer.size());
     } else {
@@ -112,8 +108,7 @@ InputBatch ModelInputs::batch(std::int64_t first, std::int64_t count, io::DType 
   return b;
 }
 
-Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64_t batch_size, bool want_features,
-                       bool want_outputs) {
+Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64_t batch_size, bool want_features, bool want_outputs) {
   if (batch_size < 1) throw Error(fmt::format("a batch size of {}: it must be at least 1", batch_size));
   const std::vector<std::int64_t> expected = model.input_shape();
   const std::span<const std::int64_t> sample = std::span(inputs.shape()).subspan(1);
@@ -123,8 +118,7 @@ Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64
   if (!expected.empty() && !flat_match && !std::equal(expected.begin(), expected.end(), sample.begin(), sample.end()))
     throw DataError(inputs.describe(), fmt::format("{} takes samples of shape {}, but these inputs have samples of shape {} "
                                                    "(the array is {})",
-                                                   model.describe(), shape_text(expected), shape_text(sample),
-                                                   shape_text(inputs.shape())));
+                                                   model.describe(), shape_text(expected), shape_text(sample), shape_text(inputs.shape())));
   const io::DType dtype = inputs.dtype_for(model);
   const std::int64_t n = inputs.rows();
   const std::size_t blocks = static_cast<std::size_t>((n + batch_size - 1) / batch_size);
@@ -137,8 +131,7 @@ Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64
       parts[k] = model.run(b, want_features, want_outputs);
     } catch (const DataError& e) {
       // The model's error names the model and its file; add which inputs it was given.
-      throw DataError(e.file(), fmt::format("{} (inputs: {}, rows {} to {})", e.problem(), inputs.describe(), first,
-                                            first + count - 1));
+      throw DataError(e.file(), fmt::format("{} (inputs: {}, rows {} to {})", e.problem(), inputs.describe(), first, first + count - 1));
     }
     for (const RowMatrixF* m : {want_features ? &parts[k].features : nullptr, want_outputs ? &parts[k].outputs : nullptr})
       if (m && m->rows() != count)
@@ -147,15 +140,15 @@ Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64
   });
   // Batches in row order, so the result does not depend on which thread ran which batch.
   Outputs out;
-  const auto concatenate = [&](RowMatrixF Outputs::* member, const char* what) {
+  const auto concatenate = [&](RowMatrixF Outputs::*member, const char* what) {
     RowMatrixF& whole = out.*member;
     const Eigen::Index cols = blocks ? (parts[0].*member).cols() : 0;
     whole.resize(n, cols);
     for (std::size_t k = 0; k < blocks; ++k) {
       const RowMatrixF& part = parts[k].*member;
       if (part.cols() != cols)
-        throw DataError(model.file().string(), fmt::format("model '{}' returned {} {} for one batch and {} for another",
-                                                           model.name(), cols, what, part.cols()));
+        throw DataError(model.file().string(),
+                        fmt::format("model '{}' returned {} {} for one batch and {} for another", model.name(), cols, what, part.cols()));
       whole.middleRows(static_cast<Eigen::Index>(k) * batch_size, part.rows()) = part;
     }
   };

@@ -30,7 +30,8 @@ std::vector<std::string> names_of(const mlp::Model<S>& m) {
 template <class P>
 void copy_out(const mlp::ParamRef<P>& p, std::span<float> out) {
   for (int i = 0; i < p.rows; ++i)
-    for (int j = 0; j < p.cols; ++j) out[static_cast<std::size_t>(i) * p.cols + j] = float(p.data[static_cast<std::size_t>(j) * p.rows + i]);
+    for (int j = 0; j < p.cols; ++j)
+      out[static_cast<std::size_t>(i) * p.cols + j] = float(p.data[static_cast<std::size_t>(j) * p.rows + i]);
 }
 
 }  // namespace
@@ -45,18 +46,16 @@ std::unique_ptr<MlpModel> MlpModel::open(const std::string& name, const std::fil
   return std::make_unique<MlpModel>(name, checkpoint, mlp::load_model(checkpoint));
 }
 
-OutputKind MlpModel::output_kind() const {
-  return model_.output == mlp::Output::Softmax ? OutputKind::Logits : OutputKind::Values;
-}
+OutputKind MlpModel::output_kind() const { return model_.output == mlp::Output::Softmax ? OutputKind::Logits : OutputKind::Values; }
 
 Eigen::Map<const mlp::Mat<float>> MlpModel::columns(const InputBatch& x) const {
   if (x.dtype != io::DType::F32)
     throw DataError(file().string(), fmt::format("{} takes float32 inputs, not {}", describe(), io::dtype_name(x.dtype)));
   if (x.shape.empty() || x.sample_size() != model_.input_dim())
-    throw DataError(file().string(), fmt::format("{} takes samples of {} values (N x {}; a sample of any shape is read flattened), "
-                                                 "not {} per sample",
-                                                 describe(), model_.input_dim(), model_.input_dim(),
-                                                 x.shape.empty() ? 0 : x.sample_size()));
+    throw DataError(file().string(),
+                    fmt::format("{} takes samples of {} values (N x {}; a sample of any shape is read flattened), "
+                                "not {} per sample",
+                                describe(), model_.input_dim(), model_.input_dim(), x.shape.empty() ? 0 : x.sample_size()));
   return {static_cast<const float*>(x.data), model_.input_dim(), static_cast<Eigen::Index>(x.rows())};
 }
 
@@ -85,8 +84,7 @@ std::size_t MlpModel::index_of(const std::string& name) const {
 
 void MlpModel::read_parameter(const std::string& name, std::span<float> out) const {
   const auto p = mlp::parameters(model_)[index_of(name)];
-  if (out.size() != p.size())
-    throw Error(fmt::format("{}: parameter '{}' has {} values, not {}", describe(), name, p.size(), out.size()));
+  if (out.size() != p.size()) throw Error(fmt::format("{}: parameter '{}' has {} values, not {}", describe(), name, p.size(), out.size()));
   copy_out(p, out);
 }
 
@@ -278,8 +276,8 @@ FisherDiagonal MlpModel::fisher_diagonal(const InputBatch& x, bool sampled, std:
       for (std::size_t i = 0; i < p.size(); ++i) p.data[i] *= n;
   } else {
     if (model_.output != mlp::Output::Softmax)
-      throw Error(fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)",
-                              describe()));
+      throw Error(
+          fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)", describe()));
     sum = mlp::zeros_like(md);
     mlp::Trace<double> t;
     mlp::forward(md, X, &t);

@@ -27,9 +27,7 @@ InputBatch InputBatch::slice(std::int64_t first, std::int64_t count) const {
   return s;
 }
 
-std::int64_t ParameterInfo::size() const {
-  return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>());
-}
+std::int64_t ParameterInfo::size() const { return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>()); }
 
 std::string Model::describe() const { return fmt::format("model '{}' ({})", name_, file_.string()); }
 
@@ -64,8 +62,8 @@ std::size_t draw_class(std::span<const double> p, std::uint64_t draw) {
 FisherDiagonal Model::fisher_diagonal(const InputBatch& x, bool sampled, std::uint64_t seed) {
   const bool logits = output_kind() == OutputKind::Logits;
   if (sampled && !logits)
-    throw Error(fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)",
-                            describe()));
+    throw Error(
+        fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)", describe()));
   const std::vector<std::string> was_trainable = trainable();
   std::vector<std::string> all;
   for (const auto& p : parameters()) all.push_back(p.name);

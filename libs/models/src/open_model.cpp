@@ -69,16 +69,16 @@ FamilyLibrary load_family(const FamilyContract& c) {
 }
 
 const FamilyLibrary& torch_library() {
-  static const FamilyLibrary library = load_family(
-      {"TorchScript", kTorchLibraryName, "CAULK_MODELS_TORCH", kTorchEntryVersion, kTorchVersionSymbol, kTorchOpenSymbol,
-       "caulk was built without libtorch: install libtorch-dev, e.g. scripts/install-deps.sh core, and rebuild"});
+  static const FamilyLibrary library =
+      load_family({"TorchScript", kTorchLibraryName, "CAULK_MODELS_TORCH", kTorchEntryVersion, kTorchVersionSymbol, kTorchOpenSymbol,
+                   "caulk was built without libtorch: install libtorch-dev, e.g. scripts/install-deps.sh core, and rebuild"});
   return library;
 }
 
 const FamilyLibrary& onnx_library() {
-  static const FamilyLibrary library = load_family(
-      {"ONNX", kOnnxLibraryName, "CAULK_MODELS_ONNX", kOnnxEntryVersion, kOnnxVersionSymbol, kOnnxOpenSymbol,
-       "caulk was built without OpenCV DNN: install libopencv-dnn-dev, e.g. scripts/install-deps.sh core, and rebuild"});
+  static const FamilyLibrary library =
+      load_family({"ONNX", kOnnxLibraryName, "CAULK_MODELS_ONNX", kOnnxEntryVersion, kOnnxVersionSymbol, kOnnxOpenSymbol,
+                   "caulk was built without OpenCV DNN: install libopencv-dnn-dev, e.g. scripts/install-deps.sh core, and rebuild"});
   return library;
 }
 
@@ -128,9 +128,9 @@ std::unique_ptr<Model> open_model(const ModelSource& source) {
   std::unique_ptr<Model> model;
   if (!source.checkpoint.empty()) {
     if (!source.feature_method.empty())
-      throw DataError(source.checkpoint.string(),
-                      fmt::format("{}: feature_method applies to TorchScript models; an MLP's features are its feature layer",
-                                  entry_name(source)));
+      throw DataError(
+          source.checkpoint.string(),
+          fmt::format("{}: feature_method applies to TorchScript models; an MLP's features are its feature layer", entry_name(source)));
     model = MlpModel::open(source.name, source.checkpoint);
   } else if (!source.torchscript.empty()) {
     const FamilyLibrary& library = torch_library();
@@ -138,8 +138,8 @@ std::unique_ptr<Model> open_model(const ModelSource& source) {
     model.reset(reinterpret_cast<OpenTorchScriptFn>(library.open)(source));
   } else {
     if (!source.weights.empty())
-      throw DataError(source.weights.string(), onnx_inference_only(source.name, source.onnx.string()) +
-                                                   " (`weights` cannot override an ONNX model's parameters)");
+      throw DataError(source.weights.string(),
+                      onnx_inference_only(source.name, source.onnx.string()) + " (`weights` cannot override an ONNX model's parameters)");
     const FamilyLibrary& library = onnx_library();
     if (!library.open) throw DataError(source.onnx.string(), fmt::format("{}: {}", entry_name(source), library.error));
     model.reset(reinterpret_cast<OpenOnnxFn>(library.open)(source));

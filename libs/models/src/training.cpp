@@ -85,7 +85,8 @@ double output_loss(const RowMatrixF& z, const TrainingSamples& samples, const st
   if (samples.values.cols() != z.cols())
     throw Error(fmt::format("the model gives {} values per sample but the task has {} targets", z.cols(), samples.values.cols()));
   RowMatrixF r(n, z.cols());
-  for (Eigen::Index i = 0; i < n; ++i) r.row(i) = z.row(i) - samples.values.row(static_cast<Eigen::Index>(rows[static_cast<std::size_t>(i)]));
+  for (Eigen::Index i = 0; i < n; ++i)
+    r.row(i) = z.row(i) - samples.values.row(static_cast<Eigen::Index>(rows[static_cast<std::size_t>(i)]));
   const double scale = divisor * double(z.cols());
   total = r.cast<double>().squaredNorm() / double(z.cols());
   if (dz) *dz = r * float(2.0 / scale);
@@ -227,8 +228,7 @@ mlp::TrainReport train(Model& model, const TrainingSamples& data, const Training
   return report;
 }
 
-mlp::TrainReport fit_head_lbfgs(Model& model, const TrainingSamples& data, const TrainingSamples* validation,
-                                const mlp::TrainOptions& o) {
+mlp::TrainReport fit_head_lbfgs(Model& model, const TrainingSamples& data, const TrainingSamples* validation, const mlp::TrainOptions& o) {
   const std::vector<std::string> head = model.head_parameters();
   if (head.size() != 2) throw Error(fmt::format("{}: L-BFGS fits a new linear head only (replace_head first)", model.describe()));
   if (data.size() == 0) throw Error("no training samples");

@@ -15,9 +15,7 @@ namespace {
 
 std::string shape_text(const std::vector<std::int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-std::vector<std::int64_t> signed_shape(const std::vector<std::size_t>& s) {
-  return std::vector<std::int64_t>(s.begin(), s.end());
-}
+std::vector<std::int64_t> signed_shape(const std::vector<std::size_t>& s) { return std::vector<std::int64_t>(s.begin(), s.end()); }
 
 // At most this many names in one message; the count says how many there are.
 std::string some_names(const std::vector<std::string>& names) {
@@ -82,14 +80,14 @@ void load_weights(Model& model, const std::filesystem::path& path, bool partial)
       if (some.size() == 4) break;
       some.push_back(name);
     }
-    problems.push_back(fmt::format("{} tensor(s) are not parameters of the model: {} (its parameters are named like {}; "
-                                   "buffers such as BatchNorm statistics are not loaded: save named_parameters() only)",
-                                   unknown.size(), some_names(unknown), some_names(some)));
+    problems.push_back(
+        fmt::format("{} tensor(s) are not parameters of the model: {} (its parameters are named like {}; "
+                    "buffers such as BatchNorm statistics are not loaded: save named_parameters() only)",
+                    unknown.size(), some_names(unknown), some_names(some)));
   }
   if (!mismatched.empty()) problems.push_back(fmt::format("shapes differ: {}", fmt::join(mismatched, "; ")));
   if (!missing.empty()) problems.push_back(fmt::format("{} parameter(s) are missing: {}", missing.size(), some_names(missing)));
-  if (!problems.empty())
-    throw DataError(where, fmt::format("weights for {} do not fit: {}", model.describe(), fmt::join(problems, "; ")));
+  if (!problems.empty()) throw DataError(where, fmt::format("weights for {} do not fit: {}", model.describe(), fmt::join(problems, "; ")));
 
   for (const auto& name : names) {
     const std::vector<float> values = file.to_float(name);
@@ -111,12 +109,10 @@ void save_weights(const Model& model, const std::filesystem::path& path, const s
     }
   }
   std::vector<io::SafetensorsWriter::Entry> entries;
-  for (const auto& p : chosen)
-    entries.push_back({p.name, io::DType::F32, std::vector<std::size_t>(p.shape.begin(), p.shape.end())});
+  for (const auto& p : chosen) entries.push_back({p.name, io::DType::F32, std::vector<std::size_t>(p.shape.begin(), p.shape.end())});
   std::map<std::string, std::string> metadata = extra_metadata;
   metadata["caulk.model"] = model.name();
-  if (!model.head_parameters().empty())
-    metadata["caulk.head"] = model.output_kind() == OutputKind::Logits ? "logits" : "values";
+  if (!model.head_parameters().empty()) metadata["caulk.head"] = model.output_kind() == OutputKind::Logits ? "logits" : "values";
   io::SafetensorsWriter writer(path, entries, metadata);
   std::vector<float> buffer;
   for (const auto& p : chosen) {

@@ -18,8 +18,7 @@ class Reader {
   std::pair<std::uint64_t, int> key() {
     const std::uint64_t k = varint();
     const int wire = static_cast<int>(k & 7);
-    if (k >> 3 == 0 || wire == 3 || wire == 4 || wire > 5)
-      throw std::runtime_error("not a protobuf message (bad field key)");
+    if (k >> 3 == 0 || wire == 3 || wire == 4 || wire > 5) throw std::runtime_error("not a protobuf message (bad field key)");
     return {k >> 3, wire};
   }
   std::uint64_t varint() {
@@ -201,12 +200,10 @@ Graph read_graph(std::span<const unsigned char> bytes) {
     });
     return true;
   });
-  if (!has_graph || g.nodes.empty() || g.outputs.empty())
-    throw std::runtime_error("not an ONNX model (no graph with nodes and outputs)");
+  if (!has_graph || g.nodes.empty() || g.outputs.empty()) throw std::runtime_error("not an ONNX model (no graph with nodes and outputs)");
   // Older exports list the weights among the inputs too.
   for (auto& v : declared)
-    if (std::find(initializers.begin(), initializers.end(), v.name) == initializers.end())
-      g.inputs.push_back(std::move(v));
+    if (std::find(initializers.begin(), initializers.end(), v.name) == initializers.end()) g.inputs.push_back(std::move(v));
   if (g.inputs.empty()) throw std::runtime_error("the ONNX graph has no input");
   return g;
 }
@@ -215,8 +212,7 @@ std::string elem_type_name(int elem_type) {
   static const std::array<const char*, 17> names{"UNDEFINED", "FLOAT",  "UINT8",     "INT8",       "UINT16",  "INT16",
                                                  "INT32",     "INT64",  "STRING",    "BOOL",       "FLOAT16", "DOUBLE",
                                                  "UINT32",    "UINT64", "COMPLEX64", "COMPLEX128", "BFLOAT16"};
-  return elem_type >= 0 && elem_type < int(names.size()) ? names[std::size_t(elem_type)]
-                                                         : "type " + std::to_string(elem_type);
+  return elem_type >= 0 && elem_type < int(names.size()) ? names[std::size_t(elem_type)] : "type " + std::to_string(elem_type);
 }
 
 }  // namespace caulk::models::onnx

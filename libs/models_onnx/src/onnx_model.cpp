@@ -67,16 +67,14 @@ struct OnnxModel::Shared {
   std::int64_t exported_batch = -1;           // the input's first dimension in the file (-1: dynamic)
 
   std::unique_ptr<cv::dnn::Net> import() const {
-    auto net = std::make_unique<cv::dnn::Net>(
-        cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    auto net = std::make_unique<cv::dnn::Net>(cv::dnn::readNetFromONNX(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     net->setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
     net->setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
     return net;
   }
 };
 
-OnnxModel::OnnxModel(std::shared_ptr<const Shared> shared)
-    : Model(shared->name, shared->file), shared_(std::move(shared)) {}
+OnnxModel::OnnxModel(std::shared_ptr<const Shared> shared) : Model(shared->name, shared->file), shared_(std::move(shared)) {}
 
 OnnxModel::OnnxModel(const OnnxModel& other) : Model(other), shared_(other.shared_) {
   feature_dim_.store(other.feature_dim_.load());
@@ -86,9 +84,7 @@ OnnxModel::OnnxModel(const OnnxModel& other) : Model(other), shared_(other.share
 std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
   configure_opencv();
   const std::string file = source.onnx.string();
-  const auto problem = [&](const std::string& text) {
-    return DataError(file, fmt::format("model '{}': {}", source.name, text));
-  };
+  const auto problem = [&](const std::string& text) { return DataError(file, fmt::format("model '{}': {}", source.name, text)); };
   if (!std::filesystem::exists(source.onnx)) throw problem("the file does not exist");
   if (!source.feature_method.empty())
     throw problem("feature_method applies to TorchScript models; an ONNX model names its features with feature_output");
@@ -109,15 +105,13 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
   if (g.inputs.size() != 1) {
     std::vector<std::string> names;
     for (const auto& v : g.inputs) names.push_back(v.name);
-    throw problem(
-        fmt::format("the graph takes {} inputs ({}); caulk gives a model one input tensor: export it with one",
-                    g.inputs.size(), fmt::join(names, ", ")));
+    throw problem(fmt::format("the graph takes {} inputs ({}); caulk gives a model one input tensor: export it with one", g.inputs.size(),
+                              fmt::join(names, ", ")));
   }
   const ValueInfo& input = g.inputs.front();
   if (input.elem_type != kElemFloat && input.elem_type != kElemInt64)
-    throw problem(
-        fmt::format("its input '{}' is {}; caulk gives models float32 or int64 inputs: export it with one of those",
-                    input.name, elem_type_name(input.elem_type)));
+    throw problem(fmt::format("its input '{}' is {}; caulk gives models float32 or int64 inputs: export it with one of those", input.name,
+                              elem_type_name(input.elem_type)));
   if (input.has_shape && !input.dims.empty()) s->exported_batch = input.dims.front();
 
   // Operators OpenCV 4.6 imports but computes wrongly, found by running PyTorch exports
@@ -137,8 +131,8 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
             "(avg_pool2d(count_include_pad=False))";
     }
     if (!wrong.empty())
-      throw problem(fmt::format("its node '{}' ({}) cannot run: {}; export the model without it (docs/models.md)",
-                                n.name, n.op_type, wrong));
+      throw problem(
+          fmt::format("its node '{}' ({}) cannot run: {}; export the model without it (docs/models.md)", n.name, n.op_type, wrong));
   }
 
   std::unique_ptr<cv::dnn::Net> net;
@@ -156,8 +150,7 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
   const auto layer_of = [&](const std::string& tensor) -> std::optional<cv::String> {
     if (net->getLayerId(tensor) >= 0) return tensor;
     for (const Node& n : g.nodes)
-      if (!n.outputs.empty() && n.outputs.front() == tensor && net->getLayerId("onnx_node!" + n.name) >= 0)
-        return "onnx_node!" + n.name;
+      if (!n.outputs.empty() && n.outputs.front() == tensor && net->getLayerId("onnx_node!" + n.name) >= 0) return "onnx_node!" + n.name;
     return std::nullopt;
   };
   if (!source.feature_output.empty()) {
@@ -167,12 +160,11 @@ std::unique_ptr<OnnxModel> OnnxModel::open(const ModelSource& source) {
     } else {
       std::vector<std::string> tensors;
       for (const Node& n : g.nodes) tensors.insert(tensors.end(), n.outputs.begin(), n.outputs.end());
-      throw problem(
-          fmt::format("feature_output '{}' is not an output of the graph{} (its outputs: {}; or any of its {} node "
-                      "outputs, as Netron shows them); name the tensor that holds the features, or export it as "
-                      "a second output (output_names=[\"logits\", \"features\"])",
-                      source.feature_output, did_you_mean_among(source.feature_output, tensors),
-                      fmt::join(g.outputs, ", "), tensors.size()));
+      throw problem(fmt::format(
+          "feature_output '{}' is not an output of the graph{} (its outputs: {}; or any of its {} node "
+          "outputs, as Netron shows them); name the tensor that holds the features, or export it as "
+          "a second output (output_names=[\"logits\", \"features\"])",
+          source.feature_output, did_you_mean_among(source.feature_output, tensors), fmt::join(g.outputs, ", "), tensors.size()));
     }
   }
   // The logits: the graph's first output that is not the features (the features themselves
@@ -209,9 +201,7 @@ std::optional<io::DType> OnnxModel::input_dtype() const {
   return shared_->graph.inputs.front().elem_type == kElemInt64 ? io::DType::I64 : io::DType::F32;
 }
 
-void OnnxModel::fail(const std::string& problem) const {
-  throw DataError(file().string(), fmt::format("model '{}': {}", name(), problem));
-}
+void OnnxModel::fail(const std::string& problem) const { throw DataError(file().string(), fmt::format("model '{}': {}", name(), problem)); }
 
 void OnnxModel::inference_only() const { throw Error(onnx_inference_only(name(), file().string())); }
 
@@ -261,8 +251,8 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
     return std::string(t == io::DType::F32 ? "float32" : t == io::DType::I64 ? "int64" : io::dtype_name(t));
   };
   if (x.dtype != expected)
-    fail(fmt::format("its input '{}' is {}, but it was given {} inputs (give it {})", input.name,
-                     elem_type_name(input.elem_type), dtype_text(x.dtype), dtype_text(expected)));
+    fail(fmt::format("its input '{}' is {}, but it was given {} inputs (give it {})", input.name, elem_type_name(input.elem_type),
+                     dtype_text(x.dtype), dtype_text(expected)));
   const std::vector<std::int64_t> sample_dims(x.shape.begin() + 1, x.shape.end());
   if (input.has_shape) {
     bool fits = input.dims.size() == x.shape.size();
@@ -275,8 +265,7 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
   }
   std::vector<int> sample;
   for (auto d : sample_dims) {
-    if (d < 1 || d > std::numeric_limits<int>::max())
-      fail(fmt::format("cannot run on inputs of shape {}", dims_text(x.shape)));
+    if (d < 1 || d > std::numeric_limits<int>::max()) fail(fmt::format("cannot run on inputs of shape {}", dims_text(x.shape)));
     sample.push_back(static_cast<int>(d));
   }
   const std::int64_t per_sample = x.sample_size();
@@ -287,15 +276,13 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
   } else {
     const auto* ids = static_cast<const std::int64_t*>(x.data);
     for (std::size_t i = 0; i < values.size(); ++i) {
-      if (ids[i] < -(1 << 24) || ids[i] > (1 << 24))
-        fail(fmt::format("token id {} is too large for OpenCV's float32 inputs", ids[i]));
+      if (ids[i] < -(1 << 24) || ids[i] > (1 << 24)) fail(fmt::format("token id {} is too large for OpenCV's float32 inputs", ids[i]));
       values[i] = static_cast<float>(ids[i]);
     }
   }
   std::vector<cv::String> layers;
   if (want_features) layers.push_back(shared_->feature_layer);
-  if (want_outputs && !(want_features && shared_->output_layer == shared_->feature_layer))
-    layers.push_back(shared_->output_layer);
+  if (want_outputs && !(want_features && shared_->output_layer == shared_->feature_layer)) layers.push_back(shared_->output_layer);
 
   // One pass over the whole batch, unless this batch size failed before. Graphs that bake the
   // batch size in (x.view(x.size(0), -1) exports a Reshape of constants) fail on other sizes in
@@ -318,10 +305,10 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
     whole_error = e.what();
   }
   const auto failed = [&](const std::string& why) {
-    fail(fmt::format(
-        "OpenCV could not run it on inputs of shape {} ({}): {}; give it inputs of the shape and dtype it was "
-        "exported for (input '{}' of shape {})",
-        dims_text(x.shape), dtype_text(x.dtype), why, input.name, dims_text(input.dims)));
+    fail(
+        fmt::format("OpenCV could not run it on inputs of shape {} ({}): {}; give it inputs of the shape and dtype it was "
+                    "exported for (input '{}' of shape {})",
+                    dims_text(x.shape), dtype_text(x.dtype), why, input.name, dims_text(input.dims)));
   };
   if (outs.empty()) {
     if (chunk == n) failed(whole_error);
@@ -356,8 +343,7 @@ Outputs OnnxModel::run(const InputBatch& x, bool want_features, bool want_output
         const std::int64_t first = static_cast<std::int64_t>(c) * chunk, count = std::min(chunk, n - first);
         cv::Mat rows = parts[c][k].reshape(1, static_cast<int>(chunk));
         if (rows.cols != cols) failed("its outputs change size between batches");
-        rows.rowRange(0, static_cast<int>(count))
-            .copyTo(whole.rowRange(static_cast<int>(first), static_cast<int>(first + count)));
+        rows.rowRange(0, static_cast<int>(count)).copyTo(whole.rowRange(static_cast<int>(first), static_cast<int>(first + count)));
       }
       outs.push_back(whole);
     }
@@ -387,9 +373,7 @@ void OnnxModel::read_parameter(const std::string&, std::span<float>) const { inf
 void OnnxModel::write_parameter(const std::string&, std::span<const float>) { inference_only(); }
 void OnnxModel::replace_head(std::int64_t, OutputKind, std::uint64_t, std::int64_t) { inference_only(); }
 void OnnxModel::set_trainable(const std::vector<std::string>&) { inference_only(); }
-std::vector<std::string> OnnxModel::add_lora(const std::vector<std::string>&, int, double, std::uint64_t) {
-  inference_only();
-}
+std::vector<std::string> OnnxModel::add_lora(const std::vector<std::string>&, int, double, std::uint64_t) { inference_only(); }
 void OnnxModel::fold_lora() { inference_only(); }
 std::unique_ptr<ForwardPass> OnnxModel::forward(const InputBatch&) { inference_only(); }
 void OnnxModel::backward(ForwardPass&, const RowMatrixF*, const RowMatrixF*, Gradients&) { inference_only(); }
@@ -402,11 +386,8 @@ std::unique_ptr<Model> OnnxModel::clone() const { return std::unique_ptr<Model>(
 
 // --- the entry points open_model finds with dlsym (onnx_entry.hpp)
 
-extern "C" __attribute__((visibility("default"))) const char* caulk_models_onnx_version() {
-  return caulk::models::kOnnxEntryVersion;
-}
+extern "C" __attribute__((visibility("default"))) const char* caulk_models_onnx_version() { return caulk::models::kOnnxEntryVersion; }
 
-extern "C" __attribute__((visibility("default"))) caulk::models::Model* caulk_models_onnx_open(
-    const caulk::models::ModelSource& source) {
+extern "C" __attribute__((visibility("default"))) caulk::models::Model* caulk_models_onnx_open(const caulk::models::ModelSource& source) {
   return caulk::models::onnx::OnnxModel::open(source).release();
 }

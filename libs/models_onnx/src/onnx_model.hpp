@@ -45,8 +45,7 @@ class OnnxModel final : public Model {
   std::vector<std::string> head_parameters() const override { return {}; }
   void set_trainable(const std::vector<std::string>& names) override;
   std::vector<std::string> trainable() const override { return {}; }
-  std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha,
-                                    std::uint64_t seed) override;
+  std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha, std::uint64_t seed) override;
   void fold_lora() override;
   std::unique_ptr<ForwardPass> forward(const InputBatch& x) override;
   void backward(ForwardPass& pass, const RowMatrixF* d_features, const RowMatrixF* d_outputs, Gradients& grad) override;

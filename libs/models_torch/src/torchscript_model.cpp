@@ -20,7 +20,9 @@ namespace {
 
 std::string shape_text(at::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-std::string dtype_text(io::DType t) { return t == io::DType::I64 ? "int64" : t == io::DType::F32 ? "float32" : std::string(io::dtype_name(t)); }
+std::string dtype_text(io::DType t) {
+  return t == io::DType::I64 ? "int64" : t == io::DType::F32 ? "float32" : std::string(io::dtype_name(t));
+}
 
 // The owner submodule and slot name of a dotted parameter name ("layer4.1.conv2.weight").
 std::pair<torch::jit::Module, std::string> slot_of(const torch::jit::Module& root, const std::string& name) {
@@ -97,17 +99,19 @@ std::unique_ptr<TorchScriptModel> TorchScriptModel::open(const ModelSource& sour
   try {
     module = torch::jit::load(file);
   } catch (const std::exception& e) {
-    throw problem(fmt::format("not a TorchScript file ({}); save one with torch.jit.save(torch.jit.script(model), "
-                              "path) or torch.jit.trace",
-                              short_error(e)));
+    throw problem(
+        fmt::format("not a TorchScript file ({}); save one with torch.jit.save(torch.jit.script(model), "
+                    "path) or torch.jit.trace",
+                    short_error(e)));
   }
   module.eval();
   if (!source.feature_method.empty() && !module.find_method(source.feature_method)) {
     std::vector<std::string> methods;
     for (const auto& m : module.get_methods()) methods.push_back(m.name());
-    throw problem(fmt::format("feature_method '{}' is not a method of the module (its methods: {}); export it with "
-                              "@torch.jit.export (scripting) or torch.jit.trace_module(model, {{'forward': x, '{}': x}})",
-                              source.feature_method, fmt::join(methods, ", "), source.feature_method));
+    throw problem(
+        fmt::format("feature_method '{}' is not a method of the module (its methods: {}); export it with "
+                    "@torch.jit.export (scripting) or torch.jit.trace_module(model, {{'forward': x, '{}': x}})",
+                    source.feature_method, fmt::join(methods, ", "), source.feature_method));
   }
   return std::unique_ptr<TorchScriptModel>(new TorchScriptModel(source.name, source.torchscript, module, source.feature_method));
 }
@@ -172,8 +176,7 @@ std::pair<at::Tensor, at::Tensor> TorchScriptModel::compute(const at::Tensor& in
   try {
     if (want_features || (want_outputs && (head || feature_method_.empty()))) {
       const std::string what = feature_method_.empty() ? "forward" : fmt::format("feature_method '{}'", feature_method_);
-      const c10::IValue v = feature_method_.empty() ? module_.get_method("forward")({input})
-                                                     : module_.get_method(feature_method_)({input});
+      const c10::IValue v = feature_method_.empty() ? module_.get_method("forward")({input}) : module_.get_method(feature_method_)({input});
       features = as_rows(v, n, what);
     }
     if (want_outputs) {
@@ -246,11 +249,11 @@ void TorchScriptModel::write_parameter(const std::string& name, std::span<const 
 void TorchScriptModel::replace_head(std::int64_t outputs, OutputKind kind, std::uint64_t seed, std::int64_t features) {
   const std::int64_t known = feature_dim(), d = features >= 0 ? features : known;
   if (d < 0)
-    throw Error(fmt::format("{}: its feature size is not known yet (TorchScript files do not state it): run the model on a "
-                            "batch before replacing its head, or give the size",
-                            describe()));
-  if (known >= 0 && d != known)
-    throw Error(fmt::format("{}: a head on {} features, but the model gives {}", describe(), d, known));
+    throw Error(
+        fmt::format("{}: its feature size is not known yet (TorchScript files do not state it): run the model on a "
+                    "batch before replacing its head, or give the size",
+                    describe()));
+  if (known >= 0 && d != known) throw Error(fmt::format("{}: a head on {} features, but the model gives {}", describe(), d, known));
   feature_dim_.store(d);
   if (outputs < 1) throw Error(fmt::format("{}: a new head needs at least one output", describe()));
   if (!head_prefix_) {
@@ -298,8 +301,7 @@ std::vector<std::string> TorchScriptModel::trainable() const {
   return out;
 }
 
-std::vector<std::string> TorchScriptModel::add_lora(const std::vector<std::string>& weights, int rank, double alpha,
-                                                    std::uint64_t seed) {
+std::vector<std::string> TorchScriptModel::add_lora(const std::vector<std::string>& weights, int rank, double alpha, std::uint64_t seed) {
   if (rank < 1) throw Error(fmt::format("{}: LoRA rank must be at least 1", describe()));
   if (weights.empty()) throw Error(fmt::format("{}: LoRA needs at least one weight", describe()));
   // In parameters() order, so the draws do not depend on how the names were listed.
@@ -363,11 +365,8 @@ void TorchScriptModel::fold_lora() {
 
 // --- the entry points open_model finds with dlsym (torch_entry.hpp)
 
-extern "C" __attribute__((visibility("default"))) const char* caulk_models_torch_version() {
-  return caulk::models::kTorchEntryVersion;
-}
+extern "C" __attribute__((visibility("default"))) const char* caulk_models_torch_version() { return caulk::models::kTorchEntryVersion; }
 
-extern "C" __attribute__((visibility("default"))) caulk::models::Model* caulk_models_torch_open(
-    const caulk::models::ModelSource& source) {
+extern "C" __attribute__((visibility("default"))) caulk::models::Model* caulk_models_torch_open(const caulk::models::ModelSource& source) {
   return caulk::models::torchscript::TorchScriptModel::open(source).release();
 }

@@ -127,8 +127,8 @@ void TorchScriptModel::backward(ForwardPass& base, const RowMatrixF* d_features,
 FisherDiagonal TorchScriptModel::fisher_diagonal(const InputBatch& x, bool sampled, std::uint64_t seed) {
   const bool logits = kind_ == OutputKind::Logits;
   if (sampled && !logits)
-    throw Error(fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)",
-                            describe()));
+    throw Error(
+        fmt::format("{}: the sampled Fisher information draws classes; this model's outputs are values (use the exact one)", describe()));
   std::vector<at::Tensor> leaves, totals;
   std::int64_t parameter_count = 0;
   for (const auto& p : params_) {
@@ -245,15 +245,16 @@ void TorchScriptModel::save(const std::filesystem::path& path) const {
         out = torch::jit::Module("__torch__.caulk.Tuned");
         out.register_module("backbone", copy);
         out.register_module(*head_prefix_, head);
-        out.define(fmt::format("def forward(self, x):\n  return self.{}.forward(self.backbone.forward(x).flatten(1))\n"
-                               "def features(self, x):\n  return self.backbone.forward(x).flatten(1)\n",
-                               *head_prefix_));
+        out.define(
+            fmt::format("def forward(self, x):\n  return self.{}.forward(self.backbone.forward(x).flatten(1))\n"
+                        "def features(self, x):\n  return self.backbone.forward(x).flatten(1)\n",
+                        *head_prefix_));
       } else {
         copy.register_module(*head_prefix_, head);
         copy.type()->unsafeRemoveMethod("forward");
         copy._ivalue()->compilation_unit()->unsafeRemoveMethod(c10::QualifiedName(*copy.type()->name(), "forward"));
-        copy.define(fmt::format("def forward(self, x):\n  return self.{}.forward(self.{}(x).flatten(1))\n", *head_prefix_,
-                                feature_method_));
+        copy.define(
+            fmt::format("def forward(self, x):\n  return self.{}.forward(self.{}(x).flatten(1))\n", *head_prefix_, feature_method_));
       }
     }
     std::ostringstream bytes;

@@ -50,7 +50,9 @@ Vector column_means(const MatrixView& F) {
 namespace {
 
 // Rows per block of the panel route: at most 4 MiB of doubles per block (one per lane).
-std::size_t panel_block_rows(std::size_t D) { return std::clamp<std::size_t>((std::size_t{1} << 19) / std::max<std::size_t>(D, 1), 1, kBlockRows); }
+std::size_t panel_block_rows(std::size_t D) {
+  return std::clamp<std::size_t>((std::size_t{1} << 19) / std::max<std::size_t>(D, 1), 1, kBlockRows);
+}
 
 // One D x D accumulator whose upper triangle is cut into kLanes column panels of about equal
 // work (panel p covers columns [D sqrt(p/P), D sqrt((p+1)/P))): each lane streams every row and
@@ -77,8 +79,8 @@ Matrix scatter_by_panels(const MatrixView& F, const Vector& mean, const RowProgr
       const int n = static_cast<int>(b - a), k = static_cast<int>(count);
       cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, n, k, 1.0, block.data() + a, ld, 1.0, S.data() + a * D + a, ld);
       if (a > 0)
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, static_cast<int>(a), n, k, 1.0, block.data(), ld, block.data() + a, ld,
-                    1.0, S.data() + a * D, ld);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, static_cast<int>(a), n, k, 1.0, block.data(), ld, block.data() + a, ld, 1.0,
+                    S.data() + a * D, ld);
       if (lane == 0) progress.advance(count);
     }
   });
@@ -109,8 +111,8 @@ Moments moments(const MatrixView& F, const RowProgress& progress) {
     for_each_row_block(F, N * lane / kLanes, N * (lane + 1) / kLanes, [&](std::size_t, const RowMatrix& rows) {
       RowMatrix block = rows.rowwise() - m.mean.transpose();
       // A row-major count x D block is the column-major D x count matrix A; scatter += A A^T.
-      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(D), static_cast<int>(block.rows()), 1.0,
-                  block.data(), static_cast<int>(D), 1.0, scatters[lane].data(), static_cast<int>(D));
+      cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, static_cast<int>(D), static_cast<int>(block.rows()), 1.0, block.data(),
+                  static_cast<int>(D), 1.0, scatters[lane].data(), static_cast<int>(D));
       progress.advance(static_cast<std::size_t>(rows.rows()));
     });
   });
@@ -241,8 +243,8 @@ void check_labels(const MatrixView& F, const std::vector<int>& labels, int num_c
                                 std::to_string(labels.size()) + " labels");
   for (int y : labels)
     if (y < 0 || y >= num_classes)
-      throw std::invalid_argument(std::string(method) + ": label " + std::to_string(y) + " is outside [0, " +
-                                  std::to_string(num_classes) + ")");
+      throw std::invalid_argument(std::string(method) + ": label " + std::to_string(y) + " is outside [0, " + std::to_string(num_classes) +
+                                  ")");
 }
 
 }  // namespace caulk::rank

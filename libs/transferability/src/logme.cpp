@@ -67,7 +67,7 @@ struct Route {
   Matrix P;
   std::size_t rank = 0;
   bool thin = false;
-  int feature_exponent = 0;  // the spectrum is that of 2^feature_exponent F
+  int feature_exponent = 0;                      // the spectrum is that of 2^feature_exponent F
   std::function<Matrix(const Matrix&)> weights;  // k x T coefficients -> D x T weights
 };
 
@@ -107,8 +107,9 @@ Route route_from_gram(const FeatureStats& stats, const Matrix& fty) {
     if (r.spectrum.sigma[i] > tolerance) ++r.rank;
   const double trace = r.spectrum.sigma.sum();
   if (trace > 0 && trace < 1e-290)
-    throw std::invalid_argument("LogME: the features are too small for float64 (F^T F underflows: values near 1e-145 or below); "
-                                "multiply the features by a constant");
+    throw std::invalid_argument(
+        "LogME: the features are too small for float64 (F^T F underflows: values near 1e-145 or below); "
+        "multiply the features by a constant");
   rescale_features(r, trace);
   r.weights = [&e](const Matrix& coefficients) { return Matrix(e.vectors * coefficients.colwise().reverse()); };
   return r;
@@ -157,14 +158,15 @@ LogMEResult solve_columns(const Route& route, const Vector& y_norms, const LogME
       throw std::invalid_argument(
           "LogME: the evidence of " + name(c) + " is not finite (alpha = " + number(col.alpha) + ", beta = " + number(col.beta) +
           "); the features' largest singular value is " + number(largest) +
-          (largest == 0 ? " (every feature is zero)" : ", a scale the fixed point cannot handle; multiply the features by a constant that brings their values near 1"));
+          (largest == 0 ? " (every feature is zero)"
+                        : ", a scale the fixed point cannot handle; multiply the features by a constant that brings their values near 1"));
     }
     // Features rescaled by c = 2^j: the reference's thin-SVD evidence of c F is that of F plus
     // (D - k)/N log c (its D/2 log alpha has no matching log-determinant terms); the evidence over
     // all D directions does not change.
     if (route.feature_exponent != 0 && route.thin && missing == 0)
-      col.evidence -= static_cast<double>(route.spectrum.dims - k) / static_cast<double>(route.spectrum.rows) *
-                      route.feature_exponent * std::numbers::ln2;
+      col.evidence -= static_cast<double>(route.spectrum.dims - k) / static_cast<double>(route.spectrum.rows) * route.feature_exponent *
+                      std::numbers::ln2;
     result.evidence.push_back(col.evidence);
     result.alpha.push_back(std::ldexp(col.alpha, -2 * route.feature_exponent));
     result.beta.push_back(col.beta);
@@ -230,8 +232,7 @@ LogMEColumn logme_column(const LogMESpectrum& spectrum, const Vector& p, double 
   return col;
 }
 
-LogMEResult logme_classification(const FeatureStats& stats, const std::vector<int>& labels, int num_classes,
-                                 const LogMEOptions& options) {
+LogMEResult logme_classification(const FeatureStats& stats, const std::vector<int>& labels, int num_classes, const LogMEOptions& options) {
   const MatrixView& features = stats.features();
   check_shape(features, labels.size());
   if (num_classes < 1) throw std::invalid_argument("LogME: a classification task needs at least one class");
@@ -302,8 +303,9 @@ LogMEResult logme_regression(const FeatureStats& stats, const Matrix& targets, c
   }
   const Matrix& Y = rescaled ? scaled : targets;
   Vector norms = Y.colwise().squaredNorm().transpose();
-  LogMEResult r = logme(stats, [&] { return features_times_targets(features, Y); }, [&] { return Y; }, norms, options,
-                        [](Eigen::Index c) { return "regression target " + std::to_string(c); });
+  LogMEResult r = logme(
+      stats, [&] { return features_times_targets(features, Y); }, [&] { return Y; }, norms, options,
+      [](Eigen::Index c) { return "regression target " + std::to_string(c); });
   const double N = static_cast<double>(features.rows()), D = static_cast<double>(features.cols());
   const double law = r.thin_svd && options.formula == LogMEFormula::Reference ? (D + N - static_cast<double>(r.directions)) / N : 1.0;
   double sum = 0;

@@ -48,8 +48,7 @@ bool is_image_name(const fs::path& file) {
 
 SplitListing list_image_folder(const fs::path& folder) {
   std::error_code ec;
-  if (!fs::is_directory(folder, ec))
-    throw DataError(folder.string(), fs::exists(folder, ec) ? "not a folder" : "no such folder");
+  if (!fs::is_directory(folder, ec)) throw DataError(folder.string(), fs::exists(folder, ec) ? "not a folder" : "no such folder");
   SplitListing out;
   out.source = folder;
   out.is_folder = true;
@@ -64,8 +63,7 @@ SplitListing list_image_folder(const fs::path& folder) {
   }
   if (ec) throw DataError(folder.string(), "cannot list the folder: " + ec.message());
   if (out.classes.empty())
-    throw DataError(folder.string(), std::string("has no class sub-folders") +
-                                         (loose_images ? " (its images lie directly in it)" : "") +
+    throw DataError(folder.string(), std::string("has no class sub-folders") + (loose_images ? " (its images lie directly in it)" : "") +
                                          ": an image folder holds one sub-folder per class with that class's PNG or JPEG "
                                          "images, as torchvision's ImageFolder reads it");
   std::sort(out.classes.begin(), out.classes.end());
@@ -114,8 +112,7 @@ SplitListing read_image_list(const fs::path& list_file) {
                                    "then its class index, an integer from 0), not \"{}\"",
                                    why, line));
     };
-    if (line.find(',') != std::string::npos && line.find_first_of(" \t") == std::string::npos)
-      throw expected("a comma-separated line");
+    if (line.find(',') != std::string::npos && line.find_first_of(" \t") == std::string::npos) throw expected("a comma-separated line");
     const std::size_t space = line.find_last_of(" \t");
     if (space == std::string::npos) throw expected("no label");
     const std::string path = trim(std::string_view(line).substr(0, space));
@@ -168,9 +165,10 @@ std::vector<std::string> shared_classes(const std::map<std::string, SplitListing
   for (const auto& [split, listing] : splits)
     for (const auto& e : listing.images)
       if (e.label >= static_cast<int>(names.size())) {
-        problems.emplace_back(split, fmt::format("{}:{}: label {} is not a class index: the classes are 0 to {} ({})",
-                                                 listing.source.string(), e.line, e.label, names.size() - 1,
-                                                 ref ? "the class sub-folders of " + ref->source.string() : std::string("the labels listed")));
+        problems.emplace_back(
+            split,
+            fmt::format("{}:{}: label {} is not a class index: the classes are 0 to {} ({})", listing.source.string(), e.line, e.label,
+                        names.size() - 1, ref ? "the class sub-folders of " + ref->source.string() : std::string("the labels listed")));
         break;  // one per list file
       }
   if (names.size() < 2 && !splits.empty())

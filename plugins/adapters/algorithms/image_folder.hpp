@@ -16,11 +16,11 @@ struct ImageEntry {
   std::filesystem::path file;
   int label = 0;
   io::FileStat stat;  // as listed: size and modification time key the tensor cache
-  int line = 0;  // its line in a list file (0 for a folder)
+  int line = 0;       // its line in a list file (0 for a folder)
 };
 
 struct SplitListing {
-  std::filesystem::path source;      // the folder or the list file
+  std::filesystem::path source;  // the folder or the list file
   bool is_folder = true;
   std::vector<std::string> classes;  // a folder's class sub-folders, sorted (a list file: none)
   std::vector<ImageEntry> images;    // folders: by class, then by path inside the class folder

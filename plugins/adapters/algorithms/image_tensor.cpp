@@ -29,8 +29,8 @@ std::string source_name(const SplitListing& split) { return split.is_folder ? st
 fs::path base_folder(const SplitListing& split) { return split.is_folder ? split.source : split.source.parent_path(); }
 
 std::string params_text(const Preprocess& p) {
-  std::string text = fmt::format("caulk-images {}\nchannels {}\nresize {}\ncrop {}\ninterpolation {}\n", kCacheFormat, p.channels,
-                                 p.resize, p.crop, p.interpolation == Interpolation::Area ? "area" : "bilinear");
+  std::string text = fmt::format("caulk-images {}\nchannels {}\nresize {}\ncrop {}\ninterpolation {}\n", kCacheFormat, p.channels, p.resize,
+                                 p.crop, p.interpolation == Interpolation::Area ? "area" : "bilinear");
   for (double m : p.mean) text += fmt::format("mean {:.17g}\n", m);
   for (double s : p.std) text += fmt::format("std {:.17g}\n", s);
   return text;
@@ -166,11 +166,11 @@ SplitTensor load_split_tensor(const SplitListing& split, const Preprocess& p, bo
   const int h = decoded.front().height, w = decoded.front().width;
   for (std::size_t i = 1; i < n; ++i)
     if (decoded[i].height != h || decoded[i].width != w)
-      throw DataError(split.images[i].file.string(),
-                      fmt::format("is {} x {} (height x width) after preprocessing but {} is {} x {}{}: images of different sizes "
-                                  "stack into one tensor only when resized and cropped to one size (set resize and crop)",
-                                  decoded[i].height, decoded[i].width, split.images.front().file.string(), h, w,
-                                  where(split.images[i], split)));
+      throw DataError(
+          split.images[i].file.string(),
+          fmt::format("is {} x {} (height x width) after preprocessing but {} is {} x {}{}: images of different sizes "
+                      "stack into one tensor only when resized and cropped to one size (set resize and crop)",
+                      decoded[i].height, decoded[i].width, split.images.front().file.string(), h, w, where(split.images[i], split)));
   const std::size_t sample = decoded.front().values.size();
   std::vector<float> tensor(n * sample);
   for (std::size_t i = 0; i < n; ++i) {

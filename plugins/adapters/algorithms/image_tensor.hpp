@@ -24,12 +24,12 @@ std::filesystem::path cache_folder(const SplitListing& split);
 std::string cache_file_name(const SplitListing& split, const Preprocess& p);
 
 struct SplitTensor {
-  std::filesystem::path file;  // the .npy holding the tensor
+  std::filesystem::path file;      // the .npy holding the tensor
   std::vector<std::size_t> shape;  // N, C, H, W
-  std::size_t decoded = 0;     // images decoded (0 when the cache was read)
+  std::size_t decoded = 0;         // images decoded (0 when the cache was read)
   bool from_cache = false;
-  std::string cache_note;      // why a cached tensor that was there was not used ("" when none was, or it was used)
-  std::string not_cached;      // why the tensor could not be kept in the cache folder ("" when it was, or use_cache is false)
+  std::string cache_note;  // why a cached tensor that was there was not used ("" when none was, or it was used)
+  std::string not_cached;  // why the tensor could not be kept in the cache folder ("" when it was, or use_cache is false)
 };
 
 // Reads the cached tensor when a valid one is there (right dtype and shape, whole file); else

@@ -54,8 +54,8 @@ std::vector<std::string> read_class_labels(const fs::path& file, const std::stri
   if (!column.empty()) throw DataError(file.string(), "label_column applies to CSV files only");
   io::NpyArray a = io::NpyArray::open(file);
   if (a.ndim() == 2 && a.shape()[1] != 1)
-    throw DataError(file.string(), "classification labels must be a vector (N or N x 1), found shape " +
-                                       std::to_string(a.shape()[0]) + " x " + std::to_string(a.shape()[1]));
+    throw DataError(file.string(), "classification labels must be a vector (N or N x 1), found shape " + std::to_string(a.shape()[0]) +
+                                       " x " + std::to_string(a.shape()[1]));
   for (std::int64_t v : a.to_int64()) out.push_back(std::to_string(v));
   if (out.empty()) throw DataError(file.string(), "holds no labels");
   return out;
@@ -99,8 +99,7 @@ std::vector<std::string> order_classes(std::vector<std::string> labels) {
     }
     value[c] = v;
   }
-  if (numeric)
-    std::sort(classes.begin(), classes.end(), [&](const auto& a, const auto& b) { return value[a] < value[b]; });
+  if (numeric) std::sort(classes.begin(), classes.end(), [&](const auto& a, const auto& b) { return value[a] < value[b]; });
   return classes;
 }
 

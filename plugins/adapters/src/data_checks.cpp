@@ -28,8 +28,8 @@ bool is_csv(const fs::path& file) {
 }
 
 // The rows of one labels file, or nothing when it cannot be used (the problem is reported).
-std::optional<std::size_t> check_labels_file(DataCheck& check, const std::string& param, const fs::path& file,
-                                             bool classification, const std::string& column) {
+std::optional<std::size_t> check_labels_file(DataCheck& check, const std::string& param, const fs::path& file, bool classification,
+                                             const std::string& column) {
   if (is_csv(file)) {
     if (!check.expect_file(param, file, "labels file")) return std::nullopt;
     try {
@@ -127,7 +127,8 @@ void check_hub(DataCheck& check) {
     if (model.contains("source_probs") && model.contains("features"))
       for (const auto& [split, probs] : model["source_probs"].items()) {
         if (!model["features"].contains(split)) {
-          check.problem("manifest", fmt::format("{}: model '{}': source_probs has split '{}' but its features have not", m.location("source_probs"), m.name, split));
+          check.problem("manifest", fmt::format("{}: model '{}': source_probs has split '{}' but its features have not",
+                                                m.location("source_probs"), m.name, split));
           complete = false;
         } else if (probs["rows"] != model["features"][split]["rows"]) {
           check.problem("manifest", fmt::format("{}: model '{}': source_probs of split '{}' ({}) has {} rows but its features ({}) have {}",

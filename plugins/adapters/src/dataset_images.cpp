@@ -60,11 +60,13 @@ images::Preprocess preprocess_of(const Params& p) {
 class DatasetImages : public Node {
  public:
   static NodeSpec spec() {
-    NodeSpec s("dataset.images", "Load an image-folder tree (one sub-folder per class, or list files) as a Dataset of N x C x H x W float32 inputs");
+    NodeSpec s("dataset.images",
+               "Load an image-folder tree (one sub-folder per class, or list files) as a Dataset of N x C x H x W float32 inputs");
     s.output("data", "Dataset", "the task: class labels per split, and the preprocessed images as its inputs");
     s.output("summary", "Table", "per split: rows and classes present");
-    s.param(ParamSpec::split_paths("splits", "image folder (one sub-folder per class) or list file (\"PATH LABEL\" lines), or "
-                                             "{ split = folder or list file, ... }"));
+    s.param(ParamSpec::split_paths("splits",
+                                   "image folder (one sub-folder per class) or list file (\"PATH LABEL\" lines), or "
+                                   "{ split = folder or list file, ... }"));
     s.param(ParamSpec::integer("channels", 3, "3: RGB; 1: grayscale (ITU-R 601 luma, as PIL's convert(\"L\"))")
                 .range(1, 3)
                 .validate([](const Value& v) { return v.as_int() == 2 ? std::string("must be 1 or 3") : std::string(); }));
@@ -129,9 +131,10 @@ class DatasetImages : public Node {
     for (const auto& note : notes) printed += "note: " + note + "\n";
     // Once for the node, whichever splits it concerns.
     if (!not_cached.empty())
-      printed += fmt::format("note: running without the tensor cache, which cannot be written beside the images ({}); the tensors "
-                             "are in {}\n",
-                             fmt::join(not_cached, "; "), (ctx.out_dir() / ctx.id()).string());
+      printed += fmt::format(
+          "note: running without the tensor cache, which cannot be written beside the images ({}); the tensors "
+          "are in {}\n",
+          fmt::join(not_cached, "; "), (ctx.out_dir() / ctx.id()).string());
     ctx.print(printed);
 
     Json& sum = ctx.summary();

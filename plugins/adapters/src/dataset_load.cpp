@@ -23,8 +23,7 @@ std::vector<std::pair<std::string, std::string>> check_splits(const Params& p) {
     if (!p.has(other)) continue;
     auto paths = p.split_paths(other);
     for (const auto& [split, file] : paths)
-      if (!labels.count(split))
-        problems.emplace_back(other, "has split '" + split + "' but 'labels' has no such split");
+      if (!labels.count(split)) problems.emplace_back(other, "has split '" + split + "' but 'labels' has no such split");
     for (const auto& [split, file] : labels)
       if (!paths.count(split)) problems.emplace_back(other, "has no file for split '" + split + "' that 'labels' has");
   }
@@ -42,8 +41,8 @@ ArrayFile array_for_split(const fs::path& file, std::size_t rows, const fs::path
   if (what == "covariates" && h.shape.size() > 2)
     throw DataError(file.string(), fmt::format("covariates are N x Q, but this array has {} dimensions", h.shape.size()));
   if (h.shape[0] != rows)
-    throw DataError(file.string(), fmt::format("{} has {} rows (samples, its first dimension) but the labels ({}) have {}",
-                                               what, h.shape[0], labels_file.string(), rows));
+    throw DataError(file.string(), fmt::format("{} has {} rows (samples, its first dimension) but the labels ({}) have {}", what,
+                                               h.shape[0], labels_file.string(), rows));
   return ArrayFile{file, {}};
 }
 
@@ -102,8 +101,8 @@ class DatasetLoad : public Node {
       for (std::size_t c = 0; c < data->class_names.size(); ++c)
         if (data->class_names[c] != std::to_string(c)) remapped = true;
       if (data->class_names.size() < 2)
-        throw DataError(label_files.begin()->second.string(), "classification needs at least two classes, found " +
-                                                                 std::to_string(data->class_names.size()));
+        throw DataError(label_files.begin()->second.string(),
+                        "classification needs at least two classes, found " + std::to_string(data->class_names.size()));
     }
 
     for (const char* which : {"inputs", "covariates"}) {

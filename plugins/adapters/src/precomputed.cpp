@@ -63,11 +63,12 @@ class Precomputed : public Node {
         for (const auto& [split, probs] : e.source_probs) {
           auto f = e.features.find(split);
           if (f == e.features.end())
-            throw DataError(probs.path.string(), fmt::format("model '{}': source_probs has split '{}' but features has not", m.name, split));
+            throw DataError(probs.path.string(),
+                            fmt::format("model '{}': source_probs has split '{}' but features has not", m.name, split));
           if (probs.shape().first != f->second.shape().first)
-            throw DataError(probs.path.string(), fmt::format("model '{}': source_probs has {} rows for split '{}' but its features ({}) have {}",
-                                                             m.name, probs.shape().first, split, f->second.path.string(),
-                                                             f->second.shape().first));
+            throw DataError(probs.path.string(),
+                            fmt::format("model '{}': source_probs has {} rows for split '{}' but its features ({}) have {}", m.name,
+                                        probs.shape().first, split, f->second.path.string(), f->second.shape().first));
         }
       }
       dims[m.name] = d;

@@ -74,8 +74,8 @@ double Loss::value(double f, double y, double* derivative) const {
       // rho_tau(u) = (tau - 1/2) u + |u| / 2 with u = y - f; the |u| part is what gets smoothed.
       const double u = y - f;
       double d_abs = 0;
-      const double a = smoothing > 0 ? smoothed_abs(u, smoothing, derivative ? &d_abs : nullptr)
-                                     : exact_abs(u, derivative ? &d_abs : nullptr);
+      const double a =
+          smoothing > 0 ? smoothed_abs(u, smoothing, derivative ? &d_abs : nullptr) : exact_abs(u, derivative ? &d_abs : nullptr);
       if (derivative) *derivative = -((tau - 0.5) + 0.5 * d_abs);
       return (tau - 0.5) * u + 0.5 * a;
     }
@@ -197,8 +197,8 @@ Stack Stack::subset(const std::vector<std::size_t>& index) const {
 
 Matrix Stack::model(int k) const { return F.middleCols(static_cast<Eigen::Index>(k) * C, C); }
 
-Stack make_stack(TaskKind kind, const std::vector<std::string>& names, const std::vector<const Matrix*>& predictions,
-                 const Matrix* targets, const std::vector<int>* classes, const std::string& what) {
+Stack make_stack(TaskKind kind, const std::vector<std::string>& names, const std::vector<const Matrix*>& predictions, const Matrix* targets,
+                 const std::vector<int>* classes, const std::string& what) {
   if (predictions.empty()) throw Error("no models to combine");
   if (names.size() != predictions.size()) throw Error("internal: model names and predictions differ in number");
   const std::size_t N = kind == TaskKind::Regression ? static_cast<std::size_t>(targets->rows()) : classes->size();
@@ -216,10 +216,11 @@ Stack make_stack(TaskKind kind, const std::vector<std::string>& names, const std
   for (std::size_t k = 0; k < predictions.size(); ++k) {
     const Matrix& P = *predictions[k];
     if (static_cast<std::size_t>(P.rows()) != N)
-      throw Error(fmt::format("model '{}' has {} rows of predictions on {} but the labels there have {} rows", names[k], P.rows(), what, N));
+      throw Error(
+          fmt::format("model '{}' has {} rows of predictions on {} but the labels there have {} rows", names[k], P.rows(), what, N));
     if (P.cols() != C)
-      throw Error(fmt::format("model '{}' has {} columns of predictions on {} but model '{}' has {}", names[k], P.cols(), what,
-                              names.front(), C));
+      throw Error(
+          fmt::format("model '{}' has {} columns of predictions on {} but model '{}' has {}", names[k], P.cols(), what, names.front(), C));
     for (Eigen::Index i = 0; i < P.rows(); ++i) {
       double sum = 0;
       for (Eigen::Index c = 0; c < C; ++c) {

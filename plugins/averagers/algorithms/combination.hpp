@@ -55,8 +55,8 @@ struct Stack {
   TaskKind kind = TaskKind::Regression;
   int K = 0, C = 0;
   std::vector<std::string> models;
-  RowMatrix F;              // N x (K C): row i holds model k's C outputs in columns [k C, (k + 1) C)
-  RowMatrix Y;              // regression: N x C
+  RowMatrix F;               // N x (K C): row i holds model k's C outputs in columns [k C, (k + 1) C)
+  RowMatrix Y;               // regression: N x C
   std::vector<int> classes;  // classification: N class indices
   // F and Y hold the given values divided by this power of two (see rescale; 1: as given).
   double scale = 1;
@@ -72,8 +72,8 @@ struct Stack {
 // rows of non-negative probabilities that sum to 1 (within 1e-6) and class indices in [0, C).
 // `targets` (regression, N x C) or `classes` (classification) is the truth; `what` names the split
 // in messages (e.g. "split 'val'").
-Stack make_stack(TaskKind kind, const std::vector<std::string>& names, const std::vector<const Matrix*>& predictions,
-                 const Matrix* targets, const std::vector<int>* classes, const std::string& what);
+Stack make_stack(TaskKind kind, const std::vector<std::string>& names, const std::vector<const Matrix*>& predictions, const Matrix* targets,
+                 const std::vector<int>* classes, const std::string& what);
 
 // ------------------------------------------------------------------ the magnitude of the values
 // The fits square and sum predictions and targets (Gram matrices, squared and Huber losses): with

@@ -62,8 +62,8 @@ M gather(const M& m, const std::vector<std::size_t>& rows) {
 struct Problem {
   WeightFunctionKind kind;
   Stack stack;
-  RowMatrix phi;                             // softmax_linear: n x B
-  Matrix ut;                                 // mlp: Q x n
+  RowMatrix phi;                              // softmax_linear: n x B
+  Matrix ut;                                  // mlp: Q x n
   const mlp::Model<double>* shape = nullptr;  // mlp
   double lambda0 = 0;
 
@@ -120,7 +120,8 @@ void check_inputs(const Stack& s, const Matrix& z, const LocalOptions& o) {
       if (!std::isfinite(z(i, q))) throw Error(fmt::format("the covariates are not finite at row {}, column {}", i, q));
   const bool cv = o.function == WeightFunctionKind::Kernel ? o.bandwidth <= 0 : o.penalty < 0;
   if (cv && (o.folds < 2 || static_cast<std::size_t>(o.folds) * 2 > s.rows()))
-    throw Error(fmt::format("cross-validation with {} folds needs at least {} fitting rows (there are {})", o.folds, 2 * o.folds, s.rows()));
+    throw Error(
+        fmt::format("cross-validation with {} folds needs at least {} fitting rows (there are {})", o.folds, 2 * o.folds, s.rows()));
   if (o.loss.kind == LossKind::CrossEntropy && s.kind != TaskKind::Classification)
     throw Error("cross_entropy needs class probabilities (a classification task)");
   if (o.loss.kind != LossKind::CrossEntropy && s.kind == TaskKind::Classification && o.loss.kind != LossKind::Squared)
@@ -205,7 +206,8 @@ std::vector<CvPoint> cv_points(const std::vector<double>& values, const std::vec
   for (std::size_t g = 0; g < values.size(); ++g) {
     double total = 0;
     for (const auto& t : totals) {
-      if (t.size() != values.size()) throw Error(fmt::format("internal: a fold result has {} values for a grid of {}", t.size(), values.size()));
+      if (t.size() != values.size())
+        throw Error(fmt::format("internal: a fold result has {} values for a grid of {}", t.size(), values.size()));
       total += t[g];
     }
     out.push_back({values[g], total / static_cast<double>(rows)});
@@ -234,7 +236,8 @@ LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& 
     const Matrix u = standardised(z, w);
     out.chosen = o.bandwidth;
     if (cv) {
-      const auto totals = run_folds ? run_folds(folds.size()) : run_locally(folds.size(), [&](std::size_t f) { return kernel_fold(s, u, folds, f, o); });
+      const auto totals =
+          run_folds ? run_folds(folds.size()) : run_locally(folds.size(), [&](std::size_t f) { return kernel_fold(s, u, folds, f, o); });
       out.cv = cv_points(o.bandwidth_grid, totals, folds.size(), s.rows());
       out.chosen = out.cv[best_point(out.cv)].value;
     }
@@ -246,7 +249,8 @@ LocalFit fit_local_average(const Stack& s, const Matrix& z, const LocalOptions& 
     const Parametric p = parametric_problem(s, z, o, w);
     std::vector<double> path{o.penalty};
     if (cv) {
-      const auto totals = run_folds ? run_folds(folds.size()) : run_locally(folds.size(), [&](std::size_t f) { return parametric_fold(p, folds, f, o); });
+      const auto totals =
+          run_folds ? run_folds(folds.size()) : run_locally(folds.size(), [&](std::size_t f) { return parametric_fold(p, folds, f, o); });
       out.cv = cv_points(p.grid, totals, folds.size(), s.rows());
       const std::size_t best = best_point(out.cv);
       path.assign(p.grid.begin(), p.grid.begin() + static_cast<std::ptrdiff_t>(best) + 1);

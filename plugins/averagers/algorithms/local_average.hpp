@@ -70,8 +70,7 @@ struct LbfgsStats {
   int evaluations = 0;
 };
 template <class Objective>
-LbfgsStats minimise_smoothed(const Objective& objective, const Loss& loss, double mu0, Vector& theta, int max_iterations,
-                             double tolerance);
+LbfgsStats minimise_smoothed(const Objective& objective, const Loss& loss, double mu0, Vector& theta, int max_iterations, double tolerance);
 // The starting smoothing width mu_0 of a stack: a tenth of the equal-weight combination's mean
 // absolute residual (floored at 1e-12); the schedule is mu_j = mu_0 10^-j, j = 0..6.
 double initial_smoothing(const Stack& s);

@@ -150,7 +150,7 @@ Vector projected_newton(const Objective& objective, const Hessian& hessian, Vect
       next = objective(candidate, nullptr);
       if (next <= f + 1e-4 * t * slope) break;
     }
-    if (halvings == 60) break;  // no decrease even at a tiny step: at the optimum to rounding
+    if (halvings == 60) break;          // no decrease even at a tiny step: at the optimum to rounding
     w = project_to_simplex(candidate);  // removes rounding off the simplex
     f = objective(w, &g);
   }
@@ -190,15 +190,16 @@ ConstantFit fit_constant_weights(const Stack& s, const Loss& loss_in, const Vect
     }
     out.w = w;
   }
-  out.risk = weighted_constant_loss(s, row_weights, out.w, loss_in.needs_smoothing() ? Loss{loss_in.kind, loss_in.delta, loss_in.tau, 0} : loss_in,
-                                    nullptr);
+  out.risk = weighted_constant_loss(s, row_weights, out.w,
+                                    loss_in.needs_smoothing() ? Loss{loss_in.kind, loss_in.delta, loss_in.tau, 0} : loss_in, nullptr);
   return out;
 }
 
 MallowsFit mallows_weights(const Stack& s, const std::vector<double>& parameters) {
   if (s.kind != TaskKind::Regression) throw Error("Mallows model averaging is for regression");
   if (parameters.size() != static_cast<std::size_t>(s.K))
-    throw Error(fmt::format("Mallows model averaging needs one parameter count per model: {} counts for {} models", parameters.size(), s.K));
+    throw Error(
+        fmt::format("Mallows model averaging needs one parameter count per model: {} counts for {} models", parameters.size(), s.K));
   MallowsFit out;
   for (std::size_t k = 0; k < parameters.size(); ++k) {
     if (!(parameters[k] >= 0)) throw Error(fmt::format("model '{}' has a negative parameter count ({})", s.models[k], parameters[k]));
@@ -206,9 +207,10 @@ MallowsFit mallows_weights(const Stack& s, const std::vector<double>& parameters
   }
   const double dof = static_cast<double>(s.rows()) * s.C - parameters[out.largest];
   if (dof <= 0)
-    throw Error(fmt::format("Mallows model averaging estimates sigma^2 from the largest model '{}' ({} parameters), which needs more than {} "
-                            "values to fit on",
-                            s.models[out.largest], parameters[out.largest], s.rows() * static_cast<std::size_t>(s.C)));
+    throw Error(
+        fmt::format("Mallows model averaging estimates sigma^2 from the largest model '{}' ({} parameters), which needs more than {} "
+                    "values to fit on",
+                    s.models[out.largest], parameters[out.largest], s.rows() * static_cast<std::size_t>(s.C)));
   out.sigma2 = (s.model(static_cast<int>(out.largest)) - s.Y).squaredNorm() / dof;
   Matrix G;
   Vector b;

@@ -21,10 +21,10 @@ namespace caulk::avg {
 
 struct LocalExpertsOptions {
   int train = 500, validation = 1000, test = 2000;
-  double noise = 0.1;         // of y around g(z)
-  double expert_noise = 0.1;  // of a model in its own region
-  double far_noise = 0.5;     // of a model outside its region
-  double far_bias = 1.0;      // amplitude of a model's bias outside its region
+  double noise = 0.1;                 // of y around g(z)
+  double expert_noise = 0.1;          // of a model in its own region
+  double far_noise = 0.5;             // of a model outside its region
+  double far_bias = 1.0;              // amplitude of a model's bias outside its region
   std::string scenario = "regional";  // or "uniform"
   std::uint64_t seed = 0;
 };

@@ -120,8 +120,8 @@ inline bool squared_regression(const Stack& s, const Loss& loss) {
 
 }  // namespace
 
-double softmax_linear_objective(const Stack& s, const RowMatrix& phi, const Loss& loss, double lambda, double lambda0,
-                                const Vector& theta, Vector* gradient) {
+double softmax_linear_objective(const Stack& s, const RowMatrix& phi, const Loss& loss, double lambda, double lambda0, const Vector& theta,
+                                Vector* gradient) {
   const Eigen::Index N = s.F.rows(), B = phi.cols(), K = s.K;
   if (phi.rows() != N || theta.size() != K * B) throw Error("internal: softmax_linear_objective shapes differ");
   const Eigen::Map<const Matrix> Theta(theta.data(), K, B);

@@ -40,7 +40,7 @@ struct WeightFunction {
   Basis basis;   // softmax_linear
   Matrix theta;  // softmax_linear: K x B
 
-  Vector mean, scale;     // mlp and kernel: the standardisation of z
+  Vector mean, scale;      // mlp and kernel: the standardisation of z
   mlp::Model<double> net;  // mlp
 
   double bandwidth = 0;  // kernel, on the standardised scale
@@ -65,8 +65,8 @@ Matrix softmax_rows(const Matrix& logits);
 // Mean row loss of the combination with W = softmax(phi Theta') plus the penalty; theta holds
 // Theta (K x B) column-major. With `gradient`, its gradient (same layout). Computed by blocks of
 // rows in parallel on the current pool, summed in block order (deterministic for any width).
-double softmax_linear_objective(const Stack& s, const RowMatrix& phi, const Loss& loss, double lambda, double lambda0,
-                                const Vector& theta, Vector* gradient);
+double softmax_linear_objective(const Stack& s, const RowMatrix& phi, const Loss& loss, double lambda, double lambda0, const Vector& theta,
+                                Vector* gradient);
 
 // The MLP weight function's parameters flattened in parameters() order, and back.
 Vector flatten(const mlp::Model<double>& net);

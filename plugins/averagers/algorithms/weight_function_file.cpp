@@ -106,7 +106,8 @@ WeightFunction WeightFunction::from_json(const Json& j) {
   WeightFunction w;
   w.kind = parse_weight_function(required(j, "weight_function").get<std::string>());
   const std::string task = required(j, "task").get<std::string>();
-  if (task != "regression" && task != "classification") throw Error(fmt::format("'task' is '{}' (expected regression or classification)", task));
+  if (task != "regression" && task != "classification")
+    throw Error(fmt::format("'task' is '{}' (expected regression or classification)", task));
   w.task = task == "regression" ? TaskKind::Regression : TaskKind::Classification;
   w.outputs = required(j, "outputs").get<int>();
   w.models = required(j, "models").get<std::vector<std::string>>();
@@ -133,7 +134,8 @@ WeightFunction WeightFunction::from_json(const Json& j) {
     for (const auto& l : layers)
       w.net.layers.push_back({json_matrix(required(l, "weight"), "weight"), json_vec(required(l, "bias"), "bias")});
     mlp::validate(w.net);
-    if (w.net.input_dim() != w.mean.size() || w.net.output_dim() != K) throw Error("the MLP's shape does not match its covariates and models");
+    if (w.net.input_dim() != w.mean.size() || w.net.output_dim() != K)
+      throw Error("the MLP's shape does not match its covariates and models");
     return w;
   }
   w.bandwidth = required(j, "bandwidth").get<double>();

@@ -71,7 +71,8 @@ class SelectBest : public Node {
     Vector w = Vector::Zero(risks.size());
     w(best) = 1;
     Json fit_risks = Json::object();
-    for (std::size_t k = 0; k < c.names.size(); ++k) fit_risks[c.names[k]] = loss.in_given_units(risks(static_cast<Eigen::Index>(k)), s.scale);
+    for (std::size_t k = 0; k < c.names.size(); ++k)
+      fit_risks[c.names[k]] = loss.in_given_units(risks(static_cast<Eigen::Index>(k)), s.scale);
     publish_constant(ctx, c, w, Json{{"selected", c.names[static_cast<std::size_t>(best)]}, {"fit_risks", fit_risks}});
   }
 };
@@ -91,8 +92,9 @@ class AverageGlobal : public Node {
     avg::Stack s = stack_on(c, *data, ctx.params().string("fit_split"));
     check_magnitudes(ctx, c, *data, ctx.params().string("fit_split"), s, true);
     const avg::ConstantFit fit = avg::fit_constant_weights(s, loss.for_scale(s.scale));
-    publish_constant(ctx, c, fit.w,
-                     Json{{"loss", avg::loss_name(loss.kind)}, {"fit_risk", loss.in_given_units(fit.risk, s.scale)}, {"iterations", fit.iterations}});
+    publish_constant(
+        ctx, c, fit.w,
+        Json{{"loss", avg::loss_name(loss.kind)}, {"fit_risk", loss.in_given_units(fit.risk, s.scale)}, {"iterations", fit.iterations}});
   }
 };
 
@@ -110,9 +112,10 @@ std::vector<double> parameter_counts(const Params& p, const Candidates& c) {
   for (const auto& name : c.names) {
     auto it = counts.find(name);
     if (it == counts.end())
-      throw Error(fmt::format("Mallows model averaging needs the number of parameters of model '{}': give it in 'parameters' "
-                              "({{ {} = N }}) or in a predictions manifest's [[model]] 'parameters'",
-                              name, name));
+      throw Error(
+          fmt::format("Mallows model averaging needs the number of parameters of model '{}': give it in 'parameters' "
+                      "({{ {} = N }}) or in a predictions manifest's [[model]] 'parameters'",
+                      name, name));
     out.push_back(it->second);
   }
   return out;

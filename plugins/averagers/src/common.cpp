@@ -79,8 +79,8 @@ avg::Stack stack_on(const Candidates& c, const Dataset& data, const std::string&
   return avg::make_stack(c.kind, c.names, preds, &d.targets, nullptr, what);
 }
 
-void check_magnitudes(const NodeContext& ctx, const Candidates& c, const Dataset& data, const std::string& split, avg::Stack& s, bool scale_free,
-                      const std::string& scale_dependence, const std::string& prediction_split) {
+void check_magnitudes(const NodeContext& ctx, const Candidates& c, const Dataset& data, const std::string& split, avg::Stack& s,
+                      bool scale_free, const std::string& scale_dependence, const std::string& prediction_split) {
   const avg::Magnitudes m = avg::magnitudes(s);
   if (m.range == avg::Magnitudes::Range::Fits) return;
   const std::string from = prediction_split.empty() ? split : prediction_split;
@@ -91,20 +91,23 @@ void check_magnitudes(const NodeContext& ctx, const Candidates& c, const Dataset
   };
   const std::string largest = fmt::format("{} reaches {:g} (row {}, column {})", source(m.largest_source), m.largest, m.row, m.column);
   if (m.range == avg::Magnitudes::Range::TooSpread)
-    throw Error(fmt::format("{}, but {} reach only {:g}: values {:g} apart cannot be combined in double precision (their squares are too far "
-                            "apart); check that file (values in other units?) or leave the model out",
-                            largest, source(m.smallest_source), m.smallest, m.largest / m.smallest));
+    throw Error(
+        fmt::format("{}, but {} reach only {:g}: values {:g} apart cannot be combined in double precision (their squares are too far "
+                    "apart); check that file (values in other units?) or leave the model out",
+                    largest, source(m.smallest_source), m.smallest, m.largest / m.smallest));
   const bool large = m.largest > avg::kLargestMagnitude;
   const std::string beyond = large ? fmt::format("beyond {:g}, where the fit's squares overflow", avg::kLargestMagnitude)
                                    : fmt::format("and nothing is larger: below {:g} the fit's squares vanish", avg::kSmallestMagnitude);
   if (!scale_free)
-    throw Error(fmt::format("{}, {}; {}, so it cannot rescale them: {} the predictions and the targets by a common factor (such as {:g}) before "
-                            "combining, or use average.global, average.mallows or average.jackknife, which rescale internally",
-                            largest, beyond, scale_dependence, large ? "divide" : "multiply", large ? m.largest : 1 / m.largest));
+    throw Error(
+        fmt::format("{}, {}; {}, so it cannot rescale them: {} the predictions and the targets by a common factor (such as {:g}) before "
+                    "combining, or use average.global, average.mallows or average.jackknife, which rescale internally",
+                    largest, beyond, scale_dependence, large ? "divide" : "multiply", large ? m.largest : 1 / m.largest));
   avg::rescale(s, m);
-  ctx.log(fmt::format("{}, {}: fitted on the predictions and targets divided by 2^{} (the weights do not depend on the scale; risks are in the "
-                      "given units)",
-                      largest, beyond, std::ilogb(s.scale)));
+  ctx.log(
+      fmt::format("{}, {}: fitted on the predictions and targets divided by 2^{} (the weights do not depend on the scale; risks are in the "
+                  "given units)",
+                  largest, beyond, std::ilogb(s.scale)));
 }
 
 avg::Stack predictions_only(const Candidates& c, const std::string& split) {
@@ -145,7 +148,8 @@ Matrix covariates_of(const Dataset& data, const std::string& split, const std::s
   Matrix out(all.rows(), static_cast<Eigen::Index>(columns.size()));
   for (std::size_t j = 0; j < columns.size(); ++j) {
     if (columns[j] < 0 || columns[j] >= all.cols())
-      throw Error(fmt::format("covariate column {} does not exist: the {} of split '{}' have {} columns", columns[j], what, split, all.cols()));
+      throw Error(
+          fmt::format("covariate column {} does not exist: the {} of split '{}' have {} columns", columns[j], what, split, all.cols()));
     out.col(static_cast<Eigen::Index>(j)) = all.col(columns[j]);
   }
   return out;
@@ -168,13 +172,15 @@ void declare_loss_params(NodeSpec& s) {
 avg::Loss loss_from(const Params& p, TaskKind kind) {
   avg::Loss l;
   const std::string name = p.string("loss");
-  l.kind = name == "auto" ? (kind == TaskKind::Classification ? avg::LossKind::CrossEntropy : avg::LossKind::Squared) : avg::parse_loss(name);
+  l.kind =
+      name == "auto" ? (kind == TaskKind::Classification ? avg::LossKind::CrossEntropy : avg::LossKind::Squared) : avg::parse_loss(name);
   l.delta = p.real("delta");
   l.tau = p.real("tau");
   if (kind == TaskKind::Regression && l.kind == avg::LossKind::CrossEntropy)
     throw Error("loss = \"cross_entropy\" needs class probabilities, but these are regression predictions");
   if (kind == TaskKind::Classification && l.kind != avg::LossKind::CrossEntropy && l.kind != avg::LossKind::Squared)
-    throw Error(fmt::format("loss = \"{}\" is for regression values; combine class probabilities with cross_entropy or squared (Brier)", name));
+    throw Error(
+        fmt::format("loss = \"{}\" is for regression values; combine class probabilities with cross_entropy or squared (Brier)", name));
   return l;
 }
 
@@ -182,7 +188,8 @@ void declare_fit_split(NodeSpec& s) {
   s.param(ParamSpec::string("fit_split", "val", "the split the weights are fitted on (held-out or cross-fitted predictions)"));
 }
 
-std::shared_ptr<Predictions> combined_predictions(const std::string& name, const Candidates& c, const std::map<std::string, Matrix>& weights) {
+std::shared_ptr<Predictions> combined_predictions(const std::string& name, const Candidates& c,
+                                                  const std::map<std::string, Matrix>& weights) {
   auto out = std::make_shared<Predictions>();
   out->kind = c.kind;
   ModelPredictions m;

@@ -40,8 +40,8 @@ avg::Stack stack_on(const Candidates& c, const Dataset& data, const std::string&
 // other is refused, `scale_dependence` saying why, naming the model or the targets, its file and
 // what to do. Values that span more than the range are refused always. `prediction_split` as in
 // stack_on.
-void check_magnitudes(const NodeContext& ctx, const Candidates& c, const Dataset& data, const std::string& split, avg::Stack& s, bool scale_free,
-                      const std::string& scale_dependence = {}, const std::string& prediction_split = {});
+void check_magnitudes(const NodeContext& ctx, const Candidates& c, const Dataset& data, const std::string& split, avg::Stack& s,
+                      bool scale_free, const std::string& scale_dependence = {}, const std::string& prediction_split = {});
 
 // The stack with no truth (for applying weights): the truth is left empty.
 avg::Stack predictions_only(const Candidates& c, const std::string& split);
@@ -57,8 +57,10 @@ avg::Loss loss_from(const Params& p, TaskKind kind);
 void declare_fit_split(NodeSpec& s);
 
 // One combined model on every split in `weights` (split -> N x K) or with constant weights.
-std::shared_ptr<Predictions> combined_predictions(const std::string& name, const Candidates& c, const std::map<std::string, Matrix>& weights);
-std::shared_ptr<Weights> weights_artifact(const Candidates& c, std::map<std::string, Matrix> weights, std::filesystem::path function_file = {});
+std::shared_ptr<Predictions> combined_predictions(const std::string& name, const Candidates& c,
+                                                  const std::map<std::string, Matrix>& weights);
+std::shared_ptr<Weights> weights_artifact(const Candidates& c, std::map<std::string, Matrix> weights,
+                                          std::filesystem::path function_file = {});
 // The same constant weights on every common split.
 std::map<std::string, Matrix> constant_weights(const Candidates& c, const Vector& w);
 Json weights_json(const Candidates& c, const Vector& w);

@@ -15,8 +15,9 @@ namespace caulk::averagers {
 namespace {
 
 void declare_covariate_params(NodeSpec& s) {
-  s.param(ParamSpec::choice("covariates", "auto", {"auto", "covariates", "inputs"},
-                            "where z comes from: the dataset's covariates, its model inputs, or auto (covariates when given, else inputs)"));
+  s.param(
+      ParamSpec::choice("covariates", "auto", {"auto", "covariates", "inputs"},
+                        "where z comes from: the dataset's covariates, its model inputs, or auto (covariates when given, else inputs)"));
   s.param(ParamSpec::list("columns", "the columns of z to use, e.g. [0, 3] (default: all)"));
 }
 
@@ -43,8 +44,8 @@ std::map<std::string, Matrix> weights_on_splits(NodeContext& ctx, const Candidat
     }
     const Matrix z = covariates_of(data, split, source, columns);
     if (z.rows() != c.on(0, split).rows())
-      throw Error(fmt::format("split '{}': the covariates have {} rows but the predictions of model '{}' have {}", split, z.rows(), c.names[0],
-                              c.on(0, split).rows()));
+      throw Error(fmt::format("split '{}': the covariates have {} rows but the predictions of model '{}' have {}", split, z.rows(),
+                              c.names[0], c.on(0, split).rows()));
     out[split] = f.weights(z);
     io::write_npy(dir / fmt::format("weights.{}.npy", split), out[split]);
   }
@@ -76,8 +77,14 @@ avg::LocalOptions local_options(const Params& p, TaskKind kind) {
 
 // The stack travels as exact matrices (its row-major blocks as column-major copies).
 Json stack_to_json(const avg::Stack& s) {
-  return Json{{"kind", task_kind_name(s.kind)}, {"K", s.K},       {"C", s.C}, {"models", s.models}, {"F", matrix_to_json(Matrix(s.F))},
-              {"Y", matrix_to_json(Matrix(s.Y))}, {"classes", s.classes}, {"scale", s.scale}};
+  return Json{{"kind", task_kind_name(s.kind)},
+              {"K", s.K},
+              {"C", s.C},
+              {"models", s.models},
+              {"F", matrix_to_json(Matrix(s.F))},
+              {"Y", matrix_to_json(Matrix(s.Y))},
+              {"classes", s.classes},
+              {"scale", s.scale}};
 }
 
 avg::Stack stack_from_json(const Json& j) {
@@ -152,10 +159,11 @@ class AverageLocal : public Node {
     avg::Stack s = stack_on(c, *data, fit_split);
     // Kernel weights are simplex fits of a loss per point, whatever the values' unit; the other
     // weight functions' penalty does not scale with the loss.
-    check_magnitudes(ctx, c, *data, fit_split, s, o.function == avg::WeightFunctionKind::Kernel,
-                     fmt::format("average.local's fit of the {} weight function depends on that scale (its ridge penalty does not scale with the "
-                                 "loss)",
-                                 p.string("weight_function")));
+    check_magnitudes(
+        ctx, c, *data, fit_split, s, o.function == avg::WeightFunctionKind::Kernel,
+        fmt::format("average.local's fit of the {} weight function depends on that scale (its ridge penalty does not scale with the "
+                    "loss)",
+                    p.string("weight_function")));
     o.loss = loss.for_scale(s.scale);
     const Matrix z = covariates_of(*data, fit_split, source, columns);
     // Under mpirun each fold is a unit; in one process the folds run on the pool without copying
@@ -237,7 +245,8 @@ class AverageApply : public Node {
     c.kind = given.kind;
     for (const auto& name : f.models) {
       auto it = std::find(given.names.begin(), given.names.end(), name);
-      if (it == given.names.end()) throw Error(fmt::format("{}: the function weighs model '{}', which is not among the predictions", file.string(), name));
+      if (it == given.names.end())
+        throw Error(fmt::format("{}: the function weighs model '{}', which is not among the predictions", file.string(), name));
       const auto k = static_cast<std::size_t>(it - given.names.begin());
       c.names.push_back(name);
       c.producers.push_back(given.producers[k]);

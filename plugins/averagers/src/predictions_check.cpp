@@ -31,7 +31,8 @@ void check_predictions(DataCheck& check) {
   for (const auto& model : m.models) {
     names.push_back(model.name);
     for (const auto& [split, path] : model.split_paths("predictions")) {
-      auto h = check.expect_npy("manifest", path, fmt::format("{}: model '{}': predictions on split '{}',", model.location("predictions"), model.name, split));
+      auto h = check.expect_npy(
+          "manifest", path, fmt::format("{}: model '{}': predictions on split '{}',", model.location("predictions"), model.name, split));
       if (!h) {
         complete = false;
         continue;
@@ -41,8 +42,8 @@ void check_predictions(DataCheck& check) {
       if (!fresh && it->second.first != rows) {
         check.problem("manifest", fmt::format("{}: model '{}': predictions on split '{}' ({}) have {} rows but {} has {}; every model "
                                               "predicts the same samples of a split",
-                                              model.location("predictions"), model.name, split, path.string(), rows,
-                                              it->second.second, it->second.first));
+                                              model.location("predictions"), model.name, split, path.string(), rows, it->second.second,
+                                              it->second.first));
         complete = false;
       }
     }
@@ -50,7 +51,8 @@ void check_predictions(DataCheck& check) {
   if (!complete) return;
   Json splits = Json::object();
   for (const auto& [split, r] : rows_of) splits[split] = Json{{"rows", r.first}, {"file", r.second}};
-  check.facts()["predictions"] = Json{{"splits", std::move(splits)}, {"models", std::move(names)}, {"where", check.location_json("manifest")}};
+  check.facts()["predictions"] =
+      Json{{"splits", std::move(splits)}, {"models", std::move(names)}, {"where", check.location_json("manifest")}};
 }
 
 }  // namespace

@@ -20,11 +20,11 @@ namespace {
 
 void check_probability_rows(const Matrix& m, const fs::path& file, const std::string& what) {
   for (Eigen::Index i = 0; i < m.rows(); ++i) {
-    if (m.row(i).minCoeff() < 0)
-      throw DataError(file.string(), fmt::format("{}: row {} has a negative probability", what, i));
+    if (m.row(i).minCoeff() < 0) throw DataError(file.string(), fmt::format("{}: row {} has a negative probability", what, i));
     const double sum = m.row(i).sum();
     if (std::abs(sum - 1) > 1e-6)
-      throw DataError(file.string(), fmt::format("{}: the probabilities of row {} sum to {}, not 1 (kind is classification)", what, i, sum));
+      throw DataError(file.string(),
+                      fmt::format("{}: the probabilities of row {} sum to {}, not 1 (kind is classification)", what, i, sum));
   }
 }
 
@@ -55,7 +55,8 @@ class PredictionsLoad : public Node {
           kind = v.as_string();
         }
       if (kind.empty())
-        throw DataError(file.string(), "says no kind: write kind = \"classification\" or \"regression\" under [hub], or set the node's 'kind'");
+        throw DataError(file.string(),
+                        "says no kind: write kind = \"classification\" or \"regression\" under [hub], or set the node's 'kind'");
     }
     if (kind != "classification" && kind != "regression")
       throw DataError(file.string(), fmt::format("kind '{}' (expected classification or regression)", kind));
@@ -69,13 +70,15 @@ class PredictionsLoad : public Node {
       ModelPredictions mp;
       mp.model = model.name;
       for (const auto& [split, path] : model.split_paths("predictions")) {
-        const std::string what = fmt::format("predictions of model '{}' on split '{}' ({})", model.name, split, model.location("predictions"));
+        const std::string what =
+            fmt::format("predictions of model '{}' on split '{}' ({})", model.name, split, model.location("predictions"));
         if (auto problem = io::input_file_problem(path)) throw DataError(path.string(), what + ": " + *problem);
         Matrix values = ArrayFile{path, {}}.open(what).to_double();
         if (values.rows() == 0 || values.cols() == 0) throw DataError(path.string(), what + ": the array is empty");
         if (columns < 0) columns = values.cols();
         if (values.cols() != columns)
-          throw DataError(path.string(), fmt::format("{}: has {} columns but model '{}' has {}", what, values.cols(), m.models.front().name, columns));
+          throw DataError(path.string(),
+                          fmt::format("{}: has {} columns but model '{}' has {}", what, values.cols(), m.models.front().name, columns));
         auto [it, fresh] = rows_of.emplace(split, std::pair{values.rows(), model.name});
         if (!fresh && it->second.first != values.rows())
           throw DataError(path.string(), fmt::format("{}: has {} rows but model '{}' has {} on that split", what, values.rows(),

@@ -112,14 +112,15 @@ class AveragingReport : public Node {
     ctx.print(text);
     std::vector<figures::Bar> bars;
     for (std::size_t k = 0; k < c.names.size(); ++k) bars.push_back({c.names[k], risks(static_cast<Eigen::Index>(k))});
-    ctx.publish("figure", figures::make_figure(
-                              figures::bar_chart({fmt::format("Out-of-sample risk of every model and combiner ({})", ctx.id()),
-                                                  fmt::format("on split '{}'; lowest first", split),
-                                                  "Bars: the risk of each single model and each way of combining them, lowest first"},
-                                                 "model or combiner", fmt::format("risk ({} loss, lower is better)", avg::loss_name(loss.kind)),
-                                                 std::move(bars), true),
-                              fmt::format("The out-of-sample {} loss of every single model and combiner on split '{}', lowest first.",
-                                          avg::loss_name(loss.kind), split)));
+    ctx.publish("figure",
+                figures::make_figure(
+                    figures::bar_chart({fmt::format("Out-of-sample risk of every model and combiner ({})", ctx.id()),
+                                        fmt::format("on split '{}'; lowest first", split),
+                                        "Bars: the risk of each single model and each way of combining them, lowest first"},
+                                       "model or combiner", fmt::format("risk ({} loss, lower is better)", avg::loss_name(loss.kind)),
+                                       std::move(bars), true),
+                    fmt::format("The out-of-sample {} loss of every single model and combiner on split '{}', lowest first.",
+                                avg::loss_name(loss.kind), split)));
     ctx.publish("table", std::move(table));
     ctx.publish("trust", std::move(trust));
     ctx.publish("weights_figure", std::move(weights_figure));
@@ -136,8 +137,8 @@ class AveragingReport : public Node {
     const Matrix& W = it->second;
     const Matrix all = covariates_of(data, split, ctx.params().string("covariates"), {});
     if (all.rows() != W.rows())
-      throw Error(fmt::format("the weights of '{}' have {} rows on split '{}' but its covariates have {}", weights.producer_node, W.rows(), split,
-                              all.rows()));
+      throw Error(fmt::format("the weights of '{}' have {} rows on split '{}' but its covariates have {}", weights.producer_node, W.rows(),
+                              split, all.rows()));
     std::vector<int> columns = column_list(ctx.params(), "plot_columns");
     if (columns.empty()) columns = all.cols() >= 2 ? std::vector<int>{0, 1} : std::vector<int>{0};
     if (columns.size() > 2) throw Error("plot_columns takes one or two columns");
@@ -166,11 +167,13 @@ class AveragingReport : public Node {
     }
     const bool two = columns.size() == 2;
     figure = *figures::make_figure(
-        figures::covariate_weights_chart({fmt::format("Where each model is trusted ({}): its weight over {}", ctx.id(), two ? "two covariates" : "the covariate"),
-                                          fmt::format("mean weight per {} on split '{}' ({} rows)", two ? "cell" : "bin", split, W.rows()),
-                                          "The local average's weight of each model as a function of the covariates"},
-                                         plotted),
-        fmt::format("The mean weight '{}' gives each model, over {}.", weights.producer_node, two ? "a grid of two covariates" : "bins of one covariate"));
+        figures::covariate_weights_chart(
+            {fmt::format("Where each model is trusted ({}): its weight over {}", ctx.id(), two ? "two covariates" : "the covariate"),
+             fmt::format("mean weight per {} on split '{}' ({} rows)", two ? "cell" : "bin", split, W.rows()),
+             "The local average's weight of each model as a function of the covariates"},
+            plotted),
+        fmt::format("The mean weight '{}' gives each model, over {}.", weights.producer_node,
+                    two ? "a grid of two covariates" : "bins of one covariate"));
 
     Table t;
     t.title = fmt::format("Where '{}' trusts each model on split '{}'", weights.producer_node, split);

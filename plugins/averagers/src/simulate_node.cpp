@@ -56,8 +56,9 @@ class SimulateLocalExperts : public Node {
     auto predictions = std::make_shared<Predictions>();
     predictions->kind = TaskKind::Regression;
     for (const auto& name : sim.models) predictions->models.push_back({name, {}});
-    std::string manifest = fmt::format("# Written by simulate.local_experts (seed {}, scenario {}).\n[hub]\nname = \"local_experts\"\nkind = \"regression\"\n",
-                                       o.seed, o.scenario);
+    std::string manifest =
+        fmt::format("# Written by simulate.local_experts (seed {}, scenario {}).\n[hub]\nname = \"local_experts\"\nkind = \"regression\"\n",
+                    o.seed, o.scenario);
     std::vector<std::string> files(sim.models.size());
     Json regions = Json::object();
     for (const auto& [name, split] : {std::pair{"train", &sim.train}, {"val", &sim.validation}, {"test", &sim.test}}) {

@@ -35,9 +35,8 @@ double weighted_tau_one_way(const std::vector<double>& x, const std::vector<doub
   const std::size_t n = x.size();
   std::vector<std::size_t> increasing(n);
   std::iota(increasing.begin(), increasing.end(), std::size_t{0});
-  std::stable_sort(increasing.begin(), increasing.end(), [&](std::size_t a, std::size_t b) {
-    return x[a] < x[b] || (x[a] == x[b] && y[a] < y[b]);
-  });
+  std::stable_sort(increasing.begin(), increasing.end(),
+                   [&](std::size_t a, std::size_t b) { return x[a] < x[b] || (x[a] == x[b] && y[a] < y[b]); });
   std::vector<double> weight(n);
   for (std::size_t j = 0; j < n; ++j) weight[increasing[j]] = 1.0 / (1.0 + static_cast<double>(n - 1 - j));
 
@@ -71,10 +70,14 @@ double kendall_tau_b(const std::vector<double>& x, const std::vector<double>& y)
     for (std::size_t j = i + 1; j < x.size(); ++j) {
       const double dx = x[i] - x[j], dy = y[i] - y[j];
       if (dx == 0 && dy == 0) continue;
-      if (dx == 0) only_x += 1;
-      else if (dy == 0) only_y += 1;
-      else if ((dx > 0) == (dy > 0)) concordant += 1;
-      else discordant += 1;
+      if (dx == 0)
+        only_x += 1;
+      else if (dy == 0)
+        only_y += 1;
+      else if ((dx > 0) == (dy > 0))
+        concordant += 1;
+      else
+        discordant += 1;
     }
   // tau-b = (C - D) / sqrt((n0 - n1)(n0 - n2)): pairs not tied in x times pairs not tied in y.
   const double untied_x = concordant + discordant + only_y, untied_y = concordant + discordant + only_x;

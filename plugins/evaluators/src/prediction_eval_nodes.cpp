@@ -21,9 +21,9 @@ namespace {
 // What differs between the two nodes.
 struct Task {
   TaskKind kind;
-  const char* node_type;    // "eval.classification"
-  const char* what;         // "class probabilities", for messages
-  const char* other_node;   // the node type that judges the other kind
+  const char* node_type;   // "eval.classification"
+  const char* what;        // "class probabilities", for messages
+  const char* other_node;  // the node type that judges the other kind
 };
 
 constexpr Task kClassification{TaskKind::Classification, "eval.classification", "class probabilities", "eval.regression"};
@@ -54,11 +54,11 @@ NodeSpec common_spec(const Task& task, const std::string& summary, const std::st
       if (!p || !p->contains("splits") || !p->at("splits").contains(split)) continue;
       const auto& pred = p->at("splits").at(split);
       if (pred.at("rows") != labels->at("rows"))
-        check.problem_at(p->at("where"), fmt::format("predictions on split '{}' ({}) have {} rows but the labels ({}) have {}, which node "
-                                                     "'{}' judges them against; give predictions of the same samples, in the same order",
-                                                     split, pred.at("file").get<std::string>(), pred.at("rows").get<std::size_t>(),
-                                                     labels->at("file").get<std::string>(), labels->at("rows").get<std::size_t>(),
-                                                     check.node_id()));
+        check.problem_at(p->at("where"),
+                         fmt::format("predictions on split '{}' ({}) have {} rows but the labels ({}) have {}, which node "
+                                     "'{}' judges them against; give predictions of the same samples, in the same order",
+                                     split, pred.at("file").get<std::string>(), pred.at("rows").get<std::size_t>(),
+                                     labels->at("file").get<std::string>(), labels->at("rows").get<std::size_t>(), check.node_id()));
     }
   };
   return s;
@@ -99,8 +99,8 @@ std::vector<Judged> collect(const Task& task, const std::vector<std::shared_ptr<
         throw Error(fmt::format("model '{}' of '{}' has {} rows of predictions on split '{}', but the dataset of '{}' has {} rows there",
                                 m.model, p->producer_node, values->rows(), split, data_node, rows));
       if (static_cast<std::size_t>(values->cols()) != columns)
-        throw Error(fmt::format("model '{}' of '{}' has {} columns of predictions on split '{}', but the dataset of '{}' has {} {}", m.model,
-                                p->producer_node, values->cols(), split, data_node, columns,
+        throw Error(fmt::format("model '{}' of '{}' has {} columns of predictions on split '{}', but the dataset of '{}' has {} {}",
+                                m.model, p->producer_node, values->cols(), split, data_node, columns,
                                 task.kind == TaskKind::Classification ? "classes" : "target columns"));
       out.push_back({m.model, p->producer_node, values});
     }
@@ -184,9 +184,9 @@ class RegressionEval : public Node {
     const std::string& split_name = ctx.params().string("split");
     auto data = ctx.input<Dataset>("data");
     const DatasetSplit& split = dataset_of_kind(kRegression, *data).split(split_name);
-    const auto models = collect(kRegression, ctx.inputs<Predictions>("predictions"), split_name,
-                                static_cast<std::size_t>(split.targets.rows()), static_cast<std::size_t>(split.targets.cols()),
-                                data->producer_node);
+    const auto models =
+        collect(kRegression, ctx.inputs<Predictions>("predictions"), split_name, static_cast<std::size_t>(split.targets.rows()),
+                static_cast<std::size_t>(split.targets.cols()), data->producer_node);
 
     auto table = std::make_shared<Table>();
     table->title = fmt::format("Regression metrics on split '{}'", split_name);

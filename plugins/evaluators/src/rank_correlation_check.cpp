@@ -62,8 +62,8 @@ void check_ground_truth(DataCheck& check) {
     in_csv.insert(model);
     if (known && !scored.count(model)) {
       for (const auto& close : closest_names(model, scored_list, 1)) suggested.insert(close);
-      check.problem("ground_truth", fmt::format("{}: model '{}' is not a model the rankers score{}", where, model,
-                                                did_you_mean_among(model, scored_list)));
+      check.problem("ground_truth",
+                    fmt::format("{}: model '{}' is not a model the rankers score{}", where, model, did_you_mean_among(model, scored_list)));
     }
   }
   if (!known) return;

@@ -104,9 +104,10 @@ class RankCorrelation : public Node {
         if (it == truth.end())
           throw Error(fmt::format("model '{}' is scored by '{}' but has no ground truth in {}", s.model, scores->producer_node, source));
         if (!std::isfinite(s.score))
-          throw Error(fmt::format("ranker '{}' ({}) gave model '{}' the score {}, which cannot be ranked against the ground truth in {}; "
-                                  "see that ranker's error or details for why",
-                                  scores->producer_node, scores->method, s.model, s.score, source));
+          throw Error(
+              fmt::format("ranker '{}' ({}) gave model '{}' the score {}, which cannot be ranked against the ground truth in {}; "
+                          "see that ranker's error or details for why",
+                          scores->producer_node, scores->method, s.model, s.score, source));
         scored.insert(s.model);
         x.push_back(scores->higher_is_better ? s.score : -s.score);
         y.push_back(it->second);
@@ -114,7 +115,8 @@ class RankCorrelation : public Node {
       for (const auto& [model, value] : truth)
         if (!scored.count(model))
           throw Error(fmt::format("model '{}' has ground truth in {} but is not scored by '{}'", model, source, scores->producer_node));
-      if (x.size() < 2) throw Error(fmt::format("'{}' scored {} model(s); correlations need at least two", scores->producer_node, x.size()));
+      if (x.size() < 2)
+        throw Error(fmt::format("'{}' scored {} model(s); correlations need at least two", scores->producer_node, x.size()));
       double wtau = 0, tau = 0, rho = 0, r = 0, regret = 0;
       try {
         wtau = eval::weighted_tau(x, y);
@@ -135,8 +137,8 @@ class RankCorrelation : public Node {
           fmt::format("{} score ({})", scores->method, scores->higher_is_better ? "higher is better" : "lower is better"),
           column + " (as measured)", points));
       // NaN (a constant side) is written as null in run.json.
-      summary[scores->producer_node] = Json{{"weighted_tau", wtau}, {"kendall_tau", tau}, {"spearman", rho}, {"pearson", r},
-                                            {"top1_regret", regret}};
+      summary[scores->producer_node] =
+          Json{{"weighted_tau", wtau}, {"kendall_tau", tau}, {"spearman", rho}, {"pearson", r}, {"top1_regret", regret}};
     }
 
     auto gt = std::make_shared<Scores>();
@@ -147,12 +149,13 @@ class RankCorrelation : public Node {
     ctx.print(table->to_text(static_cast<int>(params.integer("digits"))));
     ctx.publish("correlations", std::move(table));
     ctx.publish("ground_truth", std::move(gt));
-    ctx.publish("tau_figure", figures::make_figure(
-                                  figures::bar_chart({"How well each ranker orders the models (" + ctx.id() + ")",
-                                                      "weighted Kendall tau against the " + column,
-                                                      "Bars: the weighted Kendall tau of each ranker's scores with the ground truth, best first"},
-                                                     "ranker", "weighted Kendall tau (-1 to 1, higher is better)", std::move(taus)),
-                                  "Weighted Kendall tau of each ranker with the ground truth: 1 orders the models as they really did."));
+    ctx.publish(
+        "tau_figure",
+        figures::make_figure(
+            figures::bar_chart({"How well each ranker orders the models (" + ctx.id() + ")", "weighted Kendall tau against the " + column,
+                                "Bars: the weighted Kendall tau of each ranker's scores with the ground truth, best first"},
+                               "ranker", "weighted Kendall tau (-1 to 1, higher is better)", std::move(taus)),
+            "Weighted Kendall tau of each ranker with the ground truth: 1 orders the models as they really did."));
     ctx.publish("scatter_figure",
                 figures::make_figure(figures::concat_charts({"Scores against the " + column + " (" + ctx.id() + ")",
                                                              "the five best models by " + column + " are labelled; hover for the others",

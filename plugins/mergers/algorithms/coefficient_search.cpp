@@ -26,7 +26,7 @@ std::vector<std::vector<double>> coefficient_candidates(std::size_t models, int 
     double sum = 0;
     for (double& x : e) {
       const double u = static_cast<double>(rng.next_u64() >> 11) * 0x1.0p-53;  // [0, 1)
-      x = -std::log1p(-u);                                                   // Exp(1)
+      x = -std::log1p(-u);                                                     // Exp(1)
       sum += x;
     }
     for (double& x : e) x = sum > 0 ? x / sum : 1.0 / static_cast<double>(models);

@@ -8,9 +8,7 @@
 
 namespace caulk::merge {
 
-bool is_merge_dtype(io::DType t) {
-  return t == io::DType::F64 || t == io::DType::F32 || t == io::DType::F16 || t == io::DType::BF16;
-}
+bool is_merge_dtype(io::DType t) { return t == io::DType::F64 || t == io::DType::F32 || t == io::DType::F16 || t == io::DType::BF16; }
 
 namespace {
 
@@ -46,7 +44,8 @@ void decode_any(const void* data, io::DType t, std::size_t first, std::size_t co
       }
       return;
     }
-    default: throw std::invalid_argument("decode: not a floating-point dtype");
+    default:
+      throw std::invalid_argument("decode: not a floating-point dtype");
   }
 }
 
@@ -71,7 +70,9 @@ std::uint16_t f64_to_bf16(double x) { return io::f32_to_bf16(round_to_odd_float(
 
 void encode(const float* in, std::size_t count, io::DType t, void* out) {
   switch (t) {
-    case io::DType::F32: std::memcpy(out, in, count * 4); return;
+    case io::DType::F32:
+      std::memcpy(out, in, count * 4);
+      return;
     case io::DType::F64:
       for (std::size_t i = 0; i < count; ++i) {
         const double v = in[i];
@@ -84,13 +85,16 @@ void encode(const float* in, std::size_t count, io::DType t, void* out) {
     case io::DType::BF16:
       for (std::size_t i = 0; i < count; ++i) store16(out, i, io::f32_to_bf16(in[i]));
       return;
-    default: throw std::invalid_argument("encode: not a floating-point dtype");
+    default:
+      throw std::invalid_argument("encode: not a floating-point dtype");
   }
 }
 
 void encode(const double* in, std::size_t count, io::DType t, void* out) {
   switch (t) {
-    case io::DType::F64: std::memcpy(out, in, count * 8); return;
+    case io::DType::F64:
+      std::memcpy(out, in, count * 8);
+      return;
     case io::DType::F32:
       for (std::size_t i = 0; i < count; ++i) {
         const float v = static_cast<float>(in[i]);
@@ -103,7 +107,8 @@ void encode(const double* in, std::size_t count, io::DType t, void* out) {
     case io::DType::BF16:
       for (std::size_t i = 0; i < count; ++i) store16(out, i, f64_to_bf16(in[i]));
       return;
-    default: throw std::invalid_argument("encode: not a floating-point dtype");
+    default:
+      throw std::invalid_argument("encode: not a floating-point dtype");
   }
 }
 

@@ -48,18 +48,20 @@ void compare_names(const io::Checkpoint& a, const std::string& a_what, const io:
   }
 }
 
-void compare_shapes(const io::Checkpoint& a, const std::string& a_what, const io::Checkpoint& b, const std::string& b_what, bool same_dtype) {
+void compare_shapes(const io::Checkpoint& a, const std::string& a_what, const io::Checkpoint& b, const std::string& b_what,
+                    bool same_dtype) {
   for (const std::string& name : a.names()) {
     const io::TensorInfo& s = a.info(name);
     const io::TensorInfo& t = b.info(name);
     if (s.shape != t.shape)
-      throw Error(fmt::format("tensor '{}' has shape {} in {} but {} in {}", name, shape_text(s.shape), a_what, shape_text(t.shape), b_what));
+      throw Error(
+          fmt::format("tensor '{}' has shape {} in {} but {} in {}", name, shape_text(s.shape), a_what, shape_text(t.shape), b_what));
     if (!is_merge_dtype(t.dtype))
-      throw Error(fmt::format("tensor '{}' of {} ({}) is {}: merges read F64, F32, F16 and BF16 tensors only", name, b_what, b.path().string(),
-                              io::dtype_name(t.dtype)));
+      throw Error(fmt::format("tensor '{}' of {} ({}) is {}: merges read F64, F32, F16 and BF16 tensors only", name, b_what,
+                              b.path().string(), io::dtype_name(t.dtype)));
     if (same_dtype && s.dtype != t.dtype)
-      throw Error(fmt::format("tensor '{}' is {} in {} but {} in {}: the models must share each tensor's dtype", name, io::dtype_name(s.dtype),
-                              a_what, io::dtype_name(t.dtype), b_what));
+      throw Error(fmt::format("tensor '{}' is {} in {} but {} in {}: the models must share each tensor's dtype", name,
+                              io::dtype_name(s.dtype), a_what, io::dtype_name(t.dtype), b_what));
   }
 }
 
@@ -93,8 +95,9 @@ MergeInputs MergeInputs::open(std::vector<MergeModel> models, std::optional<Merg
     for (std::size_t i = 0; i < models.size(); ++i) {
       const std::string what = fmt::format("the Fisher file of model '{}'", models[i].name);
       if (models[i].fisher.empty())
-        throw Error(fmt::format("model '{}' has no Fisher file: run analysis.fisher on it, or name one with `fisher = \"...\"` in the manifest",
-                                models[i].name));
+        throw Error(
+            fmt::format("model '{}' has no Fisher file: run analysis.fisher on it, or name one with `fisher = \"...\"` in the manifest",
+                        models[i].name));
       in.fishers_.push_back(open_checkpoint(models[i].fisher, what));
       compare_names(in.checkpoints_[i], model_what(models[i]), in.fishers_.back(), what);
       compare_shapes(in.checkpoints_[i], model_what(models[i]), in.fishers_.back(), what, false);
@@ -194,8 +197,8 @@ using TensorWrite = std::function<void(std::size_t offset, const void* data, std
   decode(raw, info.dtype, 0, 1, &stored);
   const std::string where = fmt::format("{}: tensor '{}', element {}", what, tensor, element_text(element, info.shape));
   if (std::isfinite(stored))
-    throw DataError(files.file_of(tensor), fmt::format("{} is {}, which is {} in float32 arithmetic: merge with precision = \"float64\"", where,
-                                                       value_text(stored), value_text(widened)));
+    throw DataError(files.file_of(tensor), fmt::format("{} is {}, which is {} in float32 arithmetic: merge with precision = \"float64\"",
+                                                       where, value_text(stored), value_text(widened)));
   throw DataError(files.file_of(tensor), fmt::format("{} is {}; a merge would carry it into the output: repair or leave out the model, or "
                                                      "set allow_non_finite = true to merge it as it is",
                                                      where, value_text(stored)));
@@ -206,16 +209,18 @@ template <class S>
 void check_merged(const MergeMethod& method, const std::string& tensor, const io::TensorInfo& info, std::size_t first, const S* out,
                   std::size_t count, io::DType out_dtype) {
   if (const std::size_t j = first_non_finite(out, count); j < count)
-    throw Error(fmt::format("{}: tensor '{}', element {}: the merged value is {} although every input is finite (the arithmetic "
-                            "overflowed{}): lower the weights or lambda, or set allow_non_finite = true to write it as it is",
-                            method.name(), tensor, element_text(first + j, info.shape), value_text(static_cast<double>(out[j])),
-                            sizeof(S) == 4 ? "; precision = \"float64\" has a wider range" : ""));
-  const double limit = sizeof(S) == 4 && out_dtype == io::DType::F32 ? std::numeric_limits<double>::infinity() : overflow_threshold(out_dtype);
+    throw Error(
+        fmt::format("{}: tensor '{}', element {}: the merged value is {} although every input is finite (the arithmetic "
+                    "overflowed{}): lower the weights or lambda, or set allow_non_finite = true to write it as it is",
+                    method.name(), tensor, element_text(first + j, info.shape), value_text(static_cast<double>(out[j])),
+                    sizeof(S) == 4 ? "; precision = \"float64\" has a wider range" : ""));
+  const double limit =
+      sizeof(S) == 4 && out_dtype == io::DType::F32 ? std::numeric_limits<double>::infinity() : overflow_threshold(out_dtype);
   if (const std::size_t j = first_at_least(out, count, limit); j < count)
-    throw Error(fmt::format("{}: tensor '{}', element {}: the merged value {} is beyond the range of the output dtype {} and would be written "
-                            "as infinity: choose a wider dtype (dtype = \"F32\" or \"auto\"), or set allow_non_finite = true",
-                            method.name(), tensor, element_text(first + j, info.shape), value_text(static_cast<double>(out[j])),
-                            io::dtype_name(out_dtype)));
+    throw Error(fmt::format(
+        "{}: tensor '{}', element {}: the merged value {} is beyond the range of the output dtype {} and would be written "
+        "as infinity: choose a wider dtype (dtype = \"F32\" or \"auto\"), or set allow_non_finite = true",
+        method.name(), tensor, element_text(first + j, info.shape), value_text(static_cast<double>(out[j])), io::dtype_name(out_dtype)));
 }
 
 template <class S>
@@ -257,7 +262,8 @@ std::uint64_t merge_tensor(const MergeInputs& in, const MergeMethod& method, con
     }
     if (base) {
       c.base = read_chunk<S>(*base_reader, name, first, count, work.base, work.raw, check ? &bad : nullptr);
-      if (bad < count) refuse_non_finite_input(fmt::format("the base '{}'", in.base().name), in.base_files(), name, info, first + bad, c.base[bad]);
+      if (bad < count)
+        refuse_non_finite_input(fmt::format("the base '{}'", in.base().name), in.base_files(), name, info, first + bad, c.base[bad]);
       bytes += count * io::dtype_size(info.dtype);
     }
     if (with_fisher)
@@ -318,9 +324,10 @@ namespace {
 
 void check_merge(const MergeInputs& in, MergeMethod& method, const std::filesystem::path& output, const MergeOptions& options) {
   if (method.uses_base() && !in.has_base())
-    throw Error(fmt::format("{} subtracts a base model: mark the pre-trained model with base = true in the manifest, or name it with the "
-                            "`base` parameter",
-                            method.name()));
+    throw Error(
+        fmt::format("{} subtracts a base model: mark the pre-trained model with base = true in the manifest, or name it with the "
+                    "`base` parameter",
+                    method.name()));
   if (method.uses_fisher() && !in.has_fisher()) throw Error(fmt::format("{} needs a Fisher file for every model", method.name()));
   if (options.output_dtype && !is_merge_dtype(*options.output_dtype))
     throw Error(fmt::format("output dtype {} is not a floating-point dtype", io::dtype_name(*options.output_dtype)));
@@ -372,8 +379,8 @@ MergeReport run_merge(const MergeInputs& in, MergeMethod& method, const std::fil
   std::vector<std::uint64_t> io_bytes(names.size());
   parallel_for(names.size(), [&](std::size_t i) {
     const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) { out.write(i, offset, data, size); };
-    io_bytes[i] = merge_one(in, method, names[i], tensors[i].dtype, options.precision, options.chunk_elements, passes, options.allow_non_finite,
-                            write, options.on_progress);
+    io_bytes[i] = merge_one(in, method, names[i], tensors[i].dtype, options.precision, options.chunk_elements, passes,
+                            options.allow_non_finite, write, options.on_progress);
   });
   out.commit();
   return report_of(tensors, io_bytes, out.layout(), started);
@@ -412,30 +419,34 @@ OutputFileJob StagedMerge::file_job(std::size_t f) const {
 }
 
 MergeReport StagedMerge::commit(const std::vector<std::uint64_t>& io_bytes) {
-  if (io_bytes.size() != file_count()) throw Error(fmt::format("internal: {} file results for {} output files", io_bytes.size(), file_count()));
+  if (io_bytes.size() != file_count())
+    throw Error(fmt::format("internal: {} file results for {} output files", io_bytes.size(), file_count()));
   out_->commit();
   std::vector<OutputTensor> tensors;
-  for (std::size_t i = 0; i < names_.size(); ++i) tensors.push_back({names_[i], dtypes_[i], {tensor_bytes_[i] / io::dtype_size(dtypes_[i])}});
+  for (std::size_t i = 0; i < names_.size(); ++i)
+    tensors.push_back({names_[i], dtypes_[i], {tensor_bytes_[i] / io::dtype_size(dtypes_[i])}});
   return report_of(tensors, io_bytes, out_->layout(), started_);
 }
 
 std::uint64_t merge_output_file(const MergeInputs& in, const MergeMethod& method, const OutputFileJob& job, Precision precision,
                                 std::size_t chunk_elements, bool allow_non_finite) {
   if (job.offsets.size() != job.tensors.size() || job.dtypes.size() != job.tensors.size())
-    throw Error(fmt::format("{}: the file job lists {} tensors, {} offsets and {} dtypes", job.path.string(), job.tensors.size(), job.offsets.size(),
-                            job.dtypes.size()));
+    throw Error(fmt::format("{}: the file job lists {} tensors, {} offsets and {} dtypes", job.path.string(), job.tensors.size(),
+                            job.offsets.size(), job.dtypes.size()));
   for (std::size_t t = 0; t < job.tensors.size(); ++t) {
     const auto& names = in.tensor_names();
     if (!std::binary_search(names.begin(), names.end(), job.tensors[t]))
       throw Error(fmt::format("{}: tensor '{}' of the file job is not in the merged models", job.path.string(), job.tensors[t]));
-    if (!is_merge_dtype(job.dtypes[t])) throw Error(fmt::format("{}: output dtype {} is not a floating-point dtype", job.path.string(),
-                                                                io::dtype_name(job.dtypes[t])));
+    if (!is_merge_dtype(job.dtypes[t]))
+      throw Error(fmt::format("{}: output dtype {} is not a floating-point dtype", job.path.string(), io::dtype_name(job.dtypes[t])));
   }
   OutputFileWriter file(job.path);
   const int passes = method.statistics_passes(precision);
   std::vector<std::uint64_t> io_bytes(job.tensors.size());
   parallel_for(job.tensors.size(), [&](std::size_t t) {
-    const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) { file.write(job.offsets[t] + offset, data, size); };
+    const TensorWrite write = [&](std::size_t offset, const void* data, std::size_t size) {
+      file.write(job.offsets[t] + offset, data, size);
+    };
     io_bytes[t] = merge_one(in, method, job.tensors[t], job.dtypes[t], precision, chunk_elements, passes, allow_non_finite, write, {});
   });
   file.flush();

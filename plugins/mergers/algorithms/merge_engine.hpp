@@ -89,9 +89,9 @@ struct Chunk {
   const std::string& tensor;
   std::size_t tensor_elements;
   std::size_t first, count;
-  const S* base;                   // nullptr when the method uses no base
-  std::vector<const S*> models;    // one per model, in the inputs' order
-  std::vector<const S*> fishers;   // one per model when the method uses Fisher, else empty
+  const S* base;                  // nullptr when the method uses no base
+  std::vector<const S*> models;   // one per model, in the inputs' order
+  std::vector<const S*> fishers;  // one per model when the method uses Fisher, else empty
 };
 
 // Per-tensor state a method keeps between passes (thresholds, norms, counters).
@@ -128,7 +128,7 @@ class MergeMethod {
 
 struct MergeOptions {
   Precision precision = Precision::F32;
-  std::optional<io::DType> output_dtype;        // absent: each tensor keeps its inputs' dtype
+  std::optional<io::DType> output_dtype;  // absent: each tensor keeps its inputs' dtype
   std::size_t chunk_elements = std::size_t{1} << 20;
   std::uint64_t max_shard_bytes = 5'000'000'000;  // folder output: shard above this
   bool overwrite = false;

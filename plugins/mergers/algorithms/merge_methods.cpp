@@ -408,9 +408,10 @@ double fisher_norm(const MergeInputs& in, std::size_t model, std::size_t chunk_e
       decode(bytes.data(), t, first, count, buffer.data());
       release_pages(bytes.data() + first * io::dtype_size(t), count * io::dtype_size(t));
       if (const std::size_t j = first_non_finite(buffer.data(), count); j < count)
-        throw DataError(in.model(model).fisher.string(),
-                        fmt::format("the Fisher of model '{}': tensor '{}', element {}: Fisher value {} (it must be finite and non-negative)",
-                                    in.model(model).name, name, element_text(first + j, in.info(name).shape), value_text(buffer[j])));
+        throw DataError(
+            in.model(model).fisher.string(),
+            fmt::format("the Fisher of model '{}': tensor '{}', element {}: Fisher value {} (it must be finite and non-negative)",
+                        in.model(model).name, name, element_text(first + j, in.info(name).shape), value_text(buffer[j])));
       for (std::size_t j = 0; j < count; ++j) sum += buffer[j] * buffer[j];
     }
   }
@@ -427,15 +428,17 @@ void FisherMerge::prepare(const MergeInputs& in, std::size_t chunk_elements) {
     if (!normalize_) continue;
     norms_[i] = fisher_norm(in, i, chunk_elements);
     if (!std::isfinite(norms_[i]))
-      throw DataError(fisher_files_[i], fmt::format("the Fisher of model '{}' has an L2 norm beyond the range of a double: it cannot be normalised "
-                                                    "(normalize_fisher = false merges it unnormalised)",
-                                                    in.model(i).name));
+      throw DataError(fisher_files_[i],
+                      fmt::format("the Fisher of model '{}' has an L2 norm beyond the range of a double: it cannot be normalised "
+                                  "(normalize_fisher = false merges it unnormalised)",
+                                  in.model(i).name));
     // FusionBench divides by the norm plus the floor, which also keeps an all-zero Fisher finite.
     if (mode_ == FloorMode::Add) norms_[i] += floor_;
     if (!(norms_[i] > 0))
-      throw DataError(fisher_files_[i], fmt::format("the Fisher of model '{}' is zero everywhere: it cannot be normalised (normalize_fisher = false, "
-                                                    "or floor = \"add\" with floor > 0, merges it)",
-                                                    in.model(i).name));
+      throw DataError(fisher_files_[i],
+                      fmt::format("the Fisher of model '{}' is zero everywhere: it cannot be normalised (normalize_fisher = false, "
+                                  "or floor = \"add\" with floor > 0, merges it)",
+                                  in.model(i).name));
   }
 }
 
@@ -457,16 +460,16 @@ struct FisherState : TensorState {
 };
 
 template <class S>
-void fisher_combine(const FisherState& s, double floor, FisherMerge::FloorMode mode, const std::vector<std::string>& files, const Chunk<S>& c,
-                    S* out) {
+void fisher_combine(const FisherState& s, double floor, FisherMerge::FloorMode mode, const std::vector<std::string>& files,
+                    const Chunk<S>& c, S* out) {
   const std::size_t k = c.models.size();
   const S fl = static_cast<S>(floor);
   for (std::size_t i = 0; i < k; ++i)
     for (std::size_t j = 0; j < c.count; ++j) {
       const S f = c.fishers[i][j];
       if (!(f >= 0) || !std::isfinite(f))
-        throw DataError(files[i], fmt::format("tensor '{}', element {}: Fisher value {} (it must be finite and non-negative)", c.tensor, c.first + j,
-                                              static_cast<double>(f)));
+        throw DataError(files[i], fmt::format("tensor '{}', element {}: Fisher value {} (it must be finite and non-negative)", c.tensor,
+                                              c.first + j, static_cast<double>(f)));
     }
   for (std::size_t j = 0; j < c.count; ++j) {
     S num = 0, den = 0;

@@ -84,7 +84,12 @@ class DareMerge : public MergeMethod {
   enum class Combine { Linear, Ties };
   DareMerge(std::vector<TensorParameter> weights, TensorParameter density, TensorParameter lambda, Combine combine, bool normalize,
             std::uint64_t seed)
-      : weights_(std::move(weights)), density_(std::move(density)), lambda_(std::move(lambda)), combine_(combine), normalize_(normalize), seed_(seed) {}
+      : weights_(std::move(weights)),
+        density_(std::move(density)),
+        lambda_(std::move(lambda)),
+        combine_(combine),
+        normalize_(normalize),
+        seed_(seed) {}
   std::string name() const override { return "DARE"; }
   bool uses_base() const override { return true; }
   void check(const MergeInputs& inputs) const override;

@@ -43,7 +43,8 @@ std::string header_bytes(const std::vector<const OutputTensor*>& tensors, const 
   std::uint64_t offset = 0;
   for (const OutputTensor* t : tensors) {
     const std::uint64_t size = t->bytes();
-    header[t->name] = ordered{{"dtype", io::dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", ordered::array({offset, offset + size})}};
+    header[t->name] =
+        ordered{{"dtype", io::dtype_name(t->dtype)}, {"shape", t->shape}, {"data_offsets", ordered::array({offset, offset + size})}};
     offset += size;
   }
   std::optional<std::string> valid = json_text_if_valid(header);
@@ -51,7 +52,8 @@ std::string header_bytes(const std::vector<const OutputTensor*>& tensors, const 
   std::string text = std::move(*valid);
   text.append((8 - text.size() % 8) % 8, ' ');
   if (text.size() > io::kMaxSafetensorsHeader)
-    throw DataError(file, fmt::format("the header would be {} bytes, over the format's limit of {}", text.size(), io::kMaxSafetensorsHeader));
+    throw DataError(file,
+                    fmt::format("the header would be {} bytes, over the format's limit of {}", text.size(), io::kMaxSafetensorsHeader));
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
   return out + text;
@@ -97,7 +99,7 @@ OutputLayout plan_output(const fs::path& target, const std::vector<OutputTensor>
   layout.file_of.resize(tensors.size());
   layout.offset_of.resize(tensors.size());
   for (std::size_t f = 0; f < groups.size(); ++f) {
-    std::string name = !layout.folder ? target.filename().string()
+    std::string name = !layout.folder   ? target.filename().string()
                        : layout.sharded ? fmt::format("model-{:05d}-of-{:05d}.safetensors", f + 1, groups.size())
                                         : std::string(kSingleName);
     std::vector<const OutputTensor*> members;
@@ -164,7 +166,8 @@ MergeOutput::~MergeOutput() {
 
 void MergeOutput::write(std::size_t tensor, std::size_t offset, const void* data, std::size_t size) {
   if (offset + size > tensor_bytes_.at(tensor))
-    throw Error(fmt::format("internal: write past the end of output tensor {} ({} + {} > {})", tensor, offset, size, tensor_bytes_[tensor]));
+    throw Error(
+        fmt::format("internal: write past the end of output tensor {} ({} + {} > {})", tensor, offset, size, tensor_bytes_[tensor]));
   write_all(fds_[layout_.file_of[tensor]], layout_.offset_of[tensor] + offset, data, size, target_.string());
 }
 
@@ -209,7 +212,9 @@ OutputFileWriter::~OutputFileWriter() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void OutputFileWriter::write(std::uint64_t offset, const void* data, std::size_t size) { write_all(fd_, offset, data, size, path_.string()); }
+void OutputFileWriter::write(std::uint64_t offset, const void* data, std::size_t size) {
+  write_all(fd_, offset, data, size, path_.string());
+}
 
 void OutputFileWriter::flush() {
   if (::fsync(fd_) != 0) throw DataError(path_.string(), std::string("cannot flush to disk: ") + std::strerror(errno));

@@ -36,11 +36,11 @@ struct OutputTensor {
 // Where each tensor's bytes go.
 struct OutputLayout {
   bool folder = false;
-  bool sharded = false;                // a folder with an index
-  std::vector<std::string> files;      // file names (in the folder, or the single file's name)
-  std::vector<std::string> headers;    // per file: the 8-byte header size and the header
+  bool sharded = false;              // a folder with an index
+  std::vector<std::string> files;    // file names (in the folder, or the single file's name)
+  std::vector<std::string> headers;  // per file: the 8-byte header size and the header
   std::vector<std::uint64_t> file_sizes;
-  std::vector<std::size_t> file_of;    // per tensor
+  std::vector<std::size_t> file_of;      // per tensor
   std::vector<std::uint64_t> offset_of;  // per tensor: byte offset of its data in its file
   std::uint64_t total_data_bytes = 0;
 };
@@ -58,8 +58,8 @@ void check_output_target(const std::filesystem::path& target, bool overwrite);
 class MergeOutput {
  public:
   // Checks the target (see check_output_target) and creates the temporary files at full size.
-  MergeOutput(std::filesystem::path target, const std::vector<OutputTensor>& tensors,
-              const std::map<std::string, std::string>& metadata, std::uint64_t max_shard_bytes, bool overwrite);
+  MergeOutput(std::filesystem::path target, const std::vector<OutputTensor>& tensors, const std::map<std::string, std::string>& metadata,
+              std::uint64_t max_shard_bytes, bool overwrite);
   ~MergeOutput();
   MergeOutput(const MergeOutput&) = delete;
   MergeOutput& operator=(const MergeOutput&) = delete;

@@ -55,10 +55,14 @@ double overflow_threshold(io::DType t) {
   // The largest finite value plus half a unit in its last place: from there on, round to nearest
   // even gives infinity (the largest finite value has an odd last bit, so the tie goes up too).
   switch (t) {
-    case io::DType::F16: return 65520.0;                          // 65504 + 16
-    case io::DType::BF16: return std::ldexp(1.0, 128) - std::ldexp(1.0, 119);  // (2 - 2^-7) 2^127 + 2^119
-    case io::DType::F32: return std::ldexp(1.0, 128) - std::ldexp(1.0, 103);   // (2 - 2^-23) 2^127 + 2^103
-    default: return std::numeric_limits<double>::infinity();
+    case io::DType::F16:
+      return 65520.0;  // 65504 + 16
+    case io::DType::BF16:
+      return std::ldexp(1.0, 128) - std::ldexp(1.0, 119);  // (2 - 2^-7) 2^127 + 2^119
+    case io::DType::F32:
+      return std::ldexp(1.0, 128) - std::ldexp(1.0, 103);  // (2 - 2^-23) 2^127 + 2^103
+    default:
+      return std::numeric_limits<double>::infinity();
   }
 }
 

@@ -22,7 +22,9 @@ void read_exactly(int fd, std::uint64_t offset, void* out, std::size_t size, con
   while (size > 0) {
     const ssize_t n = ::pread(fd, p, size, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw DataError(file, n == 0 ? std::string("the file ended early (changed since it was opened?)") : std::string("read failed: ") + std::strerror(errno));
+    if (n <= 0)
+      throw DataError(file, n == 0 ? std::string("the file ended early (changed since it was opened?)")
+                                   : std::string("read failed: ") + std::strerror(errno));
     p += n, size -= static_cast<std::size_t>(n), offset += static_cast<std::uint64_t>(n);
   }
 }

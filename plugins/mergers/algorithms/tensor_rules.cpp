@@ -55,7 +55,8 @@ std::string read_rules(const Value& v, double lo, double hi, std::vector<TensorR
   std::size_t index = 0;
   for (const Value& rule : v.as_array()) {
     ++index;
-    if (!rule.is_table()) return fmt::format("rule {} is a {}, not a table {{ match = \"pattern\", value = number }}", index, rule.kind_name());
+    if (!rule.is_table())
+      return fmt::format("rule {} is a {}, not a table {{ match = \"pattern\", value = number }}", index, rule.kind_name());
     TensorRule r;
     bool has_value = false;
     for (const auto& [key, field] : rule.as_table()) {

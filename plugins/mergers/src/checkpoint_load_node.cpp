@@ -56,11 +56,12 @@ class CheckpointLoad : public Node {
         if (model.has(key) && !fs::exists(model.path(key), ec))
           throw DataError(model.location(key), fmt::format("model '{}': {} {} does not exist", model.name, key, model.path(key).string()));
       if (!ref.fisher.empty() && !fs::exists(ref.fisher, ec))
-        throw DataError(model.location("fisher"), fmt::format("model '{}': Fisher file {} does not exist", model.name, ref.fisher.string()));
+        throw DataError(model.location("fisher"),
+                        fmt::format("model '{}': Fisher file {} does not exist", model.name, ref.fisher.string()));
       if (ref.base) {
         if (base)
-          throw DataError(model.location("base"), fmt::format("model '{}' is marked base = true, but so is '{}' (at {}): at most one base", model.name,
-                                                              base->name, base->location("base")));
+          throw DataError(model.location("base"), fmt::format("model '{}' is marked base = true, but so is '{}' (at {}): at most one base",
+                                                              model.name, base->name, base->location("base")));
         base = &model;
       }
       out->models.push_back(std::move(ref));

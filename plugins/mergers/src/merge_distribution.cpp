@@ -91,5 +91,4 @@ merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, 
   return staged.commit(io_bytes);
 }
 
-
 }  // namespace caulk::mergers

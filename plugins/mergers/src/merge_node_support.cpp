@@ -27,7 +27,9 @@ void declare_merge_node(NodeSpec& s) {
   s.param(ParamSpec::string("output", "",
                             "where to write: a .safetensors file, or a folder (sharded above max_shard_size); relative to the run's "
                             "output folder (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
+  s.param(ParamSpec::flag(
+      "overwrite", false,
+      "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
   s.param(ParamSpec::choice("dtype", "auto", {"auto", "F32", "F16", "BF16", "F64"},
                             "output dtype (auto: each tensor's input dtype); narrowing rounds to nearest even"));
   s.param(ParamSpec::choice("precision", "float32", {"float32", "float64"}, "arithmetic precision"));
@@ -40,21 +42,24 @@ void declare_merge_node(NodeSpec& s) {
                   return e.what();
                 }
               }));
-  s.param(ParamSpec::flag("allow_non_finite", false,
-                          "merge NaN and infinity as they come (otherwise a model holding one, or a merged value that overflows, is an error "
-                          "naming the model, file, tensor and element)"));
+  s.param(
+      ParamSpec::flag("allow_non_finite", false,
+                      "merge NaN and infinity as they come (otherwise a model holding one, or a merged value that overflows, is an error "
+                      "naming the model, file, tensor and element)"));
   s.param(ParamSpec::string("base", "", "the model to use as the base (default: the one marked base = true, if any)"));
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
   add_merge_data_check(s);
 }
 
 void declare_fisher_params(NodeSpec& s, const std::string& prefix) {
-  s.param(ParamSpec::real("floor", 1e-6, prefix + "the Fisher floor: entries without Fisher mass take their value from the others").at_least(0));
+  s.param(ParamSpec::real("floor", 1e-6, prefix + "the Fisher floor: entries without Fisher mass take their value from the others")
+              .at_least(0));
   s.param(ParamSpec::choice("floor_mode", "max", {"max", "add"},
                             prefix + "how the floor applies: max(F, floor) (Matena and Raffel's code) or F + floor (FusionBench's)"));
-  s.param(ParamSpec::flag("normalize_fisher", true,
-                          prefix + "divide each coefficient by the L2 norm of its model's whole Fisher (plus the floor when floor_mode = \"add\"), "
-                                   "as Matena and Raffel and FusionBench do"));
+  s.param(ParamSpec::flag(
+      "normalize_fisher", true,
+      prefix + "divide each coefficient by the L2 norm of its model's whole Fisher (plus the floor when floor_mode = \"add\"), "
+               "as Matena and Raffel and FusionBench do"));
 }
 
 std::unique_ptr<merge::FisherMerge> fisher_method(const Params& p, std::vector<merge::TensorParameter> lambdas) {
@@ -72,15 +77,17 @@ std::string check_weights_table(const Value& v, double lo, double hi) {
 }  // namespace
 
 void declare_weights(NodeSpec& s, const std::string& doc) {
-  s.param(ParamSpec::table("weights", doc + "; a table of model name = number, or = [{ match = \"glob or re:regex\", value = number }, ...] "
-                                             "for per-tensor weights (default: 1 for every model)")
+  s.param(ParamSpec::table("weights", doc +
+                                          "; a table of model name = number, or = [{ match = \"glob or re:regex\", value = number }, ...] "
+                                          "for per-tensor weights (default: 1 for every model)")
               .validate([](const Value& v) { return check_weights_table(v, -1e6, 1e6); }));
 }
 
 void declare_tensor_param(NodeSpec& s, const std::string& name, double fallback, double lo, double hi, const std::string& doc) {
-  s.param(ParamSpec::any(name, fmt::format("{} (default {}); a number or per-tensor rules [{{ match = \"glob or re:regex\", value = x }}, ...]", doc,
-                                           fallback))
-              .validate([lo, hi](const Value& v) { return merge::check_tensor_parameter(v, lo, hi); }));
+  s.param(
+      ParamSpec::any(name, fmt::format("{} (default {}); a number or per-tensor rules [{{ match = \"glob or re:regex\", value = x }}, ...]",
+                                       doc, fallback))
+          .validate([lo, hi](const Value& v) { return merge::check_tensor_parameter(v, lo, hi); }));
 }
 
 namespace {
@@ -93,18 +100,21 @@ void job_module(const NodeContext& ctx, std::vector<CheckpointRef>& all, MergeJo
     if (m.module.empty() != first.module.empty()) {
       const CheckpointRef& script = m.module.empty() ? first : m;
       const CheckpointRef& other = m.module.empty() ? m : first;
-      throw Error(fmt::format("{}: model '{}' is a TorchScript model ({}) but model '{}' is not ({}): merge models of one "
-                              "family and architecture (e.g. fine-tunes of one pre-trained TorchScript module)",
-                              ctx.type(), script.model, script.module.string(), other.model, other.path.string()));
+      throw Error(
+          fmt::format("{}: model '{}' is a TorchScript model ({}) but model '{}' is not ({}): merge models of one "
+                      "family and architecture (e.g. fine-tunes of one pre-trained TorchScript module)",
+                      ctx.type(), script.model, script.module.string(), other.model, other.path.string()));
     }
     if (m.feature_method != first.feature_method)
-      throw Error(fmt::format("{}: models '{}' and '{}' name different feature methods ('{}' and '{}'): the merged model can "
-                              "have only one; merge models of one architecture",
-                              ctx.type(), first.model, m.model, first.feature_method, m.feature_method));
+      throw Error(
+          fmt::format("{}: models '{}' and '{}' name different feature methods ('{}' and '{}'): the merged model can "
+                      "have only one; merge models of one architecture",
+                      ctx.type(), first.model, m.model, first.feature_method, m.feature_method));
     if (m.module != first.module)
-      ctx.log(fmt::format("models '{}' ({}) and '{}' ({}) come from different module files; their weights must match by name "
-                          "and shape, and the merged model runs in the first one's module",
-                          first.model, first.module.string(), m.model, m.module.string()));
+      ctx.log(
+          fmt::format("models '{}' ({}) and '{}' ({}) come from different module files; their weights must match by name "
+                      "and shape, and the merged model runs in the first one's module",
+                      first.model, first.module.string(), m.model, m.module.string()));
   }
   job.module = first.module;
   job.feature_method = first.feature_method;
@@ -125,7 +135,8 @@ MergeJob collect_models(const NodeContext& ctx, bool uses_base) {
     for (const auto& m : c->models) {
       for (const auto& seen : all)
         if (seen.model == m.model)
-          throw Error(fmt::format("model '{}' arrives twice on `checkpoints` (give the producing nodes different `suffix` or `name`s)", m.model));
+          throw Error(
+              fmt::format("model '{}' arrives twice on `checkpoints` (give the producing nodes different `suffix` or `name`s)", m.model));
       all.push_back(m);
     }
   const std::string base_name = ctx.params().string("base");
@@ -139,8 +150,8 @@ MergeJob collect_models(const NodeContext& ctx, bool uses_base) {
       continue;
     }
     if (job.base)
-      throw Error(fmt::format("two models are marked base = true ('{}' and '{}'): name the one to use with the `base` parameter", job.base->name,
-                              m.model));
+      throw Error(fmt::format("two models are marked base = true ('{}' and '{}'): name the one to use with the `base` parameter",
+                              job.base->name, m.model));
     job.base = std::move(mm);
   }
   if (!base_name.empty() && !job.base) {
@@ -165,7 +176,8 @@ std::vector<merge::TensorParameter> read_weights(const Params& p, const std::str
     if (it == models.end()) {
       std::string names;
       for (const auto& m : models) names += (names.empty() ? "" : ", ") + m.name;
-      throw Error(fmt::format("{}: `{}` names model '{}', which is not among the merged models ({})", value.where().str(), param, name, names));
+      throw Error(
+          fmt::format("{}: `{}` names model '{}', which is not among the merged models ({})", value.where().str(), param, name, names));
     }
     out[static_cast<std::size_t>(it - models.begin())] = merge::parse_tensor_parameter(value, param + "." + name, fallback, lo, hi);
   }
@@ -192,8 +204,16 @@ std::uint64_t parse_size(const std::string& text) {
     throw Error(fmt::format("size '{}' is not a number with an optional unit (B, KB, MB, GB, KiB, MiB, GiB)", text));
   }
   double scale = 0;
-  for (auto [name, factor] : {std::pair{"", 1.0}, {"B", 1.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"KIB", 1024.0},
-                              {"MIB", 1048576.0}, {"GIB", 1073741824.0}, {"TIB", 1099511627776.0}})
+  for (auto [name, factor] : {std::pair{"", 1.0},
+                              {"B", 1.0},
+                              {"KB", 1e3},
+                              {"MB", 1e6},
+                              {"GB", 1e9},
+                              {"TB", 1e12},
+                              {"KIB", 1024.0},
+                              {"MIB", 1048576.0},
+                              {"GIB", 1073741824.0},
+                              {"TIB", 1099511627776.0}})
     if (unit == name) scale = factor;
   if (scale == 0) throw Error(fmt::format("size '{}': unknown unit '{}' (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)", text, text.substr(i)));
   if (!(number * scale >= 1)) throw Error(fmt::format("size '{}' is below one byte", text));
@@ -242,7 +262,8 @@ merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job
   return merge::run_merge(inputs, method, output, options);
 }
 
-void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, const std::map<std::string, std::string>& parameters) {
+void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe,
+                     const std::map<std::string, std::string>& parameters) {
   const auto method = recipe.build(ctx.params(), recipe.extra, job.models);
   merge::MergeOptions options = read_merge_options(ctx);
   const fs::path output = output_path(ctx);
@@ -261,8 +282,8 @@ void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& 
     if (!options.metadata.count(key) && key != "tuned_from" && key != "tuning_mode" && !(!job.module.empty() && key == "caulk.model"))
       options.metadata[key] = value;
 
-  const merge::MergeReport r =
-      ctx.distributed() ? run_distributed(ctx, job, recipe, *method, output, options) : run_with_progress(ctx, job, *method, output, options, "");
+  const merge::MergeReport r = ctx.distributed() ? run_distributed(ctx, job, recipe, *method, output, options)
+                                                 : run_with_progress(ctx, job, *method, output, options, "");
   Json& sum = ctx.summary();
   sum["method"] = method->name();
   sum["models"] = job.names();
@@ -272,8 +293,8 @@ void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& 
   sum["files"] = r.files;
   sum["bytes_read"] = r.bytes_read;
   sum["bytes_written"] = r.bytes_written;
-  ctx.log(fmt::format("merged {} models ({} tensors) into {} in {:.2f} s ({:.0f} MiB/s read plus written)", job.models.size(), r.tensors, output.string(),
-                      r.seconds, r.seconds > 0 ? double(r.bytes_read + r.bytes_written) / r.seconds / 1048576.0 : 0.0));
+  ctx.log(fmt::format("merged {} models ({} tensors) into {} in {:.2f} s ({:.0f} MiB/s read plus written)", job.models.size(), r.tensors,
+                      output.string(), r.seconds, r.seconds > 0 ? double(r.bytes_read + r.bytes_written) / r.seconds / 1048576.0 : 0.0));
   auto out = std::make_shared<Checkpoint>();
   CheckpointRef merged;
   merged.model = name;

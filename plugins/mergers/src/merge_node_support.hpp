@@ -65,7 +65,8 @@ std::uint64_t parse_size(const std::string& text);
 // needs beside the node's parameters. A node builds its own method from its recipe too, and its
 // run_unit (merge_file_unit with the same build function) rebuilds it for an output file written
 // on another rank, so every file uses exactly rank 0's method.
-using MethodBuilder = std::unique_ptr<merge::MergeMethod> (*)(const Params& p, const Json& extra, const std::vector<merge::MergeModel>& models);
+using MethodBuilder = std::unique_ptr<merge::MergeMethod> (*)(const Params& p, const Json& extra,
+                                                              const std::vector<merge::MergeModel>& models);
 struct MethodRecipe {
   MethodBuilder build = nullptr;
   Json extra = Json::object();
@@ -74,7 +75,8 @@ struct MethodRecipe {
 // Runs the merge, fills the summary and publishes the merged model on `checkpoints`. In a single
 // process: with progress bars (tensors, and MiB read plus written). Under mpirun: each output
 // file (shard) is a unit, written into the staged output by whichever rank takes it.
-void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe, const std::map<std::string, std::string>& parameters);
+void run_and_publish(NodeContext& ctx, const MergeJob& job, const MethodRecipe& recipe,
+                     const std::map<std::string, std::string>& parameters);
 
 // The unit that writes one output file of a staged merge: a merge node's run_unit is
 // `merge_file_unit(ctx, payload, &build)` with its own build function.
@@ -84,7 +86,7 @@ merge::MergeReport run_distributed(const NodeContext& ctx, const MergeJob& job, 
                                    const std::filesystem::path& output, const merge::MergeOptions& options);
 
 // The merge alone, with progress, returning the report (for nodes that merge several times).
-merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method, const std::filesystem::path& output,
-                                     merge::MergeOptions options, const std::string& what);
+merge::MergeReport run_with_progress(const NodeContext& ctx, const MergeJob& job, merge::MergeMethod& method,
+                                     const std::filesystem::path& output, merge::MergeOptions options, const std::string& what);
 
 }  // namespace caulk::mergers

@@ -98,9 +98,10 @@ class DareNode : public Node {
     declare_tensor_param(s, "lambda", 1.0, -kBig, kBig, "scale of the merged task vector");
     s.param(ParamSpec::choice("combine", "linear", {"linear", "ties"},
                               "after the drop: linear (task arithmetic) or ties (sign election and disjoint mean)"));
-    s.param(ParamSpec::flag("normalize", false,
-                            "divide the merged sum by its weights: linear, all of them; ties, those of the agreeing entries (the disjoint mean). "
-                            "false, as mergekit's dare_linear and dare_ties: the weighted sum"));
+    s.param(ParamSpec::flag(
+        "normalize", false,
+        "divide the merged sum by its weights: linear, all of them; ties, those of the agreeing entries (the disjoint mean). "
+        "false, as mergekit's dare_linear and dare_ties: the weighted sum"));
     s.param(ParamSpec::integer("seed", 0, "seed of the random drops").at_least(0));
     return s;
   }
@@ -110,10 +111,10 @@ class DareNode : public Node {
   }
   static std::unique_ptr<merge::MergeMethod> build(const Params& p, const Json&, const std::vector<merge::MergeModel>& models) {
     const bool ties = p.string("combine") == "ties";
-    return std::make_unique<merge::DareMerge>(read_weights(p, "weights", models, 1.0, ties ? 0 : -kBig, kBig),
-                                              read_tensor_param(p, "density", 0.5, 1e-6, 1), read_tensor_param(p, "lambda", 1.0, -kBig, kBig),
-                                              ties ? merge::DareMerge::Combine::Ties : merge::DareMerge::Combine::Linear, p.flag("normalize"),
-                                              static_cast<std::uint64_t>(p.integer("seed")));
+    return std::make_unique<merge::DareMerge>(
+        read_weights(p, "weights", models, 1.0, ties ? 0 : -kBig, kBig), read_tensor_param(p, "density", 0.5, 1e-6, 1),
+        read_tensor_param(p, "lambda", 1.0, -kBig, kBig), ties ? merge::DareMerge::Combine::Ties : merge::DareMerge::Combine::Linear,
+        p.flag("normalize"), static_cast<std::uint64_t>(p.integer("seed")));
   }
   // One output file of the merge, on any rank (merge_distribution.cpp).
   static Json run_unit(UnitContext& ctx, const Json& payload) { return merge_file_unit(ctx, payload, &build); }

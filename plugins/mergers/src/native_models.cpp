@@ -25,9 +25,10 @@ mlp::Model<float> load_native(const std::filesystem::path& path, const std::stri
   try {
     return mlp::load_model(path);
   } catch (const Error& e) {
-    throw Error(fmt::format("{} runs models with caulk's native MLP runtime, so it applies only to native MLP checkpoints (format \"caulk.mlp\", "
-                            "e.g. from zoo.pretrain or tune.peft); model '{}' cannot be loaded as one: {}",
-                            who, model, e.what()));
+    throw Error(
+        fmt::format("{} runs models with caulk's native MLP runtime, so it applies only to native MLP checkpoints (format \"caulk.mlp\", "
+                    "e.g. from zoo.pretrain or tune.peft); model '{}' cannot be loaded as one: {}",
+                    who, model, e.what()));
   }
 }
 

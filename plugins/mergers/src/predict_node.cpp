@@ -83,8 +83,6 @@ class PredictCheckpoints : public Node {
 
 }  // namespace
 
-void register_predict(PluginRegistrar& r) {
-  r.add_node<PredictCheckpoints>();
-}
+void register_predict(PluginRegistrar& r) { r.add_node<PredictCheckpoints>(); }
 
 }  // namespace caulk::mergers

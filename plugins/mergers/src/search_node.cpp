@@ -35,7 +35,8 @@ struct Candidate {
 std::unique_ptr<merge::MergeMethod> make_method(const std::string& method, const Candidate& c, const Params& p) {
   std::vector<merge::TensorParameter> w;
   for (double x : c.coefficients) w.emplace_back(x);
-  if (method == "task_arithmetic") return std::make_unique<merge::TaskArithmeticMerge>(std::move(w), merge::TensorParameter(c.lambda), false);
+  if (method == "task_arithmetic")
+    return std::make_unique<merge::TaskArithmeticMerge>(std::move(w), merge::TensorParameter(c.lambda), false);
   if (method == "ties")
     return std::make_unique<merge::TiesMerge>(std::move(w), merge::TensorParameter(p.real("density")), merge::TensorParameter(c.lambda));
   return fisher_method(p, std::move(w));
@@ -95,7 +96,8 @@ class SearchMergeCoefficients : public Node {
     s.input("data", "Dataset", "the held-out data (with model inputs) the candidates are scored on");
     s.output("table", "Table", "every candidate: its coefficients, lambda and score");
     s.output("figure", "Figure", "the held-out score of every candidate, the chosen one marked (drawn in report.html)");
-    s.param(ParamSpec::choice("method", "task_arithmetic", {"task_arithmetic", "ties", "fisher"}, "the merge whose coefficients are chosen"));
+    s.param(
+        ParamSpec::choice("method", "task_arithmetic", {"task_arithmetic", "ties", "fisher"}, "the merge whose coefficients are chosen"));
     s.param(ParamSpec::string("split", "val", "the held-out split to score on"));
     s.param(ParamSpec::choice("metric", "auto", {"auto", "accuracy", "log_loss", "mse"},
                               "score (auto: accuracy for classification, mse for regression); ties keep the earlier candidate"));
@@ -143,8 +145,8 @@ class SearchMergeCoefficients : public Node {
       if (lambdas.empty()) throw Error("`lambdas` is empty");
     }
     std::vector<Candidate> candidates;
-    for (const auto& c : merge::coefficient_candidates(job.models.size(), static_cast<int>(p.integer("grid")), static_cast<int>(p.integer("draws")),
-                                                       static_cast<std::uint64_t>(p.integer("seed"))))
+    for (const auto& c : merge::coefficient_candidates(job.models.size(), static_cast<int>(p.integer("grid")),
+                                                       static_cast<int>(p.integer("draws")), static_cast<std::uint64_t>(p.integer("seed"))))
       for (double lambda : lambdas) candidates.push_back({c, lambda, 0});
 
     const fs::path scratch = ctx.out_dir() / ctx.id() / "candidates";
@@ -200,17 +202,18 @@ class SearchMergeCoefficients : public Node {
       return a.series < b.series || (a.series == b.series && a.x < b.x);
     });
     figures::LineChartOptions chart;
-    chart.x_title = two ? "weight of " + job.models[0].name + " (fraction; the other model gets the rest)" : "candidate (number, in the order drawn)";
+    chart.x_title =
+        two ? "weight of " + job.models[0].name + " (fraction; the other model gets the rest)" : "candidate (number, in the order drawn)";
     chart.y_title = fmt::format("{} on the held-out split ({} is better)", metric, higher_is_better ? "higher" : "lower");
     chart.series_title = "lambda";
     chart.lines = two;
     chart.highlighted = chosen_point;
     chart.highlighted_label = "chosen";
     auto figure = figures::make_figure(
-        figures::line_chart({fmt::format("Coefficient search ({}): {} of each candidate", ctx.id(), metric),
-                             "diamond: the chosen coefficients; " + method + " merge",
-                             "Held-out score of every candidate set of merge coefficients"},
-                            chart, points),
+        figures::line_chart(
+            {fmt::format("Coefficient search ({}): {} of each candidate", ctx.id(), metric),
+             "diamond: the chosen coefficients; " + method + " merge", "Held-out score of every candidate set of merge coefficients"},
+            chart, points),
         fmt::format("The {} of every candidate on split '{}'; the diamond marks the coefficients chosen.", metric, split));
 
     std::map<std::string, std::string> parameters{{"merge_search_metric", metric},
@@ -242,8 +245,6 @@ class SearchMergeCoefficients : public Node {
 
 }  // namespace
 
-void register_search(PluginRegistrar& r) {
-  r.add_node<SearchMergeCoefficients>();
-}
+void register_search(PluginRegistrar& r) { r.add_node<SearchMergeCoefficients>(); }
 
 }  // namespace caulk::mergers

@@ -28,7 +28,8 @@ GreedySoupResult greedy_soup(const std::vector<mlp::Model<float>>& models, const
     for (std::size_t i : members) soup.push_back(&models[i]);
     return members.size() == 1 ? models[members[0]] : average_models(soup);
   };
-  const GreedySoupSteps steps = greedy_soup_steps(individual, [&](const std::vector<std::size_t>& m) { return score(soup_of(m)); }, higher);
+  const GreedySoupSteps steps = greedy_soup_steps(
+      individual, [&](const std::vector<std::size_t>& m) { return score(soup_of(m)); }, higher);
   GreedySoupResult r;
   r.order = steps.order;
   r.individual = steps.individual;
@@ -85,9 +86,12 @@ double model_metric(const mlp::Model<float>& m, const mlp::Samples& data, SoupMe
                         : "accuracy and log_loss judge classification models; this model outputs regression values (use mse)");
   const Mat<double> out = mlp::run_batches(m, data.X, false, true).outputs.cast<double>();
   switch (metric) {
-    case SoupMetric::Accuracy: return metrics::accuracy(out, data.y.classes);
-    case SoupMetric::LogLoss: return metrics::log_loss(out, data.y.classes);
-    case SoupMetric::Mse: return metrics::mean_squared_error(out, data.y.values.transpose().cast<double>());
+    case SoupMetric::Accuracy:
+      return metrics::accuracy(out, data.y.classes);
+    case SoupMetric::LogLoss:
+      return metrics::log_loss(out, data.y.classes);
+    case SoupMetric::Mse:
+      return metrics::mean_squared_error(out, data.y.values.transpose().cast<double>());
   }
   return 0;
 }

@@ -32,13 +32,14 @@ void check_same_architecture(const std::vector<Model<float>>& models, const std:
     const auto other = mlp::parameters(m);
     for (std::size_t k = 0; k < std::max(ref.size(), other.size()); ++k) {
       if (k >= other.size())
-        throw Error(fmt::format("checkpoints of different architectures: model '{}' has no tensor '{}' (model '{}' has)", b, ref[k].name, a));
+        throw Error(
+            fmt::format("checkpoints of different architectures: model '{}' has no tensor '{}' (model '{}' has)", b, ref[k].name, a));
       if (k >= ref.size() || other[k].name != ref[k].name)
         throw Error(fmt::format("checkpoints of different architectures: model '{}' has tensor '{}' where '{}' has {}", b, other[k].name, a,
                                 k < ref.size() ? "'" + ref[k].name + "'" : "none"));
       if (other[k].rows != ref[k].rows || other[k].cols != ref[k].cols)
-        throw Error(fmt::format("checkpoints of different architectures: tensor '{}' has shape {} in model '{}' but {} in '{}'", ref[k].name,
-                                shape_of(other[k]), b, shape_of(ref[k]), a));
+        throw Error(fmt::format("checkpoints of different architectures: tensor '{}' has shape {} in model '{}' but {} in '{}'",
+                                ref[k].name, shape_of(other[k]), b, shape_of(ref[k]), a));
     }
   }
 }
@@ -94,8 +95,7 @@ template Model<double> head_of(const Model<double>&);
 
 Model<float> scale_parameters(const Model<float>& m, double s, int layer) {
   Model<float> out = m;
-  if (layer >= m.num_layers())
-    throw Error(fmt::format("layer {} does not exist: the model has layers 0..{}", layer, m.num_layers() - 1));
+  if (layer >= m.num_layers()) throw Error(fmt::format("layer {} does not exist: the model has layers 0..{}", layer, m.num_layers() - 1));
   if (layer >= 0) {
     out.layers[layer].W *= float(s);
     out.layers[layer].b *= float(s);

@@ -88,7 +88,8 @@ std::string encode_png(const RgbImage& image, const PngText& text) {
     chunks[i].text_length = text[i].second.size();
   }
   Sink sink;
-  if (!encode(image, chunks, sink)) throw Error(fmt::format("libpng could not encode the image: {}", sink.error[0] ? sink.error : "out of memory"));
+  if (!encode(image, chunks, sink))
+    throw Error(fmt::format("libpng could not encode the image: {}", sink.error[0] ? sink.error : "out of memory"));
   return std::move(sink.bytes);
 }
 

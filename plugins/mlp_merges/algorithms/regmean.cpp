@@ -14,8 +14,7 @@ using mlp::Mat;
 
 InputGrams input_grams(const mlp::Model<float>& m, const Mat<float>& X, int block) {
   if (!m.loras.empty()) throw Error("RegMean needs models without LoRA factors: fold them into their layers first");
-  if (X.rows() != m.input_dim())
-    throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
+  if (X.rows() != m.input_dim()) throw Error(fmt::format("the model takes {} inputs but the data has {} columns", m.input_dim(), X.rows()));
   const mlp::Model<double> md = m.cast<double>();
   InputGrams out;
   out.samples = static_cast<long>(X.cols());
@@ -46,13 +45,14 @@ Mat<double> shrink_off_diagonal(const Mat<double>& G, double alpha) {
 
 Mat<double> regmean_weight(const std::vector<Mat<double>>& weights, const std::vector<Mat<double>>& grams, const RegMeanOptions& o,
                            const std::string& tensor, bool* regularised) {
-  if (weights.empty() || weights.size() != grams.size()) throw Error(fmt::format("RegMean of '{}': no weights or no Gram matrices", tensor));
+  if (weights.empty() || weights.size() != grams.size())
+    throw Error(fmt::format("RegMean of '{}': no weights or no Gram matrices", tensor));
   const Eigen::Index in = weights.front().cols(), out = weights.front().rows();
   Mat<double> A = Mat<double>::Zero(in, in), B = Mat<double>::Zero(in, out), average = Mat<double>::Zero(out, in);
   for (std::size_t i = 0; i < weights.size(); ++i) {
     if (grams[i].rows() != in || grams[i].cols() != in)
-      throw Error(fmt::format("RegMean of '{}': the Gram matrix of model {} is {}x{}, the weight takes {} inputs", tensor, i, grams[i].rows(),
-                              grams[i].cols(), in));
+      throw Error(fmt::format("RegMean of '{}': the Gram matrix of model {} is {}x{}, the weight takes {} inputs", tensor, i,
+                              grams[i].rows(), grams[i].cols(), in));
     A += grams[i];
     B.noalias() += grams[i] * weights[i].transpose();
     average += weights[i] / double(weights.size());
@@ -61,9 +61,10 @@ Mat<double> regmean_weight(const std::vector<Mat<double>>& weights, const std::v
   Eigen::LLT<Mat<double>> llt(A);
   if (llt.info() == Eigen::Success && llt.rcond() >= o.singular_rcond) return llt.solve(B).transpose();
   if (!(o.jitter > 0))
-    throw Error(fmt::format("RegMean of '{}': the summed Gram matrix of its inputs is singular (some inputs are zero, or linearly "
-                            "dependent, on every model's data); set `jitter` > 0 to regularise towards the plain average",
-                            tensor));
+    throw Error(
+        fmt::format("RegMean of '{}': the summed Gram matrix of its inputs is singular (some inputs are zero, or linearly "
+                    "dependent, on every model's data); set `jitter` > 0 to regularise towards the plain average",
+                    tensor));
   const double mean_diag = A.diagonal().mean();
   const double lambda = o.jitter * (mean_diag > 0 ? mean_diag : 1.0);
   A.diagonal().array() += lambda;

@@ -6,7 +6,8 @@
 
 namespace caulk::mlp_merges {
 
-std::vector<ScalePoint> scale_stability(const mlp::Model<float>& m, const mlp::Samples& data, const std::vector<double>& scales, int layer) {
+std::vector<ScalePoint> scale_stability(const mlp::Model<float>& m, const mlp::Samples& data, const std::vector<double>& scales,
+                                        int layer) {
   if (m.output != mlp::Output::Softmax)
     throw Error("scale stability compares predicted classes: the model must output class probabilities (softmax)");
   if (data.size() == 0) throw Error("scale stability needs at least one sample");

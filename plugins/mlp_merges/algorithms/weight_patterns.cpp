@@ -32,7 +32,8 @@ std::pair<int, int> FirstLayerLayout::cell_origin(int unit, int input) const {
 }
 
 FirstLayerLayout first_layer_layout(int units, int inputs, int cell) {
-  if (units < 1 || inputs < 1 || cell < 1) throw Error(fmt::format("cannot lay out {} units of {} inputs at {} pixels", units, inputs, cell));
+  if (units < 1 || inputs < 1 || cell < 1)
+    throw Error(fmt::format("cannot lay out {} units of {} inputs at {} pixels", units, inputs, cell));
   FirstLayerLayout L;
   L.units = units;
   L.inputs = inputs;
@@ -97,7 +98,8 @@ mlp::Mat<double> cosine_similarity(const std::vector<const mlp::Mat<float>*>& te
         continue;
       }
       const double na = a.cast<double>().norm(), nb = b.cast<double>().norm();
-      out(i, j) = na > 0 && nb > 0 ? a.cast<double>().cwiseProduct(b.cast<double>()).sum() / (na * nb) : std::numeric_limits<double>::quiet_NaN();
+      out(i, j) =
+          na > 0 && nb > 0 ? a.cast<double>().cwiseProduct(b.cast<double>()).sum() / (na * nb) : std::numeric_limits<double>::quiet_NaN();
     }
   return out;
 }

@@ -99,9 +99,10 @@ class ScaleStability : public Node {
     } else {
       models::split_with_inputs(*data, p.string("split"));
       if (layer >= 0)
-        throw Error(fmt::format("`layer` names an MLP layer (layers.{}.*), which TorchScript models do not have: scale every "
-                                "parameter (layer = -1)",
-                                layer));
+        throw Error(
+            fmt::format("`layer` names an MLP layer (layers.{}.*), which TorchScript models do not have: scale every "
+                        "parameter (layer = -1)",
+                        layer));
     }
     const Json common{{"split", p.string("split")}, {"scales", scales}, {"layer", layer}};
     std::vector<Json> descriptions;
@@ -235,18 +236,24 @@ class WeightPatterns : public Node {
         if (l >= in.models[i].num_layers()) continue;
         const auto& W = in.models[i].layers[l].W;
         norms(static_cast<Eigen::Index>(i), l) = W.cast<double>().norm();
-        std::vector<TableCell> row{static_cast<long long>(l), in.names[i], static_cast<long long>(W.rows()), static_cast<long long>(W.cols()),
-                                   norms(static_cast<Eigen::Index>(i), l), double(W.cwiseAbs().maxCoeff())};
-        for (std::size_t j = 0; j < K; ++j) row.push_back(number_or_empty(cosine(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j))));
+        std::vector<TableCell> row{static_cast<long long>(l),
+                                   in.names[i],
+                                   static_cast<long long>(W.rows()),
+                                   static_cast<long long>(W.cols()),
+                                   norms(static_cast<Eigen::Index>(i), l),
+                                   double(W.cwiseAbs().maxCoeff())};
+        for (std::size_t j = 0; j < K; ++j)
+          row.push_back(number_or_empty(cosine(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j))));
         table->rows.push_back(std::move(row));
       }
       const std::string file = fmt::format("cosine.layers.{}.png", l);
-      write_png(dir / file, render_heat_map(cosine, heat_cell, std::max(8, heat_cell / 2)),
-                {{"Title", fmt::format("cosine similarity of layers.{}.weight between models", l)},
-                 {"Description", fmt::format("{0}x{0} cells, row i column j = cos(model i, model j) in model order ({1}); colour t = cosine "
-                                             "(dark blue -1, mid grey 0, light yellow +1); black: shapes differ; legend strip -1..+1",
-                                             K, fmt::join(in.names, ", "))},
-                 {"Software", "caulk analysis.weight_patterns"}});
+      write_png(
+          dir / file, render_heat_map(cosine, heat_cell, std::max(8, heat_cell / 2)),
+          {{"Title", fmt::format("cosine similarity of layers.{}.weight between models", l)},
+           {"Description", fmt::format("{0}x{0} cells, row i column j = cos(model i, model j) in model order ({1}); colour t = cosine "
+                                       "(dark blue -1, mid grey 0, light yellow +1); black: shapes differ; legend strip -1..+1",
+                                       K, fmt::join(in.names, ", "))},
+           {"Software", "caulk analysis.weight_patterns"}});
       layer_json.push_back(file);
     }
     // Norms: each column (layer) scaled to its largest norm, t = 2 norm / max - 1.
@@ -275,7 +282,8 @@ class WeightPatterns : public Node {
     auto pictures = std::make_shared<Figure>();
     pictures->title = "Weight patterns (" + ctx.id() + ")";
     pictures->caption = "First-layer weights of each model, cosine similarity between models per layer, and layer norms.";
-    for (std::size_t i = 0; i < K; ++i) pictures->images.push_back(fs::path(ctx.id()) / fs::path(drawn[i].at("file").get<std::string>()).filename());
+    for (std::size_t i = 0; i < K; ++i)
+      pictures->images.push_back(fs::path(ctx.id()) / fs::path(drawn[i].at("file").get<std::string>()).filename());
     for (const auto& file : layer_json) pictures->images.push_back(fs::path(ctx.id()) / file.get<std::string>());
     pictures->images.push_back(fs::path(ctx.id()) / "norms.png");
     ctx.publish("images", std::move(pictures));

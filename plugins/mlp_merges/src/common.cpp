@@ -33,10 +33,10 @@ std::string mlp_internals(const std::string& type) {
 void refuse_torchscript(const NodeContext& ctx, const std::vector<CheckpointRef>& refs) {
   for (const auto& ref : refs)
     if (!ref.module.empty())
-      throw Error(fmt::format("{} cannot take model '{}', a TorchScript model ({}{}): {} (docs/models.md lists what takes "
-                              "TorchScript models)",
-                              ctx.type(), ref.model, ref.module.string(), ref.path.empty() ? "" : ", weights " + ref.path.string(),
-                              mlp_internals(ctx.type())));
+      throw Error(fmt::format(
+          "{} cannot take model '{}', a TorchScript model ({}{}): {} (docs/models.md lists what takes "
+          "TorchScript models)",
+          ctx.type(), ref.model, ref.module.string(), ref.path.empty() ? "" : ", weights " + ref.path.string(), mlp_internals(ctx.type())));
 }
 
 LoadedModels list_checkpoints(const NodeContext& ctx, std::size_t minimum, bool torchscript) {
@@ -80,7 +80,10 @@ std::string first_non_finite_value(const fs::path& file) {
           index = fmt::format("{}{}", rest % std::max<std::size_t>(t.shape[d], 1), index.empty() ? "" : ", " + index);
           rest /= std::max<std::size_t>(t.shape[d], 1);
         }
-        return fmt::format("tensor '{}', element {} (index [{}]) is {}", t.name, k, index, std::isnan(v[k]) ? "NaN" : v[k] > 0 ? "inf" : "-inf");
+        return fmt::format("tensor '{}', element {} (index [{}]) is {}", t.name, k, index,
+                           std::isnan(v[k]) ? "NaN"
+                           : v[k] > 0       ? "inf"
+                                            : "-inf");
       }
     }
   } catch (const std::exception&) {
@@ -108,9 +111,11 @@ mlp::Model<float> load_checkpoint(const fs::path& path, bool fold) {
 
 void declare_merge_output(NodeSpec& s) {
   s.param(ParamSpec::string("name", "", "the merged model's name (default: the node id)"));
-  s.param(ParamSpec::string("output", "",
-                            "the merged checkpoint (.safetensors), relative to OUT unless absolute (default: <node id>/<name>.safetensors)"));
-  s.param(ParamSpec::flag("overwrite", false, "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
+  s.param(ParamSpec::string(
+      "output", "", "the merged checkpoint (.safetensors), relative to OUT unless absolute (default: <node id>/<name>.safetensors)"));
+  s.param(ParamSpec::flag(
+      "overwrite", false,
+      "replace an existing output that caulk wrote (anything else, and any existing output without it, is an error and stays untouched)"));
 }
 
 std::string merged_name(const NodeContext& ctx) {

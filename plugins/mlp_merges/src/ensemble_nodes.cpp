@@ -74,7 +74,9 @@ Json interface_member(const Dataset& data, const Json& d, bool features) {
     if (!features && static_cast<std::size_t>(o.outputs.cols()) != data.num_targets())
       throw Error(fmt::format("{} has {} outputs but the dataset has {} {}", model->describe(), o.outputs.cols(), data.num_targets(),
                               classification ? "classes" : "target columns"));
-    const Matrix m = features ? Matrix(o.features.cast<double>()) : classification ? models::softmax_rows(o.outputs) : Matrix(o.outputs.cast<double>());
+    const Matrix m = features         ? Matrix(o.features.cast<double>())
+                     : classification ? models::softmax_rows(o.outputs)
+                                      : Matrix(o.outputs.cast<double>());
     out[split] = matrix_to_json(m);
   }
   return Json{{"feature_dim", model->feature_dim()}, {"splits", std::move(out)}};
@@ -183,7 +185,8 @@ class FeatureEnsemble : public Node {
         train.y.classes = t.classes;
       else
         train.y.values = t.targets.transpose().cast<float>();
-      if (std::find(splits.begin(), splits.end(), params.string("train_split")) == splits.end()) splits.push_back(params.string("train_split"));
+      if (std::find(splits.begin(), splits.end(), params.string("train_split")) == splits.end())
+        splits.push_back(params.string("train_split"));
     }
     const std::vector<Json> members = run_members(ctx, p.in, splits);
     if (refit) {

@@ -47,11 +47,10 @@ InterfaceSoup interface_greedy_soup(const NodeContext& ctx, const LoadedModels& 
   const CheckpointRef& first = *std::find_if(in.refs.begin(), in.refs.end(), [](const CheckpointRef& r) { return !r.module.empty(); });
   for (const auto& r : in.refs)
     if (r.module.empty() || r.feature_method != first.feature_method)
-      throw Error(fmt::format("{}: models '{}' and '{}' cannot share one soup: {} (soup fine-tunes of one pre-trained model)", ctx.type(),
-                              first.model, r.model,
-                              r.module.empty() ? fmt::format("'{}' is a TorchScript model ({}), '{}' a caulk MLP", first.model,
-                                                             first.module.string(), r.model)
-                                               : "their feature methods differ"));
+      throw Error(fmt::format(
+          "{}: models '{}' and '{}' cannot share one soup: {} (soup fine-tunes of one pre-trained model)", ctx.type(), first.model, r.model,
+          r.module.empty() ? fmt::format("'{}' is a TorchScript model ({}), '{}' a caulk MLP", first.model, first.module.string(), r.model)
+                           : "their feature methods differ"));
   std::vector<std::unique_ptr<models::Model>> opened;
   for (const auto& r : in.refs) opened.push_back(models::open_model(models::source_of(r)));
   const std::vector<models::ParameterInfo> infos = opened[0]->parameters();
@@ -87,8 +86,8 @@ InterfaceSoup interface_greedy_soup(const NodeContext& ctx, const LoadedModels& 
     return m;
   };
   InterfaceSoup out;
-  out.steps = greedy_soup_steps(individual, [&](const std::vector<std::size_t>& members) { return score(*soup_model(members)); },
-                                higher_is_better(metric));
+  out.steps = greedy_soup_steps(
+      individual, [&](const std::vector<std::size_t>& members) { return score(*soup_model(members)); }, higher_is_better(metric));
   out.module = first.module;
   out.feature_method = first.feature_method;
 

@@ -15,7 +15,7 @@ namespace caulk::mlp_merges {
 struct InterfaceSoup {
   GreedySoupSteps steps;
   std::vector<io::Tensor> tensors;  // the final soup's parameters (PyTorch's names, float32)
-  std::filesystem::path module;  // the soup's module and feature method (the first ingredient's)
+  std::filesystem::path module;     // the soup's module and feature method (the first ingredient's)
   std::string feature_method;
 };
 

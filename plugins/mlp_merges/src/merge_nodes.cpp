@@ -60,8 +60,8 @@ void publish_merged(NodeContext& ctx, const fs::path& file, const fs::path& modu
 Json regmean_grams_unit(UnitContext& ctx, const Json& d) {
   const Params& p = ctx.params();
   const auto data = ctx.dataset("data");
-  const mlp::Samples s = subsample(split_samples(*data, d.at("split").get<std::string>()), static_cast<std::size_t>(p.integer("max_samples")),
-                                   static_cast<std::uint64_t>(p.integer("seed")));
+  const mlp::Samples s = subsample(split_samples(*data, d.at("split").get<std::string>()),
+                                   static_cast<std::size_t>(p.integer("max_samples")), static_cast<std::uint64_t>(p.integer("seed")));
   const InputGrams g = input_grams(load_checkpoint(d.at("checkpoint").get<std::string>(), true), s.X);
   Json grams = Json::object();
   for (const auto& [tensor, G] : g.gram) grams[tensor] = matrix_to_json(G);
@@ -86,11 +86,13 @@ class RegMeanNode : public Node {
     s.output("checkpoints", "Checkpoint", "the merged model (one checkpoint named after `name`)");
     s.param(ParamSpec::real("alpha", 0.9, "Gram shrinkage: G <- alpha G + (1 - alpha) diag(G) (1: no shrinkage)").range(0, 1));
     s.param(ParamSpec::string("split", "train", "each model's data: this split's inputs (unless `model_splits` names another)"));
-    s.param(ParamSpec::table("model_splits", "per-model splits, { model = \"split\" }; the others use `split`").validate(check_string_table));
+    s.param(
+        ParamSpec::table("model_splits", "per-model splits, { model = \"split\" }; the others use `split`").validate(check_string_table));
     s.param(ParamSpec::integer("max_samples", 0, "use a seeded subsample of this many samples per model (0: all)").at_least(0));
     s.param(ParamSpec::integer("seed", 0, "seed of the subsample").at_least(0));
-    s.param(ParamSpec::choice("gram", "sum", {"sum", "mean"},
-                              "G_i = X_i^T X_i (sum, as the method defines it) or X_i^T X_i / N_i (mean, as the reference implementations)"));
+    s.param(
+        ParamSpec::choice("gram", "sum", {"sum", "mean"},
+                          "G_i = X_i^T X_i (sum, as the method defines it) or X_i^T X_i / N_i (mean, as the reference implementations)"));
     s.param(ParamSpec::real("jitter", 1e-8,
                             "when sum_i G_i is singular, regularise towards the plain average with lambda = jitter * mean(diag); 0: fail")
                 .at_least(0));
@@ -120,7 +122,8 @@ class RegMeanNode : public Node {
       model_split[i] = split_of.count(in.names[i]) ? split_of[in.names[i]] : p.string("split");
       if (!samples.count(model_split[i])) {
         mlp::Samples s = split_samples(*data, model_split[i]);
-        samples[model_split[i]] = subsample(s, static_cast<std::size_t>(p.integer("max_samples")), static_cast<std::uint64_t>(p.integer("seed")));
+        samples[model_split[i]] =
+            subsample(s, static_cast<std::size_t>(p.integer("max_samples")), static_cast<std::uint64_t>(p.integer("seed")));
       }
       if (samples[model_split[i]].size() == 0) throw Error(fmt::format("split '{}' has no samples", model_split[i]));
       check_fits(in.models[i], in.names[i], *data, static_cast<long>(samples[model_split[i]].X.rows()));
@@ -139,7 +142,10 @@ class RegMeanNode : public Node {
 
     fs::create_directories(output.parent_path());
     mlp::save_model(output, r.model,
-                    marked_output({{"merge", "regmean"}, {"alpha", fmt::format("{}", o.alpha)}, {"gram", p.string("gram")}, {"ingredients", list_names(in.names)}}),
+                    marked_output({{"merge", "regmean"},
+                                   {"alpha", fmt::format("{}", o.alpha)},
+                                   {"gram", p.string("gram")},
+                                   {"ingredients", list_names(in.names)}}),
                     merge_output_rule(ctx));
     Json& sum = ctx.summary();
     Json models = Json::object();
@@ -239,8 +245,10 @@ class GreedySoupNode : public Node {
     Json ingredients = Json::array();
     for (std::size_t k = 0; k < r.order.size(); ++k) {
       const std::size_t i = r.order[k];
-      table.rows.push_back({static_cast<long long>(k + 1), in.names[i], r.individual[i], r.candidate[i], std::string(r.kept[i] ? "yes" : "no")});
-      ingredients.push_back(Json{{"model", in.names[i]}, {"score", r.individual[i]}, {"soup_score", r.candidate[i]}, {"kept", bool(r.kept[i])}});
+      table.rows.push_back(
+          {static_cast<long long>(k + 1), in.names[i], r.individual[i], r.candidate[i], std::string(r.kept[i] ? "yes" : "no")});
+      ingredients.push_back(
+          Json{{"model", in.names[i]}, {"score", r.individual[i]}, {"soup_score", r.candidate[i]}, {"kept", bool(r.kept[i])}});
     }
     io::write_file_atomic(ctx.out_dir() / ctx.id() / "ingredients.csv", table.to_csv());
     ctx.print(table.to_text());

@@ -14,8 +14,7 @@ namespace {
 
 void check_points(const std::vector<double>& n, const std::vector<double>& risk) {
   if (n.empty()) throw Error("a learning curve needs at least one point");
-  if (n.size() != risk.size())
-    throw Error(fmt::format("a learning curve has {} sample sizes but {} risks", n.size(), risk.size()));
+  if (n.size() != risk.size()) throw Error(fmt::format("a learning curve has {} sample sizes but {} risks", n.size(), risk.size()));
   for (std::size_t i = 0; i < n.size(); ++i) {
     if (!std::isfinite(n[i]) || n[i] <= 0)
       throw Error(fmt::format("learning curve point {}: the sample size must be positive and finite, found {}", i, n[i]));

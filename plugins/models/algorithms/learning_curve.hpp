@@ -13,9 +13,9 @@ inline constexpr double kMinExponent = 0.01;
 inline constexpr double kMaxExponent = 5.0;
 
 struct PowerLawFit {
-  double a = 0;  // >= 0: the part of the risk that more samples remove
-  double b = 0;  // in [kMinExponent, kMaxExponent]: how fast it goes
-  double c = 0;  // >= 0: the floor (irreducible risk of this model with this tuning)
+  double a = 0;    // >= 0: the part of the risk that more samples remove
+  double b = 0;    // in [kMinExponent, kMaxExponent]: how fast it goes
+  double c = 0;    // >= 0: the floor (irreducible risk of this model with this tuning)
   double rss = 0;  // residual sum of squares sum_i (risk_i - a n_i^-b - c)^2 at the fit
   // True when the points have at least 3 distinct n (three parameters). With fewer, the returned
   // parameters are a least-squares solution among many equally good ones.

@@ -59,9 +59,9 @@ double accuracy(const Model<float>& m, const Samples& s) {
 
 std::vector<ZooModelSpec> default_zoo_models() {
   using A = Activation;
-  return {{"related_wide", 0.95, {64, 64}, "", A::Relu},  {"related_small", 0.95, {16}, "", A::Relu},
-          {"partly_related", 0.7, {64, 32}, "", A::Gelu}, {"weakly_related", 0.4, {64, 32}, "", A::Relu},
-          {"unrelated", 0.0, {64, 64}, "", A::Tanh},      {"left_expert", 1.0, {64, 32}, "left", A::Relu},
+  return {{"related_wide", 0.95, {64, 64}, "", A::Relu},    {"related_small", 0.95, {16}, "", A::Relu},
+          {"partly_related", 0.7, {64, 32}, "", A::Gelu},   {"weakly_related", 0.4, {64, 32}, "", A::Relu},
+          {"unrelated", 0.0, {64, 64}, "", A::Tanh},        {"left_expert", 1.0, {64, 32}, "left", A::Relu},
           {"right_expert", 1.0, {64, 32}, "right", A::Relu}};
 }
 

@@ -17,21 +17,21 @@ namespace caulk::mlp {
 
 struct ZooModelSpec {
   std::string name;
-  double relatedness = 0;     // rho in [0, 1]
-  std::vector<int> hidden;    // hidden widths; the last one is the feature layer
-  std::string region;         // "", "left" or "right"
+  double relatedness = 0;   // rho in [0, 1]
+  std::vector<int> hidden;  // hidden widths; the last one is the feature layer
+  std::string region;       // "", "left" or "right"
   Activation activation = Activation::Relu;
 };
 
 struct ZooOptions {
-  int inputs = 32;            // P
-  int latent = 4;             // K
-  int classes = 4;            // target classes
+  int inputs = 32;  // P
+  int latent = 4;   // K
+  int classes = 4;  // target classes
   int source_classes = 8;
-  double label_noise = 0.1;   // std of the noise added to the class scores
+  double label_noise = 0.1;  // std of the noise added to the class scores
   int source_samples = 4000;
   int train = 300, validation = 300, test = 2000;  // target samples
-  int epochs = 20;            // pre-training epochs (Adam, batch 64, lr 1e-3)
+  int epochs = 20;                                 // pre-training epochs (Adam, batch 64, lr 1e-3)
   std::uint64_t seed = 0;
   std::vector<ZooModelSpec> models;
 };

@@ -32,8 +32,7 @@ Json embed_model_unit(UnitContext& ctx, const Json& d) {
     const std::string s = split.get<std::string>();
     const mlp::Samples samples = split_samples(*data, s);
     if (samples.X.rows() != model.input_dim())
-      throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", name, model.input_dim(), s,
-                              samples.X.rows()));
+      throw Error(fmt::format("model '{}' takes {} inputs but split '{}' has {} columns", name, model.input_dim(), s, samples.X.rows()));
     const bool probs = model.output == mlp::Output::Softmax;
     mlp::RunOutputs r = mlp::run_batches(model, samples.X, true, probs, batch_size);
     const fs::path f = dir / fmt::format("{}.{}.features.npy", name, s);
@@ -107,8 +106,6 @@ class AdapterMlp : public Node {
 
 }  // namespace
 
-void register_adapter_mlp(PluginRegistrar& r) {
-  r.add_node<AdapterMlp>();
-}
+void register_adapter_mlp(PluginRegistrar& r) { r.add_node<AdapterMlp>(); }
 
 }  // namespace caulk::models

@@ -56,9 +56,7 @@ Json embed_any_model_unit(UnitContext& ctx, const Json& d) {
   return Json{{"features", features}, {"source_probs", probs_files}, {"details", details}};
 }
 
-fs::path model_file(const ModelSource& s) {
-  return !s.checkpoint.empty() ? s.checkpoint : !s.torchscript.empty() ? s.torchscript : s.onnx;
-}
+fs::path model_file(const ModelSource& s) { return !s.checkpoint.empty() ? s.checkpoint : !s.torchscript.empty() ? s.torchscript : s.onnx; }
 
 class AdapterModels : public Node {
  public:
@@ -73,8 +71,7 @@ class AdapterModels : public Node {
              "logits; none for regression models), .npy in the node's folder");
     s.output("summary", "Table", "per model and split: rows, feature columns, source-class columns");
     s.param(ParamSpec::list("splits", "the splits to embed (default: every split with inputs)"));
-    s.param(ParamSpec::integer("batch_size", 64, "samples per forward batch (batches run in parallel within --jobs)")
-                .range(1, 1 << 20));
+    s.param(ParamSpec::integer("batch_size", 64, "samples per forward batch (batches run in parallel within --jobs)").range(1, 1 << 20));
     s.param(ParamSpec::flag("source_probs", true,
                             "also compute source probabilities (LEEP, NCE need them); false: features only, one pass of the feature "
                             "method instead of it and forward"));
@@ -123,8 +120,6 @@ class AdapterModels : public Node {
 
 }  // namespace
 
-void register_adapter_models(PluginRegistrar& r) {
-  r.add_node<AdapterModels>();
-}
+void register_adapter_models(PluginRegistrar& r) { r.add_node<AdapterModels>(); }
 
 }  // namespace caulk::models

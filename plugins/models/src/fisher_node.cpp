@@ -160,8 +160,6 @@ class FisherNode : public Node {
 
 }  // namespace
 
-void register_fisher(PluginRegistrar& r) {
-  r.add_node<FisherNode>();
-}
+void register_fisher(PluginRegistrar& r) { r.add_node<FisherNode>(); }
 
 }  // namespace caulk::models

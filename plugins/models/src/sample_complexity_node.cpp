@@ -325,8 +325,8 @@ class SampleComplexity : public Node {
 
     const std::string risk_name = p.string("risk");
     auto curves = std::make_shared<Table>();
-    curves->title = fmt::format("Sample complexity on split '{}': {} = a n^-b + c, n needed to reach {} = {:.4g}{}", test_split,
-                                risk_name, risk_name, target, p.has("target_risk") ? "" : " (default)");
+    curves->title = fmt::format("Sample complexity on split '{}': {} = a n^-b + c, n needed to reach {} = {:.4g}{}", test_split, risk_name,
+                                risk_name, target, p.has("target_risk") ? "" : " (default)");
     curves->columns = {"model", "a", "b", "c", "n_needed", "n_needed_low", "n_needed_high", "risk_at_max_n"};
     auto points = std::make_shared<Table>();
     points->title = fmt::format("Learning-curve points: {} on split '{}'", risk_name, test_split);
@@ -376,22 +376,21 @@ class SampleComplexity : public Node {
     ctx.print(curves->to_text());
     ctx.publish("curves", std::move(curves));
     ctx.publish("points", std::move(points));
-    ctx.publish("figure", figures::make_figure(
-                              figures::learning_curve_chart(
-                                  {fmt::format("Learning curves ({}): test {} against training samples", ctx.id(), risk_name),
-                                   "points: each repetition; lines: fitted risk(n) = a n^-b + c; dotted rule: the target risk",
-                                   fmt::format("Measured test {} of each model after tuning on n samples, with the fitted power law of each",
-                                               risk_name)},
-                                  fmt::format("test {} on split '{}' (lower is better)", risk_name, test_split), measured, fits, target),
-                              fmt::format("How the test {} of each model falls with the number of training samples.", risk_name)));
+    ctx.publish(
+        "figure",
+        figures::make_figure(
+            figures::learning_curve_chart(
+                {fmt::format("Learning curves ({}): test {} against training samples", ctx.id(), risk_name),
+                 "points: each repetition; lines: fitted risk(n) = a n^-b + c; dotted rule: the target risk",
+                 fmt::format("Measured test {} of each model after tuning on n samples, with the fitted power law of each", risk_name)},
+                fmt::format("test {} on split '{}' (lower is better)", risk_name, test_split), measured, fits, target),
+            fmt::format("How the test {} of each model falls with the number of training samples.", risk_name)));
   }
   static Json run_unit(UnitContext& ctx, const Json& payload) { return tuning_run_unit(ctx, payload); }
 };
 
 }  // namespace
 
-void register_sample_complexity(PluginRegistrar& r) {
-  r.add_node<SampleComplexity>();
-}
+void register_sample_complexity(PluginRegistrar& r) { r.add_node<SampleComplexity>(); }
 
 }  // namespace caulk::models

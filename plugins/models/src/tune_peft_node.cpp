@@ -41,8 +41,6 @@ class TunePeft : public Node {
 
 }  // namespace
 
-void register_tune_peft(PluginRegistrar& r) {
-  r.add_node<TunePeft>();
-}
+void register_tune_peft(PluginRegistrar& r) { r.add_node<TunePeft>(); }
 
 }  // namespace caulk::models

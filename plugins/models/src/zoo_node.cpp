@@ -122,7 +122,8 @@ class ZooPretrain : public Node {
     data->kind = TaskKind::Classification;
     for (int c = 0; c < o.classes; ++c) data->class_names.push_back(std::to_string(c));
     for (const auto& [name, samples] : {std::pair{"train", &task.train}, {"val", &task.validation}, {"test", &task.test}}) {
-      const fs::path inputs = dir / "target" / fmt::format("{}_inputs.npy", name), labels = dir / "target" / fmt::format("{}_labels.npy", name);
+      const fs::path inputs = dir / "target" / fmt::format("{}_inputs.npy", name),
+                     labels = dir / "target" / fmt::format("{}_labels.npy", name);
       const RowMatrixF rows = samples->X.transpose();
       io::write_npy(inputs, rows);
       io::write_npy(labels, std::vector<std::int64_t>(samples->y.classes.begin(), samples->y.classes.end()));
@@ -138,8 +139,7 @@ class ZooPretrain : public Node {
     std::vector<std::string> names;
     for (const auto& m : o.models) names.push_back(m.name);
     std::vector<Json> descriptions;
-    for (std::size_t i = 0; i < o.models.size(); ++i)
-      descriptions.push_back(Json{{"index", i}, {"dir", dir.string()}});
+    for (std::size_t i = 0; i < o.models.size(); ++i) descriptions.push_back(Json{{"index", i}, {"dir", dir.string()}});
     const std::vector<Json> results = ctx.run_units("pre-train", names, descriptions);
     std::vector<double> source_accuracy(o.models.size());
     for (std::size_t i = 0; i < o.models.size(); ++i) source_accuracy[i] = results[i].at("source_accuracy").get<double>();
@@ -151,12 +151,12 @@ class ZooPretrain : public Node {
     for (std::size_t i = 0; i < o.models.size(); ++i) {
       const auto& spec = o.models[i];
       const fs::path file = dir / "checkpoints" / (spec.name + ".safetensors");
-      models->models.push_back({spec.name, file, {}, false});
+      models->models.push_back({spec.name, file, {}, false, {}, {}});
       std::string hidden;
       for (int w : spec.hidden) hidden += (hidden.empty() ? "" : "-") + std::to_string(w);
-      const std::string description = fmt::format("relatedness {}{}, hidden {}, {}", spec.relatedness,
-                                                  spec.region.empty() ? "" : " on the " + spec.region + " half", hidden,
-                                                  mlp::activation_name(spec.activation));
+      const std::string description =
+          fmt::format("relatedness {}{}, hidden {}, {}", spec.relatedness, spec.region.empty() ? "" : " on the " + spec.region + " half",
+                      hidden, mlp::activation_name(spec.activation));
       manifest += fmt::format("\n[[model]]\nname = {}\ncheckpoint = {}\ndescription = {}\n", toml_string(spec.name),
                               toml_string("checkpoints/" + spec.name + ".safetensors"), toml_string(description));
       sum[spec.name] = Json{{"relatedness", spec.relatedness}, {"region", spec.region}, {"source_accuracy", source_accuracy[i]}};
@@ -171,8 +171,6 @@ class ZooPretrain : public Node {
 
 }  // namespace
 
-void register_zoo_pretrain(PluginRegistrar& r) {
-  r.add_node<ZooPretrain>();
-}
+void register_zoo_pretrain(PluginRegistrar& r) { r.add_node<ZooPretrain>(); }
 
 }  // namespace caulk::models

@@ -31,8 +31,7 @@ double gbc(const FeatureStats& stats, const std::vector<int>& labels, int num_cl
       const Eigen::ArrayXd s = 0.5 * (variance.row(c) + variance.row(k)).transpose().array();
       const Eigen::ArrayXd diff = (cm.means.row(c) - cm.means.row(k)).transpose().array();
       const double distance = 0.125 * (diff.square() / s).sum() +
-                              0.5 * (s.log().sum() - 0.5 * variance.row(c).array().log().sum() -
-                                     0.5 * variance.row(k).array().log().sum());
+                              0.5 * (s.log().sum() - 0.5 * variance.row(c).array().log().sum() - 0.5 * variance.row(k).array().log().sum());
       total += std::exp(-distance);
     }
   return -total;

@@ -118,8 +118,7 @@ MemoryEstimate nleep_memory(std::size_t N, std::size_t D, std::size_t C, std::si
 MemoryEstimate source_probability_memory(std::size_t N, std::size_t Cs, std::size_t C) {
   (void)N;
   // P(y, z) and P(y | z) (C x Cs each), a row block and its softmax.
-  return {(2 * C * Cs + 2 * kBlockRows * Cs) * kDouble, "the joint distribution of target and source classes",
-          "Use fewer source classes."};
+  return {(2 * C * Cs + 2 * kBlockRows * Cs) * kDouble, "the joint distribution of target and source classes", "Use fewer source classes."};
 }
 
 }  // namespace caulk::rank

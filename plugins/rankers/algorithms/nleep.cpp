@@ -98,8 +98,8 @@ std::vector<int> kmeans(const Matrix& X, int K, std::mt19937_64& rng) {
 }
 
 struct Mixture {
-  Vector weights;                // K
-  Matrix means;                  // K x k
+  Vector weights;                            // K
+  Matrix means;                              // K x k
   std::vector<Eigen::LLT<Matrix>> cholesky;  // of each covariance
 };
 
@@ -176,8 +176,7 @@ Vector normalise_rows(Matrix& log_prob) {
 NLeepResult nleep(const FeatureStats& stats, const std::vector<int>& labels, int num_classes, const NLeepOptions& options) {
   const MatrixView& F = stats.features();
   check_labels(F, labels, num_classes, "N-LEEP");
-  if (!(options.variance_kept > 0 && options.variance_kept <= 1))
-    throw std::invalid_argument("N-LEEP: variance_kept must be in (0, 1]");
+  if (!(options.variance_kept > 0 && options.variance_kept <= 1)) throw std::invalid_argument("N-LEEP: variance_kept must be in (0, 1]");
   if (options.components_per_class < 1) throw std::invalid_argument("N-LEEP: components_per_class must be at least 1");
   if (!(options.reg_covar >= 0)) throw std::invalid_argument("N-LEEP: reg_covar must be non-negative");
   const std::size_t N = F.rows();

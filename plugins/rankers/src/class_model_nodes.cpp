@@ -12,8 +12,8 @@ class GbcNode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<GbcNode>("rank.gbc",
-                             "Rank models by GBC, minus the total Bhattacharyya overlap of per-class Gaussians "
-                             "(Pandy et al. 2022)");
+                                      "Rank models by GBC, minus the total Bhattacharyya overlap of per-class Gaussians "
+                                      "(Pandy et al. 2022)");
     s.param(ParamSpec::choice("gaussian", "diagonal", {"diagonal", "spherical"},
                               "per-class covariance: one variance per dimension, or their mean"));
     return s;
@@ -34,8 +34,8 @@ class SfdaNode : public RankerNode {
  public:
   static NodeSpec spec() {
     return ranker_spec<SfdaNode>("rank.sfda",
-                       "Rank models by SFDA, the accuracy-like score of a regularised Fisher discriminant refitted "
-                       "on self-challenged features (Shao et al. 2022)");
+                                 "Rank models by SFDA, the accuracy-like score of a regularised Fisher discriminant refitted "
+                                 "on self-challenged features (Shao et al. 2022)");
   }
 
  protected:
@@ -52,11 +52,10 @@ class ParcNode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<ParcNode>("rank.parc",
-                             "Rank models by PARC, 100 x the Spearman correlation of pairwise sample dissimilarities "
-                             "of features and labels (Bolya et al. 2021)");
+                                       "Rank models by PARC, 100 x the Spearman correlation of pairwise sample dissimilarities "
+                                       "of features and labels (Bolya et al. 2021)");
     s.param(ParamSpec::integer("pca_dims", 32, "principal components kept (all columns when there are fewer)").range(1, 1 << 20));
-    s.param(ParamSpec::integer("max_samples", 5000, "rows used for the N x N dissimilarities (a seeded subsample)")
-                .range(2, 1 << 20));
+    s.param(ParamSpec::integer("max_samples", 5000, "rows used for the N x N dissimilarities (a seeded subsample)").range(2, 1 << 20));
     s.param(ParamSpec::integer("seed", 0, "seed of the row subsample").range(0, 9007199254740991.0));
     return s;
   }
@@ -72,9 +71,9 @@ class ParcNode : public RankerNode {
     summary["seed"] = params.integer("seed");
   }
   RankerResult score(const RankerInput& in, const Params& params) override {
-    const rank::ParcResult r = rank::parc(in.stats, in.split.classes, in.data.num_classes(), static_cast<int>(params.integer("pca_dims")),
-                                          static_cast<std::size_t>(params.integer("max_samples")),
-                                          static_cast<std::uint64_t>(params.integer("seed")));
+    const rank::ParcResult r =
+        rank::parc(in.stats, in.split.classes, in.data.num_classes(), static_cast<int>(params.integer("pca_dims")),
+                   static_cast<std::size_t>(params.integer("max_samples")), static_cast<std::uint64_t>(params.integer("seed")));
     return {r.score, {}, Json{{"samples", r.samples}, {"dims", r.dims}}};
   }
 };
@@ -83,10 +82,10 @@ class NLeepNode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<NLeepNode>("rank.nleep",
-                             "Rank models by N-LEEP: LEEP (with the log) on the posterior of a Gaussian mixture fitted "
-                             "to PCA-reduced features (Li et al. 2021)");
-    s.param(ParamSpec::real("variance_kept", 0.8, "PCA keeps the fewest components explaining more than this variance ratio")
-                .range(1e-6, 1));
+                                        "Rank models by N-LEEP: LEEP (with the log) on the posterior of a Gaussian mixture fitted "
+                                        "to PCA-reduced features (Li et al. 2021)");
+    s.param(
+        ParamSpec::real("variance_kept", 0.8, "PCA keeps the fewest components explaining more than this variance ratio").range(1e-6, 1));
     s.param(ParamSpec::integer("components_per_class", 5, "mixture components per target class").range(1, 1000));
     s.param(ParamSpec::integer("max_iterations", 100, "EM iterations at most").range(1, 100000));
     s.param(ParamSpec::real("tolerance", 1e-3, "EM stops when the mean log-likelihood changes by less").range(0, 1e6));
@@ -113,7 +112,8 @@ class NLeepNode : public RankerNode {
       in.check_memory(bytes, what, "Lower components_per_class or variance_kept, or reduce the features first.");
     };
     const rank::NLeepResult r = rank::nleep(in.stats, in.split.classes, in.data.num_classes(), o);
-    return {r.score, {},
+    return {r.score,
+            {},
             Json{{"pca_dims", r.pca_dims}, {"components", r.components}, {"em_iterations", r.em_iterations}, {"converged", r.converged}}};
   }
 };

@@ -12,8 +12,8 @@ class HScoreNode : public RankerNode {
  public:
   static NodeSpec spec() {
     return ranker_spec<HScoreNode>("rank.hscore",
-                       "Rank models by H-score, tr(pinv(cov F) cov(E[F | y])): how much of the features' variance "
-                       "separates the classes (Bao et al. 2019)");
+                                   "Rank models by H-score, tr(pinv(cov F) cov(E[F | y])): how much of the features' variance "
+                                   "separates the classes (Bao et al. 2019)");
   }
 
  protected:
@@ -30,8 +30,8 @@ class ShrinkageHScoreNode : public RankerNode {
  public:
   static NodeSpec spec() {
     return ranker_spec<ShrinkageHScoreNode>("rank.hscore_shrinkage",
-                       "Rank models by the shrinkage H-score: H-score with a Ledoit-Wolf shrunk covariance, stable "
-                       "for wide features (Ibrahim et al. 2022)");
+                                            "Rank models by the shrinkage H-score: H-score with a Ledoit-Wolf shrunk covariance, stable "
+                                            "for wide features (Ibrahim et al. 2022)");
   }
 
  protected:
@@ -49,8 +49,8 @@ class TransRateNode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<TransRateNode>("rank.transrate",
-                             "Rank models by TransRate: the coding rate of the features minus the mean coding rate "
-                             "of each class (Huang et al. 2022)");
+                                            "Rank models by TransRate: the coding rate of the features minus the mean coding rate "
+                                            "of each class (Huang et al. 2022)");
     s.param(ParamSpec::real("eps", 1e-4, "distortion of the coding rate, 1/2 logdet(I + Z^T Z / (n eps))").range(1e-12, 1e6));
     return s;
   }

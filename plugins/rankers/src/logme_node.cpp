@@ -12,8 +12,8 @@ class LogMENode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<LogMENode>("rank.logme",
-                             "Rank models by LogME, the maximum evidence of a Bayesian linear model on their features "
-                             "(classification and regression; keeps posterior mean weights for B-Tuning)");
+                                        "Rank models by LogME, the maximum evidence of a Bayesian linear model on their features "
+                                        "(classification and regression; keeps posterior mean weights for B-Tuning)");
     s.param(ParamSpec::choice("formula", "reference", {"reference", "exact"},
                               "when N <= D: the authors' thin-SVD evidence (reference) or the true evidence over all D "
                               "directions (exact); the same when N > D"));

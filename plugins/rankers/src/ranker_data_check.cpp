@@ -21,8 +21,9 @@ void check_ranker(DataCheck& check, bool needs_source_probs, bool supports_regre
   const std::string& split = check.params().string("split");
   const Json* data = check.input("data");
   if (data && data->value("kind", std::string()) == "regression" && !supports_regression)
-    check.problem("", "this ranker handles classification tasks only, and the data are a regression task (kind = \"regression\"); "
-                      "use rank.logme, or load the labels with kind = \"classification\"");
+    check.problem("",
+                  "this ranker handles classification tasks only, and the data are a regression task (kind = \"regression\"); "
+                  "use rank.logme, or load the labels with kind = \"classification\"");
   const Json* labels = check.expect_split("split", "data");
   const Json* hub = check.input("features");
   if (!hub) return;
@@ -50,18 +51,21 @@ void check_ranker(DataCheck& check, bool needs_source_probs, bool supports_regre
   // (When the data lack the split too, that was said, at the ranker's own parameter.)
   const bool data_lack_split = data && data->contains("splits") && !labels;
   if (!no_split.empty() && !data_lack_split)
-    check.problem_at(hub_where, fmt::format("{} of {} {} features for split '{}', which node '{}' ranks on; give them in the manifest "
-                                            "as features = {{ {} = \"FILE.npy\", ... }}, or rank on a split the models have",
-                                            no_split.size() == names.size() ? std::string("no model")
-                                                                            : (no_split.size() == 1 ? "model " : "models ") + quoted_names(no_split),
-                                            hub_name, no_split.size() == names.size() ? "has" : "have no", split, check.node_id(), split));
+    check.problem_at(hub_where,
+                     fmt::format("{} of {} {} features for split '{}', which node '{}' ranks on; give them in the manifest "
+                                 "as features = {{ {} = \"FILE.npy\", ... }}, or rank on a split the models have",
+                                 no_split.size() == names.size() ? std::string("no model")
+                                                                 : (no_split.size() == 1 ? "model " : "models ") + quoted_names(no_split),
+                                 hub_name, no_split.size() == names.size() ? "has" : "have no", split, check.node_id(), split));
   if (!no_probs.empty())
-    check.problem("", fmt::format("this ranker reads each model's source_probs (the source head's class probabilities), but {} "
-                                  "gives none for split '{}' for {}; add source_probs = {{ {} = \"FILE.npy\" }} to each [[model]] of "
-                                  "its manifest, or use a ranker on features alone (rank.logme, rank.hscore, rank.nleep, ...)",
-                                  hub_name, split,
-                                  no_probs.size() == names.size() ? "any model" : "model" + std::string(no_probs.size() == 1 ? " " : "s ") + quoted_names(no_probs),
-                                  split));
+    check.problem(
+        "", fmt::format("this ranker reads each model's source_probs (the source head's class probabilities), but {} "
+                        "gives none for split '{}' for {}; add source_probs = {{ {} = \"FILE.npy\" }} to each [[model]] of "
+                        "its manifest, or use a ranker on features alone (rank.logme, rank.hscore, rank.nleep, ...)",
+                        hub_name, split,
+                        no_probs.size() == names.size() ? "any model"
+                                                        : "model" + std::string(no_probs.size() == 1 ? " " : "s ") + quoted_names(no_probs),
+                        split));
   if (labels && labels->contains("rows") && !rows_by_count.empty()) {
     const std::size_t label_rows = labels->at("rows").get<std::size_t>();
     const std::string labels_file = labels->at("file").get<std::string>();
@@ -73,9 +77,8 @@ void check_ranker(DataCheck& check, bool needs_source_probs, bool supports_regre
                                    labels_file, label_rows, split, hub_name, rows_by_count.begin()->first));
     } else {
       for (const auto& [rows, models] : rows_by_count)
-        check.problem_at(hub_where, fmt::format("{}: features of split '{}' have {} rows but the labels ({}) have {}: model{} {}",
-                                                hub_name, split, rows, labels_file, label_rows, models.size() == 1 ? "" : "s",
-                                                quoted_names(models)));
+        check.problem_at(hub_where, fmt::format("{}: features of split '{}' have {} rows but the labels ({}) have {}: model{} {}", hub_name,
+                                                split, rows, labels_file, label_rows, models.size() == 1 ? "" : "s", quoted_names(models)));
     }
   }
   // source_probs rows against features rows were checked by the hub's own check.

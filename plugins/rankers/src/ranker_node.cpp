@@ -121,8 +121,8 @@ void RankerNode::check_memory(const NodeContext& ctx, const Dataset& data, const
   std::size_t total = 0;
   for (std::size_t i = 0; i < at_once; ++i) total += needs[i].estimate.bytes;
   const Need& top = needs.front();
-  std::string what = fmt::format("model '{}' ({} x {} features: {})", models[top.model].name, top.shape.rows, top.shape.cols,
-                                 top.estimate.what);
+  std::string what =
+      fmt::format("model '{}' ({} x {} features: {})", models[top.model].name, top.shape.rows, top.shape.cols, top.estimate.what);
   std::string advice = top.estimate.advice;
   if (at_once > 1 && total > top.estimate.bytes) {
     what += fmt::format(", with up to {} models scored at once (--jobs {}; {} for that model alone)", at_once, ctx.jobs(),
@@ -196,10 +196,11 @@ void RankerNode::run(NodeContext& ctx) {
   for (const auto& s : scores->scores) bars.push_back({s.model, s.score});
   const std::string method_name = ctx.type().rfind("rank.", 0) == 0 ? ctx.type().substr(5) : ctx.type();
   const std::string value_title = fmt::format("{} score ({})", method_name, higher_is_better() ? "higher is better" : "lower is better");
-  ctx.publish("figure", figures::make_figure(figures::bar_chart({fmt::format("Scores of {} ({})", ctx.id(), ctx.type()), "on split '" + split_name + "'",
-                                                                 fmt::format("Bars: the score {} gave each model, best first", ctx.id())},
-                                                                "model", value_title, std::move(bars), !higher_is_better()),
-                                             fmt::format("The {} score of each model of the hub, best first.", method_name)));
+  ctx.publish("figure", figures::make_figure(
+                            figures::bar_chart({fmt::format("Scores of {} ({})", ctx.id(), ctx.type()), "on split '" + split_name + "'",
+                                                fmt::format("Bars: the score {} gave each model, best first", ctx.id())},
+                                               "model", value_title, std::move(bars), !higher_is_better()),
+                            fmt::format("The {} score of each model of the hub, best first.", method_name)));
   ctx.publish("scores", std::move(scores));
 }
 

@@ -25,12 +25,12 @@ namespace caulk::rankers {
 
 struct RankerInput {
   const ModelEmbedding& model;
-  MatrixView features;  // N x D, rows aligned with split
+  MatrixView features;              // N x D, rows aligned with split
   const rank::FeatureStats& stats;  // the features with the decompositions other rankers share
   const Dataset& data;
   const DatasetSplit& split;
   std::optional<MatrixView> source_probs;  // N x Cs when the ranker needs them
-  const ArrayFile* source_file = nullptr;   // where source_probs came from (for errors)
+  const ArrayFile* source_file = nullptr;  // where source_probs came from (for errors)
   // The run's memory budget, for checks a ranker can only make once it has started (e.g. after
   // PCA): throws Error like NodeContext::check_memory when `bytes` exceeds it.
   std::function<void(std::size_t bytes, const std::string& what, const std::string& advice)> check_memory;

@@ -13,10 +13,9 @@ namespace {
 // The two parameters both nodes share: what source_probs holds, and how close to 1 its rows must sum.
 void add_source_params(NodeSpec& s) {
   s.param(ParamSpec::flag("source_logits", false,
-                             "the source_probs files hold logits (scores before the softmax): apply a softmax to each row "
-                             "instead of checking that rows are probabilities"));
-  s.param(ParamSpec::real("probability_tolerance", 1e-3,
-                          "rows of probabilities must be finite, non-negative and sum to 1 within this")
+                          "the source_probs files hold logits (scores before the softmax): apply a softmax to each row "
+                          "instead of checking that rows are probabilities"));
+  s.param(ParamSpec::real("probability_tolerance", 1e-3, "rows of probabilities must be finite, non-negative and sum to 1 within this")
               .range(0, 1));
 }
 
@@ -31,9 +30,8 @@ double score_source(const RankerInput& in, const Params& params, const char* met
     return score(*in.source_probs, options);
   } catch (const std::invalid_argument& e) {
     const std::string file = in.source_file ? in.source_file->describe() : std::string("<memory>");
-    const std::string hint = options.kind == rank::SourceKind::Probabilities
-                                 ? " (if the file holds logits, set source_logits = true on the node)"
-                                 : "";
+    const std::string hint =
+        options.kind == rank::SourceKind::Probabilities ? " (if the file holds logits, set source_logits = true on the node)" : "";
     throw DataError(file, fmt::format("{}: source_probs of model '{}': {}{}", method, in.model.name, e.what(), hint));
   }
 }
@@ -42,8 +40,8 @@ class LeepNode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<LeepNode>("rank.leep",
-                             "Rank models by LEEP, the log expected empirical prediction of the source head through "
-                             "P(y | z) (Nguyen et al. 2020); needs source_probs in the hub manifest");
+                                       "Rank models by LEEP, the log expected empirical prediction of the source head through "
+                                       "P(y | z) (Nguyen et al. 2020); needs source_probs in the hub manifest");
     add_source_params(s);
     return s;
   }
@@ -67,8 +65,8 @@ class NceNode : public RankerNode {
  public:
   static NodeSpec spec() {
     NodeSpec s = ranker_spec<NceNode>("rank.nce",
-                             "Rank models by NCE, minus the conditional entropy of the target labels given the source "
-                             "head's hard labels (Tran et al. 2019); needs source_probs in the hub manifest");
+                                      "Rank models by NCE, minus the conditional entropy of the target labels given the source "
+                                      "head's hard labels (Tran et al. 2019); needs source_probs in the hub manifest");
     add_source_params(s);
     return s;
   }

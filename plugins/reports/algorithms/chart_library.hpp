@@ -9,9 +9,9 @@ namespace caulk::report {
 struct ChartLibrary {
   std::filesystem::path folder;
   std::string vega, vega_lite, vega_embed;  // the minified builds, ready to inline
-  std::string versions;                      // "vega 6.4.0, vega-lite 6.5.0, vega-embed 7.3.0"
-  std::string licenses;                      // their licence texts, reproduced in the report
-  std::string problem;                       // why it is not available
+  std::string versions;                     // "vega 6.4.0, vega-lite 6.5.0, vega-embed 7.3.0"
+  std::string licenses;                     // their licence texts, reproduced in the report
+  std::string problem;                      // why it is not available
   bool available() const { return problem.empty(); }
 };
 

@@ -122,13 +122,26 @@ std::string svg_text(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      case '-': out += "&#45;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      case '-':
+        out += "&#45;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -145,11 +158,16 @@ std::string plain_text(const std::string& s) {
     }
     const std::string entity = s.substr(i + 1, semi - i - 1);
     long code = -1;
-    if (entity == "amp") code = '&';
-    else if (entity == "lt") code = '<';
-    else if (entity == "gt") code = '>';
-    else if (entity == "quot") code = '"';
-    else if (entity == "apos") code = '\'';
+    if (entity == "amp")
+      code = '&';
+    else if (entity == "lt")
+      code = '<';
+    else if (entity == "gt")
+      code = '>';
+    else if (entity == "quot")
+      code = '"';
+    else if (entity == "apos")
+      code = '\'';
     else if (entity.size() > 1 && entity[0] == '#')
       code = entity[1] == 'x' ? std::strtol(entity.c_str() + 2, nullptr, 16) : std::strtol(entity.c_str() + 1, nullptr, 10);
     if (code <= 0 || code > 0x7f) {  // not one an id of a node can hold here: kept as written, so it matches nothing
@@ -214,7 +232,8 @@ GraphDrawing draw_graph_with_status(const std::string& dot, const Json& run, con
       lines[id] = {reserved_line(status, node), status_line(status, node)};
     }
   const std::string layout = dot_with_lines(dot, run, reserved_line);
-  const std::string header = "<!-- caulk report graph " + content_hash("caulk report graph 1\n" + program_identity(program) + "\n" + layout) + " -->\n";
+  const std::string header =
+      "<!-- caulk report graph " + content_hash("caulk report graph 1\n" + program_identity(program) + "\n" + layout) + " -->\n";
   const fs::path kept = keep_in / kKeptDrawing;
   // caulk's own state, not what the report read or wrote.
   io::ScopedAccessLog not_the_nodes(nullptr);

@@ -32,7 +32,6 @@ GraphDrawing draw_with_graphviz(const std::string& dot, std::chrono::seconds tim
 // with the same graph and statuses reuses it and any change draws it again. An empty `keep_in`, or
 // a kept drawing that does not fit, draws afresh. `reused` (optional) says whether the kept one was
 // used. Never throws; the note says why there is no drawing.
-GraphDrawing draw_graph_with_status(const std::string& dot, const Json& run, const std::filesystem::path& keep_in,
-                                    bool* reused = nullptr);
+GraphDrawing draw_graph_with_status(const std::string& dot, const Json& run, const std::filesystem::path& keep_in, bool* reused = nullptr);
 
 }  // namespace caulk::report

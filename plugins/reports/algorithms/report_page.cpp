@@ -18,8 +18,8 @@ namespace caulk::report {
 namespace {
 
 const char* status_mark(const std::string& status) {
-  if (status == "ok") return "&#10003; ok";            // check mark
-  if (status == "failed") return "&#10007; FAILED";    // ballot x
+  if (status == "ok") return "&#10003; ok";           // check mark
+  if (status == "failed") return "&#10007; FAILED";   // ballot x
   if (status == "running") return "&#8230; running";  // ellipsis: the report node itself
   return "&#8211; skipped";
 }
@@ -99,7 +99,8 @@ std::string Page::chart(const Json& spec) {
   const std::size_t n = report_.charts.size() + 1;
   report_.charts.push_back(spec);
   std::string title;
-  if (spec.contains("title") && spec["title"].is_object() && spec["title"].contains("text")) title = spec["title"]["text"].get<std::string>();
+  if (spec.contains("title") && spec["title"].is_object() && spec["title"].contains("text"))
+    title = spec["title"]["text"].get<std::string>();
   report_.chart_titles.push_back(title);
   std::string inner;
   if (!options_.charts.available())
@@ -108,8 +109,8 @@ std::string Page::chart(const Json& spec) {
   // data-title stays as written (vega-embed replaces aria-label with the spec's description), so a
   // test can find a chart by its title.
   return fmt::format(
-      "<figure class=\"chart\" id=\"chart-{0}\" data-spec=\"spec-{0}\" data-title=\"{1}\" role=\"img\" aria-label=\"{1}\">{2}</figure>\n", n,
-      html_escape(title), inner);
+      "<figure class=\"chart\" id=\"chart-{0}\" data-spec=\"spec-{0}\" data-title=\"{1}\" role=\"img\" aria-label=\"{1}\">{2}</figure>\n",
+      n, html_escape(title), inner);
 }
 
 std::string Page::chart_specs_html() const {
@@ -194,16 +195,17 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
       body += "<p class=\"note\">" + html_escape(drawing.note) + "</p>\n<pre class=\"dot\">" + html_escape(dot) + "</pre>\n";
     }
   }
-  body += "<table class=\"nodes\"><thead><tr><th>node</th><th>type</th><th>status</th><th>time (s)</th><th>error</th></tr></thead><tbody>\n";
+  body +=
+      "<table class=\"nodes\"><thead><tr><th>node</th><th>type</th><th>status</th><th>time (s)</th><th>error</th></tr></thead><tbody>\n";
   for (const auto& n : nodes) {
     const double seconds = n.json->contains("seconds") && (*n.json)["seconds"].is_number() ? (*n.json)["seconds"].get<double>() : 0.0;
     const bool itself = n.id == page.options().this_node && n.status == "running";
-    body += fmt::format("<tr class=\"status-{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{:.3f}</td><td>{}</td></tr>\n",
-                        html_escape(n.status), html_escape(n.id), html_escape(n.type),
-                        itself ? std::string("&#8230; this report")
-                               : std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""),
-                        seconds,
-                        html_escape(first_line(n.json->value("error", std::string()))));
+    body +=
+        fmt::format("<tr class=\"status-{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{:.3f}</td><td>{}</td></tr>\n",
+                    html_escape(n.status), html_escape(n.id), html_escape(n.type),
+                    itself ? std::string("&#8230; this report")
+                           : std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""),
+                    seconds, html_escape(first_line(n.json->value("error", std::string()))));
   }
   body += "</tbody></table>\n";
   page.add_section("pipeline", "Pipeline", body);

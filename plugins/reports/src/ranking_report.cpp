@@ -45,8 +45,7 @@ class RankingReport : public Node {
     auto table = std::make_shared<Table>();
     table->title = "Ranking";
     table->columns = {"rank", "model"};
-    for (const auto& scores : all)
-      table->columns.push_back(scores->producer_node + (scores->higher_is_better ? "" : " (lower is better)"));
+    for (const auto& scores : all) table->columns.push_back(scores->producer_node + (scores->higher_is_better ? "" : " (lower is better)"));
     if (truth) table->columns.push_back("ground truth");
     Json order = Json::array();
     std::size_t rank = 1;

@@ -37,15 +37,14 @@ std::vector<double> teacher_weights(const std::vector<double>& scores, double ta
 
 Matrix teacher_target(const std::vector<Teacher>& teachers, const std::vector<double>& pi) {
   if (teachers.empty()) throw Error("no teachers: B-Tuning needs at least one");
-  if (pi.size() != teachers.size())
-    throw Error(fmt::format("{} teacher weights for {} teachers", pi.size(), teachers.size()));
+  if (pi.size() != teachers.size()) throw Error(fmt::format("{} teacher weights for {} teachers", pi.size(), teachers.size()));
   const Eigen::Index N = teachers.front().features.rows(), C = teachers.front().weights.rows();
   Matrix target = Matrix::Zero(N, C);
   for (std::size_t k = 0; k < teachers.size(); ++k) {
     const Teacher& t = teachers[k];
     if (t.features.rows() != N)
-      throw Error(fmt::format("teacher '{}' has {} rows of features but teacher '{}' has {}", t.name, t.features.rows(),
-                              teachers.front().name, N));
+      throw Error(
+          fmt::format("teacher '{}' has {} rows of features but teacher '{}' has {}", t.name, t.features.rows(), teachers.front().name, N));
     if (t.weights.rows() != C)
       throw Error(fmt::format("teacher '{}' has LogME weights for {} classes (or targets) but teacher '{}' for {}", t.name,
                               t.weights.rows(), teachers.front().name, C));
@@ -144,10 +143,11 @@ void BTuningLoss::start_epoch(const mlp::Model<float>& m, int epoch) {
   if (student_ == StudentWeights::Refit || epoch == 0 || student_weights_.size() == 0) fit_student_weights(m);
 }
 
-double BTuningLoss::add(const mlp::Model<float>& m, const mlp::Trace<float>& t, const std::vector<std::size_t>& index,
-                        double divisor, const std::vector<bool>& trainable, mlp::Mat<float>& /*dz*/, mlp::Model<float>& grad) {
+double BTuningLoss::add(const mlp::Model<float>& m, const mlp::Trace<float>& t, const std::vector<std::size_t>& index, double divisor,
+                        const std::vector<bool>& trainable, mlp::Mat<float>& /*dz*/, mlp::Model<float>& grad) {
   mlp::Mat<float> targets(targets_.rows(), static_cast<Eigen::Index>(index.size()));
-  for (std::size_t j = 0; j < index.size(); ++j) targets.col(static_cast<Eigen::Index>(j)) = targets_.col(static_cast<Eigen::Index>(index[j]));
+  for (std::size_t j = 0; j < index.size(); ++j)
+    targets.col(static_cast<Eigen::Index>(j)) = targets_.col(static_cast<Eigen::Index>(index[j]));
   return btuning_term<float>(m, t, student_weights_f_, targets, lambda_, divisor, trainable, &grad);
 }
 
@@ -158,9 +158,9 @@ double BTuningLoss::mean_distance(const mlp::Model<float>& m) const {
   return (predicted - targets_.transpose().cast<double>()).squaredNorm() / double(std::max<Eigen::Index>(1, train_.size()));
 }
 
-#define CAULK_BTUNING_INSTANTIATE(S)                                                                                              \
-  template void backward_from_features<S>(const mlp::Model<S>&, const mlp::Trace<S>&, const mlp::Mat<S>&, const std::vector<bool>&, \
-                                          mlp::Model<S>&);                                                                          \
+#define CAULK_BTUNING_INSTANTIATE(S)                                                                                                  \
+  template void backward_from_features<S>(const mlp::Model<S>&, const mlp::Trace<S>&, const mlp::Mat<S>&, const std::vector<bool>&,   \
+                                          mlp::Model<S>&);                                                                            \
   template double btuning_term<S>(const mlp::Model<S>&, const mlp::Trace<S>&, const mlp::Mat<S>&, const mlp::Mat<S>&, double, double, \
                                   const std::vector<bool>&, mlp::Model<S>*);
 CAULK_BTUNING_INSTANTIATE(float)

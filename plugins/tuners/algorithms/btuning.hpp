@@ -75,8 +75,7 @@ StudentWeights parse_student_weights(const std::string& name);  // "fixed" or "r
 // aligned with the training samples.
 class BTuningLoss : public mlp::ExtraLoss {
  public:
-  BTuningLoss(const mlp::Samples& train, const Matrix& teacher_targets, double lambda,
-              StudentWeights student = StudentWeights::Fixed);
+  BTuningLoss(const mlp::Samples& train, const Matrix& teacher_targets, double lambda, StudentWeights student = StudentWeights::Fixed);
   void start_epoch(const mlp::Model<float>& m, int epoch) override;
   double add(const mlp::Model<float>& m, const mlp::Trace<float>& t, const std::vector<std::size_t>& index, double divisor,
              const std::vector<bool>& trainable, mlp::Mat<float>& dz, mlp::Model<float>& grad) override;

@@ -30,8 +30,8 @@ Matrix soft_targets(const std::vector<Matrix>& teacher_logits, double temperatur
   Matrix mean = Matrix::Zero(N, C);
   for (std::size_t k = 0; k < teacher_logits.size(); ++k) {
     if (teacher_logits[k].rows() != N || teacher_logits[k].cols() != C)
-      throw Error(fmt::format("teacher {} has {}x{} logits but teacher 0 has {}x{}", k, teacher_logits[k].rows(), teacher_logits[k].cols(),
-                              N, C));
+      throw Error(
+          fmt::format("teacher {} has {}x{} logits but teacher 0 has {}x{}", k, teacher_logits[k].rows(), teacher_logits[k].cols(), N, C));
     mean += teacher_logits[k];
   }
   mean /= double(teacher_logits.size());
@@ -48,8 +48,8 @@ DistillationLoss::DistillationLoss(const Matrix& soft, const std::vector<int>& l
   if (!(alpha >= 0 && alpha <= 1)) throw Error(fmt::format("alpha = {}: the weight of the distillation term must lie in [0, 1]", alpha));
 }
 
-double DistillationLoss::add(const mlp::Model<float>& m, const mlp::Trace<float>& t, const std::vector<std::size_t>& index,
-                             double divisor, const std::vector<bool>& /*trainable*/, mlp::Mat<float>& dz, mlp::Model<float>& /*grad*/) {
+double DistillationLoss::add(const mlp::Model<float>& m, const mlp::Trace<float>& t, const std::vector<std::size_t>& index, double divisor,
+                             const std::vector<bool>& /*trainable*/, mlp::Mat<float>& dz, mlp::Model<float>& /*grad*/) {
   if (m.output != mlp::Output::Softmax) throw Error("distillation needs a classification model (softmax outputs)");
   const mlp::Mat<float>& z = t.pre.back();  // C x n logits
   if (z.rows() != targets_.rows())

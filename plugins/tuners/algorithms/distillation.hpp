@@ -33,7 +33,7 @@ class DistillationLoss : public mlp::ExtraLoss {
 
 // The per-sample distillation loss written out directly (for tests and reports): the mean over
 // columns of (1 - alpha) CE + alpha T^2 KL(q_i || softmax(z_i / T)); z and q are C x n.
-double distillation_loss(const Matrix& logits, const std::vector<int>& labels, const Matrix& soft_targets_by_column,
-                         double temperature, double alpha);
+double distillation_loss(const Matrix& logits, const std::vector<int>& labels, const Matrix& soft_targets_by_column, double temperature,
+                         double alpha);
 
 }  // namespace caulk::tune

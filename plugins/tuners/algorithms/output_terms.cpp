@@ -47,7 +47,8 @@ class BTuningTerm : public models::OutputTerm {
       throw Error(fmt::format("student LogME weights have {} columns for {} features", weights_.cols(), f.cols()));
     double total = 0;
     for (Eigen::Index j = 0; j < f.rows(); ++j) {
-      const Eigen::VectorXd r = weights_ * f.row(j).transpose().cast<double>() - targets_.row(static_cast<Eigen::Index>(index[j])).transpose();
+      const Eigen::VectorXd r =
+          weights_ * f.row(j).transpose().cast<double>() - targets_.row(static_cast<Eigen::Index>(index[j])).transpose();
       total += r.squaredNorm();
       d_features.row(j) += (2 * lambda_ / divisor * (weights_.transpose() * r)).transpose().cast<float>();
     }
@@ -132,10 +133,8 @@ class DistillTerm : public models::OutputTerm {
 
 std::unique_ptr<models::OutputTerm> btuning_output_term(const Json& term, const Params& p, const TrainingSamples& train) {
   const double lambda = p.real("lambda");
-  Json facts{{"teachers", term.at("teachers")},
-             {"lambda", lambda},
-             {"tau", p.real("tau")},
-             {"student_weights", p.string("student_weights")}};
+  Json facts{
+      {"teachers", term.at("teachers")}, {"lambda", lambda}, {"tau", p.real("tau")}, {"student_weights", p.string("student_weights")}};
   return std::make_unique<BTuningTerm>(train, matrix_from_json(term.at("target")), lambda,
                                        tune::parse_student_weights(p.string("student_weights")), std::move(facts));
 }

@@ -36,8 +36,9 @@ class Aggregate : public Node {
     s.inputs_many("tables", "Table", "metric tables (e.g. eval.classification's), one row per run");
     s.output("summary", "Table", "one row per group: runs, then the mean and std of each column");
     s.param(ParamSpec::string("key", "model", "the column naming each run"));
-    s.param(ParamSpec::string("strip", ":s[0-9]+$", "a regular expression (ECMAScript): its first match is removed from a run's name to "
-                                                       "give its group"));
+    s.param(ParamSpec::string("strip", ":s[0-9]+$",
+                              "a regular expression (ECMAScript): its first match is removed from a run's name to "
+                              "give its group"));
     s.param(ParamSpec::list("columns", "the numeric columns to summarise (default: every numeric column)"));
     s.param(ParamSpec::string("title", "mean and standard deviation over runs", "the output table's title"));
     s.param(ParamSpec::integer("digits", 4, "significant digits on stdout").range(1, 17));

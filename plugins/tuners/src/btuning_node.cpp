@@ -54,7 +54,8 @@ class BTuning : public Node {
     s.output("predictions", "Predictions", "class probabilities (or values) of every tuned target model on the predicted splits");
     s.param(ParamSpec::integer("k", 3, "how many of the best-ranked models teach").range(1, 1000));
     s.param(ParamSpec::real("tau", 0.1, "temperature of the teacher weights pi = softmax(LogME / tau)").at_least(1e-12));
-    s.param(ParamSpec::real("lambda", 100, "weight of the squared distance to the teachers' predictive mean (0: plain tuning)").at_least(0));
+    s.param(
+        ParamSpec::real("lambda", 100, "weight of the squared distance to the teachers' predictive mean (0: plain tuning)").at_least(0));
     s.param(ParamSpec::choice("student_weights", "fixed", {"fixed", "refit"},
                               "the target's own LogME weights m_s: fixed at their value before tuning (as the authors' code), or "
                               "refit on its current training features at the start of every epoch"));
@@ -100,8 +101,9 @@ class BTuning : public Node {
         if (w == scores->posterior_weights.end())
           throw Error(fmt::format("teacher '{}' has no LogME posterior weights in the scores of '{}'", pick.name, scores->producer_node));
         if (w->second.rows() != outputs)
-          throw Error(fmt::format("teacher '{}' has LogME weights for {} columns but the task of '{}' has {} {}", pick.name, w->second.rows(),
-                                  data->producer_node, outputs, data->kind == TaskKind::Classification ? "classes" : "targets"));
+          throw Error(fmt::format("teacher '{}' has LogME weights for {} columns but the task of '{}' has {} {}", pick.name,
+                                  w->second.rows(), data->producer_node, outputs,
+                                  data->kind == TaskKind::Classification ? "classes" : "targets"));
         auto f = feature_cache.find(pick.name);
         if (f == feature_cache.end()) f = feature_cache.emplace(pick.name, split_features(*pick.embedding, split)).first;
         if (w->second.cols() != f->second.cols())
@@ -120,19 +122,20 @@ class BTuning : public Node {
       const std::vector<double> pi = tune::teacher_weights(logme, tau);
       Json facts = Json::array();
       for (std::size_t k = 0; k < teachers.size(); ++k)
-        facts.push_back(Json{{"model", teachers[k].name}, {"logme", logme[k]}, {"pi", pi[k]}, {"feature_dim", teachers[k].features.cols()}});
+        facts.push_back(
+            Json{{"model", teachers[k].name}, {"logme", logme[k]}, {"pi", pi[k]}, {"feature_dim", teachers[k].features.cols()}});
       terms.push_back(Json{{"target", matrix_to_json(tune::teacher_target(teachers, pi))}, {"teachers", std::move(facts)}});
     }
     tune_targets(ctx, *data, targets, "btuning", terms);
   }
   // One target model tuned, on any rank.
-  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &btuning_train, &btuning_output_term); }
+  static Json run_unit(UnitContext& ctx, const Json& payload) {
+    return tune_target_unit(ctx, payload, &btuning_train, &btuning_output_term);
+  }
 };
 
 }  // namespace
 
-void register_btuning(PluginRegistrar& r) {
-  r.add_node<BTuning>();
-}
+void register_btuning(PluginRegistrar& r) { r.add_node<BTuning>(); }
 
 }  // namespace caulk::tuners

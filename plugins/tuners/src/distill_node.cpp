@@ -44,7 +44,8 @@ class Distill : public Node {
     s.output("checkpoints", "Checkpoint", "the tuned target models (.safetensors in the node's folder)");
     s.output("predictions", "Predictions", "class probabilities of every tuned target model on the predicted splits");
     s.param(ParamSpec::integer("k", 3, "how many of the best-ranked models teach").range(1, 1000));
-    s.param(ParamSpec::real("temperature", 2, "softmax temperature T of the soft targets and of the student in the KL term").at_least(1e-6));
+    s.param(
+        ParamSpec::real("temperature", 2, "softmax temperature T of the soft targets and of the student in the KL term").at_least(1e-6));
     s.param(ParamSpec::real("alpha", 0.5, "weight of the distillation term (1 - alpha on the cross-entropy)").range(0, 1));
     s.param(ParamSpec::real("head_l2", 1e-3, "L2 penalty of each teacher's head (multinomial logistic regression, L-BFGS)").at_least(0));
     s.param(ParamSpec::list("exclude", "models that may not teach (the targets themselves never do)"));
@@ -98,13 +99,13 @@ class Distill : public Node {
     tune_targets(ctx, *data, targets, "distill", terms);
   }
   // One target model tuned, on any rank.
-  static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &distill_train, &distill_output_term); }
+  static Json run_unit(UnitContext& ctx, const Json& payload) {
+    return tune_target_unit(ctx, payload, &distill_train, &distill_output_term);
+  }
 };
 
 }  // namespace
 
-void register_distill(PluginRegistrar& r) {
-  r.add_node<Distill>();
-}
+void register_distill(PluginRegistrar& r) { r.add_node<Distill>(); }
 
 }  // namespace caulk::tuners

@@ -84,14 +84,16 @@ class Subsample : public Node {
           io::write_npy(s.labels_file, labels);
         } else {
           s.targets.resize(static_cast<Eigen::Index>(n), source.targets.cols());
-          for (std::size_t k = 0; k < n; ++k) s.targets.row(static_cast<Eigen::Index>(k)) = source.targets.row(static_cast<Eigen::Index>(rows[k]));
+          for (std::size_t k = 0; k < n; ++k)
+            s.targets.row(static_cast<Eigen::Index>(k)) = source.targets.row(static_cast<Eigen::Index>(rows[k]));
           s.labels_file = stem + "_targets.npy";
           io::write_npy(s.labels_file, s.targets);
         }
         if (source.inputs)
           s.inputs = write_rows(*source.inputs, rows, stem + "_inputs.npy", fmt::format("inputs of split '{}'", source.name));
         if (source.covariates)
-          s.covariates = write_rows(*source.covariates, rows, stem + "_covariates.npy", fmt::format("covariates of split '{}'", source.name));
+          s.covariates =
+              write_rows(*source.covariates, rows, stem + "_covariates.npy", fmt::format("covariates of split '{}'", source.name));
         std::vector<std::int64_t> positions(rows.begin(), rows.end());
         io::write_npy(stem + "_rows.npy", positions);
         sum[s.name] = n;

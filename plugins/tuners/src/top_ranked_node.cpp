@@ -18,15 +18,15 @@ namespace {
 class TopRanked : public Node {
  public:
   static NodeSpec spec() {
-    NodeSpec s("tune.top_ranked",
-               "Tune the best-ranked model of a hub alone (new head; any tune.peft mode), published under a fixed name");
+    NodeSpec s("tune.top_ranked", "Tune the best-ranked model of a hub alone (new head; any tune.peft mode), published under a fixed name");
     s.input("data", "Dataset", "the target task, with model inputs");
     models::declare_model_hub(s);
     s.input("scores", "Scores", "any ranker's scores of the hub's models");
     s.output("checkpoints", "Checkpoint", "the tuned model (.safetensors in the node's folder)");
     s.output("predictions", "Predictions", "its class probabilities (or values) on the predicted splits");
     s.param(ParamSpec::list("exclude", "models that may not be chosen"));
-    s.param(ParamSpec::string("name", "top_ranked", "the tuned model's name in the outputs (then `suffix`); run.json names the model chosen"));
+    s.param(
+        ParamSpec::string("name", "top_ranked", "the tuned model's name in the outputs (then `suffix`); run.json names the model chosen"));
     models::declare_tuning_params(s, "full");
     declare_run_params(s);
     s.check = check_plain_run_params;
@@ -55,8 +55,7 @@ class TopRanked : public Node {
       throw Error(fmt::format("the best-ranked model '{}' (by '{}') is not in the hub of checkpoints", best.model, scores->producer_node));
     CheckpointRef chosen = *it;
     chosen.model = p.string("name");
-    tune_targets(ctx, *data, {chosen}, "top_ranked",
-                 {Json{{"model", best.model}, {"score", best.score}, {"ranker", scores->method}}});
+    tune_targets(ctx, *data, {chosen}, "top_ranked", {Json{{"model", best.model}, {"score", best.score}, {"ranker", scores->method}}});
   }
   // Plain tuning of the chosen model, on any rank; `term` holds the facts of the choice for run.json.
   static Json run_unit(UnitContext& ctx, const Json& payload) { return tune_target_unit(ctx, payload, &models::train_plain); }
@@ -64,8 +63,6 @@ class TopRanked : public Node {
 
 }  // namespace
 
-void register_top_ranked(PluginRegistrar& r) {
-  r.add_node<TopRanked>();
-}
+void register_top_ranked(PluginRegistrar& r) { r.add_node<TopRanked>(); }
 
 }  // namespace caulk::tuners

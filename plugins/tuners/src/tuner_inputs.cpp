@@ -39,15 +39,14 @@ Matrix split_features(const ModelEmbedding& model, const DatasetSplit& split) {
   const ArrayFile& file = model.features_for(split.name);
   const MatrixView F = file.open(fmt::format("features of model '{}'", model.name));
   if (F.rows() != split.rows)
-    throw DataError(file.describe(), fmt::format("model '{}' has {} rows of features for split '{}' but the labels ({}) have {}", model.name,
-                                                 F.rows(), split.name, split.labels_file.string(), split.rows));
+    throw DataError(file.describe(), fmt::format("model '{}' has {} rows of features for split '{}' but the labels ({}) have {}",
+                                                 model.name, F.rows(), split.name, split.labels_file.string(), split.rows));
   return F.to_double();
 }
 
 std::vector<std::pair<std::string, std::string>> check_run_params(const Params& p) {
   std::vector<std::pair<std::string, std::string>> problems;
-  if (p.string("optimizer") == "lbfgs")
-    problems.emplace_back("optimizer", "an extra loss term trains by minibatch steps: use adam or sgd");
+  if (p.string("optimizer") == "lbfgs") problems.emplace_back("optimizer", "an extra loss term trains by minibatch steps: use adam or sgd");
   return problems;
 }
 

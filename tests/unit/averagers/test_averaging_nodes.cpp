@@ -32,7 +32,8 @@ TEST(AveragingDemos, RegionalExpertsLocalAverageWinsAndPicksTheRightModelPerRegi
   const Json& report = j["nodes"]["report"];
   const double local = risk(report, "local");
   for (const char* single : {"expert_a", "expert_b", "expert_c"}) EXPECT_LT(local, 0.2 * risk(report, single)) << single;
-  for (const char* baseline : {"equal", "best", "global", "mallows", "jackknife"}) EXPECT_LT(local, 0.2 * risk(report, baseline)) << baseline;
+  for (const char* baseline : {"equal", "best", "global", "mallows", "jackknife"})
+    EXPECT_LT(local, 0.2 * risk(report, baseline)) << baseline;
   // The weights the report wrote for plotting: in each region the region's expert weighs most.
   std::istringstream csv(read_file(dir / "out" / "report" / "weights.test.csv"));
   std::string line;
@@ -112,7 +113,8 @@ params = { manifest = ")" + one + R"(/experts/predictions.toml" }
 [[node]]
 id = "data"
 type = "dataset.load"
-params = { kind = "regression", labels = { test = ")" + one + R"(/sim/test_y.npy" }, covariates = { test = ")" + one + R"(/sim/test_z.npy" } }
+params = { kind = "regression", labels = { test = ")" +
+                                                  one + R"(/sim/test_y.npy" }, covariates = { test = ")" + one + R"(/sim/test_z.npy" } }
 [[node]]
 id = "apply"
 type = "average.apply"
@@ -122,7 +124,8 @@ params = { function = ")" + one + R"(/local/weight_function.json" }
 id = "mallows"
 type = "average.mallows"
 inputs = { predictions = ["experts"], data = "data" }
-params = { fit_split = "test", manifest = ")" + one + R"(/experts/predictions.toml" }
+params = { fit_split = "test", manifest = ")" + one +
+                                                  R"(/experts/predictions.toml" }
 [[node]]
 id = "combined"
 type = "predictions.save"
@@ -145,10 +148,13 @@ TEST(AveragingNodes, BadInputGetsErrorsNamingTheModelOrFile) {
   caulk::io::write_npy(dir / "nan.npy", nan);
   auto load = [&](const std::string& manifest) {
     dir.write("m.toml", manifest);
-    dir.write("p.toml", "[pipeline]\nname = \"p\"\n[[node]]\nid = \"load\"\ntype = \"predictions.load\"\nparams = { manifest = \"m.toml\" }\n");
+    dir.write("p.toml",
+              "[pipeline]\nname = \"p\"\n[[node]]\nid = \"load\"\ntype = \"predictions.load\"\nparams = { manifest = \"m.toml\" }\n");
     return run_caulk({"run", (dir / "p.toml").string(), "--out", (dir / "out").string()});
   };
-  auto r = load("[hub]\nkind = \"classification\"\n[[model]]\nname = \"a\"\npredictions = { val = \"good.npy\" }\n[[model]]\nname = \"b\"\npredictions = { val = \"wide.npy\" }\n");
+  auto r = load(
+      "[hub]\nkind = \"classification\"\n[[model]]\nname = \"a\"\npredictions = { val = \"good.npy\" }\n[[model]]\nname = "
+      "\"b\"\npredictions = { val = \"wide.npy\" }\n");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("predictions of model 'b' on split 'val'"));
   EXPECT_THAT(r.err, HasSubstr("has 3 columns but model 'a' has 2"));

@@ -90,8 +90,11 @@ TEST(Losses, ConstantWeightGradientAndHessianMatchFiniteDifferences) {
   for (Eigen::Index i = 0; i < 40; ++i) rows(i) = d.uniform(0.1, 2);
   Vector w(3);
   w << 0.5, 0.3, 0.2;
-  for (auto [k, mu] : std::vector<std::pair<LossKind, double>>{
-           {LossKind::Squared, 0}, {LossKind::Huber, 0}, {LossKind::Absolute, 0.4}, {LossKind::Pinball, 0.4}, {LossKind::CrossEntropy, 0}}) {
+  for (auto [k, mu] : std::vector<std::pair<LossKind, double>>{{LossKind::Squared, 0},
+                                                               {LossKind::Huber, 0},
+                                                               {LossKind::Absolute, 0.4},
+                                                               {LossKind::Pinball, 0.4},
+                                                               {LossKind::CrossEntropy, 0}}) {
     const Stack& s = k == LossKind::CrossEntropy ? cls : reg;
     const Loss l = make_loss(k, mu);
     Vector g;
@@ -218,8 +221,8 @@ TEST(SoftmaxLinear, ValueAndGradientMatchANaiveComputationAndFiniteDifferences) 
       EXPECT_NEAR(softmax_linear_objective(s, phi, loss, 0.03, 0.002, theta, nullptr),
                   naive_softmax_objective(s, phi, loss, 0.03, 0.002, theta), 1e-12)
           << what;
-      expect_gradient_matches([&](const Vector& t, Vector* g) { return softmax_linear_objective(s, phi, loss, 0.03, 0.002, t, g); },
-                              theta, 1e-6, what);
+      expect_gradient_matches([&](const Vector& t, Vector* g) { return softmax_linear_objective(s, phi, loss, 0.03, 0.002, t, g); }, theta,
+                              1e-6, what);
     }
   }
 }

@@ -63,7 +63,9 @@ TEST(LocalAverage, WithConstantCovariatesReachesTheGlobalWeightsAndRisk) {
     expect_on_simplex(W);
     // The global optimum here is interior, so softmax weights reach it.
     ASSERT_GT(global.w.minCoeff(), 0.02) << loss_name(k);
-    EXPECT_LE((W.row(0).transpose() - global.w).cwiseAbs().maxCoeff(), 2e-4) << loss_name(k) << "\n" << W.row(0) << "\n" << global.w.transpose();
+    EXPECT_LE((W.row(0).transpose() - global.w).cwiseAbs().maxCoeff(), 2e-4) << loss_name(k) << "\n"
+                                                                             << W.row(0) << "\n"
+                                                                             << global.w.transpose();
     EXPECT_NEAR(local.fit_risk, global.risk, 1e-7 * (1 + global.risk)) << loss_name(k);
   }
 }
@@ -185,10 +187,10 @@ TEST(LocalAverage, FittedFunctionsRoundTripThroughTheirFile) {
   for (Eigen::Index i = 0; i < 30; ++i) fresh.row(i) << d.normal(), d.uniform();
   caulk::testing::TempDir dir;
   for (auto [f, b] : std::vector<std::pair<WeightFunctionKind, BasisKind>>{{WeightFunctionKind::SoftmaxLinear, BasisKind::Raw},
-                                                                          {WeightFunctionKind::SoftmaxLinear, BasisKind::Spline},
-                                                                          {WeightFunctionKind::SoftmaxLinear, BasisKind::Fourier},
-                                                                          {WeightFunctionKind::Mlp, BasisKind::Raw},
-                                                                          {WeightFunctionKind::Kernel, BasisKind::Raw}}) {
+                                                                           {WeightFunctionKind::SoftmaxLinear, BasisKind::Spline},
+                                                                           {WeightFunctionKind::SoftmaxLinear, BasisKind::Fourier},
+                                                                           {WeightFunctionKind::Mlp, BasisKind::Raw},
+                                                                           {WeightFunctionKind::Kernel, BasisKind::Raw}}) {
     LocalOptions o;
     o.function = f;
     o.basis = b;
@@ -239,7 +241,8 @@ TEST(LocalAverage, EachFoldComputedAloneGivesTheFitsCrossValidation) {
     WeightFunctionKind function;
     BasisKind basis;
   };
-  for (const Case c : {Case{"raw", WeightFunctionKind::SoftmaxLinear, BasisKind::Raw}, Case{"spline", WeightFunctionKind::SoftmaxLinear, BasisKind::Spline},
+  for (const Case c : {Case{"raw", WeightFunctionKind::SoftmaxLinear, BasisKind::Raw},
+                       Case{"spline", WeightFunctionKind::SoftmaxLinear, BasisKind::Spline},
                        Case{"mlp", WeightFunctionKind::Mlp, BasisKind::Raw}, Case{"kernel", WeightFunctionKind::Kernel, BasisKind::Raw}}) {
     LocalOptions o;
     o.function = c.function;
@@ -292,24 +295,33 @@ TEST(BadInput, ShapesLabelsAndNonFiniteValuesNameTheModel) {
     }
     return std::string("no error");
   };
-  EXPECT_THAT(message([&] { make_stack(TaskKind::Regression, {"alpha", "beta"}, {&a, &b}, &y, nullptr, "split 'val'"); }),
+  EXPECT_THAT(message([&] {
+                make_stack(TaskKind::Regression, {"alpha", "beta"}, {&a, &b}, &y, nullptr, "split 'val'");
+              }),
               HasSubstr("model 'beta' has 3 columns of predictions on split 'val' but model 'alpha' has 2"));
-  EXPECT_THAT(message([&] { make_stack(TaskKind::Regression, {"alpha", "gamma"}, {&a, &c}, &y, nullptr, "split 'val'"); }),
+  EXPECT_THAT(message([&] {
+                make_stack(TaskKind::Regression, {"alpha", "gamma"}, {&a, &c}, &y, nullptr, "split 'val'");
+              }),
               HasSubstr("model 'gamma' has 4 rows of predictions on split 'val' but the labels there have 5 rows"));
   Matrix nan = a;
   nan(3, 1) = std::numeric_limits<double>::quiet_NaN();
-  EXPECT_THAT(message([&] { make_stack(TaskKind::Regression, {"alpha", "delta"}, {&a, &nan}, &y, nullptr, "split 'val'"); }),
+  EXPECT_THAT(message([&] {
+                make_stack(TaskKind::Regression, {"alpha", "delta"}, {&a, &nan}, &y, nullptr, "split 'val'");
+              }),
               HasSubstr("model 'delta' has a non-finite prediction (nan) on split 'val' at row 3, column 1"));
   Matrix probs = Matrix::Constant(3, 2, 0.5), off = probs;
   off(1, 0) = 0.7;
   std::vector<int> labels{0, 1, 0}, short_labels{0, 1};
-  EXPECT_THAT(message([&] { make_stack(TaskKind::Classification, {"p", "q"}, {&probs, &off}, nullptr, &labels, "split 'val'"); }),
+  EXPECT_THAT(message([&] {
+                make_stack(TaskKind::Classification, {"p", "q"}, {&probs, &off}, nullptr, &labels, "split 'val'");
+              }),
               HasSubstr("model 'q': the probabilities of row 1 on split 'val' sum to 1.2"));
   EXPECT_THAT(message([&] { make_stack(TaskKind::Classification, {"p"}, {&probs}, nullptr, &short_labels, "split 'val'"); }),
               HasSubstr("model 'p' has 3 rows of predictions on split 'val' but the labels there have 2 rows"));
   const Stack s = avg::testing::random_regression(20, 2, 1, 31);
   LocalOptions o;
-  EXPECT_THAT(message([&] { fit_local_average(s, Matrix::Zero(19, 2), o); }), HasSubstr("the covariates have 19 rows but the predictions have 20"));
+  EXPECT_THAT(message([&] { fit_local_average(s, Matrix::Zero(19, 2), o); }),
+              HasSubstr("the covariates have 19 rows but the predictions have 20"));
   o.loss.kind = LossKind::CrossEntropy;
   EXPECT_THAT(message([&] { fit_local_average(s, Matrix::Zero(20, 2), o); }), HasSubstr("cross_entropy needs class probabilities"));
 }

@@ -88,7 +88,8 @@ TEST(Magnitudes, ConstantWeightsMallowsAndJackknifeDoNotDependOnTheScale) {
       const ConstantFit got = fit_constant_weights(s, given.for_scale(s.scale));
       EXPECT_LT((got.w - want.w).cwiseAbs().maxCoeff(), 1e-9) << what << ": " << got.w.transpose() << " vs " << want.w.transpose();
       const double risk = given.in_given_units(got.risk, s.scale);
-      const double expected = kind == LossKind::Squared || kind == LossKind::Huber ? std::ldexp(want.risk, 2 * e) : std::ldexp(want.risk, e);
+      const double expected =
+          kind == LossKind::Squared || kind == LossKind::Huber ? std::ldexp(want.risk, 2 * e) : std::ldexp(want.risk, e);
       // In the given units, the squared risks at 2^996 overflow (as the true ones do).
       if (e < 0 || kind == LossKind::Absolute || kind == LossKind::Pinball) {
         EXPECT_NEAR(risk / expected, 1.0, 1e-9) << what;
@@ -137,10 +138,11 @@ struct MagnitudeNodes : ::testing::Test {
     Matrix z(n, 1);
     for (int i = 0; i < n; ++i) z(i, 0) = d.uniform(-1, 1);
     io::write_npy(dir / "z.npy", z);
-    dir.write("m.toml", "[hub]\nname = \"h\"\nkind = \"regression\"\n"
-                        "[[model]]\nname = \"m0\"\npredictions = { val = \"m0.npy\" }\nparameters = 2\n"
-                        "[[model]]\nname = \"m1\"\npredictions = { val = \"m1.npy\" }\nparameters = 3\n"
-                        "[[model]]\nname = \"m2\"\npredictions = { val = \"m2.npy\" }\nparameters = 5\n");
+    dir.write("m.toml",
+              "[hub]\nname = \"h\"\nkind = \"regression\"\n"
+              "[[model]]\nname = \"m0\"\npredictions = { val = \"m0.npy\" }\nparameters = 2\n"
+              "[[model]]\nname = \"m1\"\npredictions = { val = \"m1.npy\" }\nparameters = 3\n"
+              "[[model]]\nname = \"m2\"\npredictions = { val = \"m2.npy\" }\nparameters = 5\n");
   }
   caulk::testing::CliResult run(const std::string& nodes, const std::string& out) {
     dir.write("p.toml", R"([pipeline]
@@ -157,8 +159,8 @@ params = { kind = "regression", labels = { val = "y.npy" }, covariates = { val =
     return caulk::testing::run_caulk({"run", (dir / "p.toml").string(), "--out", (dir / out).string()});
   }
   static std::string node(const std::string& id, const std::string& type, const std::string& params = "") {
-    return "[[node]]\nid = \"" + id + "\"\ntype = \"" + type + "\"\ninputs = { predictions = [\"load\"], data = \"data\" }\nparams = { " + params +
-           " }\n";
+    return "[[node]]\nid = \"" + id + "\"\ntype = \"" + type + "\"\ninputs = { predictions = [\"load\"], data = \"data\" }\nparams = { " +
+           params + " }\n";
   }
 };
 

@@ -91,8 +91,9 @@ TEST(Simplex, ActiveSetMatchesEnumerationOfSupports) {
       const Vector w = simplex_qp(H, c).w;
       const Vector expected = enumerate_supports(H, c);
       ASSERT_EQ(expected.size(), K);
-      EXPECT_LE((w - expected).cwiseAbs().maxCoeff(), 1e-8) << "K " << K << " trial " << trial << "\n" << w.transpose() << "\n"
-                                                             << expected.transpose();
+      EXPECT_LE((w - expected).cwiseAbs().maxCoeff(), 1e-8) << "K " << K << " trial " << trial << "\n"
+                                                            << w.transpose() << "\n"
+                                                            << expected.transpose();
     }
   }
 }

@@ -60,10 +60,10 @@ class DataChecks : public ::testing::Test {
   }
 
   void write_hub(const std::string& extra_alpha) {
-    dir_.write("hub.toml", "[hub]\nname = \"tiny\"\n\n[[model]]\nname = \"alpha\"\n"
-                           "features = { train = \"alpha_train.npy\", test = \"alpha_test.npy\" }\n" +
-                               extra_alpha +
-                               "\n[[model]]\nname = \"beta\"\nfeatures = { train = \"beta_train.npy\", test = \"beta_test.npy\" }\n");
+    dir_.write("hub.toml",
+               "[hub]\nname = \"tiny\"\n\n[[model]]\nname = \"alpha\"\n"
+               "features = { train = \"alpha_train.npy\", test = \"alpha_test.npy\" }\n" +
+                   extra_alpha + "\n[[model]]\nname = \"beta\"\nfeatures = { train = \"beta_train.npy\", test = \"beta_test.npy\" }\n");
   }
 
   // The pipeline: dataset, hub, a ranker with `ranker_params`, and a judge against truth.csv.
@@ -156,7 +156,8 @@ TEST_F(DataChecks, FifoIsNotARegularFileAndIsNeverOpened) {
 TEST_F(DataChecks, DeviceIsNotARegularFile) {
   CliResult r = run(pipeline(R"({ train = "labels_train.npy", test = "labels_test.npy" })", "rank.logme", "{}",
                              R"(, covariates = { train = "/dev/null", test = "labels_test.npy" })"));
-  expect_problem(r, at("\"/dev/null\""), "node 'task': parameter 'covariates': covariates /dev/null: not a regular file (a character device)");
+  expect_problem(r, at("\"/dev/null\""),
+                 "node 'task': parameter 'covariates': covariates /dev/null: not a regular file (a character device)");
 }
 
 TEST_F(DataChecks, FolderWhereAFileIsExpectedInAManifest) {
@@ -175,7 +176,8 @@ TEST_F(DataChecks, CsvWhereNpyIsNeededGetsTheConversionCommand) {
   expect_problem(r, at("\"inputs.csv\""),
                  "node 'task': parameter 'inputs': inputs " + path("inputs.csv") +
                      ": it is text (CSV with a header), not a .npy file; convert it with: /usr/bin/python3 -c \"import numpy as np; "
-                     "np.save('" + path("inputs.npy") + "', np.loadtxt('" + path("inputs.csv") +
+                     "np.save('" +
+                     path("inputs.npy") + "', np.loadtxt('" + path("inputs.csv") +
                      "', delimiter=',', skiprows=1))\" and name the .npy file here");
 }
 
@@ -215,8 +217,9 @@ TEST_F(DataChecks, SourceProbRowsDisagreeWithTheFeatures) {
 
 TEST_F(DataChecks, PredictionRowsDisagreeWithTheLabels) {
   dir_.write("alpha_pred.npy", probs(3));
-  dir_.write("preds.toml", "[hub]\nname = \"p\"\nkind = \"classification\"\n[[model]]\nname = \"alpha\"\n"
-                           "predictions = { test = \"alpha_pred.npy\" }\n");
+  dir_.write("preds.toml",
+             "[hub]\nname = \"p\"\nkind = \"classification\"\n[[model]]\nname = \"alpha\"\n"
+             "predictions = { test = \"alpha_pred.npy\" }\n");
   CliResult r = run(R"([pipeline]
 name = "checks"
 [[node]]
@@ -233,8 +236,8 @@ type = "eval.classification"
 inputs = { predictions = ["preds"], data = "task" }
 )");
   expect_problem(r, at("\"preds.toml\""),
-                 "node 'preds': parameter 'manifest': predictions on split 'test' (" + path("alpha_pred.npy") + ") have 3 rows but the labels (" +
-                     path("labels_test.npy") + ") have 4, which node 'judge' judges them against");
+                 "node 'preds': parameter 'manifest': predictions on split 'test' (" + path("alpha_pred.npy") +
+                     ") have 3 rows but the labels (" + path("labels_test.npy") + ") have 4, which node 'judge' judges them against");
 }
 
 TEST_F(DataChecks, SplitTheDataDoNotHave) {
@@ -271,7 +274,8 @@ TEST_F(DataChecks, UnknownManifestKeyWithSuggestion) {
   write_hub("sorce_probs = \"alpha_train.npy\"\n");
   CliResult r = run(pipeline());
   expect_problem(r, at("\"hub.toml\""),
-                 "node 'hub': parameter 'manifest': " + path("hub.toml") + ":7:1: model 'alpha': unknown key 'sorce_probs' (did you mean 'source_probs'?)");
+                 "node 'hub': parameter 'manifest': " + path("hub.toml") +
+                     ":7:1: model 'alpha': unknown key 'sorce_probs' (did you mean 'source_probs'?)");
 }
 
 TEST_F(DataChecks, UnknownModelInTheGroundTruthWithSuggestion) {
@@ -310,8 +314,9 @@ std::string merge_pipeline(const std::string& base) {
 TEST_F(DataChecks, MergeBaseThatIsNotAModelOfTheHub) {
   dir_.write("pre.safetensors", safetensors_image());
   dir_.write("tuned.safetensors", safetensors_image());
-  dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
-                          "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
+  dir_.write("ckpt.toml",
+             "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
+             "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
   CliResult r = run(merge_pipeline("pretrianed"));
   expect_problem(r, at("\"pretrianed\""),
                  "node 'merged': parameter 'base': no model 'pretrianed' among the checkpoints merged (did you mean 'pretrained'?)");
@@ -320,8 +325,9 @@ TEST_F(DataChecks, MergeBaseThatIsNotAModelOfTheHub) {
 TEST_F(DataChecks, MissingCheckpointWithDidYouMean) {
   dir_.write("pre.safetensors", safetensors_image());
   dir_.write("tuned.safetensors", safetensors_image());
-  dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
-                          "[[model]]\nname = \"tuned\"\ncheckpoint = \"tunned.safetensors\"\n");
+  dir_.write("ckpt.toml",
+             "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
+             "[[model]]\nname = \"tuned\"\ncheckpoint = \"tunned.safetensors\"\n");
   CliResult r = run(merge_pipeline("pretrained"));
   expect_problem(r, at("\"ckpt.toml\""),
                  "node 'ckpts': parameter 'manifest': " + path("ckpt.toml") + ":8:14: model 'tuned': checkpoint " +
@@ -332,12 +338,13 @@ TEST_F(DataChecks, ACheckpointThatIsNotSafetensorsIsSaidBeforeRunning) {
   dir_.write("pre.safetensors", safetensors_image());
   const std::string truncated = safetensors_image().substr(0, safetensors_image().size() - 2);
   dir_.write("tuned.safetensors", truncated);
-  dir_.write("ckpt.toml", "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
-                          "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
+  dir_.write("ckpt.toml",
+             "[hub]\nname = \"c\"\n[[model]]\nname = \"pretrained\"\ncheckpoint = \"pre.safetensors\"\n"
+             "[[model]]\nname = \"tuned\"\ncheckpoint = \"tuned.safetensors\"\n");
   CliResult r = run(merge_pipeline("pretrained"));
-  expect_problem(r, at("\"ckpt.toml\""),
-                 "node 'ckpts': parameter 'manifest': " + path("ckpt.toml") + ":8:14: model 'tuned': checkpoint " +
-                     path("tuned.safetensors") + ": ");
+  expect_problem(
+      r, at("\"ckpt.toml\""),
+      "node 'ckpts': parameter 'manifest': " + path("ckpt.toml") + ":8:14: model 'tuned': checkpoint " + path("tuned.safetensors") + ": ");
   EXPECT_THAT(r.err, HasSubstr("1 problem found"));
   // Text where a checkpoint is needed.
   dir_.write("tuned.safetensors", "name,value\nw,0\n");
@@ -391,12 +398,13 @@ TEST_F(DataChecks, AModelHubsFilesAndOnlyAreCheckedBeforeRunning) {
   CliResult r = run(model_hub_pipeline(R"({ manifest = "models.toml", only = ["cnn", "mpl"] })"));
   const std::string manifest_at = at("\"models.toml\"");
   expect_problem(r, manifest_at,
-                 "node 'embed': parameter 'manifest': " + path("models.toml") + ":4:11: model 'cnn': weights " +
-                     path("tuned.safetensors") + ": no such file");
-  EXPECT_THAT(r.err, HasSubstr(manifest_at + ": error: node 'embed': parameter 'manifest': " + path("models.toml") + ":8:14: model 'mlp': checkpoint " +
-                               path("mlp.safetensors") + ": no such file"));
+                 "node 'embed': parameter 'manifest': " + path("models.toml") + ":4:11: model 'cnn': weights " + path("tuned.safetensors") +
+                     ": no such file");
+  EXPECT_THAT(r.err, HasSubstr(manifest_at + ": error: node 'embed': parameter 'manifest': " + path("models.toml") +
+                               ":8:14: model 'mlp': checkpoint " + path("mlp.safetensors") + ": no such file"));
   EXPECT_THAT(r.err, HasSubstr("model 'none' must name exactly one of checkpoint, torchscript or onnx (0 given)"));
-  EXPECT_THAT(r.err, HasSubstr(at("[\"cnn\"") + ": error: node 'embed': parameter 'only': no model 'mpl' in the hub (did you mean 'mlp'?)"));
+  EXPECT_THAT(r.err,
+              HasSubstr(at("[\"cnn\"") + ": error: node 'embed': parameter 'only': no model 'mpl' in the hub (did you mean 'mlp'?)"));
   EXPECT_THAT(r.err, HasSubstr("4 problems found"));
 }
 

@@ -32,13 +32,14 @@ std::string rows_error(const std::string& model) {
 TEST(FailureCauses, UnitsWithOneCauseAreSaidOnceWithTheirNames) {
   const std::string m = caulk::unit_failures_message(
       "model", 5, {{"sharp-large", rows_error("sharp-large")}, {"blurry", rows_error("blurry")}, {"random", rows_error("random")}});
-  EXPECT_EQ(m, "3 of 5 models failed:\n  3 models ('sharp-large', 'blurry', 'random'): demo/features/<model>_train.npy: 600 rows of "
-               "features for split 'train' but the labels (demo/labels_train.npy) have 593");
+  EXPECT_EQ(m,
+            "3 of 5 models failed:\n  3 models ('sharp-large', 'blurry', 'random'): demo/features/<model>_train.npy: 600 rows of "
+            "features for split 'train' but the labels (demo/labels_train.npy) have 593");
 }
 
 TEST(FailureCauses, DifferentCausesStayApartAndAUnitIsNotNamedTwice) {
-  const std::string m = caulk::unit_failures_message(
-      "model", 3, {{"a", "model 'a': out of memory"}, {"b", rows_error("b")}, {"c", "disk full"}});
+  const std::string m =
+      caulk::unit_failures_message("model", 3, {{"a", "model 'a': out of memory"}, {"b", rows_error("b")}, {"c", "disk full"}});
   EXPECT_EQ(m, "3 of 3 models failed:\n  model 'a': out of memory\n  model 'b': " + rows_error("b") + "\n  model 'c': disk full");
 }
 
@@ -49,8 +50,8 @@ TEST(FailureCauses, ANameInsideALongerWordIsNotTakenForTheUnit) {
 }
 
 TEST(FailureCauses, NodesFailingForOneCauseAreCountedTogether) {
-  const std::string err = caulk::unit_failures_message("model", 5, {{"x", rows_error("x")}, {"y", rows_error("y")}, {"z", rows_error("z")},
-                                                                     {"u", rows_error("u")}});
+  const std::string err = caulk::unit_failures_message(
+      "model", 5, {{"x", rows_error("x")}, {"y", rows_error("y")}, {"z", rows_error("z")}, {"u", rows_error("u")}});
   auto causes = caulk::group_failures({{"logme", "rank.logme", err}, {"hscore", "rank.hscore", err}, {"task", "dataset.load", "boom"}});
   ASSERT_EQ(causes.size(), 2u);
   EXPECT_EQ(causes[0].units, 8u);
@@ -104,7 +105,8 @@ type = "report.html"
   EXPECT_EQ(count(r.err, "rows of features for split 'train'"), 1u) << r.err;
   EXPECT_TRUE(std::regex_search(r.err, std::regex(R"(have 593 \(in (5 models of 1 node|10 models of 2 nodes); models 'sharp-large')")))
       << r.err;
-  EXPECT_THAT(r.err, Not(HasSubstr("model 'sharp-large': " + (dir / "demo/features/sharp-large_train.npy").string() + ": model 'sharp-large'")));
+  EXPECT_THAT(r.err,
+              Not(HasSubstr("model 'sharp-large': " + (dir / "demo/features/sharp-large_train.npy").string() + ": model 'sharp-large'")));
   // run.json keeps each failed node's own error.
   auto run = nlohmann::json::parse(read_file(dir / "out" / "run.json"));
   EXPECT_THAT(run["nodes"]["logme"]["error"].get<std::string>(), HasSubstr("5 of 5 models failed"));

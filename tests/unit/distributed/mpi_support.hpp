@@ -31,7 +31,7 @@ inline std::string mpiexec() { return CAULK_MPIEXEC; }
 // sanitizers the variable is ignored.)
 inline std::string sanitizer_env() { return "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"; }
 
-#define CAULK_REQUIRE_MPI()                                                                                   \
+#define CAULK_REQUIRE_MPI()                                                                                    \
   do {                                                                                                         \
     if (::caulk::testing::mpiexec().empty()) GTEST_SKIP() << "caulk was built without Open MPI and Boost.MPI"; \
   } while (0)
@@ -42,8 +42,10 @@ inline std::string mpirun_command(int ranks, const std::vector<std::string>& arg
   if (::geteuid() == 0) cmd += " --allow-run-as-root";
   // Loopback only, TCP between ranks (no shared-memory or fabric transports), no core binding so
   // --jobs threads may use every core.
-  cmd += " --oversubscribe --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
-         " --mca pml ob1 -np " + std::to_string(ranks) + " " + shell_quote(caulk_binary().string());
+  cmd +=
+      " --oversubscribe --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo --mca oob_tcp_if_include lo"
+      " --mca pml ob1 -np " +
+      std::to_string(ranks) + " " + shell_quote(caulk_binary().string());
   for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
   return cmd;
 }
@@ -66,8 +68,7 @@ inline CliResult run_mpi(int ranks, const std::vector<std::string>& args) { retu
 // mpirun started in the background (its own process group), for tests that act while it runs.
 class BackgroundMpi {
  public:
-  BackgroundMpi(int ranks, const std::vector<std::string>& args, const std::filesystem::path& err_file,
-                const std::string& env = "") {
+  BackgroundMpi(int ranks, const std::vector<std::string>& args, const std::filesystem::path& err_file, const std::string& env = "") {
     // Appending, as a terminal or a pipe would take it: rank 0's last message goes straight to
     // mpirun's stderr when mpirun stops forwarding (see framework/mpi/mpi_session.cpp).
     const std::string cmd = mpirun_command(ranks, args, env) + " >/dev/null 2>>" + shell_quote(err_file.string());

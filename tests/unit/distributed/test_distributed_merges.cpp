@@ -56,10 +56,12 @@ struct MergesUnderMpi : ::testing::Test {
   }
   std::filesystem::path pipeline(const std::string& nodes) {
     std::string hub = "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n";
-    for (int i = 0; i < 3; ++i) hub += fmt::format("[[model]]\nname = \"m{0}\"\ncheckpoint = \"m{0}.safetensors\"\nfisher = \"m{0}.fisher.safetensors\"\n", i);
+    for (int i = 0; i < 3; ++i)
+      hub += fmt::format("[[model]]\nname = \"m{0}\"\ncheckpoint = \"m{0}.safetensors\"\nfisher = \"m{0}.fisher.safetensors\"\n", i);
     dir.write("hub.toml", hub);
-    return dir.write("p.toml", "[pipeline]\nname = \"merges\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"" +
-                                   (dir / "hub.toml").string() + "\" }\n" + nodes);
+    return dir.write("p.toml",
+                     "[pipeline]\nname = \"merges\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"" +
+                         (dir / "hub.toml").string() + "\" }\n" + nodes);
   }
 };
 

@@ -230,8 +230,9 @@ inputs = { checkpoints = ["a.checkpoints", "other.models"], data = "zoo.data" }
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'stability' (analysis.scale_stability) failed"));
   EXPECT_THAT(r.err, HasSubstr("1 of 2 models failed"));
-  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: model 'narrow' takes 6 inputs but the dataset's inputs have "
-                                                  "9 columns")))
+  EXPECT_TRUE(
+      std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: model 'narrow' takes 6 inputs but the dataset's inputs have "
+                                          "9 columns")))
       << r.err;
   const Json j = failed_run_json();
   EXPECT_EQ(j["nodes"]["stability"]["status"], "failed");
@@ -253,8 +254,7 @@ params = { splits = ["test"] }
   auto r = run_failing(p);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'outputs' (ensemble.predictions) failed"));
-  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: model 'narrow' takes 6 inputs")))
-      << r.err;
+  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: model 'narrow' takes 6 inputs"))) << r.err;
   EXPECT_EQ(failed_run_json()["nodes"]["outputs"]["status"], "failed");
 }
 

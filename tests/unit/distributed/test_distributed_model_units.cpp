@@ -96,7 +96,8 @@ inputs = { data = "zoo.data", models = "other.models" }
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'fisher' (analysis.fisher) failed"));
   EXPECT_THAT(r.err, HasSubstr("1 of 1 models failed"));
-  EXPECT_TRUE(std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: the model takes 6 inputs but split 'train' has 8 columns")))
+  EXPECT_TRUE(
+      std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: the model takes 6 inputs but split 'train' has 8 columns")))
       << r.err;
   const Json j = failed_run_json();
   EXPECT_EQ(j["nodes"]["fisher"]["status"], "failed");
@@ -152,7 +153,7 @@ type = "tune.btuning"
 inputs = {{ data = "subsets.data", models = "zoo.models", features = "features", scores = "logme" }}
 params = {{ only = ["student", "far"], k = 2, tau = 0.05, lambda = 50, suffix = ":bt", {} }}
 )",
-                                                                                   kTune)));
+                                                                                    kTune)));
   EXPECT_EQ(added_units(), 2u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
   for (const char* model : {"student", "far"}) {
     SCOPED_TRACE(model);
@@ -169,7 +170,7 @@ type = "tune.distill"
 inputs = {{ data = "subsets.data", models = "zoo.models", features = "features", scores = "logme" }}
 params = {{ only = ["student", "deep", "far"], k = 2, temperature = 2, alpha = 0.5, suffix = ":kd", {} }}
 )",
-                                                                                   kTune)));
+                                                                                    kTune)));
   EXPECT_EQ(added_units(), 3u) << many_["ranks"].dump() << " vs " << base_["ranks"].dump();
   for (const char* model : {"student", "deep", "far"}) {
     SCOPED_TRACE(model);
@@ -180,18 +181,19 @@ params = {{ only = ["student", "deep", "far"], k = 2, temperature = 2, alpha = 0
 
 TEST_F(ModelUnitsUnderMpi, ABTuningUnitThatThrowsFailsTheNodeNamingModelAndRank) {
   CAULK_REQUIRE_MPI();
-  const std::string p = std::string(kZoo) + kTeachers + kNarrowZoo + fmt::format(R"([[node]]
+  const std::string p = std::string(kZoo) + kTeachers + kNarrowZoo +
+                        fmt::format(R"([[node]]
 id = "bt"
 type = "tune.btuning"
 inputs = {{ data = "subsets.data", models = "other.models", features = "features", scores = "logme" }}
 params = {{ k = 2, {} }}
 )",
-                                                                                   kTune);
+                                    kTune);
   auto r = run_failing(p);
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'bt' (tune.btuning) failed"));
-  EXPECT_TRUE(std::regex_search(
-      r.err, std::regex("model 'narrow' on rank [0-2]: the model takes 6 inputs but split 'train_n40_s1' has 8 columns")))
+  EXPECT_TRUE(
+      std::regex_search(r.err, std::regex("model 'narrow' on rank [0-2]: the model takes 6 inputs but split 'train_n40_s1' has 8 columns")))
       << r.err;
   EXPECT_EQ(failed_run_json()["nodes"]["bt"]["status"], "failed");
 }

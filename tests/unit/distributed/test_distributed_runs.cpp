@@ -19,8 +19,8 @@ using Json = nlohmann::json;
 namespace {
 
 std::vector<std::string> run_args(const std::filesystem::path& pipeline, const std::filesystem::path& out, unsigned jobs) {
-  return {"--plugin-path", test_plugin("test_units").string(), "run", pipeline.string(), "--out", out.string(),
-          "--jobs", std::to_string(jobs)};
+  return {"--plugin-path",     test_plugin("test_units").string(), "run", pipeline.string(), "--out", out.string(), "--jobs",
+          std::to_string(jobs)};
 }
 
 // --------------------------------------------------------------------- a single process
@@ -29,8 +29,7 @@ std::vector<std::string> run_args(const std::filesystem::path& pipeline, const s
 // CLI finds mpirun's environment.
 TEST(SingleProcess, NeverLoadsMpi) {
   TempDir dir;
-  auto r = run_caulk({"run", (source_dir() / "pipelines" / "quickstart.toml").string(), "--out", (dir / "out").string()},
-                     "LD_DEBUG=libs");
+  auto r = run_caulk({"run", (source_dir() / "pipelines" / "quickstart.toml").string(), "--out", (dir / "out").string()}, "LD_DEBUG=libs");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("rankers.so")) << "LD_DEBUG shows the libraries the run loaded";
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("libcaulk_mpi")));
@@ -74,8 +73,7 @@ TEST_P(DemoUnderMpi, SameRunJsonOnOneTwoAndThreeProcesses) {
 // btuning also extract features (adapter.mlp) and tune (tune.peft; btuning also tune.btuning,
 // tune.distill and tune.top_ranked); sample_complexity tunes in eval.sample_complexity, merge
 // computes Fisher diagonals (analysis.fisher); what runs on rank 0 only must not change either.
-INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(demo_pipelines()),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Pipelines, DemoUnderMpi, ::testing::ValuesIn(demo_pipelines()), [](const auto& info) { return info.param; });
 
 TEST(DemoUnderMpi, WithTwoJobsPerRankEveryRankerUnitIsCountedOnceAndResultsAreTheSame) {
   CAULK_REQUIRE_MPI();
@@ -163,8 +161,8 @@ TEST(UnitsUnderMpi, ABatchsDatasetGoesToEachWorkerOnceNotWithEveryUnit) {
   ASSERT_GE(remote_units, 3u) << ranks.dump() << ": with 250 ms units on 3 ranks, the workers take several";
   const std::size_t labels = kRows * 4, sent = ranks["bytes_to_workers"].get<std::size_t>();
   EXPECT_GE(sent, workers_with_units * labels) << "each worker that ran a unit received the labels";
-  EXPECT_LT(sent, workers_with_units * labels + 64 * 1024) << ranks.dump() << ": the labels went with " << remote_units
-                                                           << " units instead of once per worker";
+  EXPECT_LT(sent, workers_with_units * labels + 64 * 1024)
+      << ranks.dump() << ": the labels went with " << remote_units << " units instead of once per worker";
 }
 
 // A pipeline that names its plugin itself ([pipeline] plugins) runs that plugin's units on every
@@ -194,8 +192,9 @@ TEST(UnitsUnderMpi, AUnitThrowingOnRankTwoFailsItsNodeNamingModelAndRank) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("node 'a' (test.slow_units) failed"));
   // One cause: said once, with the units it hit (caulk/failures.hpp), or under its one unit.
-  EXPECT_TRUE(std::regex_search(r.err, std::regex("(model 'u[0-9]+' on rank 2: this unit was told to fail on rank 2)|"
-                                                  "(this unit was told to fail on rank 2 \\(in [0-9]+ models of 1 node; models 'u[0-9]+' on rank 2)")))
+  EXPECT_TRUE(std::regex_search(
+      r.err, std::regex("(model 'u[0-9]+' on rank 2: this unit was told to fail on rank 2)|"
+                        "(this unit was told to fail on rank 2 \\(in [0-9]+ models of 1 node; models 'u[0-9]+' on rank 2)")))
       << r.err;
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("on rank 0: this unit")));
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("on rank 1: this unit")));
@@ -315,7 +314,9 @@ TEST(UnitsUnderMpi, RankZeroKilledMidUnitEndsTheRunWithAClearMessageWithinThirty
   // No worker outlives the job (each would otherwise sleep out its minute-long unit): mpirun's
   // SIGTERM, then SIGKILL, reaches them within seconds.
   const pid_t worker = wait_for_unit_on_rank(unit_dir, 1);
-  auto gone = [worker] { return ::kill(worker, 0) != 0 || read_file(fmt::format("/proc/{}/stat", worker)).find(") Z") != std::string::npos; };
+  auto gone = [worker] {
+    return ::kill(worker, 0) != 0 || read_file(fmt::format("/proc/{}/stat", worker)).find(") Z") != std::string::npos;
+  };
   for (int i = 0; i < 200 && !gone(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_TRUE(gone()) << "rank 1 (pid " << worker << ") still runs 10 s after the job ended";
 }
@@ -397,9 +398,10 @@ TEST(UnitsUnderMpi, AFrozenWorkerIsDeclaredLostAfterTheTimeoutAndTheRunEnds) {
 TEST(UnitsUnderMpi, AWorkerFrozenWhileIdleIsDeclaredLostAndTheRunStillFinishes) {
   CAULK_REQUIRE_MPI();
   TempDir dir;
-  auto p = write_pipeline(dir,
-                          "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 12, sleep_ms = 250 }\n"
-                          "[[node]]\nid = \"b\"\ntype = \"test.slow_units\"\ninputs = { after = \"a\" }\nparams = { units = 1, sleep_ms = 8000 }\n");
+  auto p = write_pipeline(
+      dir,
+      "[[node]]\nid = \"a\"\ntype = \"test.slow_units\"\nparams = { units = 12, sleep_ms = 250 }\n"
+      "[[node]]\nid = \"b\"\ntype = \"test.slow_units\"\ninputs = { after = \"a\" }\nparams = { units = 1, sleep_ms = 8000 }\n");
   const auto b_dir = dir / "out" / "b";
   BackgroundMpi job(3, run_args(p, dir / "out", 1), dir / "err", "CAULK_MPI_WORKER_TIMEOUT=3");
   int busy = -1;

@@ -110,7 +110,8 @@ TEST_F(NotAFile, FoldersDevicesAndSocketsAreNamedNotMissing) {
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, socket_path.c_str(), sizeof address.sun_path - 1);
   if (socket_path.string().size() < sizeof address.sun_path && ::bind(s, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
-    EXPECT_EQ(data_error_message([&] { caulk::io::read_text_file(socket_path); }), socket_path.string() + ": not a regular file (a socket)");
+    EXPECT_EQ(data_error_message([&] { caulk::io::read_text_file(socket_path); }),
+              socket_path.string() + ": not a regular file (a socket)");
   }
   ::close(s);
 }
@@ -127,22 +128,24 @@ TEST_F(NotAFile, CaulkNamesAFifoPipelineOrLabelsFileAndDoesNotHang) {
   EXPECT_EQ(r.exit_code, 2) << r.err;
   EXPECT_THAT(r.err, HasSubstr("fifo: error: not a regular file (a FIFO)"));
 
-  dir_.write("p.toml", "[pipeline]\nname = \"fifo\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
-                       "params = { labels = \"fifo\", kind = \"classification\" }\n");
-  r = run_captured("timeout 20 " + shell_quote(caulk_binary().string()) + " run " + shell_quote((dir_ / "p.toml").string()) +
-                   " --out " + shell_quote((dir_ / "out").string()));
+  dir_.write("p.toml",
+             "[pipeline]\nname = \"fifo\"\n[[node]]\nid = \"task\"\ntype = \"dataset.load\"\n"
+             "params = { labels = \"fifo\", kind = \"classification\" }\n");
+  r = run_captured("timeout 20 " + shell_quote(caulk_binary().string()) + " run " + shell_quote((dir_ / "p.toml").string()) + " --out " +
+                   shell_quote((dir_ / "out").string()));
   EXPECT_EQ(r.exit_code, 2) << r.err;  // the data check, before running
   EXPECT_THAT(r.err, HasSubstr("fifo: not a regular file (a FIFO)"));
-  r = run_captured("timeout 20 " + shell_quote(caulk_binary().string()) + " run " + shell_quote((dir_ / "p.toml").string()) +
-                   " --out " + shell_quote((dir_ / "out").string()) + " --no-data-check");
+  r = run_captured("timeout 20 " + shell_quote(caulk_binary().string()) + " run " + shell_quote((dir_ / "p.toml").string()) + " --out " +
+                   shell_quote((dir_ / "out").string()) + " --no-data-check");
   EXPECT_EQ(r.exit_code, 1) << r.err;  // the node itself, as it reads
   EXPECT_THAT(r.err, HasSubstr("fifo: not a regular file (a FIFO)"));
 }
 
 TEST_F(NotAFile, AManifestNamingAFolderOrADeviceSaysSo) {
   dir_.write("labels.npy", npy_i64({0, 1, 0, 1}));
-  dir_.write("p.toml", "[pipeline]\nname = \"dev\"\n[[node]]\nid = \"hub\"\ntype = \"adapter.precomputed\"\n"
-                       "params = { manifest = \"hub.toml\" }\n");
+  dir_.write("p.toml",
+             "[pipeline]\nname = \"dev\"\n[[node]]\nid = \"hub\"\ntype = \"adapter.precomputed\"\n"
+             "params = { manifest = \"hub.toml\" }\n");
   for (const auto& [features, problem] : std::vector<std::pair<std::string, std::string>>{
            {"folder", "not a regular file (a folder)"}, {"/dev/zero", "not a regular file (a character device)"}}) {
     dir_.write("hub.toml", "[hub]\nname = \"h\"\n[[model]]\nname = \"m\"\nfeatures = \"" + features + "\"\n");
@@ -229,8 +232,7 @@ TEST_F(ShardLinks, AShardLinkingOutOfItsFolderIsRefused) {
   fs::create_symlink("../private/weights.safetensors", dir_ / "model" / "shard.safetensors");
   const std::string message = data_error_message([&] { caulk::io::Checkpoint::open(dir_ / "model"); });
   EXPECT_THAT(message, HasSubstr("shard 'shard.safetensors' resolves (through a symbolic link) to " +
-                                 fs::canonical(dir_ / "private" / "weights.safetensors").string() +
-                                 ", outside the checkpoint's folder"));
+                                 fs::canonical(dir_ / "private" / "weights.safetensors").string() + ", outside the checkpoint's folder"));
 
   fs::remove(dir_ / "model" / "shard.safetensors");  // a linked folder on the way escapes too
   fs::create_directory_symlink("../private", dir_ / "model" / "sub");
@@ -257,8 +259,9 @@ TEST_F(ShardLinks, LinksInsideTheFolderAndTheHuggingFaceCacheLayoutAreRead) {
 
 TEST_F(ShardLinks, AShardThatIsAFolderOrAFifoIsNamed) {
   fs::create_directory(dir_ / "model" / "shard.safetensors");
-  EXPECT_THAT(data_error_message([&] { caulk::io::Checkpoint::open(dir_ / "model"); }),
-              HasSubstr("shard 'shard.safetensors' (" + (dir_ / "model" / "shard.safetensors").string() + "): not a regular file (a folder)"));
+  EXPECT_THAT(
+      data_error_message([&] { caulk::io::Checkpoint::open(dir_ / "model"); }),
+      HasSubstr("shard 'shard.safetensors' (" + (dir_ / "model" / "shard.safetensors").string() + "): not a regular file (a folder)"));
   fs::remove(dir_ / "model" / "shard.safetensors");
   ASSERT_EQ(::mkfifo((dir_ / "model" / "shard.safetensors").c_str(), 0600), 0);
   EXPECT_THAT(error_without_blocking(dir_ / "model" / "shard.safetensors", [&] { caulk::io::Checkpoint::open(dir_ / "model"); }),

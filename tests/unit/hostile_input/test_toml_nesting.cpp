@@ -91,9 +91,9 @@ TEST(TomlNesting, IsNotFooledIntoHidingDepth) {
   for (const std::string& prefix : {
            std::string("s = \"\"\"a\"\"\"\"\""),  // two quotes before the closing delimiter belong to the string
            std::string("s = '''a'''''"),
-           std::string("s = \"a\\\\\""),           // an escaped backslash, then the closing quote
-           std::string("s = 'a\\'"),               // no escapes in a literal string
-           std::string("s = \"unterminated"),     // a string ends at the end of its line
+           std::string("s = \"a\\\\\""),       // an escaped backslash, then the closing quote
+           std::string("s = 'a\\'"),           // no escapes in a literal string
+           std::string("s = \"unterminated"),  // a string ends at the end of its line
            std::string("a = [ # ]\n]"),
        }) {
     auto excess = find_toml_nesting_excess(prefix + deep, 20);
@@ -128,13 +128,13 @@ class RandomToml {
     for (int i = pick(0, 6); i > 0; --i) {
       const int kind = arrays_of_tables.empty() ? pick(0, 1) : pick(0, 4);
       std::string header;
-      if (kind == 0) header = "[" + dotted(pick(1, 4)) + "]";                       // a new table
-      if (kind == 1 || kind == 4) {                                                  // a new array of tables
+      if (kind == 0) header = "[" + dotted(pick(1, 4)) + "]";  // a new table
+      if (kind == 1 || kind == 4) {                            // a new array of tables
         const std::string path = (kind == 4 ? any_array() + (pick(0, 1) ? " . " : ".") : "") + dotted(pick(1, 3));
         arrays_of_tables.push_back(path);
         header = "[[" + path + "]]";
       }
-      if (kind == 2) header = "[[" + any_array() + "]]";                            // another element
+      if (kind == 2) header = "[[" + any_array() + "]]";                           // another element
       if (kind == 3) header = "[" + any_array() + "." + dotted(pick(1, 2)) + "]";  // a table in the last element
       text += (pick(0, 1) ? "  " : "") + header + (pick(0, 1) ? " # [x.y.z] \"" : "") + "\n";
       for (int j = pick(0, 3); j > 0; --j) text += key_value(pick(1, 3));
@@ -147,9 +147,12 @@ class RandomToml {
   std::string name() {
     const int n = counter_++;
     switch (pick(0, 2)) {
-      case 0: return "k" + std::to_string(n);
-      case 1: return "\"q.#[" + std::to_string(n) + "\"";
-      default: return "'l]" + std::to_string(n) + "'";
+      case 0:
+        return "k" + std::to_string(n);
+      case 1:
+        return "\"q.#[" + std::to_string(n) + "\"";
+      default:
+        return "'l]" + std::to_string(n) + "'";
     }
   }
   std::string dotted(int segments) {
@@ -159,12 +162,18 @@ class RandomToml {
   }
   std::string scalar() {
     switch (pick(0, 5)) {
-      case 0: return std::to_string(pick(-5, 5));
-      case 1: return "true";
-      case 2: return "\"s # [ { . \\\" '\"";
-      case 3: return "'lit \" [[ {{ a.b'";
-      case 4: return "\"\"\"\nmulti \"\" [[\n.a.b \"\"\"";
-      default: return "'''\nraw ' '' {{ '''";
+      case 0:
+        return std::to_string(pick(-5, 5));
+      case 1:
+        return "true";
+      case 2:
+        return "\"s # [ { . \\\" '\"";
+      case 3:
+        return "'lit \" [[ {{ a.b'";
+      case 4:
+        return "\"\"\"\nmulti \"\" [[\n.a.b \"\"\"";
+      default:
+        return "'''\nraw ' '' {{ '''";
     }
   }
   std::string value(int budget) {

@@ -49,21 +49,32 @@ TEST(TruncatedMapping, EveryMatrixReadSaysTheFileShrank) {
   TempDir dir;
   const fs::path file = dir.write("f.npy", features(1024, 1024));  // 4 MB
   const std::vector<std::function<void(const caulk::MatrixView&)>> reads = {
-      [](const caulk::MatrixView& v) { caulk::RowMatrix out; v.rows_to(0, v.rows(), out); },
-      [](const caulk::MatrixView& v) { caulk::Matrix out; v.rows_to(512, 512, out); },
+      [](const caulk::MatrixView& v) {
+        caulk::RowMatrix out;
+        v.rows_to(0, v.rows(), out);
+      },
+      [](const caulk::MatrixView& v) {
+        caulk::Matrix out;
+        v.rows_to(512, 512, out);
+      },
       [](const caulk::MatrixView& v) { v.to_double(); },
-      [](const caulk::MatrixView& v) { v.gather_rows({1000, 3}); },
+      [](const caulk::MatrixView& v) {
+        v.gather_rows({1000, 3});
+      },
       [](const caulk::MatrixView& v) { v(1023, 1023); },
-      [](const caulk::MatrixView& v) { std::size_t r, c; v.find_non_finite(r, c); },
+      [](const caulk::MatrixView& v) {
+        std::size_t r, c;
+        v.find_non_finite(r, c);
+      },
   };
   for (std::size_t i = 0; i < reads.size(); ++i) {
     dir.write("f.npy", features(1024, 1024));
     const auto array = caulk::io::NpyArray::open(file);
     const caulk::MatrixView view = array.matrix();
     truncate_to(file, 4096);  // the header and a few rows stay
-    EXPECT_EQ(data_error_message([&] { reads[i](view); }),
-              file.string() + ": " + kShrank + " (another program truncated or rewrote it?); what was read is not used. "
-                                               "Let it finish writing, then run again")
+    EXPECT_EQ(data_error_message([&] { reads[i](view); }), file.string() + ": " + kShrank +
+                                                               " (another program truncated or rewrote it?); what was read is not used. "
+                                                               "Let it finish writing, then run again")
         << "read " << i;
     EXPECT_TRUE(array.mapping()->shrunk());
   }

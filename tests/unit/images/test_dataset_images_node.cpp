@@ -107,8 +107,7 @@ TEST_F(DatasetImages, TensorHoldsThePixelsScaledAndNormalisedInSortedOrder) {
   for (int n = 0; n < 3; ++n)  // rows in sorted order: cat/a (0), cat/b (1), dog/c (2)
     for (int c = 0; c < 3; ++c)
       for (int y = 0; y < 4; ++y)
-        for (int x = 0; x < 6; ++x)
-          EXPECT_NEAR(v[((n * 3 + c) * 4 + y) * 6 + x], (pixel(n, y, x, c) / 255.0 - mean[c]) / std[c], 1e-6);
+        for (int x = 0; x < 6; ++x) EXPECT_NEAR(v[((n * 3 + c) * 4 + y) * 6 + x], (pixel(n, y, x, c) / 255.0 - mean[c]) / std[c], 1e-6);
 }
 
 TEST_F(DatasetImages, SameBytesWithOneOrTwoJobs) {
@@ -229,8 +228,9 @@ inputs = { features = "hub", data = "images.data" }
   dir_.write("f_train.npy", features(4));
   r = run(p, "again");
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_THAT(r.err, HasSubstr(at("\"pics/train\"") + ": error: node 'images': parameter 'splits': labels file " +
-                               (dir_ / "pics/train").string() + " has 3 rows for split 'train' but the features of every model of hub 'h' have 4"));
+  EXPECT_THAT(r.err,
+              HasSubstr(at("\"pics/train\"") + ": error: node 'images': parameter 'splits': labels file " + (dir_ / "pics/train").string() +
+                        " has 3 rows for split 'train' but the features of every model of hub 'h' have 4"));
 }
 
 TEST_F(DatasetImages, CorruptPngNamesTheFile) {
@@ -274,9 +274,9 @@ TEST_F(DatasetImages, MissingFolderIsReportedByCheckAtTheParameterWithASuggestio
   dir_.write("p.toml", pipeline(R"(splits = { train = "pics/train", test = "pics/tset" })"));
   auto r = run_caulk({"check", (dir_ / "p.toml").string()});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_THAT(r.err, HasSubstr(at("\"pics/tset\"") + ": error: node 'images': parameter 'splits': image folder or list file " +
-                               (dir_ / "pics/tset").string() + ": no such folder or file (did you mean '" + (dir_ / "pics/test").string() +
-                               "'?)"));
+  EXPECT_THAT(
+      r.err, HasSubstr(at("\"pics/tset\"") + ": error: node 'images': parameter 'splits': image folder or list file " +
+                       (dir_ / "pics/tset").string() + ": no such folder or file (did you mean '" + (dir_ / "pics/test").string() + "'?)"));
 }
 
 TEST_F(DatasetImages, ClassesThatDifferFromTrainAreReportedBeforeRunning) {

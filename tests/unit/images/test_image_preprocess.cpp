@@ -84,8 +84,8 @@ std::string error_of(const std::function<void()>& fn) {
 TEST(ImagePreprocess, ResizedSizeIsTorchvisionsShorterSideRule) {
   // torchvision: short -> size, long -> int(size * long / short).
   EXPECT_EQ(resized_size(4, 6, 2), std::make_pair(2, 3));
-  EXPECT_EQ(resized_size(6, 4, 3), std::make_pair(4, 3));   // int(3 * 6 / 4) = int(4.5) = 4
-  EXPECT_EQ(resized_size(5, 7, 3), std::make_pair(3, 4));   // int(21 / 5) = 4
+  EXPECT_EQ(resized_size(6, 4, 3), std::make_pair(4, 3));            // int(3 * 6 / 4) = int(4.5) = 4
+  EXPECT_EQ(resized_size(5, 7, 3), std::make_pair(3, 4));            // int(21 / 5) = 4
   EXPECT_EQ(resized_size(375, 500, 256), std::make_pair(256, 341));  // int(341.33)
   EXPECT_EQ(resized_size(8, 8, 3), std::make_pair(3, 3));
 }
@@ -149,7 +149,8 @@ TEST(ImagePreprocess, AreaDownscaleByTwoAveragesBlocks) {
   for (int c = 0; c < 3; ++c)
     for (int y = 0; y < 2; ++y)
       for (int x = 0; x < 2; ++x) {
-        const double mean = (pixel(2 * y, 2 * x, c) + pixel(2 * y, 2 * x + 1, c) + pixel(2 * y + 1, 2 * x, c) + pixel(2 * y + 1, 2 * x + 1, c)) / 4.0;
+        const double mean =
+            (pixel(2 * y, 2 * x, c) + pixel(2 * y, 2 * x + 1, c) + pixel(2 * y + 1, 2 * x, c) + pixel(2 * y + 1, 2 * x + 1, c)) / 4.0;
         EXPECT_NEAR(at(t, 2, 2, c, y, x), mean / 255.0, 1e-6);
       }
 }
@@ -222,15 +223,16 @@ TEST(ImageFolder, ClassesAreSortedFolderNamesAndHiddenOnesAreSkipped) {
   EXPECT_EQ(l.classes, (std::vector<std::string>{"10", "2", "a", "b"}));  // byte order, as Python's sorted()
   std::vector<std::pair<std::string, int>> got;
   for (const auto& e : l.images) got.emplace_back(e.file.lexically_relative(dir.path()).string(), e.label);
-  EXPECT_EQ(got, (std::vector<std::pair<std::string, int>>{{"10/q.png", 0}, {"2/q.png", 1}, {"a/x/deep.jpg", 2}, {"a/z.jpeg", 2},
-                                                           {"b/1.PNG", 3}, {"b/2.png", 3}}));
+  EXPECT_EQ(got, (std::vector<std::pair<std::string, int>>{
+                     {"10/q.png", 0}, {"2/q.png", 1}, {"a/x/deep.jpg", 2}, {"a/z.jpeg", 2}, {"b/1.PNG", 3}, {"b/2.png", 3}}));
 }
 
 TEST(ImageFolder, EmptyClassAndNoClassesAreErrorsNamingTheFolder) {
   TempDir dir;
   dir.write("a/1.png", png_bytes(known_rgb(2, 2)));
   fs::create_directories(dir / "b");
-  EXPECT_THAT(error_of([&] { list_image_folder(dir.path()); }), HasSubstr((dir / "b").string() + ": class 'b' holds no PNG or JPEG images"));
+  EXPECT_THAT(error_of([&] { list_image_folder(dir.path()); }),
+              HasSubstr((dir / "b").string() + ": class 'b' holds no PNG or JPEG images"));
   TempDir flat;
   flat.write("1.png", "x");
   EXPECT_THAT(error_of([&] { list_image_folder(flat.path()); }),
@@ -296,5 +298,6 @@ TEST(ImageClasses, ListsAloneGiveZeroToTheLargestLabelAndFoldersMustAgree) {
   EXPECT_EQ(shared_classes({{"train", train}, {"a", other}}, problems), train.classes);
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].first, "a");
-  EXPECT_THAT(problems[0].second, HasSubstr("ot: the classes of split 'a' differ from those of split 'train' (tr): missing 'dog' extra 'cow'"));
+  EXPECT_THAT(problems[0].second,
+              HasSubstr("ot: the classes of split 'a' differ from those of split 'train' (tr): missing 'dog' extra 'cow'"));
 }

@@ -25,7 +25,8 @@ TEST(LinearProbe, GradientMatchesFiniteDifferences) {
     Vector plus = p, minus = p, unused;
     plus[k] += 1e-6;
     minus[k] -= 1e-6;
-    const double numeric = (linear_probe_objective(X, y, 3, 0.05, plus, unused) - linear_probe_objective(X, y, 3, 0.05, minus, unused)) / 2e-6;
+    const double numeric =
+        (linear_probe_objective(X, y, 3, 0.05, plus, unused) - linear_probe_objective(X, y, 3, 0.05, minus, unused)) / 2e-6;
     EXPECT_NEAR(g[k], numeric, 1e-7) << "parameter " << k;
   }
 }

@@ -32,18 +32,22 @@ struct Shape {
 };
 
 inline const std::vector<Shape>& small_shapes() {
-  static const std::vector<Shape> s{{"layers.0.weight", {7, 5}}, {"layers.0.bias", {7}}, {"layers.1.weight", {3, 7}}, {"layers.1.bias", {3}},
-                                    {"norm.scale", {1}}};
+  static const std::vector<Shape> s{
+      {"layers.0.weight", {7, 5}}, {"layers.0.bias", {7}}, {"layers.1.weight", {3, 7}}, {"layers.1.bias", {3}}, {"norm.scale", {1}}};
   return s;
 }
 
 // The value as stored in `t` (so reference computations use exactly what the file holds).
 inline double stored(double x, DType t) {
   switch (t) {
-    case DType::F16: return io::f16_to_f32(io::f32_to_f16(static_cast<float>(x)));
-    case DType::BF16: return io::bf16_to_f32(io::f32_to_bf16(static_cast<float>(x)));
-    case DType::F32: return static_cast<float>(x);
-    default: return x;
+    case DType::F16:
+      return io::f16_to_f32(io::f32_to_f16(static_cast<float>(x)));
+    case DType::BF16:
+      return io::bf16_to_f32(io::f32_to_bf16(static_cast<float>(x)));
+    case DType::F32:
+      return static_cast<float>(x);
+    default:
+      return x;
   }
 }
 

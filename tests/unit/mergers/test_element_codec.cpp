@@ -67,7 +67,7 @@ TEST(ElementCodec, FloatEncodingRoundsToNearestEven) {
   std::normal_distribution<float> normal(0.f, 3.f);
   std::vector<float> in(300);
   for (auto& x : in) x = normal(rng);
-  in[0] = 1.0f + 0x1.0p-11f;  // an F16 tie: rounds to the even 1.0
+  in[0] = 1.0f + 0x1.0p-11f;      // an F16 tie: rounds to the even 1.0
   in[1] = 1.0f + 3 * 0x1.0p-11f;  // a tie that rounds up to the even 1 + 2^-9
   std::vector<std::uint16_t> f16(in.size()), bf16(in.size());
   encode(in.data(), in.size(), io::DType::F16, f16.data());
@@ -90,7 +90,7 @@ TEST(ElementCodec, DecodesEveryDtypeFromAnUnalignedOffset) {
     std::vector<float> as_float(3);
     decode(bytes.data() + 1, t, 1, 3, as_float.data());
     for (std::size_t i = 1; i < 4; ++i) {
-      const double want = t == io::DType::F16   ? io::f16_to_f32(io::f32_to_f16(static_cast<float>(values[i])))
+      const double want = t == io::DType::F16    ? io::f16_to_f32(io::f32_to_f16(static_cast<float>(values[i])))
                           : t == io::DType::BF16 ? io::bf16_to_f32(io::f32_to_bf16(static_cast<float>(values[i])))
                           : t == io::DType::F32  ? static_cast<float>(values[i])
                                                  : values[i];

@@ -67,7 +67,8 @@ TEST_F(Engine, DifferentShapesAndDtypesAreNamed) {
   expect_contains(open_error({{"alpha", dir / "a.safetensors", {}}, {"gamma", dir / "c.safetensors", {}}}),
                   {"is F32 in model 'alpha' but F16 in model 'gamma'"});
   // The base is checked too.
-  expect_contains(open_error({{"alpha", dir / "a.safetensors", {}}}, MergeModel{"pre", dir / "c.safetensors", {}}), {"the base 'pre'", "F16"});
+  expect_contains(open_error({{"alpha", dir / "a.safetensors", {}}}, MergeModel{"pre", dir / "c.safetensors", {}}),
+                  {"the base 'pre'", "F16"});
   // Integer tensors cannot be merged.
   io::write_safetensors(dir / "int.safetensors", {{"ids", DType::I64, {2}, std::vector<std::byte>(16)}});
   expect_contains(open_error({{"ints", dir / "int.safetensors", {}}}), {"tensor 'ids'", "model 'ints'", "I64"});
@@ -88,7 +89,8 @@ TEST_F(Engine, CorruptShardAndMissingShardAreNamed) {
   const Values as_stored = write_checkpoint(dir / "single.safetensors", v, DType::F32);
   // Sharded and single inputs merge alike.
   LinearMerge method(ones(2), true);
-  run_merge(MergeInputs::open({{"s", dir / "sharded", {}}, {"f", dir / "single.safetensors", {}}}, std::nullopt, false), method, dir / "o.safetensors", {});
+  run_merge(MergeInputs::open({{"s", dir / "sharded", {}}, {"f", dir / "single.safetensors", {}}}, std::nullopt, false), method,
+            dir / "o.safetensors", {});
   const Values got = read_checkpoint(dir / "o.safetensors");
   EXPECT_EQ(got, as_stored);  // the average of two copies of the same values
 
@@ -215,7 +217,8 @@ TEST_F(Engine, UnalignedAndMixedDtypeTensorsAreRead) {
   const std::vector<Shape> shapes{{"a", {3}}, {"b", {5}}};
   auto make = [&](const std::string& name, std::uint64_t seed) {
     const Values v = random_values(seed, 1.0, nullptr, shapes);
-    std::vector<io::Tensor> t{{"a", DType::F16, {3}, encode_values(v.at("a"), DType::F16)}, {"b", DType::F32, {5}, encode_values(v.at("b"), DType::F32)}};
+    std::vector<io::Tensor> t{{"a", DType::F16, {3}, encode_values(v.at("a"), DType::F16)},
+                              {"b", DType::F32, {5}, encode_values(v.at("b"), DType::F32)}};
     io::write_safetensors(dir / name, t);
     return read_checkpoint(dir / name);
   };
@@ -225,7 +228,8 @@ TEST_F(Engine, UnalignedAndMixedDtypeTensorsAreRead) {
     MergeOptions o;
     o.precision = p;
     o.overwrite = true;
-    run_merge(MergeInputs::open({{"x", dir / "x.safetensors", {}}, {"y", dir / "y.safetensors", {}}}, std::nullopt, false), method, dir / "o.safetensors", o);
+    run_merge(MergeInputs::open({{"x", dir / "x.safetensors", {}}, {"y", dir / "y.safetensors", {}}}, std::nullopt, false), method,
+              dir / "o.safetensors", o);
     const Values got = read_checkpoint(dir / "o.safetensors");
     EXPECT_EQ(dtype_of(dir / "o.safetensors", "a"), DType::F16);
     EXPECT_EQ(dtype_of(dir / "o.safetensors", "b"), DType::F32);

@@ -81,15 +81,15 @@ constexpr double kFloatSlack = 2e-6;
 TEST_F(Fixture, LinearIsTheWeightedAverageInEveryDtype) {
   const std::vector<double> w{1.0, 2.0, 0.5};
   for (DType in : kDtypes)
-    for (std::optional<DType> out : {std::optional<DType>{}, std::optional{DType::F32}, std::optional{DType::F16}, std::optional{DType::BF16}}) {
+    for (std::optional<DType> out :
+         {std::optional<DType>{}, std::optional{DType::F32}, std::optional{DType::F16}, std::optional{DType::BF16}}) {
       make(in);
       LinearMerge method(constants(w), true);
       MergeOptions o;
       o.output_dtype = out;
       const Values got = run(method, false, o);
-      const Values want = reference([&](const std::vector<double>& x, double, const std::string&) {
-        return (w[0] * x[0] + w[1] * x[1] + w[2] * x[2]) / 3.5;
-      });
+      const Values want = reference(
+          [&](const std::vector<double>& x, double, const std::string&) { return (w[0] * x[0] + w[1] * x[1] + w[2] * x[2]) / 3.5; });
       const std::string what = std::string(io::dtype_name(in)) + " -> " + std::string(io::dtype_name(out.value_or(in)));
       expect_close(got, want, out.value_or(in), kFloatSlack, what);
       EXPECT_EQ(dtype_of(dir / (numbered("out-", counter - 1) + ".safetensors"), "layers.0.weight"), out.value_or(in)) << what;
@@ -101,12 +101,13 @@ TEST_F(Fixture, UniformSoupAndUnnormalisedSumInDouble) {
   LinearMerge soup(constants({1, 1, 1}), true);
   MergeOptions o;
   o.precision = Precision::F64;
-  expect_close(run(soup, false, o), reference([](const std::vector<double>& x, double, const std::string&) { return (x[0] + x[1] + x[2]) / 3; }),
-               DType::F64, 1e-15, "soup");
+  expect_close(run(soup, false, o),
+               reference([](const std::vector<double>& x, double, const std::string&) { return (x[0] + x[1] + x[2]) / 3; }), DType::F64,
+               1e-15, "soup");
   LinearMerge sum(constants({0.5, -1, 2}), false);
   expect_close(run(sum, false, o),
-               reference([](const std::vector<double>& x, double, const std::string&) { return 0.5 * x[0] - x[1] + 2 * x[2]; }), DType::F64, 1e-14,
-               "sum");
+               reference([](const std::vector<double>& x, double, const std::string&) { return 0.5 * x[0] - x[1] + 2 * x[2]; }), DType::F64,
+               1e-14, "sum");
 }
 
 TEST_F(Fixture, PerTensorRulesChooseWeights) {
@@ -175,7 +176,8 @@ TEST_F(Fixture, TiesTrimsElectsAndAveragesInEveryDtypeAndChunking) {
         TiesMerge method(constants(w), TensorParameter(density), TensorParameter(0.9));
         MergeOptions o;
         o.chunk_elements = chunk;
-        const std::string what = std::string(io::dtype_name(in)) + " density " + std::to_string(density) + " chunk " + std::to_string(chunk);
+        const std::string what =
+            std::string(io::dtype_name(in)) + " density " + std::to_string(density) + " chunk " + std::to_string(chunk);
         // The float reference computes d in float as the engine does, so the top-k sets agree.
         expect_close(run(method, true, o), ties_reference(base, models, w, density, 0.9), in, 4 * kFloatSlack, what);
       }

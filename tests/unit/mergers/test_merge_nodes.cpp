@@ -20,11 +20,14 @@ struct Nodes : ::testing::Test {
     b = write_checkpoint(dir / "b.safetensors", random_values(3, 0.1, &raw), DType::F32);
   }
   void manifest(const std::string& extra = "") {
-    dir.write("hub.toml", "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n" + extra +
-                              "[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\n[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\n");
+    dir.write("hub.toml",
+              "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n" + extra +
+                  "[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\n[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\n");
   }
   caulk::testing::CliResult run(const std::string& nodes) {
-    dir.write("p.toml", "[pipeline]\nname = \"t\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"hub.toml\" }\n" + nodes);
+    dir.write(
+        "p.toml",
+        "[pipeline]\nname = \"t\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"hub.toml\" }\n" + nodes);
     return run_caulk({"run", (dir / "p.toml").string(), "--out", (dir / "out").string()});
   }
 };
@@ -77,8 +80,9 @@ TEST_F(Nodes, ManifestWithFisherFiles) {
 }
 
 TEST_F(Nodes, TwoBasesAreRefusedWithTheirLocations) {
-  dir.write("hub.toml", "[hub]\nname = \"t\"\n[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\nbase = true\n"
-                        "[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\nbase = true\n");
+  dir.write("hub.toml",
+            "[hub]\nname = \"t\"\n[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\nbase = true\n"
+            "[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\nbase = true\n");
   const auto r = run("[[node]]\nid = \"m\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\n");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("at most one base"), std::string::npos) << r.err;
@@ -88,7 +92,8 @@ TEST_F(Nodes, TwoBasesAreRefusedWithTheirLocations) {
 TEST_F(Nodes, AnExistingOutputStaysUntouched) {
   manifest();
   dir.write("out/taken.safetensors", "keep me");
-  const auto r = run("[[node]]\nid = \"m\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\nparams = { output = \"taken.safetensors\" }\n");
+  const auto r = run(
+      "[[node]]\nid = \"m\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\nparams = { output = \"taken.safetensors\" }\n");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("already exists; set overwrite = true"), std::string::npos) << r.err;
   EXPECT_EQ(caulk::testing::read_file(dir / "out" / "taken.safetensors"), "keep me");
@@ -96,11 +101,13 @@ TEST_F(Nodes, AnExistingOutputStaysUntouched) {
 
 TEST_F(Nodes, BadRulesAreCaughtBeforeRunning) {
   manifest();
-  const auto r = run("[[node]]\nid = \"m\"\ntype = \"merge.ties\"\ninputs = { checkpoints = \"load\" }\n"
-                     "params = { density = [{ match = \"re:layers.(\", value = 0.5 }] }\n");
+  const auto r =
+      run("[[node]]\nid = \"m\"\ntype = \"merge.ties\"\ninputs = { checkpoints = \"load\" }\n"
+          "params = { density = [{ match = \"re:layers.(\", value = 0.5 }] }\n");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("regular expression"), std::string::npos) << r.err;
-  const auto unknown = run("[[node]]\nid = \"m\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\nparams = { weights = { zz = 1 } }\n");
+  const auto unknown =
+      run("[[node]]\nid = \"m\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\nparams = { weights = { zz = 1 } }\n");
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("names model 'zz'"), std::string::npos) << unknown.err;
 }

@@ -108,7 +108,8 @@ struct AgainstMergekit : OneTensor {
     io::write_npy(folder / "weights.npy", weights);
     io::write_npy(folder / "models.npy", m);
     if (keep) io::write_npy(folder / "keep.npy", *keep);
-    dir.write(fs::relative(folder / "case.txt", dir.path()).string(), fmt::format("{} {} {}\n", method, density, normalize ? "true" : "false"));
+    dir.write(fs::relative(folder / "case.txt", dir.path()).string(),
+              fmt::format("{} {} {}\n", method, density, normalize ? "true" : "false"));
     return folder;
   }
   // Runs mergekit_formula.py on every case folder (one process).
@@ -141,7 +142,8 @@ TEST_F(AgainstMergekit, TiesDareAndTaskArithmeticMatchItsFormulaForBothNormalize
   const double density = 0.6;
   Matrix keep(3, static_cast<Eigen::Index>(size));
   for (int i = 0; i < 3; ++i)
-    for (std::size_t j = 0; j < size; ++j) keep(i, static_cast<Eigen::Index>(j)) = DareMerge::draw(5, "t", numbered("m", i), j) < density ? 1 : 0;
+    for (std::size_t j = 0; j < size; ++j)
+      keep(i, static_cast<Eigen::Index>(j)) = DareMerge::draw(5, "t", numbered("m", i), j) < density ? 1 : 0;
 
   std::vector<std::pair<std::string, std::vector<double>>> caulk_merges;
   std::vector<fs::path> cases;
@@ -201,9 +203,10 @@ TEST_F(OneTensor, FisherFloorModesAndNormalisationByHand) {
     MergeOptions o;
     o.precision = Precision::F64;
     const fs::path out = dir / (numbered("fisher", ++n) + ".safetensors");
-    run_merge(MergeInputs::open({{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", dir / "fb.safetensors"}},
-                                std::nullopt, true),
-              m, out, o);
+    run_merge(
+        MergeInputs::open({{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", dir / "fb.safetensors"}},
+                          std::nullopt, true),
+        m, out, o);
     return read_checkpoint(out).at("t");
   };
   using Mode = FisherMerge::FloorMode;
@@ -327,10 +330,12 @@ TEST(MergeNodeDefaults, DensityWeightsNormalizeAndTheFirstModelAsDocumented) {
   const Values raw = random_values(1, 1.0);
   write_checkpoint(dir / "base.safetensors", raw, DType::F32);
   for (int i = 0; i < 3; ++i) write_checkpoint(dir / numbered("m", i).append(".safetensors"), random_values(2 + i, 0.3, &raw), DType::F32);
-  dir.write("hub.toml", "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n"
-                        "[[model]]\nname = \"m1\"\ncheckpoint = \"m1.safetensors\"\n[[model]]\nname = \"m0\"\ncheckpoint = \"m0.safetensors\"\n"
-                        "[[model]]\nname = \"m2\"\ncheckpoint = \"m2.safetensors\"\n");
-  std::string nodes = "[pipeline]\nname = \"defaults\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"hub.toml\" }\n";
+  dir.write("hub.toml",
+            "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n"
+            "[[model]]\nname = \"m1\"\ncheckpoint = \"m1.safetensors\"\n[[model]]\nname = \"m0\"\ncheckpoint = \"m0.safetensors\"\n"
+            "[[model]]\nname = \"m2\"\ncheckpoint = \"m2.safetensors\"\n");
+  std::string nodes =
+      "[pipeline]\nname = \"defaults\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"hub.toml\" }\n";
   auto node = [&](const std::string& id, const std::string& type, const std::string& params) {
     nodes += "[[node]]\nid = \"" + id + "\"\ntype = \"" + type + "\"\ninputs = { checkpoints = \"load\" }\nparams = { output = \"" + id +
              ".safetensors\"" + (params.empty() ? "" : ", " + params) + " }\n";
@@ -352,10 +357,12 @@ TEST(MergeNodeDefaults, DensityWeightsNormalizeAndTheFirstModelAsDocumented) {
   EXPECT_NE(tensors("dare"), tensors("dare_other"));
 
   // SLERP: t = 0 is the first model on `checkpoints` (the manifest's order, base left out): m1.
-  dir.write("s.toml", "[pipeline]\nname = \"s\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"h2.toml\" }\n"
-                      "[[node]]\nid = \"s\"\ntype = \"merge.slerp\"\ninputs = { checkpoints = \"load\" }\nparams = { t = 0.0 }\n");
-  dir.write("h2.toml", "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n"
-                       "[[model]]\nname = \"m1\"\ncheckpoint = \"m1.safetensors\"\n[[model]]\nname = \"m0\"\ncheckpoint = \"m0.safetensors\"\n");
+  dir.write("s.toml",
+            "[pipeline]\nname = \"s\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"h2.toml\" }\n"
+            "[[node]]\nid = \"s\"\ntype = \"merge.slerp\"\ninputs = { checkpoints = \"load\" }\nparams = { t = 0.0 }\n");
+  dir.write("h2.toml",
+            "[hub]\nname = \"t\"\n[[model]]\nname = \"base\"\ncheckpoint = \"base.safetensors\"\nbase = true\n"
+            "[[model]]\nname = \"m1\"\ncheckpoint = \"m1.safetensors\"\n[[model]]\nname = \"m0\"\ncheckpoint = \"m0.safetensors\"\n");
   const auto s = caulk::testing::run_caulk({"run", (dir / "s.toml").string(), "--out", (dir / "out2").string()});
   ASSERT_EQ(s.exit_code, 0) << s.err;
   EXPECT_THAT(s.err, HasSubstr("'base' is the base; this method uses no base"));

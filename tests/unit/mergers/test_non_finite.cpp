@@ -72,7 +72,10 @@ std::vector<std::pair<std::string, std::function<std::unique_ptr<MergeMethod>()>
       {"linear", [] { return std::make_unique<LinearMerge>(ones(2), true); }},
       {"task_arithmetic", [] { return std::make_unique<TaskArithmeticMerge>(ones(2), TensorParameter(1.0), false); }},
       {"ties", [] { return std::make_unique<TiesMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0)); }},
-      {"dare", [] { return std::make_unique<DareMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Linear, false, 1); }},
+      {"dare",
+       [] {
+         return std::make_unique<DareMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Linear, false, 1);
+       }},
       {"dare_ties",
        [] { return std::make_unique<DareMerge>(ones(2), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Ties, false, 1); }},
       {"slerp", [] { return std::make_unique<SlerpMerge>(TensorParameter(0.5)); }},
@@ -128,7 +131,8 @@ TEST_F(NonFinite, TheBaseIsCheckedToo) {
   write_checkpoint(dir / "base.safetensors", base, DType::F32);
   TaskArithmeticMerge method(ones(2), TensorParameter(1.0), false);
   const std::string message = merge(method, {});
-  EXPECT_THAT(message, HasSubstr((dir / "base.safetensors").string() + ": the base 'base': tensor 'norm.scale', element 0 (index [0]) is NaN"));
+  EXPECT_THAT(message,
+              HasSubstr((dir / "base.safetensors").string() + ": the base 'base': tensor 'norm.scale', element 0 (index [0]) is NaN"));
   // Linear merging has no base: the same inputs merge.
   LinearMerge linear(ones(2), true);
   EXPECT_EQ(merge(linear, {}), "");
@@ -158,8 +162,9 @@ TEST_F(NonFinite, AMergedValueThatOverflowsIsRefused) {
   write_checkpoint(dir / "m0.safetensors", m0, DType::F32);
   LinearMerge sum(ones(2), false);
   bool written = true;
-  EXPECT_THAT(merge(sum, {}, &written), HasSubstr("linear: tensor 'layers.1.weight', element 4 (index [0, 4]): the merged value is inf although "
-                                                  "every input is finite"));
+  EXPECT_THAT(merge(sum, {}, &written),
+              HasSubstr("linear: tensor 'layers.1.weight', element 4 (index [0, 4]): the merged value is inf although "
+                        "every input is finite"));
   EXPECT_FALSE(written);
   // In double the sum is finite, but the output (F32, the inputs' dtype) cannot hold it; F64 can.
   MergeOptions f64;
@@ -182,8 +187,9 @@ TEST_F(NonFinite, ANarrowOutputDtypeThatCannotHoldTheValueIsRefused) {
   MergeOptions o;
   o.output_dtype = DType::F16;
   bool written = true;
-  EXPECT_THAT(merge(soup, o, &written), HasSubstr("linear: tensor 'layers.0.bias', element 1 (index [1]): the merged value 70000 is beyond the "
-                                                  "range of the output dtype F16"));
+  EXPECT_THAT(merge(soup, o, &written),
+              HasSubstr("linear: tensor 'layers.0.bias', element 1 (index [1]): the merged value 70000 is beyond the "
+                        "range of the output dtype F16"));
   EXPECT_FALSE(written);
   o.allow_non_finite = true;
   EXPECT_EQ(merge(soup, o), "");
@@ -216,8 +222,9 @@ TEST_F(NonFinite, ANonFiniteFisherValueIsNamedWhenTheNormIsTaken) {
   f.at("layers.1.weight")[3] = kNaN;
   write_checkpoint(dir / "f.safetensors", f, DType::F32);
   FisherMerge method(ones(2), 1e-6, FisherMerge::FloorMode::Max, true);
-  EXPECT_THAT(merge(method, {}), HasSubstr((dir / "f.safetensors").string() + ": the Fisher of model 'm0': tensor 'layers.1.weight', element 3 "
-                                                                                "(index [0, 3]): Fisher value NaN"));
+  EXPECT_THAT(merge(method, {}),
+              HasSubstr((dir / "f.safetensors").string() + ": the Fisher of model 'm0': tensor 'layers.1.weight', element 3 "
+                                                           "(index [0, 3]): Fisher value NaN"));
 }
 
 TEST(NonFiniteScan, FindsTheFirstAndOnlyNonFiniteValues) {
@@ -248,17 +255,20 @@ TEST(NonFiniteNodes, AMergeNodeRefusesAndTheParameterAllows) {
   b.at("layers.0.weight")[9] = kNaN;
   write_checkpoint(dir / "a.safetensors", random_values(2, 0.1, &raw), DType::F32);
   write_checkpoint(dir / "b.safetensors", b, DType::F32);
-  dir.write("hub.toml", "[hub]\nname = \"t\"\n[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\n"
-                        "[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\n");
+  dir.write("hub.toml",
+            "[hub]\nname = \"t\"\n[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\n"
+            "[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\n");
   auto run = [&](const std::string& params, const std::string& out) {
-    dir.write("p.toml", "[pipeline]\nname = \"t\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"hub.toml\" }\n"
-                        "[[node]]\nid = \"soup\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\nparams = { " +
-                            params + " }\n");
+    dir.write("p.toml",
+              "[pipeline]\nname = \"t\"\n[[node]]\nid = \"load\"\ntype = \"checkpoint.load\"\nparams = { manifest = \"hub.toml\" }\n"
+              "[[node]]\nid = \"soup\"\ntype = \"merge.linear\"\ninputs = { checkpoints = \"load\" }\nparams = { " +
+                  params + " }\n");
     return caulk::testing::run_caulk({"run", (dir / "p.toml").string(), "--out", (dir / out).string()});
   };
   auto r = run("", "refused");
   EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_THAT(r.err, HasSubstr((dir / "b.safetensors").string() + ": model 'b': tensor 'layers.0.weight', element 9 (index [1, 4]) is NaN"));
+  EXPECT_THAT(r.err,
+              HasSubstr((dir / "b.safetensors").string() + ": model 'b': tensor 'layers.0.weight', element 9 (index [1, 4]) is NaN"));
   EXPECT_FALSE(fs::exists(dir / "refused" / "soup" / "soup.safetensors"));
   r = run("allow_non_finite = true", "allowed");
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -153,7 +153,8 @@ TEST_F(TwoModels, EqualFisherGivesTheWeightedAverage) {
   FisherMerge method(constants({1.0, 3.0}), 1e-6, FisherMerge::FloorMode::Max, false);
   MergeOptions o;
   o.precision = Precision::F64;
-  const Values got = merge(method, {{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", dir / "fb.safetensors"}}, o, true);
+  const Values got =
+      merge(method, {{"a", dir / "a.safetensors", dir / "fa.safetensors"}, {"b", dir / "b.safetensors", dir / "fb.safetensors"}}, o, true);
   Values want;
   for (const auto& [name, v] : x0)
     for (std::size_t j = 0; j < v.size(); ++j) want[name].push_back((v[j] + 3 * x1.at(name)[j]) / 4);
@@ -179,7 +180,8 @@ TEST_F(TwoModels, AnEntryWithoutFisherMassComesFromTheOthers) {
   for (double floor : {0.0, 1e-6}) {
     FisherMerge method(constants({1, 1, 1}), floor, FisherMerge::FloorMode::Max, false);
     const Values got = merge(method, models, o, true);
-    for (auto [name, j] : {std::pair{std::string("layers.0.weight"), std::size_t{4}}, std::pair{std::string("layers.1.bias"), std::size_t{0}}}) {
+    for (auto [name, j] :
+         {std::pair{std::string("layers.0.weight"), std::size_t{4}}, std::pair{std::string("layers.1.bias"), std::size_t{0}}}) {
       const double b = fb.at(name)[j], c = fc.at(name)[j];
       const double from_others = (b * x1.at(name)[j] + c * x2.at(name)[j]) / (b + c);
       // With a floor, model a keeps weight floor / (b + c + floor) in this entry.
@@ -195,7 +197,8 @@ TEST_F(TwoModels, AnEntryWithoutFisherMassComesFromTheOthers) {
   write_checkpoint(dir / "fc.safetensors", zero_c, DType::F64);
   FisherMerge method(constants({1, 1, 2}), 0.0, FisherMerge::FloorMode::Max, false);
   const Values got = merge(method, models, o, true);
-  EXPECT_NEAR(got.at("layers.0.weight")[4], (x0.at("layers.0.weight")[4] + x1.at("layers.0.weight")[4] + 2 * x2.at("layers.0.weight")[4]) / 4, 1e-15);
+  EXPECT_NEAR(got.at("layers.0.weight")[4],
+              (x0.at("layers.0.weight")[4] + x1.at("layers.0.weight")[4] + 2 * x2.at("layers.0.weight")[4]) / 4, 1e-15);
 }
 
 TEST_F(TwoModels, NegativeFisherIsAnErrorAndLeavesNoOutput) {

@@ -80,12 +80,23 @@ struct StagedMerges : ::testing::Test {
 
 TEST_F(StagedMerges, EveryMethodWritesTheSameBytesFileByFileAsInOneGo) {
   const std::vector<std::pair<std::string, std::function<std::unique_ptr<MergeMethod>()>>> methods{
-      {"linear", [] { return std::make_unique<LinearMerge>(weights({1, 2, 3}), true); }},
-      {"ties", [] { return std::make_unique<TiesMerge>(weights({1, 1, 2}), TensorParameter(0.4), TensorParameter(0.9)); }},
-      {"dare", [] {
-         return std::make_unique<DareMerge>(weights({1, 1, 1}), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Ties, false, 7);
+      {"linear",
+       [] {
+         return std::make_unique<LinearMerge>(weights({1, 2, 3}), true);
        }},
-      {"fisher", [] { return std::make_unique<FisherMerge>(weights({1, 2, 1}), 1e-6, FisherMerge::FloorMode::Max, true); }},
+      {"ties",
+       [] {
+         return std::make_unique<TiesMerge>(weights({1, 1, 2}), TensorParameter(0.4), TensorParameter(0.9));
+       }},
+      {"dare",
+       [] {
+         return std::make_unique<DareMerge>(weights({1, 1, 1}), TensorParameter(0.5), TensorParameter(1.0), DareMerge::Combine::Ties, false,
+                                            7);
+       }},
+      {"fisher",
+       [] {
+         return std::make_unique<FisherMerge>(weights({1, 2, 1}), 1e-6, FisherMerge::FloorMode::Max, true);
+       }},
       {"slerp", [] { return std::make_unique<SlerpMerge>(TensorParameter(0.3)); }},
   };
   for (const auto& [name, make] : methods) {
@@ -104,7 +115,8 @@ TEST_F(StagedMerges, EveryMethodWritesTheSameBytesFileByFileAsInOneGo) {
       // One file: a single unit.
       whole(make, dir / (tag + "-whole.safetensors"), o);
       staged(make, dir / (tag + "-staged.safetensors"), o);
-      EXPECT_EQ(caulk::testing::read_file(dir / (tag + "-whole.safetensors")), caulk::testing::read_file(dir / (tag + "-staged.safetensors")))
+      EXPECT_EQ(caulk::testing::read_file(dir / (tag + "-whole.safetensors")),
+                caulk::testing::read_file(dir / (tag + "-staged.safetensors")))
           << tag;
     }
   }

@@ -84,7 +84,8 @@ TEST(Ensembles, FeatureEnsembleWithTheAveragedHeadIsTheHandComputation) {
   mlp::Model<float> shallow_features = deep;
   shallow_features.feature_layer = 0;  // head = layers 1 and 2
   const std::vector<mlp::Model<float>> one{shallow_features};
-  EXPECT_LT((apply_head(head_of(shallow_features), mean_features(one, f.columns())) - hand_forward(deep, f.X).output).cwiseAbs().maxCoeff(), 1e-6);
+  EXPECT_LT((apply_head(head_of(shallow_features), mean_features(one, f.columns())) - hand_forward(deep, f.X).output).cwiseAbs().maxCoeff(),
+            1e-6);
 }
 
 TEST(Ensembles, RefittedHeadMatchesAnIndependentLogisticRegression) {
@@ -122,8 +123,9 @@ TEST(Ensembles, HeadObjectiveGradientMatchesFiniteDifferences) {
       Eigen::VectorXd a = p, b = p;
       a(k) += 1e-6;
       b(k) -= 1e-6;
-      const double fd =
-          (mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, a, scratch) - mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, b, scratch)) / 2e-6;
+      const double fd = (mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, a, scratch) -
+                         mlp::linear_head_objective(F.transpose(), y, 3, out, 0.1, b, scratch)) /
+                        2e-6;
       EXPECT_NEAR(g(k), fd, 1e-6) << k;
     }
   }

@@ -37,13 +37,14 @@ TEST(GreedySoup, KeepsExactlyTheIngredientsThatHelp) {
   EXPECT_EQ(r.kept, (std::vector<bool>{false, true, true, false}));
   EXPECT_NEAR(theta_of(r.soup), (0.8 + 1.55) / 2, 1e-6);
   EXPECT_NEAR(r.score, -0.175, 1e-6);
-  EXPECT_NEAR(r.candidate[3], -0.35, 1e-6);                          // A + B
-  EXPECT_NEAR(r.candidate[1], -0.175, 1e-6);                         // A + C
+  EXPECT_NEAR(r.candidate[3], -0.35, 1e-6);                                  // A + B
+  EXPECT_NEAR(r.candidate[1], -0.175, 1e-6);                                 // A + C
   EXPECT_NEAR(r.candidate[0], -std::abs((0.8 + 1.55 + 2.5) / 3 - 1), 1e-6);  // A + C + D
   EXPECT_NEAR(r.individual[0], -1.5, 1e-6);
 
   // The same with "lower is better" (the distance itself).
-  const GreedySoupResult low = greedy_soup(models, [](const mlp::Model<float>& m) { return std::abs(theta_of(m) - 1.0); }, false);
+  const GreedySoupResult low = greedy_soup(
+      models, [](const mlp::Model<float>& m) { return std::abs(theta_of(m) - 1.0); }, false);
   EXPECT_EQ(low.kept, r.kept);
 }
 
@@ -55,7 +56,13 @@ TEST(GreedySoup, GivenIndividualScoresOnlyTheSoupsAreScored) {
   std::vector<double> individual;
   for (const auto& m : models) individual.push_back(score(m));
   int calls = 0;
-  const GreedySoupResult r = greedy_soup(models, individual, [&](const mlp::Model<float>& m) { ++calls; return score(m); }, true);
+  const GreedySoupResult r = greedy_soup(
+      models, individual,
+      [&](const mlp::Model<float>& m) {
+        ++calls;
+        return score(m);
+      },
+      true);
   const GreedySoupResult whole = greedy_soup(models, score, true);
   EXPECT_EQ(calls, 3);
   EXPECT_EQ(r.order, whole.order);
@@ -77,7 +84,8 @@ TEST(GreedySoup, ATieIsNotAnImprovement) {
   EXPECT_EQ(r.kept, (std::vector<bool>{true, false, true}));  // {0.75, 1.5}: mean 1.125, -0.125 > -0.25
   EXPECT_DOUBLE_EQ(r.candidate[1], r.individual[0]);
   // A plateau score (every soup equal): only the first ingredient.
-  const GreedySoupResult flat = greedy_soup(models, [](const mlp::Model<float>&) { return 0.5; }, true);
+  const GreedySoupResult flat = greedy_soup(
+      models, [](const mlp::Model<float>&) { return 0.5; }, true);
   EXPECT_EQ(flat.kept, (std::vector<bool>{true, false, false}));
 }
 

@@ -119,12 +119,11 @@ inputs = { predictions = ["a.predictions", "outputs", "features"], data = "zoo.d
   EXPECT_EQ(nodes["regmean"]["summary"]["models"]["near:a"]["samples"], 50);
   EXPECT_EQ(caulk::mlp::load_model(out / "regmean" / "regmean.safetensors").num_layers(), 3);
 
-  for (const char* model : {"near:a", "outputs", "features"})
-    EXPECT_TRUE(nodes["eval"]["summary"].contains(model)) << model;
+  for (const char* model : {"near:a", "outputs", "features"}) EXPECT_TRUE(nodes["eval"]["summary"].contains(model)) << model;
   EXPECT_EQ(nodes["stability"]["summary"]["regmean"][1]["agreement"], 1.0);  // s = 1
   EXPECT_TRUE(std::filesystem::exists(out / "stability.csv"));
-  for (const char* f : {"near.first_layer.png", "near:a.first_layer.png", "soup.first_layer.png", "cosine.layers.0.png", "norms.png",
-                        "weights.csv"})
+  for (const char* f :
+       {"near.first_layer.png", "near:a.first_layer.png", "soup.first_layer.png", "cosine.layers.0.png", "norms.png", "weights.csv"})
     EXPECT_TRUE(std::filesystem::exists(out / "patterns" / f)) << f;
 }
 

@@ -28,10 +28,10 @@ class MlpMergeNonFinite : public ::testing::Test {
       caulk::io::write_npy(dir_ / (std::string(split) + "_x.npy"), caulk::Matrix(x));
       caulk::io::write_npy(dir_ / (std::string(split) + "_y.npy"), y);
     }
-    for (int i = 0; i < 2; ++i)
-      models_.push_back(caulk::mlp_merges::testing::random_model({5, 4, 3}, 10 + static_cast<std::uint64_t>(i)));
-    dir_.write("hub.toml", "[hub]\nname = \"h\"\n[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\n"
-                           "[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\n");
+    for (int i = 0; i < 2; ++i) models_.push_back(caulk::mlp_merges::testing::random_model({5, 4, 3}, 10 + static_cast<std::uint64_t>(i)));
+    dir_.write("hub.toml",
+               "[hub]\nname = \"h\"\n[[model]]\nname = \"a\"\ncheckpoint = \"a.safetensors\"\n"
+               "[[model]]\nname = \"b\"\ncheckpoint = \"b.safetensors\"\n");
   }
   CliResult run(const std::string& type, const std::string& params, const std::string& out) {
     caulk::mlp::save_model(dir_ / "a.safetensors", models_[0]);
@@ -64,7 +64,8 @@ TEST_F(MlpMergeNonFinite, RegMeanAndGreedySoupNameTheModelFileTensorAndElement) 
   for (const char* type : {"merge.regmean", "merge.greedy_soup"}) {
     const auto r = run(type, "", std::string("out-") + type);
     EXPECT_EQ(r.exit_code, 1) << type << r.err;
-    EXPECT_THAT(r.err, HasSubstr("model 'b': " + (dir_ / "b.safetensors").string() + ": tensor 'layers.0.weight', element 8 (index [1, 3]) is NaN"))
+    EXPECT_THAT(
+        r.err, HasSubstr("model 'b': " + (dir_ / "b.safetensors").string() + ": tensor 'layers.0.weight', element 8 (index [1, 3]) is NaN"))
         << type;
     EXPECT_FALSE(std::filesystem::exists(dir_ / (std::string("out-") + type) / "merge" / "merge.safetensors")) << type;
   }
@@ -72,7 +73,8 @@ TEST_F(MlpMergeNonFinite, RegMeanAndGreedySoupNameTheModelFileTensorAndElement) 
   models_[1].layers[0].W(1, 3) = 0.5f;
   models_[0].layers[1].b(2) = -std::numeric_limits<float>::infinity();
   const auto r = run("merge.greedy_soup", "", "out-bias");
-  EXPECT_THAT(r.err, HasSubstr("model 'a': " + (dir_ / "a.safetensors").string() + ": tensor 'layers.1.bias', element 2 (index [2]) is -inf"));
+  EXPECT_THAT(r.err,
+              HasSubstr("model 'a': " + (dir_ / "a.safetensors").string() + ": tensor 'layers.1.bias', element 2 (index [2]) is -inf"));
 }
 
 }  // namespace

@@ -63,8 +63,7 @@ TEST(RegMean, ShrinkageFollowsTheHandWrittenNormalEquations) {
   const Mat<double> diag_only =
       regmean_weight({W1, W2}, {shrink_off_diagonal(X1.transpose() * X1, 0.0), shrink_off_diagonal(X2.transpose() * X2, 0.0)}, o, "w");
   for (int j = 0; j < 3; ++j)
-    for (int r = 0; r < 4; ++r)
-      EXPECT_NEAR(diag_only(r, j), (D1(j) * W1(r, j) + D2(j) * W2(r, j)) / (D1(j) + D2(j)), 1e-12);
+    for (int r = 0; r < 4; ++r) EXPECT_NEAR(diag_only(r, j), (D1(j) * W1(r, j) + D2(j) * W2(r, j)) / (D1(j) + D2(j)), 1e-12);
 }
 
 TEST(RegMean, IdenticalGramMatricesGiveThePlainAverage) {
@@ -84,7 +83,8 @@ TEST(RegMean, TheSecondLayerUsesEachModelsOwnHiddenActivations) {
   // Two 3-5-2 ReLU nets with different first layers, each with its own data.
   const mlp::Model<float> a = testing::random_model({3, 5, 2}, 10), b = testing::random_model({3, 5, 2}, 11);
   std::mt19937_64 rng(4);
-  const Mat<double> Xa = random_matrix(40, 3, rng).cast<float>().cast<double>(), Xb = random_matrix(30, 3, rng).cast<float>().cast<double>();
+  const Mat<double> Xa = random_matrix(40, 3, rng).cast<float>().cast<double>(),
+                    Xb = random_matrix(30, 3, rng).cast<float>().cast<double>();
   const InputGrams ga = input_grams(a, Xa.transpose().cast<float>(), 16), gb = input_grams(b, Xb.transpose().cast<float>(), 7);
   EXPECT_EQ(ga.samples, 40);
   const Mat<double> Ha = testing::hand_forward(a, Xa).hidden[0], Hb = testing::hand_forward(b, Xb).hidden[0];  // N x 5
@@ -102,15 +102,16 @@ TEST(RegMean, TheSecondLayerUsesEachModelsOwnHiddenActivations) {
     return G;
   };
   const Mat<double> Wa = a.layers[1].W.cast<double>(), Wb = b.layers[1].W.cast<double>();
-  const Mat<double> expected1 = (shrunk(Ha) + shrunk(Hb)).fullPivLu().solve(shrunk(Ha) * Wa.transpose() + shrunk(Hb) * Wb.transpose()).transpose();
+  const Mat<double> expected1 =
+      (shrunk(Ha) + shrunk(Hb)).fullPivLu().solve(shrunk(Ha) * Wa.transpose() + shrunk(Hb) * Wb.transpose()).transpose();
   EXPECT_LT((r.model.layers[1].W.cast<double>() - expected1).cwiseAbs().maxCoeff(), 1e-4);
   // Had model b's Gram matrix been computed with model a's activations, the weight would differ.
   const Mat<double> Hb_wrong = testing::hand_forward(a, Xb).hidden[0];
-  const Mat<double> wrong = (shrunk(Ha) + shrunk(Hb_wrong)).fullPivLu().solve(shrunk(Ha) * Wa.transpose() + shrunk(Hb_wrong) * Wb.transpose()).transpose();
+  const Mat<double> wrong =
+      (shrunk(Ha) + shrunk(Hb_wrong)).fullPivLu().solve(shrunk(Ha) * Wa.transpose() + shrunk(Hb_wrong) * Wb.transpose()).transpose();
   EXPECT_GT((wrong - expected1).cwiseAbs().maxCoeff(), 1e-2);
   // Biases are averaged.
-  for (int l = 0; l < 2; ++l)
-    EXPECT_LT((r.model.layers[l].b - (a.layers[l].b + b.layers[l].b) / 2).cwiseAbs().maxCoeff(), 1e-6);
+  for (int l = 0; l < 2; ++l) EXPECT_LT((r.model.layers[l].b - (a.layers[l].b + b.layers[l].b) / 2).cwiseAbs().maxCoeff(), 1e-6);
   EXPECT_EQ(r.merged, (std::vector<std::string>{"layers.0.weight", "layers.1.weight"}));
 }
 
@@ -119,18 +120,21 @@ TEST(RegMean, MeanGramWeighsEachModelsSamplesByOneOverItsCount) {
   // by 1 / sqrt(N_i) (alpha = 1), checked on the first layer of two nets with 10 and 40 samples.
   const mlp::Model<float> a = testing::random_model({3, 4, 2}, 30), b = testing::random_model({3, 4, 2}, 31);
   std::mt19937_64 rng(7);
-  const Mat<double> Xa = random_matrix(10, 3, rng).cast<float>().cast<double>(), Xb = random_matrix(40, 3, rng).cast<float>().cast<double>();
+  const Mat<double> Xa = random_matrix(10, 3, rng).cast<float>().cast<double>(),
+                    Xb = random_matrix(40, 3, rng).cast<float>().cast<double>();
   RegMeanOptions o;
   o.alpha = 1.0;
   o.mean_gram = true;
-  const RegMeanResult r = regmean_merge({a, b}, {input_grams(a, Xa.transpose().cast<float>()), input_grams(b, Xb.transpose().cast<float>())}, o);
+  const RegMeanResult r =
+      regmean_merge({a, b}, {input_grams(a, Xa.transpose().cast<float>()), input_grams(b, Xb.transpose().cast<float>())}, o);
   Mat<double> X(50, 3), Y(50, 4);
   X << Xa / std::sqrt(10.0), Xb / std::sqrt(40.0);
   Y << Xa * a.layers[0].W.cast<double>().transpose() / std::sqrt(10.0), Xb * b.layers[0].W.cast<double>().transpose() / std::sqrt(40.0);
   EXPECT_LT((r.model.layers[0].W.cast<double>() - X.colPivHouseholderQr().solve(Y).transpose()).cwiseAbs().maxCoeff(), 1e-5);
   // The default (sum) gives the unweighted stack, which differs.
   o.mean_gram = false;
-  const RegMeanResult s = regmean_merge({a, b}, {input_grams(a, Xa.transpose().cast<float>()), input_grams(b, Xb.transpose().cast<float>())}, o);
+  const RegMeanResult s =
+      regmean_merge({a, b}, {input_grams(a, Xa.transpose().cast<float>()), input_grams(b, Xb.transpose().cast<float>())}, o);
   EXPECT_GT((s.model.layers[0].W - r.model.layers[0].W).cwiseAbs().maxCoeff(), 1e-3);
 }
 

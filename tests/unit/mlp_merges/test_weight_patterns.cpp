@@ -72,7 +72,7 @@ TEST(WeightPatterns, SquareTilesDecodeToTheDocumentedPixels) {
   Mat<float> W(4, 9);
   for (int k = 0; k < 4; ++k)
     for (int j = 0; j < 9; ++j) W(k, j) = float((k * 9 + j) % 7 - 3) * 0.25f;  // -0.75..0.75
-  W(3, 8) = -1.5f;  // the largest |w| (vmax below is 1.5)
+  W(3, 8) = -1.5f;                                                             // the largest |w| (vmax below is 1.5)
   const auto file = dir / "w.png";
   write_png(file, render_first_layer(W, 1.5, 2, 64), {{"Title", "test"}});
   const Decoded d = decode(file);
@@ -88,8 +88,8 @@ TEST(WeightPatterns, SquareTilesDecodeToTheDocumentedPixels) {
   const Rgb darkest = d.at(1 + 7 + 2 * 2, 1 + 7 + 2 * 2);  // -vmax: dark blue
   EXPECT_LE(darkest.r, 10);
   EXPECT_GE(darkest.b, 229);
-  EXPECT_EQ(d.at(0, 0), (Rgb{255, 255, 255}));                      // margin
-  EXPECT_EQ(d.at(7, 3), (Rgb{255, 255, 255}));                      // gap between tiles
+  EXPECT_EQ(d.at(0, 0), (Rgb{255, 255, 255}));  // margin
+  EXPECT_EQ(d.at(7, 3), (Rgb{255, 255, 255}));  // gap between tiles
   // The legend runs from dark blue (left) to light yellow (right).
   EXPECT_EQ(d.at(1, 20), expected_colour(-1 + 2 * 0.5 / 13));
   EXPECT_EQ(d.at(13, 20), expected_colour(-1 + 2 * 12.5 / 13));

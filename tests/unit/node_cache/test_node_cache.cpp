@@ -272,9 +272,28 @@ TEST(NodeCache, CachedAndFreshRunJsonAreEqualApartFromTimesAndFlagsWithOneOrTwoJ
 
 TEST(NodeCache, MergePipelineCachedAndFreshRunJsonAreEqualWithOneOrTwoJobs) {
   std::set<std::string> every;
-  for (const char* id : {"zoo", "tune_a", "tune_b", "tune_c", "soup", "task_arithmetic", "ties", "dare", "slerp", "fisher_a",
-                         "fisher_b", "fisher_c", "fisher", "search", "greedy_soup", "regmean", "merged_predictions",
-                         "output_ensemble", "feature_ensemble", "accuracy", "stability", "patterns"})
+  for (const char* id : {"zoo",
+                         "tune_a",
+                         "tune_b",
+                         "tune_c",
+                         "soup",
+                         "task_arithmetic",
+                         "ties",
+                         "dare",
+                         "slerp",
+                         "fisher_a",
+                         "fisher_b",
+                         "fisher_c",
+                         "fisher",
+                         "search",
+                         "greedy_soup",
+                         "regmean",
+                         "merged_predictions",
+                         "output_ensemble",
+                         "feature_ensemble",
+                         "accuracy",
+                         "stability",
+                         "patterns"})
     every.insert(id);
   expect_same_record_cached_or_fresh("merge", every, true);
 }
@@ -346,8 +365,9 @@ id = "beside"
 type = "test.pass"
 inputs = { in = "task" }
 )");
-  const std::vector<std::string> args{"run", (p.dir / "uncached.toml").string(), "--out", p.out.string(), "--plugin-path",
-                                      test_plugin("test_nodes").parent_path().string()};
+  const std::vector<std::string> args{"run",           (p.dir / "uncached.toml").string(),
+                                      "--out",         p.out.string(),
+                                      "--plugin-path", test_plugin("test_nodes").parent_path().string()};
   auto first = run_caulk(args);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   auto second = run_caulk(args);

@@ -81,8 +81,8 @@ fs::path counting_dot(const TempDir& dir) {
   while (!real.empty() && (real.back() == '\n' || real.back() == '\r')) real.pop_back();
   if (real.empty()) return {};
   const fs::path bin = dir / "bin";
-  const fs::path script = dir.write("bin/dot", "#!/bin/sh\necho run >> " + shell_quote((dir / "dot-runs").string()) + "\nexec " +
-                                                   shell_quote(real) + " \"$@\"\n");
+  const fs::path script = dir.write(
+      "bin/dot", "#!/bin/sh\necho run >> " + shell_quote((dir / "dot-runs").string()) + "\nexec " + shell_quote(real) + " \"$@\"\n");
   fs::permissions(script, fs::perms::owner_all);
   return bin;
 }
@@ -227,8 +227,7 @@ TEST(RerunCosts, TheKeptLayoutTakesEachRunsTimesButAnotherStatusIsDrawnAgain) {
   const char* old = std::getenv("PATH");
   const std::string saved = old ? old : "";
   ::setenv("PATH", (bin.string() + ":/usr/bin:/bin").c_str(), 1);
-  const std::string dot =
-      "digraph \"p\" {\n  \"a-1\" [label=\"a-1\\nx.one\"];\n  \"b\" [label=\"b\\nx.two\"];\n  \"a-1\" -> \"b\";\n}\n";
+  const std::string dot = "digraph \"p\" {\n  \"a-1\" [label=\"a-1\\nx.one\"];\n  \"b\" [label=\"b\\nx.two\"];\n  \"a-1\" -> \"b\";\n}\n";
   Json run = {{"nodes",
                {{"a-1", {{"type", "x.one"}, {"status", "ok"}, {"seconds", 1.5}}},
                 {"b", {{"type", "x.two"}, {"status", "ok"}, {"seconds", 12.25}}}}}};

@@ -91,12 +91,12 @@ TEST(RunFolderCleaning, AnotherPipelineMovesThePreviousRunAsideOnceItSucceededAn
   ASSERT_EQ(run_caulk({"run", quickstart().string(), "--out", out.string()}).exit_code, 0);
   ASSERT_TRUE(fs::exists(out / "ranking.csv"));
   ASSERT_TRUE(fs::exists(out / "report.html"));
-  dir.write("out/notes.txt", "mine");                  // the user's own file
+  dir.write("out/notes.txt", "mine");                 // the user's own file
   dir.write("out/ranking.md", "edited by the user");  // an output the user changed
   // Another pipeline (another name, another file) into the same folder, without the ranking.
   std::string text = read_file(quickstart_copy(dir, "other.toml"));
-  text = std::regex_replace(text.substr(0, text.find("[[node]]\nid = \"ranking\"")), std::regex("name = \"quickstart\""),
-                            "name = \"other\"");
+  text =
+      std::regex_replace(text.substr(0, text.find("[[node]]\nid = \"ranking\"")), std::regex("name = \"quickstart\""), "name = \"other\"");
   const fs::path trimmed = dir.write("other.toml", text);
   const auto r = run_caulk({"run", trimmed.string(), "--out", out.string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;

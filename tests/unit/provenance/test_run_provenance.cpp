@@ -128,8 +128,8 @@ TEST(Provenance, TheSameRunWithOneOrTwoJobsRecordsTheSameApartFromTimes) {
 TEST(Rerun, RunsTheRecordedPipelineWithItsOverridesAndReproducesTheRecord) {
   TempDir dir;
   // Run from another folder, with a relative override path, then rerun from elsewhere.
-  const auto first = run_caulk({"run", quickstart().string(), "--out", (dir / "first").string(), "--jobs", "2", "--set",
-                                "ranking.digits=6", "--set", "logme.formula=exact"});
+  const auto first = run_caulk({"run", quickstart().string(), "--out", (dir / "first").string(), "--jobs", "2", "--set", "ranking.digits=6",
+                                "--set", "logme.formula=exact"});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   const auto again = run_caulk({"rerun", (dir / "first").string(), "--out", (dir / "again").string(), "--jobs", "1"});
   ASSERT_EQ(again.exit_code, 0) << again.err;

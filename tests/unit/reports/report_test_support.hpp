@@ -76,7 +76,8 @@ inline void check_view(const Json& view, Json data, const std::string& where) {
   }
   if (view.contains("concat")) {
     ASSERT_TRUE(view["concat"].is_array());
-    for (std::size_t i = 0; i < view["concat"].size(); ++i) check_view(view["concat"][i], data, where + ".concat[" + std::to_string(i) + "]");
+    for (std::size_t i = 0; i < view["concat"].size(); ++i)
+      check_view(view["concat"][i], data, where + ".concat[" + std::to_string(i) + "]");
     return;
   }
   if (view.contains("facet")) {

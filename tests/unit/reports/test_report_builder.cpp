@@ -71,7 +71,9 @@ std::string section_html(const Report& r, const std::string& id) {
   return r.html.substr(at, r.html.find("</section>", at) - at);
 }
 
-Json run_of(Json nodes, const std::string& status = "ok") { return Json{{"pipeline", "p"}, {"status", status}, {"nodes", std::move(nodes)}}; }
+Json run_of(Json nodes, const std::string& status = "ok") {
+  return Json{{"pipeline", "p"}, {"status", status}, {"nodes", std::move(nodes)}};
+}
 
 void expect_specs_match(const Report& r) {
   const auto specs = embedded_specs(r.html);
@@ -123,8 +125,9 @@ TEST(ReportBuilder, AFailedRunSaysFirstWhichNodeFailedAndWhy) {
 // figures (charts with their captions) and tables in that node's own section, in run.json's order.
 TEST(ReportBuilder, EachNodesFiguresAndTablesAreGroupedUnderThatNode) {
   Json nodes = Json::object();
-  nodes["first"] = node("thirdparty.scorer", "ok", Json::object(), {{"t", table("First's table", {"k", "v"}, Json::array({Json::array({"a", 1.5})}))}},
-                        {{"chart", figure("What first drew.", bars("First's chart", {{"m1", 1.0}, {"m2", 3.0}}))}});
+  nodes["first"] =
+      node("thirdparty.scorer", "ok", Json::object(), {{"t", table("First's table", {"k", "v"}, Json::array({Json::array({"a", 1.5})}))}},
+           {{"chart", figure("What first drew.", bars("First's chart", {{"m1", 1.0}, {"m2", 3.0}}))}});
   nodes["quiet"] = node("thirdparty.quiet");
   nodes["second"] = node("another.kind", "ok", Json::object(), Json(),
                          {{"a", figure("Second's first.", bars("Second A", {{"x", 1.0}}))},
@@ -158,7 +161,8 @@ TEST(ReportBuilder, AFiguresImagesAreInlinedWithTheirOwnTitles) {
     out[3] = static_cast<char>(data.size());
     return out + type + data + std::string(4, '\0');
   };
-  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + chunk("tEXt", std::string("Title\0cosine of layer 0", 23)) + chunk("IEND", "");
+  const std::string png =
+      std::string("\x89PNG\r\n\x1a\n", 8) + chunk("tEXt", std::string("Title\0cosine of layer 0", 23)) + chunk("IEND", "");
   dir.write("patterns/cosine.layers.0.png", png);
   Json images = figure("Weights of every layer.", Json(), Json::array({"patterns/cosine.layers.0.png", "patterns/missing.png"}));
   images["title"] = "Weight patterns";
@@ -180,7 +184,8 @@ TEST(ReportBuilder, NamesAndErrorsAreEscapedEverywhere) {
   nodes[evil] = node("rank.logme", "failed");
   nodes[evil]["error"] = evil;
   nodes["r"] = node(evil, "ok", Json::object(), Json(), {{evil, figure(evil, bars(evil, {{evil, 1.0}, {"plain", 2.0}}))}});
-  nodes["t"] = node("x.y", "ok", Json::object(), {{"metrics", table(evil, {"model", "accuracy"}, Json::array({Json::array({evil, 0.5})}))}});
+  nodes["t"] =
+      node("x.y", "ok", Json::object(), {{"metrics", table(evil, {"model", "accuracy"}, Json::array({Json::array({evil, 0.5})}))}});
   Report r = build(run_of(nodes, "failed"));
   EXPECT_THAT(r.html, Not(HasSubstr("<script>alert(1)")));
   EXPECT_THAT(r.html, Not(HasSubstr("<b>&")));
@@ -206,8 +211,11 @@ TEST(ReportBuilder, WithoutTheChartingJavaScriptTheReportSaysSoAndKeepsTheTables
 
 TEST(ReportBuilder, EveryTableOfEveryNodeIsShown) {
   Json nodes = Json::object();
-  nodes["a"] = node("x.one", "ok", Json::object(), {{"t1", table("First <table>", {"k", "v"}, Json::array({Json::array({"r", 1.23456789}), Json::array({"s", nullptr})}))}});
-  nodes["b"] = node("x.two", "ok", Json::object(), {{"t2", table("Second", {"k"}, Json::array({Json::array({"q"})}))}, {"t3", table("Third", {"k"}, Json::array())}});
+  nodes["a"] =
+      node("x.one", "ok", Json::object(),
+           {{"t1", table("First <table>", {"k", "v"}, Json::array({Json::array({"r", 1.23456789}), Json::array({"s", nullptr})}))}});
+  nodes["b"] = node("x.two", "ok", Json::object(),
+                    {{"t2", table("Second", {"k"}, Json::array({Json::array({"q"})}))}, {"t3", table("Third", {"k"}, Json::array())}});
   Report r = build(run_of(nodes));
   EXPECT_EQ(r.tables, 3u);
   EXPECT_THAT(section_html(r, "node-a"), HasSubstr("First &lt;table&gt;"));
@@ -339,4 +347,3 @@ TEST(ReportGraph, TheReportShowsTheDotTextWhenItIsNotDrawn) {
   EXPECT_EQ(r.graph, "dot");
   EXPECT_THAT(r.html, HasSubstr("<pre class=\"dot\">digraph &quot;p&quot;"));
 }
-

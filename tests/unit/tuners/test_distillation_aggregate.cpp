@@ -84,7 +84,8 @@ TEST(Distillation, ExtraTermPlusCrossEntropyIsTheDistillationLossWithItsGradient
       const double h = 1e-6;
       up(c, j) += h;
       down(c, j) -= h;
-      const double fd = (distillation_loss(up, s.data.y.classes, q, T, alpha) - distillation_loss(down, s.data.y.classes, q, T, alpha)) / (2 * h);
+      const double fd =
+          (distillation_loss(up, s.data.y.classes, q, T, alpha) - distillation_loss(down, s.data.y.classes, q, T, alpha)) / (2 * h);
       EXPECT_NEAR(dz(c, j), fd, 5e-6) << c << "," << j;
     }
 }
@@ -117,11 +118,11 @@ TEST(Distillation, BadParametersAreRefused) {
 TEST(Aggregate, MeanAndSampleStandardDeviationPerGroup) {
   const std::vector<std::string> keys{"bt:n40:s0", "kd:n40:s0", "bt:n40:s1", "bt:n40:s2", "kd:n40:s1", "solo:n40:s0"};
   Matrix v(6, 2);
-  v << 0.7, 1.0,  //
-      0.5, 2.0,   //
-      0.8, 3.0,   //
+  v << 0.7, 1.0,          //
+      0.5, 2.0,           //
+      0.8, 3.0,           //
       0.9, std::nan(""),  //
-      0.6, 4.0,   //
+      0.6, 4.0,           //
       0.3, 5.0;
   const auto g = summarize_groups(keys, v, ":s[0-9]+$");
   ASSERT_EQ(g.size(), 3u);
@@ -130,7 +131,7 @@ TEST(Aggregate, MeanAndSampleStandardDeviationPerGroup) {
   EXPECT_EQ(g[2].group, "solo:n40");
   EXPECT_EQ(g[0].runs, 3u);
   EXPECT_NEAR(g[0].mean[0], 0.8, 1e-15);
-  EXPECT_NEAR(g[0].std[0], 0.1, 1e-15);  // sqrt((0.01 + 0 + 0.01) / 2)
+  EXPECT_NEAR(g[0].std[0], 0.1, 1e-15);   // sqrt((0.01 + 0 + 0.01) / 2)
   EXPECT_NEAR(g[0].mean[1], 2.0, 1e-15);  // the NaN run is left out: (1 + 3) / 2
   EXPECT_NEAR(g[0].std[1], std::sqrt(2.0), 1e-15);
   EXPECT_NEAR(g[1].mean[0], 0.55, 1e-15);

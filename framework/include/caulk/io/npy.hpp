@@ -68,8 +68,7 @@ class NpyArray {
 };
 
 // Writes an array atomically (format 1.0, or 2.0 when the header needs it), C order.
-void write_npy(const std::filesystem::path& path, DType dtype, const std::vector<std::size_t>& shape,
-               const void* data);
+void write_npy(const std::filesystem::path& path, DType dtype, const std::vector<std::size_t>& shape, const void* data);
 void write_npy(const std::filesystem::path& path, const Matrix& m);      // float64, N x D
 void write_npy(const std::filesystem::path& path, const RowMatrixF& m);  // float32, N x D
 void write_npy(const std::filesystem::path& path, const std::vector<std::int64_t>& v);

@@ -35,8 +35,7 @@ class SafetensorsFile {
   // Maps and validates; throws DataError naming the file and, when it applies, the tensor.
   static SafetensorsFile open(const std::filesystem::path& path);
   // Validates an in-memory image (used by the fuzzers and tests); `name` is used in errors.
-  static SafetensorsFile from_bytes(std::shared_ptr<const std::vector<std::byte>> bytes,
-                                    const std::filesystem::path& name);
+  static SafetensorsFile from_bytes(std::shared_ptr<const std::vector<std::byte>> bytes, const std::filesystem::path& name);
 
   const std::filesystem::path& path() const { return path_; }
   // Tensors in the order of their data offsets.
@@ -120,8 +119,7 @@ class SafetensorsWriter {
     DType dtype;
     std::vector<std::size_t> shape;
   };
-  SafetensorsWriter(const std::filesystem::path& path, std::vector<Entry> entries,
-                    std::map<std::string, std::string> metadata = {});
+  SafetensorsWriter(const std::filesystem::path& path, std::vector<Entry> entries, std::map<std::string, std::string> metadata = {});
   ~SafetensorsWriter();
   // Writes the next declared tensor; the byte count must match its dtype and shape.
   void write(const std::string& name, const void* data, std::size_t bytes);

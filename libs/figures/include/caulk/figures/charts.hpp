@@ -71,7 +71,7 @@ Json learning_curve_chart(const ChartText& text, const std::string& risk_title, 
 
 struct CovariateWeights {
   std::vector<std::string> models;
-  std::vector<std::string> covariate_names;  // one or two
+  std::vector<std::string> covariate_names;     // one or two
   std::vector<std::vector<double>> covariates;  // rows x (1 or 2)
   std::vector<std::vector<double>> weights;     // rows x models
 };

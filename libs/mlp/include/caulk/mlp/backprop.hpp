@@ -26,8 +26,8 @@ double loss_and_output_gradient(const Model<S>& m, const Trace<S>& t, const Targ
 // every parameter whose index in parameters() is true in `trainable` (all when empty); returns the
 // loss (scaled as above). The backward pass stops below the lowest trainable layer.
 template <class S>
-double accumulate_gradient(const Model<S>& m, const Mat<S>& X, const Targets<S>& y, double divisor,
-                           const std::vector<bool>& trainable, Model<S>& grad);
+double accumulate_gradient(const Model<S>& m, const Mat<S>& X, const Targets<S>& y, double divisor, const std::vector<bool>& trainable,
+                           Model<S>& grad);
 
 // The backward pass proper, from dL/dz of the output layer. With `sample_weights` it adds the
 // per-sample squared gradients weighted by w_i (sum_i w_i g_i^2, elementwise) instead of their

@@ -135,7 +135,7 @@ struct RunOutputs {
   Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> features;  // N x D
   Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> outputs;   // N x C
 };
-RunOutputs run_batches(const Model<float>& m, const Eigen::Ref<const Mat<float>>& X_by_column, bool want_features,
-                       bool want_outputs, int batch = 256);
+RunOutputs run_batches(const Model<float>& m, const Eigen::Ref<const Mat<float>>& X_by_column, bool want_features, bool want_outputs,
+                       int batch = 256);
 
 }  // namespace caulk::mlp

@@ -22,9 +22,9 @@ struct Samples {
 };
 
 struct TrainOptions {
-  std::string optimizer = "adam";    // adam, sgd, lbfgs (lbfgs: the head of a linear probe only)
+  std::string optimizer = "adam";  // adam, sgd, lbfgs (lbfgs: the head of a linear probe only)
   double learning_rate = 1e-3;
-  double momentum = 0.9;             // sgd
+  double momentum = 0.9;                              // sgd
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;  // adam
   // sgd and lbfgs: the penalty (wd / 2) ||W||^2 on weight matrices (not biases);
   // adam: decoupled decay W <- W - lr wd W (AdamW).
@@ -34,17 +34,17 @@ struct TrainOptions {
   std::string schedule = "constant";  // constant, cosine (to 0 at the last epoch), step
   int step_every = 10;                // step: multiply the rate by step_gamma every this many epochs
   double step_gamma = 0.1;
-  int patience = 10;                  // early stopping: epochs without a better validation loss; 0 = off
+  int patience = 10;  // early stopping: epochs without a better validation loss; 0 = off
   int lbfgs_iterations = 500;
-  double lbfgs_tolerance = 1e-6;     // on the gradient norm, relative to max(1, ||theta||)
+  double lbfgs_tolerance = 1e-6;  // on the gradient norm, relative to max(1, ||theta||)
   std::uint64_t seed = 0;
 };
 
 struct TrainReport {
-  int epochs = 0;          // epochs run (lbfgs: iterations)
-  int best_epoch = 0;      // the epoch whose parameters were kept
+  int epochs = 0;      // epochs run (lbfgs: iterations)
+  int best_epoch = 0;  // the epoch whose parameters were kept
   bool stopped_early = false;
-  double train_loss = 0;   // mean loss on the training samples with the final parameters
+  double train_loss = 0;  // mean loss on the training samples with the final parameters
   double validation_loss = std::numeric_limits<double>::quiet_NaN();
   std::vector<double> validation_curve;  // per epoch
 };
@@ -54,8 +54,8 @@ struct TrainReport {
 // `step` counts the steps from 1; `decay` says whether the tensor is decayed (weight matrices, not
 // biases). mlp::train and the model interface's trainer (caulk/models/training.hpp) both step
 // through here, so they take the same steps.
-void optimizer_step(const TrainOptions& o, double lr, long step, bool decay, Eigen::Map<Vec<float>> theta,
-                    Eigen::Map<Vec<float>> g, Eigen::Map<Vec<float>> v1, Eigen::Map<Vec<float>> v2);
+void optimizer_step(const TrainOptions& o, double lr, long step, bool decay, Eigen::Map<Vec<float>> theta, Eigen::Map<Vec<float>> g,
+                    Eigen::Map<Vec<float>> v1, Eigen::Map<Vec<float>> v2);
 
 // Mean loss of the model over the samples (in blocks; the sum accumulated in double).
 double mean_loss(const Model<float>& m, const Samples& data);

@@ -40,8 +40,8 @@ using TrainFn = Tuned (*)(const Json& term, const Params& p, mlp::TuningSetup se
 
 // The training step of tune.peft: mlp::train with no extra term; `term` (if an object) goes to
 // run.json as it is.
-Tuned train_plain(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options,
-                  const mlp::Samples& train, const mlp::Samples* validation);
+Tuned train_plain(const Json& term, const Params& p, mlp::TuningSetup setup, const mlp::TrainOptions& options, const mlp::Samples& train,
+                  const mlp::Samples* validation);
 
 // A node's extra loss term for a model tuned through the model interface (TorchScript; the MLP
 // trains by its TrainFn): made on the unit's rank from the node's `term` and Params and the

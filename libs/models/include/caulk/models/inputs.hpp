@@ -26,7 +26,7 @@ class ModelInputs {
 
   std::int64_t rows() const { return shape_.empty() ? 0 : shape_.front(); }
   const std::vector<std::int64_t>& shape() const { return shape_; }  // {N, ...}
-  io::DType dtype() const { return dtype_; }                          // as stored
+  io::DType dtype() const { return dtype_; }                         // as stored
   const std::string& describe() const { return describe_; }          // the file, or "<memory>"
 
   // The dtype a model is given: its own (input_dtype()) when it states one, else float32 for
@@ -42,8 +42,8 @@ class ModelInputs {
   io::DType dtype_ = io::DType::F64;
   std::string describe_;
   std::string what_;
-  std::shared_ptr<const io::MappedFile> mapping_;  // file inputs
-  const std::byte* data_ = nullptr;                // C order
+  std::shared_ptr<const io::MappedFile> mapping_;        // file inputs
+  const std::byte* data_ = nullptr;                      // C order
   std::shared_ptr<const std::vector<std::byte>> owned_;  // in-memory (as float64) or Fortran-order 2-D inputs
 };
 
@@ -53,8 +53,7 @@ class ModelInputs {
 // rows. Checks the samples' shape against the model's input_shape() first (a model of flat samples,
 // an MLP, takes samples of any shape holding as many values, flattened), and that the model
 // returns one row per sample. Errors name the model, its file and the inputs' file.
-Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64_t batch_size, bool want_features,
-                       bool want_outputs);
+Outputs run_in_batches(const Model& model, const ModelInputs& inputs, std::int64_t batch_size, bool want_features, bool want_outputs);
 
 // Row-wise softmax of logits, in float64 (subtracting each row's maximum first).
 Matrix softmax_rows(const RowMatrixF& logits);

@@ -39,8 +39,7 @@ class MlpModel final : public Model {
   std::vector<std::string> head_parameters() const override;
   void set_trainable(const std::vector<std::string>& names) override;
   std::vector<std::string> trainable() const override;
-  std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha,
-                                    std::uint64_t seed) override;
+  std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha, std::uint64_t seed) override;
   void fold_lora() override;
 
   std::unique_ptr<ForwardPass> forward(const InputBatch& x) override;

@@ -86,10 +86,10 @@ class Model {
   virtual ~Model();
 
   // --- identity
-  const std::string& name() const { return name_; }              // the manifest's name
-  const std::filesystem::path& file() const { return file_; }    // the file it was loaded from
-  std::string describe() const;                                   // "model 'NAME' (FILE)", for errors
-  virtual std::string family() const = 0;  // "mlp", "torchscript", "onnx"
+  const std::string& name() const { return name_; }            // the manifest's name
+  const std::filesystem::path& file() const { return file_; }  // the file it was loaded from
+  std::string describe() const;                                // "model 'NAME' (FILE)", for errors
+  virtual std::string family() const = 0;                      // "mlp", "torchscript", "onnx"
   virtual OutputKind output_kind() const = 0;
   // Sample shape without N ({64} for an MLP of 64 inputs); empty when the model takes any shape.
   // The input dtype the model takes, when the family knows it (nullopt: F32 or I64, as given).
@@ -128,8 +128,7 @@ class Model {
   // more than two dimensions is treated as out x the rest). Afterwards the factors and the head
   // train, nothing else (the new head; an MLP without one, its head layers). Returns the factors' names (TorchScript: "<weight>.lora_A",
   // "<weight>.lora_B"; MLP: "lora.{l}.A", "lora.{l}.B"). alpha <= 0 means alpha = rank.
-  virtual std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha,
-                                            std::uint64_t seed) = 0;
+  virtual std::vector<std::string> add_lora(const std::vector<std::string>& weights, int rank, double alpha, std::uint64_t seed) = 0;
   // W0 <- W0 + (alpha / rank) B A for every LoRA, which is then removed (outputs unchanged up to
   // rounding). The factors leave the trainable set and nothing joins it: the folded weights stay
   // as frozen as add_lora left them (both families; a caller that saves the tuned tensors names
@@ -141,8 +140,7 @@ class Model {
   // (allocated by the family when empty, in trainable() order). backward may be called several
   // times on one pass; each call adds.
   virtual std::unique_ptr<ForwardPass> forward(const InputBatch& x) = 0;
-  virtual void backward(ForwardPass& pass, const RowMatrixF* d_features, const RowMatrixF* d_outputs,
-                        Gradients& grad) = 0;
+  virtual void backward(ForwardPass& pass, const RowMatrixF* d_features, const RowMatrixF* d_outputs, Gradients& grad) = 0;
 
   // Diagonal Fisher information of every parameter, in parameters() order, summed over the
   // batch (the caller divides by the number of samples), whatever trainable() says:
@@ -204,12 +202,11 @@ std::unique_ptr<Model> open_model(const ModelSource& source);
 // the ones named in `only`, as F32, with metadata "caulk.head" when the model has a new head,
 // plus `metadata` (e.g. what a tuned model was tuned from).
 void load_weights(Model& model, const std::filesystem::path& safetensors, bool partial = true);
-void save_weights(const Model& model, const std::filesystem::path& safetensors,
-                  const std::vector<std::string>& only = {}, const std::map<std::string, std::string>& metadata = {});
+void save_weights(const Model& model, const std::filesystem::path& safetensors, const std::vector<std::string>& only = {},
+                  const std::map<std::string, std::string>& metadata = {});
 // Writes a Fisher diagonal (each value divided by `divide_by`, e.g. the number of samples) under
 // the parameters' names and shapes, as F32. Atomic.
-void save_fisher(const Model& model, const FisherDiagonal& fisher, const std::filesystem::path& safetensors,
-                 double divide_by = 1.0);
+void save_fisher(const Model& model, const FisherDiagonal& fisher, const std::filesystem::path& safetensors, double divide_by = 1.0);
 
 // The class drawn for one sample from its probabilities p (summing to 1): the first k whose
 // cumulative probability exceeds u = (g >> 11) * 2^-53, g the generator's next 64-bit draw.

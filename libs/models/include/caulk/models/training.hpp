@@ -79,8 +79,7 @@ class ModelOptimizer {
   ModelOptimizer(const Model& model, const mlp::TrainOptions& options);
   // One step on the rows `index` of `samples`: forward, plain loss (+ the term), backward, update.
   // Returns the minibatch's loss (with the term).
-  double step(Model& model, const TrainingSamples& samples, const std::vector<std::size_t>& index, double learning_rate,
-              OutputTerm* term);
+  double step(Model& model, const TrainingSamples& samples, const std::vector<std::size_t>& index, double learning_rate, OutputTerm* term);
 
  private:
   mlp::TrainOptions o_;

@@ -26,8 +26,7 @@ struct LinearProbeOptions {
 };
 
 // Minimises (1/N) sum_i [ logsumexp(W x_i + b) - (W x_i + b)_{y_i} ] + (l2 / 2) ||W||^2.
-LinearProbe fit_linear_probe(const MatrixView& F, const std::vector<int>& labels, int num_classes,
-                             const LinearProbeOptions& options = {});
+LinearProbe fit_linear_probe(const MatrixView& F, const std::vector<int>& labels, int num_classes, const LinearProbeOptions& options = {});
 
 // The objective above and its gradient at (W, b), packed as [vec(W) (column-major C x D), b].
 // Exposed so that a test can check the gradient against finite differences.

@@ -120,8 +120,7 @@ class FeatureStats {
  public:
   // Implicit, so that a plain MatrixView can be scored on its own (nothing shared).
   FeatureStats(MatrixView F, std::shared_ptr<SharedDecompositions> shared = nullptr, RowProgress progress = {})
-      : F_(std::move(F)), shared_(shared ? std::move(shared) : std::make_shared<SharedDecompositions>()),
-        progress_(std::move(progress)) {}
+      : F_(std::move(F)), shared_(shared ? std::move(shared) : std::make_shared<SharedDecompositions>()), progress_(std::move(progress)) {}
   const MatrixView& features() const { return F_; }
   const Moments& moments() const { return shared_->moments(F_, progress_); }
   const SymmetricEigen& gram_eigen() const { return shared_->gram_eigen(F_, progress_); }

@@ -24,15 +24,15 @@ struct LogMEOptions {
 };
 
 struct LogMEResult {
-  double score = 0;               // mean over the scored columns of the per-column evidence / N
-  std::vector<int> columns;       // the target columns scored: the classes present in the labels, or every regression target
-  std::vector<double> evidence;   // per scored column, already / N
-  Matrix weights;                 // posterior mean weights, one row per class or target (zero for absent classes): C x D
+  double score = 0;              // mean over the scored columns of the per-column evidence / N
+  std::vector<int> columns;      // the target columns scored: the classes present in the labels, or every regression target
+  std::vector<double> evidence;  // per scored column, already / N
+  Matrix weights;                // posterior mean weights, one row per class or target (zero for absent classes): C x D
   std::vector<double> alpha, beta;
-  std::vector<int> iterations;    // fixed-point iterations used per scored column (at most 11)
-  std::size_t rank = 0;           // numerical rank of F (singular values above max(N, D) eps s_max)
-  std::size_t directions = 0;     // directions in the evidence: D when N > D, the k kept singular values when N <= D
-  bool thin_svd = false;          // N <= D: the thin SVD of F (else the eigendecomposition of F^T F)
+  std::vector<int> iterations;  // fixed-point iterations used per scored column (at most 11)
+  std::size_t rank = 0;         // numerical rank of F (singular values above max(N, D) eps s_max)
+  std::size_t directions = 0;   // directions in the evidence: D when N > D, the k kept singular values when N <= D
+  bool thin_svd = false;        // N <= D: the thin SVD of F (else the eigendecomposition of F^T F)
 };
 
 // The spectral part shared by every target column: the eigenvalues sigma of F^T F used (the
