@@ -117,34 +117,16 @@ std::string dot_with_lines(const std::string& dot, const Json& run, ThirdLine th
   return dot.substr(0, close) + extra + dot.substr(close);
 }
 
-// Text as Graphviz writes it into SVG.
+// Text as Graphviz writes it into SVG: HTML's escapes, and '-' as a numeric entity.
 std::string svg_text(const std::string& s) {
   std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      case '-':
-        out += "&#45;";
-        break;
-      default:
-        out += c;
-    }
+  std::size_t start = 0;
+  for (std::size_t dash = s.find('-'); dash != std::string::npos; dash = s.find('-', start)) {
+    out += html_escape(std::string_view(s).substr(start, dash - start));
+    out += "&#45;";
+    start = dash + 1;
   }
-  return out;
+  return out + html_escape(std::string_view(s).substr(start));
 }
 
 // Graphviz's SVG text back to plain text (the entities it writes, and numeric ones).
