@@ -24,11 +24,12 @@ dict_for() {
     fuzz_safetensors | fuzz_safetensors_index) echo fuzz/dict/safetensors.dict ;;
     fuzz_pipeline | fuzz_manifest) echo fuzz/dict/toml.dict ;;
     fuzz_csv) echo fuzz/dict/csv.dict ;;
+    fuzz_onnx_graph) echo fuzz/dict/onnx.dict ;;
   esac
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_npy fuzz_safetensors fuzz_safetensors_index fuzz_pipeline fuzz_manifest fuzz_csv)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_npy fuzz_safetensors fuzz_safetensors_index fuzz_pipeline fuzz_manifest fuzz_csv fuzz_onnx_graph)
 log="$build/fuzz-log.tsv"
 [ -f "$log" ] || printf 'date\ttarget\tseconds\truns\tedges\tcorpus\tcrashes\n' >"$log"
 found=0

@@ -107,6 +107,14 @@ TuningData tuning_data(const Params& p, const Dataset& data) {
   return t;
 }
 
+// The hub's name for the model a unit tunes: tune.top_ranked publishes its choice under a fixed
+// name and keeps the chosen model's name in its term.
+std::string hub_model_name(const Json& desc) {
+  const Json& term = desc.at("term");
+  if (term.is_object() && term.contains("model") && term.at("model").is_string()) return term.at("model").get<std::string>();
+  return desc.at("model").get<std::string>();
+}
+
 }  // namespace
 
 namespace {
@@ -161,9 +169,7 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   model->fold_lora();
   // What it was tuned from, in the file itself (the MLP family's deltas name their base alike):
   // the hub's name for it (tune.top_ranked renames its choice and keeps the name in its term).
-  const Json& term_facts = desc.at("term");
-  const bool renamed = term_facts.is_object() && term_facts.contains("model") && term_facts.at("model").is_string();
-  std::map<std::string, std::string> tuned_from{{"caulk.tuned_from", renamed ? term_facts.at("model").get<std::string>() : source.name}};
+  std::map<std::string, std::string> tuned_from{{"caulk.tuned_from", hub_model_name(desc)}};
   for (const auto& [key, file] :
        {std::pair{"caulk.tuned_from_module", source.torchscript}, std::pair{"caulk.tuned_from_file", source.checkpoint},
         std::pair{"caulk.tuned_from_weights", source.weights}})
@@ -190,7 +196,7 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
          {"stopped_early", report.stopped_early},
          {"train_loss", report.train_loss},
          {"seed", model_seed}};
-  if (!method.empty()) d["tuned_from"] = target;
+  if (!method.empty()) d["tuned_from"] = hub_model_name(desc);
   if (validation) d["validation_loss"] = report.validation_loss;
   if (details.is_object())
     for (auto& [key, value] : details.items()) d[key] = value;
@@ -254,7 +260,7 @@ Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn, Term
          {"stopped_early", tuned.report.stopped_early},
          {"train_loss", tuned.report.train_loss},
          {"seed", model_seed}};
-  if (!method.empty()) d["tuned_from"] = target;
+  if (!method.empty()) d["tuned_from"] = hub_model_name(desc);
   if (validation) d["validation_loss"] = tuned.report.validation_loss;
   for (auto& [key, value] : tuned.details.items()) d[key] = value;
   d["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

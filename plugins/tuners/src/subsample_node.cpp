@@ -2,10 +2,12 @@
 // downstream (embeddings, rankers, tuners) sees exactly the same few labelled samples.
 #include <fmt/format.h>
 
+#include <cstring>
 #include <numeric>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/error.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/seeding/seeding.hpp"
 #include "tuners/src/nodes.hpp"
@@ -16,14 +18,43 @@ namespace caulk::tuners {
 
 namespace {
 
-// Writes `rows` of a matrix file as .npy, keeping float32 data float32.
-ArrayFile write_rows(const ArrayFile& source, const std::vector<std::size_t>& rows, const fs::path& path, const std::string& what) {
+// Writes `rows` of a matrix as .npy, keeping float32 data float32.
+ArrayFile write_matrix_rows(const ArrayFile& source, const std::vector<std::size_t>& rows, const fs::path& path, const std::string& what) {
   const MatrixView v = source.open(what);
   const Matrix m = v.gather_rows(rows);
   if (v.scalar_type() == ScalarType::F32)
     io::write_npy(path, RowMatrixF(m.cast<float>()));
   else
     io::write_npy(path, m);
+  return ArrayFile{path, {}};
+}
+
+// Writes `rows` of an array file as .npy with its element type and trailing shape: model inputs
+// may be images (N x C x H x W, float32) or token ids (N x L, int64), not only matrices.
+ArrayFile write_rows(const ArrayFile& source, const std::vector<std::size_t>& rows, const fs::path& path, const std::string& what) {
+  if (source.in_memory()) return write_matrix_rows(source, rows, path, what);
+  const io::NpyArray a = io::NpyArray::open(source.path);
+  const std::string file = source.path.string();
+  if (a.ndim() == 0) throw DataError(file, fmt::format("{} is a scalar: an array with one row per sample (N, ...) is needed", what));
+  if (a.fortran_order() && a.ndim() == 2) return write_matrix_rows(source, rows, path, what);
+  if (a.fortran_order() && a.ndim() > 2)
+    throw DataError(file, fmt::format("{} are in Fortran (column-major) order with {} dimensions: save them in C order "
+                                      "(numpy.ascontiguousarray)",
+                                      what, a.ndim()));
+  // C order (or 1-D): each sample is one contiguous run of bytes.
+  const std::size_t count = a.shape()[0];
+  const std::size_t row_bytes = count == 0 ? 0 : a.size() / count * io::dtype_size(a.dtype());
+  std::vector<std::byte> bytes(rows.size() * row_bytes);
+  const auto* data = static_cast<const std::byte*>(a.data());
+  for (std::size_t k = 0; k < rows.size(); ++k) {
+    if (rows[k] >= count)
+      throw DataError(file, fmt::format("{} have {} rows; the split has more (row {} was asked for)", what, count, rows[k]));
+    std::memcpy(bytes.data() + k * row_bytes, data + rows[k] * row_bytes, row_bytes);
+  }
+  a.mapping()->check_intact();
+  std::vector<std::size_t> shape = a.shape();
+  shape[0] = rows.size();
+  io::write_npy(path, a.dtype(), shape, bytes.data());
   return ArrayFile{path, {}};
 }
 

@@ -161,6 +161,8 @@ params = { columns = ["accuracy"] }
   for (const char* m : {"near", "deep", "far"})
     if (best.empty() || scores[m].get<double>() > scores[best].get<double>()) best = m;
   EXPECT_EQ(j["nodes"]["top0"]["summary"]["top_ranked:s0"]["model"], best);
+  // ... and says what it was tuned from by the hub's name, not by the name it publishes.
+  EXPECT_EQ(j["nodes"]["top0"]["summary"]["top_ranked:s0"]["tuned_from"], best);
   // Each teacher's head was fitted on the training subset.
   EXPECT_EQ(j["nodes"]["kd0"]["summary"]["student:kd:s0"]["teachers"].size(), 2u);
 }
@@ -183,6 +185,54 @@ TEST_F(TunerNodes, SubsetsAreNestedPerSeedAndDifferBetweenSeeds) {
   r = run(bad, "bad");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("a subset of 61 samples from split 'train', which has 60"));
+}
+
+TEST_F(TunerNodes, SubsetsOfImagesAndTokenIdsKeepTheirShapeAndElementType) {
+  // Model inputs of any rank: 12 float32 images of 1 x 2 x 3 and 12 int64 token rows of 4; each
+  // element is its sample's number times 100 plus its position, so a row read back names its source.
+  const std::size_t n = 12;
+  std::vector<float> images(n * 6);
+  std::vector<std::int64_t> tokens(n * 4), labels(n);
+  for (std::size_t r = 0; r < n; ++r) {
+    labels[r] = static_cast<std::int64_t>(r % 3);
+    for (std::size_t k = 0; k < 6; ++k) images[r * 6 + k] = static_cast<float>(r * 100 + k);
+    for (std::size_t k = 0; k < 4; ++k) tokens[r * 4 + k] = static_cast<std::int64_t>(r * 100 + k);
+  }
+  caulk::io::write_npy(dir_ / "labels.npy", labels);
+  caulk::io::write_npy(dir_ / "images.npy", caulk::io::DType::F32, {n, 1, 2, 3}, images.data());
+  caulk::io::write_npy(dir_ / "tokens.npy", caulk::io::DType::I64, {n, 4}, tokens.data());
+  std::string p = "[pipeline]\nname = \"subsets\"\n";
+  for (const char* kind : {"images", "tokens"})
+    p += fmt::format(R"([[node]]
+id = "{0}"
+type = "dataset.load"
+params = {{ labels = {{ train = "{1}/labels.npy" }}, inputs = {{ train = "{1}/{0}.npy" }} }}
+[[node]]
+id = "{0}_subsets"
+type = "data.subsample"
+inputs = {{ data = "{0}" }}
+params = {{ sizes = [5], seeds = 1, seed = 2 }}
+)",
+                     kind, dir_.path().string());
+  const auto r = run(p);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* kind : {"images", "tokens"}) {
+    const auto folder = dir_ / "out" / (std::string(kind) + "_subsets");
+    const auto rows = caulk::io::NpyArray::open(folder / "train_n5_s0_rows.npy").to_int64();
+    const auto subset = caulk::io::NpyArray::open(folder / "train_n5_s0_inputs.npy");
+    const bool is_images = std::string(kind) == "images";
+    EXPECT_EQ(subset.dtype(), is_images ? caulk::io::DType::F32 : caulk::io::DType::I64) << kind;
+    EXPECT_EQ(subset.shape(), is_images ? std::vector<std::size_t>({5, 1, 2, 3}) : std::vector<std::size_t>({5, 4})) << kind;
+    ASSERT_EQ(rows.size(), 5u);
+    const std::size_t width = is_images ? 6 : 4;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      for (std::size_t k = 0; k < width; ++k) {
+        const double expected = static_cast<double>(rows[i] * 100 + static_cast<std::int64_t>(k));
+        const double got = is_images ? static_cast<const float*>(subset.data())[i * width + k]
+                                     : static_cast<double>(static_cast<const std::int64_t*>(subset.data())[i * width + k]);
+        EXPECT_EQ(got, expected) << kind << " row " << i << " element " << k;
+      }
+  }
 }
 
 TEST_F(TunerNodes, ErrorsNameWhatIsWrong) {
