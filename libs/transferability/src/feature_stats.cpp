@@ -157,6 +157,15 @@ SymmetricEigen symmetric_eigen(Matrix m) {
   return e;
 }
 
+ThinSvd thin_svd(Matrix& a) {
+  const auto m = static_cast<lapack_int>(a.rows()), n = static_cast<lapack_int>(a.cols()), r = std::min(m, n);
+  ThinSvd out{Matrix(m, r), Vector(r), Matrix(r, n)};
+  if (r == 0) return out;
+  const lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', m, n, a.data(), m, out.s.data(), out.U.data(), m, out.Vt.data(), r);
+  if (info != 0) throw std::runtime_error("singular value decomposition failed (LAPACK dgesdd info " + std::to_string(info) + ")");
+  return out;
+}
+
 std::size_t symmetric_eigen_workspace_bytes(std::size_t n) {
   return (1 + 6 * n + 2 * n * n + n) * sizeof(double) + (3 + 5 * n) * sizeof(int);
 }

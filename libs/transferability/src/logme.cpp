@@ -1,6 +1,5 @@
 #include "caulk/transferability/logme.hpp"
 
-#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -123,9 +122,9 @@ Route route_from_svd(const MatrixView& F, const Matrix& Y) {
   // Rescaled before the SVD (exact: a power of two), so that squares of tiny singular values cannot underflow.
   const int j = rescale_exponent(f.stableNorm() / std::sqrt(static_cast<double>(f.size())));
   if (j != 0) f = f.unaryExpr([j](double v) { return std::ldexp(v, j); });
-  auto svd = std::make_shared<Eigen::BDCSVD<Matrix>>(f, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  ThinSvd svd = thin_svd(f);
   f = Matrix();
-  const Vector& singular = svd->singularValues();
+  const Vector& singular = svd.s;
   const double tolerance = singular.size() ? static_cast<double>(std::max(F.rows(), F.cols())) * kEpsilon * singular[0] : 0.0;
   Eigen::Index k = 0;
   while (k < singular.size() && singular[k] > tolerance) ++k;
@@ -137,8 +136,9 @@ Route route_from_svd(const MatrixView& F, const Matrix& Y) {
   r.spectrum.dims = F.cols();
   r.spectrum.sigma = singular.head(k).array().square();
   // p = V^T F^T y = diag(s) U^T y.
-  r.P = singular.head(k).asDiagonal() * (svd->matrixU().leftCols(k).transpose() * Y);
-  r.weights = [svd, k](const Matrix& coefficients) { return Matrix(svd->matrixV().leftCols(k) * coefficients); };
+  r.P = singular.head(k).asDiagonal() * (svd.U.leftCols(k).transpose() * Y);
+  auto vt = std::make_shared<const Matrix>(k == svd.Vt.rows() ? std::move(svd.Vt) : Matrix(svd.Vt.topRows(k)));
+  r.weights = [vt](const Matrix& coefficients) { return Matrix(vt->transpose() * coefficients); };
   return r;
 }
 

@@ -39,9 +39,10 @@ MemoryEstimate logme_memory(std::size_t N, std::size_t D, std::size_t T) {
     e.what = "F^T F (" + square(D) + ") and its eigendecomposition";
     e.advice = reduce_dims_advice(N, D);
   } else {
-    // The N x D features in float64, Eigen's BDCSVD working copy, its bidiagonalisation, V and
-    // the Householder work (measured: 4.4 N x D), and O(N^2) for U and the bidiagonal SVD; then
-    // U^T Y, p, coefficients and weights.
+    // The N x D features in float64, overwritten by LAPACK's dgesdd (LQ first when D is much
+    // larger than N), V^T (N x D) and dgesdd's O(N^2) workspace and U; then U^T Y, p, coefficients
+    // and weights. An upper bound: Eigen's BDCSVD, used before, peaked at 4.4 N x D, which this
+    // estimate was measured against; dgesdd holds less.
     e.bytes = (5 * N * D + 5 * N * N + 3 * N * T + 3 * D * T) * kDouble;
     e.what = "the thin SVD of the " + std::to_string(N) + " x " + std::to_string(D) + " features";
     e.advice = "Reduce the features to fewer dimensions, or score fewer rows (a smaller split).";

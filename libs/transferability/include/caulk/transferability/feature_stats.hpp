@@ -73,6 +73,17 @@ SymmetricEigen symmetric_eigen(Matrix m);
 // 1 + 6n + 2n^2 doubles, and 3 + 5n integers).
 std::size_t symmetric_eigen_workspace_bytes(std::size_t n);
 
+// Thin singular value decomposition A = U diag(s) V^T of an m x n matrix (LAPACK dgesdd, divide
+// and conquer): with r = min(m, n), U is m x r, s holds r values in decreasing order, Vt is r x n.
+// `a` is overwritten. (LAPACK rather than Eigen's BDCSVD, whose templates took over a minute and a
+// half to compile: docs/performance.md, "Build".)
+struct ThinSvd {
+  Matrix U;
+  Vector s;
+  Matrix Vt;
+};
+ThinSvd thin_svd(Matrix& a);
+
 // Moore-Penrose pseudo-inverse of a symmetric matrix from its eigendecomposition, dropping
 // eigenvalues with |lambda| <= rcond * max |lambda| (numpy.linalg.pinv's rule).
 Matrix symmetric_pinv(const SymmetricEigen& e, double rcond);
