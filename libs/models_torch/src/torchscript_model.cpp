@@ -6,11 +6,15 @@
 #include <fmt/ranges.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <regex>
 #include <sstream>
 
+#include "caching_cpu_allocator.hpp"
 #include "caulk/error.hpp"
 #include "torch_entry.hpp"
 
@@ -69,9 +73,18 @@ std::string short_error(const std::exception& e) {
   return out;
 }
 
-void configure_threads() {
+// The cache's bound: a quarter of the memory, at most 4 GiB (a ResNet-18 on two batches of 64
+// images at 224 x 224 in flight keeps under 2 GiB).
+std::size_t cpu_cache_limit() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const std::size_t quarter = pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page) / 4 : 0;
+  return std::min<std::size_t>(quarter, std::size_t{4} << 30);
+}
+
+void configure_runtime() {
   static std::once_flag once;
   std::call_once(once, [] {
+    install_caching_cpu_allocator(cpu_cache_limit());
     at::set_num_threads(1);
     try {
       at::set_num_interop_threads(1);
@@ -91,7 +104,7 @@ TorchScriptModel::TorchScriptModel(std::string name, std::filesystem::path file,
 }
 
 std::unique_ptr<TorchScriptModel> TorchScriptModel::open(const ModelSource& source) {
-  configure_threads();
+  configure_runtime();
   const std::string file = source.torchscript.string();
   const auto problem = [&](const std::string& text) { return DataError(file, fmt::format("model '{}': {}", source.name, text)); };
   if (!std::filesystem::exists(source.torchscript)) throw problem("the file does not exist");
