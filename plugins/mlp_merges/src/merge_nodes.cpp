@@ -111,7 +111,8 @@ class RegMeanNode : public Node {
     if (p.has("model_splits"))
       for (const auto& [model, split] : p.get("model_splits").as_table()) {
         if (std::find(in.names.begin(), in.names.end(), model) == in.names.end())
-          throw Error(fmt::format("`model_splits` names model '{}', which is not among the checkpoints ({})", model, list_names(in.names)));
+          throw Error(fmt::format("{}: `model_splits` names model '{}', which is not among the checkpoints ({}){}", split.where().str(),
+                                  model, list_names(in.names), did_you_mean_among(model, in.names)));
         split_of[model] = split.as_string();
       }
     // Each model's data, by split, loaded once: checked here before any unit starts; each unit

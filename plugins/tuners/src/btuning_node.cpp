@@ -84,9 +84,7 @@ class BTuning : public Node {
     const int outputs = static_cast<int>(data->num_targets());
     const double tau = p.real("tau");
 
-    std::set<std::string> excluded;
-    if (p.has("exclude"))
-      for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());
+    const std::set<std::string> excluded = excluded_models(p, *scores);
     // Teachers are picked per target (a target never teaches itself), but most often the pick is
     // the same for all: read each teacher's features once.
     std::map<std::string, Matrix> feature_cache;

@@ -65,9 +65,7 @@ class Distill : public Node {
     const std::vector<CheckpointRef> targets = models::hub_checkpoints(ctx);
     const DatasetSplit& split = data->split(p.string("train_split"));
     const double T = p.real("temperature");
-    std::set<std::string> excluded;
-    if (p.has("exclude"))
-      for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());
+    const std::set<std::string> excluded = excluded_models(p, *scores);
 
     // Each teacher's head, fitted once on the training split, gives its logits there.
     std::map<std::string, Matrix> logits;

@@ -38,9 +38,7 @@ class TopRanked : public Node {
     const auto data = ctx.input<Dataset>("data");
     const auto scores = ctx.input<Scores>("scores");
     const std::vector<CheckpointRef> hub = models::hub_checkpoints(ctx);
-    std::set<std::string> excluded;
-    if (p.has("exclude"))
-      for (const Value& v : p.get("exclude").as_array()) excluded.insert(v.as_string());
+    const std::set<std::string> excluded = excluded_models(p, *scores);
     std::vector<std::size_t> candidates;
     std::vector<double> values;
     for (std::size_t i = 0; i < scores->scores.size(); ++i) {

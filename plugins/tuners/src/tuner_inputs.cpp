@@ -1,10 +1,30 @@
 #include "tuners/src/tuner_inputs.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+
+#include "caulk/data_check.hpp"
 
 #include "tuners/algorithms/btuning.hpp"
 
 namespace caulk::tuners {
+
+std::set<std::string> excluded_models(const Params& p, const Scores& scores) {
+  std::set<std::string> excluded;
+  if (!p.has("exclude")) return excluded;
+  std::vector<std::string> ranked;
+  for (const auto& s : scores.scores) ranked.push_back(s.model);
+  for (const Value& v : p.get("exclude").as_array()) {
+    const std::string name = v.as_string();
+    if (std::find(ranked.begin(), ranked.end(), name) == ranked.end())
+      throw Error(fmt::format("{}: `exclude` names model '{}', which the ranking of '{}' does not have ({}){}", v.where().str(), name,
+                              scores.producer_node, fmt::join(ranked, ", "), did_you_mean_among(name, ranked)));
+    excluded.insert(name);
+  }
+  return excluded;
+}
 
 std::vector<TeacherPick> pick_teachers(const Scores& scores, const Embeddings& features, int k, const std::set<std::string>& excluded) {
   std::vector<const ModelScore*> candidates;

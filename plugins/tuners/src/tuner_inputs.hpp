@@ -18,6 +18,11 @@ struct TeacherPick {
   const ModelEmbedding* embedding = nullptr;
 };
 
+// The models `exclude` names, each checked against the ranking: a name the ranking does not have
+// (a typo would otherwise exclude nothing, silently) throws Error at the parameter's FILE:LINE:COL
+// with the ranked models and a did-you-mean.
+std::set<std::string> excluded_models(const Params& p, const Scores& scores);
+
 // The k best models of the ranking that are not `excluded`, best first, each with its features.
 // Throws Error naming the model when a ranked model has no features in the Embeddings, and when no
 // candidate remains.

@@ -138,6 +138,20 @@ inputs = { checkpoints = "zoo.models", data = "zoo.data" }
                                "[12, 9] in 'near'"));
 }
 
+TEST_F(MlpMergeNodes, AModelSplitOfAnUnknownModelIsNamedWhereItIsWritten) {
+  // "near:bb" is a typo of "near:b": said at the value's line and column, with the checkpoints.
+  auto r = run(std::string(kTuned) + R"([[node]]
+id = "regmean"
+type = "merge.regmean"
+inputs = { checkpoints = ["a.checkpoints", "b.checkpoints"], data = "zoo.data" }
+params = { alpha = 0.8, model_splits = { "near:bb" = "val" } }
+)");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("p.toml:28:54: "));
+  EXPECT_THAT(r.err, HasSubstr("`model_splits` names model 'near:bb', which is not among the checkpoints (near:a,near:b) (did you mean "
+                               "'near:b' or 'near:a'?)"));
+}
+
 TEST_F(MlpMergeNodes, ADatasetWithoutInputsIsNamed) {
   auto r = run(kTuned);
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -253,6 +253,21 @@ params = {{ only = ["student"], {0} }}
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.err, HasSubstr("B-Tuning needs rank.logme's scores"));
 
+  // A model name in `exclude` that the ranking does not have (a typo would exclude nothing).
+  p = std::string(kZoo) + fmt::format(R"(
+[[node]]
+id = "bt"
+type = "tune.btuning"
+inputs = {{ data = "subsets.data", models = "zoo.models", features = "features", scores = "logme" }}
+params = {{ only = ["student"], exclude = ["nera"], {0} }}
+)",
+                                      kTune);
+  r = run(p, "exclude");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("p.toml:30:"));
+  EXPECT_THAT(r.err, HasSubstr("`exclude` names model 'nera', which the ranking of 'logme' does not have"));
+  EXPECT_THAT(r.err, HasSubstr("(did you mean 'near'?)"));
+
   // Teachers' features whose rows do not match the data's training split: features of another
   // zoo's data (50 training rows) against this one (60).
   p = std::string(kZoo) + fmt::format(R"(
