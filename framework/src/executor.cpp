@@ -199,7 +199,11 @@ struct Scheduler {
       std::lock_guard lock(mutex);
       for (const auto& in : node.inputs) {
         NodeContext::Input input{in.port, {}};
-        for (const auto& s : in.sources) input.artifacts.push_back(outputs[s.node].at(s.port));
+        for (const auto& s : in.sources) {
+          // An optional output its node did not publish (it feeds optional inputs only) is left out.
+          const auto found = outputs[s.node].find(s.port);
+          if (found != outputs[s.node].end()) input.artifacts.push_back(found->second);
+        }
         inputs.push_back(std::move(input));
       }
     }
@@ -224,7 +228,10 @@ struct Scheduler {
       // The contract: every declared output, of its declared type.
       for (const auto& port : node.type->spec.outputs) {
         auto it = std::find_if(published.begin(), published.end(), [&](const auto& p) { return p.first == port.name; });
-        if (it == published.end()) throw Error("the node did not publish its output '" + port.name + "'");
+        if (it == published.end()) {
+          if (port.optional) continue;
+          throw Error("the node did not publish its output '" + port.name + "'");
+        }
         if (port.type != kAnyArtifact && it->second->type_name() != port.type)
           throw Error("output '" + port.name + "' should be " + port.type + " but the node published " +
                       std::string(it->second->type_name()));

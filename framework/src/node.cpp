@@ -149,6 +149,10 @@ NodeSpec& NodeSpec::output(std::string name, std::string t, std::string doc) {
   outputs.push_back({std::move(name), std::move(t), std::move(doc), false, false});
   return *this;
 }
+NodeSpec& NodeSpec::output_optional(std::string name, std::string t, std::string doc) {
+  outputs.push_back({std::move(name), std::move(t), std::move(doc), false, true});
+  return *this;
+}
 NodeSpec& NodeSpec::param(ParamSpec p) {
   params.push_back(std::move(p));
   return *this;

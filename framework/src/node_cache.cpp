@@ -157,14 +157,16 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
     }
     for (const auto& a : entry.at("artifacts"))
       r.published.emplace_back(a.at("port").get<std::string>(), load_artifact(a.at("artifact"), dir, hashes_));
-    // The node's contract, as when it runs: exactly its declared outputs.
+    // The node's contract, as when it runs: its declared outputs (the optional ones if published).
     const NodeSpec& spec = pipeline_.nodes[i].type->spec;
     for (const auto& port : spec.outputs) {
       auto it = std::find_if(r.published.begin(), r.published.end(), [&](const auto& p) { return p.first == port.name; });
+      if (it == r.published.end() && port.optional) continue;
       if (it == r.published.end() || (port.type != kAnyArtifact && it->second->type_name() != port.type))
         throw Error("the entry lacks output " + port.name);
     }
-    if (r.published.size() != spec.outputs.size()) throw Error("the entry has outputs the node does not declare");
+    for (const auto& [port, artifact] : r.published)
+      if (!spec.find_output(port)) throw Error("the entry has outputs the node does not declare");
     r.summary = entry.at("summary");
     r.printed = entry.at("printed").get<std::string>();
     return r;

@@ -286,6 +286,12 @@ class Validator {
                                out->type);
           continue;
         }
+        if (out->optional && !port->optional) {
+          error(ref.where, "input '" + port->name + "' of node '" + id + "' is required but '" + ref.text() +
+                               "' is an optional output, published only sometimes (" + out->doc +
+                               "); connect it to an optional input, or connect another output");
+          continue;
+        }
         resolved.sources.push_back({it->second, out->name});
         node.depends_on.push_back(it->second);
       }

@@ -1,7 +1,7 @@
 // Node types that only tests need: a pass-through (so a type-correct cycle can be written), one
 // declared not cacheable (as a node reading the clock would be), a node whose per-unit work fails
-// for chosen units, and a node that publishes a Figure as a third-party plugin would (a
-// hand-written Vega-Lite spec, the framework's headers only).
+// for chosen units, a node that publishes a Figure as a third-party plugin would (a
+// hand-written Vega-Lite spec, the framework's headers only), and an optional output and input.
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/plugin.hpp"
@@ -83,6 +83,35 @@ class FigureBars : public caulk::Node {
   }
 };
 
+// A node with an optional output, published when `extra` is true, and a node that takes it on an
+// optional input and says in its summary whether it got it.
+class MaybeExtra : public caulk::Node {
+ public:
+  static caulk::NodeSpec spec() {
+    caulk::NodeSpec s("test.maybe_extra", "Pass a dataset through, and again on `extra` when asked");
+    s.input("in", "Dataset", "a dataset");
+    s.output("out", "Dataset", "the same dataset");
+    s.output_optional("extra", "Dataset", "the same dataset again, published only when the parameter extra is true");
+    s.param(caulk::ParamSpec::flag("extra", false, "publish the optional output"));
+    return s;
+  }
+  void run(caulk::NodeContext& ctx) override {
+    auto in = ctx.input<caulk::Dataset>("in");
+    ctx.publish("out", std::make_shared<caulk::Dataset>(*in));
+    if (ctx.params().flag("extra")) ctx.publish("extra", std::make_shared<caulk::Dataset>(*in));
+  }
+};
+
+class OptionalIn : public caulk::Node {
+ public:
+  static caulk::NodeSpec spec() {
+    caulk::NodeSpec s("test.optional_in", "Say whether an optional dataset input came");
+    s.input_optional("in", "Dataset", "a dataset, or nothing");
+    return s;
+  }
+  void run(caulk::NodeContext& ctx) override { ctx.summary()["got_input"] = ctx.has_input("in"); }
+};
+
 }  // namespace
 
 CAULK_PLUGIN("test_nodes", "1.0", "Node types for the engine's tests") {
@@ -90,4 +119,6 @@ CAULK_PLUGIN("test_nodes", "1.0", "Node types for the engine's tests") {
   registrar.add_node<PassUncached>();
   registrar.add_node<FailUnits>();
   registrar.add_node<FigureBars>();
+  registrar.add_node<MaybeExtra>();
+  registrar.add_node<OptionalIn>();
 }

@@ -79,7 +79,7 @@ struct PortSpec {
   std::string type;  // an artifact type name, or "Any"
   std::string doc;
   bool multiple = false;  // inputs: takes several sources (a list in the pipeline file)
-  bool optional = false;  // inputs: may be left unconnected
+  bool optional = false;  // inputs: may be left unconnected; outputs: may be left unpublished
 };
 
 struct NodeSpec {
@@ -106,6 +106,9 @@ struct NodeSpec {
   NodeSpec& inputs_many(std::string name, std::string type, std::string doc);  // several sources
   NodeSpec& input_optional(std::string name, std::string type, std::string doc);
   NodeSpec& output(std::string name, std::string type, std::string doc);
+  // An output the node publishes only when it has something to show (say when in `doc`): it may
+  // feed optional inputs only, which are then left without it.
+  NodeSpec& output_optional(std::string name, std::string type, std::string doc);
   NodeSpec& param(ParamSpec p);
   NodeSpec& run_last();        // see runs_last
   NodeSpec& not_cacheable() {  // see cacheable

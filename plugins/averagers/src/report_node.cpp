@@ -29,9 +29,9 @@ class AveragingReport : public Node {
     s.output("table", "Table", "the risk table");
     s.output("figure", "Figure", "the risk of every model and combiner as bars, lowest first (drawn in report.html)");
     s.output("trust", "Table", "where the local average trusts each model (no rows without the weights input)");
-    s.output("weights_figure", "Figure",
-             "the local average's weight of each model over one or two covariates (drawn in report.html; empty without the weights "
-             "input)");
+    s.output_optional("weights_figure", "Figure",
+                      "the local average's weight of each model over one or two covariates (drawn in report.html; published only "
+                      "with the weights input)");
     s.param(ParamSpec::string("split", "test", "the split to judge on (out of sample: not the fitting split)"));
     declare_loss_params(s);
     s.param(ParamSpec::choice("covariates", "auto", {"auto", "covariates", "inputs"}, "where the plotted covariates come from"));
@@ -93,8 +93,9 @@ class AveragingReport : public Node {
     std::string markdown = table->to_markdown(digits);
     io::write_file_atomic(dir / "risk.csv", table->to_csv());
     auto trust = std::make_shared<Table>();
-    auto weights_figure = std::make_shared<Figure>();
+    std::shared_ptr<Figure> weights_figure;
     if (ctx.has_input("weights")) {
+      weights_figure = std::make_shared<Figure>();
       *trust = trust_table(ctx, *ctx.input<Weights>("weights"), *data, split, dir, *weights_figure);
       // Appended in two steps: GCC 12 warns (-Wrestrict, a false positive) on "\n" + temporary.
       text += '\n';
@@ -105,8 +106,6 @@ class AveragingReport : public Node {
     } else {
       trust->title = "No local average's weights were given (the weights input), so no trust table";
       trust->columns = {"model", "mean_weight", "share_top"};
-      weights_figure->title = "No weights to draw";
-      weights_figure->caption = "The weights input is not connected.";
     }
     io::write_file_atomic(dir / "risk.md", markdown);
     ctx.print(text);
@@ -123,7 +122,7 @@ class AveragingReport : public Node {
                                 avg::loss_name(loss.kind), split)));
     ctx.publish("table", std::move(table));
     ctx.publish("trust", std::move(trust));
-    ctx.publish("weights_figure", std::move(weights_figure));
+    if (weights_figure) ctx.publish("weights_figure", std::move(weights_figure));
   }
 
  private:
