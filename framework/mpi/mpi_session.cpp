@@ -30,6 +30,7 @@
 
 #include "caulk/distributed.hpp"
 #include "caulk/error.hpp"
+#include "caulk/io/access_log.hpp"
 #include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
 #include "end_reporter.hpp"
@@ -236,6 +237,13 @@ class Coordinator : public UnitDispatcher {
           outcome.error = j.at("e").get<std::string>();
         else
           outcome.result = j.at("r");
+        if (j.contains("w"))
+          for (const auto& w : j.at("w")) outcome.written.emplace_back(w.at(0).get<std::string>(), w.at(1).get<bool>());
+        if (j.contains("rd"))
+          for (const auto& r : j.at("rd"))
+            outcome.read.emplace_back(r.at(0).get<std::string>(), io::FileStat{r.at(1).get<std::uintmax_t>(), r.at(2).get<std::int64_t>(),
+                                                                               r.at(3).get<std::uint64_t>(), r.at(4).get<std::uint64_t>()});
+        outcome.files_incomplete = j.value("fi", false);
         Batch* state;
         {
           std::lock_guard lock(mutex_);
@@ -464,8 +472,21 @@ class MpiSession : public DistributedSession {
             o.error = "internal: this rank received a unit of a batch whose shared data never arrived";
           else if (!batch->error.empty())
             o.error = batch->error;
-          else
+          else {
+            // What the unit reads and writes here, for rank 0's record of the node (UnitOutcome).
+            io::AccessLog files;
+            io::ScopedAccessLog scope(&files);
             o = run_unit_caught(batch->remote->batch, unit->at("p"), world_.rank());
+            if (!files.incomplete()) {
+              Json written = Json::array(), read = Json::array();
+              for (const auto& [path, folder] : files.writes()) written.push_back(Json::array({path, folder}));
+              for (const auto& [path, st] : files.reads()) read.push_back(Json::array({path, st.size, st.mtime_ns, st.inode, st.device}));
+              reply["w"] = std::move(written);
+              reply["rd"] = std::move(read);
+            } else {
+              reply["fi"] = true;  // the lists are incomplete: rank 0's record of the node must say so
+            }
+          }
           if (o.error.empty())
             reply["r"] = std::move(o.result);
           else

@@ -12,6 +12,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/cancel.hpp"
 #include "caulk/failures.hpp"
+#include "caulk/io/access_log.hpp"
 #include "caulk/parallel.hpp"
 #include "run_environment.hpp"
 
@@ -277,6 +278,13 @@ std::vector<Json> NodeContext::run_units(const std::string& what, const std::vec
   batch.local = local;
   batch.local_type = local_type;
   std::vector<UnitOutcome> outcomes = dispatcher->run(batch);
+  // Files units read and wrote on other ranks, into this node's record (UnitOutcome).
+  for (const auto& o : outcomes) {
+    for (const auto& [path, folder] : o.written) io::note_written(path, folder);
+    for (const auto& [path, stat] : o.read) io::note_read(path, stat);
+    if (o.files_incomplete)
+      if (io::AccessLog* log = io::current_access_log()) log->mark_incomplete();
+  }
   // Units that a stop request skipped or cut short fail; the node is then interrupted, not failed.
   if (cancel_requested() && std::any_of(outcomes.begin(), outcomes.end(), [](const UnitOutcome& o) { return !o.error.empty(); }))
     throw Interrupted(cancel_signal());

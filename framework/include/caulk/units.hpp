@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "caulk/artifacts.hpp"
+#include "caulk/io/access_log.hpp"
 #include "caulk/json.hpp"
 #include "caulk/node.hpp"
 
@@ -41,6 +42,13 @@ struct UnitOutcome {
   Json result;
   std::string error;  // empty when the unit succeeded
   int rank = 0;
+  // The files a unit read and wrote on another rank. A unit run in this process is logged by its
+  // node's AccessLog, which the thread pool carries; one run elsewhere is not, so its rank sends
+  // them back and the node notes them: the node's provenance and cache entry then list every file
+  // whichever rank touched it, and a re-run verifies them all (caulk/node_cache.hpp).
+  std::vector<std::pair<std::string, bool>> written;  // path, is a folder
+  std::vector<std::pair<std::string, io::FileStat>> read;
+  bool files_incomplete = false;  // the other rank could not list them all
 };
 
 // One node's units, handed to the dispatcher: what they share, and each unit's payload.

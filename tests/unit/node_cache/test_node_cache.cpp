@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -333,6 +335,47 @@ TEST(NodeCache, UnderMpiACachedNodeRunsOnNoRankAndTheRecordIsTheSame) {
   EXPECT_EQ(units_counted(cached.at("ranks")), 0u) << cached["ranks"].dump();
   EXPECT_GT(units_counted(fresh.at("ranks")), 0u) << fresh["ranks"].dump();
   EXPECT_EQ(without_times_and_flags(comparable_run_json(cached)).dump(1), without_times_and_flags(comparable_run_json(fresh)).dump(1));
+}
+
+TEST(NodeCache, UnderMpiFilesThatUnitsWroteOnAnyRankAreInTheEntryAndVerifiedOnReuse) {
+  CAULK_REQUIRE_MPI();
+  // analysis.fisher writes one file per model from its units, which are dealt to both ranks.
+  TempDir dir;
+  const fs::path pipeline = dir.write("p.toml", R"([pipeline]
+name = "fisher-ranks"
+[[node]]
+id = "zoo"
+type = "zoo.pretrain"
+params = { seed = 3, inputs = 8, latent = 2, source_samples = 300, train = 60, validation = 40, test = 40, epochs = 2, models = [
+  { name = "m0", hidden = [6] }, { name = "m1", hidden = [7] }, { name = "m2", hidden = [8] }, { name = "m3", hidden = [9] },
+  { name = "m4", hidden = [5] }, { name = "m5", hidden = [4] } ] }
+[[node]]
+id = "fisher"
+type = "analysis.fisher"
+inputs = { data = "zoo.data", models = "zoo.models" }
+params = { split = "val" }
+)");
+  const fs::path out = dir / "out";
+  auto first = run_mpi(2, mpi_run_args(pipeline, out, 1));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const Json fresh = Json::parse(read_file(out / "run.json"));
+  ASSERT_GT(fresh.at("ranks").at("units").at(1).get<std::size_t>(), 0u) << "rank 1 ran no unit: " << fresh["ranks"].dump();
+  // Every model's Fisher file, whichever rank wrote it, is an output of the node's entry.
+  std::set<std::string> listed;
+  const Json entry = Json::parse(read_file(entry_of(out, "fisher") / "entry.json"));
+  for (const auto& o : entry.at("outputs")) listed.insert(o.at("path").get<std::string>());
+  for (int m = 0; m < 6; ++m)
+    EXPECT_TRUE(listed.count(fmt::format("fisher/m{}.fisher.safetensors", m))) << m << " " << entry.at("outputs").dump();
+  // A damaged one is noticed on reuse (whichever rank wrote it) and written again.
+  for (int m = 0; m < 6; ++m) {
+    const fs::path file = out / "fisher" / fmt::format("m{}.fisher.safetensors", m);
+    const std::string before = read_file(file);
+    flip_last_bit(file);
+    auto again = run_mpi(2, mpi_run_args(pipeline, out, 1));
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(reused(Json::parse(read_file(out / "run.json"))), (std::set<std::string>{"zoo"})) << m;
+    EXPECT_EQ(read_file(file), before) << m;
+  }
 }
 
 }  // namespace
