@@ -14,6 +14,7 @@
 #include "caulk/mlp/peft.hpp"
 #include "caulk/models/hub.hpp"
 #include "caulk/models/mlp_model.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "model_test_support.hpp"
 #include "temp_dir.hpp"
 
@@ -230,12 +231,12 @@ TEST(MlpModel, SampledFisherSquaresGradientsAtDrawnClasses) {
   const mlp::Model<double> md = m.cast<double>();
   mlp::Trace<double> t;
   mlp::forward(md, mlp::Mat<double>(columns(b).cast<double>()), &t);
-  SplitMix64 rng(99);
+  caulk::seeding::SeededUniform rng(99);
   std::vector<std::vector<double>> expected(sampled.names.size());
   std::set<std::size_t> classes;
   for (Eigen::Index i = 0; i < 8; ++i) {
     const std::vector<double> p(t.output.col(i).data(), t.output.col(i).data() + 3);
-    const std::size_t y = draw_class(p, rng.next());
+    const std::size_t y = draw_class(p, rng.next_u64());
     classes.insert(y);
     mlp::Model<double> g = mlp::zeros_like(md);
     mlp::Targets<double> target;

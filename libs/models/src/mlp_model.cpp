@@ -9,6 +9,7 @@
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/mlp/mlp_checkpoint.hpp"
 #include "caulk/mlp/peft.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::models {
 
@@ -283,9 +284,9 @@ FisherDiagonal MlpModel::fisher_diagonal(const InputBatch& x, bool sampled, std:
     mlp::forward(md, X, &t);
     // d log p(y_i|x_i) / dz = e_{y_i} - p_i, squared per sample by the weighted backward pass.
     mlp::Mat<double> dz = -t.output;
-    SplitMix64 rng(seed);
+    seeding::SeededUniform rng(seed);
     for (Eigen::Index i = 0; i < t.output.cols(); ++i) {
-      const auto y = draw_class(std::span<const double>(t.output.col(i).data(), static_cast<std::size_t>(t.output.rows())), rng.next());
+      const auto y = draw_class(std::span<const double>(t.output.col(i).data(), static_cast<std::size_t>(t.output.rows())), rng.next_u64());
       dz(static_cast<Eigen::Index>(y), i) += 1.0;
     }
     const mlp::Vec<double> ones = mlp::Vec<double>::Ones(t.output.cols());

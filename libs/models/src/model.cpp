@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "caulk/error.hpp"
+#include "caulk/seeding/seeding.hpp"
 
 namespace caulk::models {
 
@@ -30,18 +31,6 @@ InputBatch InputBatch::slice(std::int64_t first, std::int64_t count) const {
 std::int64_t ParameterInfo::size() const { return std::accumulate(shape.begin(), shape.end(), std::int64_t{1}, std::multiplies<>()); }
 
 std::string Model::describe() const { return fmt::format("model '{}' ({})", name_, file_.string()); }
-
-std::uint64_t SplitMix64::next() {
-  std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-double SplitMix64::uniform(double bound) {
-  const double u = double(next() >> 11) * 0x1.0p-53;  // [0, 1)
-  return (2 * u - 1) * bound;
-}
 
 std::size_t draw_class(std::span<const double> p, std::uint64_t draw) {
   const double u = double(draw >> 11) * 0x1.0p-53;
@@ -74,7 +63,7 @@ FisherDiagonal Model::fisher_diagonal(const InputBatch& x, bool sampled, std::ui
     total.names.push_back(p.name);
     total.values.emplace_back(static_cast<std::size_t>(p.size()), 0.0);
   }
-  SplitMix64 rng(seed);
+  seeding::SeededUniform rng(seed);
   try {
     for (std::int64_t i = 0; i < x.rows(); ++i) {
       auto pass = forward(x.slice(i, 1));
@@ -89,7 +78,7 @@ FisherDiagonal Model::fisher_diagonal(const InputBatch& x, bool sampled, std::ui
       }
       std::vector<std::size_t> classes_used;
       if (sampled)
-        classes_used.push_back(draw_class(p, rng.next()));
+        classes_used.push_back(draw_class(p, rng.next_u64()));
       else
         for (Eigen::Index k = 0; k < classes; ++k) classes_used.push_back(static_cast<std::size_t>(k));
       for (std::size_t y : classes_used) {

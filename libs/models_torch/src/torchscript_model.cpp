@@ -16,6 +16,7 @@
 
 #include "caching_cpu_allocator.hpp"
 #include "caulk/error.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "torch_entry.hpp"
 
 namespace caulk::models::torchscript {
@@ -279,14 +280,14 @@ void TorchScriptModel::replace_head(std::int64_t outputs, OutputKind kind, std::
   }
   // nn.Linear's initialisation, uniform in +-1/sqrt(D), drawn as the MLP family draws it (weight
   // column by column, then bias), so the same seed gives the same head in both families.
-  SplitMix64 rng(seed);
+  seeding::SeededUniform rng(seed);
   const double bound = 1.0 / std::sqrt(double(d));
   at::Tensor w = torch::empty({outputs, d}, at::kFloat), b = torch::empty({outputs}, at::kFloat);
   auto wa = w.accessor<float, 2>();
   for (std::int64_t j = 0; j < d; ++j)
-    for (std::int64_t i = 0; i < outputs; ++i) wa[i][j] = float(rng.uniform(bound));
+    for (std::int64_t i = 0; i < outputs; ++i) wa[i][j] = float(rng.next(bound));
   auto ba = b.accessor<float, 1>();
-  for (std::int64_t i = 0; i < outputs; ++i) ba[i] = float(rng.uniform(bound));
+  for (std::int64_t i = 0; i < outputs; ++i) ba[i] = float(rng.next(bound));
   params_.push_back({*head_prefix_ + ".weight", w.requires_grad_(true), std::nullopt, "", true});
   params_.push_back({*head_prefix_ + ".bias", b.requires_grad_(true), std::nullopt, "", true});
   kind_ = kind;
@@ -330,7 +331,7 @@ std::vector<std::string> TorchScriptModel::add_lora(const std::vector<std::strin
     chosen.push_back(k);
   }
   std::sort(chosen.begin(), chosen.end());
-  SplitMix64 rng(seed);
+  seeding::SeededUniform rng(seed);
   const double scale = (alpha > 0 ? alpha : double(rank)) / double(rank);
   std::vector<std::string> added;
   std::vector<Param> factors;  // inserted after their weights below
@@ -341,7 +342,7 @@ std::vector<std::string> TorchScriptModel::add_lora(const std::vector<std::strin
     at::Tensor a = torch::empty({rank, in}, at::kFloat);
     auto aa = a.accessor<float, 2>();
     for (std::int64_t j = 0; j < in; ++j)
-      for (std::int64_t i = 0; i < rank; ++i) aa[i][j] = float(rng.uniform(bound));
+      for (std::int64_t i = 0; i < rank; ++i) aa[i][j] = float(rng.next(bound));
     const std::string& name = params_[k].name;
     factors.push_back({name + ".lora_A", a.to(w0.scalar_type()), std::nullopt, "", true});
     factors.push_back({name + ".lora_B", torch::zeros({out, rank}, w0.options().requires_grad(false)), std::nullopt, "", true});

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "caulk/error.hpp"
+#include "caulk/seeding/seeding.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "torchscript_model.hpp"
 
@@ -140,7 +141,7 @@ FisherDiagonal TorchScriptModel::fisher_diagonal(const InputBatch& x, bool sampl
   std::vector<std::string> all;
   for (const auto& p : params_) all.push_back(p.name);
   set_trainable(all);
-  SplitMix64 rng(seed);
+  seeding::SeededUniform rng(seed);
   try {
     torch::AutoGradMode grad_mode(true);
     torch::jit::GraphOptimizerEnabledGuard plain(false);
@@ -162,7 +163,7 @@ FisherDiagonal TorchScriptModel::fisher_diagonal(const InputBatch& x, bool sampl
       }
       std::vector<std::int64_t> used;
       if (sampled)
-        used.push_back(static_cast<std::int64_t>(draw_class(p, rng.next())));
+        used.push_back(static_cast<std::int64_t>(draw_class(p, rng.next_u64())));
       else
         for (std::int64_t k = 0; k < classes; ++k)
           if (!logits || p[static_cast<std::size_t>(k)] > 0) used.push_back(k);

@@ -210,18 +210,8 @@ void save_fisher(const Model& model, const FisherDiagonal& fisher, const std::fi
 
 // The class drawn for one sample from its probabilities p (summing to 1): the first k whose
 // cumulative probability exceeds u = (g >> 11) * 2^-53, g the generator's next 64-bit draw.
-std::size_t draw_class(std::span<const double> p, std::uint64_t draw);
-
-// SplitMix64 (Steele, Lea and Flood 2014): the generator every family uses for head and LoRA
+// Every family draws from seeding::SeededUniform (caulk/seeding/seeding.hpp) for head and LoRA
 // initialisation and sampled Fisher classes, so the same seed gives the same numbers everywhere.
-// TODO(libs-layer): replace by the shared seeding library's generator once it lands.
-class SplitMix64 {
- public:
-  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
-  std::uint64_t next();
-  double uniform(double bound);  // in [-bound, bound)
- private:
-  std::uint64_t state_;
-};
+std::size_t draw_class(std::span<const double> p, std::uint64_t draw);
 
 }  // namespace caulk::models
