@@ -240,9 +240,7 @@ class Coordinator : public UnitDispatcher {
         if (j.contains("w"))
           for (const auto& w : j.at("w")) outcome.written.emplace_back(w.at(0).get<std::string>(), w.at(1).get<bool>());
         if (j.contains("rd"))
-          for (const auto& r : j.at("rd"))
-            outcome.read.emplace_back(r.at(0).get<std::string>(), io::FileStat{r.at(1).get<std::uintmax_t>(), r.at(2).get<std::int64_t>(),
-                                                                               r.at(3).get<std::uint64_t>(), r.at(4).get<std::uint64_t>()});
+          for (const auto& r : j.at("rd")) outcome.read.push_back(r.get<std::string>());
         outcome.files_incomplete = j.value("fi", false);
         Batch* state;
         {
@@ -480,7 +478,7 @@ class MpiSession : public DistributedSession {
             if (!files.incomplete()) {
               Json written = Json::array(), read = Json::array();
               for (const auto& [path, folder] : files.writes()) written.push_back(Json::array({path, folder}));
-              for (const auto& [path, st] : files.reads()) read.push_back(Json::array({path, st.size, st.mtime_ns, st.inode, st.device}));
+              for (const auto& [path, st] : files.reads()) read.push_back(path);
               reply["w"] = std::move(written);
               reply["rd"] = std::move(read);
             } else {

@@ -12,6 +12,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/cancel.hpp"
 #include "caulk/failures.hpp"
+#include "caulk/file_hash.hpp"
 #include "caulk/io/access_log.hpp"
 #include "caulk/parallel.hpp"
 #include "run_environment.hpp"
@@ -281,7 +282,8 @@ std::vector<Json> NodeContext::run_units(const std::string& what, const std::vec
   // Files units read and wrote on other ranks, into this node's record (UnitOutcome).
   for (const auto& o : outcomes) {
     for (const auto& [path, folder] : o.written) io::note_written(path, folder);
-    for (const auto& [path, stat] : o.read) io::note_read(path, stat);
+    for (const auto& path : o.read)
+      if (const auto stat = stat_file(path)) io::note_read(path, *stat);
     if (o.files_incomplete)
       if (io::AccessLog* log = io::current_access_log()) log->mark_incomplete();
   }

@@ -29,7 +29,6 @@
 #include <vector>
 
 #include "caulk/artifacts.hpp"
-#include "caulk/io/access_log.hpp"
 #include "caulk/json.hpp"
 #include "caulk/node.hpp"
 
@@ -47,7 +46,9 @@ struct UnitOutcome {
   // them back and the node notes them: the node's provenance and cache entry then list every file
   // whichever rank touched it, and a re-run verifies them all (caulk/node_cache.hpp).
   std::vector<std::pair<std::string, bool>> written;  // path, is a folder
-  std::vector<std::pair<std::string, io::FileStat>> read;
+  // Paths only: rank 0 notes what it sees of each file itself, since another host's inode and
+  // device numbers of a shared file system differ from its own.
+  std::vector<std::string> read;
   bool files_incomplete = false;  // the other rank could not list them all
 };
 
