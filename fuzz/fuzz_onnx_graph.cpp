@@ -12,12 +12,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   try {
     const auto graph = caulk::models::onnx::read_graph(std::span<const unsigned char>(data, size));
-    // What open_model reads of a graph: input types and shapes, node outputs and attributes.
-    std::size_t seen = 0;
-    for (const auto& input : graph.inputs) seen += caulk::models::onnx::elem_type_name(input.elem_type).size() + input.dims.size();
-    for (const auto& node : graph.nodes)
-      if (const auto* pads = node.attribute("count_include_pad")) seen += pads->size();
-    if (seen == 0 && graph.outputs.empty()) __builtin_trap();  // read_graph promises outputs
+    // What open_model reads of a graph: input types and shapes, node attributes.
+    for (const auto& input : graph.inputs) (void)caulk::models::onnx::elem_type_name(input.elem_type);
+    for (const auto& node : graph.nodes) (void)node.attribute("count_include_pad");
   } catch (const std::runtime_error&) {
   }
   return 0;

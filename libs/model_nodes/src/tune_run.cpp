@@ -169,7 +169,8 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   model->fold_lora();
   // What it was tuned from, in the file itself (the MLP family's deltas name their base alike):
   // the hub's name for it (tune.top_ranked renames its choice and keeps the name in its term).
-  std::map<std::string, std::string> tuned_from{{"caulk.tuned_from", hub_model_name(desc)}};
+  const std::string hub_name = hub_model_name(desc);
+  std::map<std::string, std::string> tuned_from{{"caulk.tuned_from", hub_name}};
   for (const auto& [key, file] :
        {std::pair{"caulk.tuned_from_module", source.torchscript}, std::pair{"caulk.tuned_from_file", source.checkpoint},
         std::pair{"caulk.tuned_from_weights", source.weights}})
@@ -196,7 +197,7 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
          {"stopped_early", report.stopped_early},
          {"train_loss", report.train_loss},
          {"seed", model_seed}};
-  if (!method.empty()) d["tuned_from"] = hub_model_name(desc);
+  if (!method.empty()) d["tuned_from"] = hub_name;
   if (validation) d["validation_loss"] = report.validation_loss;
   if (details.is_object())
     for (auto& [key, value] : details.items()) d[key] = value;
