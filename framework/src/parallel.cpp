@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <utility>
 
 #include "caulk/io/access_log.hpp"
 
@@ -46,7 +47,15 @@ void ThreadPool::submit(std::function<void()> task) {
   cv_.notify_one();
 }
 
+namespace {
+// The pool parallel_for uses on this thread: its own for a pool's worker, the one a ScopedPool
+// installed for any other thread. Per thread, not per process, so two runs in one process (two
+// executors, or a test beside a run) never share or swap each other's pool.
+thread_local ThreadPool* t_current_pool = nullptr;
+}  // namespace
+
 void ThreadPool::worker_loop() {
+  t_current_pool = this;
   for (;;) {
     std::function<void()> task;
     {
@@ -121,14 +130,10 @@ void ThreadPool::parallel_for(std::size_t n, const std::function<void(std::size_
   if (state->first_error) std::rethrow_exception(state->first_error);
 }
 
-namespace {
-std::atomic<ThreadPool*> g_current_pool{nullptr};
-}
+ThreadPool* current_pool() { return t_current_pool; }
 
-ThreadPool* current_pool() { return g_current_pool.load(); }
-
-ScopedPool::ScopedPool(ThreadPool* pool) : previous_(g_current_pool.exchange(pool)) {}
-ScopedPool::~ScopedPool() { g_current_pool.store(previous_); }
+ScopedPool::ScopedPool(ThreadPool* pool) : previous_(std::exchange(t_current_pool, pool)) {}
+ScopedPool::~ScopedPool() { t_current_pool = previous_; }
 
 void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
   if (ThreadPool* pool = current_pool()) {

@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "caulk/parallel.hpp"
@@ -46,4 +48,32 @@ TEST(ThreadPool, SerialWithoutAPool) {
   std::vector<int> order;
   parallel_for(5, [&](std::size_t i) { order.push_back(static_cast<int>(i)); });
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+}
+
+// Two runs in one process (two threads, each with its own pool) keep to their own widths: the
+// pool is found per thread, so neither installs its pool for the other.
+TEST(ThreadPool, EachThreadAndEachPoolsWorkersUseTheirOwnPool) {
+  ThreadPool narrow(2), wide(4);
+  std::atomic<int> ready{0};
+  unsigned seen_narrow = 0, seen_wide = 0, nested_narrow = 0, nested_wide = 0;
+  auto run = [&](ThreadPool& pool, unsigned& seen, unsigned& nested) {
+    ScopedPool scoped(&pool);
+    ready++;
+    while (ready.load() < 2) std::this_thread::yield();  // both installed before either looks
+    seen = parallel_width();
+    // On the pool's own workers too (a node's loop inside its unit).
+    std::vector<unsigned> widths(16);
+    parallel_for(widths.size(), [&](std::size_t i) { widths[i] = parallel_width(); });
+    nested = *std::min_element(widths.begin(), widths.end());
+    EXPECT_EQ(nested, *std::max_element(widths.begin(), widths.end()));
+  };
+  std::thread a([&] { run(narrow, seen_narrow, nested_narrow); });
+  std::thread b([&] { run(wide, seen_wide, nested_wide); });
+  a.join();
+  b.join();
+  EXPECT_EQ(seen_narrow, 2u);
+  EXPECT_EQ(seen_wide, 4u);
+  EXPECT_EQ(nested_narrow, 2u);
+  EXPECT_EQ(nested_wide, 4u);
+  EXPECT_EQ(current_pool(), nullptr);  // this thread installed none
 }

@@ -1,7 +1,9 @@
 // Parallel loops bounded by --jobs, for algorithms that know nothing of the graph.
 //
-// The executor installs a pool of `--jobs` workers for the run; caulk::parallel_for uses it when one
-// is installed and runs serially otherwise (tests, tools). The calling thread always takes part,
+// Each run's executor owns a pool of `--jobs` workers; caulk::parallel_for on one of its workers (a
+// node, a unit) uses that pool, on a thread where a ScopedPool installed one uses that, and runs
+// serially otherwise (tests, tools). The pool is found per thread, never process-wide, so runs in
+// one process keep to their own widths. The calling thread always takes part,
 // and only ever waits for work it or an idle worker has already started, so nested loops (a node's
 // loop over models, inside it a model's loop over row blocks) cannot deadlock.
 //
@@ -51,9 +53,10 @@ class ThreadPool {
   bool stopping_ = false;
 };
 
-// The pool of the current run (nullptr outside a run).
+// The pool of the calling thread: the pool it works for, or the one a ScopedPool installed on it
+// (nullptr otherwise).
 ThreadPool* current_pool();
-// Installs `pool` as current for the lifetime of the guard (process-wide: one run at a time).
+// Installs `pool` as the calling thread's for the lifetime of the guard (its workers have it anyway).
 class ScopedPool {
  public:
   explicit ScopedPool(ThreadPool* pool);
