@@ -4,7 +4,8 @@
 //      `caulk check` of the same pipeline: loading the plugins and validating).
 //   2. A one-parameter change on a merge node (`--set slerp.t=0.3`, with slerp.overwrite=true) costs at most 1.1x running
 //      what must run again alone: that node and its descendants, as the fresh run timed them
-//      (run.json's seconds), plus the process start.
+//      (run.json's seconds), the report the run writes after its nodes (`caulk report` less the
+//      start), plus the process start.
 // Each figure is the median of kRepeats runs. Exits 1 when a target is missed.
 #include <sys/wait.h>
 
@@ -62,7 +63,7 @@ int main() {
     return timed(base + " run " + quote(pipeline.string()) + " --jobs 2 --out " + quote(out.string()) + " " + extra);
   };
 
-  std::vector<double> start, first, unchanged, changed, alone, html;
+  std::vector<double> start, first, unchanged, changed, alone, report;
   for (int i = 0; i < kRepeats; ++i) {
     const fs::path out = root / ("run" + std::to_string(i));
     start.push_back(timed(base + " check " + quote(pipeline.string())));
@@ -71,8 +72,7 @@ int main() {
     unchanged.push_back(run(out, ""));
     const Json again = record(out);
     for (const auto& [id, node] : again["nodes"].items())
-      if (id != "html" && !node.value("cached", false)) std::fprintf(stderr, "warning: %s ran again unchanged\n", id.c_str());
-    html.push_back(again["nodes"]["html"]["seconds"].get<double>());
+      if (!node.value("cached", false)) std::fprintf(stderr, "warning: %s ran again unchanged\n", id.c_str());
     changed.push_back(run(out, "--set slerp.t=0.3 --set slerp.overwrite=true"));  // merges replace their output only when told to
     // What had to run again, timed by the fresh run.
     double needed = 0;
@@ -83,7 +83,10 @@ int main() {
         ran.insert(id);
         needed += fresh["nodes"][id]["seconds"].get<double>();
       }
-    alone.push_back(needed);
+    // report.html, a run observer, is no node: its cost is `caulk report` on the folder less the
+    // process start, and it is part of running those nodes alone as of any run.
+    report.push_back(std::max(0.0, timed(base + " report " + quote(out.string())) - start.back()));
+    alone.push_back(needed + report.back());
     if (i == 0) {
       std::printf("ran again after --set slerp.t=0.3:");
       for (const auto& id : ran) std::printf(" %s", id.c_str());
@@ -99,9 +102,9 @@ int main() {
   std::printf("first run of merge.toml                  %.3f s\n", f);
   std::printf("unchanged re-run                         %.3f s  (target <= 10%% of the first + start = %.3f s): %s\n", u, 0.10 * f + s,
               unchanged_ok ? "met" : "NOT met");
-  std::printf("  of which report.html (runs every time)  %.3f s\n", median(html));
+  std::printf("  of which report.html (after every run)  %.3f s (`caulk report` less the start)\n", median(report));
   std::printf("re-run after --set slerp.t=0.3           %.3f s\n", c);
-  std::printf("  those nodes alone (fresh run's seconds) %.3f s + start = %.3f s; ratio %.2f (target <= 1.1): %s\n", a, a + s, c / (a + s),
-              changed_ok ? "met" : "NOT met");
+  std::printf("  those nodes alone (fresh run's seconds, and the report) %.3f s + start = %.3f s; ratio %.2f (target <= 1.1): %s\n", a,
+              a + s, c / (a + s), changed_ok ? "met" : "NOT met");
   return unchanged_ok && changed_ok ? 0 : 1;
 }

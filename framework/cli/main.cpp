@@ -3,6 +3,7 @@
 // 130 / 143 a run stopped by SIGINT / SIGTERM (docs/reliability.md).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
 #include "caulk/run_folder.hpp"
+#include "caulk/run_observer.hpp"
 #include "caulk/pipeline.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/version.hpp"
@@ -42,6 +44,7 @@ struct Options {
   std::string node_type;
   bool markdown = false;
   std::string title;
+  std::string observer;  // `caulk report --observer TYPE`
   // `caulk rerun`: the recorded pipeline's text (parsed as if read from `file`) and run folder.
   std::optional<std::string> pipeline_text;
   std::string rerun_dir;
@@ -72,6 +75,7 @@ void warn_about_plugin_failures(const Registry& registry, const std::vector<Diag
 void warn_about_used_plugins(const Registry& registry, const Pipeline& pipeline) {
   std::set<std::string> used;
   for (const auto& node : pipeline.nodes) used.insert(node.type->plugin);
+  for (const auto& observer : pipeline.observers) used.insert(observer.type->plugin);
   for (const auto& p : registry.plugins())
     if (p.loaded() && used.count(p.name))
       for (const auto& w : p.warnings) std::cerr << fmt::format("caulk: warning: plugin '{}' ({}): {}\n", p.name, p.path.string(), w);
@@ -183,6 +187,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   for (const auto& n : report.nodes)
     if (n.status == NodeStatus::Failed) failed.push_back({n.id, n.type, n.error});
   for (const auto& cause : group_failures(failed)) say_error(cause.str());
+  for (const auto& [observer, why] : report.observer_errors) say_error(fmt::format("the run observer {}: {}", observer, why));
   // The nodes' outcome decides the exit code; a run.json that could not be written (a full disk)
   // is reported beside it and never hides it.
   if (!report.record_error.empty()) say_error(fmt::format("the run record {} could not be written: {}", record, report.record_error));
@@ -194,7 +199,7 @@ int cmd_run(const Options& o, int& argc, char**& argv) {
   if (report.ok && report.record_error.empty()) {
     const auto reused = std::count_if(report.nodes.begin(), report.nodes.end(), [](const auto& n) { return n.cached; });
     const std::string reused_note = reused ? fmt::format("; {} of {} nodes reused from an earlier run", reused, report.nodes.size()) : "";
-    std::cerr << fmt::format("caulk: {} ok; results in {} ({} and {} output{} of its nodes){}\n", pipeline.config.name,
+    std::cerr << fmt::format("caulk: {} ok; results in {} ({} and {} output{} of its nodes and observers){}\n", pipeline.config.name,
                              run.out_dir.string(), record, report.outputs_written, report.outputs_written == 1 ? "" : "s", reused_note);
     return kExitOk;
   }
@@ -272,7 +277,9 @@ int cmd_check(const Options& o) {
   load_plugins(registry, o);
   Pipeline p;
   if (auto exit_code = load_pipeline(registry, o, p, nullptr, /*check_data=*/true)) return *exit_code;
-  std::cout << fmt::format("{}: ok ({} nodes)\n", o.file, p.nodes.size());
+  const std::size_t observers = p.observers.size();
+  std::cout << fmt::format("{}: ok ({} nodes{})\n", o.file, p.nodes.size(),
+                           observers ? fmt::format(" and {} run observer{}", observers, observers == 1 ? "" : "s") : "");
   return kExitOk;
 }
 
@@ -320,43 +327,65 @@ int cmd_nodes(const Options& o) {
   return kExitPlugin;
 }
 
-// `caulk report RUN_DIR`: runs the report.html node of the loaded plugins on a finished run's
-// folder (its run.json, pipeline.dot and files), writing RUN_DIR/report.html; a failed run too.
+// `caulk report RUN_DIR`: the loaded run observers (caulk/run_observer.hpp; report.html among
+// them) on a finished or failed run's folder, as if that run had just ended there: each gets the
+// run read back from RUN_DIR/run.json and writes into RUN_DIR. `--observer TYPE` picks one;
+// `--title` goes to those that take a title. The CLI knows no observer by name.
 int cmd_report(const Options& o) {
   Registry registry;
   load_plugins(registry, o);
   warn_about_plugin_failures(registry);
-  const NodeType* type = registry.find_node("report.html");
-  if (!type) {
-    say_error("no loaded plugin provides the node type 'report.html' (the reports plugin)");
+  std::vector<const NodeType*> chosen;
+  std::vector<std::string> all;
+  for (const auto* t : registry.node_types())
+    if (t->spec.observer) {
+      all.push_back(t->spec.type);
+      if (o.observer.empty() || t->spec.type == o.observer) chosen.push_back(t);
+    }
+  if (chosen.empty()) {
+    if (o.observer.empty())
+      say_error("no loaded plugin provides a run observer; `caulk nodes` lists what is loaded");
+    else
+      say_error(fmt::format("no loaded run observer '{}'{}", o.observer,
+                            all.empty() ? std::string() : fmt::format(" (the loaded ones: {})", fmt::join(all, ", "))));
     return kExitPlugin;
   }
   const fs::path dir = o.file;
-  if (!fs::is_regular_file(dir / "run.json")) {
-    say_error((dir / "run.json").string() + " does not exist: give the output folder of a `caulk run` (its --out)");
+  RunReport report;
+  try {
+    report = RunReport::from_json(Json::parse(io::read_text_file(dir / "run.json")));
+  } catch (const std::exception& e) {
+    say_error(fmt::format("{} holds no readable run record: {}; give the output folder of a `caulk run` (its --out)",
+                          (dir / "run.json").string(), e.what()));
     return kExitUsage;
   }
   // Not while a run writes into the folder (caulk/run_folder.hpp).
   const RunFolderLock lock(dir);
-  std::map<std::string, Value> values;
-  for (const auto& p : type->spec.params)
-    if (p.default_value) values[p.name] = *p.default_value;
-  values["run"] = Value(dir.string());
-  if (!o.title.empty()) values["title"] = Value(o.title);
-  const Params params("report", values);
-  NodeContext ctx("report", type->spec.type, params, {}, nullptr);
-  try {
-    type->make()->run(ctx);
-  } catch (const std::exception& e) {
-    say_error(fmt::format("the report of {} could not be written: {}", dir.string(), e.what()));
-    return kExitNodeFailed;
+  int code = kExitOk;
+  for (const auto* type : chosen) {
+    std::map<std::string, Value> values;
+    std::set<std::string> declared;
+    bool complete = true;
+    for (const auto& p : type->spec.params) {
+      declared.insert(p.name);
+      if (p.default_value) values[p.name] = *p.default_value;
+      if (p.required) complete = false;
+    }
+    if (!o.title.empty() && declared.count("title")) values["title"] = Value(o.title);
+    if (!complete) {
+      std::cerr << fmt::format("caulk: skipped the observer {}: it has required parameters, which only a pipeline sets\n", type->spec.type);
+      continue;
+    }
+    const Params params(type->spec.type, values, declared);
+    ObserverContext ctx(type->spec.type, params, dir);
+    try {
+      type->make_observer()->run_finished(report, ctx);
+    } catch (const std::exception& e) {
+      say_error(fmt::format("the observer {} failed on {}: {}", type->spec.type, dir.string(), e.what()));
+      code = kExitNodeFailed;
+    }
   }
-  const Json& summary = ctx.summary();
-  std::cerr << fmt::format("caulk: wrote {} ({} charts, {} tables)\n", (dir / "report.html").string(), summary.value("charts", 0),
-                           summary.value("tables", 0));
-  if (summary.value("chart_library", std::string()) == "missing")
-    std::cerr << "caulk: note: charts are not drawn: this caulk was built without npm (see docs/report.md)\n";
-  return kExitOk;
+  return code;
 }
 
 }  // namespace
@@ -427,9 +456,11 @@ int main(int argc, char** argv) {
   nodes->add_option("type", o.node_type, "A node type to describe")->type_name("TYPE");
   nodes->add_flag("--markdown", o.markdown, "Print the node reference as Markdown (docs/nodes.md)");
 
-  auto* report = app.add_subcommand("report", "Write RUN_DIR/report.html from a finished (or failed) run's folder");
+  auto* report = app.add_subcommand(
+      "report", "Run the loaded run observers (report.html among them) on a finished (or failed) run's folder, writing into it");
   report->add_option("run_dir", o.file, "A run's output folder (with its run.json)")->required()->type_name("RUN_DIR");
-  report->add_option("--title", o.title, "The page's title (default: the pipeline's name)")->type_name("TEXT");
+  report->add_option("--title", o.title, "The title, for observers that take one (default: the pipeline's name)")->type_name("TEXT");
+  report->add_option("--observer", o.observer, "Run only this observer type (default: every loaded one)")->type_name("TYPE");
 
   try {
     app.parse(argc, argv);

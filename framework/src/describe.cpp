@@ -11,7 +11,9 @@
 namespace caulk {
 
 namespace {
-constexpr const char* kRunsLastNote = "after every other node has ended, also when some failed; it reads OUT/run.json as it stands then";
+constexpr const char* kObserverNote =
+    "declare it under [[observer]], not [[node]]: it has no ports and sees the run from outside the graph, each node as it starts and "
+    "ends, then the final run.json (docs/pipeline-format.md)";
 
 const PluginInfo* plugin_of(const NodeType& t, const Registry& r) {
   for (const auto& p : r.plugins())
@@ -49,7 +51,7 @@ std::string list_node_types(const Registry& registry) {
 std::string describe_node_type(const NodeType& t, const Registry& registry) {
   const NodeSpec& s = t.spec;
   std::string out = fmt::format("{}\n  {}\n\n", s.type, s.summary);
-  if (s.runs_last) out += fmt::format("Runs last\n  {}\n\n", kRunsLastNote);
+  if (s.observer) out += fmt::format("Run observer\n  {}\n\n", kObserverNote);
   if (const PluginInfo* p = plugin_of(t, registry))
     out += fmt::format("Plugin\n  {} {} ({})\n  {}\n\n", p->name, p->version, p->summary, p->path.string());
   auto ports = [&](const char* title, const std::vector<PortSpec>& list) {
@@ -98,7 +100,7 @@ std::string node_reference_markdown(const Registry& registry) {
     for (const auto* t : types) {
       const NodeSpec& s = t->spec;
       out += fmt::format("\n### `{}`\n\n{}\n\n", s.type, s.summary);
-      if (s.runs_last) out += fmt::format("*Runs last:* {}\n\n", kRunsLastNote);
+      if (s.observer) out += fmt::format("*Run observer:* {}\n\n", kObserverNote);
       auto ports = [&](const char* title, const std::vector<PortSpec>& list) {
         if (list.empty()) return;
         out += fmt::format("**{}**\n\n| port | type | doc |\n| --- | --- | --- |\n", title);

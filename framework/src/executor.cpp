@@ -19,6 +19,7 @@
 #include "caulk/registry.hpp"
 #include "caulk/run_folder.hpp"
 #include "node_context_access.hpp"
+#include "observer_set.hpp"
 #include "run_environment.hpp"
 #include "run_record.hpp"
 
@@ -26,71 +27,24 @@ namespace fs = std::filesystem;
 
 namespace caulk {
 
-std::string_view to_string(NodeStatus status) {
-  switch (status) {
-    case NodeStatus::Pending:
-      return "pending";
-    case NodeStatus::Running:
-      return "running";
-    case NodeStatus::Ok:
-      return "ok";
-    case NodeStatus::Failed:
-      return "failed";
-    case NodeStatus::Skipped:
-      return "skipped";
-    case NodeStatus::Interrupted:
-      return "interrupted";
-  }
-  return "unknown";
-}
-
-std::string_view to_string(RunStatus status) {
-  switch (status) {
-    case RunStatus::Running:
-      return "running";
-    case RunStatus::Ok:
-      return "ok";
-    case RunStatus::Failed:
-      return "failed";
-    case RunStatus::Interrupted:
-      return "interrupted";
-  }
-  return "unknown";
-}
-
-RunStatus RunReport::status() const {
-  if (!finished) return RunStatus::Running;
-  if (interrupted_by) return RunStatus::Interrupted;
-  return ok ? RunStatus::Ok : RunStatus::Failed;
-}
-
-Json RunReport::to_json() const {
-  Json nodes_json = Json::object();
-  for (const auto& n : nodes) {
-    Json j = Json::object();
-    j["type"] = n.type;
-    j["status"] = to_string(n.status);
-    if (n.cached) j["cached"] = true;
-    j["seconds"] = n.seconds;
-    if (!n.error.empty()) j["error"] = n.error;
-    j["summary"] = n.summary;
-    if (!n.tables.empty()) j["tables"] = n.tables;
-    if (!n.figures.empty()) j["figures"] = n.figures;
-    nodes_json[n.id] = std::move(j);
-  }
-  Json out = Json::object();
-  out["pipeline"] = pipeline;
-  out["status"] = to_string(status());
-  if (interrupted_by) out["signal"] = signal_name(interrupted_by);
-  out["nodes"] = std::move(nodes_json);
-  if (!ranks.is_null()) out["ranks"] = ranks;
-  if (!provenance.is_null()) out["provenance"] = provenance;
-  return out;
-}
-
 namespace {
 
 enum class State { Pending, Running, Done };
+
+// The folder ledger's entries for the files a node (or an observer) wrote.
+std::vector<std::pair<fs::path, RunFolderLedger::Entry>> ledger_entries(const io::AccessLog& files, FileHashCache& hashes) {
+  std::vector<std::pair<fs::path, RunFolderLedger::Entry>> entries;
+  for (const auto& [path, folder] : files.writes()) {
+    RunFolderLedger::Entry e;
+    e.folder = folder;
+    if (auto st = stat_file(path); st && !folder) e.size = st->size;
+    if (auto h = output_hash(path, hashes)) {
+      e.hash = *h;
+      entries.emplace_back(path, e);
+    }
+  }
+  return entries;
+}
 
 struct Scheduler {
   const Pipeline& pipeline;
@@ -100,6 +54,7 @@ struct Scheduler {
   RunFolderLedger* ledger = nullptr;
   FileHashCache* hashes = nullptr;
   NodeCache* cache = nullptr;
+  ObserverSet* observers = nullptr;  // told of each node's start and end, under `mutex`
   std::vector<State> state;
   std::vector<std::map<std::string, std::shared_ptr<const Artifact>>> outputs;
   std::mutex mutex;
@@ -112,21 +67,6 @@ struct Scheduler {
   Scheduler(const Pipeline& p, RunEnvironment& e, RunReport& r)
       : pipeline(p), env(e), report(r), state(p.nodes.size(), State::Pending), outputs(p.nodes.size()) {}
 
-  bool runs_last(std::size_t i) const { return pipeline.nodes[i].type->spec.runs_last; }
-
-  // The nodes that run last, one after another on this thread, whatever happened before.
-  void run_last_nodes() {
-    for (std::size_t i = 0; i < pipeline.nodes.size(); ++i) {
-      if (!runs_last(i)) continue;
-      {
-        std::lock_guard lock(mutex);
-        state[i] = State::Running;
-        ++running;
-      }
-      execute(i);
-    }
-  }
-
   bool inputs_ready(std::size_t i) const {
     for (std::size_t d : pipeline.nodes[i].depends_on)
       if (state[d] != State::Done || report.nodes[d].status != NodeStatus::Ok) return false;
@@ -138,19 +78,7 @@ struct Scheduler {
   void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed) {
     try {
       if (provenance) provenance->node_ran(i, files, handed);
-      if (ledger && hashes) {
-        std::vector<std::pair<fs::path, RunFolderLedger::Entry>> entries;  // saved once per node
-        for (const auto& [path, folder] : files.writes()) {
-          RunFolderLedger::Entry e;
-          e.folder = folder;
-          if (auto st = stat_file(path); st && !folder) e.size = st->size;
-          if (auto h = output_hash(path, *hashes)) {
-            e.hash = *h;
-            entries.emplace_back(path, e);
-          }
-        }
-        ledger->add_all(entries);
-      }
+      if (ledger && hashes) ledger->add_all(ledger_entries(files, *hashes));  // saved once per node
     } catch (const std::exception& e) {
       env.log_line(fmt::format("[caulk] note: the files of node '{}' could not be recorded: {}", pipeline.nodes[i].config.id, e.what()));
     }
@@ -186,6 +114,7 @@ struct Scheduler {
     outcome.figures = figures_to_json(hit.published);
     for (auto& [port, artifact] : hit.published) outputs[i][port] = std::move(artifact);
     state[i] = State::Done;
+    if (observers) observers->node_finished(report, i);
     --running;
     changed.notify_all();
   }
@@ -197,6 +126,8 @@ struct Scheduler {
     std::vector<NodeContext::Input> inputs;
     {
       std::lock_guard lock(mutex);
+      outcome.status = NodeStatus::Running;
+      if (observers) observers->node_started(report, i);
       for (const auto& in : node.inputs) {
         NodeContext::Input input{in.port, {}};
         for (const auto& s : in.sources) {
@@ -284,6 +215,7 @@ struct Scheduler {
       failed_nodes.push_back(i);
     }
     state[i] = State::Done;
+    if (observers) observers->node_finished(report, i);
     --running;
     changed.notify_all();
   }
@@ -300,7 +232,7 @@ struct Scheduler {
           // `stop` again: a node submitted in this loop may already have failed while the lock
           // was released.
           if (stop || running >= pool.width()) break;
-          if (state[i] != State::Pending || !inputs_ready(i) || runs_last(i)) continue;
+          if (state[i] != State::Pending || !inputs_ready(i)) continue;
           state[i] = State::Running;
           ++running;
           submitted = true;
@@ -321,7 +253,7 @@ struct Scheduler {
     for (std::size_t f : failed_nodes)
       for (std::size_t d : graph.descendants(f)) blocked_by.emplace(d, f);
     for (std::size_t i = 0; i < pipeline.nodes.size(); ++i) {
-      if (state[i] != State::Pending || runs_last(i)) continue;
+      if (state[i] != State::Pending) continue;
       NodeOutcome& o = report.nodes[i];
       o.status = NodeStatus::Skipped;
       auto it = blocked_by.find(i);
@@ -395,6 +327,8 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   report.provenance = provenance.to_json();
   // Replaces the record of an earlier run at once: if this one is killed, run.json says "running".
   write_run_record(report, env.out_dir);
+  ObserverSet observers(pipeline, env);
+  observers.run_started(report);
   {
     auto pool = ThreadPool::with_workers(env.jobs);
     ScopedPool scoped(pool.get());
@@ -403,39 +337,11 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     scheduler.ledger = &ledger;
     scheduler.hashes = &hashes;
     scheduler.cache = &cache;
+    scheduler.observers = observers.empty() ? nullptr : &observers;
     scheduler.run(*pool);
     report.finished = true;
     // A stop request that came once every node had ended cut nothing short: the run is complete.
     if (scheduler.cut_short) report.interrupted_by = cancel_signal();
-    // Nodes that report on the run read run.json as it stands, their own entries "running"; an
-    // interrupted run starts none of them.
-    bool any_last = false;
-    for (std::size_t i = 0; i < report.nodes.size(); ++i) {
-      if (!scheduler.runs_last(i)) continue;
-      if (report.interrupted_by) {
-        report.nodes[i].status = NodeStatus::Skipped;
-        report.nodes[i].error = "not run: the run was interrupted by " + signal_name(report.interrupted_by);
-        continue;
-      }
-      report.nodes[i].status = NodeStatus::Running;
-      any_last = true;
-    }
-    if (any_last) {
-      report.ok = std::all_of(report.nodes.begin(), report.nodes.end(),
-                              [](const auto& n) { return n.status != NodeStatus::Failed && n.status != NodeStatus::Skipped; });
-      try {
-        report.provenance = provenance.to_json();
-        write_run_record(report, env.out_dir);
-        scheduler.run_last_nodes();
-      } catch (const std::exception& e) {
-        report.record_error = e.what();
-        for (std::size_t i = 0; i < report.nodes.size(); ++i)
-          if (scheduler.runs_last(i)) {
-            report.nodes[i].status = NodeStatus::Skipped;
-            report.nodes[i].error = "not run: run.json, which it reads, could not be written";
-          }
-      }
-    }
     // Artifacts (some made by plugins) are released here, while every library is still loaded.
   }
   report.ranks = env.units->ranks();
@@ -444,6 +350,37 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   report.ok = true;
   for (const auto& n : report.nodes)
     if (n.status != NodeStatus::Ok) report.ok = false;
+  report.outputs_written = provenance.written().size();
+  provenance.finish();
+  report.provenance = provenance.to_json();
+  try {
+    write_run_record(report, env.out_dir);
+    report.record_error.clear();
+  } catch (const std::exception& e) {
+    // A full disk must not hide what happened to the nodes: the caller reports both.
+    report.record_error = e.what();
+  }
+  // Observers see the final record, in memory and in run.json; not after a stop request (the user
+  // asked to stop) nor when run.json could not be written (what they would read is stale).
+  if (!observers.empty() && !report.interrupted_by && report.record_error.empty()) {
+    io::AccessLog written;
+    observers.run_finished(report, written);
+    try {
+      ledger.add_all(ledger_entries(written, hashes));  // their files are the run's outputs
+    } catch (const std::exception& e) {
+      env.log_line(std::string("[caulk] note: the observers' files could not be recorded: ") + e.what());
+    }
+    report.outputs_written += written.writes().size();
+    report.observer_errors = observers.errors();
+    if (!report.observer_errors.empty()) {
+      report.ok = false;
+      try {
+        write_run_record(report, env.out_dir);
+      } catch (const std::exception& e) {
+        report.record_error = e.what();
+      }
+    }
+  }
   // A run that succeeded leaves only its own outputs (and its inputs); a failed or interrupted one
   // leaves the previous run's as they were.
   if (report.ok && !report.interrupted_by) {
@@ -457,20 +394,10 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
       env.log_line(std::string("[caulk] note: the previous run's outputs could not be cleaned up: ") + e.what());
     }
   }
-  report.outputs_written = provenance.written().size();
-  provenance.finish();
-  report.provenance = provenance.to_json();
   try {
     io::write_file_atomic(hash_file_path, hashes.to_json_text());
   } catch (const std::exception&) {
     // Only a speed-up for the next run.
-  }
-  try {
-    write_run_record(report, env.out_dir);
-    report.record_error.clear();
-  } catch (const std::exception& e) {
-    // A full disk must not hide what happened to the nodes: the caller reports both.
-    report.record_error = e.what();
   }
   return report;
 }

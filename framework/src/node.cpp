@@ -141,10 +141,6 @@ NodeSpec& NodeSpec::input_optional(std::string name, std::string t, std::string 
   inputs.push_back({std::move(name), std::move(t), std::move(doc), false, true});
   return *this;
 }
-NodeSpec& NodeSpec::run_last() {
-  runs_last = true;
-  return *this;
-}
 NodeSpec& NodeSpec::output(std::string name, std::string t, std::string doc) {
   outputs.push_back({std::move(name), std::move(t), std::move(doc), false, false});
   return *this;

@@ -80,7 +80,7 @@ NodeCache::NodeCache(const Pipeline& pipeline, const RunInvocation* invocation, 
   for (std::size_t i : pipeline.order) {
     const PipelineNode& node = pipeline.nodes[i];
     const NodeSpec& spec = node.type->spec;
-    bool keyable = spec.cacheable && !spec.runs_last;
+    bool keyable = spec.cacheable;
     for (const auto& port : spec.outputs) keyable = keyable && (port.type == kAnyArtifact || artifact_storable(port.type));
     for (std::size_t d : node.depends_on) keyable = keyable && !keys_[d].empty();
     const auto plugin =

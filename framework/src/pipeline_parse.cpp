@@ -133,18 +133,26 @@ class Parser {
     }
   }
 
-  void parse_node(const toml::table& t, std::size_t index) {
+  // A [[node]], or an [[observer]] (caulk/run_observer.hpp): the same keys but inputs, and an id
+  // that defaults to the type.
+  void parse_node(const toml::table& t, std::size_t index, bool observer) {
     NodeConfig node;
     node.where = at(t.source());
-    std::string context = "node #" + std::to_string(index + 1);
-    if (auto id = string_field(t, "id", context, &node.id_where, true, node.where)) {
+    const std::string noun = observer ? "observer" : "node";
+    std::string context = noun + " #" + std::to_string(index + 1);
+    if (auto id = string_field(t, "id", context, &node.id_where, !observer, node.where)) {
       node.id = *id;
       if (!valid_id(node.id))
         error(node.id_where, context + ": id '" + node.id + "' may only contain letters, digits, '_' and '-'");
       else
-        context = "node '" + node.id + "'";
+        context = noun + " '" + node.id + "'";
     }
     if (auto type = string_field(t, "type", context, &node.type_where, true, node.where)) node.type = *type;
+    if (observer && node.id.empty()) {
+      node.id = node.type;
+      node.id_where = node.type_where;
+      if (!node.type.empty()) context = noun + " '" + node.id + "'";
+    }
     for (const auto& [key, value] : t) {
       std::string k(key.str());
       if (k == "id" || k == "type") continue;
@@ -162,13 +170,16 @@ class Parser {
             node.params.emplace_back(std::string(pk.str()), std::move(v));
           }
         }
-      } else if (k == "inputs") {
+      } else if (k == "inputs" && !observer) {
         parse_inputs(value, node, context);
+      } else if (observer) {
+        error(at(key.source()),
+              context + ": unknown key '" + k + "' (an observer has type, params and an optional id; it takes no inputs)");
       } else {
         error(at(key.source()), context + ": unknown key '" + k + "' (a node has id, type, params and inputs)");
       }
     }
-    config_.nodes.push_back(std::move(node));
+    (observer ? config_.observers : config_.nodes).push_back(std::move(node));
   }
 
   PipelineConfig parse(std::string_view text) {
@@ -203,16 +214,16 @@ class Parser {
           if (p != "name" && p != "description" && p != "plugins")
             error(at(pk.source()), "[pipeline]: unknown key '" + p + "' (it has name, description and plugins)");
         }
-      } else if (k == "node") {
+      } else if (k == "node" || k == "observer") {
         auto a = value.as_array();
         if (!a || !a->is_array_of_tables()) {
-          error(at(value.source()), "'node' must be an array of tables: write each node under [[node]]");
+          error(at(value.source()), "'" + k + "' must be an array of tables: write each " + k + " under [[" + k + "]]");
           continue;
         }
         std::size_t i = 0;
-        for (const auto& n : *a) parse_node(*n.as_table(), i++);
+        for (const auto& n : *a) parse_node(*n.as_table(), i++, k == "observer");
       } else {
-        error(at(key.source()), "unknown top-level key '" + k + "' (a pipeline has [pipeline] and [[node]] entries)");
+        error(at(key.source()), "unknown top-level key '" + k + "' (a pipeline has [pipeline], [[node]] and [[observer]] entries)");
       }
     }
     if (!saw_pipeline) error(file_start, "missing [pipeline] table with the pipeline's name");
@@ -259,12 +270,17 @@ void apply_overrides(PipelineConfig& config, const std::vector<std::string>& ove
       continue;
     }
     std::string id = text.substr(0, dot), param = text.substr(dot + 1, eq - dot - 1), raw = text.substr(eq + 1);
+    // An observer is named by its id (given ids have no dot; `--set report.title=...` needs
+    // `id = "report"` on the observer).
     NodeConfig* node = nullptr;
     for (auto& n : config.nodes)
+      if (n.id == id) node = &n;
+    for (auto& n : config.observers)
       if (n.id == id) node = &n;
     if (!node) {
       std::vector<std::string> ids;
       for (const auto& n : config.nodes) ids.push_back(n.id);
+      for (const auto& n : config.observers) ids.push_back(n.id);
       auto close = closest_names(id, ids);
       diags.push_back({where, "no node '" + id + "' in " + config.file.string() +
                                   (close.empty() ? std::string() : " (did you mean '" + close.front() + "'?)")});

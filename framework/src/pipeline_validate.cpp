@@ -87,8 +87,9 @@ class Validator {
   }
 
   // Checks one given value against its spec; returns the value to keep (converted, resolved).
-  std::optional<Value> check_param(const std::string& node, const ParamSpec& spec, const Value& v) {
-    std::string ctx = "node '" + node + "': parameter '" + spec.name + "'";
+  // `owner` is "node 'ID'" or "observer 'ID'".
+  std::optional<Value> check_param(const std::string& owner, const ParamSpec& spec, const Value& v) {
+    std::string ctx = owner + ": parameter '" + spec.name + "'";
     auto wrong = [&](const std::string& want) {
       std::string found = v.kind_name();
       if (!v.is_table() && !v.is_array()) found.append(" ").append(v.to_toml());
@@ -171,7 +172,9 @@ class Validator {
 
   void check_params(PipelineNode& node) {
     const NodeSpec& spec = node.type->spec;
+    const std::string noun = spec.observer ? "observer" : "node";
     const std::string& id = node.config.id;
+    const std::string owner = noun + " '" + id + "'";
     std::map<std::string, Value> values;
     std::set<std::string> given;
     std::vector<std::string> known;
@@ -181,11 +184,11 @@ class Validator {
       if (!p) {
         std::string hint = did_you_mean(name, known);
         if (hint.empty()) hint = known.empty() ? " (it takes no parameters)" : " (it takes " + quoted_list(known, "and") + ")";
-        error(v.where(), "node '" + id + "': unknown parameter '" + name + "' for " + spec.type + hint);
+        error(v.where(), owner + ": unknown parameter '" + name + "' for " + spec.type + hint);
         continue;
       }
       given.insert(name);
-      if (auto checked = check_param(id, *p, v)) values[name] = std::move(*checked);
+      if (auto checked = check_param(owner, *p, v)) values[name] = std::move(*checked);
     }
     bool complete = true;
     for (const auto& p : spec.params) {
@@ -194,8 +197,8 @@ class Validator {
         continue;
       }
       if (p.required) {
-        error(node.config.where, "node '" + id + "': missing required parameter '" + p.name + "' (" + std::string(param_kind_name(p.kind)) +
-                                     ": " + p.doc + ")");
+        error(node.config.where,
+              owner + ": missing required parameter '" + p.name + "' (" + std::string(param_kind_name(p.kind)) + ": " + p.doc + ")");
         complete = false;
       } else if (p.default_value) {
         Value d = *p.default_value;
@@ -210,7 +213,7 @@ class Validator {
       for (const auto& [param, problem] : spec.check(node.params)) {
         SourceLocation where = param.empty() ? node.config.where : node.params.where(param);
         if (where.file.empty()) where = node.config.where;
-        error(where, "node '" + id + "': " + (param.empty() ? "" : "parameter '" + param + "': ") + problem);
+        error(where, owner + ": " + (param.empty() ? "" : "parameter '" + param + "': ") + problem);
       }
     }
   }
@@ -345,8 +348,35 @@ class Validator {
     }
     for (auto& node : pipeline_.nodes) {
       if (!node.type) continue;
+      if (node.type->spec.observer) {
+        error(node.config.type_where,
+              "node '" + node.config.id + "': " + node.config.type +
+                  " is a run observer, not a node: declare it under [[observer]] (type and params; no id or inputs needed)");
+        continue;
+      }
       check_params(node);
       check_inputs(node, ids);
+    }
+    std::map<std::string, std::size_t> observer_ids;
+    for (const auto& o : cfg.observers) {
+      PipelineNode observer;
+      observer.config = o;
+      observer.type = registry_.find_node(o.type);
+      if (!o.id.empty())
+        if (auto [it, fresh] = observer_ids.emplace(o.id, 0); !fresh)
+          error(o.id_where, "observer '" + o.id + "' is declared twice; give the second an id of its own");
+      if (!observer.type && !o.type.empty()) {
+        std::vector<std::string> observer_types;
+        for (const auto* t : registry_.node_types())
+          if (t->spec.observer) observer_types.push_back(t->spec.type);
+        error(o.type_where, "observer '" + o.id + "': unknown run observer type '" + o.type + "'" + did_you_mean(o.type, observer_types) +
+                                "; `caulk nodes` lists them" + where_types_come_from(o.type));
+      } else if (observer.type && !observer.type->spec.observer) {
+        error(o.type_where, "observer '" + o.id + "': " + o.type + " is a node type, not a run observer: declare it under [[node]]");
+        observer.type = nullptr;
+      }
+      if (observer.type) check_params(observer);
+      pipeline_.observers.push_back(std::move(observer));
     }
     // Cycles and the run order come from the graph of the nodes that resolved.
     PipelineGraph graph(pipeline_);

@@ -136,6 +136,7 @@ RunInvocation describe_invocation(const std::vector<std::string>& command, const
   inv.pipeline_text = pipeline_text;
   std::set<std::string> used;
   for (const auto& n : pipeline.nodes) used.insert(n.type->plugin);
+  for (const auto& o : pipeline.observers) used.insert(o.type->plugin);
   for (const auto& p : registry.plugins())
     if (p.loaded()) inv.plugins.push_back({p.name, p.version, absolute_normal(p.path), used.count(p.name) > 0});
   return inv;
@@ -215,7 +216,7 @@ void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, c
   std::map<std::string, std::string> via;
   for (const auto& path : declared_files(pipeline_.nodes[index])) via.emplace(path, "parameter");
   for (const auto& path : handed) via.emplace(path, "artifact");
-  // run.json is the engine's record of this very run, which a node that runs last reads: not an
+  // run.json is the engine's record of this very run, which a node could read: not an
   // input with an identity of its own (its bytes hold this run's times).
   const std::string own_record = (fs::path(absolute_normal(out_dir_)) / "run.json").string();
   for (const auto& [path, stat] : reads) {

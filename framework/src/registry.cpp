@@ -339,7 +339,8 @@ void check_spec(const NodeSpec& spec, const Registry& registry) {
   auto where = "node type '" + spec.type + "'";
   if (spec.type.empty()) throw Error("a node type has no name");
   if (spec.summary.empty()) throw Error(where + " has no summary");
-  if (spec.runs_last && !spec.inputs.empty()) throw Error(where + " runs last, after every other node, so it cannot take inputs");
+  if (spec.observer && (!spec.inputs.empty() || !spec.outputs.empty()))
+    throw Error("run observer type '" + spec.type + "' declares ports; an observer sees the run from outside the graph and has none");
   std::set<std::string> names;
   auto check_port = [&](const PortSpec& p, const char* side) {
     if (!names.insert(std::string(side) + p.name).second) throw Error(where + " declares the " + side + " port '" + p.name + "' twice");
@@ -384,7 +385,14 @@ PluginRegistrar::PluginRegistrar(Registry& registry, PluginInfo& info, std::shar
     : registry_(registry), info_(info), owner_(std::move(owner)) {}
 
 void PluginRegistrar::add_node(NodeSpec spec, NodeFactory make, UnitFunction run_unit) {
-  NodeType t{std::move(spec), std::move(make), info_.name, owner_, run_unit};
+  NodeType t{std::move(spec), std::move(make), info_.name, owner_, run_unit, nullptr};
+  info_.node_types.push_back(t.spec.type);
+  registry_.add_node_type(std::move(t));
+}
+
+void PluginRegistrar::add_observer(NodeSpec spec, ObserverFactory make) {
+  spec.observer = true;
+  NodeType t{std::move(spec), nullptr, info_.name, owner_, nullptr, std::move(make)};
   info_.node_types.push_back(t.spec.type);
   registry_.add_node_type(std::move(t));
 }

@@ -10,7 +10,9 @@
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
+#include "caulk/io/atomic_file.hpp"
 #include "caulk/registry.hpp"
+#include "caulk/run_observer.hpp"
 
 namespace caulk::testing {
 
@@ -134,26 +136,39 @@ class FakeFigure : public Node {
   }
 };
 
-// Runs last: reads OUT/run.json as the executor left it and says what it saw.
-class FakeRunLast : public Node {
+// A run observer that writes what it was shown into OUT/observed.json: each hook in order, the
+// run's status in memory, and run.json's statuses as it read them when the run had finished.
+class FakeObserver : public RunObserver {
  public:
   static NodeSpec spec() {
-    NodeSpec s("test.last", "Read run.json after every other node");
-    s.run_last();
-    s.param(ParamSpec::flag("fail", false, "fail when running"));
+    NodeSpec s("test.observer", "Write what the run's hooks showed into OUT/observed.json");
+    s.param(ParamSpec::flag("fail", false, "fail when the run finishes"));
+    s.param(ParamSpec::string("file", "observed.json", "the file it writes, in the run's folder"));
     return s;
   }
-  void run(NodeContext& ctx) override {
+  void run_started(const RunReport& r, ObserverContext&) override { events_.push_back("run " + std::to_string(r.nodes.size())); }
+  void node_started(const RunReport& r, std::size_t i, ObserverContext&) override { events_.push_back("start " + r.nodes[i].id); }
+  void node_finished(const RunReport& r, std::size_t i, ObserverContext&) override {
+    events_.push_back("end " + r.nodes[i].id + " " + std::string(to_string(r.nodes[i].status)));
+  }
+  void run_finished(const RunReport& r, ObserverContext& ctx) override {
+    if (ctx.params().flag("fail")) throw Error("the observer failed");
     std::ifstream in(ctx.out_dir() / "run.json");
     std::stringstream text;
     text << in.rdbuf();
     const Json seen = Json::parse(text.str());
     Json statuses = Json::object();
     for (const auto& [id, node] : seen["nodes"].items()) statuses[id] = node["status"];
-    ctx.summary()["saw_status"] = seen["status"];
-    ctx.summary()["saw"] = statuses;
-    if (ctx.params().flag("fail")) throw Error("the last node failed too");
+    Json out = Json::object();
+    out["events"] = events_;
+    out["status"] = to_string(r.status());
+    out["saw_status"] = seen["status"];
+    out["saw"] = statuses;
+    io::write_file_atomic(ctx.out_dir() / ctx.params().string("file"), out.dump());
   }
+
+ private:
+  std::vector<std::string> events_;
 };
 
 // Reads a parameter its spec does not declare, keeping a default of its own: the bug a node's
@@ -183,7 +198,7 @@ inline void register_fake_nodes(Registry& r) {
   reg.add_node<FakeRank>();
   reg.add_node<FakeCollect>();
   reg.add_node<FakeForgetful>();
-  reg.add_node<FakeRunLast>();
+  reg.add_observer<FakeObserver>();
   reg.add_node<FakeUndeclaredReader>();
   reg.add_node<FakeFigure>();
 }

@@ -38,7 +38,7 @@ TEST(Cli, UsageErrorsExitWith2) {
 TEST(Cli, CheckAcceptsTheQuickstart) {
   auto r = run_caulk({"check", (source_dir() / "pipelines/quickstart.toml").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("ok (5 nodes)"));
+  EXPECT_THAT(r.out, HasSubstr("ok (4 nodes and 1 run observer)"));
 }
 
 // One pipeline per validation error, each through `caulk check`: message and exit code 2.

@@ -320,7 +320,7 @@ TEST_F(Interruption, AStopRequestEndsTheRunningNodeAtItsNextStepAndStartsNoOther
   const RunReport r =
       run("[[node]]\nid = \"long\"\ntype = \"test.watch_record\"\nparams = { steps = 600000 }\n"
           "[[node]]\nid = \"next\"\ntype = \"test.source\"\n"
-          "[[node]]\nid = \"last\"\ntype = \"test.last\"\n");
+          "[[observer]]\ntype = \"test.observer\"\n");
   stopper.join();
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);  // not the 10 minutes
   EXPECT_EQ(r.interrupted_by, SIGTERM);
@@ -330,7 +330,9 @@ TEST_F(Interruption, AStopRequestEndsTheRunningNodeAtItsNextStepAndStartsNoOther
   EXPECT_EQ(r.nodes[0].error, "interrupted by SIGTERM");
   EXPECT_EQ(r.nodes[1].status, NodeStatus::Skipped);
   EXPECT_EQ(r.nodes[1].error, "not run: the run was interrupted by SIGTERM");
-  EXPECT_EQ(r.nodes[2].status, NodeStatus::Skipped);  // runs-last nodes do not start either
+  EXPECT_EQ(r.nodes.size(), 2u);
+  // Observers are not told of the end of a run the user asked to stop.
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "out" / "observed.json"));
   const auto j = record();
   EXPECT_EQ(j["status"], "interrupted");
   EXPECT_EQ(j["signal"], "SIGTERM");

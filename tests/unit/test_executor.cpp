@@ -7,6 +7,7 @@
 #include "caulk/executor.hpp"
 #include "caulk/pipeline.hpp"
 #include "caulk/registry.hpp"
+#include "caulk/run_observer.hpp"
 #include "fake_nodes.hpp"
 #include "temp_dir.hpp"
 
@@ -166,50 +167,83 @@ TEST_F(Executor, ForEachUnitNamesEveryFailingUnit) {
 
 // ------------------------------------------------------------------------------ what a report reads
 
-TEST_F(Executor, ANodeThatRunsLastRunsAfterAFailureAndSeesTheRunSoFar) {
+// Run observers (caulk/run_observer.hpp) see each node start and end, then the final record, in
+// memory and in run.json; they are not nodes, so run.json lists none of them.
+TEST_F(Executor, ObserversSeeEachNodeStartAndEndThenTheFinalRecord) {
   std::string text = kTwoBranches;
-  text += "[[node]]\nid = \"report\"\ntype = \"test.last\"\n";
+  text += "[[observer]]\ntype = \"test.observer\"\n";
   for (unsigned jobs : {1u, 3u}) {
     RunReport r = run(text, jobs);
     EXPECT_FALSE(r.ok);
-    const NodeOutcome& last = r.nodes.back();
-    ASSERT_EQ(last.id, "report");
-    EXPECT_EQ(last.status, NodeStatus::Ok) << last.error;
-    // It ran after every other node had ended: none was pending or running when it read run.json.
-    const Json& saw = last.summary["saw"];
-    EXPECT_EQ(last.summary["saw_status"], "failed");
-    EXPECT_EQ(saw["bad"], "failed");
-    EXPECT_EQ(saw["after_bad"], "skipped");
-    EXPECT_EQ(saw["last"], "skipped");
-    EXPECT_EQ(saw["report"], "running");
-    for (const auto& [id, status] : saw.items()) {
-      if (id != "report") {
-        EXPECT_TRUE(status == "ok" || status == "failed" || status == "skipped") << id << " " << status;
+    EXPECT_EQ(r.nodes.size(), 6u);
+    const Json seen = Json::parse(caulk::testing::read_file(dir_ / "out" / "observed.json"));
+    const auto events = seen["events"].get<std::vector<std::string>>();
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.front(), "run 6");
+    auto at = [&](const std::string& e) { return std::find(events.begin(), events.end(), e) - events.begin(); };
+    EXPECT_LT(at("start bad"), at("end bad failed"));
+    EXPECT_LT(at("end bad failed"), static_cast<long>(events.size()));
+    // Every node that started ended after it (a node started beside "bad" on a wide pool finishes).
+    for (const auto& e : events)
+      if (e.rfind("start ", 0) == 0) {
+        const std::string id = e.substr(6);
+        const auto end =
+            std::find_if(events.begin(), events.end(), [&](const std::string& x) { return x.rfind("end " + id + " ", 0) == 0; });
+        EXPECT_LT(at(e), end - events.begin()) << id;
       }
-    }
-    // run.json is written again with its outcome.
-    auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
-    EXPECT_EQ(j["nodes"]["report"]["status"], "ok");
-    EXPECT_EQ(j["status"], "failed");
+    // Skipped nodes neither start nor end.
+    EXPECT_EQ(at("start after_bad"), static_cast<long>(events.size()));
+    EXPECT_EQ(at("start last"), static_cast<long>(events.size()));
+    // The final record: nothing pending or running, in memory and in run.json alike.
+    EXPECT_EQ(seen["status"], "failed");
+    EXPECT_EQ(seen["saw_status"], "failed");
+    EXPECT_EQ(seen["saw"]["bad"], "failed");
+    EXPECT_EQ(seen["saw"]["after_bad"], "skipped");
+    EXPECT_EQ(seen["saw"]["last"], "skipped");
+    EXPECT_EQ(seen["saw"].size(), 6u);
+    auto j = Json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
+    EXPECT_FALSE(j.contains("observers"));  // none failed
   }
 }
 
-TEST_F(Executor, AFailingLastNodeFailsTheRun) {
+TEST_F(Executor, AFailingObserverFailsTheRunAndRunJsonSaysWhichAndWhy) {
   RunReport r = run(R"([pipeline]
 name = "x"
 [[node]]
 id = "src"
 type = "test.source"
-[[node]]
-id = "report"
-type = "test.last"
+[[observer]]
+id = "watch"
+type = "test.observer"
 params = { fail = true }
 )");
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(r.nodes[0].status, NodeStatus::Ok);
-  EXPECT_EQ(r.nodes[1].status, NodeStatus::Failed);
-  EXPECT_EQ(r.nodes[1].error, "the last node failed too");
-  EXPECT_EQ(r.nodes[1].summary["saw_status"], "ok");
+  EXPECT_EQ(r.nodes.size(), 1u);
+  EXPECT_EQ(r.nodes[0].status, NodeStatus::Ok);  // its outcome is the nodes' own
+  ASSERT_EQ(r.observer_errors.size(), 1u);
+  EXPECT_EQ(r.observer_errors[0].first, "watch");
+  EXPECT_EQ(r.observer_errors[0].second, "run_finished failed: the observer failed");
+  auto j = Json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
+  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["nodes"]["src"]["status"], "ok");
+  EXPECT_EQ(j["observers"]["watch"]["error"], "run_finished failed: the observer failed");
+  EXPECT_THAT(err_.str(), HasSubstr("[test.observer] FAILED: run_finished failed: the observer failed"));
+  // Read back as `caulk report` reads it.
+  const RunReport back = RunReport::from_json(j);
+  EXPECT_EQ(back.status(), RunStatus::Failed);
+  EXPECT_EQ(back.observer_errors, r.observer_errors);
+}
+
+// What an observer writes is the run's output: the next run of another pipeline into the folder
+// removes it when it writes none.
+TEST_F(Executor, AnObserversFilesAreTheRunsOutputs) {
+  const std::string with =
+      "[pipeline]\nname = \"x\"\n[[node]]\nid = \"src\"\ntype = \"test.source\"\n[[observer]]\ntype = \"test.observer\"\n";
+  ASSERT_TRUE(run(with).ok) << err_.str();
+  ASSERT_TRUE(std::filesystem::exists(dir_ / "out" / "observed.json"));
+  const std::string without = "[pipeline]\nname = \"x\"\n[[node]]\nid = \"src\"\ntype = \"test.source\"\n";
+  ASSERT_TRUE(run(without).ok) << err_.str();
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "out" / "observed.json")) << err_.str();
 }
 
 TEST_F(Executor, RunJsonKeepsEveryPublishedTableAndTheFolderKeepsTheGraph) {
@@ -243,16 +277,44 @@ inputs = { scores = ["r"] }
   EXPECT_THAT(dot, HasSubstr("\"r\" -> \"all\""));
 }
 
-TEST_F(Executor, ANodeTypeThatRunsLastCannotTakeInputs) {
+TEST_F(Executor, AnObserverTypeCannotDeclarePorts) {
   Registry registry;
   PluginInfo info;
   info.name = "bad";
   PluginRegistrar reg(registry, info, nullptr);
-  NodeSpec spec("test.bad_last", "runs last with an input");
-  spec.run_last();
+  NodeSpec spec("test.bad_observer", "an observer with an input");
   spec.input("data", "Dataset", "data");
-  EXPECT_THAT([&] { reg.add_node(spec, [] { return std::unique_ptr<Node>(); }); },
-              ::testing::ThrowsMessage<Error>(HasSubstr("runs last, after every other node, so it cannot take inputs")));
+  EXPECT_THAT([&] { reg.add_observer(spec, [] { return std::unique_ptr<RunObserver>(); }); },
+              ::testing::ThrowsMessage<Error>(HasSubstr("declares ports; an observer sees the run from outside the graph")));
+}
+
+TEST_F(Executor, ObserversAndNodesAreDeclaredEachUnderTheirOwnTables) {
+  auto diagnostics = [&](const std::string& text) {
+    try {
+      validate_pipeline(parse_pipeline_text(text, "p.toml"), registry_);
+    } catch (const PipelineError& e) {
+      return std::string(e.what());
+    }
+    return std::string("valid");
+  };
+  const std::string head = "[pipeline]\nname = \"x\"\n[[node]]\nid = \"src\"\ntype = \"test.source\"\n";
+  EXPECT_THAT(diagnostics(head + "[[node]]\nid = \"w\"\ntype = \"test.observer\"\n"),
+              HasSubstr("p.toml:8:8: error: node 'w': test.observer is a run observer, not a node: declare it under [[observer]]"));
+  EXPECT_THAT(
+      diagnostics(head + "[[observer]]\ntype = \"test.source\"\n"),
+      HasSubstr("p.toml:7:8: error: observer 'test.source': test.source is a node type, not a run observer: declare it under [[node]]"));
+  EXPECT_THAT(diagnostics(head + "[[observer]]\ntype = \"test.observr\"\n"),
+              HasSubstr("unknown run observer type 'test.observr' (did you mean 'test.observer'?)"));
+  EXPECT_THAT(
+      diagnostics(head + "[[observer]]\ntype = \"test.observer\"\nparams = { fial = true }\n"),
+      HasSubstr(
+          "p.toml:8:19: error: observer 'test.observer': unknown parameter 'fial' for test.observer (did you mean 'fail' or 'file'?)"));
+  EXPECT_THAT(diagnostics(head + "[[observer]]\ntype = \"test.observer\"\ninputs = { a = \"src\" }\n"),
+              HasSubstr("p.toml:8:1: error: observer 'test.observer': unknown key 'inputs'"));
+  EXPECT_THAT(diagnostics(head + "[[observer]]\ntype = \"test.observer\"\n[[observer]]\ntype = \"test.observer\"\n"),
+              HasSubstr("observer 'test.observer' is declared twice"));
+  EXPECT_EQ(diagnostics(head + "[[observer]]\ntype = \"test.observer\"\n[[observer]]\nid = \"second\"\ntype = \"test.observer\"\n"),
+            "valid");
 }
 
 // A Figure is recorded as a Table is: under the node that published it, by port, with its title,

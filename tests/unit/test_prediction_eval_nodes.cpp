@@ -99,7 +99,8 @@ class PredictionEvalNodes : public ::testing::Test {
     NodeSpec spec(type, "Publish an artifact the test prepared");
     spec.output(port, std::string(T::kType), "the prepared artifact");
     const auto* store = &store_;
-    registry_.add_node_type(NodeType{spec, [store, port] { return std::unique_ptr<Node>(new Prepared<T>(store, port)); }, "test", nullptr});
+    registry_.add_node_type(
+        NodeType{spec, [store, port] { return std::unique_ptr<Node>(new Prepared<T>(store, port)); }, "test", nullptr, nullptr, nullptr});
   }
 
   // Stores Predictions under `id`: one model per (name, split -> matrix).

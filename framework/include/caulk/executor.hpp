@@ -14,6 +14,7 @@
 #include "caulk/context.hpp"
 #include "caulk/pipeline.hpp"
 #include "caulk/provenance.hpp"
+#include "caulk/run_report.hpp"
 
 namespace caulk {
 
@@ -35,51 +36,15 @@ struct RunOptions {
   bool use_cache = true;
 };
 
-// A node's state in a run. Pending or Running while the run goes on; Interrupted: stopped by a
-// SIGINT/SIGTERM. run.json spells each as to_string gives it ("ok", "failed", ...).
-enum class NodeStatus { Pending, Running, Ok, Failed, Skipped, Interrupted };
-std::string_view to_string(NodeStatus status);
-
-// The state of a whole run, as run.json's "status" spells it (to_string).
-enum class RunStatus { Running, Ok, Failed, Interrupted };
-std::string_view to_string(RunStatus status);
-
-struct NodeOutcome {
-  std::string id, type;
-  NodeStatus status = NodeStatus::Pending;
-  double seconds = 0;
-  std::string error;
-  bool cached = false;  // reused from an earlier run into the folder, not run
-  Json summary = Json::object();
-  Json tables = Json::object();   // every Table the node published, by port (for reports)
-  Json figures = Json::object();  // every Figure the node published, by port (for reports)
-};
-
-struct RunReport {
-  std::string pipeline;
-  bool finished = false;           // false: run.json says "running"
-  bool ok = true;                  // every node ok
-  int interrupted_by = 0;          // the signal that stopped the run (0: not interrupted)
-  std::vector<NodeOutcome> nodes;  // in file order
-  Json ranks;                      // a distributed run's processes and units by rank (null otherwise)
-  // Why the final run.json could not be written (e.g. a full disk); empty when it was.
-  std::string record_error;
-  Json provenance;  // run.json's "provenance" (caulk/provenance.hpp)
-  // What became of the previous run's files in the folder (caulk/run_folder.hpp), for the user.
-  std::vector<std::string> folder_notes;
-  std::size_t outputs_written = 0;  // files and folders the nodes wrote
-  RunStatus status() const;
-  Json to_json() const;
-};
-
-// Runs every node (those whose spec runs_last after all others, once run.json is written; then
-// run.json is written again); also writes OUT/pipeline.dot and, given an invocation, the copy of
-// the pipeline file OUT/pipeline.toml. First takes the folder's lock (caulk/run_folder.hpp: throws
-// RunFolderBusy when another run holds it), then removes the temporaries that killed runs left in
-// the output folder (io::recover_stale_temporaries) and moves aside the outputs of another
-// pipeline; at the end removes the previous run's outputs this run did not write again. Never throws for a node's
-// failure or an interruption (both are in the report), nor when the final run.json cannot be
-// written (report.record_error says why). Throws Error only when the run cannot start (e.g. the
+// Runs every node and tells the pipeline's run observers (caulk/run_observer.hpp) as it goes;
+// writes OUT/run.json ("running" at the start, the outcome at the end, then again only when an
+// observer failed), OUT/pipeline.dot and, given an invocation, the copy of the pipeline file
+// OUT/pipeline.toml. First takes the folder's lock (caulk/run_folder.hpp: throws RunFolderBusy when
+// another run holds it), then removes the temporaries that killed runs left in the output folder
+// (io::recover_stale_temporaries) and moves aside the outputs of another pipeline; at the end
+// removes the previous run's outputs this run did not write again. Never throws for a node's or an
+// observer's failure or an interruption (all are in the report), nor when the final run.json cannot
+// be written (report.record_error says why). Throws Error only when the run cannot start (e.g. the
 // output folder cannot be created or written).
 RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options);
 

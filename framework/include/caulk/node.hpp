@@ -87,13 +87,13 @@ struct NodeSpec {
   std::string summary;  // one line
   std::vector<PortSpec> inputs, outputs;
   std::vector<ParamSpec> params;
-  // A node that reports on the whole run (report.html): it takes no inputs, and runs after every
-  // other node has ended, also when some failed, reading OUT/run.json as it stands then (its own
-  // entry "running"). The executor rewrites run.json with its outcome afterwards.
-  bool runs_last = false;
+  // A run observer's type (caulk/run_observer.hpp), not a node's: a pipeline asks for it under
+  // [[observer]], it has no ports, and it sees the run from outside the graph. Set by
+  // PluginRegistrar::add_observer.
+  bool observer = false;
   // False for a node whose results may differ between runs with the same inputs and parameters
   // (it reads the clock or the network): it runs every time, and so does whatever depends on it
-  // (caulk/node_cache.hpp). Nodes that run last are never taken from the cache either.
+  // (caulk/node_cache.hpp).
   bool cacheable = true;
   // Checks between parameters, before anything runs: returns (parameter name or "", problem).
   std::function<std::vector<std::pair<std::string, std::string>>(const class Params&)> check;
@@ -110,7 +110,6 @@ struct NodeSpec {
   // feed optional inputs only, which are then left without it.
   NodeSpec& output_optional(std::string name, std::string type, std::string doc);
   NodeSpec& param(ParamSpec p);
-  NodeSpec& run_last();        // see runs_last
   NodeSpec& not_cacheable() {  // see cacheable
     cacheable = false;
     return *this;
@@ -170,6 +169,9 @@ class Node {
 
 using NodeFactory = std::function<std::unique_ptr<Node>()>;
 
+class RunObserver;  // caulk/run_observer.hpp
+using ObserverFactory = std::function<std::unique_ptr<RunObserver>()>;
+
 class UnitContext;
 // A distributable node's unit (caulk/units.hpp): `static Json run_unit(UnitContext&, const Json&)`.
 using UnitFunction = nlohmann::ordered_json (*)(UnitContext& ctx, const nlohmann::ordered_json& payload);
@@ -177,10 +179,11 @@ using UnitFunction = nlohmann::ordered_json (*)(UnitContext& ctx, const nlohmann
 // A node type as the registry holds it.
 struct NodeType {
   NodeSpec spec;
-  NodeFactory make;
+  NodeFactory make;                   // null for a run observer's type (spec.observer)
   std::string plugin;                 // the plugin that registered it
   std::shared_ptr<const void> owner;  // keeps the plugin's library loaded while in use
   UnitFunction run_unit = nullptr;    // set when the node class declares run_unit (distributable)
+  ObserverFactory make_observer;      // set for a run observer's type (spec.observer) only
 };
 
 }  // namespace caulk

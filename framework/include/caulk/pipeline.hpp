@@ -51,6 +51,9 @@ struct PipelineConfig {
   std::string name, description;
   std::vector<PluginEntry> plugins;
   std::vector<NodeConfig> nodes;
+  // [[observer]] entries (caulk/run_observer.hpp): a type and params; no inputs. Their id is
+  // the type unless given.
+  std::vector<NodeConfig> observers;
 };
 
 // Parses a pipeline file. Throws PipelineError (every structural problem, each FILE:LINE:COL).
@@ -89,6 +92,7 @@ struct Pipeline {
   PipelineConfig config;
   std::vector<PipelineNode> nodes;                    // in file order
   std::vector<std::size_t> order;                     // a topological order (file order among independent nodes)
+  std::vector<PipelineNode> observers;                // the run observers, in file order (no inputs)
   std::size_t index_of(const std::string& id) const;  // npos-like size() when absent
 };
 

@@ -29,7 +29,7 @@ struct RunInvocation {
   struct Plugin {
     std::string name, version;
     std::filesystem::path file;
-    bool used = false;  // provides a node type the pipeline uses
+    bool used = false;  // provides a node or observer type the pipeline uses
   };
   std::vector<Plugin> plugins;  // every loaded plugin
 };

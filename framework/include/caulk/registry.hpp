@@ -122,6 +122,14 @@ class PluginRegistrar {
         N::spec(), [] { return std::unique_ptr<Node>(new N()); }, unit);
   }
   void add_node(NodeSpec spec, NodeFactory make, UnitFunction run_unit = nullptr);
+  // Registers a run observer class O (caulk/run_observer.hpp) with `static NodeSpec spec()` (its
+  // type name, summary and parameters; no ports) and a default constructor. Its type shares the
+  // node types' names: one plugin may not take another's.
+  template <class O>
+  void add_observer() {
+    add_observer(O::spec(), [] { return std::unique_ptr<RunObserver>(new O()); });
+  }
+  void add_observer(NodeSpec spec, ObserverFactory make);
   void add_artifact_type(std::string name, std::string doc);
 
  private:

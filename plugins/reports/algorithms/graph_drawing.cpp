@@ -43,7 +43,7 @@ struct StatusLook {
 StatusLook look_of(const std::string& status) {
   if (status == "ok") return {"#d8f0d8", "rounded,filled", "1", "ok"};
   if (status == "failed") return {"#f6c4c4", "rounded,filled,bold", "3", "FAILED"};
-  if (status == "running") return {"#fff1b0", "rounded,filled,dotted", "2", "running (this report)"};
+  if (status == "running") return {"#fff1b0", "rounded,filled,dotted", "2", "running"};
   return {"#e4e4e4", "rounded,filled,dashed", "1.5", "skipped"};
 }
 
@@ -175,7 +175,7 @@ std::optional<std::string> fill_in_lines(std::string svg, const std::map<std::st
     const std::size_t next = svg.find(kNode, title_end);
     const auto it = lines.find(id);
     if (it == lines.end() || !done.insert(id).second) return std::nullopt;
-    const std::string stand_in = ">" + svg_text(it->second.first) + "</text>";
+    const std::string stand_in = fmt::format(">{}</text>", svg_text(it->second.first));
     const std::size_t line = svg.find(stand_in, title_end);
     if (line == std::string::npos || (next != std::string::npos && line > next)) return std::nullopt;
     const std::string real = svg_text(it->second.second);

@@ -29,9 +29,6 @@ struct ReportOptions {
   // Where the graph's layout is kept between reports on the same folder (its .caulk/); empty: not kept.
   std::filesystem::path keep_graph_in;
   std::string caulk_version;
-  // The report node itself, when it reports on the run it is part of: run.json says it is
-  // "running" (it is writing this page), and the page counts it as "this report".
-  std::string this_node;
 };
 
 struct Report {

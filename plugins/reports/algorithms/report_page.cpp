@@ -20,7 +20,7 @@ namespace {
 const char* status_mark(const std::string& status) {
   if (status == "ok") return "&#10003; ok";           // check mark
   if (status == "failed") return "&#10007; FAILED";   // ballot x
-  if (status == "running") return "&#8230; running";  // ellipsis: the report node itself
+  if (status == "running") return "&#8230; running";  // a run that was killed, or is still going
   return "&#8211; skipped";
 }
 
@@ -199,13 +199,11 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
       "<table class=\"nodes\"><thead><tr><th>node</th><th>type</th><th>status</th><th>time (s)</th><th>error</th></tr></thead><tbody>\n";
   for (const auto& n : nodes) {
     const double seconds = n.json->contains("seconds") && (*n.json)["seconds"].is_number() ? (*n.json)["seconds"].get<double>() : 0.0;
-    const bool itself = n.id == page.options().this_node && n.status == "running";
     body +=
         fmt::format("<tr class=\"status-{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td class=\"num\">{:.3f}</td><td>{}</td></tr>\n",
                     html_escape(n.status), html_escape(n.id), html_escape(n.type),
-                    itself ? std::string("&#8230; this report")
-                           : std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""),
-                    seconds, html_escape(first_line(n.json->value("error", std::string()))));
+                    std::string(status_mark(n.status)) + (n.json->value("cached", false) ? " (cached)" : ""), seconds,
+                    html_escape(first_line(n.json->value("error", std::string()))));
   }
   body += "</tbody></table>\n";
   page.add_section("pipeline", "Pipeline", body);
@@ -289,20 +287,14 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   guarded("pipeline", "Pipeline", add_pipeline_section);
   add_node_sections(page, nodes);  // each node guards its own section
 
-  // The report node counts as what it is: the page being written, not a node still running.
   std::map<std::string, int> counts;
   double seconds = 0;
-  bool with_this_report = false;
   for (const auto& n : nodes) {
-    if (n.id == options.this_node && n.status == "running")
-      with_this_report = true;
-    else
-      ++counts[n.status];
+    ++counts[n.status];
     if (n.json->contains("seconds") && (*n.json)["seconds"].is_number()) seconds += (*n.json)["seconds"].get<double>();
   }
   std::string tally;
   for (const auto& [s, c] : counts) tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", c, s);
-  if (with_this_report) tally += tally.empty() ? "this report" : " and this report";
 
   std::string nav;
   for (std::size_t i = 0; i < report.sections.size(); ++i)

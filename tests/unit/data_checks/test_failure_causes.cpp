@@ -95,8 +95,7 @@ inputs = { features = "hub", data = "task" }
 id = "hscore"
 type = "rank.hscore"
 inputs = { features = "hub", data = "task" }
-[[node]]
-id = "html"
+[[observer]]
 type = "report.html"
 )");
   // --no-data-check: the runtime path (the data check would refuse this pipeline before running).

@@ -44,8 +44,7 @@ ChartLibrary missing_library() {
   return lib;
 }
 
-Report build(const Json& run, const std::filesystem::path& dir = ".", ChartLibrary lib = fake_library(), std::string dot = "",
-             std::string this_node = "") {
+Report build(const Json& run, const std::filesystem::path& dir = ".", ChartLibrary lib = fake_library(), std::string dot = "") {
   RunFolder f;
   f.dir = dir;
   f.run = run;
@@ -54,7 +53,6 @@ Report build(const Json& run, const std::filesystem::path& dir = ".", ChartLibra
   o.charts = std::move(lib);
   o.draw_graph = false;  // Graphviz is tested on its own below
   o.caulk_version = "test";
-  o.this_node = std::move(this_node);
   return build_report(f, o);
 }
 
@@ -244,18 +242,21 @@ TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
   EXPECT_EQ(r.charts.size(), 1u);
 }
 
-// The report node reads run.json while it writes the page, its own entry "running": the header
-// counts it as this report, and never says a node of a successful run is running.
-TEST(ReportBuilder, TheHeaderCountsTheReportItselfAsThisReportNotAsRunning) {
+// The report is written once the run has ended (a run observer): the header counts every node by
+// what it became; a record left by a killed run says which nodes were still running.
+TEST(ReportBuilder, TheHeaderCountsEveryNodeByItsStatus) {
   Json nodes = Json::object();
   nodes["a"] = node("x.one");
   nodes["b"] = node("x.two");
-  nodes["report"] = node("report.html", "running");
-  Report r = build(run_of(nodes), ".", fake_library(), "", "report");
-  const std::string header = r.html.substr(r.html.find("<header>"), r.html.find("</header>") - r.html.find("<header>"));
-  EXPECT_THAT(header, HasSubstr("Run <strong>succeeded</strong>: 3 nodes (2 ok and this report)"));
+  Report r = build(run_of(nodes));
+  std::string header = r.html.substr(r.html.find("<header>"), r.html.find("</header>") - r.html.find("<header>"));
+  EXPECT_THAT(header, HasSubstr("Run <strong>succeeded</strong>: 2 nodes (2 ok)"));
   EXPECT_THAT(header, Not(HasSubstr("running")));
-  EXPECT_THAT(section_html(r, "pipeline"), HasSubstr("&#8230; this report"));
+  nodes["b"] = node("x.two", "running");
+  r = build(run_of(nodes, "running"));
+  header = r.html.substr(r.html.find("<header>"), r.html.find("</header>") - r.html.find("<header>"));
+  EXPECT_THAT(header, HasSubstr("2 nodes (1 ok, 1 running)"));
+  EXPECT_THAT(section_html(r, "pipeline"), HasSubstr("&#8230; running"));
 }
 
 // End to end, as a third-party plugin's node would be: the engine records the Figure a node of a
