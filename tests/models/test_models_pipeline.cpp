@@ -15,6 +15,7 @@
 
 #include "caulk/io/npy.hpp"
 #include "cli.hpp"
+#include "ranking_nodes.hpp"
 #include "distributed/mpi_support.hpp"
 #include "run_json.hpp"
 
@@ -83,15 +84,7 @@ params = {{ manifest = "{2}", batch_size = 32{4} }}
   TempDir dir_;
 };
 
-const char* kRankers = R"([[node]]
-id = "logme"
-type = "rank.logme"
-inputs = { features = "embed.features", data = "task" }
-[[node]]
-id = "leep"
-type = "rank.leep"
-inputs = { features = "embed.features", data = "task" }
-)";
+const char* const kRankers = caulk::testing::kLogmeAndLeepOfEmbed;
 
 TEST_F(ModelsPipeline, FeaturesAndProbabilitiesAreThoseOfPyTorch) {
   auto r = run(embed(file("hub.toml"), "inputs", kRankers), {"--jobs", "2"});

@@ -15,6 +15,7 @@
 #include "caulk/io/npy.hpp"
 #include "caulk/models/hub.hpp"
 #include "cli.hpp"
+#include "ranking_nodes.hpp"
 #include "model_test_support.hpp"
 #include "run_json.hpp"
 
@@ -264,15 +265,7 @@ params = {{ manifest = "{3}", batch_size = 5 }}
   caulk::testing::TempDir dir_;
 };
 
-const char* kRankers = R"([[node]]
-id = "logme"
-type = "rank.logme"
-inputs = { features = "embed.features", data = "task" }
-[[node]]
-id = "leep"
-type = "rank.leep"
-inputs = { features = "embed.features", data = "task" }
-)";
+const char* const kRankers = caulk::testing::kLogmeAndLeepOfEmbed;
 
 TEST_F(OnnxPipeline, AnOnnxHubIsRankedTheSameWithOneOrTwoJobs) {
   const std::string p = embed("hub.toml", kRankers);
