@@ -282,8 +282,8 @@ void apply_overrides(PipelineConfig& config, const std::vector<std::string>& ove
       for (const auto& n : config.nodes) ids.push_back(n.id);
       for (const auto& n : config.observers) ids.push_back(n.id);
       auto close = closest_names(id, ids);
-      diags.push_back({where, "no node '" + id + "' in " + config.file.string() +
-                                  (close.empty() ? std::string() : " (did you mean '" + close.front() + "'?)")});
+      diags.push_back({where, std::string(config.observers.empty() ? "no node '" : "no node or observer '") + id + "' in " +
+                                  config.file.string() + (close.empty() ? std::string() : " (did you mean '" + close.front() + "'?)")});
       continue;
     }
     Value v;

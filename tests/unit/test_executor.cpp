@@ -277,6 +277,26 @@ inputs = { scores = ["r"] }
   EXPECT_THAT(dot, HasSubstr("\"r\" -> \"all\""));
 }
 
+// `--set ID.PARAM=VALUE` reaches an observer by its id, as it reaches a node.
+TEST_F(Executor, OverridesReachAnObserverByItsId) {
+  auto file = dir_.write("p.toml",
+                         "[pipeline]\nname = \"x\"\n[[node]]\nid = \"src\"\ntype = \"test.source\"\n"
+                         "[[observer]]\nid = \"watch\"\ntype = \"test.observer\"\n");
+  PipelineConfig config = parse_pipeline_file(file);
+  apply_overrides(config, {"watch.file=seen.json"});
+  RunOptions o;
+  o.out_dir = dir_ / "out";
+  o.out = &out_;
+  o.err = &err_;
+  ASSERT_TRUE(run_pipeline(validate_pipeline(config, registry_), o).ok) << err_.str();
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "out" / "seen.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "out" / "observed.json"));
+  PipelineConfig unknown = parse_pipeline_file(file);
+  EXPECT_THAT(
+      [&] { apply_overrides(unknown, {"wach.file=seen.json"}); },
+      ::testing::ThrowsMessage<PipelineError>(HasSubstr("no node or observer 'wach' in " + file.string() + " (did you mean 'watch'?)")));
+}
+
 TEST_F(Executor, AnObserverTypeCannotDeclarePorts) {
   Registry registry;
   PluginInfo info;
