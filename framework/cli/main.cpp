@@ -379,7 +379,9 @@ int cmd_report(const Options& o) {
     const Params params(type->spec.type, values, declared);
     ObserverContext ctx(type->spec.type, params, dir);
     try {
-      type->make_observer()->run_finished(report, ctx);
+      const auto observer = type->make_observer();
+      if (!observer) throw Error("its plugin made no observer");
+      observer->run_finished(report, ctx);
     } catch (const std::exception& e) {
       say_error(fmt::format("the observer {} failed on {}: {}", type->spec.type, dir.string(), e.what()));
       code = kExitNodeFailed;
