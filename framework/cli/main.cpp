@@ -361,29 +361,33 @@ int cmd_report(const Options& o) {
   }
   // Not while a run writes into the folder (caulk/run_folder.hpp).
   const RunFolderLock lock(dir);
-  int code = kExitOk;
+  // The chosen observers as a pipeline's [[observer]] entries, validated like one: their defaults
+  // filled in and --title checked against each spec.
+  PipelineConfig config;
+  config.file = dir / "run.json";
   for (const auto* type : chosen) {
-    std::map<std::string, Value> values;
-    std::set<std::string> declared;
-    bool complete = true;
-    for (const auto& p : type->spec.params) {
-      declared.insert(p.name);
-      if (p.default_value) values[p.name] = *p.default_value;
-      if (p.required) complete = false;
-    }
-    if (!o.title.empty() && declared.count("title")) values["title"] = Value(o.title);
-    if (!complete) {
+    const bool needs_a_pipeline = std::any_of(type->spec.params.begin(), type->spec.params.end(), [](const auto& p) { return p.required; });
+    if (needs_a_pipeline) {
       std::cerr << fmt::format("caulk: skipped the observer {}: it has required parameters, which only a pipeline sets\n", type->spec.type);
       continue;
     }
-    const Params params(type->spec.type, values, declared);
-    ObserverContext ctx(type->spec.type, params, dir);
+    NodeConfig entry;
+    entry.id = entry.type = type->spec.type;
+    if (!o.title.empty() && type->spec.find_param("title"))
+      entry.params.emplace_back("title", Value(o.title).located(SourceLocation{"--title", 0, 0}));
+    config.observers.push_back(std::move(entry));
+  }
+  const Pipeline observers = validate_pipeline(std::move(config), registry);
+  int code = kExitOk;
+  for (const auto& declared : observers.observers) {
+    const std::string& type = declared.type->spec.type;
+    ObserverContext ctx(type, declared.params, dir);
     try {
-      const auto observer = type->make_observer();
+      const auto observer = declared.type->make_observer();
       if (!observer) throw Error("its plugin made no observer");
       observer->run_finished(report, ctx);
     } catch (const std::exception& e) {
-      say_error(fmt::format("the observer {} failed on {}: {}", type->spec.type, dir.string(), e.what()));
+      say_error(fmt::format("the observer {} failed on {}: {}", type, dir.string(), e.what()));
       code = kExitNodeFailed;
     }
   }

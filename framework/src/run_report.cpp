@@ -1,6 +1,5 @@
 #include "caulk/run_report.hpp"
 
-#include <algorithm>
 #include <csignal>
 
 #include "caulk/cancel.hpp"
@@ -67,7 +66,7 @@ Json RunReport::to_json() const {
   out["nodes"] = std::move(nodes_json);
   if (!ranks.is_null()) out["ranks"] = ranks;
   if (!provenance.is_null()) out["provenance"] = provenance;
-  for (const auto& [type, why] : observer_errors) out["observers"][type] = Json{{"status", "failed"}, {"error", why}};
+  for (const auto& [id, why] : observer_errors) out["observers"][id] = Json{{"status", "failed"}, {"error", why}};
   return out;
 }
 
