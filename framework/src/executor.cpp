@@ -84,31 +84,63 @@ struct Scheduler {
     }
   }
 
-  // The node's cache entry, when it may be reused: every node it depends on was reused too
-  // (caulk/node_cache.hpp).
-  std::optional<CachedResult> cached_result(std::size_t i) {
-    if (!cache || !cache->keyed(i)) return std::nullopt;
-    {
-      std::lock_guard lock(mutex);
-      for (std::size_t d : pipeline.nodes[i].depends_on)
-        if (!report.nodes[d].cached) return std::nullopt;
+  // Which nodes this run reuses, decided before any node starts (caulk/node_cache.hpp): those whose
+  // entry passes every check and all of whose dependencies are reused. Entries are checked in
+  // parallel; a reused node's arrays are read back only when a node that runs reads them, and one
+  // that cannot be read back runs again (and so does what depends on it).
+  std::vector<std::optional<CachedResult>> reusable;
+  std::vector<std::string> why_not_reused;  // a node's entry that did not pass, and why
+
+  void plan_reuse(ThreadPool& pool) {
+    const std::size_t n = pipeline.nodes.size();
+    reusable.clear();
+    reusable.resize(n);
+    why_not_reused.assign(n, "");
+    if (!cache) return;
+    pool.parallel_for(n, [&](std::size_t i) {
+      if (cache->keyed(i)) reusable[i] = cache->lookup(i, &why_not_reused[i]);
+    });
+    std::vector<std::vector<std::size_t>> consumers(n);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t d : pipeline.nodes[i].depends_on) consumers[d].push_back(i);
+    for (;;) {
+      for (std::size_t i : pipeline.order)  // dependencies first
+        for (std::size_t d : pipeline.nodes[i].depends_on)
+          if (!reusable[d]) reusable[i].reset();
+      std::vector<std::size_t> read_back;
+      for (std::size_t i = 0; i < n; ++i)
+        if (reusable[i] && !reusable[i]->not_read_back.empty() &&
+            std::any_of(consumers[i].begin(), consumers[i].end(), [&](std::size_t c) { return !reusable[c]; }))
+          read_back.push_back(i);
+      std::vector<std::string> failed(read_back.size());
+      pool.parallel_for(read_back.size(), [&](std::size_t k) {
+        try {
+          cache->read_back(*reusable[read_back[k]]);
+        } catch (const std::exception& e) {
+          failed[k] = std::string("its stored outputs cannot be read back: ") + e.what();
+        }
+      });
+      bool again = false;
+      for (std::size_t k = 0; k < read_back.size(); ++k)
+        if (!failed[k].empty()) {
+          reusable[read_back[k]].reset();
+          why_not_reused[read_back[k]] = failed[k];
+          again = true;  // what depends on it runs too, and may need other arrays
+        }
+      if (!again) break;
     }
-    std::string why_not;
-    auto hit = cache->lookup(i, &why_not);
-    if (!why_not.empty()) env.log_line(fmt::format("[caulk] {} runs again: {}", pipeline.nodes[i].config.id, why_not));
-    return hit;
   }
 
   // Ends node `i` with what it published when it last ran.
-  void reuse(std::size_t i, CachedResult hit, const std::vector<std::string>& handed, std::chrono::steady_clock::time_point started) {
-    record_files(i, *hit.files, handed);
+  void reuse(std::size_t i, CachedResult hit) {
+    record_files(i, *hit.files, hit.handed);
     if (!hit.printed.empty()) env.write_out(hit.printed);
     env.log_line(fmt::format("[caulk] reused {} ({})", pipeline.nodes[i].config.id, pipeline.nodes[i].config.type));
     std::lock_guard lock(mutex);
     NodeOutcome& outcome = report.nodes[i];
     outcome.status = NodeStatus::Ok;
     outcome.cached = true;
-    outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();  // checking and reading back
+    outcome.seconds = hit.seconds;  // checking its entry
     outcome.summary = std::move(hit.summary);
     outcome.tables = tables_to_json(hit.published);
     outcome.figures = figures_to_json(hit.published);
@@ -128,6 +160,14 @@ struct Scheduler {
       std::lock_guard lock(mutex);
       outcome.status = NodeStatus::Running;
       if (observers) observers->node_started(report, i);
+    }
+    if (i < reusable.size() && reusable[i]) {
+      CachedResult hit = std::move(*reusable[i]);
+      reusable[i].reset();
+      return reuse(i, std::move(hit));
+    }
+    {
+      std::lock_guard lock(mutex);
       for (const auto& in : node.inputs) {
         NodeContext::Input input{in.port, {}};
         for (const auto& s : in.sources) {
@@ -142,10 +182,12 @@ struct Scheduler {
     for (const auto& in : inputs)
       for (const auto& a : in.artifacts)
         for (auto& f : files_named_by(*a)) handed.push_back(std::move(f));
-    auto started = std::chrono::steady_clock::now();
-    if (auto hit = cached_result(i)) return reuse(i, std::move(*hit), handed, started);
+    // An entry that did not pass is said when it would have been used: every dependency reused.
+    if (i < why_not_reused.size() && !why_not_reused[i].empty() &&
+        std::all_of(node.depends_on.begin(), node.depends_on.end(), [&](std::size_t d) { return report.nodes[d].cached; }))
+      env.log_line(fmt::format("[caulk] {} runs again: {}", node.config.id, why_not_reused[i]));
     env.log_line(fmt::format("[caulk] start {} ({})", node.config.id, node.config.type));
-    started = std::chrono::steady_clock::now();
+    const auto started = std::chrono::steady_clock::now();
     NodeContext ctx(node.config.id, node.config.type, node.params, std::move(inputs), &env, node.type);
     std::string error;
     bool interrupted = false;
@@ -338,6 +380,7 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     scheduler.hashes = &hashes;
     scheduler.cache = &cache;
     scheduler.observers = observers.empty() ? nullptr : &observers;
+    scheduler.plan_reuse(*pool);
     scheduler.run(*pool);
     report.finished = true;
     // A stop request that came once every node had ended cut nothing short: the run is complete.
@@ -394,6 +437,10 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
       env.log_line(std::string("[caulk] note: the previous run's outputs could not be cleaned up: ") + e.what());
     }
   }
+  // What this run wrote, hashed again now that its modification times have settled, so that the
+  // next run trusts the hashes instead of reading the files (caulk/file_hash.hpp); the files are
+  // likely still in memory. Bounded: a run that wrote more leaves the rest to the next one.
+  hashes.confirm_settled(std::uintmax_t{256} << 20);
   try {
     io::write_file_atomic(hash_file_path, hashes.to_json_text());
   } catch (const std::exception&) {

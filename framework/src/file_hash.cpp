@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -48,9 +49,12 @@ std::string key_of(const fs::path& path) {
   return (ec ? path : p).lexically_normal().string();
 }
 
-// Two seconds covers the coarsest modification-time clocks in use (FAT's; ext4 has nanoseconds
-// but the kernel's clock ticks in milliseconds).
-constexpr std::int64_t kRacyWindowNs = 2'000'000'000;
+// How long after a modification time another write may still leave the same time: the clock
+// tick of modification times. A filesystem that stamps whole seconds (FAT's two, ext3's and HFS+'s
+// one) may give two writes up to two seconds apart the same time; one that stamps fractions (ext4,
+// XFS, btrfs, tmpfs: nanoseconds; exFAT: 10 ms) takes them from the kernel's coarse clock, which
+// ticks every 10 ms at most. A time on a whole second is taken for the coarse kind.
+std::int64_t racy_window_ns(std::int64_t mtime_ns) { return mtime_ns % 1'000'000'000 == 0 ? 2'000'000'000 : 100'000'000; }
 
 }  // namespace
 
@@ -77,10 +81,14 @@ std::string hash_file(const fs::path& path, std::size_t chunk_bytes, io::FileSta
     ~Free() { XXH3_freeState(s); }
   } free_state{state};
   XXH3_128bits_reset(state);
-  std::vector<char> buffer(chunk_bytes == 0 ? 1 : chunk_bytes);
+  // One buffer per thread, reused for every file: a fresh megabyte per file is hundreds of fresh
+  // memory pages, which cost more than hashing a small file.
+  thread_local std::vector<char> buffer;
+  const std::size_t size = std::max<std::size_t>(1, chunk_bytes);
+  if (buffer.size() < size) buffer.resize(size);
   off_t offset = 0;
   for (;;) {
-    const ssize_t n = ::pread(file.fd(), buffer.data(), buffer.size(), offset);
+    const ssize_t n = ::pread(file.fd(), buffer.data(), size, offset);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw DataError(path.string(), std::string("cannot read: ") + std::strerror(errno));
     if (n == 0) break;
@@ -90,7 +98,7 @@ std::string hash_file(const fs::path& path, std::size_t chunk_bytes, io::FileSta
   return hex_of(XXH3_128bits_digest(state));
 }
 
-bool FileHashCache::trusted(const Entry& e) const { return e.stat.mtime_ns + kRacyWindowNs <= e.hashed_at_ns; }
+bool FileHashCache::trusted(const Entry& e) const { return e.stat.mtime_ns + racy_window_ns(e.stat.mtime_ns) <= e.hashed_at_ns; }
 
 std::optional<std::string> FileHashCache::hash(const fs::path& path) {
   const auto now = stat_file(path);
@@ -113,7 +121,7 @@ std::optional<std::string> FileHashCache::hash_if_unchanged(const fs::path& path
   io::FileStat seen;
   std::string hash;
   try {
-    hash = hash_file(path, std::size_t{1} << 20, &seen);
+    hash = hash_file(path, std::size_t{64} << 10, &seen);
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -123,6 +131,36 @@ std::optional<std::string> FileHashCache::hash_if_unchanged(const fs::path& path
   ++hashed_;
   entries_[key] = Entry{expected, hash, started, true};
   return hash;
+}
+
+std::size_t FileHashCache::confirm_settled(std::uintmax_t budget_bytes) {
+  std::vector<std::pair<std::string, io::FileStat>> settled;
+  {
+    const std::int64_t now = now_ns();
+    std::lock_guard lock(mutex_);
+    for (const auto& [path, e] : entries_)
+      if (e.this_run && !trusted(e) && e.stat.mtime_ns + racy_window_ns(e.stat.mtime_ns) <= now && e.stat.size <= budget_bytes) {
+        budget_bytes -= e.stat.size;
+        settled.emplace_back(path, e.stat);
+      }
+  }
+  std::size_t confirmed = 0;
+  for (const auto& [path, stat] : settled) {
+    const std::int64_t started = now_ns();
+    io::FileStat seen;
+    std::string hash;
+    try {
+      hash = hash_file(path, std::size_t{64} << 10, &seen);
+    } catch (const std::exception&) {
+      continue;
+    }
+    const auto after = stat_file(path);
+    if (!(seen == stat) || !after || !(*after == stat)) continue;  // changed: hashed again when next asked
+    std::lock_guard lock(mutex_);
+    entries_[path] = Entry{stat, hash, started, true};
+    ++confirmed;
+  }
+  return confirmed;
 }
 
 std::string FileHashCache::to_json_text() const {

@@ -3,9 +3,12 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
 #include <set>
 
 #include "caulk/artifact_store.hpp"
+#include "caulk/artifacts.hpp"
 #include "caulk/error.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/io/durable.hpp"
@@ -21,7 +24,10 @@ namespace caulk {
 namespace {
 
 // Bumped whenever what an entry holds, or what a key covers, changes.
-constexpr int kCacheFormat = 3;  // 2: Checkpoint entries name their module; 3: arrays carry their hashes
+constexpr int kCacheFormat = 4;  // 2: Checkpoint entries name their module; 3: arrays carry their hashes; 4: what was handed
+
+// Artifacts read back at once when a node is reused: JSON only, and run.json shows them.
+bool light(const std::string& type) { return type == Table::kType || type == Figure::kType; }
 
 std::string absolute_normal(const fs::path& p) {
   std::error_code ec;
@@ -115,6 +121,7 @@ fs::path NodeCache::folder() const { return out_dir_ / kRunStateFolder / "cache"
 
 std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_not) {
   if (!reuse_ || keys_[i].empty()) return std::nullopt;
+  const auto started = std::chrono::steady_clock::now();
   const fs::path dir = folder() / keys_[i];
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return std::nullopt;
@@ -155,25 +162,43 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
       seen.mtime_ns = f.at("mtime_ns").get<std::int64_t>();
       r.files->note_read(path, stat_file(path).value_or(seen));
     }
-    for (const auto& a : entry.at("artifacts"))
-      r.published.emplace_back(a.at("port").get<std::string>(), load_artifact(a.at("artifact"), dir, hashes_));
+    std::map<std::string, std::string> types;  // port -> artifact type
+    for (const auto& a : entry.at("artifacts")) {
+      const std::string port = a.at("port").get<std::string>();
+      const Json& header = a.at("artifact");
+      const std::string type = header.at("type").get<std::string>();
+      if (!types.emplace(port, type).second) throw Error("the entry has output " + port + " twice");
+      if (light(type))
+        r.published.emplace_back(port, load_artifact(header, dir, hashes_));
+      else
+        r.not_read_back.emplace_back(port, header);
+    }
     // The node's contract, as when it runs: its declared outputs (the optional ones if published).
     const NodeSpec& spec = pipeline_.nodes[i].type->spec;
     for (const auto& port : spec.outputs) {
-      auto it = std::find_if(r.published.begin(), r.published.end(), [&](const auto& p) { return p.first == port.name; });
-      if (it == r.published.end() && port.optional) continue;
-      if (it == r.published.end() || (port.type != kAnyArtifact && it->second->type_name() != port.type))
-        throw Error("the entry lacks output " + port.name);
+      auto it = types.find(port.name);
+      if (it == types.end() && port.optional) continue;
+      if (it == types.end() || (port.type != kAnyArtifact && it->second != port.type)) throw Error("the entry lacks output " + port.name);
     }
-    for (const auto& [port, artifact] : r.published)
+    for (const auto& [port, type] : types)
       if (!spec.find_output(port)) throw Error("the entry has outputs the node does not declare");
+    r.entry = dir;
+    r.handed = entry.at("handed").get<std::vector<std::string>>();
     r.summary = entry.at("summary");
     r.printed = entry.at("printed").get<std::string>();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return r;
   } catch (const std::exception& e) {
     if (why_not) *why_not = e.what();
     return std::nullopt;
   }
+}
+
+void NodeCache::read_back(CachedResult& hit) {
+  // The engine's own reads: not the node's.
+  io::ScopedAccessLog not_the_nodes(nullptr);
+  for (const auto& [port, header] : hit.not_read_back) hit.published.emplace_back(port, load_artifact(header, hit.entry, hashes_));
+  hit.not_read_back.clear();
 }
 
 std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>>& published,
@@ -232,6 +257,7 @@ std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::str
     entry["outputs"] = std::move(outputs);
     entry["outputs_read"] = std::move(outputs_read);
     entry["artifacts"] = std::move(artifacts);
+    entry["handed"] = handed;
     entry["summary"] = summary;
     entry["printed"] = printed;
     // Text that would not read back the same (a string that is not UTF-8) is not stored.

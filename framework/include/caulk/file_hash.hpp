@@ -5,9 +5,11 @@
 // A FileHashCache hashes each file once per run and remembers the result by path, size,
 // modification time and inode, so a file read by several nodes is hashed once; it can be saved
 // in the run folder and loaded by the next run, which then re-hashes only files that changed
-// (or were touched). An entry is trusted only if the file's modification time is at least two
-// seconds older than the moment it was hashed: a file rewritten within the same clock tick keeps
-// its mtime, so a fresh one is hashed again (the "racily clean" rule of git).
+// (or were touched). An entry is trusted only if the file's modification time is older than the
+// moment it was hashed by more than the clock tick of modification times (two seconds where they
+// are whole seconds, 100 ms where they have fractions): a file rewritten within the same tick keeps
+// its mtime, so a fresh one is hashed again (the "racily clean" rule of git). A run hashes what it
+// wrote once more at its end when the tick has passed (confirm_settled), so the next run trusts it.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -25,7 +27,7 @@ namespace caulk {
 std::string content_hash(std::string_view bytes);
 // XXH3-128 of a file's whole content, read in chunks of `chunk_bytes`. Throws DataError naming
 // the file when it cannot be read; `seen` (optional) receives the stat of the opened file.
-std::string hash_file(const std::filesystem::path& path, std::size_t chunk_bytes = std::size_t{1} << 20, io::FileStat* seen = nullptr);
+std::string hash_file(const std::filesystem::path& path, std::size_t chunk_bytes = std::size_t{64} << 10, io::FileStat* seen = nullptr);
 // The stat of a path (following symbolic links); nothing when it cannot be examined.
 std::optional<io::FileStat> stat_file(const std::filesystem::path& path);
 
@@ -37,6 +39,11 @@ class FileHashCache {
   std::optional<std::string> hash(const std::filesystem::path& path);
   // The hash of the file if it still has the identity `expected` (as a reader saw it), else nothing.
   std::optional<std::string> hash_if_unchanged(const std::filesystem::path& path, const io::FileStat& expected);
+
+  // Hashes again the files this object hashed too soon after they were written to trust the
+  // result, once that moment has passed (and they have not changed since), up to `budget_bytes` in
+  // all: their entries become trusted, and the next run need not read them. Returns how many.
+  std::size_t confirm_settled(std::uintmax_t budget_bytes);
 
   // Entries as JSON text / read back (unreadable text gives an empty cache).
   std::string to_json_text() const;

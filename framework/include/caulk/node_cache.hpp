@@ -28,12 +28,20 @@ namespace caulk {
 
 // What a reused node gives the run instead of running.
 struct CachedResult {
+  // Its tables and figures (light, and run.json shows them) at once; its other outputs only when a
+  // node that runs reads them (NodeCache::read_back): an unchanged re-run reads no arrays.
   std::vector<std::pair<std::string, std::shared_ptr<const Artifact>>> published;
+  std::vector<std::pair<std::string, Json>> not_read_back;  // port, the artifact's stored header
+  std::filesystem::path entry;                              // the entry's folder
   Json summary = Json::object();
   std::string printed;
   // The files it read and wrote when it ran (read ones with their current identity), so its
   // provenance and the folder's ledger are what a fresh run records.
   std::unique_ptr<io::AccessLog> files = std::make_unique<io::AccessLog>();
+  // The files its input artifacts named when it ran (their provenance says "artifact"): its
+  // inputs are not read back when it is reused.
+  std::vector<std::string> handed;
+  double seconds = 0;  // checking the entry
 };
 
 class NodeCache {
@@ -51,7 +59,10 @@ class NodeCache {
   const std::string& key(std::size_t i) const { return keys_[i]; }
   // Node `i`'s entry when every check passes now. Never throws: a missing, damaged or stale entry is
   // nothing, with the reason in `why_not` when an entry was there.
+  // Thread-safe for different nodes.
   std::optional<CachedResult> lookup(std::size_t i, std::string* why_not = nullptr);
+  // Reads back the outputs `lookup` left on disk. Throws when an array is missing or damaged.
+  void read_back(CachedResult& hit);
   // Makes node `i`'s entry after it ran and succeeded. Never throws; a node whose results cannot be
   // stored (a plugin's own artifact type, a file that changed while read) has no entry, and the
   // reason is returned (empty when stored, or when the node has no key).

@@ -95,6 +95,7 @@ std::string InputFile::read_all(std::size_t limit) const {
   auto too_large = [&] { return DataError(name, "is larger than " + std::to_string(limit) + " bytes, the limit for a file of this kind"); };
   if (size_ > limit) throw too_large();
   std::string text;
+  text.reserve(size_ + 4096);  // room for the read that finds the end: growing would copy it all
   text.resize(size_);
   std::size_t have = 0;
   for (;;) {

@@ -179,32 +179,43 @@ fs::path entry_of(const fs::path& out, const std::string& node) {
   return {};
 }
 
+// The first .npy of a node's entry, damaged by `damage`.
+void damage_an_array_of(const fs::path& out, const std::string& node, void (*damage)(const fs::path&)) {
+  for (const auto& e : fs::directory_iterator(entry_of(out, node)))
+    if (e.path().extension() == ".npy") return damage(e.path());
+  ADD_FAILURE() << "no array in the entry of " << node;
+}
+
+void truncate_to_half(const fs::path& p) { fs::resize_file(p, fs::file_size(p) / 2); }
+
 TEST(NodeCache, ADamagedEntryIsIgnoredAndTheNodeRuns) {
   Project p;
   ASSERT_EQ(p.run().exit_code, 0);
   const Json fresh = without_times_and_flags(p.record());
-  // LogME's posterior weights, truncated.
-  bool truncated = false;
-  for (const auto& e : fs::directory_iterator(entry_of(p.out, "logme")))
-    if (e.path().extension() == ".npy" && !truncated) {
-      fs::resize_file(e.path(), fs::file_size(e.path()) / 2);
-      truncated = true;
-    }
-  ASSERT_TRUE(truncated);
+  // The record of a fresh run with ranking.digits = 6, made in another folder: its paths are
+  // written as this project's.
+  Project p6;
+  ASSERT_EQ(p6.run({"--set", "ranking.digits=6"}).exit_code, 0);
+  std::string text6 = without_times_and_flags(p6.record()).dump();
+  for (std::size_t at = text6.find(p6.dir.path().string()); at != std::string::npos; at = text6.find(p6.dir.path().string(), at))
+    text6.replace(at, p6.dir.path().string().size(), p.dir.path().string());
+  const Json fresh6 = Json::parse(text6);
+  // LogME's scores, truncated. A re-run in which no node that runs reads them reuses LogME without
+  // reading its arrays back: nothing this run makes depends on them.
+  damage_an_array_of(p.out, "logme", truncate_to_half);
   auto r = p.run();
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(reused(p.record()), kQuickstartCacheable);
+  // The ranking runs and reads them: they are found damaged, so LogME runs again too.
+  r = p.run({"--set", "ranking.digits=6"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(reused(p.record()), (std::set<std::string>{"task", "hub"}));
-  EXPECT_EQ(without_times_and_flags(p.record()), fresh);
+  EXPECT_THAT(r.err, HasSubstr("[caulk] logme runs again: its stored outputs cannot be read back"));
+  EXPECT_EQ(without_times_and_flags(p.record()), fresh6);
   // The same size, other bytes (what a crash may leave of an array that was never flushed on its
   // own): the entry's hash of the array no longer matches, so LogME runs again.
-  bool flipped = false;
-  for (const auto& e : fs::directory_iterator(entry_of(p.out, "logme")))
-    if (e.path().extension() == ".npy" && !flipped) {
-      flip_last_bit(e.path());
-      flipped = true;
-    }
-  ASSERT_TRUE(flipped);
-  r = p.run();
+  damage_an_array_of(p.out, "logme", flip_last_bit);
+  r = p.run();  // ranking with its first parameters: its entry was replaced by the digits = 6 one
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(reused(p.record()), (std::set<std::string>{"task", "hub"}));
   EXPECT_EQ(without_times_and_flags(p.record()), fresh);

@@ -2,6 +2,9 @@
 // that hashes each file once.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -50,7 +53,7 @@ TEST(FileHash, MatchesXxhashPublishedVectorsInMemoryAndFromFilesInAnyChunking) {
   for (const auto& v : kVectors) {
     const std::string bytes = sanity_buffer(v.length);
     EXPECT_EQ(content_hash(bytes), v.xxh3_128) << v.length;
-    const auto file = dir.write("v" + std::to_string(v.length), bytes);
+    const auto file = dir.write(std::string("v").append(std::to_string(v.length)), bytes);
     // Chunks that split the input at odd places, and one chunk for all of it.
     for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{1000}, std::size_t{1} << 20})
       EXPECT_EQ(hash_file(file, chunk), v.xxh3_128) << v.length << " bytes in chunks of " << chunk;
@@ -104,4 +107,56 @@ TEST(FileHashCache, ASavedCacheIsTrustedOnlyForFilesOlderThanTheirHash) {
   third.load_json_text("{ not json");
   EXPECT_EQ(third.hash(old_file), content_hash("OLD CONTENT"));
   EXPECT_EQ(third.hashed_count(), 1u);
+}
+
+namespace {
+// Sets a file's modification time to the given second and nanosecond.
+void set_mtime(const std::filesystem::path& p, std::int64_t seconds, long nanoseconds) {
+  const struct timespec times[2] = {{seconds, nanoseconds}, {seconds, nanoseconds}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, 0), 0);
+}
+std::int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+TEST(FileHashCache, AFileHashedWithinItsClockTickIsConfirmedOnceTheTickHasPassed) {
+  TempDir dir;
+  // Times up to 1.5 s ahead, so that each file is hashed within its tick whatever the clock says.
+  const std::int64_t next_second = now_seconds() + 1;
+  // Modification times with a fraction of a second (ext4, tmpfs): the tick is 100 ms at most.
+  const auto fine = dir.write("fine", "fine content");
+  set_mtime(fine, next_second, 500'000'000);
+  // Whole seconds (FAT, ext3): two writes up to two seconds apart may have the same time.
+  const auto coarse = dir.write("coarse", "coarse content");
+  set_mtime(coarse, next_second, 0);
+  // And one rewritten within its tick after it was hashed (same size, time and inode).
+  const auto racy = dir.write("racy", "before");
+  set_mtime(racy, next_second, 300'000'000);
+  FileHashCache cache;
+  ASSERT_TRUE(cache.hash(fine));
+  ASSERT_TRUE(cache.hash(coarse));
+  ASSERT_EQ(cache.hash(racy), content_hash("before"));
+  dir.write("racy", "after!");
+  set_mtime(racy, next_second, 300'000'000);
+  // None is trusted yet, so none is saved.
+  auto hashed_by_next_run = [&](const std::filesystem::path& p) {
+    FileHashCache next;
+    next.load_json_text(cache.to_json_text());
+    EXPECT_TRUE(next.hash(p));
+    return next.hashed_count();
+  };
+  EXPECT_EQ(hashed_by_next_run(fine), 1u);
+  EXPECT_EQ(cache.confirm_settled(std::uintmax_t{1} << 20), 0u) << "within their ticks: not yet";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1700));  // past the fine ticks, within the coarse one
+  EXPECT_EQ(cache.confirm_settled(4), 0u) << "none fits a budget of 4 bytes: left to the next run";
+  EXPECT_EQ(hashed_by_next_run(fine), 1u);
+  EXPECT_EQ(cache.confirm_settled(std::uintmax_t{1} << 20), 2u) << "the fine one and the racy one";
+  EXPECT_EQ(hashed_by_next_run(fine), 0u) << "its confirmed hash is trusted";
+  EXPECT_EQ(hashed_by_next_run(coarse), 1u) << "its two seconds have not passed";
+  // What is confirmed is the content the racy file has now, read again, not the hash taken too soon.
+  FileHashCache next;
+  next.load_json_text(cache.to_json_text());
+  EXPECT_EQ(next.hash(racy), content_hash("after!"));
+  EXPECT_EQ(next.hashed_count(), 0u);
 }
