@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -12,38 +13,65 @@ namespace fs = std::filesystem;
 
 namespace caulk::report {
 
-namespace {
-
-// Inline scripts must not close their element, and a source-map comment would make a browser's
-// developer tools look for a file that is not there.
-std::string ready_to_inline(std::string js) {
-  for (std::size_t at = js.find("</script"); at != std::string::npos; at = js.find("</script", at + 2)) js.replace(at, 2, "<\\/");
-  for (std::size_t at = js.find("//# sourceMappingURL="); at != std::string::npos; at = js.find("//# sourceMappingURL=", at)) {
-    std::size_t end = js.find('\n', at);
-    js.erase(at, end == std::string::npos ? std::string::npos : end - at);
-  }
-  return js;
+InlineScript::InlineScript(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {
+  if (!text_->empty()) pieces_.push_back(*text_);
 }
 
-}  // namespace
+InlineScript InlineScript::from_file(const fs::path& path) {
+  // An inline script must not close its element, and a source-map comment would make a browser's
+  // developer tools look for a file that is not there.
+  static constexpr std::string_view kClose = "</script", kEscapedStart = "<\\/", kSourceMap = "//# sourceMappingURL=";
+  InlineScript s;
+  s.file_ = io::MappedFile::open(path);
+  const std::string_view all(reinterpret_cast<const char*>(s.file_->data()), s.file_->size());
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t close = all.find(kClose, from), map = all.find(kSourceMap, from);
+    const std::size_t at = std::min(close, map);
+    if (at == std::string_view::npos) break;
+    if (at > from) s.pieces_.push_back(all.substr(from, at - from));
+    if (at == close) {
+      s.pieces_.push_back(kEscapedStart);  // "</" becomes "<\/"
+      from = at + 2;
+    } else {
+      const std::size_t end = all.find('\n', at);
+      from = end == std::string_view::npos ? all.size() : end;  // the comment, up to its line's end
+    }
+  }
+  if (from < all.size()) s.pieces_.push_back(all.substr(from));
+  s.file_->check_intact();
+  return s;
+}
+
+std::size_t InlineScript::size() const {
+  std::size_t n = 0;
+  for (const auto& p : pieces_) n += p.size();
+  return n;
+}
+
+void InlineScript::check_intact() const {
+  if (file_) file_->check_intact();
+}
 
 ChartLibrary load_chart_library(const fs::path& folder) {
   ChartLibrary lib;
   lib.folder = folder;
   struct File {
     const char* name;
-    std::string* into;
+    InlineScript* into;
   } files[] = {{"vega.min.js", &lib.vega}, {"vega-lite.min.js", &lib.vega_lite}, {"vega-embed.min.js", &lib.vega_embed}};
   for (const auto& f : files) {
-    if (!read_file_bytes(folder / f.name, *f.into) || f.into->empty()) {
+    try {
+      *f.into = InlineScript::from_file(folder / f.name);
+    } catch (const std::exception&) {
+      *f.into = InlineScript();
+    }
+    if (f.into->empty()) {
       lib.problem = "the charting JavaScript is missing (" + (folder / f.name).string() +
                     "): this caulk was built without npm, so charts cannot be drawn";
-      lib.vega.clear();
-      lib.vega_lite.clear();
-      lib.vega_embed.clear();
+      lib.vega = lib.vega_lite = lib.vega_embed = InlineScript();
       return lib;
     }
-    *f.into = ready_to_inline(std::move(*f.into));
   }
   if (read_file_bytes(folder / "versions.txt", lib.versions))
     while (!lib.versions.empty() && (lib.versions.back() == '\n' || lib.versions.back() == '\r')) lib.versions.pop_back();

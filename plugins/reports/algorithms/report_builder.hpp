@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "caulk/context.hpp"
+#include "caulk/io/atomic_file.hpp"
 #include "reports/algorithms/chart_library.hpp"
 
 namespace caulk::report {
@@ -32,9 +33,14 @@ struct ReportOptions {
 };
 
 struct Report {
-  std::string html;
-  std::vector<std::string> sections;  // ids of the sections present, in order
-  std::vector<Json> charts;           // each chart's Vega-Lite spec, in page order
+  // The page: `head`, then each of `scripts` in a <script> element of its own, then `rest`. The
+  // scripts go from their files to the page's file piece by piece (chart_library.hpp).
+  std::string head, rest;
+  std::vector<InlineScript> scripts;
+  std::string html() const;                // the whole page as one string
+  void write(io::AtomicFile& file) const;  // the whole page into a file
+  std::vector<std::string> sections;       // ids of the sections present, in order
+  std::vector<Json> charts;                // each chart's Vega-Lite spec, in page order
   std::vector<std::string> chart_titles;
   std::size_t tables = 0, images = 0;
   std::string graph;  // "svg", "dot" (text, Graphviz missing or failed) or "none" (no pipeline.dot)

@@ -264,6 +264,31 @@ Promise.all(Array.prototype.map.call(figures,function(el){
 
 // ------------------------------------------------------------------------------ the page
 
+namespace {
+constexpr std::string_view kScriptOpen = "<script>\n", kScriptClose = "\n</script>\n";
+}  // namespace
+
+std::string Report::html() const {
+  std::string out = head;
+  for (const auto& script : scripts) {
+    out += kScriptOpen;
+    for (const auto& piece : script.pieces()) out += piece;
+    out += kScriptClose;
+  }
+  return out + rest;
+}
+
+void Report::write(io::AtomicFile& file) const {
+  file.write(head);
+  for (const auto& script : scripts) {
+    file.write(kScriptOpen);
+    for (const auto& piece : script.pieces()) file.write(piece);
+    file.write(kScriptClose);
+    script.check_intact();  // a script file cut short while it was copied: not committed
+  }
+  file.write(rest);
+}
+
 Report build_report(const RunFolder& run, const ReportOptions& options) {
   if (!run.run.is_object() || !run.run.contains("nodes") || !run.run["nodes"].is_object())
     throw Error("the run record has no \"nodes\" object");
@@ -302,20 +327,17 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
 
   const ChartLibrary& js = options.charts;
   std::string html;
-  // Once, the size of its big parts (the inlined JavaScript, the sections with their images): a
-  // page of a megabyte grown by doubling is copied and faulted in many times over.
-  html.reserve(js.vega.size() + js.vega_lite.size() + js.vega_embed.size() + 2 * js.licenses.size() + page.sections_html().size() +
-               (std::size_t{64} << 10));
   html += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   html += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   html += "<meta name=\"generator\" content=\"caulk " + html_escape(options.caulk_version) + "\">\n";
   html += "<title>" + html_escape(title) + "</title>\n<style>" + kStyle + "</style>\n";
   html += std::string("<script>") + kStatusScript + "</script>\n";
-  if (js.available()) {
-    html += "<script>\n" + js.vega + "\n</script>\n";
-    html += "<script>\n" + js.vega_lite + "\n</script>\n";
-    html += "<script>\n" + js.vega_embed + "\n</script>\n";
-  }
+  report.head = std::move(html);
+  if (js.available()) report.scripts = {js.vega, js.vega_lite, js.vega_embed};
+  html.clear();
+  // Once, the size of its big parts (the licences, the sections with their images): a page grown
+  // by doubling is copied and faulted in many times over.
+  html.reserve(2 * js.licenses.size() + page.sections_html().size() + (std::size_t{64} << 10));
   html += "</head>\n<body data-report-status=\"loading\">\n";
   html += "<header><h1>" + html_escape(title) + "</h1>\n";
   html += fmt::format("<p class=\"status status-{}\">Run <strong>{}</strong>: {} nodes ({}), {:.2f} s of node time.</p>\n",
@@ -337,7 +359,7 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   html += "<pre id=\"render-log\" hidden></pre></footer>\n";
   html += page.chart_specs_html();
   html += std::string("<script>") + kDrawScript + "</script>\n</body>\n</html>\n";
-  report.html = std::move(html);
+  report.rest = std::move(html);
   return report;
 }
 

@@ -41,7 +41,9 @@ class HtmlReport : public RunObserver {
     options.charts = report::load_chart_library(report::default_chart_library_folder());
     if (!options.charts.available()) ctx.log("charts are left out: " + options.charts.problem + " (see docs/report.md)");
     const report::Report r = report::build_report(folder, options);
-    io::write_file_atomic(dir / "report.html", r.html);
+    io::AtomicFile page(dir / "report.html");
+    r.write(page);
+    page.commit();
     ctx.log(fmt::format("wrote {} ({} charts, {} tables, {} images)", (dir / "report.html").string(), r.charts.size(), r.tables, r.images));
   }
 };

@@ -64,9 +64,9 @@ Json bars(const std::string& title, std::vector<caulk::figures::Bar> values) {
 // The HTML of the section with this id ("" when absent).
 std::string section_html(const Report& r, const std::string& id) {
   const std::string open = "<section id=\"" + id + "\">";
-  const std::size_t at = r.html.find(open);
+  const std::size_t at = r.html().find(open);
   if (at == std::string::npos) return {};
-  return r.html.substr(at, r.html.find("</section>", at) - at);
+  return r.html().substr(at, r.html().find("</section>", at) - at);
 }
 
 Json run_of(Json nodes, const std::string& status = "ok") {
@@ -74,7 +74,7 @@ Json run_of(Json nodes, const std::string& status = "ok") {
 }
 
 void expect_specs_match(const Report& r) {
-  const auto specs = embedded_specs(r.html);
+  const auto specs = embedded_specs(r.html());
   ASSERT_EQ(specs.size(), r.charts.size());
   for (std::size_t i = 0; i < specs.size(); ++i) {
     EXPECT_EQ(specs[i], r.charts[i]) << i;
@@ -97,10 +97,10 @@ TEST(ReportBuilder, ARunWithoutFiguresOrTablesHasOnlyThePipeline) {
   EXPECT_TRUE(r.charts.empty());
   EXPECT_EQ(r.tables, 0u);
   EXPECT_EQ(r.graph, "none");
-  EXPECT_THAT(r.html, HasSubstr("<!DOCTYPE html>"));
-  EXPECT_THAT(r.html, HasSubstr("/*vega-embed-code*/"));  // inlined, not linked
-  EXPECT_THAT(r.html, Not(HasSubstr("src=\"http")));
-  EXPECT_THAT(r.html, Not(HasSubstr("href=\"http")));
+  EXPECT_THAT(r.html(), HasSubstr("<!DOCTYPE html>"));
+  EXPECT_THAT(r.html(), HasSubstr("/*vega-embed-code*/"));  // inlined, not linked
+  EXPECT_THAT(r.html(), Not(HasSubstr("src=\"http")));
+  EXPECT_THAT(r.html(), Not(HasSubstr("href=\"http")));
 }
 
 TEST(ReportBuilder, AFailedRunSaysFirstWhichNodeFailedAndWhy) {
@@ -113,10 +113,10 @@ TEST(ReportBuilder, AFailedRunSaysFirstWhichNodeFailedAndWhy) {
   Report r = build(run_of(nodes, "failed"));
   ASSERT_FALSE(r.sections.empty());
   EXPECT_EQ(r.sections.front(), "failures");
-  EXPECT_THAT(r.html, HasSubstr("node &#39;judge&#39; (eval.rank_correlation) failed: "));
-  EXPECT_THAT(r.html, HasSubstr("model &#39;random&#39; is scored by &#39;logme&#39; but has no ground truth"));
-  EXPECT_THAT(r.html, HasSubstr("not run: it depends on node &#39;judge&#39;, which failed"));
-  EXPECT_THAT(r.html, HasSubstr("Run <strong>FAILED</strong>"));
+  EXPECT_THAT(r.html(), HasSubstr("node &#39;judge&#39; (eval.rank_correlation) failed: "));
+  EXPECT_THAT(r.html(), HasSubstr("model &#39;random&#39; is scored by &#39;logme&#39; but has no ground truth"));
+  EXPECT_THAT(r.html(), HasSubstr("not run: it depends on node &#39;judge&#39;, which failed"));
+  EXPECT_THAT(r.html(), HasSubstr("Run <strong>FAILED</strong>"));
 }
 
 // The report knows no node type: a type no plugin of caulk has gets the same layout, each node's
@@ -148,7 +148,7 @@ TEST(ReportBuilder, EachNodesFiguresAndTablesAreGroupedUnderThatNode) {
   EXPECT_THAT(second, HasSubstr("aria-label=\"Second B\""));
   EXPECT_THAT(second, HasSubstr("Second&#39;s second."));
   // The table of contents names each node.
-  EXPECT_THAT(r.html, HasSubstr("<li><a href=\"#node-first\">first (thirdparty.scorer)</a></li>"));
+  EXPECT_THAT(r.html(), HasSubstr("<li><a href=\"#node-first\">first (thirdparty.scorer)</a></li>"));
 }
 
 TEST(ReportBuilder, AFiguresImagesAreInlinedWithTheirOwnTitles) {
@@ -185,13 +185,13 @@ TEST(ReportBuilder, NamesAndErrorsAreEscapedEverywhere) {
   nodes["t"] =
       node("x.y", "ok", Json::object(), {{"metrics", table(evil, {"model", "accuracy"}, Json::array({Json::array({evil, 0.5})}))}});
   Report r = build(run_of(nodes, "failed"));
-  EXPECT_THAT(r.html, Not(HasSubstr("<script>alert(1)")));
-  EXPECT_THAT(r.html, Not(HasSubstr("<b>&")));
-  EXPECT_THAT(r.html, HasSubstr("a&lt;b&gt;&amp;&quot;c&lt;/script&gt;"));
+  EXPECT_THAT(r.html(), Not(HasSubstr("<script>alert(1)")));
+  EXPECT_THAT(r.html(), Not(HasSubstr("<b>&")));
+  EXPECT_THAT(r.html(), HasSubstr("a&lt;b&gt;&amp;&quot;c&lt;/script&gt;"));
   // In the chart data the name is intact once parsed.
   expect_specs_match(r);
   bool found = false;
-  for (const auto& spec : embedded_specs(r.html))
+  for (const auto& spec : embedded_specs(r.html()))
     for (const auto& v : spec["data"]["values"]) found = found || v.value("label", "") == evil;
   EXPECT_TRUE(found);
 }
@@ -200,11 +200,11 @@ TEST(ReportBuilder, WithoutTheChartingJavaScriptTheReportSaysSoAndKeepsTheTables
   Json nodes = {{"logme", node("rank.logme", "ok", Json::object(), {{"t", table("T", {"x"}, {{1}})}},
                                {{"figure", figure("c", bars("Scores of logme (rank.logme)", {{"a", 1.0}}))}})}};
   Report r = build(run_of(nodes), ".", missing_library());
-  EXPECT_THAT(r.html, HasSubstr("Charts are not drawn in this report"));
-  EXPECT_THAT(r.html, HasSubstr("Chart not drawn: Scores of logme (rank.logme)"));
-  EXPECT_THAT(r.html, Not(HasSubstr("/*vega")));
+  EXPECT_THAT(r.html(), HasSubstr("Charts are not drawn in this report"));
+  EXPECT_THAT(r.html(), HasSubstr("Chart not drawn: Scores of logme (rank.logme)"));
+  EXPECT_THAT(r.html(), Not(HasSubstr("/*vega")));
   EXPECT_EQ(r.tables, 1u);
-  EXPECT_THAT(r.html, HasSubstr("<th>x</th>"));
+  EXPECT_THAT(r.html(), HasSubstr("<th>x</th>"));
 }
 
 TEST(ReportBuilder, EveryTableOfEveryNodeIsShown) {
@@ -227,7 +227,7 @@ TEST(ReportBuilder, AChartWithNothingFiniteToDrawIsANoteNotAnEmptyChart) {
                                {{"figure", figure("c", bars("Scores of logme (rank.logme)", {{"a", std::nan("")}}))}})}};
   Report r = build(run_of(nodes));
   EXPECT_TRUE(r.charts.empty());
-  EXPECT_THAT(r.html, HasSubstr("Nothing to draw for Scores of logme (rank.logme): no finite values."));
+  EXPECT_THAT(r.html(), HasSubstr("Nothing to draw for Scores of logme (rank.logme): no finite values."));
 }
 
 TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
@@ -237,7 +237,7 @@ TEST(ReportBuilder, AValueOfAnUnexpectedTypeSpoilsOnlyItsSection) {
   nodes["odd"] = node("x.two", "ok", Json::object(), Json(), {{"f", 42}, {"g", figure("g", Json("not a spec"))}});
   nodes["logme"] = node("rank.logme", "ok", Json::object(), Json(), {{"figure", figure("c", bars("Scores", {{"a", 1.0}, {"b", 2.0}}))}});
   Report r = build(run_of(nodes, "failed"));
-  EXPECT_THAT(r.html, HasSubstr("This section could not be made from run.json"));
+  EXPECT_THAT(r.html(), HasSubstr("This section could not be made from run.json"));
   EXPECT_THAT(r.sections, ::testing::Contains("node-logme"));
   EXPECT_EQ(r.charts.size(), 1u);
 }
@@ -249,12 +249,12 @@ TEST(ReportBuilder, TheHeaderCountsEveryNodeByItsStatus) {
   nodes["a"] = node("x.one");
   nodes["b"] = node("x.two");
   Report r = build(run_of(nodes));
-  std::string header = r.html.substr(r.html.find("<header>"), r.html.find("</header>") - r.html.find("<header>"));
+  std::string header = r.html().substr(r.html().find("<header>"), r.html().find("</header>") - r.html().find("<header>"));
   EXPECT_THAT(header, HasSubstr("Run <strong>succeeded</strong>: 2 nodes (2 ok)"));
   EXPECT_THAT(header, Not(HasSubstr("running")));
   nodes["b"] = node("x.two", "running");
   r = build(run_of(nodes, "running"));
-  header = r.html.substr(r.html.find("<header>"), r.html.find("</header>") - r.html.find("<header>"));
+  header = r.html().substr(r.html().find("<header>"), r.html().find("</header>") - r.html().find("<header>"));
   EXPECT_THAT(header, HasSubstr("2 nodes (1 ok, 1 running)"));
   EXPECT_THAT(section_html(r, "pipeline"), HasSubstr("&#8230; running"));
 }
@@ -295,6 +295,36 @@ inputs = { data = "src" }
   EXPECT_THAT(section, HasSubstr("aria-label=\"Rows of the data (third-party chart)\""));
   EXPECT_THAT(section, HasSubstr("One bar: how many rows the source emitted."));
   EXPECT_THAT(section, HasSubstr("<th>what</th>"));
+}
+
+TEST(ChartLibrary, AScriptFileIsInlinedWithItsClosingTagsEscapedAndItsSourceMapCommentsLeftOut) {
+  caulk::testing::TempDir dir;
+  const auto file = dir.write("vega.min.js", "var a='</script>';\n//# sourceMappingURL=vega.min.js.map\nvar b=1;</script");
+  const InlineScript script = InlineScript::from_file(file);
+  std::string text;
+  for (const auto& piece : script.pieces()) text += piece;
+  EXPECT_EQ(text, "var a='<\\/script>';\n\nvar b=1;<\\/script");
+  EXPECT_EQ(script.size(), text.size());
+  EXPECT_THROW(InlineScript::from_file(dir / "missing.js"), DataError);
+}
+
+TEST(ReportBuilder, ThePageWrittenToAFileIsThePageAsOneString) {
+  caulk::testing::TempDir dir;
+  dir.write("js/vega.min.js", "var vega='</script>';\n//# sourceMappingURL=x.map\n");
+  dir.write("js/vega-lite.min.js", "/*vega-lite*/");
+  dir.write("js/vega-embed.min.js", "/*vega-embed*/");
+  dir.write("js/versions.txt", "vega 1, vega-lite 2, vega-embed 3\n");
+  dir.write("js/LICENSES.txt", "MIT <c>");
+  const ChartLibrary lib = load_chart_library(dir / "js");
+  ASSERT_TRUE(lib.available()) << lib.problem;
+  const Report r = build(run_of({{"load", node("dataset.load")}}), dir.path(), lib);
+  caulk::io::AtomicFile page(dir / "report.html");
+  r.write(page);
+  page.commit();
+  EXPECT_EQ(caulk::testing::read_file(dir / "report.html"), r.html());
+  EXPECT_THAT(r.html(), HasSubstr("<script>\nvar vega='<\\/script>';\n\n\n</script>\n<script>\n/*vega-lite*/\n</script>\n"));
+  EXPECT_THAT(r.html(), HasSubstr("MIT &lt;c&gt;"));
+  EXPECT_THAT(r.html(), HasSubstr("charts drawn by vega 1, vega-lite 2, vega-embed 3"));
 }
 
 TEST(ReportBuilder, ReadingARunFolderNamesTheFileThatIsWrong) {
@@ -346,5 +376,5 @@ TEST(ReportGraph, TheReportShowsTheDotTextWhenItIsNotDrawn) {
   Json nodes = {{"a", node("x.one")}};
   Report r = build(run_of(nodes), ".", fake_library(), "digraph \"p\" {\n  \"a\";\n}\n");
   EXPECT_EQ(r.graph, "dot");
-  EXPECT_THAT(r.html, HasSubstr("<pre class=\"dot\">digraph &quot;p&quot;"));
+  EXPECT_THAT(r.html(), HasSubstr("<pre class=\"dot\">digraph &quot;p&quot;"));
 }
