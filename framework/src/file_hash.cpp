@@ -103,13 +103,17 @@ bool FileHashCache::trusted(const Entry& e) const { return e.stat.mtime_ns + rac
 std::optional<std::string> FileHashCache::hash(const fs::path& path) {
   const auto now = stat_file(path);
   if (!now) return std::nullopt;
-  return hash_if_unchanged(path, *now);
+  return hash_as_seen(path, *now);
 }
 
 std::optional<std::string> FileHashCache::hash_if_unchanged(const fs::path& path, const io::FileStat& expected) {
-  const std::string key = key_of(path);
   const auto now = stat_file(path);
   if (!now || !(*now == expected)) return std::nullopt;
+  return hash_as_seen(path, expected);
+}
+
+std::optional<std::string> FileHashCache::hash_as_seen(const fs::path& path, const io::FileStat& expected) {
+  const std::string key = key_of(path);
   {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(key);

@@ -58,6 +58,9 @@ class FileHashCache {
     bool this_run = false;  // hashed by this object (not loaded)
   };
   bool trusted(const Entry& e) const;
+  // The hash of the file that had `expected` as its stat a moment ago: the entry's when it matches
+  // and is trusted, else read now (nothing when the file changes meanwhile).
+  std::optional<std::string> hash_as_seen(const std::filesystem::path& path, const io::FileStat& expected);
   mutable std::mutex mutex_;
   std::map<std::string, Entry> entries_;
   std::size_t hashed_ = 0;

@@ -457,10 +457,15 @@ std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int dept
     if (ec) break;
     const fs::path p = it->path();
     const std::string name = p.filename().string();
-    const fs::file_status st = it->symlink_status(ec);
-    if (ec) continue;
     TemporaryName parsed;
-    if (!parse_temporary_name(name, parsed)) {
+    const bool temporary = parse_temporary_name(name, parsed);
+    // The type readdir gave (no stat for each entry), asked for again only for a temporary.
+    const fs::file_status st = temporary ? it->symlink_status(ec)
+                                         : fs::file_status(it->is_symlink(ec)     ? fs::file_type::symlink
+                                                           : it->is_directory(ec) ? fs::file_type::directory
+                                                                                  : fs::file_type::regular);
+    if (ec) continue;
+    if (!temporary) {
       // Hidden folders are the user's, except .caulk (the run folder's own state: lock, hash cache,
       // ledger), whose files are written through the same primitive and leave the same temporaries.
       if (depth > 0 && st.type() == fs::file_type::directory && (name[0] != '.' || name == ".caulk")) folders.push_back(p);
