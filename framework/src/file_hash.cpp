@@ -56,6 +56,20 @@ std::string key_of(const fs::path& path) {
 // ticks every 10 ms at most. A time on a whole second is taken for the coarse kind.
 std::int64_t racy_window_ns(std::int64_t mtime_ns) { return mtime_ns % 1'000'000'000 == 0 ? 2'000'000'000 : 100'000'000; }
 
+// The file's hash if it has the identity `expected` before and after it is read; else nothing.
+std::optional<std::string> hash_if_still(const fs::path& path, const io::FileStat& expected) {
+  io::FileStat seen;
+  std::string hash;
+  try {
+    hash = hash_file(path, std::size_t{64} << 10, &seen);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  const auto after = stat_file(path);
+  if (!(seen == expected) || !after || !(*after == expected)) return std::nullopt;  // changed meanwhile
+  return hash;
+}
+
 }  // namespace
 
 std::string content_hash(std::string_view bytes) { return hex_of(XXH3_128bits(bytes.data(), bytes.size())); }
@@ -122,18 +136,11 @@ std::optional<std::string> FileHashCache::hash_as_seen(const fs::path& path, con
     if (it != entries_.end() && it->second.stat == expected && (trusted(it->second) || it->second.this_run)) return it->second.hash;
   }
   const std::int64_t started = now_ns();
-  io::FileStat seen;
-  std::string hash;
-  try {
-    hash = hash_file(path, std::size_t{64} << 10, &seen);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  const auto after = stat_file(path);
-  if (!(seen == expected) || !after || !(*after == expected)) return std::nullopt;  // changed meanwhile
+  auto hash = hash_if_still(path, expected);
+  if (!hash) return std::nullopt;
   std::lock_guard lock(mutex_);
   ++hashed_;
-  entries_[key] = Entry{expected, hash, started, true};
+  entries_[key] = Entry{expected, *hash, started, true};
   return hash;
 }
 
@@ -151,17 +158,10 @@ std::size_t FileHashCache::confirm_settled(std::uintmax_t budget_bytes) {
   std::size_t confirmed = 0;
   for (const auto& [path, stat] : settled) {
     const std::int64_t started = now_ns();
-    io::FileStat seen;
-    std::string hash;
-    try {
-      hash = hash_file(path, std::size_t{64} << 10, &seen);
-    } catch (const std::exception&) {
-      continue;
-    }
-    const auto after = stat_file(path);
-    if (!(seen == stat) || !after || !(*after == stat)) continue;  // changed: hashed again when next asked
+    const auto hash = hash_if_still(path, stat);
+    if (!hash) continue;  // changed: hashed again when next asked
     std::lock_guard lock(mutex_);
-    entries_[path] = Entry{stat, hash, started, true};
+    entries_[path] = Entry{stat, *hash, started, true};
     ++confirmed;
   }
   return confirmed;
