@@ -320,10 +320,19 @@ void write_run_record(const RunReport& report, const fs::path& out_dir) {
 
 }  // namespace
 
-RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
+RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) { return Executor(options.jobs).run(pipeline, options); }
+
+Executor::Executor(unsigned jobs) : pool_(ThreadPool::with_workers(jobs == 0 ? 1 : jobs)) {}
+
+Executor::~Executor() = default;
+
+unsigned Executor::jobs() const { return pool_->width(); }
+
+RunReport Executor::run(const Pipeline& pipeline, const RunOptions& options) {
+  std::lock_guard one_run_at_a_time(running_);
   RunEnvironment env;
   env.out_dir = options.out_dir;
-  env.jobs = options.jobs == 0 ? 1 : options.jobs;
+  env.jobs = jobs();
   env.out = options.out ? options.out : &std::cout;
   env.err = options.err ? options.err : &std::cerr;
   env.progress_bars = options.progress_bars;
@@ -372,8 +381,8 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
   ObserverSet observers(pipeline, env);
   observers.run_started(report);
   {
-    auto pool = ThreadPool::with_workers(env.jobs);
-    ScopedPool scoped(pool.get());
+    ThreadPool* pool = pool_.get();
+    ScopedPool scoped(pool);
     Scheduler scheduler(pipeline, env, report);
     scheduler.provenance = &provenance;
     scheduler.ledger = &ledger;
@@ -382,6 +391,8 @@ RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options) {
     scheduler.observers = observers.empty() ? nullptr : &observers;
     scheduler.plan_reuse(*pool);
     scheduler.run(*pool);
+    // The workers outlive the scheduler: each has left its node's task before the scheduler goes.
+    pool->wait_idle();
     report.finished = true;
     // A stop request that came once every node had ended cut nothing short: the run is complete.
     if (scheduler.cut_short) report.interrupted_by = cancel_signal();

@@ -57,28 +57,46 @@ thread_local ThreadPool* t_current_pool = nullptr;
 void ThreadPool::worker_loop() {
   t_current_pool = this;
   for (;;) {
-    std::function<void()> task;
     {
-      std::unique_lock lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      task = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    task();
+      std::function<void()> task;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        task = std::move(queue_.front());
+        queue_.pop_front();
+        ++active_;
+      }
+      task();
+    }  // the task and what it holds are gone before the pool counts it done
+    task_done();
   }
 }
 
 bool ThreadPool::run_one_queued() {
-  std::function<void()> task;
   {
-    std::lock_guard lock(mutex_);
-    if (queue_.empty()) return false;
-    task = std::move(queue_.front());
-    queue_.pop_front();
+    std::function<void()> task;
+    {
+      std::lock_guard lock(mutex_);
+      if (queue_.empty()) return false;
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      ++active_;
+    }
+    task();
   }
-  task();
+  task_done();
   return true;
+}
+
+void ThreadPool::task_done() {
+  std::lock_guard lock(mutex_);
+  if (--active_ == 0 && queue_.empty()) idle_cv_.notify_all();
+}
+
+void ThreadPool::wait_idle() {
+  std::unique_lock lock(mutex_);
+  idle_cv_.wait(lock, [this] { return active_ == 0 && queue_.empty(); });
 }
 
 namespace {

@@ -11,6 +11,7 @@
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
 #include "caulk/io/atomic_file.hpp"
+#include "caulk/parallel.hpp"
 #include "caulk/registry.hpp"
 #include "caulk/run_observer.hpp"
 
@@ -188,6 +189,23 @@ class FakeUndeclaredReader : public Node {
   }
 };
 
+// Says in its summary how wide the pool it runs on is (parallel_width) and how many test.width
+// nodes have run on its thread so far, this one included (a new thread starts at 1).
+class FakeWidth : public Node {
+ public:
+  static NodeSpec spec() {
+    NodeSpec s("test.width", "Say the width of the pool this node runs on");
+    s.param(ParamSpec::integer("tag", 0, "makes two nodes differ").range(0, 100));
+    return s;
+  }
+  void run(NodeContext& ctx) override {
+    thread_local unsigned runs_on_this_thread = 0;
+    (void)ctx.params().integer("tag");
+    ctx.summary()["width"] = parallel_width();
+    ctx.summary()["runs_on_this_thread"] = ++runs_on_this_thread;
+  }
+};
+
 inline void register_fake_nodes(Registry& r) {
   PluginInfo info;
   info.name = "fake";
@@ -201,6 +219,7 @@ inline void register_fake_nodes(Registry& r) {
   reg.add_observer<FakeObserver>();
   reg.add_node<FakeUndeclaredReader>();
   reg.add_node<FakeFigure>();
+  reg.add_node<FakeWidth>();
 }
 
 }  // namespace caulk::testing

@@ -2,7 +2,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "caulk/executor.hpp"
 #include "caulk/pipeline.hpp"
@@ -16,7 +19,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-class Executor : public ::testing::Test {
+class ExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override { caulk::testing::register_fake_nodes(registry_); }
   RunReport run(const std::string& text, unsigned jobs = 2) {
@@ -61,7 +64,7 @@ type = "test.collect"
 inputs = { scores = ["after_bad", "after_good"] }
 )";
 
-TEST_F(Executor, AFailureSkipsDescendantsAndReportsEveryError) {
+TEST_F(ExecutorTest, AFailureSkipsDescendantsAndReportsEveryError) {
   RunReport r = run(kTwoBranches, 1);
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.nodes[0].status, NodeStatus::Failed);
@@ -75,7 +78,7 @@ TEST_F(Executor, AFailureSkipsDescendantsAndReportsEveryError) {
   EXPECT_THAT(err_.str(), HasSubstr("FAILED bad"));
 }
 
-TEST_F(Executor, RunJsonHasTheDocumentedShape) {
+TEST_F(ExecutorTest, RunJsonHasTheDocumentedShape) {
   RunReport r = run(kTwoBranches, 2);
   auto j = nlohmann::json::parse(caulk::testing::read_file(dir_ / "out" / "run.json"));
   EXPECT_EQ(j["pipeline"], "branches");
@@ -89,7 +92,7 @@ TEST_F(Executor, RunJsonHasTheDocumentedShape) {
   EXPECT_EQ(j["nodes"]["after_bad"]["status"], "skipped");
 }
 
-TEST_F(Executor, SuccessfulRunPassesArtifactsAlongEdges) {
+TEST_F(ExecutorTest, SuccessfulRunPassesArtifactsAlongEdges) {
   const char* text = R"([pipeline]
 name = "ok"
 [[node]]
@@ -123,7 +126,7 @@ inputs = { scores = ["r1", "r2"] }
 
 // A node type cannot read a parameter its spec does not declare (nor keep a default of its own
 // for one): the read fails the node, naming the parameter.
-TEST_F(Executor, ANodeThatReadsAnUndeclaredParameterFails) {
+TEST_F(ExecutorTest, ANodeThatReadsAnUndeclaredParameterFails) {
   RunReport r = run(R"([pipeline]
 name = "x"
 [[node]]
@@ -136,7 +139,7 @@ type = "test.undeclared_reader"
             "node 'reader' reads parameter 'scale', which its node type does not declare (a bug in the node type: declare it in its spec)");
 }
 
-TEST_F(Executor, ANodeThatForgetsAnOutputFails) {
+TEST_F(ExecutorTest, ANodeThatForgetsAnOutputFails) {
   RunReport r = run(R"([pipeline]
 name = "x"
 [[node]]
@@ -151,7 +154,7 @@ inputs = { data = "src" }
   EXPECT_EQ(r.nodes[1].error, "the node did not publish its output 'table'");
 }
 
-TEST_F(Executor, ForEachUnitNamesEveryFailingUnit) {
+TEST_F(ExecutorTest, ForEachUnitNamesEveryFailingUnit) {
   NodeContext ctx("n", "t", Params(), {}, nullptr);
   try {
     ctx.for_each_unit("model", {"a", "b", "c"}, [](std::size_t i) {
@@ -169,7 +172,7 @@ TEST_F(Executor, ForEachUnitNamesEveryFailingUnit) {
 
 // Run observers (caulk/run_observer.hpp) see each node start and end, then the final record, in
 // memory and in run.json; they are not nodes, so run.json lists none of them.
-TEST_F(Executor, ObserversSeeEachNodeStartAndEndThenTheFinalRecord) {
+TEST_F(ExecutorTest, ObserversSeeEachNodeStartAndEndThenTheFinalRecord) {
   std::string text = kTwoBranches;
   text += "[[observer]]\ntype = \"test.observer\"\n";
   for (unsigned jobs : {1u, 3u}) {
@@ -206,7 +209,7 @@ TEST_F(Executor, ObserversSeeEachNodeStartAndEndThenTheFinalRecord) {
   }
 }
 
-TEST_F(Executor, AFailingObserverFailsTheRunAndRunJsonSaysWhichAndWhy) {
+TEST_F(ExecutorTest, AFailingObserverFailsTheRunAndRunJsonSaysWhichAndWhy) {
   RunReport r = run(R"([pipeline]
 name = "x"
 [[node]]
@@ -236,7 +239,7 @@ params = { fail = true }
 
 // What an observer writes is the run's output: the next run of another pipeline into the folder
 // removes it when it writes none.
-TEST_F(Executor, AnObserversFilesAreTheRunsOutputs) {
+TEST_F(ExecutorTest, AnObserversFilesAreTheRunsOutputs) {
   const std::string with =
       "[pipeline]\nname = \"x\"\n[[node]]\nid = \"src\"\ntype = \"test.source\"\n[[observer]]\ntype = \"test.observer\"\n";
   ASSERT_TRUE(run(with).ok) << err_.str();
@@ -246,7 +249,7 @@ TEST_F(Executor, AnObserversFilesAreTheRunsOutputs) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "out" / "observed.json")) << err_.str();
 }
 
-TEST_F(Executor, RunJsonKeepsEveryPublishedTableAndTheFolderKeepsTheGraph) {
+TEST_F(ExecutorTest, RunJsonKeepsEveryPublishedTableAndTheFolderKeepsTheGraph) {
   RunReport r = run(R"([pipeline]
 name = "tables"
 [[node]]
@@ -278,7 +281,7 @@ inputs = { scores = ["r"] }
 }
 
 // `--set ID.PARAM=VALUE` reaches an observer by its id, as it reaches a node.
-TEST_F(Executor, OverridesReachAnObserverByItsId) {
+TEST_F(ExecutorTest, OverridesReachAnObserverByItsId) {
   auto file = dir_.write("p.toml",
                          "[pipeline]\nname = \"x\"\n[[node]]\nid = \"src\"\ntype = \"test.source\"\n"
                          "[[observer]]\nid = \"watch\"\ntype = \"test.observer\"\n");
@@ -297,7 +300,7 @@ TEST_F(Executor, OverridesReachAnObserverByItsId) {
       ::testing::ThrowsMessage<PipelineError>(HasSubstr("no node or observer 'wach' in " + file.string() + " (did you mean 'watch'?)")));
 }
 
-TEST_F(Executor, AnObserverTypeCannotDeclarePorts) {
+TEST_F(ExecutorTest, AnObserverTypeCannotDeclarePorts) {
   Registry registry;
   PluginInfo info;
   info.name = "bad";
@@ -308,7 +311,7 @@ TEST_F(Executor, AnObserverTypeCannotDeclarePorts) {
               ::testing::ThrowsMessage<Error>(HasSubstr("declares ports; an observer sees the run from outside the graph")));
 }
 
-TEST_F(Executor, ObserversAndNodesAreDeclaredEachUnderTheirOwnTables) {
+TEST_F(ExecutorTest, ObserversAndNodesAreDeclaredEachUnderTheirOwnTables) {
   auto diagnostics = [&](const std::string& text) {
     try {
       validate_pipeline(parse_pipeline_text(text, "p.toml"), registry_);
@@ -339,7 +342,7 @@ TEST_F(Executor, ObserversAndNodesAreDeclaredEachUnderTheirOwnTables) {
 
 // A Figure is recorded as a Table is: under the node that published it, by port, with its title,
 // caption and spec; a node that published none has no "figures" key.
-TEST_F(Executor, PublishedFiguresAreKeptInRunJsonUnderTheirNode) {
+TEST_F(ExecutorTest, PublishedFiguresAreKeptInRunJsonUnderTheirNode) {
   RunReport r = run(R"([pipeline]
 name = "figures"
 [[node]]
@@ -363,4 +366,53 @@ inputs = { data = "src" }
   // The Figure is not a table; the Table beside it is.
   EXPECT_FALSE(j["nodes"]["drawn"]["tables"].contains("chart"));
   EXPECT_EQ(j["nodes"]["drawn"]["tables"]["numbers"]["rows"], nlohmann::json::parse(R"([["rows", 7.0]])"));
+}
+
+namespace {
+const char* kWidths = R"([pipeline]
+name = "widths"
+[[node]]
+id = "a"
+type = "test.width"
+[[node]]
+id = "b"
+type = "test.width"
+params = { tag = 1 }
+)";
+}  // namespace
+
+TEST_F(ExecutorTest, AnExecutorRunsEveryPipelineOnItsOwnPoolAndKeepsItsThreads) {
+  const Pipeline p = validate_pipeline(parse_pipeline_file(dir_.write("w.toml", kWidths)), registry_);
+  // Two executors of different widths, each running twice, at the same time on two threads.
+  caulk::Executor narrow(1), wide(3);
+  EXPECT_EQ(narrow.jobs(), 1u);
+  EXPECT_EQ(wide.jobs(), 3u);
+  auto runs = [&](caulk::Executor& executor, const std::string& name, std::vector<RunReport>& reports) {
+    for (int k = 0; k < 2; ++k) {
+      RunOptions o;
+      o.out_dir = dir_ / (name + std::to_string(k));
+      o.jobs = 7;  // the executor's width wins
+      std::ostringstream out, err;
+      o.out = &out;
+      o.err = &err;
+      reports.push_back(executor.run(p, o));
+    }
+  };
+  std::vector<RunReport> narrow_runs, wide_runs;
+  std::thread a([&] { runs(narrow, "narrow", narrow_runs); });
+  std::thread b([&] { runs(wide, "wide", wide_runs); });
+  a.join();
+  b.join();
+  for (const auto* reports : {&narrow_runs, &wide_runs})
+    for (const auto& r : *reports) {
+      ASSERT_TRUE(r.ok);
+      for (const auto& n : r.nodes) EXPECT_EQ(n.summary["width"], reports == &narrow_runs ? 1 : 3) << n.id;
+    }
+  // The narrow executor's one worker ran all four nodes of its two runs: the same thread, kept.
+  std::vector<unsigned> counts;
+  for (const auto& r : narrow_runs)
+    for (const auto& n : r.nodes) counts.push_back(n.summary["runs_on_this_thread"].get<unsigned>());
+  std::sort(counts.begin(), counts.end());
+  EXPECT_EQ(counts, (std::vector<unsigned>{1, 2, 3, 4}));
+  EXPECT_EQ(caulk::Executor(0).jobs(), 1u);
 }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <algorithm>
 #include <atomic>
 #include <stdexcept>
@@ -76,4 +78,19 @@ TEST(ThreadPool, EachThreadAndEachPoolsWorkersUseTheirOwnPool) {
   EXPECT_EQ(nested_narrow, 2u);
   EXPECT_EQ(nested_wide, 4u);
   EXPECT_EQ(current_pool(), nullptr);  // this thread installed none
+}
+
+TEST(ThreadPool, WaitIdleReturnsOnceEveryTaskHasEndedAndLetGoOfWhatItHeld) {
+  auto pool = ThreadPool::with_workers(2);
+  auto held = std::make_shared<int>(0);
+  std::atomic<int> done{0};
+  for (int i = 0; i < 6; ++i)
+    pool->submit([held, &done] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      ++done;
+    });
+  pool->wait_idle();
+  EXPECT_EQ(done.load(), 6);
+  EXPECT_EQ(held.use_count(), 1) << "every task's copy is released";
+  pool->wait_idle();  // already idle: returns at once
 }

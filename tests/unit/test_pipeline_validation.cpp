@@ -124,7 +124,11 @@ params = { max_iter = 2.5, eps = 2, mx_iter = 3 }
 
 TEST_F(Validation, MissingRequiredParameterNamesTheNode) {
   registry_.add_node_type({NodeSpec("test.needs", "needs a path").output("t", "Table", "t").param(ParamSpec::path("labels", "labels file")),
-                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+                           [] { return std::unique_ptr<Node>(); },
+                           "fake",
+                           nullptr,
+                           nullptr,
+                           {}});
   auto ps = problems("[pipeline]\nname = \"x\"\n[[node]]\nid = \"n\"\ntype = \"test.needs\"\n");
   ASSERT_EQ(ps.size(), 1u);
   EXPECT_EQ(ps[0], file() + ":3:1: error: node 'n': missing required parameter 'labels' (path: labels file)");
@@ -211,7 +215,11 @@ inputs = { scores = ["c"], extra = "self.table" }
   EXPECT_FALSE(self_cycle) << "a type error drops the edge, so no cycle is reported for it";
 
   registry_.add_node_type({NodeSpec("test.pass", "pass a dataset").input("data", "Dataset", "in").output("out", "Dataset", "out"),
-                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+                           [] { return std::unique_ptr<Node>(); },
+                           "fake",
+                           nullptr,
+                           nullptr,
+                           {}});
   auto ps2 = problems(R"([pipeline]
 name = "x"
 [[node]]
@@ -240,7 +248,11 @@ inputs = { data = "d" }
 
 TEST_F(Validation, LongerCycleListsItsPath) {
   registry_.add_node_type({NodeSpec("test.pass", "pass a dataset").input("in", "Dataset", "in").output("out", "Dataset", "out"),
-                           [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+                           [] { return std::unique_ptr<Node>(); },
+                           "fake",
+                           nullptr,
+                           nullptr,
+                           {}});
   auto ps = problems(R"([pipeline]
 name = "x"
 [[node]]
@@ -315,10 +327,18 @@ TEST(ClosestNames, RanksByEditDistance) {
 // A bare node name means the node's only output, or its one output of the input's type: a node
 // that publishes a Figure (or a summary Table) beside its main output is still named bare.
 TEST_F(Validation, ABareNodeNamePicksTheOneOutputOfTheInputsType) {
-  registry_.add_node_type(
-      {NodeSpec("test.table_in", "take a table").input("t", "Table", "a table"), [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
-  registry_.add_node_type(
-      {NodeSpec("test.any_in", "take anything").input("a", "Any", "anything"), [] { return std::unique_ptr<Node>(); }, "fake", nullptr});
+  registry_.add_node_type({NodeSpec("test.table_in", "take a table").input("t", "Table", "a table"),
+                           [] { return std::unique_ptr<Node>(); },
+                           "fake",
+                           nullptr,
+                           nullptr,
+                           {}});
+  registry_.add_node_type({NodeSpec("test.any_in", "take anything").input("a", "Any", "anything"),
+                           [] { return std::unique_ptr<Node>(); },
+                           "fake",
+                           nullptr,
+                           nullptr,
+                           {}});
   const std::string head = R"([pipeline]
 name = "x"
 [[node]]

@@ -7,6 +7,8 @@
 #pragma once
 #include <filesystem>
 #include <iosfwd>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +19,8 @@
 #include "caulk/run_report.hpp"
 
 namespace caulk {
+
+class ThreadPool;
 
 struct RunOptions {
   std::filesystem::path out_dir;  // created if missing
@@ -47,5 +51,26 @@ struct RunOptions {
 // be written (report.record_error says why). Throws Error only when the run cannot start (e.g. the
 // output folder cannot be created or written).
 RunReport run_pipeline(const Pipeline& pipeline, const RunOptions& options);
+
+// Runs pipelines on a pool of threads it owns for its lifetime (caulk/parallel.hpp): nodes, the
+// units they deal and the loops inside them run on it, and two executors in one process never
+// share or swap pools. A program that runs several pipelines (a sweep, a service) starts its
+// threads once. run_pipeline(p, o) is Executor(o.jobs).run(p, o).
+class Executor {
+ public:
+  explicit Executor(unsigned jobs);  // 0 counts as 1
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  unsigned jobs() const;
+  // run_pipeline's contract, on this executor's pool: its width replaces options.jobs. One run at
+  // a time per executor (a second caller waits).
+  RunReport run(const Pipeline& pipeline, const RunOptions& options);
+
+ private:
+  std::unique_ptr<ThreadPool> pool_;
+  std::mutex running_;
+};
 
 }  // namespace caulk

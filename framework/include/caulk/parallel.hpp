@@ -1,7 +1,7 @@
 // Parallel loops bounded by --jobs, for algorithms that know nothing of the graph.
 //
-// Each run's executor owns a pool of `--jobs` workers; caulk::parallel_for on one of its workers (a
-// node, a unit) uses that pool, on a thread where a ScopedPool installed one uses that, and runs
+// Each executor (caulk/executor.hpp) owns a pool of `--jobs` workers for its lifetime;
+// caulk::parallel_for on one of its workers (a node, a unit) uses that pool, on a thread where a ScopedPool installed one uses that, and runs
 // serially otherwise (tests, tools). The pool is found per thread, never process-wide, so runs in
 // one process keep to their own widths. The calling thread always takes part,
 // and only ever waits for work it or an idle worker has already started, so nested loops (a node's
@@ -41,15 +41,20 @@ class ThreadPool {
   // Runs one queued task on the calling thread, if there is one: a thread that must wait for
   // work another thread is doing can help the pool instead of idling.
   bool run_one_queued();
+  // Waits until no task is queued or running (with what it held released): what a caller that
+  // submitted tasks touching its own objects does before they go. Never call it from a task.
+  void wait_idle();
 
  private:
   ThreadPool(unsigned workers, unsigned width);
   void worker_loop();
+  void task_done();
   unsigned width_;
   std::vector<std::thread> workers_;
   std::mutex mutex_;
-  std::condition_variable cv_;
+  std::condition_variable cv_, idle_cv_;
   std::deque<std::function<void()>> queue_;
+  std::size_t active_ = 0;  // tasks running
   bool stopping_ = false;
 };
 
