@@ -74,18 +74,23 @@ void ThreadPool::worker_loop() {
 }
 
 bool ThreadPool::run_one_queued() {
-  {
-    std::function<void()> task;
-    {
-      std::lock_guard lock(mutex_);
-      if (queue_.empty()) return false;
-      task = std::move(queue_.front());
-      queue_.pop_front();
-      ++active_;
+  // Counted done however the task ends (it may throw to this caller), once it is destroyed.
+  struct Done {
+    ThreadPool* pool = nullptr;
+    ~Done() {
+      if (pool) pool->task_done();
     }
-    task();
+  } done;
+  std::function<void()> task;  // destroyed before `done`
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.empty()) return false;
+    task = std::move(queue_.front());
+    queue_.pop_front();
+    ++active_;
+    done.pool = this;
   }
-  task_done();
+  task();
   return true;
 }
 
