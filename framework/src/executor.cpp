@@ -223,12 +223,8 @@ struct Scheduler {
       error = "failed with an exception that is not a std::exception";
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    record_files(i, files, handed);
     std::string printed = NodeContextEngineAccess::take_printed(ctx);
     if (!printed.empty()) env.write_out(printed);
-    if (cache && error.empty())
-      if (const std::string why = cache->store(i, published, ctx.summary(), printed, files, handed); !why.empty())
-        env.log_line(fmt::format("[caulk] note: the result of {} is not kept for the next run: {}", node.config.id, why));
     if (error.empty())
       env.log_line(fmt::format("[caulk] done  {} in {:.2f} s", node.config.id, seconds));
     else if (interrupted)
@@ -236,29 +232,47 @@ struct Scheduler {
     else
       // The first line only: the causes are said once, in the run's summary (caulk/failures.hpp).
       env.log_line(fmt::format("[caulk] FAILED {} after {:.2f} s: {}", node.config.id, seconds, error.substr(0, error.find('\n'))));
+    // What its cache entry is made of, kept for after the node is marked done.
+    const bool keep = cache && error.empty();
+    const Json summary = keep ? ctx.summary() : Json();
+    const auto stored = keep ? published : decltype(published){};
 
-    std::lock_guard lock(mutex);
-    outcome.seconds = seconds;
-    outcome.summary = std::move(ctx.summary());
-    if (error.empty()) {
-      outcome.status = NodeStatus::Ok;
-      outcome.tables = tables_to_json(published);
-      outcome.figures = figures_to_json(published);
-      for (auto& [port, artifact] : published) outputs[i][port] = std::move(artifact);
-    } else if (interrupted) {
-      outcome.status = NodeStatus::Interrupted;
-      outcome.error = error;
-      stop = true;
-      cut_short = true;
-    } else {
-      outcome.status = NodeStatus::Failed;
-      outcome.error = error;
-      stop = true;
-      failed_nodes.push_back(i);
+    {
+      std::lock_guard lock(mutex);
+      outcome.seconds = seconds;
+      outcome.summary = std::move(ctx.summary());
+      if (error.empty()) {
+        outcome.status = NodeStatus::Ok;
+        outcome.tables = tables_to_json(published);
+        outcome.figures = figures_to_json(published);
+        for (auto& [port, artifact] : published) outputs[i][port] = std::move(artifact);
+      } else if (interrupted) {
+        outcome.status = NodeStatus::Interrupted;
+        outcome.error = error;
+        stop = true;
+        cut_short = true;
+      } else {
+        outcome.status = NodeStatus::Failed;
+        outcome.error = error;
+        stop = true;
+        failed_nodes.push_back(i);
+      }
+      state[i] = State::Done;
+      if (observers) observers->node_finished(report, i);
     }
-    state[i] = State::Done;
-    if (observers) observers->node_finished(report, i);
-    --running;
+    changed.notify_all();
+    // Its records and cache entry (fsyncs) while the nodes that depend on it may already run. Its
+    // slot stays taken until they are made, so no more nodes are in flight than workers, and the
+    // run ends only once every record is made. (A kill before its ledger record leaves its files
+    // unrecorded: the next run leaves them alone, caulk/run_folder.hpp.)
+    record_files(i, files, handed);
+    if (keep)
+      if (const std::string why = cache->store(i, stored, summary, printed, files, handed); !why.empty())
+        env.log_line(fmt::format("[caulk] note: the result of {} is not kept for the next run: {}", node.config.id, why));
+    {
+      std::lock_guard lock(mutex);
+      --running;
+    }
     changed.notify_all();
   }
 
