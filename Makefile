@@ -39,13 +39,19 @@ bench: build
 	cmake --build $(BUILD) -j $(JOBS) --target benchmarks
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (+ LeakSanitizer), in its
-# own build folder. Any finding fails the test that met it.
+# own build folder. Any finding fails the test that met it. intercept_tls_get_addr=0: GCC 12's
+# sanitizer runtime takes a dynamic TLS block that happens to start 16 bytes into a page for
+# glibc 2.19's layout and reads a bogus range from it, and LeakSanitizer's tracer then dies at
+# exit ("Tracer caught signal 11", no leak found) in whichever test the addresses fall so. On one
+# machine TorchScriptRun.WeightsOverrideParametersByName died so in 3 runs of 3 without the option
+# and passed in 2 of 2 with it. Leaks are still found with it (a malloc'd block lost at exit is
+# reported).
 SANITIZE_BUILD ?= build-sanitize
 sanitize: deps test-deps
 	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
 	  -DCAULK_SANITIZE=ON -DCAULK_BUILD_BENCHMARKS=OFF
 	cmake --build $(SANITIZE_BUILD) -j $(JOBS)
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir $(SANITIZE_BUILD) --output-on-failure -j $(JOBS)
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang, ASan + UBSan); see scripts/fuzz.sh.
