@@ -24,9 +24,11 @@ InlineScript InlineScript::from_file(const fs::path& path) {
   InlineScript s;
   s.file_ = io::MappedFile::open(path);
   const std::string_view all(reinterpret_cast<const char*>(s.file_->data()), s.file_->size());
-  std::size_t from = 0;
+  std::size_t from = 0, close = all.find(kClose), map = all.find(kSourceMap);
   for (;;) {
-    const std::size_t close = all.find(kClose, from), map = all.find(kSourceMap, from);
+    // Each searched for again only once passed: the text is scanned once, not once per tag.
+    if (close < from) close = all.find(kClose, from);
+    if (map < from) map = all.find(kSourceMap, from);
     const std::size_t at = std::min(close, map);
     if (at == std::string_view::npos) break;
     if (at > from) s.pieces_.push_back(all.substr(from, at - from));

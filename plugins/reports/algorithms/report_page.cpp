@@ -265,28 +265,30 @@ Promise.all(Array.prototype.map.call(figures,function(el){
 // ------------------------------------------------------------------------------ the page
 
 namespace {
-constexpr std::string_view kScriptOpen = "<script>\n", kScriptClose = "\n</script>\n";
+
+// The page's text in order: the head, each script in a <script> element of its own, the rest.
+template <class Sink>
+void for_each_piece(const Report& r, Sink&& sink) {
+  sink(std::string_view(r.head));
+  for (const auto& script : r.scripts) {
+    sink(std::string_view("<script>\n"));
+    for (const auto& piece : script.pieces()) sink(piece);
+    sink(std::string_view("\n</script>\n"));
+  }
+  sink(std::string_view(r.rest));
+}
+
 }  // namespace
 
 std::string Report::html() const {
-  std::string out = head;
-  for (const auto& script : scripts) {
-    out += kScriptOpen;
-    for (const auto& piece : script.pieces()) out += piece;
-    out += kScriptClose;
-  }
-  return out + rest;
+  std::string out;
+  for_each_piece(*this, [&](std::string_view piece) { out += piece; });
+  return out;
 }
 
 void Report::write(io::AtomicFile& file) const {
-  file.write(head);
-  for (const auto& script : scripts) {
-    file.write(kScriptOpen);
-    for (const auto& piece : script.pieces()) file.write(piece);
-    file.write(kScriptClose);
-    script.check_intact();  // a script file cut short while it was copied: not committed
-  }
-  file.write(rest);
+  for_each_piece(*this, [&](std::string_view piece) { file.write(piece); });
+  for (const auto& script : scripts) script.check_intact();  // a script file cut short while copied: not committed
 }
 
 Report build_report(const RunFolder& run, const ReportOptions& options) {
