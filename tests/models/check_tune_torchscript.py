@@ -100,7 +100,9 @@ def step(models, data_dir, tuned, optimizer, lr, momentum, wd, seed, globs, valu
     module = torch.jit.load(os.path.join(models, "cnn.pt")).eval()
     names = [n for n, _ in module.named_parameters()]
     chosen = [n for n, _ in module.named_parameters() if any(fnmatch.fnmatchcase(n, g) for g in globs)]
-    w0, b0 = linear_init(2 if values else 3, 32, seed)
+    # A tuning run gives model M the stream derive_seed(seed, 2, name_tag(M)) (docs/architecture.md,
+    # "Determinism").
+    w0, b0 = linear_init(2 if values else 3, 32, derive_seed(seed, 2, name_tag("cnn")))
     hw, hb = torch.tensor(w0).requires_grad_(), torch.tensor(b0).requires_grad_()
     params = dict(module.named_parameters())
     before = {n: p.detach().clone() for n, p in params.items()}
@@ -149,7 +151,7 @@ if __name__ == "__main__":
         import torch.nn.functional as F
 
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from torch_reference import linear_init, read_safetensors
+        from torch_reference import derive_seed, linear_init, name_tag, read_safetensors
 
         torch.set_num_threads(1)
     if cmd == "data":

@@ -167,6 +167,22 @@ class SplitMix64:
         return (2 * u - 1) * bound
 
 
+def name_tag(name):
+    """caulk's tag for a name: the 64-bit FNV-1a hash of its UTF-8 bytes."""
+    h = 0xCBF29CE484222325
+    for c in name.encode():
+        h = ((h ^ c) * 0x100000001B3) & MASK
+    return h
+
+
+def derive_seed(base, *tags):
+    """caulk's seed of the stream named by `tags` under `base` (docs/architecture.md, "Determinism")."""
+    h = SplitMix64(base).next()
+    for tag in tags:
+        h = SplitMix64(h ^ ((tag * 0xD1B54A32D192ED03 + 0x8CB92BA72F3D8DD7) & MASK)).next()
+    return h
+
+
 def draw_class(p, draw):
     u = float(draw >> 11) * 2.0**-53
     cumulative = 0.0

@@ -19,6 +19,16 @@ namespace fs = std::filesystem;
 
 namespace caulk::models {
 
+namespace {
+// The streams a tuning run draws from its seed: the subsample of the training split, and one per
+// model (its head, LoRA and batches), named by the model so that its tune does not depend on which
+// other models are tuned with it or in what order.
+enum StreamTag : std::uint64_t { kTrainSubsample = 1, kModelStream = 2 };
+std::uint64_t model_stream(std::uint64_t seed, const std::string& model) {
+  return seeding::derive_seed(seed, kModelStream, seeding::name_tag(model));
+}
+}  // namespace
+
 void declare_run_params(NodeSpec& s) {
   s.param(ParamSpec::integer(
               "seed", 0,
@@ -62,7 +72,7 @@ std::optional<std::vector<std::size_t>> subsample_rows(const Params& p, std::siz
   if (wanted == 0 || wanted >= n_train) return std::nullopt;
   std::vector<std::size_t> order(n_train);
   for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
-  seeding::SeededUniform rng(seed ^ 0x5DEECE66Dull);
+  seeding::SeededUniform rng(seeding::derive_seed(seed, kTrainSubsample));
   rng.shuffle(order);
   order.resize(wanted);
   std::sort(order.begin(), order.end());
@@ -123,7 +133,6 @@ namespace {
 Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   const Params& p = ctx.params();
   const auto data = ctx.dataset("data");
-  const std::size_t i = desc.at("index").get<std::size_t>();
   const std::string method = desc.at("method").get<std::string>(), target = desc.at("model").get<std::string>();
   const ModelSource source = source_from_json(desc.at("source"));
   const fs::path dir = desc.at("dir").get<std::string>();
@@ -139,8 +148,7 @@ Json tune_any_model_unit(UnitContext& ctx, const Json& desc, TermFn term_fn) {
   const std::string val_split = p.string("validation_split");
   if (!val_split.empty() && data->find_split(val_split) && data->find_split(val_split)->inputs)
     validation = training_samples(*data, val_split, *model);
-  // Each model its own stream, as the MLP's (results do not depend on which models are tuned together).
-  const std::uint64_t model_seed = seed * 1000003ull + i;
+  const std::uint64_t model_seed = model_stream(seed, target);
   const std::int64_t trainable_count = prepare_model(*model, p, *data, model_seed, train);
   const std::unique_ptr<OutputTerm> term = term_fn ? term_fn(desc.at("term"), p, train) : nullptr;
   const mlp::TrainReport report =
@@ -220,7 +228,6 @@ Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn, Term
   const TuningData t = tuning_data(p, *data);
   const auto& train = t.train;
   const auto& validation = t.validation;
-  const std::size_t i = desc.at("index").get<std::size_t>();
   const std::string method = desc.at("method").get<std::string>(), target = desc.at("model").get<std::string>();
   const fs::path target_path = desc.at("checkpoint").get<std::string>();
   const fs::path dir = desc.at("dir").get<std::string>();
@@ -232,8 +239,7 @@ Json tune_target_unit(UnitContext& ctx, const Json& desc, TrainFn train_fn, Term
   if (pretrained.input_dim() != train.X.rows())
     throw Error(fmt::format("the model takes {} inputs but split '{}' has {} columns", pretrained.input_dim(), p.string("train_split"),
                             train.X.rows()));
-  // Each model its own stream, so results do not depend on which models are tuned together.
-  const std::uint64_t model_seed = seed * 1000003ull + i;
+  const std::uint64_t model_seed = model_stream(seed, target);
   mlp::TuningSetup setup = mlp::prepare_tuning(pretrained, peft_options(p, *data, model_seed));
   const mlp::TrainOptions options = train_options(p, model_seed);
   Tuned tuned = train_fn(desc.at("term"), p, std::move(setup), options, train, validation ? &*validation : nullptr);
@@ -296,7 +302,6 @@ void tune_targets(NodeContext& ctx, const Dataset& data, const std::vector<Check
   std::vector<Json> descriptions;
   for (std::size_t i = 0; i < targets.size(); ++i) {
     Json d = common;
-    d["index"] = i;
     d["model"] = targets[i].model;
     d["checkpoint"] = targets[i].path.string();
     d["module"] = targets[i].module.string();

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
+#include "averagers/algorithms/streams.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {
@@ -131,7 +132,7 @@ Basis fit_basis(BasisKind kind, const Matrix& z, int knots, int features, double
     if (features < 1) throw Error("a Fourier basis needs features >= 1");
     if (!(bandwidth > 0)) throw Error("a Fourier basis needs a positive bandwidth");
     b.bandwidth = bandwidth;
-    seeding::SeededUniform rng(seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull);
+    seeding::SeededUniform rng(seeding::derive_seed(seed, kFourierFrequencies));
     auto uniform01 = [&] { return 0.5 * (rng.next(1.0) + 1.0); };
     auto normal = [&] {  // Box-Muller, one value per pair (simple and platform-independent)
       double a = 0;

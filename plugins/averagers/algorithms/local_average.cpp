@@ -7,6 +7,7 @@
 
 #include "averagers/algorithms/simplex.hpp"
 #include "caulk/parallel.hpp"
+#include "averagers/algorithms/streams.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {
@@ -30,7 +31,7 @@ Loss exact(Loss l) {
 std::vector<std::vector<std::size_t>> make_folds(std::size_t N, int folds, std::uint64_t seed) {
   std::vector<std::size_t> order(N);
   for (std::size_t i = 0; i < N; ++i) order[i] = i;
-  seeding::SeededUniform rng(seed * 0x9E3779B97F4A7C15ull + 0xF01D5ull);
+  seeding::SeededUniform rng(seeding::derive_seed(seed, kFoldShuffle));
   rng.shuffle(order);
   std::vector<std::vector<std::size_t>> out(static_cast<std::size_t>(folds));
   for (std::size_t j = 0; j < N; ++j) out[j % static_cast<std::size_t>(folds)].push_back(order[j]);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "caulk/error.hpp"
+#include "averagers/algorithms/streams.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {
@@ -30,7 +31,7 @@ class Normal {
 double truth(double z1, double z2) { return std::sin(2 * M_PI * z1) + std::cos(2 * M_PI * z2); }
 
 SimulatedSplit simulate_split(const LocalExpertsOptions& o, int rows, std::uint64_t stream) {
-  Normal rng(o.seed * 0x9E3779B97F4A7C15ull + stream * 0xD1B54A32D192ED03ull + 1);
+  Normal rng(seeding::derive_seed(o.seed, kSimulatedSplit, stream));
   SimulatedSplit s;
   s.z.resize(rows, 2);
   s.y.resize(rows, 1);

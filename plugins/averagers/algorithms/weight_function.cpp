@@ -10,6 +10,7 @@
 #include "caulk/error.hpp"
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/parallel.hpp"
+#include "averagers/algorithms/streams.hpp"
 #include "caulk/seeding/seeding.hpp"
 #include "caulk/json.hpp"
 
@@ -192,7 +193,7 @@ mlp::Model<double> make_weight_net(int Q, int hidden, int K, std::uint64_t seed)
   net.activation = mlp::Activation::Tanh;
   net.output = mlp::Output::Softmax;
   net.feature_layer = 0;
-  seeding::SeededUniform init(seed * 0xD1B54A32D192ED03ull + 0x9E3779B97F4A7C15ull);
+  seeding::SeededUniform init(seeding::derive_seed(seed, kWeightNetInit));
   mlp::Dense<double> first{mlp::Mat<double>(hidden, Q), mlp::Vec<double>(hidden)};
   const double bound = 1 / std::sqrt(static_cast<double>(Q));
   for (Eigen::Index j = 0; j < first.W.cols(); ++j)

@@ -251,25 +251,20 @@ void TiesMerge::combine(TensorState* s, const Chunk<double>& c, double* out) con
 
 namespace {
 
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char ch : s) h = (h ^ ch) * 0x100000001b3ull;
-  return h;
-}
-
 struct DareState : WeightedState {
   std::vector<std::uint64_t> streams;  // per model
 };
 
+// One stream per (tensor, model) pair, named by their names so a mask does not depend on which
+// other tensors or models are merged.
 std::uint64_t dare_stream(std::uint64_t seed, const std::string& tensor, const std::string& model) {
-  seeding::SeededUniform mix(seed ^ (fnv1a(tensor) * 0x9E3779B97F4A7C15ull) ^ (fnv1a(model) * 0xC2B2AE3D27D4EB4Full));
-  return mix.next_u64();
+  return seeding::derive_seed(seed, seeding::name_tag(tensor), seeding::name_tag(model));
 }
 
 double stream_draw(std::uint64_t stream, std::uint64_t element) {
   // SplitMix64 adds the golden gamma before each output: starting element * gamma further along
   // gives the stream's (element + 1)-th output directly.
-  seeding::SeededUniform at(stream + element * 0x9E3779B97F4A7C15ull);
+  seeding::SeededUniform at(stream + element * seeding::kSplitMix64Gamma);
   return static_cast<double>(at.next_u64() >> 11) * 0x1.0p-53;
 }
 

@@ -15,11 +15,19 @@ namespace {
 using seeding::Normal;
 using seeding::SeededUniform;
 
-// Independent streams for each purpose, derived from the user's seed.
-std::uint64_t stream(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index = 0) {
-  SeededUniform mix(seed * 0x9E3779B97F4A7C15ull + purpose * 0xD1B54A32D192ED03ull + index);
-  return mix.next_u64();
-}
+// Each random stream of the zoo, named by its purpose (and below by the split or model index), so
+// the user's one seed gives independent streams (derive_seed, docs/architecture.md "Determinism").
+enum Purpose : std::uint64_t {
+  kTargetConcept = 1,
+  kTargetSamples = 2,
+  kSourceConcept = 3,
+  kSourceSamples = 4,
+  kHeldOutSamples = 5,
+  kInitialWeights = 6,
+  kPretraining = 7,
+};
+
+std::uint64_t stream(std::uint64_t seed, Purpose purpose, std::uint64_t index = 0) { return seeding::derive_seed(seed, purpose, index); }
 
 struct Concept {
   Mat<double> G;  // K x P, the target's latent directions
@@ -27,7 +35,7 @@ struct Concept {
 };
 
 Concept target_concept(const ZooOptions& o) {
-  Normal n(stream(o.seed, 1));
+  Normal n(stream(o.seed, kTargetConcept));
   // Scale 2/sqrt(P): the latent's pre-activation has standard deviation 2, well into tanh's bend.
   return {n.matrix(o.latent, o.inputs, 2.0 / std::sqrt(double(o.inputs))), n.matrix(o.classes, o.latent, 1.0)};
 }
@@ -67,9 +75,9 @@ std::vector<ZooModelSpec> default_zoo_models() {
 
 ZooTask make_target_task(const ZooOptions& o) {
   const Concept c = target_concept(o);
-  return {sample_task(c.G, c.G, c.V, o.train, o.label_noise, stream(o.seed, 2, 0), o.inputs),
-          sample_task(c.G, c.G, c.V, o.validation, o.label_noise, stream(o.seed, 2, 1), o.inputs),
-          sample_task(c.G, c.G, c.V, o.test, o.label_noise, stream(o.seed, 2, 2), o.inputs)};
+  return {sample_task(c.G, c.G, c.V, o.train, o.label_noise, stream(o.seed, kTargetSamples, 0), o.inputs),
+          sample_task(c.G, c.G, c.V, o.validation, o.label_noise, stream(o.seed, kTargetSamples, 1), o.inputs),
+          sample_task(c.G, c.G, c.V, o.test, o.label_noise, stream(o.seed, kTargetSamples, 2), o.inputs)};
 }
 
 PretrainedModel pretrain_zoo_model(const ZooOptions& o, std::size_t index) {
@@ -78,18 +86,18 @@ PretrainedModel pretrain_zoo_model(const ZooOptions& o, std::size_t index) {
   if (spec.relatedness < 0 || spec.relatedness > 1)
     throw Error(fmt::format("zoo model '{}': relatedness {} is outside [0, 1]", spec.name, spec.relatedness));
   const Concept c = target_concept(o);
-  Normal n(stream(o.seed, 3, index));
+  Normal n(stream(o.seed, kSourceConcept, index));
   const Mat<double> R = n.matrix(o.latent, o.inputs, 2.0 / std::sqrt(double(o.inputs)));
   const Mat<double> V = n.matrix(o.source_classes, o.latent, 1.0);
   const double rho = spec.relatedness;
   const Mat<double> mixed = rho * c.G + std::sqrt(1 - rho * rho) * R;
   const Mat<double>& left = spec.region == "right" ? R : mixed;
   const Mat<double>& right = spec.region == "left" ? R : mixed;
-  const Samples source = sample_task(left, right, V, o.source_samples, o.label_noise, stream(o.seed, 4, index), o.inputs);
-  const Samples held_out = sample_task(left, right, V, 1000, o.label_noise, stream(o.seed, 5, index), o.inputs);
+  const Samples source = sample_task(left, right, V, o.source_samples, o.label_noise, stream(o.seed, kSourceSamples, index), o.inputs);
+  const Samples held_out = sample_task(left, right, V, 1000, o.label_noise, stream(o.seed, kHeldOutSamples, index), o.inputs);
 
   // nn.Linear's initialisation, seeded per model.
-  SeededUniform init(stream(o.seed, 6, index));
+  SeededUniform init(stream(o.seed, kInitialWeights, index));
   Model<float> m;
   m.activation = spec.activation;
   m.output = Output::Softmax;
@@ -115,7 +123,7 @@ PretrainedModel pretrain_zoo_model(const ZooOptions& o, std::size_t index) {
   t.epochs = o.epochs;
   t.batch_size = 64;
   t.patience = 0;
-  t.seed = stream(o.seed, 7, index);
+  t.seed = stream(o.seed, kPretraining, index);
   train(m, std::vector<bool>(parameters(m).size(), true), source, nullptr, t);
   const double acc = accuracy(m, held_out);
   return {std::move(m), acc};

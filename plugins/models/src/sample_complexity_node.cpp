@@ -292,7 +292,7 @@ class SampleComplexity : public Node {
           if (!models[i].module.empty()) d["source"] = source_to_json(source_of(models[i]));
           d["n"] = sizes[k];
           d["repetition"] = r;
-          d["seed"] = seeding::derive_seed(seed, kTuningTag, i, static_cast<std::uint64_t>(sizes[k]), r);
+          d["seed"] = seeding::derive_seed(seed, kTuningTag, seeding::name_tag(models[i].model), static_cast<std::uint64_t>(sizes[k]), r);
           d["rows"] = subsample(r, sizes[k]);
           descriptions.push_back(std::move(d));
           names.push_back(fmt::format("{}, n = {}, repetition {}", models[i].model, sizes[k], r));

@@ -95,7 +95,7 @@ class Subsample : public Node {
       // One shuffle per seed; each size takes its prefix, so the subsets of one seed are nested.
       std::vector<std::size_t> order(source.rows);
       std::iota(order.begin(), order.end(), std::size_t{0});
-      seeding::SeededUniform rng(seed * 1000003ull + j);
+      seeding::SeededUniform rng(seeding::derive_seed(seed, j));
       rng.shuffle(order);
       for (std::size_t n : sizes) {
         std::vector<std::size_t> rows(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));
