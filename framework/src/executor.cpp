@@ -152,13 +152,20 @@ RunReport Executor::run(const Pipeline& pipeline, const RunOptions& options) {
     } catch (const std::exception& e) {
       env.log_line(std::string("[caulk] note: the previous run's outputs could not be cleaned up: ") + e.what());
     }
+  } else {
+    try {
+      ledger.save();  // flushed at the end, as clean_up does: the nodes' saves were not
+    } catch (const std::exception& e) {
+      env.log_line(std::string("[caulk] note: the record of this run's outputs could not be saved: ") + e.what());
+    }
   }
   // What this run wrote, hashed again now that its modification times have settled, so that the
   // next run trusts the hashes instead of reading the files (caulk/file_hash.hpp); the files are
   // likely still in memory. Bounded: a run that wrote more leaves the rest to the next one.
   hashes.confirm_settled(std::uintmax_t{256} << 20);
   try {
-    io::write_file_atomic(hash_file_path, hashes.to_json_text());
+    // Unflushed: a damaged one is forgotten and the files are hashed again (FileHashCache::load_json_text).
+    io::write_file_atomic(hash_file_path, hashes.to_json_text(), io::OnExisting::Replace, io::Durability::Recomputable);
   } catch (const std::exception&) {
     // Only a speed-up for the next run.
   }

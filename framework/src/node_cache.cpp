@@ -263,8 +263,10 @@ std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::str
     // Text that would not read back the same (a string that is not UTF-8) is not stored.
     const auto text = json_text_if_valid(entry);
     if (!text) return "a text it published is not valid UTF-8";
-    io::write_file_atomic(staged.path() / "entry.json", *text + "\n");
-    staged.commit(io::OnExisting::Replace);
+    // Unflushed: an entry lost or damaged by a power loss is found so (unreadable, or its arrays'
+    // hashes differ) and its node runs again (caulk/io/durable.hpp, Durability::Recomputable).
+    io::write_file_atomic(staged.path() / "entry.json", *text + "\n", io::OnExisting::Replace, io::Durability::Recomputable);
+    staged.commit(io::OnExisting::Replace, io::Durability::Recomputable);
   } catch (const std::exception& e) {
     return e.what();
   }

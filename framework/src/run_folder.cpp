@@ -185,7 +185,10 @@ void RunFolderLedger::add_all(const std::vector<std::pair<fs::path, Entry>>& out
   std::lock_guard lock(mutex_);
   bool any = false;
   for (const auto& [path, entry] : outputs) any = record_locked(path, entry) || any;
-  if (any) save_locked();
+  // Unflushed while the run goes: a kill loses nothing of it, and a power loss that loses the last
+  // records only leaves those files alone next time, as a kill before its record would. The run's
+  // end (clean_up) flushes it.
+  if (any) save_locked(io::Durability::Recomputable);
 }
 
 std::vector<std::string> RunFolderLedger::stale() const {
@@ -257,13 +260,13 @@ std::vector<std::string> RunFolderLedger::clean_up(const std::vector<std::string
   if (!left.empty())
     lines.push_back(fmt::format("left {} file{} of the previous run in place, changed since caulk wrote them: {}", left.size(),
                                 left.size() == 1 ? "" : "s", list(left)));
-  save_locked();
+  save_locked(io::Durability::Flushed);
   return lines;
 }
 
 void RunFolderLedger::save() const {
   std::lock_guard lock(mutex_);
-  save_locked();
+  save_locked(io::Durability::Flushed);
 }
 
 std::size_t RunFolderLedger::saves() const {
@@ -271,7 +274,7 @@ std::size_t RunFolderLedger::saves() const {
   return saves_;
 }
 
-void RunFolderLedger::save_locked() const {
+void RunFolderLedger::save_locked(io::Durability durability) const {
   nlohmann::ordered_json outputs = nlohmann::ordered_json::object();
   std::map<std::string, Entry> all = previous_;
   for (const auto& [rel, e] : current_) all[rel] = e;
@@ -282,10 +285,12 @@ void RunFolderLedger::save_locked() const {
   }
   nlohmann::ordered_json j = {{"pipeline", pipeline_id_}, {"outputs", std::move(outputs)}};
   std::string text = json_text(j, 1) + "\n";
-  // Unchanged: the file already says this (each save is an fsynced replace, the cost of a re-run).
-  if (text == on_disk_) return;
-  io::write_file_atomic(state_dir(folder_) / "outputs.json", text);
+  // Unchanged: the file already says this (each flushed save waits for the disk twice, the cost of a re-run).
+  const bool flush = durability == io::Durability::Flushed;
+  if (text == on_disk_ && (on_disk_flushed_ || !flush)) return;
+  io::write_file_atomic(state_dir(folder_) / "outputs.json", text, io::OnExisting::Replace, durability);
   on_disk_ = std::move(text);
+  on_disk_flushed_ = flush;
   ++saves_;
 }
 

@@ -23,6 +23,7 @@
 
 #include "caulk/error.hpp"
 #include "caulk/file_hash.hpp"
+#include "caulk/io/durable.hpp"
 
 namespace caulk {
 
@@ -84,8 +85,8 @@ class RunFolderLedger {
   // Records an output a node wrote (an absolute path; outside the folder it is ignored) and saves
   // the ledger, so a killed run's outputs are known to the next one.
   void add(const std::filesystem::path& path, const Entry& entry);
-  // Records all the outputs of one node and saves the ledger once (a node's outputs are all
-  // committed before it is recorded, so one save per node keeps what one save per output kept).
+  // Records all the outputs of one node and saves the ledger once, unflushed (a node's outputs are
+  // all committed before it is recorded, so one save per node keeps what one save per output kept).
   // Nothing is written when the ledger on disk already says exactly this (a reused node's outputs
   // are there with the hashes the previous run recorded).
   void add_all(const std::vector<std::pair<std::filesystem::path, Entry>>& outputs);
@@ -93,7 +94,7 @@ class RunFolderLedger {
   // run's outputs this run did not write, except those in `read` (absolute paths of files the
   // run's nodes read). Returns the lines to tell the user.
   std::vector<std::string> clean_up(const std::vector<std::string>& read, FileHashCache& hashes);
-  // Saves OUT/.caulk/outputs.json (atomically) unless it already holds exactly this.
+  // Saves OUT/.caulk/outputs.json (atomically, flushed) unless it already holds exactly this, flushed.
   void save() const;
   // How many times this object wrote OUT/.caulk/outputs.json (for tests and benchmarks).
   std::size_t saves() const;
@@ -104,11 +105,12 @@ class RunFolderLedger {
  private:
   // True when `rel` is unchanged since caulk wrote it.
   bool unchanged(const std::string& rel, const Entry& e, FileHashCache& hashes) const;
-  void save_locked() const;
+  void save_locked(io::Durability durability) const;
   // Adds one entry; false when it is outside the folder or caulk's own state.
   bool record_locked(const std::filesystem::path& path, const Entry& entry);
   mutable std::mutex mutex_;
-  mutable std::string on_disk_;  // the text OUT/.caulk/outputs.json holds (as read or last written)
+  mutable std::string on_disk_;          // the text OUT/.caulk/outputs.json holds (as read or last written)
+  mutable bool on_disk_flushed_ = true;  // false after an unflushed save, until a flushed one
   mutable std::size_t saves_ = 0;
   std::filesystem::path folder_;
   std::string pipeline_id_;  // of the previous run until this one succeeds

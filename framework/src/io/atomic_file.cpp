@@ -32,7 +32,7 @@ void AtomicFile::write(const void* data, std::size_t size) {
   if (std::fwrite(data, 1, size, file_) != size) throw DataError(target().string(), std::string("write failed: ") + std::strerror(errno));
 }
 
-void AtomicFile::commit(OnExisting existing) {
+void AtomicFile::commit(OnExisting existing, Durability durability) {
   const std::string name = target().string();
   if (staged_.committed()) throw DataError(name, "committed twice");
   if (!file_) throw DataError(name, "commit after a failed commit");
@@ -42,13 +42,13 @@ void AtomicFile::commit(OnExisting existing) {
   const int error = errno;
   const bool closed = std::fclose(file) == 0;
   if (!flushed || !closed) throw DataError(name, std::string("cannot write: ") + std::strerror(flushed ? errno : error));
-  staged_.commit(existing);  // fsync, rename, fsync the folder
+  staged_.commit(existing, durability);  // fsync, rename, fsync the folder
 }
 
-void write_file_atomic(const std::filesystem::path& target, std::string_view content, OnExisting existing) {
+void write_file_atomic(const std::filesystem::path& target, std::string_view content, OnExisting existing, Durability durability) {
   AtomicFile file(target);
   file.write(content);
-  file.commit(existing);
+  file.commit(existing, durability);
 }
 
 }  // namespace caulk::io

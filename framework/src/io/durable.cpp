@@ -320,26 +320,27 @@ StagedOutput::~StagedOutput() {
   note_closed(temp_);
 }
 
-void StagedOutput::commit(OnExisting existing) {
+void StagedOutput::commit(OnExisting existing, Durability durability) {
   if (committed_) throw Error("internal: " + target_.string() + " committed twice");
+  const bool flush = durability == Durability::Flushed;
   try {
     if (kind_ == Kind::File)
-      commit_file(existing);
+      commit_file(existing, flush);
     else
-      commit_folder(existing);
+      commit_folder(existing, flush);
   } catch (...) {
     remove_path(temp_);  // now, not when the object goes: nothing of a refused output stays
     throw;
   }
   committed_ = true;
   note_written(target_, kind_ == Kind::Folder);  // the run's record of who wrote what (access_log.hpp)
-  sync_directory(parent_of(target_));
+  if (flush) sync_directory(parent_of(target_));
 }
 
-void StagedOutput::commit_file(OnExisting existing) {
+void StagedOutput::commit_file(OnExisting existing, bool flush) {
   const std::string name = target_.string();
   if (fd_ < 0) throw Error("internal: commit of " + name + " after a failed commit");
-  if (::fsync(fd_) != 0) throw DataError(name, "cannot flush to disk: " + error_text(errno));
+  if (flush && ::fsync(fd_) != 0) throw DataError(name, "cannot flush to disk: " + error_text(errno));
   if (existing == OnExisting::ReplaceOwn) check_replaceable(target_, existing);
   if (existing != OnExisting::Refuse) {
     if (::rename(temp_.c_str(), target_.c_str()) != 0)
@@ -367,7 +368,7 @@ void StagedOutput::commit_file(OnExisting existing) {
   note_closed(temp_);
 }
 
-void StagedOutput::commit_folder(OnExisting existing) {
+void StagedOutput::commit_folder(OnExisting existing, bool flush) {
   const std::string name = target_.string();
   {
     const fs::path marker = temp_ / kOutputMarker;
@@ -382,11 +383,11 @@ void StagedOutput::commit_folder(OnExisting existing) {
       ::close(fd);
       throw;
     }
-    const bool synced = ::fsync(fd) == 0;
+    const bool synced = !flush || ::fsync(fd) == 0;
     ::close(fd);
     if (!synced) throw DataError(name, "cannot flush to disk: " + error_text(errno));
   }
-  if (::fsync(lock_fd_) != 0 && errno != EINVAL) throw DataError(name, "cannot flush the folder to disk: " + error_text(errno));
+  if (flush && ::fsync(lock_fd_) != 0 && errno != EINVAL) throw DataError(name, "cannot flush the folder to disk: " + error_text(errno));
 
   auto claim_empty_target = [&] {
     // Without RENAME_NOREPLACE: mkdir(2) claims the name atomically, then the rename replaces the

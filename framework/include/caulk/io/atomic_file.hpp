@@ -24,7 +24,7 @@ class AtomicFile {
   void write(std::string_view text) { write(text.data(), text.size()); }
   // Flushes, fsyncs and renames onto the target as `existing` says (StagedOutput::commit).
   // Throws DataError on failure, Error on a refusal.
-  void commit(OnExisting existing = OnExisting::Replace);
+  void commit(OnExisting existing = OnExisting::Replace, Durability durability = Durability::Flushed);
 
   const std::filesystem::path& target() const { return staged_.target(); }
   const std::filesystem::path& temporary() const { return staged_.path(); }
@@ -35,6 +35,7 @@ class AtomicFile {
 };
 
 // Writes a whole file atomically.
-void write_file_atomic(const std::filesystem::path& target, std::string_view content, OnExisting existing = OnExisting::Replace);
+void write_file_atomic(const std::filesystem::path& target, std::string_view content, OnExisting existing = OnExisting::Replace,
+                       Durability durability = Durability::Flushed);
 
 }  // namespace caulk::io

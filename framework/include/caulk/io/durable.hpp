@@ -28,6 +28,15 @@ enum class OnExisting {
   ReplaceOwn,  // replace it only if caulk wrote it (is_caulk_output); refuse anything else
 };
 
+// Whether commit() waits for the bytes to reach the disk.
+enum class Durability {
+  Flushed,  // outputs and records: the file (or the folder's files) and then its folder are fsynced
+  // State caulk rebuilds when it is lost or damaged (the node cache's entries, the hash cache): moved
+  // in by the same rename, unflushed. Other processes never see it incomplete; a power loss may leave
+  // it missing or damaged, and its readers reject a damaged one (docs/reliability.md, "Durability").
+  Recomputable,
+};
+
 // The file inside every output folder caulk may later replace.
 inline constexpr const char* kOutputMarker = ".caulk-output";
 // The safetensors metadata entry that marks a file caulk wrote (merges set it).
@@ -57,14 +66,15 @@ class StagedOutput {
 
   // File: fsyncs and closes it. Folder: writes kOutputMarker into it and fsyncs the folder (the
   // caller has fsynced the files it wrote). Then moves it under the target as `existing` says and
-  // fsyncs the parent folder. Throws Error (a refusal, naming the target and what to do) or
-  // DataError (an I/O failure); the temporary is removed and an existing target left as it was.
-  void commit(OnExisting existing);
+  // fsyncs the parent folder. Durability::Recomputable skips the fsyncs. Throws Error (a refusal,
+  // naming the target and what to do) or DataError (an I/O failure); the temporary is removed and
+  // an existing target left as it was.
+  void commit(OnExisting existing, Durability durability = Durability::Flushed);
   bool committed() const { return committed_; }
 
  private:
-  void commit_file(OnExisting existing);
-  void commit_folder(OnExisting existing);
+  void commit_file(OnExisting existing, bool flush);
+  void commit_folder(OnExisting existing, bool flush);
   std::filesystem::path target_, temp_;
   Kind kind_;
   int fd_ = -1;
