@@ -144,7 +144,8 @@ struct Scheduler {
     changed.notify_all();
   }
 
-  // Runs one node on a worker thread (or reuses its cached result); never throws.
+  // Runs one node on a worker thread (or, on the scheduler's thread, reuses its cached result);
+  // never throws.
   void execute(std::size_t i) {
     const PipelineNode& node = pipeline.nodes[i];
     NodeOutcome& outcome = report.nodes[i];
@@ -280,13 +281,20 @@ struct Scheduler {
         for (std::size_t i : pipeline.order) {
           // `stop` again: a node submitted in this loop may already have failed while the lock
           // was released.
-          if (stop || running >= pool.width()) break;
+          if (stop) break;
           if (state[i] != State::Pending || !inputs_ready(i)) continue;
+          // A reused node takes no worker: it ends in microseconds, here, where a worker would
+          // cost two thread hand-offs (one to start it, one to say it ended).
+          const bool reused = i < reusable.size() && reusable[i];
+          if (!reused && running >= pool.width()) continue;
           state[i] = State::Running;
           ++running;
           submitted = true;
           lock.unlock();
-          pool.submit([this, i] { execute(i); });
+          if (reused)
+            execute(i);
+          else
+            pool.submit([this, i] { execute(i); });
           lock.lock();
         }
       }
