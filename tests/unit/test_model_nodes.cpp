@@ -75,6 +75,34 @@ inputs = {{ data = "zoo.data", models = "{0}.checkpoints" }}
   EXPECT_EQ(merged.output_dim(), 4);
 }
 
+// A model's stream is named by the model (docs/architecture.md, "Determinism"): tuned alone or
+// after another model, its new head, LoRA factors and batches are the same, and so is the result.
+TEST_F(ModelNodes, AModelsTuneDoesNotDependOnWhichOtherModelsAreTunedWithIt) {
+  std::string p = kZoo;
+  for (const char* id : {"both", "alone"})
+    p += fmt::format(R"([[node]]
+id = "{}"
+type = "tune.peft"
+inputs = {{ data = "zoo.data", models = "zoo.models" }}
+params = {{ mode = "lora", epochs = 2, rank = 2, seed = 5{} }}
+)",
+                     id, std::string(id) == "alone" ? ", only = [\"far\"]" : "");
+  auto r = run(p);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = run_json();
+  auto both = j["nodes"]["both"]["summary"]["far"], alone = j["nodes"]["alone"]["summary"]["far"];
+  ASSERT_TRUE(both.is_object()) << j["nodes"]["both"]["summary"].dump();
+  both.erase("seconds");
+  alone.erase("seconds");
+  EXPECT_EQ(both, alone);
+  const auto a = caulk::io::Checkpoint::open(dir_ / "out" / "both" / "far.safetensors");
+  const auto b = caulk::io::Checkpoint::open(dir_ / "out" / "alone" / "far.safetensors");
+  ASSERT_EQ(a.names(), b.names());
+  for (const auto& name : a.names()) EXPECT_EQ(a.to_double(name), b.to_double(name)) << name;
+  // The other model's stream is another: its head starts elsewhere.
+  EXPECT_NE(j["nodes"]["both"]["summary"]["near"]["train_loss"], j["nodes"]["both"]["summary"]["far"]["train_loss"]);
+}
+
 TEST_F(ModelNodes, FisherFilesMatchTheCheckpointTensors) {
   auto r = run(std::string(kZoo) + R"([[node]]
 id = "fisher"

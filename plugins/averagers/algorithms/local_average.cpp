@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "averagers/algorithms/simplex.hpp"
-#include "caulk/parallel.hpp"
 #include "averagers/algorithms/streams.hpp"
+#include "caulk/parallel.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {

@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "caulk/error.hpp"
 #include "averagers/algorithms/streams.hpp"
+#include "caulk/error.hpp"
 #include "caulk/seeding/seeding.hpp"
 
 namespace caulk::avg {

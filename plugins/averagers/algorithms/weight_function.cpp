@@ -7,10 +7,10 @@
 #include <cmath>
 
 #include "averagers/algorithms/simplex.hpp"
+#include "averagers/algorithms/streams.hpp"
 #include "caulk/error.hpp"
 #include "caulk/mlp/backprop.hpp"
 #include "caulk/parallel.hpp"
-#include "averagers/algorithms/streams.hpp"
 #include "caulk/seeding/seeding.hpp"
 #include "caulk/json.hpp"
 
