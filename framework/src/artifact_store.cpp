@@ -1,16 +1,12 @@
 #include "caulk/artifact_store.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/error.hpp"
 #include "caulk/file_hash.hpp"
+#include "caulk/io/durable.hpp"
 #include "caulk/io/npy.hpp"
 #include "caulk/provenance.hpp"
 #include "io/npy_format.hpp"
@@ -22,35 +18,18 @@ namespace caulk {
 namespace {
 
 // Writes a .npy (the bytes io::write_npy writes) into an entry's folder while it is staged
-// (caulk/io/durable.hpp) and returns the XXH3-128 of its data. The file is not flushed on its own:
-// the entry records each array's hash, its entry.json is flushed and the folder committed whole,
-// and a reader rejects an entry whose arrays do not hash to what it says (Reader::open), so a
-// crash that loses an array's bytes costs a recomputation, never a wrong result. (Flushing each
-// array was one wait on the disk per array, most of the cost of storing a node's result.)
+// (caulk/io/durable.hpp) and returns the XXH3-128 of its data. The file is not flushed: the entry
+// records each array's hash and the folder is committed whole, and a reader rejects an entry whose
+// arrays do not hash to what it says (Reader::open), so a crash that loses an array's bytes costs a
+// recomputation, never a wrong result.
 std::string write_npy_in_staged_folder(const fs::path& path, io::DType dtype, const std::vector<std::size_t>& shape, const void* data,
                                        std::size_t bytes) {
   const auto descr = io::detail::npy_descr(dtype);
   if (!descr) throw DataError(path.string(), "this type has no NumPy dtype");
   const std::string header = io::detail::npy_header_image(*descr, shape, false);
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw DataError(path.string(), std::string("cannot create: ") + std::strerror(errno));
-  auto write_all = [&](const char* p, std::size_t n) {
-    while (n > 0) {
-      const ssize_t w = ::write(fd, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        const int error = errno;
-        ::close(fd);
-        throw DataError(path.string(), std::string("cannot write: ") + std::strerror(error));
-      }
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-  };
-  write_all(header.data(), header.size());
-  write_all(static_cast<const char*>(data), bytes);
-  if (::close(fd) != 0) throw DataError(path.string(), std::string("cannot write: ") + std::strerror(errno));
-  return content_hash(std::string_view(static_cast<const char*>(data), bytes));
+  const std::string_view body(static_cast<const char*>(data), bytes);
+  io::write_file_in_staged_folder(path, {header, body});
+  return content_hash(body);
 }
 
 // The hash an entry records for an array's data (written by write_npy_in_staged_folder).

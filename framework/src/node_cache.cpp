@@ -10,7 +10,6 @@
 #include "caulk/artifact_store.hpp"
 #include "caulk/artifacts.hpp"
 #include "caulk/error.hpp"
-#include "caulk/io/atomic_file.hpp"
 #include "caulk/io/durable.hpp"
 #include "caulk/io/input_file.hpp"
 #include "caulk/json_text.hpp"
@@ -265,7 +264,7 @@ std::string NodeCache::store(std::size_t i, const std::vector<std::pair<std::str
     if (!text) return "a text it published is not valid UTF-8";
     // Unflushed: an entry lost or damaged by a power loss is found so (unreadable, or its arrays'
     // hashes differ) and its node runs again (caulk/io/durable.hpp, Durability::Recomputable).
-    io::write_file_atomic(staged.path() / "entry.json", *text + "\n", io::OnExisting::Replace, io::Durability::Recomputable);
+    io::write_file_in_staged_folder(staged.path() / "entry.json", {*text, "\n"});
     staged.commit(io::OnExisting::Replace, io::Durability::Recomputable);
   } catch (const std::exception& e) {
     return e.what();

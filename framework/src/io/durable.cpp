@@ -205,7 +205,7 @@ std::string refusal_not_ours(const fs::path& target) {
       target.string(), kOutputMarker, kWrittenByKey, kWrittenByValue);
 }
 
-void write_all(int fd, const std::string& text, const fs::path& file) {
+void write_all(int fd, std::string_view text, const fs::path& file) {
   const char* p = text.data();
   std::size_t left = text.size();
   while (left > 0) {
@@ -502,6 +502,18 @@ void remove_open_temporaries() noexcept {
     paths = open_temporaries();
   }
   for (const auto& p : paths) remove_path(p);
+}
+
+void write_file_in_staged_folder(const fs::path& path, std::initializer_list<std::string_view> pieces) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) throw DataError(path.string(), "cannot create: " + error_text(errno));
+  try {
+    for (std::string_view piece : pieces) write_all(fd, piece, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw DataError(path.string(), "write failed: " + error_text(errno));
 }
 
 }  // namespace caulk::io

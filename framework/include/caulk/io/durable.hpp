@@ -16,7 +16,9 @@
 // metadata; OnExisting::ReplaceOwn replaces only marked outputs.
 #pragma once
 #include <filesystem>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace caulk::io {
@@ -81,6 +83,12 @@ class StagedOutput {
   int lock_fd_ = -1;  // holds the flock that says the temporary's owner is alive
   bool committed_ = false;
 };
+
+// Writes a file inside a folder being staged (StagedOutput::Kind::Folder, before its commit): the
+// pieces one after the other, plainly, unflushed; the folder's commit makes it visible, whole, with
+// the folder (and flushes it only if the folder is Flushed and the caller fsynced it). Throws
+// DataError naming the file.
+void write_file_in_staged_folder(const std::filesystem::path& path, std::initializer_list<std::string_view> pieces);
 
 // Throws Error when `target` exists and `existing` does not allow replacing it (a friendly early
 // check before any work; commit() enforces the same atomically).
