@@ -175,15 +175,24 @@ std::vector<std::string> RunFolderLedger::prepare(const std::string& pipeline_id
 bool RunFolderLedger::record_locked(const fs::path& path, const Entry& entry) {
   const fs::path rel = path.lexically_relative(fs::absolute(folder_).lexically_normal());
   if (rel.empty() || rel.is_absolute() || *rel.begin() == ".." || *rel.begin() == kRunStateFolder) return false;
-  current_[rel.string()] = entry;
-  return true;
+  const std::string key = rel.string();
+  // What the folder's ledger says of it now: this run's entry, else the previous run's.
+  const Entry* before = nullptr;
+  if (auto c = current_.find(key); c != current_.end())
+    before = &c->second;
+  else if (auto p = previous_.find(key); p != previous_.end())
+    before = &p->second;
+  const bool same = before && before->size == entry.size && before->hash == entry.hash && before->folder == entry.folder;
+  current_[key] = entry;
+  if (!same) dirty_ = true;
+  return !same;
 }
 
 void RunFolderLedger::add(const fs::path& path, const Entry& entry) { add_all({{path, entry}}); }
 
 void RunFolderLedger::add_all(const std::vector<std::pair<fs::path, Entry>>& outputs) {
   std::lock_guard lock(mutex_);
-  bool any = false;
+  bool any = false;  // changed what the ledger says (a reused node's outputs do not)
   for (const auto& [path, entry] : outputs) any = record_locked(path, entry) || any;
   // Unflushed while the run goes: a kill loses nothing of it, and a power loss that loses the last
   // records only leaves those files alone next time, as a kill before its record would. The run's
@@ -245,6 +254,7 @@ std::vector<std::string> RunFolderLedger::clean_up(const std::vector<std::string
     for (fs::path dir = (folder_ / rel).parent_path(); dir != folder_ && fs::is_empty(dir, ec) && !ec; dir = dir.parent_path())
       if (!fs::remove(dir, ec)) break;
   }
+  if (kept.size() != candidates.size() || pipeline_id_ != new_pipeline_id_) dirty_ = true;
   previous_ = std::move(kept);
   pipeline_id_ = new_pipeline_id_;
   auto list = [](const std::vector<std::string>& v) {
@@ -275,6 +285,9 @@ std::size_t RunFolderLedger::saves() const {
 }
 
 void RunFolderLedger::save_locked(io::Durability durability) const {
+  const bool flush = durability == io::Durability::Flushed;
+  // Nothing recorded since the last save changed it: not even the text is made again.
+  if (!dirty_ && (on_disk_flushed_ || !flush)) return;
   nlohmann::ordered_json outputs = nlohmann::ordered_json::object();
   std::map<std::string, Entry> all = previous_;
   for (const auto& [rel, e] : current_) all[rel] = e;
@@ -286,10 +299,13 @@ void RunFolderLedger::save_locked(io::Durability durability) const {
   nlohmann::ordered_json j = {{"pipeline", pipeline_id_}, {"outputs", std::move(outputs)}};
   std::string text = json_text(j, 1) + "\n";
   // Unchanged: the file already says this (each flushed save waits for the disk twice, the cost of a re-run).
-  const bool flush = durability == io::Durability::Flushed;
-  if (text == on_disk_ && (on_disk_flushed_ || !flush)) return;
+  if (text == on_disk_ && (on_disk_flushed_ || !flush)) {
+    dirty_ = false;
+    return;
+  }
   io::write_file_atomic(state_dir(folder_) / "outputs.json", text, io::OnExisting::Replace, durability);
   on_disk_ = std::move(text);
+  dirty_ = false;
   on_disk_flushed_ = flush;
   ++saves_;
 }

@@ -87,8 +87,8 @@ class RunFolderLedger {
   void add(const std::filesystem::path& path, const Entry& entry);
   // Records all the outputs of one node and saves the ledger once, unflushed (a node's outputs are
   // all committed before it is recorded, so one save per node keeps what one save per output kept).
-  // Nothing is written when the ledger on disk already says exactly this (a reused node's outputs
-  // are there with the hashes the previous run recorded).
+  // Nothing is written, nor its text made, when the ledger already says exactly this of them (a
+  // reused node's outputs are there with the hashes the previous run recorded).
   void add_all(const std::vector<std::pair<std::filesystem::path, Entry>>& outputs);
   // After a successful run: moves aside (another pipeline) or removes (the same) the previous
   // run's outputs this run did not write, except those in `read` (absolute paths of files the
@@ -106,11 +106,13 @@ class RunFolderLedger {
   // True when `rel` is unchanged since caulk wrote it.
   bool unchanged(const std::string& rel, const Entry& e, FileHashCache& hashes) const;
   void save_locked(io::Durability durability) const;
-  // Adds one entry; false when it is outside the folder or caulk's own state.
+  // Adds one entry; true when that changed what the ledger says (false too when the path is outside
+  // the folder or caulk's own state).
   bool record_locked(const std::filesystem::path& path, const Entry& entry);
   mutable std::mutex mutex_;
   mutable std::string on_disk_;          // the text OUT/.caulk/outputs.json holds (as read or last written)
   mutable bool on_disk_flushed_ = true;  // false after an unflushed save, until a flushed one
+  mutable bool dirty_ = true;            // what it records may differ from on_disk_ (not known at first)
   mutable std::size_t saves_ = 0;
   std::filesystem::path folder_;
   std::string pipeline_id_;  // of the previous run until this one succeeds
