@@ -55,8 +55,10 @@ RunReport Executor::run(const Pipeline& pipeline, const RunOptions& options) {
     throw Error("cannot create the output folder " + env.out_dir.string() + (ec ? ": " + ec.message() : ""));
   // One run per folder at a time, before anything in it is touched.
   RunFolderLock lock(env.out_dir);
-  // Nodes write at most a few levels down (OUT/node/name and its temporary beside it).
-  for (const std::string& line : io::recover_stale_temporaries(env.out_dir, 3)) env.log_line("[caulk] " + line);
+  // Nodes write at most a few levels down (OUT/node/name and its temporary beside it); the cache's
+  // entries are staged folders, committed whole.
+  for (const std::string& line : io::recover_stale_temporaries(env.out_dir, 3, {env.out_dir / kRunStateFolder / "cache"}))
+    env.log_line("[caulk] " + line);
 
   // File hashes of earlier runs into this folder, so unchanged files are not read again.
   const fs::path hash_file_path = env.out_dir / kRunStateFolder / "hashes.json";

@@ -194,6 +194,22 @@ TEST(StaleTemporaries, ThoseInTheRunFoldersOwnStateGoToo) {
   EXPECT_TRUE(fs::exists(dir / ".user" / stale_name("x", "tmp", dead)));
 }
 
+// The cache's entries are staged folders, committed whole: the run does not list each of them
+// (tens of folders on every run), but an entry still being staged when a run died is beside them.
+TEST(StaleTemporaries, FoldersCommittedWholeAreNotLookedInto) {
+  TempDir dir;
+  const pid_t dead = dead_pid();
+  dir.write(".caulk/cache/" + stale_name("0123abcd", "tmp", dead) + "/entry.json", "half an entry");
+  dir.write(".caulk/cache/4567/" + stale_name("x", "tmp", dead), "not looked at");
+  const std::vector<std::string> done = io::recover_stale_temporaries(dir.path(), 3, {dir / ".caulk" / "cache"});
+  EXPECT_EQ(done.size(), 1u) << ::testing::PrintToString(done);
+  EXPECT_FALSE(fs::exists(dir / ".caulk" / "cache" / stale_name("0123abcd", "tmp", dead)));
+  EXPECT_TRUE(fs::exists(dir / ".caulk" / "cache" / "4567" / stale_name("x", "tmp", dead)));
+  // Without the folder named, it is looked into.
+  EXPECT_EQ(io::recover_stale_temporaries(dir.path(), 3).size(), 1u);
+  EXPECT_FALSE(fs::exists(dir / ".caulk" / "cache" / "4567" / stale_name("x", "tmp", dead)));
+}
+
 TEST(StaleTemporaries, AnOutputMovedAsideIsPutBackWhenTheTargetIsMissing) {
   // Where RENAME_EXCHANGE is unsupported, a folder is replaced by moving the old one aside first;
   // a kill between the two renames leaves no target, and the next run must restore the old one.

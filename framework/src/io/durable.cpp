@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -448,7 +449,7 @@ void StagedOutput::commit_folder(OnExisting existing, bool flush) {
 
 // ------------------------------------------------------------------ recovery
 
-std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int depth) {
+std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int depth, const std::vector<fs::path>& whole_folders_in) {
   std::vector<std::string> done;
   std::error_code ec;
   fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
@@ -488,8 +489,9 @@ std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int dept
       done.push_back(fmt::format("removed {}, a temporary {} left by process {}, which no longer runs", p.string(),
                                  folder ? "folder" : "file", parsed.owner.pid));
   }
-  for (const auto& f : folders) {
-    auto more = recover_stale_temporaries(f, depth - 1);
+  const bool into_sub_folders = std::find(whole_folders_in.begin(), whole_folders_in.end(), dir) == whole_folders_in.end();
+  for (const auto& f : into_sub_folders ? folders : std::vector<fs::path>{}) {
+    auto more = recover_stale_temporaries(f, depth - 1, whole_folders_in);
     done.insert(done.end(), more.begin(), more.end());
   }
   return done;

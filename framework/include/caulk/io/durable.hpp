@@ -98,7 +98,11 @@ void check_replaceable(const std::filesystem::path& target, OnExisting existing)
 // sub-folders down to `depth` levels; where a replacement that could not exchange atomically was
 // cut short (the target moved aside and missing), moves the old output back. Never follows
 // symbolic links; errors are skipped. Returns one line per temporary removed or output restored.
-std::vector<std::string> recover_stale_temporaries(const std::filesystem::path& dir, int depth = 0);
+// The sub-folders of `whole_folders_in` (paths as `dir` joined with names) are not looked into:
+// each was committed whole, as a staged folder is, so none holds a temporary (those of folders
+// still being staged are beside them, and are looked at).
+std::vector<std::string> recover_stale_temporaries(const std::filesystem::path& dir, int depth = 0,
+                                                   const std::vector<std::filesystem::path>& whole_folders_in = {});
 
 // True when `name` (a file name) is a caulk temporary (of any process).
 bool is_temporary_name(const std::string& name);
