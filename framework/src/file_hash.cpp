@@ -114,9 +114,10 @@ std::string hash_file(const fs::path& path, std::size_t chunk_bytes, io::FileSta
 
 bool FileHashCache::trusted(const Entry& e) const { return e.stat.mtime_ns + racy_window_ns(e.stat.mtime_ns) <= e.hashed_at_ns; }
 
-std::optional<std::string> FileHashCache::hash(const fs::path& path) {
+std::optional<std::string> FileHashCache::hash(const fs::path& path, io::FileStat* seen) {
   const auto now = stat_file(path);
   if (!now) return std::nullopt;
+  if (seen) *seen = *now;
   return hash_as_seen(path, *now);
 }
 

@@ -133,26 +133,30 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
     CachedResult r;
     for (const auto& f : entry.at("reads")) {
       const std::string path = f.at("path").get<std::string>();
-      const auto h = hashes_.hash(path);
+      io::FileStat st;
+      const auto h = hashes_.hash(path, &st);
       if (!h) throw Error(path + ", which it read, is gone or unreadable");
       if (*h != f.at("xxh3_128").get<std::string>()) throw Error(path + ", which it read, changed");
-      const auto st = stat_file(path);
-      if (!st) throw Error(path + ", which it read, is gone");
-      r.files->note_read(path, *st);
+      r.files->note_read(path, st);
+      r.checked[path] = KnownFile{st, *h};
     }
     for (const auto& f : entry.at("outputs")) {
       const fs::path rel = f.at("path").get<std::string>();
       const fs::path path = rel.is_absolute() ? rel : out_dir_ / rel;
       const bool folder = f.at("folder").get<bool>();
+      KnownFile checked;
       if (!folder) {
         const auto st = stat_file(path);
         if (!st) throw Error("its output " + path.string() + " is missing");
         if (st->size != f.at("size").get<std::uintmax_t>()) throw Error("its output " + path.string() + " changed");
+        checked.stat.size = st->size;
       }
       const auto h = output_hash(path, hashes_);
       if (!h) throw Error("its output " + path.string() + " is missing");
       if (*h != f.at("xxh3_128").get<std::string>()) throw Error("its output " + path.string() + " changed");
+      checked.hash = *h;
       r.files->note_written(absolute_normal(path), folder);
+      r.checked[absolute_normal(path)] = std::move(checked);
     }
     for (const auto& f : entry.at("outputs_read")) {
       const std::string path = f.at("path").get<std::string>();

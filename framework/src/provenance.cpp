@@ -194,12 +194,18 @@ std::vector<std::string> files_named_by(const Artifact& artifact) {
   return out;
 }
 
-ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::string& path, const io::FileStat& stat, std::string via) {
+ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::string& path, const io::FileStat& stat, std::string via,
+                                                                  const KnownFiles* checked) {
   FileRecord r;
   r.path = path;
   r.size = stat.size;
   r.mtime_ns = stat.mtime_ns;
   r.via = std::move(via);
+  if (checked)
+    if (auto k = checked->find(path); k != checked->end() && k->second.stat == stat) {
+      r.hash = k->second.hash;
+      return r;
+    }
   if (auto h = hashes_.hash_if_unchanged(path, stat))
     r.hash = *h;
   else
@@ -207,7 +213,8 @@ ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::str
   return r;
 }
 
-void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, const std::vector<std::string>& handed) {
+void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, const std::vector<std::string>& handed,
+                                  const KnownFiles* checked) {
   NodeRecord record;
   const auto reads = log.reads();
   const auto changed = log.changed_while_read();
@@ -222,7 +229,7 @@ void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, c
   for (const auto& [path, stat] : reads) {
     if (path == own_record) continue;
     auto it = via.find(path);
-    FileRecord r = describe_input(path, stat, it == via.end() ? "read" : it->second);
+    FileRecord r = describe_input(path, stat, it == via.end() ? "read" : it->second, checked);
     if (it != via.end()) via.erase(it);
     if (changed.count(path)) {
       r.hash.clear();
@@ -231,7 +238,7 @@ void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, c
     record.inputs.push_back(std::move(r));
   }
   for (const auto& [path, how] : via)
-    if (auto st = stat_file(path)) record.inputs.push_back(describe_input(path, *st, how));
+    if (auto st = stat_file(path)) record.inputs.push_back(describe_input(path, *st, how, checked));
   std::sort(record.inputs.begin(), record.inputs.end(), [](const auto& a, const auto& b) {
     const std::string an = fs::path(a.path).filename().string(), bn = fs::path(b.path).filename().string();
     return std::tie(an, a.hash, a.size, a.path) < std::tie(bn, b.hash, b.size, b.path);
@@ -240,6 +247,13 @@ void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, c
     FileRecord r;
     r.path = path;
     r.folder = folder;
+    if (checked)
+      if (auto k = checked->find(path); k != checked->end()) {
+        r.size = k->second.stat.size;
+        r.hash = k->second.hash;
+        record.outputs.push_back(std::move(r));
+        continue;
+      }
     if (!folder)
       if (auto st = stat_file(path)) r.size = st->size;
     if (auto h = output_hash(path, hashes_))

@@ -21,11 +21,19 @@ namespace fs = std::filesystem;
 
 namespace caulk::detail {
 
-std::vector<std::pair<fs::path, RunFolderLedger::Entry>> ledger_entries(const io::AccessLog& files, FileHashCache& hashes) {
+std::vector<std::pair<fs::path, RunFolderLedger::Entry>> ledger_entries(const io::AccessLog& files, FileHashCache& hashes,
+                                                                        const KnownFiles* checked) {
   std::vector<std::pair<fs::path, RunFolderLedger::Entry>> entries;
   for (const auto& [path, folder] : files.writes()) {
     RunFolderLedger::Entry e;
     e.folder = folder;
+    if (checked)
+      if (auto k = checked->find(path); k != checked->end()) {
+        e.size = folder ? 0 : k->second.stat.size;
+        e.hash = k->second.hash;
+        entries.emplace_back(path, e);
+        continue;
+      }
     if (auto st = stat_file(path); st && !folder) e.size = st->size;
     if (auto h = output_hash(path, hashes)) {
       e.hash = *h;
@@ -68,10 +76,11 @@ struct Scheduler {
 
   // The node's provenance, and its outputs into the folder's ledger; never throws (a record that
   // cannot be made must not fail a node that succeeded).
-  void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed) {
+  void record_files(std::size_t i, const io::AccessLog& files, const std::vector<std::string>& handed,
+                    const KnownFiles* checked = nullptr) {
     try {
-      if (provenance) provenance->node_ran(i, files, handed);
-      if (ledger && hashes) ledger->add_all(ledger_entries(files, *hashes));  // saved once per node
+      if (provenance) provenance->node_ran(i, files, handed, checked);
+      if (ledger && hashes) ledger->add_all(ledger_entries(files, *hashes, checked));  // saved once per node
     } catch (const std::exception& e) {
       env.log_line(fmt::format("[caulk] note: the files of node '{}' could not be recorded: {}", pipeline.nodes[i].config.id, e.what()));
     }
@@ -126,7 +135,7 @@ struct Scheduler {
 
   // Ends node `i` with what it published when it last ran.
   void reuse(std::size_t i, CachedResult hit) {
-    record_files(i, *hit.files, hit.handed);
+    record_files(i, *hit.files, hit.handed, &hit.checked);
     if (!hit.printed.empty()) env.write_out(hit.printed);
     env.log_line(fmt::format("[caulk] reused {} ({})", pipeline.nodes[i].config.id, pipeline.nodes[i].config.type));
     std::lock_guard lock(mutex);

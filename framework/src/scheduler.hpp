@@ -38,7 +38,9 @@ struct SchedulerParts {
 // pool has ended when it returns.
 bool run_nodes(const Pipeline& pipeline, RunEnvironment& env, RunReport& report, const SchedulerParts& parts, ThreadPool& pool);
 
-// The folder ledger's entries for the files a node (or an observer) wrote.
-std::vector<std::pair<std::filesystem::path, RunFolderLedger::Entry>> ledger_entries(const io::AccessLog& files, FileHashCache& hashes);
+// The folder ledger's entries for the files a node (or an observer) wrote; those `checked` (a
+// reused node's) as the check found them.
+std::vector<std::pair<std::filesystem::path, RunFolderLedger::Entry>> ledger_entries(const io::AccessLog& files, FileHashCache& hashes,
+                                                                                     const KnownFiles* checked = nullptr);
 
 }  // namespace caulk::detail

@@ -31,12 +31,21 @@ std::string hash_file(const std::filesystem::path& path, std::size_t chunk_bytes
 // The stat of a path (following symbolic links); nothing when it cannot be examined.
 std::optional<io::FileStat> stat_file(const std::filesystem::path& path);
 
+// Files whose identity and content hash were checked a moment ago (a reused node's, by its cache
+// entry), by path: what records them again takes them as checked instead of looking again.
+struct KnownFile {
+  io::FileStat stat;  // as checked (an output: its size only; a folder: nothing)
+  std::string hash;
+};
+using KnownFiles = std::map<std::string, KnownFile>;
+
 class FileHashCache {
  public:
   // The hash of the file as it is now; hashed when no trusted entry matches its current
   // identity. Thread-safe; two threads asking for the same new file may both hash it.
-  // Nothing when the file cannot be read (or changed while it was hashed).
-  std::optional<std::string> hash(const std::filesystem::path& path);
+  // Nothing when the file cannot be read (or changed while it was hashed). `seen` (optional)
+  // receives the identity the hash is of.
+  std::optional<std::string> hash(const std::filesystem::path& path, io::FileStat* seen = nullptr);
   // The hash of the file if it still has the identity `expected` (as a reader saw it), else nothing.
   std::optional<std::string> hash_if_unchanged(const std::filesystem::path& path, const io::FileStat& expected);
 

@@ -38,6 +38,9 @@ struct CachedResult {
   // The files it read and wrote when it ran (read ones with their current identity), so its
   // provenance and the folder's ledger are what a fresh run records.
   std::unique_ptr<io::AccessLog> files = std::make_unique<io::AccessLog>();
+  // Those files' identities and hashes as the check of the entry found them: the node's provenance
+  // and the ledger record them without looking at the files again.
+  KnownFiles checked;
   // The files its input artifacts named when it ran (their provenance says "artifact"): its
   // inputs are not read back when it is reused.
   std::vector<std::string> handed;

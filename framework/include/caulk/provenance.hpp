@@ -70,8 +70,10 @@ class ProvenanceRecorder {
                      FileHashCache& hashes);
 
   // After node `index` ran (whatever its outcome): what it read and wrote, hashed now.
-  // `handed` are the files its input artifacts name (files_named_by).
-  void node_ran(std::size_t index, const io::AccessLog& log, const std::vector<std::string>& handed = {});
+  // `handed` are the files its input artifacts name (files_named_by). A reused node's files come
+  // `checked` by its cache entry: recorded as the check found them.
+  void node_ran(std::size_t index, const io::AccessLog& log, const std::vector<std::string>& handed = {},
+                const KnownFiles* checked = nullptr);
   void finish();  // the end time
 
   // The "provenance" object of run.json.
@@ -95,7 +97,7 @@ class ProvenanceRecorder {
     std::vector<FileRecord> inputs, outputs;
     bool ran = false;
   };
-  FileRecord describe_input(const std::string& path, const io::FileStat& stat, std::string via);
+  FileRecord describe_input(const std::string& path, const io::FileStat& stat, std::string via, const KnownFiles* checked);
 
   const Pipeline& pipeline_;
   const RunInvocation* invocation_;
