@@ -43,7 +43,8 @@ class HtmlReport : public RunObserver {
     const report::Report r = report::build_report(folder, options);
     io::AtomicFile page(dir / "report.html");
     r.write(page);
-    page.commit();
+    // Made from the folder, and again by `caulk report OUT` when a power loss damaged it: unflushed.
+    page.commit(io::OnExisting::Replace, io::Durability::Recomputable);
     ctx.log(fmt::format("wrote {} ({} charts, {} tables, {} images)", (dir / "report.html").string(), r.charts.size(), r.tables, r.images));
   }
 };
