@@ -79,6 +79,7 @@ std::string unit_failures_message(const std::string& what, std::size_t total, co
 }
 
 std::vector<FailureCause> group_failures(const std::vector<NodeFailure>& failed) {
+  if (failed.empty()) return {};  // before the patterns below are compiled (a run that succeeded)
   static const std::regex header(R"(^(\d+) of (\d+) (\S+)s failed:$)");
   // A unit as unit_failures_message writes it: 'name', or 'name' on rank N (names are shown so).
   static const std::string unit = R"('[^']*'(?: on rank \d+)?)";
