@@ -12,6 +12,10 @@ using ::testing::Not;
 TEST(HtmlText, EscapesEveryCharacterThatMeansSomethingInHtml) {
   EXPECT_EQ(html_escape("a<b>&\"c'd"), "a&lt;b&gt;&amp;&quot;c&#39;d");
   EXPECT_EQ(html_escape("plain text"), "plain text");
+  EXPECT_EQ(html_escape(""), "");
+  EXPECT_EQ(html_escape("&&"), "&amp;&amp;");
+  EXPECT_EQ(html_escape("'x'"), "&#39;x&#39;");
+  EXPECT_EQ(html_escape(std::string(1000, 'a') + "<"), std::string(1000, 'a') + "&lt;");
 }
 
 TEST(HtmlText, JsonInAScriptCannotCloseItAndStaysTheSameJson) {
@@ -36,6 +40,8 @@ TEST(HtmlText, Base64MatchesTheRfc4648Vectors) {
   EXPECT_EQ(base64("foob"), "Zm9vYg==");
   EXPECT_EQ(base64("fooba"), "Zm9vYmE=");
   EXPECT_EQ(base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64("Many hands make light work."), "TWFueSBoYW5kcyBtYWtlIGxpZ2h0IHdvcmsu");
+  EXPECT_EQ(base64(std::string("\xff\xfe\x00\x01", 4)), "//4AAQ==");
   EXPECT_EQ(base64(std::string("\xff\x00\x80", 3)), "/wCA");
 }
 
