@@ -352,8 +352,10 @@ int cmd_report(const Options& o) {
   }
   const fs::path dir = o.file;
   RunReport report;
+  Json record;
   try {
-    report = RunReport::from_json(Json::parse(io::read_text_file(dir / "run.json")));
+    record = Json::parse(io::read_text_file(dir / "run.json"));
+    report = RunReport::from_json(record);
   } catch (const std::exception& e) {
     say_error(fmt::format("{} holds no readable run record: {}; give the output folder of a `caulk run` (its --out)",
                           (dir / "run.json").string(), e.what()));
@@ -382,6 +384,7 @@ int cmd_report(const Options& o) {
   for (const auto& declared : observers.observers) {
     const std::string& type = declared.type->spec.type;
     ObserverContext ctx(type, declared.params, dir);
+    ctx.set_record(&record);
     try {
       const auto observer = declared.type->make_observer();
       if (!observer) throw Error("its plugin made no observer");

@@ -23,9 +23,11 @@ namespace caulk {
 
 namespace {
 
-void write_run_record(const RunReport& report, const fs::path& out_dir) {
-  io::write_file_atomic(out_dir / "run.json", json_text(report.to_json(), 2) + "\n");
+void write_run_record(const Json& record, const fs::path& out_dir) {
+  io::write_file_atomic(out_dir / "run.json", json_text(record, 2) + "\n");
 }
+
+void write_run_record(const RunReport& report, const fs::path& out_dir) { write_run_record(report.to_json(), out_dir); }
 
 }  // namespace
 
@@ -114,8 +116,10 @@ RunReport Executor::run(const Pipeline& pipeline, const RunOptions& options) {
   report.outputs_written = provenance.written().size();
   provenance.finish();
   report.provenance = provenance.to_json();
+  Json record;  // what run.json holds, for the observers
   try {
-    write_run_record(report, env.out_dir);
+    record = report.to_json();
+    write_run_record(record, env.out_dir);
     report.record_error.clear();
   } catch (const std::exception& e) {
     // A full disk must not hide what happened to the nodes: the caller reports both.
@@ -125,7 +129,7 @@ RunReport Executor::run(const Pipeline& pipeline, const RunOptions& options) {
   // asked to stop) nor when run.json could not be written (what they would read is stale).
   if (!observers.empty() && !report.interrupted_by && report.record_error.empty()) {
     io::AccessLog written;
-    observers.run_finished(report, written);
+    observers.run_finished(report, written, &record);
     try {
       ledger.add_all(detail::ledger_entries(written, hashes));  // their files are the run's outputs
     } catch (const std::exception& e) {

@@ -48,9 +48,13 @@ void ObserverSet::node_finished(const RunReport& report, std::size_t node) {
   each("node_finished", [&](RunObserver& o, ObserverContext& ctx) { o.node_finished(report, node, ctx); });
 }
 
-void ObserverSet::run_finished(const RunReport& report, io::AccessLog& written) {
+void ObserverSet::run_finished(const RunReport& report, io::AccessLog& written, const Json* record) {
   io::ScopedAccessLog scope(&written);
-  each("run_finished", [&](RunObserver& o, ObserverContext& ctx) { o.run_finished(report, ctx); });
+  each("run_finished", [&](RunObserver& o, ObserverContext& ctx) {
+    ctx.set_record(record);
+    o.run_finished(report, ctx);
+    ctx.set_record(nullptr);
+  });
 }
 
 std::vector<std::pair<std::string, std::string>> ObserverSet::errors() const {

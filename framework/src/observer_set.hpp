@@ -23,8 +23,9 @@ class ObserverSet {
   void run_started(const RunReport& report);
   void node_started(const RunReport& report, std::size_t node);
   void node_finished(const RunReport& report, std::size_t node);
-  // Each observer's run_finished; `written` receives the files they wrote into the folder.
-  void run_finished(const RunReport& report, io::AccessLog& written);
+  // Each observer's run_finished; `written` receives the files they wrote into the folder. `record`
+  // is what run.json holds (ObserverContext::record).
+  void run_finished(const RunReport& report, io::AccessLog& written, const Json* record = nullptr);
 
   // (observer id, why) for each observer that failed, in file order.
   std::vector<std::pair<std::string, std::string>> errors() const;

@@ -66,6 +66,11 @@ TEST(ReportCli, TheReportOfADemoRunDrawsWhatItsNodesPublished) {
   EXPECT_THAT(header, Not(HasSubstr("running")));
   EXPECT_THAT(page, HasSubstr("<title>caulk run: rank-hub</title>"));
   EXPECT_THAT(page, HasSubstr("Scores of logme (rank.logme)"));
+  // The run made its page from run.json's record as written (ObserverContext::record), every score
+  // a double; made again from the file, it is the same page.
+  auto again = run_caulk({"report", (dir / "out").string()});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(read_file(dir / "out" / "report.html"), page);
 }
 
 TEST(ReportCli, AFailedRunStillEndsWithAReportThatNamesTheFailure) {

@@ -18,8 +18,9 @@
 // Bumped whenever a change to the framework's headers breaks plugins built against older ones
 // (2: NodeSpec::runs_last; 3: NodeType::run_unit and the UnitContext of run_units replace unit
 // functions registered by name; 4: NodeSpec::cacheable; 5: NodeSpec::data_check; 6:
-// CheckpointRef::module and feature_method; 7: run observers replace NodeSpec::runs_last).
-#define CAULK_ABI_VERSION 7u
+// CheckpointRef::module and feature_method; 7: run observers replace NodeSpec::runs_last; 8:
+// ObserverContext::record).
+#define CAULK_ABI_VERSION 8u
 
 extern "C" {
 struct caulk_plugin_descriptor {

@@ -35,12 +35,17 @@ class ObserverContext {
   const std::filesystem::path& out_dir() const { return out_dir_; }
   // One line to the user on stderr, prefixed with the observer's type.
   void log(std::string_view line) const;
+  // In run_finished: the record OUT/run.json holds, as the JSON it was written from (so an
+  // observer need not read and parse the file again); null where it is not known.
+  const Json* record() const { return record_; }
+  void set_record(const Json* record) { record_ = record; }
 
  private:
   std::string type_;
   const Params& params_;
   std::filesystem::path out_dir_;
   std::function<void(const std::string&)> log_line_;
+  const Json* record_ = nullptr;
 };
 
 class RunObserver {

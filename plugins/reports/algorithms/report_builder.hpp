@@ -15,13 +15,18 @@ namespace caulk::report {
 
 struct RunFolder {
   std::filesystem::path dir;
-  Json run;         // run.json
-  std::string dot;  // pipeline.dot; empty when the folder has none
+  Json run;                       // run.json, as read
+  const Json* written = nullptr;  // or run.json as the JSON it was written from (not owned)
+  std::string dot;                // pipeline.dot; empty when the folder has none
+  const Json& record() const { return written ? *written : run; }
 };
 
 // Reads DIR/run.json (and DIR/pipeline.dot when present). Throws DataError naming the file when
 // run.json is missing or is not a caulk run record.
 RunFolder read_run_folder(const std::filesystem::path& dir);
+// The same, with run.json's record given (ObserverContext::record) instead of read: it must
+// outlive the RunFolder. Throws DataError as read_run_folder does when it is not a run record.
+RunFolder run_folder_with_record(const std::filesystem::path& dir, const Json& record);
 
 struct ReportOptions {
   std::string title;  // empty: "caulk run: <pipeline name>"

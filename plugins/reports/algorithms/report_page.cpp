@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <fstream>
+#include <future>
 #include <map>
 #include <sstream>
 
@@ -42,6 +43,16 @@ RunFolder read_run_folder(const fs::path& dir) {
   }
   if (!folder.run.is_object() || !folder.run.contains("nodes") || !folder.run["nodes"].is_object())
     throw DataError(file.string(), "not a caulk run record (no \"nodes\" object)");
+  read_file_bytes(dir / "pipeline.dot", folder.dot);
+  return folder;
+}
+
+RunFolder run_folder_with_record(const fs::path& dir, const Json& record) {
+  RunFolder folder;
+  folder.dir = dir;
+  folder.written = &record;
+  if (!record.is_object() || !record.contains("nodes") || !record["nodes"].is_object())
+    throw DataError((dir / "run.json").string(), "not a caulk run record (no \"nodes\" object)");
   read_file_bytes(dir / "pipeline.dot", folder.dot);
   return folder;
 }
@@ -140,9 +151,45 @@ std::string Page::image(const fs::path& relative) {
 }
 
 void Page::add_section(const std::string& id, const std::string& title, const std::string& body) {
-  report_.sections.push_back(id);
-  section_titles_.push_back(title);
-  sections_html_ += fmt::format("<section id=\"{}\">\n<h2>{}</h2>\n{}</section>\n", html_escape(id), html_escape(title), body);
+  fill_section(reserve_section(), id, title, body);
+}
+
+std::size_t Page::reserve_section() {
+  sections_.emplace_back();
+  return sections_.size() - 1;
+}
+
+void Page::fill_section(std::size_t place, const std::string& id, const std::string& title, const std::string& body) {
+  Section& s = sections_.at(place);
+  s.id = id;
+  s.title = title;
+  s.html = fmt::format("<section id=\"{}\">\n<h2>{}</h2>\n", html_escape(id), html_escape(title));
+  s.html.reserve(s.html.size() + body.size() + 11);
+  s.html.append(body).append("</section>\n");
+}
+
+std::vector<std::string> Page::section_ids() const {
+  std::vector<std::string> out;
+  for (const auto& s : sections_)
+    if (!s.id.empty()) out.push_back(s.id);
+  return out;
+}
+
+std::vector<std::string> Page::section_titles() const {
+  std::vector<std::string> out;
+  for (const auto& s : sections_)
+    if (!s.id.empty()) out.push_back(s.title);
+  return out;
+}
+
+std::size_t Page::sections_size() const {
+  std::size_t n = 0;
+  for (const auto& s : sections_) n += s.html.size();
+  return n;
+}
+
+void Page::append_sections_html(std::string& to) const {
+  for (const auto& s : sections_) to += s.html;
 }
 
 // ------------------------------------------------------------------------------ sections of any run
@@ -170,28 +217,33 @@ void add_failure_section(Page& page, const std::vector<RunNode>& nodes) {
   page.add_section("failures", "What failed", body);
 }
 
-void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
-  Report& report = page.report();
-  std::string body;
-  const RunFolder& run = page.run();
+// The pipeline section's body and the kind of graph it holds (Report::graph). Touches nothing
+// shared: it is made on a thread of its own while the nodes' sections are made.
+struct PipelineSection {
+  std::string body, graph;
+};
+
+PipelineSection pipeline_section(const RunFolder& run, const std::vector<RunNode>& nodes, const ReportOptions& options) {
+  PipelineSection section;
+  std::string& body = section.body;
   if (run.dot.empty()) {
-    report.graph = "none";
+    section.graph = "none";
     body += "<p class=\"note\">This run folder has no pipeline.dot (runs of caulk before reports), so the graph is not drawn.</p>\n";
   } else {
-    const std::string dot = dot_with_status(run.dot, run.run);
+    const std::string dot = dot_with_status(run.dot, run.record());
     GraphDrawing drawing;
-    if (page.options().draw_graph)
-      drawing = draw_graph_with_status(run.dot, run.run, page.options().keep_graph_in);
+    if (options.draw_graph)
+      drawing = draw_graph_with_status(run.dot, run.record(), options.keep_graph_in);
     else
       drawing.note = "The graph drawing was turned off, so it is shown as DOT text.";
     if (!drawing.svg.empty()) {
-      report.graph = "svg";
+      section.graph = "svg";
       body += "<figure class=\"graph\" role=\"img\" aria-label=\"The pipeline's graph: each node with its type, status and time\">" +
               drawing.svg +
               "<figcaption>Each node with its type, status and time. Border: solid ok, thick failed, dashed skipped, dotted this "
               "report; edges are labelled with the artifact type they carry.</figcaption></figure>\n";
     } else {
-      report.graph = "dot";
+      section.graph = "dot";
       body += "<p class=\"note\">" + html_escape(drawing.note) + "</p>\n<pre class=\"dot\">" + html_escape(dot) + "</pre>\n";
     }
   }
@@ -206,7 +258,7 @@ void add_pipeline_section(Page& page, const std::vector<RunNode>& nodes) {
                     html_escape(first_line(n.json->value("error", std::string()))));
   }
   body += "</tbody></table>\n";
-  page.add_section("pipeline", "Pipeline", body);
+  return section;
 }
 
 const char* kStyle = R"css(
@@ -291,14 +343,15 @@ void Report::write(io::AtomicFile& file) const {
   for (const auto& script : scripts) script.check_intact();  // a script file cut short while copied: not committed
 }
 
-Report build_report(const RunFolder& run, const ReportOptions& options) {
-  if (!run.run.is_object() || !run.run.contains("nodes") || !run.run["nodes"].is_object())
+Report build_report(const RunFolder& folder, const ReportOptions& options) {
+  const Json& record = folder.record();
+  if (!record.is_object() || !record.contains("nodes") || !record["nodes"].is_object())
     throw Error("the run record has no \"nodes\" object");
   Report report;
-  Page page(run, options, report);
-  const std::vector<RunNode> nodes = run_nodes(run.run);
-  const std::string pipeline = run.run.value("pipeline", std::string("(unnamed)"));
-  const std::string status = run.run.value("status", std::string("unknown"));
+  Page page(folder, options, report);
+  const std::vector<RunNode> nodes = run_nodes(record);
+  const std::string pipeline = record.value("pipeline", std::string("(unnamed)"));
+  const std::string status = record.value("status", std::string("unknown"));
   const std::string title = options.title.empty() ? "caulk run: " + pipeline : options.title;
 
   // A run.json edited by hand (or written by a newer caulk) may hold a value of another type than
@@ -311,8 +364,21 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
     }
   };
   guarded("failures", "What failed", add_failure_section);
-  guarded("pipeline", "Pipeline", add_pipeline_section);
+  // The graph (its kept layout read back, or Graphviz run) is drawn while the nodes' sections are
+  // made, on a thread of its own.
+  const std::size_t pipeline_place = page.reserve_section();
+  auto graph = std::async(std::launch::async, [&]() -> PipelineSection {
+    try {
+      return pipeline_section(folder, nodes, options);
+    } catch (const std::exception& e) {
+      return {"<p class=\"note\">This section could not be made from run.json: " + html_escape(e.what()) + "</p>\n", ""};
+    }
+  });
   add_node_sections(page, nodes);  // each node guards its own section
+  const PipelineSection drawn = graph.get();
+  report.graph = drawn.graph;
+  page.fill_section(pipeline_place, "pipeline", "Pipeline", drawn.body);
+  report.sections = page.section_ids();
 
   std::map<std::string, int> counts;
   double seconds = 0;
@@ -324,8 +390,9 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   for (const auto& [s, c] : counts) tally += fmt::format("{}{} {}", tally.empty() ? "" : ", ", c, s);
 
   std::string nav;
+  const std::vector<std::string> titles = page.section_titles();
   for (std::size_t i = 0; i < report.sections.size(); ++i)
-    nav += fmt::format("<li><a href=\"#{}\">{}</a></li>", html_escape(report.sections[i]), html_escape(page.section_titles()[i]));
+    nav += fmt::format("<li><a href=\"#{}\">{}</a></li>", html_escape(report.sections[i]), html_escape(titles[i]));
 
   const ChartLibrary& js = options.charts;
   std::string html;
@@ -339,20 +406,20 @@ Report build_report(const RunFolder& run, const ReportOptions& options) {
   html.clear();
   // Once, the size of its big parts (the licences, the sections with their images): a page grown
   // by doubling is copied and faulted in many times over.
-  html.reserve(2 * js.licenses.size() + page.sections_html().size() + (std::size_t{64} << 10));
+  html.reserve(2 * js.licenses.size() + page.sections_size() + (std::size_t{64} << 10));
   html += "</head>\n<body data-report-status=\"loading\">\n";
   html += "<header><h1>" + html_escape(title) + "</h1>\n";
   html += fmt::format("<p class=\"status status-{}\">Run <strong>{}</strong>: {} nodes ({}), {:.2f} s of node time.</p>\n",
                       status == "ok" ? "ok" : "failed", html_escape(status == "ok" ? "succeeded" : "FAILED"), nodes.size(),
                       html_escape(tally), seconds);
-  if (run.run.contains("description") && run.run["description"].is_string())
-    html += "<p>" + html_escape(run.run["description"].get<std::string>()) + "</p>\n";
+  if (record.contains("description") && record["description"].is_string())
+    html += "<p>" + html_escape(record["description"].get<std::string>()) + "</p>\n";
   if (!js.available())
     html += "<p class=\"nochart\"><strong>Charts are not drawn in this report:</strong> " + html_escape(js.problem) +
             ". Rebuild caulk with Node.js and npm installed (scripts/install-deps.sh, docs/report.md); tables and images are "
             "complete.</p>\n";
   html += "<nav><ul>" + nav + "</ul></nav></header>\n<main>\n";
-  html += page.sections_html();
+  page.append_sections_html(html);
   html += "</main>\n";
   html += "<footer><p>Made by caulk " + html_escape(options.caulk_version) + " from " + html_escape("run.json") +
           (js.available() ? "; charts drawn by " + html_escape(js.versions) + " (inline, so this file opens offline)" : "") + ".</p>\n";

@@ -30,18 +30,26 @@ class Page {
   // A PNG the run wrote, inline, with its own Title and Description (tEXt) as text; a note when
   // the file is missing.
   std::string image(const std::filesystem::path& relative_to_run);
+  // Adds a section after those added so far; reserve_section keeps the place of one made later
+  // (fill_section), so sections can be made in any order and still appear in the page's order.
   void add_section(const std::string& id, const std::string& title, const std::string& body);
-  // The title of each section added, in order (for the page's table of contents).
-  const std::vector<std::string>& section_titles() const { return section_titles_; }
-  const std::string& sections_html() const { return sections_html_; }
+  std::size_t reserve_section();
+  void fill_section(std::size_t place, const std::string& id, const std::string& title, const std::string& body);
+  // The ids and titles of the sections, in page order (a place never filled is left out).
+  std::vector<std::string> section_ids() const;
+  std::vector<std::string> section_titles() const;
+  std::size_t sections_size() const;  // bytes of all the sections' HTML
+  void append_sections_html(std::string& to) const;
   std::string chart_specs_html() const;
 
  private:
+  struct Section {
+    std::string id, title, html;  // id empty: a place not filled
+  };
   const RunFolder& run_;
   const ReportOptions& options_;
   Report& report_;
-  std::string sections_html_;
-  std::vector<std::string> section_titles_;
+  std::vector<Section> sections_;
 };
 
 // One section per node that published figures or tables (id node_section_id(ID), title "ID

@@ -3,6 +3,8 @@
 // from the folder's final run.json; `caulk report RUN_DIR` writes it for any run's folder.
 #include <fmt/format.h>
 
+#include <future>
+
 #include "caulk/run_observer.hpp"
 #include "caulk/io/atomic_file.hpp"
 #include "caulk/run_folder.hpp"
@@ -27,18 +29,21 @@ class HtmlReport : public RunObserver {
   }
 
   // The page is made from the folder (run.json, pipeline.dot, the figures' files), so that `caulk
-  // report RUN_DIR` makes the same page from a folder alone.
+  // report RUN_DIR` makes the same page from a folder alone; run.json's record is taken as it was
+  // written when the engine gives it.
   void run_finished(const RunReport&, ObserverContext& ctx) override {
     const Params& p = ctx.params();
     const std::filesystem::path& dir = ctx.out_dir();
-    const report::RunFolder folder = report::read_run_folder(dir);
+    // The charting scripts (most of the page's bytes) are mapped and checked meanwhile.
+    auto charts = std::async(std::launch::async, [] { return report::load_chart_library(report::default_chart_library_folder()); });
+    const report::RunFolder folder = ctx.record() ? report::run_folder_with_record(dir, *ctx.record()) : report::read_run_folder(dir);
     report::ReportOptions options;
     options.title = p.string("title");
     options.draw_graph = p.flag("graph");
     // The graph's layout is kept in the folder's own state between runs (caulk/run_folder.hpp).
     if (std::error_code ec; std::filesystem::is_directory(dir / kRunStateFolder, ec)) options.keep_graph_in = dir / kRunStateFolder;
     options.caulk_version = CAULK_VERSION_STRING;
-    options.charts = report::load_chart_library(report::default_chart_library_folder());
+    options.charts = charts.get();
     if (!options.charts.available()) ctx.log("charts are left out: " + options.charts.problem + " (see docs/report.md)");
     const report::Report r = report::build_report(folder, options);
     io::AtomicFile page(dir / "report.html");
