@@ -70,13 +70,7 @@ std::optional<std::vector<std::size_t>> subsample_rows(const Params& p, std::siz
   if (wanted > n_train)
     throw Error(fmt::format("train_samples = {} but split '{}' has {} samples", wanted, p.string("train_split"), n_train));
   if (wanted == 0 || wanted >= n_train) return std::nullopt;
-  std::vector<std::size_t> order(n_train);
-  for (std::size_t i = 0; i < n_train; ++i) order[i] = i;
-  seeding::SeededUniform rng(seeding::derive_seed(seed, kTrainSubsample));
-  rng.shuffle(order);
-  order.resize(wanted);
-  std::sort(order.begin(), order.end());
-  return order;
+  return seeding::first_of(seeding::seeded_order(n_train, seeding::derive_seed(seed, kTrainSubsample)), wanted);
 }
 
 // The splits a model of any family tunes on and predicts, checked without reading them as

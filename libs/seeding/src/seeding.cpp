@@ -1,6 +1,8 @@
 #include "caulk/seeding/seeding.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <utility>
 
 namespace caulk::seeding {
@@ -15,6 +17,19 @@ double SeededUniform::uniform01() { return 0.5 * (next(1.0) + 1.0); }
 std::size_t SeededUniform::below(std::size_t n) { return static_cast<std::size_t>(next_u64() % n); }
 void SeededUniform::shuffle(std::vector<std::size_t>& v) {
   for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[below(i)]);
+}
+
+std::vector<std::size_t> seeded_order(std::size_t n, std::uint64_t seed) {
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  SeededUniform(seed).shuffle(order);
+  return order;
+}
+
+std::vector<std::size_t> first_of(const std::vector<std::size_t>& order, std::size_t k) {
+  std::vector<std::size_t> rows(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(std::min(k, order.size())));
+  std::sort(rows.begin(), rows.end());
+  return rows;
 }
 
 double Normal::next() {

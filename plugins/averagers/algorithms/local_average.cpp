@@ -29,10 +29,7 @@ Loss exact(Loss l) {
 
 // Held-out rows of each fold: a seeded shuffle dealt round-robin, each fold's rows sorted.
 std::vector<std::vector<std::size_t>> make_folds(std::size_t N, int folds, std::uint64_t seed) {
-  std::vector<std::size_t> order(N);
-  for (std::size_t i = 0; i < N; ++i) order[i] = i;
-  seeding::SeededUniform rng(seeding::derive_seed(seed, kFoldShuffle));
-  rng.shuffle(order);
+  const std::vector<std::size_t> order = seeding::seeded_order(N, seeding::derive_seed(seed, kFoldShuffle));
   std::vector<std::vector<std::size_t>> out(static_cast<std::size_t>(folds));
   for (std::size_t j = 0; j < N; ++j) out[j % static_cast<std::size_t>(folds)].push_back(order[j]);
   for (auto& f : out) std::sort(f.begin(), f.end());

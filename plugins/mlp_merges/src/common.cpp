@@ -172,13 +172,7 @@ void check_fits(const mlp::Model<float>& m, const std::string& name, const Datas
 mlp::Samples subsample(const mlp::Samples& s, std::size_t max, std::uint64_t seed) {
   const auto n = static_cast<std::size_t>(s.size());
   if (max == 0 || max >= n) return s;
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
-  seeding::SeededUniform rng(seed);
-  rng.shuffle(order);
-  order.resize(max);
-  std::sort(order.begin(), order.end());
-  return s.subset(order);
+  return s.subset(seeding::first_of(seeding::seeded_order(n, seed), max));
 }
 
 }  // namespace caulk::mlp_merges

@@ -265,18 +265,9 @@ class SampleComplexity : public Node {
 
     // The nested subsamples, one permutation per repetition, shared by every model.
     std::vector<std::vector<std::size_t>> permutation(reps);
-    for (std::size_t r = 0; r < reps; ++r) {
-      auto& perm = permutation[r];
-      perm.resize(static_cast<std::size_t>(n_train));
-      for (std::size_t i = 0; i < perm.size(); ++i) perm[i] = i;
-      seeding::SeededUniform rng(seeding::derive_seed(seed, kSubsampleTag, r));
-      rng.shuffle(perm);
-    }
-    auto subsample = [&](std::size_t r, std::int64_t n) {
-      std::vector<std::size_t> index(permutation[r].begin(), permutation[r].begin() + n);
-      std::sort(index.begin(), index.end());
-      return index;
-    };
+    for (std::size_t r = 0; r < reps; ++r)
+      permutation[r] = seeding::seeded_order(static_cast<std::size_t>(n_train), seeding::derive_seed(seed, kSubsampleTag, r));
+    auto subsample = [&](std::size_t r, std::int64_t n) { return seeding::first_of(permutation[r], static_cast<std::size_t>(n)); };
 
     // risk[model][size][repetition]: one unit per model, size and repetition, in that order.
     std::vector<std::vector<std::vector<double>>> risks(models.size(),

@@ -93,13 +93,9 @@ class Subsample : public Node {
     Json& sum = ctx.summary();
     for (std::size_t j = 0; j < seeds; ++j) {
       // One shuffle per seed; each size takes its prefix, so the subsets of one seed are nested.
-      std::vector<std::size_t> order(source.rows);
-      std::iota(order.begin(), order.end(), std::size_t{0});
-      seeding::SeededUniform rng(seeding::derive_seed(seed, j));
-      rng.shuffle(order);
+      const std::vector<std::size_t> order = seeding::seeded_order(source.rows, seeding::derive_seed(seed, j));
       for (std::size_t n : sizes) {
-        std::vector<std::size_t> rows(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n));
-        std::sort(rows.begin(), rows.end());
+        const std::vector<std::size_t> rows = seeding::first_of(order, n);
         DatasetSplit s;
         s.name = fmt::format("{}_n{}_s{}", source.name, n, j);
         if (in->find_split(s.name)) throw Error(fmt::format("the dataset already has a split '{}'", s.name));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <map>
 #include <set>
 
 #include "caulk/seeding/seeding.hpp"
@@ -84,4 +85,34 @@ TEST(Seeding, NormalIsBoxMullerOverTheUniforms) {
   const double mean = sum / count, variance = squares / count - mean * mean;
   EXPECT_NEAR(mean, 0.0, 4.0 / std::sqrt(double(count)));
   EXPECT_NEAR(variance, 1.0, 4.0 * std::sqrt(2.0 / count));
+}
+
+TEST(Seeding, SeededOrdersAreUniformPermutationsAndTheirPrefixesNest) {
+  // Every order of 3 rows equally likely: 60000 seeds, each of the 6 about 10000 times (4 standard
+  // deviations: 4 * sqrt(60000 * 1/6 * 5/6) = 365).
+  std::map<std::vector<std::size_t>, int> seen;
+  for (std::uint64_t s = 0; s < 60000; ++s) ++seen[seeded_order(3, derive_seed(s))];
+  ASSERT_EQ(seen.size(), 6u);
+  for (const auto& [order, count] : seen) EXPECT_NEAR(count, 10000, 365);
+  // Each row in each place of an order of 10 about as often (4 standard deviations of 1/10).
+  std::vector<std::vector<int>> at(10, std::vector<int>(10, 0));
+  for (std::uint64_t s = 0; s < 20000; ++s) {
+    const auto order = seeded_order(10, derive_seed(s, 1));
+    for (std::size_t i = 0; i < 10; ++i) ++at[i][order[i]];
+  }
+  for (const auto& place : at)
+    for (int count : place) EXPECT_NEAR(count, 2000, 4 * std::sqrt(20000 * 0.1 * 0.9));
+  // The same seed, the same order; subsets are the order's sorted prefixes, so nested.
+  const auto order = seeded_order(100, 42);
+  EXPECT_EQ(order, seeded_order(100, 42));
+  EXPECT_NE(order, seeded_order(100, 43));
+  std::vector<std::size_t> previous;
+  for (std::size_t k : {0u, 1u, 10u, 57u, 100u, 150u}) {
+    const auto rows = first_of(order, k);
+    EXPECT_EQ(rows.size(), std::min<std::size_t>(k, 100));
+    EXPECT_TRUE(std::is_sorted(rows.begin(), rows.end()));
+    EXPECT_EQ(std::set<std::size_t>(rows.begin(), rows.end()), std::set<std::size_t>(order.begin(), order.begin() + rows.size()));
+    EXPECT_TRUE(std::includes(rows.begin(), rows.end(), previous.begin(), previous.end()));
+    previous = rows;
+  }
 }

@@ -63,6 +63,12 @@ class SeededUniform {
   std::uint64_t state_;
 };
 
+// 0, 1, ..., n-1 in a seeded order: shuffled by SeededUniform(seed).shuffle. Subsets of rows are
+// taken as its prefixes (first_of), so those of one order are nested.
+std::vector<std::size_t> seeded_order(std::size_t n, std::uint64_t seed);
+// The first k of `order` (at most all), in increasing order.
+std::vector<std::size_t> first_of(const std::vector<std::size_t>& order, std::size_t k);
+
 // Standard normals by Box-Muller over SeededUniform, both values of each pair used in turn.
 class Normal {
  public:
