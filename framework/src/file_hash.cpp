@@ -72,6 +72,12 @@ std::optional<std::string> hash_if_still(const fs::path& path, const io::FileSta
 
 }  // namespace
 
+const KnownFile* find_known(const KnownFiles* files, const std::string& path) {
+  if (!files) return nullptr;
+  const auto it = files->find(path);
+  return it == files->end() ? nullptr : &it->second;
+}
+
 std::string content_hash(std::string_view bytes) { return hex_of(XXH3_128bits(bytes.data(), bytes.size())); }
 
 std::optional<io::FileStat> stat_file(const fs::path& path) {

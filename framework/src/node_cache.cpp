@@ -155,8 +155,9 @@ std::optional<CachedResult> NodeCache::lookup(std::size_t i, std::string* why_no
       if (!h) throw Error("its output " + path.string() + " is missing");
       if (*h != f.at("xxh3_128").get<std::string>()) throw Error("its output " + path.string() + " changed");
       checked.hash = *h;
-      r.files->note_written(absolute_normal(path), folder);
-      r.checked[absolute_normal(path)] = std::move(checked);
+      const std::string written = absolute_normal(path);
+      r.files->note_written(written, folder);
+      r.checked[written] = std::move(checked);
     }
     for (const auto& f : entry.at("outputs_read")) {
       const std::string path = f.at("path").get<std::string>();

@@ -201,11 +201,10 @@ ProvenanceRecorder::FileRecord ProvenanceRecorder::describe_input(const std::str
   r.size = stat.size;
   r.mtime_ns = stat.mtime_ns;
   r.via = std::move(via);
-  if (checked)
-    if (auto k = checked->find(path); k != checked->end() && k->second.stat == stat) {
-      r.hash = k->second.hash;
-      return r;
-    }
+  if (const KnownFile* k = find_known(checked, path); k && k->stat == stat) {
+    r.hash = k->hash;
+    return r;
+  }
   if (auto h = hashes_.hash_if_unchanged(path, stat))
     r.hash = *h;
   else
@@ -247,13 +246,12 @@ void ProvenanceRecorder::node_ran(std::size_t index, const io::AccessLog& log, c
     FileRecord r;
     r.path = path;
     r.folder = folder;
-    if (checked)
-      if (auto k = checked->find(path); k != checked->end()) {
-        r.size = k->second.stat.size;
-        r.hash = k->second.hash;
-        record.outputs.push_back(std::move(r));
-        continue;
-      }
+    if (const KnownFile* k = find_known(checked, path)) {
+      r.size = k->stat.size;
+      r.hash = k->hash;
+      record.outputs.push_back(std::move(r));
+      continue;
+    }
     if (!folder)
       if (auto st = stat_file(path)) r.size = st->size;
     if (auto h = output_hash(path, hashes_))

@@ -27,13 +27,12 @@ std::vector<std::pair<fs::path, RunFolderLedger::Entry>> ledger_entries(const io
   for (const auto& [path, folder] : files.writes()) {
     RunFolderLedger::Entry e;
     e.folder = folder;
-    if (checked)
-      if (auto k = checked->find(path); k != checked->end()) {
-        e.size = folder ? 0 : k->second.stat.size;
-        e.hash = k->second.hash;
-        entries.emplace_back(path, e);
-        continue;
-      }
+    if (const KnownFile* k = find_known(checked, path)) {
+      e.size = k->stat.size;  // 0 for a folder
+      e.hash = k->hash;
+      entries.emplace_back(path, e);
+      continue;
+    }
     if (auto st = stat_file(path); st && !folder) e.size = st->size;
     if (auto h = output_hash(path, hashes)) {
       e.hash = *h;

@@ -38,6 +38,8 @@ struct KnownFile {
   std::string hash;
 };
 using KnownFiles = std::map<std::string, KnownFile>;
+// The entry of `path` in `files` (which may be null), or null.
+const KnownFile* find_known(const KnownFiles* files, const std::string& path);
 
 class FileHashCache {
  public:

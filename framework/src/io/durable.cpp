@@ -489,8 +489,8 @@ std::vector<std::string> recover_stale_temporaries(const fs::path& dir, int dept
       done.push_back(fmt::format("removed {}, a temporary {} left by process {}, which no longer runs", p.string(),
                                  folder ? "folder" : "file", parsed.owner.pid));
   }
-  const bool into_sub_folders = std::find(whole_folders_in.begin(), whole_folders_in.end(), dir) == whole_folders_in.end();
-  for (const auto& f : into_sub_folders ? folders : std::vector<fs::path>{}) {
+  if (std::find(whole_folders_in.begin(), whole_folders_in.end(), dir) != whole_folders_in.end()) return done;
+  for (const auto& f : folders) {
     auto more = recover_stale_temporaries(f, depth - 1, whole_folders_in);
     done.insert(done.end(), more.begin(), more.end());
   }

@@ -29,6 +29,23 @@ const char* status_mark(const std::string& status) {
 
 // ------------------------------------------------------------------------------ run.json
 
+namespace {
+
+// The record's check and pipeline.dot, whether the record was read or given.
+void check_record_and_read_dot(RunFolder& folder) {
+  const Json& record = folder.record();
+  if (!record.is_object() || !record.contains("nodes") || !record["nodes"].is_object())
+    throw DataError((folder.dir / "run.json").string(), "not a caulk run record (no \"nodes\" object)");
+  read_file_bytes(folder.dir / "pipeline.dot", folder.dot);
+}
+
+// What a section that could not be made says instead.
+std::string unmade_section_note(const std::exception& e) {
+  return "<p class=\"note\">This section could not be made from run.json: " + html_escape(e.what()) + "</p>\n";
+}
+
+}  // namespace
+
 RunFolder read_run_folder(const fs::path& dir) {
   RunFolder folder;
   folder.dir = dir;
@@ -41,9 +58,7 @@ RunFolder read_run_folder(const fs::path& dir) {
   } catch (const Json::parse_error& e) {
     throw DataError(file.string(), std::string("not valid JSON: ") + e.what());
   }
-  if (!folder.run.is_object() || !folder.run.contains("nodes") || !folder.run["nodes"].is_object())
-    throw DataError(file.string(), "not a caulk run record (no \"nodes\" object)");
-  read_file_bytes(dir / "pipeline.dot", folder.dot);
+  check_record_and_read_dot(folder);
   return folder;
 }
 
@@ -51,9 +66,7 @@ RunFolder run_folder_with_record(const fs::path& dir, const Json& record) {
   RunFolder folder;
   folder.dir = dir;
   folder.written = &record;
-  if (!record.is_object() || !record.contains("nodes") || !record["nodes"].is_object())
-    throw DataError((dir / "run.json").string(), "not a caulk run record (no \"nodes\" object)");
-  read_file_bytes(dir / "pipeline.dot", folder.dot);
+  check_record_and_read_dot(folder);
   return folder;
 }
 
@@ -360,7 +373,7 @@ Report build_report(const RunFolder& folder, const ReportOptions& options) {
     try {
       add(page, nodes);
     } catch (const std::exception& e) {
-      page.add_section(id, name, "<p class=\"note\">This section could not be made from run.json: " + html_escape(e.what()) + "</p>\n");
+      page.add_section(id, name, unmade_section_note(e));
     }
   };
   guarded("failures", "What failed", add_failure_section);
@@ -371,7 +384,7 @@ Report build_report(const RunFolder& folder, const ReportOptions& options) {
     try {
       return pipeline_section(folder, nodes, options);
     } catch (const std::exception& e) {
-      return {"<p class=\"note\">This section could not be made from run.json: " + html_escape(e.what()) + "</p>\n", ""};
+      return {unmade_section_note(e), ""};
     }
   });
   add_node_sections(page, nodes);  // each node guards its own section

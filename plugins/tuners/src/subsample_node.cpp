@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <cstring>
-#include <numeric>
 
 #include "caulk/artifacts.hpp"
 #include "caulk/context.hpp"
